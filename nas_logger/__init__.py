@@ -1,0 +1,11 @@
+"""nas-tensorboard's logging SDK: Neural Activation Sparsity (NAS) for PyTorch, written for TensorBoard.
+
+    monitor = nas_logger.watch(model, "runs/exp1")
+    monitor.log(epoch, test_loss=test_loss)
+"""
+from .format import LayerInfo
+from .monitor import Monitor, watch
+from .sparsity import entropy, nas_sparsity, perplexity
+
+__all__ = ["LayerInfo", "Monitor", "entropy", "nas_sparsity", "perplexity", "watch"]
+__version__ = "0.1.0"

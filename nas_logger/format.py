@@ -1,0 +1,85 @@
+"""The event-file format that ``nas_logger`` writes and ``nas_tb_plugin`` reads.
+
+Every NAS value is a TensorBoard tensor summary with plugin name ``nas``. Its
+``SummaryMetadata.plugin_data.content`` is UTF-8 JSON holding a format version, the kind of record
+(``stats`` or ``heatmap``) and the layer it belongs to, so a reader needs no side files.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+PLUGIN_NAME = "nas"
+FORMAT_VERSION = 1
+
+STATS = "stats"
+HEATMAP = "heatmap"
+RECORD_KINDS = (STATS, HEATMAP)
+
+# Order of the values in a ``stats`` tensor: quantiles of s_k over all receptive fields of the probe batch.
+STAT_FIELDS = ("min", "q05", "q25", "median", "q75", "q95", "max", "mean")
+STAT_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+
+# The probe's first sample, written once through TensorBoard's image plugin.
+PROBE_IMAGE_TAG = "nas/probe"
+
+# Heatmaps are average-pooled down to at most this many cells per side; statistics use every field.
+MAX_HEATMAP_SIDE = 64
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A watched layer: its module name, kind (``conv2d``, ``linear``, ...), filters D,
+    receptive fields R per sample and depth (0-based order of first execution in the forward pass)."""
+
+    name: str
+    kind: str
+    filters: int
+    receptive_fields: int
+    depth: int
+
+
+class FormatError(ValueError):
+    """Metadata content that this version of the reader cannot interpret."""
+
+
+def tag_for(layer: str, record: str) -> str:
+    """Summary tag of one record kind of one layer, e.g. ``nas/conv1/stats``."""
+    return f"nas/{layer}/{record}"
+
+
+def encode_metadata(layer: LayerInfo, record: str) -> bytes:
+    """Plugin-data content for the first summary of a tag."""
+    if record not in RECORD_KINDS:
+        raise ValueError(f"record kind {record!r} is not one of {RECORD_KINDS}")
+    content = {"version": FORMAT_VERSION, "record": record, "layer": asdict(layer)}
+    if record == STATS:
+        content["fields"] = list(STAT_FIELDS)
+    return json.dumps(content, sort_keys=True).encode("utf-8")
+
+
+def decode_metadata(content: bytes) -> tuple[str, LayerInfo, tuple[str, ...]]:
+    """Parse plugin-data content into (record kind, layer, stat field names).
+
+    Raises :class:`FormatError` naming the problem for content from a newer format version or
+    content that is not ours.
+    """
+    try:
+        data = json.loads(content.decode("utf-8"))
+        version = int(data["version"])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise FormatError(f"not NAS plugin metadata ({e!r}): {content[:80]!r}") from None
+    if version > FORMAT_VERSION:
+        raise FormatError(
+            f"NAS metadata format version {version} is newer than this reader's {FORMAT_VERSION}; "
+            "upgrade nas-tensorboard to read it"
+        )
+    try:
+        record = data["record"]
+        layer = LayerInfo(**data["layer"])
+        fields = tuple(data.get("fields", ()))
+    except (KeyError, TypeError) as e:
+        raise FormatError(f"NAS metadata version {version} is missing a field: {e}") from None
+    if record not in RECORD_KINDS:
+        raise FormatError(f"unknown NAS record kind {record!r}; expected one of {RECORD_KINDS}")
+    return record, layer, fields

@@ -1,0 +1,77 @@
+"""Which modules of a model NAS is measured on, and how their outputs are laid out."""
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+
+from torch import nn
+
+# Module types whose output is a pre-activation with the D filters along a known dimension.
+_KINDS: tuple[tuple[type[nn.Module], str], ...] = (
+    (nn.Conv1d, "conv1d"),
+    (nn.Conv2d, "conv2d"),
+    (nn.Conv3d, "conv3d"),
+    (nn.Linear, "linear"),
+)
+
+
+def layer_kind(module: nn.Module) -> str | None:
+    """``conv1d``/``conv2d``/``conv3d``/``linear`` for a supported module, else None."""
+    for cls, kind in _KINDS:
+        if isinstance(module, cls):
+            return kind
+    return None
+
+
+def filter_dim(kind: str) -> int:
+    """Dimension of a layer's output that holds the D filters: channels for conv, last for linear."""
+    return -1 if kind == "linear" else 1
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module behind ``torch.compile``, DataParallel and DistributedDataParallel wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
+
+
+def select_layers(
+    model: nn.Module, layers: Iterable[str | nn.Module] | str | None = None
+) -> dict[str, nn.Module]:
+    """Supported layers of ``model`` by qualified name, in registration order.
+
+    ``layers``: None for every Conv1d/2d/3d and Linear; otherwise module names, glob patterns
+    (``"layer4.*"``) or the module objects themselves. Raises ValueError for a model without
+    supported layers or a selection that matches nothing.
+    """
+    supported = {name: m for name, m in model.named_modules() if layer_kind(m) is not None}
+    if not supported:
+        raise ValueError(
+            f"{type(model).__name__} has no Conv1d/Conv2d/Conv3d/Linear layer to measure NAS on"
+        )
+    if layers is None:
+        return supported
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    by_module = {id(m): name for name, m in supported.items()}
+    chosen: set[str] = set()
+    for item in layers:
+        if isinstance(item, nn.Module):
+            if id(item) not in by_module:
+                raise ValueError(
+                    f"layer {type(item).__name__} is not a Conv/Linear module of {type(model).__name__}"
+                )
+            chosen.add(by_module[id(item)])
+            continue
+        matches = [name for name in supported if fnmatch.fnmatchcase(name, item)]
+        if not matches:
+            raise ValueError(
+                f"layer {item!r} matches no Conv/Linear layer of {type(model).__name__}; "
+                f"choose from {sorted(supported)}"
+            )
+        chosen.update(matches)
+    return {name: m for name, m in supported.items() if name in chosen}

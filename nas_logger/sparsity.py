@@ -1,0 +1,60 @@
+"""Neural Activation Sparsity (NAS) of pre-activations: the pure math.
+
+For a receptive field with pre-activation vector a in R^D (the D filter responses at one position),
+p = softmax(a), H = -sum p ln p, perplexity rho = exp(H) in [1, D] and NAS s = 1 - rho / D in
+[0, 1 - 1/D]. See Huesmann et al. 2021 and ``shared/method.md``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["entropy", "perplexity", "nas_sparsity"]
+
+
+def _compute_dtype(a: torch.Tensor) -> torch.dtype:
+    # Half-precision exp/sum loses the tail of the softmax; float64 callers keep their precision.
+    return torch.float64 if a.dtype == torch.float64 else torch.float32
+
+
+def _partition(a: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """z = sum(e) and u = sum(e * x) / z with x = a - max(a), e = exp(x), so that H = log z - u.
+
+    One shifted exponential and two reductions: no log-probability is materialised and nothing
+    overflows for any finite input.
+    """
+    if a.dim() == 0:
+        raise ValueError("pre-activations must have a filter dimension; got a 0-d tensor")
+    a = a.to(_compute_dtype(a))
+    x = a - a.amax(dim=dim, keepdim=True)
+    e = x.exp()
+    z = e.sum(dim=dim)
+    return z, (e * x).sum(dim=dim) / z
+
+
+def entropy(a: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Softmax entropy H (nats) of ``a`` along ``dim``, clamped to [0, ln D] against rounding."""
+    z, u = _partition(a, dim)
+    return (z.log() - u).clamp(min=0.0, max=math.log(a.shape[dim]))
+
+
+def perplexity(a: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Perplexity rho = exp(H) in [1, D] of the softmax of ``a`` over its D entries along ``dim``.
+
+    ``a``: pre-activations, e.g. (B, D, H, W) for a conv layer or (B, D) for a linear layer with
+    ``dim=-1``. Returns float32 (float64 for float64 input) with ``a``'s shape without ``dim``.
+    Differentiable; non-finite inputs give NaN. Computed as z * exp(-u), which is exactly D when all
+    responses are equal and exactly 1 when one dominates.
+    """
+    z, u = _partition(a, dim)
+    return (z * (-u).exp()).clamp(min=1.0, max=float(a.shape[dim]))
+
+
+def nas_sparsity(a: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """NAS s = 1 - rho / D in [0, 1 - 1/D] for pre-activations ``a`` with the D filters along ``dim``.
+
+    0 when all D responses are equal (dense), 1 - 1/D when one response dominates (sparse).
+    Same shape rules and dtype as :func:`perplexity`.
+    """
+    return 1.0 - perplexity(a, dim) / a.shape[dim]

@@ -1,0 +1,44 @@
+"""Per-layer NAS statistics from a layer's output: pure functions, all on the output's device."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .format import MAX_HEATMAP_SIDE, STAT_QUANTILES
+from .layers import filter_dim
+from .sparsity import nas_sparsity
+
+
+def field_sparsity(output: torch.Tensor, kind: str) -> torch.Tensor:
+    """s_k for every sample and receptive field: (B, *fields) float32 from a layer output.
+
+    Conv outputs are (B, D, *spatial); linear outputs are (B, ..., D), where each leading position
+    (a token, say) is one receptive field.
+    """
+    return nas_sparsity(output.detach(), dim=filter_dim(kind))
+
+
+def distribution(s: torch.Tensor) -> torch.Tensor:
+    """Quantiles ``STAT_QUANTILES`` and the mean of all values of ``s``: (len(STAT_FIELDS),) float32.
+
+    Any non-finite value makes the whole vector NaN, so a diverged layer is visible as such.
+    """
+    flat = s.reshape(-1).float()
+    q = torch.quantile(flat, torch.tensor(STAT_QUANTILES, device=flat.device))
+    return torch.cat([q, flat.mean().reshape(1)])
+
+
+def heatmap(s_one: torch.Tensor, max_side: int = MAX_HEATMAP_SIDE) -> torch.Tensor:
+    """2-D map of one sample's s_k, average-pooled to at most ``max_side`` cells per side.
+
+    ``s_one``: (*fields) for one sample. 0-d (a linear layer) -> (1, 1); 1-D (conv1d, tokens) ->
+    (1, L); 3-D (conv3d) -> mean over the first spatial axis.
+    """
+    grid = s_one.float()
+    while grid.dim() > 2:
+        grid = grid.mean(dim=0)
+    grid = grid.reshape((1,) * (2 - grid.dim()) + tuple(grid.shape))
+    h, w = grid.shape
+    if h > max_side or w > max_side:
+        grid = F.adaptive_avg_pool2d(grid[None, None], (min(h, max_side), min(w, max_side)))[0, 0]
+    return grid

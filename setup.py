@@ -1,0 +1,25 @@
+from pathlib import Path
+
+from setuptools import setup
+
+setup(
+    name="nas-tensorboard",
+    version="0.1.0",
+    description="Neural Activation Sparsity (NAS) logging for PyTorch and a TensorBoard plugin to view it",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=["nas_logger"],
+    install_requires=[
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "tensorboard>=2.14",
+        "numpy>=1.23",
+        "protobuf>=3.20",
+        "werkzeug>=2.0",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "scipy>=1.9", "scikit-learn>=1.2"],
+    },
+)

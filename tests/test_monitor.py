@@ -1,0 +1,286 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+import nas_logger
+from nas_logger import format as fmt
+from events import read_nas, read_scalars
+from reference import nas_reference
+
+
+def reference_stats(model, probe):
+    """Per layer (in execution order): float64 median and first-sample map from plain hooks."""
+    outputs = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: outputs.setdefault(n, o.detach()))
+             for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    model.eval()
+    with torch.no_grad():
+        model(probe)
+    for h in hooks:
+        h.remove()
+    result = {}
+    for name, out in outputs.items():
+        s = nas_reference(out.double().numpy(), axis=1 if out.dim() == 4 else -1)
+        result[name] = (np.median(s), s[0], out.shape[1])
+    return result
+
+
+def test_round_trip_every_layer_matches_recomputation(tmp_path, small_cnn):
+    torch.manual_seed(1)
+    probe = torch.randn(16, 1, 8, 8)
+    with nas_logger.watch(small_cnn, tmp_path, probe=probe) as monitor:
+        for epoch in range(3):
+            with torch.no_grad():
+                small_cnn.conv2.weight.mul_(1.5)  # change the network between epochs
+            medians = monitor.log(epoch, test_loss=1.0 / (epoch + 1), accuracy=0.1 * epoch)
+            want = reference_stats(small_cnn, probe)
+            assert list(medians) == list(want) == ["conv1", "conv2", "fc1", "fc2"]
+            for name, value in medians.items():
+                assert value == pytest.approx(want[name][0], abs=2e-6)
+    records = read_nas(tmp_path)
+    want = reference_stats(small_cnn, probe)
+    for depth, name in enumerate(["conv1", "conv2", "fc1", "fc2"]):
+        layer, stats = records[(name, fmt.STATS)]
+        assert [step for step, _ in stats] == [0, 1, 2]
+        assert (layer.depth, layer.filters) == (depth, want[name][2])
+        assert layer.kind == ("conv2d" if name.startswith("conv") else "linear")
+        assert layer.receptive_fields == (64 if name.startswith("conv") else 1)
+        last = stats[-1][1]
+        assert last.shape == (len(fmt.STAT_FIELDS),)
+        assert last[fmt.STAT_FIELDS.index("median")] == pytest.approx(want[name][0], abs=2e-6)
+        assert last[0] <= last[2] <= last[3] <= last[4] <= last[6]
+        _, maps = records[(name, fmt.HEATMAP)]
+        expected_map = want[name][1].reshape(8, 8) if name.startswith("conv") else np.reshape(want[name][1], (1, 1))
+        np.testing.assert_allclose(maps[-1][1], expected_map, atol=2e-6)
+    scalars = read_scalars(tmp_path)
+    assert [v for _, v in scalars["test_loss"]] == pytest.approx([1.0, 0.5, 1 / 3])
+    assert [s for s, _ in scalars["accuracy"]] == [0, 1, 2]
+
+
+def test_probe_image_written_once_through_image_plugin(tmp_path, small_cnn):
+    from events import provider
+    from tensorboard import context
+
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(4, 1, 8, 8))
+    monitor.log(0)
+    monitor.log(1)
+    monitor.close()
+    blobs = provider(tmp_path).read_blob_sequences(
+        context.RequestContext(), experiment_id="", plugin_name="images", downsample=100
+    )["."][fmt.PROBE_IMAGE_TAG]
+    assert [b.step for b in blobs] == [0]
+
+
+def test_first_training_input_becomes_the_probe(tmp_path, small_cnn):
+    monitor = nas_logger.watch(small_cnn, tmp_path)
+    with pytest.raises(RuntimeError, match="no probe yet"):
+        monitor.log(0)
+    batch = torch.randn(100, 1, 8, 8)
+    small_cnn(batch)
+    small_cnn(torch.zeros(100, 1, 8, 8))  # later batches do not replace it
+    assert torch.equal(monitor.probe, batch[:64])
+    monitor.log(0)
+    monitor.close()
+    assert read_nas(tmp_path)[("conv1", fmt.STATS)][1][0][0] == 0
+
+
+def test_probe_from_dataloader_batch(tmp_path, small_cnn):
+    data = torch.utils.data.TensorDataset(torch.randn(10, 1, 8, 8), torch.arange(10))
+    loader = torch.utils.data.DataLoader(data, batch_size=4)
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=loader)
+    assert torch.equal(monitor.probe, data.tensors[0][:4])
+    monitor.close()
+
+
+def test_log_restores_train_mode_of_every_submodule_and_grad(tmp_path):
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5), nn.Flatten(), nn.Linear(144, 3))
+    model.train()
+    model[2].eval()
+    monitor = nas_logger.watch(model, tmp_path, probe=torch.randn(2, 1, 8, 8))
+    running_mean = model[1].running_mean.clone()
+    monitor.log(0)
+    assert [m.training for m in model] == [True, True, False, True, True]
+    assert torch.equal(model[1].running_mean, running_mean)  # eval mode: no BN statistics update
+    assert all(p.grad is None for p in model.parameters())
+    monitor.close()
+
+
+def test_monitor_leaves_no_hooks_on_training_forwards(tmp_path, small_cnn):
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8))
+    monitor.log(0)
+    assert all(not m._forward_hooks for m in small_cnn.modules())
+    monitor.close()
+
+
+def test_layer_selection_by_name_glob_and_module(tmp_path, small_cnn):
+    probe = torch.randn(2, 1, 8, 8)
+    for layers, expected in (
+        (["conv1", "fc2"], ["conv1", "fc2"]),
+        ("conv*", ["conv1", "conv2"]),
+        ([small_cnn.fc1], ["fc1"]),
+    ):
+        monitor = nas_logger.watch(small_cnn, tmp_path / str(expected), probe=probe, layers=layers)
+        assert list(monitor.log(0)) == expected
+        monitor.close()
+
+
+def test_depth_follows_execution_order_not_registration(tmp_path):
+    class Reversed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(4, 2)
+            self.body = nn.Linear(3, 4)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.body(x)))
+
+    monitor = nas_logger.watch(Reversed(), tmp_path, probe=torch.randn(5, 3))
+    monitor.log(0)
+    assert {n: info.depth for n, info in monitor.layers.items()} == {"body": 0, "head": 1}
+    monitor.close()
+
+
+def test_token_inputs_give_one_field_per_token(tmp_path):
+    model = nn.Sequential(nn.Linear(6, 12), nn.GELU(), nn.Linear(12, 6))
+    monitor = nas_logger.watch(model, tmp_path, probe=torch.randn(3, 7, 6))
+    monitor.log(0)
+    monitor.close()
+    layer, maps = read_nas(tmp_path)[("0", fmt.HEATMAP)]
+    assert layer.receptive_fields == 7
+    assert maps[0][1].shape == (1, 7)
+
+
+def test_large_maps_are_downsampled_but_statistics_use_every_field(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))
+    probe = torch.randn(2, 3, 100, 130)
+    monitor = nas_logger.watch(model, tmp_path, probe=probe, heatmap_side=32)
+    medians = monitor.log(0)
+    monitor.close()
+    layer, maps = read_nas(tmp_path)[("0", fmt.HEATMAP)]
+    assert maps[0][1].shape == (32, 32)
+    assert layer.receptive_fields == 100 * 130
+    with torch.no_grad():
+        full = nas_reference(model(probe).double().numpy())
+    assert medians["0"] == pytest.approx(np.median(full), abs=2e-6)
+
+
+def test_non_finite_layer_is_nan_with_a_single_warning(tmp_path, small_cnn):
+    with torch.no_grad():
+        small_cnn.conv2.weight[0, 0, 0, 0] = float("nan")
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = monitor.log(0)
+        monitor.log(1)
+    monitor.close()
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert sum("'conv2'" in m for m in messages) == 1
+    assert np.isnan(first["conv2"]) and np.isfinite(first["conv1"])
+    stats = read_nas(tmp_path)[("conv2", fmt.STATS)][1]
+    assert np.isnan(stats[1][1]).all()
+
+
+def test_existing_summary_writer_is_shared_and_left_open(tmp_path, small_cnn):
+    writer = SummaryWriter(str(tmp_path))
+    monitor = nas_logger.watch(small_cnn, writer, probe=torch.randn(2, 1, 8, 8))
+    monitor.log(0, test_loss=2.0)
+    monitor.close()
+    writer.add_scalar("train_loss", 3.0, 0)  # still usable after the monitor closed
+    writer.close()
+    scalars = read_scalars(tmp_path)
+    assert set(scalars) >= {"test_loss", "train_loss"}
+    assert ("fc2", fmt.STATS) in read_nas(tmp_path)
+
+
+def test_beside_a_separate_summary_writer_on_the_same_directory(tmp_path, small_cnn):
+    writer = SummaryWriter(str(tmp_path))
+    with nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8)) as monitor:
+        for step in range(2):
+            writer.add_scalar("train_loss", 1.0 + step, step)
+            monitor.log(step, test_loss=0.5)
+    writer.close()
+    assert set(read_scalars(tmp_path)) >= {"train_loss", "test_loss"}
+    assert len(read_nas(tmp_path)[("conv1", fmt.STATS)][1]) == 2
+
+
+def test_bad_inputs_are_rejected_with_the_bad_value(tmp_path, small_cnn):
+    with pytest.raises(ValueError, match="Sequential has no Conv1d/Conv2d/Conv3d/Linear"):
+        nas_logger.watch(nn.Sequential(nn.ReLU()), tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="log_dir .*file/sub' is not writable"):
+        nas_logger.watch(small_cnn, blocker / "sub")
+    with pytest.raises(ValueError, match="layer 'conv9' matches no Conv/Linear layer of SmallCNN; choose from"):
+        nas_logger.watch(small_cnn, tmp_path, layers=["conv9"])
+    with pytest.raises(ValueError, match=r"probe of shape \(2, 3, 8, 8\) .* cannot be fed to SmallCNN"):
+        nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"at least one sample.*\(0, 1, 8, 8\)"):
+        nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(0, 1, 8, 8))
+    with pytest.raises(ValueError, match="got str"):
+        nas_logger.watch(small_cnn, tmp_path, probe="images.png")
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8))
+    for bad in (-1, 1.5, "3"):
+        with pytest.raises(ValueError, match="step must be a non-negative int; got"):
+            monitor.log(bad)
+    monitor.close()
+
+
+def test_compiled_and_data_parallel_models_hook_the_original_modules(tmp_path, small_cnn):
+    probe = torch.randn(4, 1, 8, 8)
+    expected = nas_logger.watch(small_cnn, tmp_path / "plain", probe=probe).log(0)
+    wrapped = nn.DataParallel(small_cnn)
+    got = nas_logger.watch(wrapped, tmp_path / "dp", probe=probe).log(0)
+    assert got == expected
+    compiled = torch.compile(small_cnn, backend="eager")
+    monitor = nas_logger.watch(compiled, tmp_path / "compiled")
+    compiled(probe)  # the first input through the compiled wrapper is captured
+    assert monitor.log(0) == expected
+
+
+def test_autocast_probe_pass_gives_float32_statistics(tmp_path, small_cnn):
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(4, 1, 8, 8))
+    plain = monitor.log(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = monitor.log(1)
+    for name in plain:
+        assert mixed[name] == pytest.approx(plain[name], abs=0.05)
+    monitor.close()
+
+
+CRASHING_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, torch
+    sys.path.insert(0, {tests!r})
+    from conftest import SmallCNN
+    import nas_logger
+    monitor = nas_logger.watch(SmallCNN(), {logdir!r}, probe=torch.randn(4, 1, 8, 8))
+    for epoch in range(3):
+        monitor.log(epoch, test_loss=float(epoch))
+    print("logged", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_sigkill_after_log_loses_nothing(tmp_path):
+    script = CRASHING_SCRIPT.format(tests=os.path.dirname(__file__), logdir=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "logged"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    for name in ("conv1", "conv2", "fc1", "fc2"):
+        assert [step for step, _ in read_nas(tmp_path)[(name, fmt.STATS)][1]] == [0, 1, 2]
+    assert [s for s, _ in read_scalars(tmp_path)["test_loss"]] == [0, 1, 2]
