@@ -5,7 +5,8 @@
 """
 from .format import LayerInfo
 from .monitor import Monitor, watch
+from .nasreg import NASReg
 from .sparsity import entropy, nas_sparsity, perplexity
 
-__all__ = ["LayerInfo", "Monitor", "entropy", "nas_sparsity", "perplexity", "watch"]
+__all__ = ["LayerInfo", "Monitor", "NASReg", "entropy", "nas_sparsity", "perplexity", "watch"]
 __version__ = "0.1.0"
