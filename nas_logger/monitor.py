@@ -1,6 +1,7 @@
 """``watch(model, log_dir)`` and ``monitor.log(step, test_loss=...)``: NAS logging in two lines."""
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
@@ -14,11 +15,14 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from . import format as fmt
+from .detector import Alarm, OverfitDetector
 from .hooks import tap_for
 from .layers import layer_kind, select_layers, unwrap
 from .probe import MAX_PROBE, first_input, looks_like_image, probe_tensor, to_display_image
 from .statistics import distribution, field_sparsity, heatmap
-from .summaries import nas_summary
+from .summaries import alarm_summary, nas_summary
+
+logger = logging.getLogger(__name__)
 
 
 def _is_writer_rank() -> bool:
@@ -53,6 +57,7 @@ class Monitor:
         layers: Iterable[str | nn.Module] | str | None = None,
         heatmap_side: int = fmt.MAX_HEATMAP_SIDE,
         max_probe: int = MAX_PROBE,
+        detect: bool | OverfitDetector = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -65,6 +70,7 @@ class Monitor:
         self._kinds = {name: layer_kind(m) for name, m in self._modules.items()}
         self.heatmap_side = heatmap_side
         self.max_probe = max_probe
+        self.detector = OverfitDetector() if detect is True else (detect or None)
         self.layers: dict[str, fmt.LayerInfo] = {}
         self._written_tags: set[str] = set()
         self._warned: set[str] = set()
@@ -176,6 +182,7 @@ class Monitor:
                 )
                 self._written_tags.add(tag)
             medians[name] = float(stats[fmt.STAT_FIELDS.index("median")])
+        self._detect(int(step), medians, file_writer)
         self._write_probe_image(int(step))
         if test_loss is not None:
             scalars = {"test_loss": test_loss, **scalars}
@@ -183,6 +190,19 @@ class Monitor:
             self.writer.add_scalar(tag, float(value), int(step))
         self.writer.flush()
         return medians
+
+    @property
+    def alarm(self) -> Alarm | None:
+        """The NAS overfitting alarm once it has fired (``detect=True``), else None."""
+        return self.detector.alarm if self.detector is not None else None
+
+    def _detect(self, step: int, medians: dict[str, float], file_writer: Any) -> None:
+        if self.detector is None:
+            return
+        alarm = self.detector.update(step, medians)
+        if alarm is not None:
+            file_writer.add_summary(alarm_summary(alarm.layers), global_step=step)
+            logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
 
     def _write_probe_image(self, step: int) -> None:
         if self._probe_image_written:
@@ -224,6 +244,8 @@ def watch(
 
     ``probe``: a tensor, an (inputs, targets) batch or a DataLoader; if omitted, the first input the
     model sees is captured (up to ``max_probe=64`` samples, detached, on the model's device).
-    Other options: ``heatmap_side`` (default 64), the largest side a stored heatmap keeps.
+    Other options: ``heatmap_side`` (default 64), the largest side a stored heatmap keeps;
+    ``detect=True`` (or an :class:`~nas_logger.detector.OverfitDetector`) runs the NAS-only overfitting
+    detector at every ``log`` and writes its alarm once, as ``nas/overfit_alarm``; ``monitor.alarm``.
     """
     return Monitor(model, log_dir, probe=probe, **options)

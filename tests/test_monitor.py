@@ -284,3 +284,32 @@ def test_sigkill_after_log_loses_nothing(tmp_path):
     for name in ("conv1", "conv2", "fc1", "fc2"):
         assert [step for step, _ in read_nas(tmp_path)[(name, fmt.STATS)][1]] == [0, 1, 2]
     assert [s for s, _ in read_scalars(tmp_path)["test_loss"]] == [0, 1, 2]
+
+
+def test_detector_alarm_is_logged_once_at_the_step_it_fires(tmp_path, small_cnn):
+    from nas_logger.detector import OverfitDetector
+
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(8, 1, 8, 8),
+                               detect=OverfitDetector(threshold=0.05, warmup=1, patience=1))
+    fired_at = None
+    for epoch in range(8):
+        monitor.log(epoch)
+        if epoch >= 2:  # from epoch 2 on, ever sparser conv responses
+            with torch.no_grad():
+                for conv in (small_cnn.conv1, small_cnn.conv2, small_cnn.fc1):
+                    conv.weight.mul_(1.8)
+        if monitor.alarm is not None and fired_at is None:
+            fired_at = epoch
+    monitor.close()
+    assert fired_at is not None and fired_at >= 3
+    assert monitor.alarm.step == fired_at
+    from events import provider
+    from tensorboard import context
+
+    dp = provider(tmp_path)
+    data = dp.read_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME,
+                           downsample=100, run_tag_filter=None)["."][fmt.ALARM_TAG]
+    assert [d.step for d in data] == [fired_at]
+    assert [n.decode() for n in data[0].numpy] == list(monitor.alarm.layers)
+    meta = dp.list_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME)["."][fmt.ALARM_TAG]
+    assert fmt.decode_metadata(meta.plugin_content)[:2] == (fmt.ALARM, None)
