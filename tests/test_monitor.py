@@ -313,3 +313,50 @@ def test_detector_alarm_is_logged_once_at_the_step_it_fires(tmp_path, small_cnn)
     assert [n.decode() for n in data[0].numpy] == list(monitor.alarm.layers)
     meta = dp.list_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME)["."][fmt.ALARM_TAG]
     assert fmt.decode_metadata(meta.plugin_content)[:2] == (fmt.ALARM, None)
+
+
+# TensorBoard's writer thread re-raises the disk error after storing it for the next write.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_disk_full_warns_once_training_goes_on_and_logging_resumes(tmp_path, small_cnn, monkeypatch):
+    import errno
+
+    from tensorboard.summary.writer import record_writer
+
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8))
+    monitor.log(0, test_loss=1.0)
+    real_write = record_writer.RecordWriter.write
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", full)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = [monitor.log(step, test_loss=1.0) for step in (1, 2, 3)]
+    io_warnings = [w for w in caught if "No space left" in str(w.message)]
+    assert len(io_warnings) == 1 and "training goes on" in str(io_warnings[0].message)
+    assert all(set(r) == {"conv1", "conv2", "fc1", "fc2"} for r in results)  # statistics still returned
+    monkeypatch.setattr(record_writer.RecordWriter, "write", real_write)
+    monitor.log(4, test_loss=1.0)
+    monitor.close()
+    steps = [s for s, _ in read_nas(tmp_path)[("conv1", fmt.STATS)][1]]
+    assert steps[0] == 0 and steps[-1] == 4 and 2 not in steps and 3 not in steps
+
+
+def test_removed_log_dir_is_recreated_with_one_warning(tmp_path, small_cnn):
+    import shutil
+
+    log_dir = tmp_path / "run"
+    monitor = nas_logger.watch(small_cnn, log_dir, probe=torch.randn(2, 1, 8, 8))
+    monitor.log(0, test_loss=1.0)
+    shutil.rmtree(log_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monitor.log(1, test_loss=0.5)
+        monitor.log(2, test_loss=0.4)
+    assert sum("was removed" in str(w.message) for w in caught) == 1
+    monitor.close()
+    records = read_nas(log_dir)
+    layer, stats = records[("fc1", fmt.STATS)]
+    assert [s for s, _ in stats] == [1, 2] and layer.depth == 2  # metadata written again into the new file
+    assert [s for s, _ in read_scalars(log_dir)["test_loss"]] == [1, 2]
