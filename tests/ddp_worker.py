@@ -30,6 +30,27 @@ for epoch in range(3):
     medians = monitor.log(epoch, test_loss=1.0 / (epoch + 1))
     print(f"rank {rank} epoch {epoch} layers {sorted(medians)}", flush=True)
 monitor.close()
+
+# ranks="all": every rank measures its own probe and the histograms are all-reduced; rank 1 has no
+# probe of its own and captures its first batch.
+merged = nas_logger.watch(model, sys.argv[1] + "/merged", probe=torch.randn(8, 1, 8, 8) if rank == 0 else None, ranks="all")
+model(torch.randn(16, 1, 8, 8, generator=generator))
+medians = merged.log(0)
+merged.close()
+module = model.module.eval()
+outputs = {}
+handle = module.conv2.register_forward_hook(lambda m, i, o: outputs.setdefault("conv2", o))
+with torch.no_grad():
+    module(merged.probe)
+handle.remove()
+mine = nas_logger.nas_sparsity(outputs["conv2"]).reshape(-1).numpy()
+everyone = [None, None]
+dist.all_gather_object(everyone, mine)
+if rank == 0:
+    import numpy as np
+
+    exact = np.median(np.concatenate(everyone))
+    print(f"merged median within a bin {abs(medians['conv2'] - exact) <= 1 / 1024}, samples {[len(e) // 64 for e in everyone]}", flush=True)
 # Replicas stayed in sync through the NASReg gradients.
 weights = [torch.zeros_like(model.module.conv1.weight) for _ in range(2)]
 dist.all_gather(weights, model.module.conv1.weight.detach())

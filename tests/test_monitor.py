@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
@@ -360,3 +361,46 @@ def test_removed_log_dir_is_recreated_with_one_warning(tmp_path, small_cnn):
     layer, stats = records[("fc1", fmt.STATS)]
     assert [s for s, _ in stats] == [1, 2] and layer.depth == 2  # metadata written again into the new file
     assert [s for s, _ in read_scalars(log_dir)["test_loss"]] == [1, 2]
+
+
+def test_stream_statistics_cover_every_training_batch_within_one_bin(tmp_path, small_cnn):
+    outputs = []
+    small_cnn.conv2.register_forward_hook(lambda m, i, o: outputs.append(o.detach()) if torch.is_grad_enabled() else None)
+    monitor = nas_logger.watch(small_cnn, tmp_path, statistics="stream", bins=512)
+    optimizer = torch.optim.SGD(small_cnn.parameters(), lr=0.01)
+    for epoch in range(2):
+        outputs.clear()
+        for _ in range(5):
+            optimizer.zero_grad()
+            F.cross_entropy(small_cnn(torch.randn(16, 1, 8, 8)), torch.randint(0, 10, (16,))).backward()
+            optimizer.step()
+        with torch.no_grad():
+            small_cnn(torch.randn(50, 1, 8, 8))  # evaluation passes are not counted
+        medians = monitor.log(epoch)
+        exact = nas_reference(torch.cat(outputs).double().numpy())
+        assert medians["conv2"] == pytest.approx(np.median(exact), abs=1 / 512)
+    monitor.close()
+    records = read_nas(tmp_path)
+    assert ("conv2", fmt.HEATMAP) not in records
+    layer, stats = records[("conv2", fmt.STATS)]
+    assert [s for s, _ in stats] == [0, 1] and layer.receptive_fields == 64 and layer.depth == 1
+    assert all(not m._forward_hooks for m in small_cnn.modules() if m is not small_cnn.conv2)
+
+
+def test_stream_every_and_bad_options(tmp_path, small_cnn):
+    monitor = nas_logger.watch(small_cnn, tmp_path, statistics="stream", stream_every=3)
+    for _ in range(7):
+        small_cnn(torch.randn(2, 1, 8, 8))
+    # Forwards 0, 3 and 6 are measured: 3 batches x 2 samples x 64 fields of conv1.
+    assert monitor._source.histograms["conv1"].count.item() == 3 * 2 * 64
+    monitor.log(0)
+    assert monitor._source.histograms["conv1"].count.item() == 0  # a new window per log
+    monitor.close()
+    with pytest.raises(ValueError, match="takes no probe"):
+        nas_logger.watch(small_cnn, tmp_path, statistics="stream", probe=torch.randn(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="statistics must be 'probe' or 'stream'; got 'batches'"):
+        nas_logger.watch(small_cnn, tmp_path, statistics="batches")
+    with pytest.raises(ValueError, match="ranks must be .*; got 'some'"):
+        nas_logger.watch(small_cnn, tmp_path, ranks="some")
+    with pytest.raises(ValueError, match="stream_every must be >= 1; got 0"):
+        nas_logger.watch(small_cnn, tmp_path, statistics="stream", stream_every=0)
