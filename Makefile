@@ -10,7 +10,7 @@ $(VENV)/.installed: setup.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,lightning,huggingface]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -9,7 +9,7 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=["nas_logger"],
+    packages=["nas_logger", "nas_logger.integrations"],
     install_requires=[
         "torch>=2.1",
         "torchvision>=0.16",
@@ -21,5 +21,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "scipy>=1.9", "scikit-learn>=1.2"],
+        "lightning": ["lightning>=2.0"],
+        "huggingface": ["transformers>=4.40", "accelerate>=0.26"],
     },
 )

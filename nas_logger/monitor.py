@@ -17,7 +17,7 @@ from torch.utils.tensorboard import SummaryWriter
 from . import format as fmt
 from .detector import Alarm, OverfitDetector
 from .layers import layer_kind, select_layers, unwrap
-from .probe import MAX_PROBE, first_input, looks_like_image, probe_tensor, to_display_image
+from .probe import MAX_PROBE, Probe, describe, forward_input, looks_like_image, prepare_probe, to_display_image
 from .sources import ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
 from .summaries import alarm_summary, nas_summary
@@ -103,25 +103,30 @@ class Monitor:
                 self.writer = log_dir
         self._log_dir = log_dir if self._owns_writer else log_dir.log_dir
         self._capture = None
-        self.probe: torch.Tensor | None = None
+        self.probe: Probe | None = None
         if statistics == "stream":
             if probe is not None:
                 raise ValueError("statistics='stream' measures the training batches and takes no probe")
         elif probe is None:
             # No probe given: the first batch the model sees becomes the probe.
-            self._capture = model.register_forward_pre_hook(self._capture_probe)
+            self._capture = model.register_forward_pre_hook(self._capture_probe, with_kwargs=True)
         else:
-            self.probe = probe_tensor(probe, max_probe)
+            self.probe = prepare_probe(probe, max_probe)
             self._check_probe()
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``log`` has something to measure: a probe, or streaming statistics."""
+        return self.probe is not None or isinstance(self._source, StreamStatistics)
 
     @property
     def log_dir(self) -> str:
         return str(self._log_dir)
 
-    def _capture_probe(self, module: nn.Module, args: tuple) -> None:
-        x = first_input(args)
+    def _capture_probe(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+        x = forward_input(args, kwargs)
         if x is not None:
-            self.probe = x[: self.max_probe].detach().clone()
+            self.probe = prepare_probe(x, self.max_probe)
             self._capture.remove()
             self._capture = None
 
@@ -130,7 +135,7 @@ class Monitor:
             ProbeStatistics(self.model, self._modules, self._kinds, 1, False, 2).collect(self.probe)
         except Exception as e:
             raise ValueError(
-                f"probe of shape {tuple(self.probe.shape)} and dtype {self.probe.dtype} cannot be fed to "
+                f"probe of {describe(self.probe)} cannot be fed to "
                 f"{type(self.model).__name__}: {type(e).__name__}: {e}"
             ) from e
 
@@ -215,7 +220,7 @@ class Monitor:
         if alarm is not None:
             file_writer.add_summary(alarm_summary(alarm.layers), global_step=step)
             logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
-        if not self._probe_image_written and self.probe is not None and looks_like_image(self.probe[0]):
+        if not self._probe_image_written and isinstance(self.probe, torch.Tensor) and looks_like_image(self.probe[0]):
             writer.add_image(fmt.PROBE_IMAGE_TAG, to_display_image(self.probe[0]), step)
         self._probe_image_written = True
         for tag, value in scalars.items():

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .hooks import tap_for
+from .probe import Probe, run_probe
 from .statistics import distribution, field_sparsity, heatmap
 from .streaming import NASHistogram
 
@@ -40,12 +41,12 @@ class ProbeStatistics:
         self.model, self.modules, self.kinds = model, modules, kinds
         self.heatmap_side, self.merge_ranks, self.bins = heatmap_side, merge_ranks, bins
 
-    def _device(self, probe: torch.Tensor | None) -> torch.device:
+    def _device(self) -> torch.device:
         for p in self.model.parameters():
             return p.device
-        return probe.device if probe is not None else torch.device("cpu")
+        return torch.device("cpu")
 
-    def collect(self, probe: torch.Tensor | None) -> dict[str, LayerResult]:
+    def collect(self, probe: Probe | None) -> dict[str, LayerResult]:
         maps: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
 
         def consume(name: str, output: torch.Tensor) -> None:
@@ -59,7 +60,7 @@ class ProbeStatistics:
             self.model.eval()
             try:
                 with torch.no_grad(), tap_for(self.model).exclusive(consume, self.modules):
-                    self.model(probe.to(self._device(probe)))
+                    run_probe(self.model, probe, self._device())
             finally:
                 for m, training in modes.items():
                     m.training = training
@@ -69,7 +70,7 @@ class ProbeStatistics:
         for name, (s, _, _) in maps.items():
             histograms[name] = NASHistogram(self.bins, s.device)
             histograms[name].add(s)
-        merge_across_ranks(histograms, list(self.modules), self.bins, self._device(probe))
+        merge_across_ranks(histograms, list(self.modules), self.bins, self._device())
         return {name: LayerResult(histograms[name].summary(), hm, fields) for name, (_, hm, fields) in maps.items()}
 
 
@@ -102,7 +103,7 @@ class StreamStatistics:
             self.fields[name] = s[0].numel()
         self.histograms[name].add(s)
 
-    def collect(self, probe: torch.Tensor | None = None) -> dict[str, LayerResult]:
+    def collect(self, probe: Probe | None = None) -> dict[str, LayerResult]:
         if self.merge_ranks:
             device = next(iter(self.histograms.values())).counts.device if self.histograms else torch.device("cpu")
             merge_across_ranks(self.histograms, list(self.modules), self.bins, device)
