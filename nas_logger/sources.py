@@ -47,13 +47,19 @@ class ProbeStatistics:
         return torch.device("cpu")
 
     def collect(self, probe: Probe | None) -> dict[str, LayerResult]:
-        maps: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
+        # Each layer is reduced inside its hook, so no layer's s-map outlives its own output.
+        results: dict[str, tuple[torch.Tensor | NASHistogram, torch.Tensor, int]] = {}
 
         def consume(name: str, output: torch.Tensor) -> None:
-            if name in maps:  # a module called twice per forward: its first call counts
+            if name in results:  # a module called twice per forward: its first call counts
                 return
             s = field_sparsity(output, self.kinds[name])
-            maps[name] = (s, heatmap(s[0], self.heatmap_side), s[0].numel())
+            if self.merge_ranks:
+                summary: torch.Tensor | NASHistogram = NASHistogram(self.bins, s.device)
+                summary.add(s)
+            else:
+                summary = distribution(s)
+            results[name] = (summary, heatmap(s[0], self.heatmap_side), s[0].numel())
 
         if probe is not None:
             modes = {m: m.training for m in self.model.modules()}
@@ -65,13 +71,10 @@ class ProbeStatistics:
                 for m, training in modes.items():
                     m.training = training
         if not self.merge_ranks:
-            return {name: LayerResult(distribution(s), hm, fields) for name, (s, hm, fields) in maps.items()}
-        histograms = {}
-        for name, (s, _, _) in maps.items():
-            histograms[name] = NASHistogram(self.bins, s.device)
-            histograms[name].add(s)
+            return {name: LayerResult(stats, hm, fields) for name, (stats, hm, fields) in results.items()}
+        histograms = {name: hist for name, (hist, _, _) in results.items()}
         merge_across_ranks(histograms, list(self.modules), self.bins, self._device())
-        return {name: LayerResult(histograms[name].summary(), hm, fields) for name, (_, hm, fields) in maps.items()}
+        return {name: LayerResult(histograms[name].summary(), hm, fields) for name, (_, hm, fields) in results.items()}
 
 
 class StreamStatistics:

@@ -404,3 +404,29 @@ def test_stream_every_and_bad_options(tmp_path, small_cnn):
         nas_logger.watch(small_cnn, tmp_path, ranks="some")
     with pytest.raises(ValueError, match="stream_every must be >= 1; got 0"):
         nas_logger.watch(small_cnn, tmp_path, statistics="stream", stream_every=0)
+
+
+def test_resnet50_at_224_and_layer_globs(tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet50(weights=None)
+    monitor = nas_logger.watch(model, tmp_path, probe=torch.randn(2, 3, 224, 224))
+    medians = monitor.log(0)
+    assert len(medians) == 54  # 53 convolutions (downsample included) and fc
+    assert monitor.layers["conv1"].receptive_fields == 112 * 112 and monitor.layers["fc"].depth == 53
+    monitor.close()
+    _, maps = read_nas(tmp_path)[("conv1", fmt.HEATMAP)]
+    assert maps[0][1].shape == (fmt.MAX_HEATMAP_SIDE, fmt.MAX_HEATMAP_SIDE)
+    deep = nas_logger.watch(model, tmp_path / "deep", probe=torch.randn(1, 3, 224, 224), layers="layer4.*")
+    assert len(deep.log(0)) == 10 and all(n.startswith("layer4.") for n in deep.layers)
+    deep.close()
+
+
+def test_transformer_block_measures_each_token(tmp_path):
+    block = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True)
+    monitor = nas_logger.watch(block, tmp_path, probe=torch.randn(3, 10, 16))
+    medians = monitor.log(0)
+    monitor.close()
+    # The attention projections are applied as raw weights inside F.multi_head_attention_forward,
+    # so only the feed-forward Linear modules execute as modules.
+    assert list(medians) == ["linear1", "linear2"]
+    assert monitor.layers["linear1"].receptive_fields == 10 and monitor.layers["linear1"].filters == 32
