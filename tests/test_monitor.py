@@ -229,6 +229,8 @@ def test_bad_inputs_are_rejected_with_the_bad_value(tmp_path, small_cnn):
         nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(0, 1, 8, 8))
     with pytest.raises(ValueError, match="got str"):
         nas_logger.watch(small_cnn, tmp_path, probe="images.png")
+    with pytest.raises(ValueError, match=r"probe of shape \(2, 1, 8, 8\) .* cannot be fed to SmallCNN: NotImplementedError"):
+        nas_logger.watch(small_cnn, tmp_path, probe=torch.empty(2, 1, 8, 8, device="meta"))
     monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8))
     for bad in (-1, 1.5, "3"):
         with pytest.raises(ValueError, match="step must be a non-negative int; got"):
