@@ -18,7 +18,7 @@ from . import format as fmt
 from .detector import Alarm, OverfitDetector
 from .layers import layer_kind, select_layers, unwrap
 from .probe import MAX_PROBE, Probe, describe, forward_input, looks_like_image, prepare_probe, to_display_image
-from .sources import ProbeStatistics, StreamStatistics
+from .sources import LayerResult, ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
 from .summaries import alarm_summary, nas_summary
 
@@ -37,6 +37,18 @@ def _open_writer(log_dir: str | os.PathLike) -> SummaryWriter:
     with tempfile.TemporaryFile(dir=path):
         pass
     return SummaryWriter(str(path))
+
+
+def _to_host(results: dict[str, LayerResult]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Every layer's statistics and heatmap as numpy arrays, through one device-to-host copy."""
+    tensors = [t for r in results.values() for t in (r.stats, r.heatmap) if t is not None]
+    flat = torch.cat([t.reshape(-1) for t in tensors]).cpu().numpy() if tensors else np.zeros(0)
+    arrays, offset = [], 0
+    for t in tensors:
+        arrays.append(flat[offset : offset + t.numel()].reshape(t.shape))
+        offset += t.numel()
+    pieces = iter(arrays)
+    return {name: (next(pieces), None if r.heatmap is None else next(pieces)) for name, r in results.items()}
 
 
 class Monitor:
@@ -162,20 +174,10 @@ class Monitor:
                 kind = self._kinds[name]
                 filters = self._modules[name].weight.shape[0]
                 self.layers[name] = fmt.LayerInfo(name, kind, filters, result.fields, len(self.layers))
-        # One device-to-host copy for all layers.
-        tensors = [t for r in results.values() for t in (r.stats, r.heatmap) if t is not None]
-        flat = torch.cat([t.reshape(-1) for t in tensors]).cpu().numpy() if tensors else np.zeros(0)
-        records: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        offset = 0
-        for name, result in results.items():
-            stats = flat[offset : offset + result.stats.numel()]
-            offset += result.stats.numel()
-            grid = None
-            if result.heatmap is not None:
-                grid = flat[offset : offset + result.heatmap.numel()].reshape(result.heatmap.shape)
-                offset += result.heatmap.numel()
+        records = _to_host(results)
+        for name, (stats, grid) in records.items():
             if not np.isfinite(stats).all():
-                stats = np.full_like(stats, np.nan)
+                records[name] = (np.full_like(stats, np.nan), grid)
                 if name not in self._warned:
                     self._warned.add(name)
                     warnings.warn(
@@ -184,7 +186,6 @@ class Monitor:
                         RuntimeWarning,
                         stacklevel=2,
                     )
-            records[name] = (stats, grid)
         medians = {name: float(stats[fmt.STAT_FIELDS.index("median")]) for name, (stats, _) in records.items()}
         alarm = self.detector.update(int(step), medians) if self.detector is not None else None
         if test_loss is not None:
@@ -283,6 +284,8 @@ def watch(
     ``probe``: a tensor, an (inputs, targets) batch or a DataLoader; if omitted, the first input the
     model sees is captured (up to ``max_probe=64`` samples, detached, on the model's device).
     Other options: ``heatmap_side`` (default 64), the largest side a stored heatmap keeps;
+    ``statistics="stream"`` (histograms over the training batches instead of a probe; ``bins``,
+    ``stream_every``); ``ranks="all"`` (merge all ranks' histograms under torch.distributed);
     ``detect=True`` (or an :class:`~nas_logger.detector.OverfitDetector`) runs the NAS-only overfitting
     detector at every ``log`` and writes its alarm once, as ``nas/overfit_alarm``; ``monitor.alarm``.
     """
