@@ -1,0 +1,261 @@
+"""Reading NAS records, scalars and the probe image through TensorBoard's data provider.
+
+Every read goes through ``context.data_provider`` (the Rust data server's gRPC provider by default,
+``MultiplexerDataProvider`` with ``--load_fast=false``), so runs that grow while TensorBoard runs show
+their new steps on the next request. Metadata that this reader cannot interpret (a newer format
+version, foreign content) and tensors of the wrong shape are logged once per series and skipped.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from tensorboard.data import provider
+
+from nas_logger import format as fmt
+
+from .aggregate import dedupe_steps
+
+logger = logging.getLogger(__name__)
+
+KEEP_ALL = 10**9  # `downsample` for read calls: every stored point
+SCALARS_PLUGIN = "scalars"
+IMAGES_PLUGIN = "images"
+_REQUIRED_FIELDS = ("min", "median", "max")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One NAS tag of one run, as listed."""
+
+    tag: str
+    layer: fmt.LayerInfo
+    fields: tuple[str, ...]
+    max_step: int
+    max_wall_time: float
+
+
+@dataclass
+class RunListing:
+    """The NAS series of one run, by layer name."""
+
+    stats: dict[str, Series] = field(default_factory=dict)
+    heatmaps: dict[str, Series] = field(default_factory=dict)
+
+    def layers(self) -> list[fmt.LayerInfo]:
+        """Layers with statistics, sorted by (depth, name)."""
+        return sorted((s.layer for s in self.stats.values()), key=lambda l: (l.depth, l.name))
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A layer's statistics in one run: steps (n,) and the min/median/max columns (n,), float64."""
+
+    steps: np.ndarray
+    min: np.ndarray
+    median: np.ndarray
+    max: np.ndarray
+
+
+class Reader:
+    """Data access for the routes; one per plugin instance, safe to share between request threads."""
+
+    def __init__(self, data_provider, heatmap_cache_cells: int = 16_000_000) -> None:
+        self._provider = data_provider
+        self._decoded: dict[bytes, tuple] = {}
+        self._warned: set[tuple] = set()
+        self._lock = threading.Lock()
+        self._heatmaps: OrderedDict = OrderedDict()  # (eid, run, tag) -> (key, steps, [arrays], cells)
+        self._heatmap_cells = 0
+        self._heatmap_budget = heatmap_cache_cells
+
+    def _warn_once(self, key: tuple, message: str, *args) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning(message, *args)
+
+    def _decode(self, run: str, tag: str, content: bytes):
+        """decode_metadata, cached per content; ``None`` (logged once) when unreadable."""
+        result = self._decoded.get(content)
+        if result is None:
+            try:
+                result = fmt.decode_metadata(content)
+            except fmt.FormatError as e:
+                result = e
+            self._decoded[content] = result
+        if isinstance(result, fmt.FormatError):
+            self._warn_once(("meta", run, tag), "nas: skipping run %r tag %r: %s", run, tag, result)
+            return None
+        return result
+
+    # --- listings -------------------------------------------------------------------------------
+
+    def list_nas(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, RunListing]:
+        """{run: RunListing} of the runs (all when ``runs`` is None) that hold NAS statistics."""
+        listing = self._provider.list_tensors(
+            ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME,
+            run_tag_filter=provider.RunTagFilter(runs=runs) if runs is not None else None,
+        )
+        result: dict[str, RunListing] = {}
+        for run, tags in listing.items():
+            entry = RunListing()
+            for tag, ts in tags.items():
+                decoded = self._decode(run, tag, ts.plugin_content)
+                if decoded is None:
+                    continue
+                record, layer, fields = decoded
+                if record == fmt.STATS and not set(_REQUIRED_FIELDS) <= set(fields):
+                    self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
+                                    "lack one of %r", run, tag, fields, _REQUIRED_FIELDS)
+                    continue
+                target = entry.stats if record == fmt.STATS else entry.heatmaps
+                target[layer.name] = Series(tag, layer, fields, ts.max_step, ts.max_wall_time)
+            if entry.stats:
+                result[run] = entry
+        return result
+
+    def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, list[str]]:
+        """{run: sorted scalar tags} of TensorBoard's scalars plugin."""
+        listing = self._provider.list_scalars(
+            ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN,
+            run_tag_filter=provider.RunTagFilter(runs=runs) if runs is not None else None,
+        )
+        return {run: sorted(tags) for run, tags in listing.items()}
+
+    # --- statistics -----------------------------------------------------------------------------
+
+    def read_stats(self, ctx, eid: str, wanted: dict[str, list[Series]]) -> dict[str, dict[str, Stats]]:
+        """{run: {layer name: Stats}} for the given stats series of each run, in one read call."""
+        if not wanted:
+            return {}
+        tags = sorted({s.tag for series in wanted.values() for s in series})
+        data = self._provider.read_tensors(
+            ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+            run_tag_filter=provider.RunTagFilter(runs=sorted(wanted), tags=tags),
+        )
+        result: dict[str, dict[str, Stats]] = {}
+        for run, series_list in wanted.items():
+            per_layer = result.setdefault(run, {})
+            run_data = data.get(run, {})
+            for series in series_list:
+                stats = self._to_stats(run, series, run_data.get(series.tag, ()))
+                if stats is not None:
+                    per_layer[series.layer.name] = stats
+        return result
+
+    def _to_stats(self, run: str, series: Series, points) -> Stats | None:
+        steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
+        try:
+            values = np.array([p.numpy for p in points], dtype=np.float64)
+            values = values.reshape(len(points), len(series.fields))
+        except ValueError as e:
+            self._warn_once(("shape", run, series.tag), "nas: skipping run %r tag %r: stats tensors "
+                            "do not hold %d fields each (%s)", run, series.tag, len(series.fields), e)
+            return None
+        steps, values = dedupe_steps(steps, values)
+        col = {name: values[:, i] for i, name in enumerate(series.fields)}
+        return Stats(steps, col["min"], col["median"], col["max"])
+
+    def step_counts(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, int]:
+        """{run: number of logged steps}, counted on each run's shallowest layer."""
+        first = {run: [min(l.stats.values(), key=lambda s: (s.layer.depth, s.layer.name))]
+                 for run, l in listings.items()}
+        stats = self.read_stats(ctx, eid, first)
+        return {run: (int(next(iter(stats[run].values())).steps.size) if stats.get(run) else 0)
+                for run in listings}
+
+    # --- heatmaps -------------------------------------------------------------------------------
+
+    def read_heatmaps(self, ctx, eid: str, run: str, series_list: list[Series]
+                      ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
+        """{layer name: (steps (n,), [2-D float arrays])} of one run.
+
+        Cached per series while its listed (max_step, max_wall_time) is unchanged, so stepping through
+        a run's heatmaps reads the event data once; the cache holds at most ``heatmap_cache_cells``.
+        """
+        result, missing = {}, []
+        with self._lock:
+            for series in series_list:
+                key = (eid, run, series.tag)
+                hit = self._heatmaps.get(key)
+                if hit is not None and hit[0] == (series.max_step, series.max_wall_time):
+                    self._heatmaps.move_to_end(key)
+                    result[series.layer.name] = (hit[1], hit[2])
+                else:
+                    missing.append(series)
+        if missing:
+            data = self._provider.read_tensors(
+                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[s.tag for s in missing]),
+            ).get(run, {})
+            for series in missing:
+                points = data.get(series.tag, ())
+                steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
+                order = np.arange(len(points))
+                steps, order = dedupe_steps(steps, order)
+                maps = [_as_map(points[i].numpy) for i in order]
+                result[series.layer.name] = (steps, maps)
+                self._remember((eid, run, series.tag), (series.max_step, series.max_wall_time), steps, maps)
+        return result
+
+    def _remember(self, key, version, steps, maps) -> None:
+        cells = sum(m.size for m in maps)
+        if cells > self._heatmap_budget:
+            return
+        with self._lock:
+            old = self._heatmaps.pop(key, None)
+            if old is not None:
+                self._heatmap_cells -= old[3]
+            self._heatmaps[key] = (version, steps, maps, cells)
+            self._heatmap_cells += cells
+            while self._heatmap_cells > self._heatmap_budget:
+                _, evicted = self._heatmaps.popitem(last=False)
+                self._heatmap_cells -= evicted[3]
+
+    # --- scalars and probe ----------------------------------------------------------------------
+
+    def read_scalar(self, ctx, eid: str, runs: list[str], tag: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{run: (steps, values float64)} of one scalar tag in the runs that have it."""
+        data = self._provider.read_scalars(
+            ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN, downsample=KEEP_ALL,
+            run_tag_filter=provider.RunTagFilter(runs=runs, tags=[tag]),
+        )
+        result = {}
+        for run in runs:
+            points = data.get(run, {}).get(tag)
+            if points:
+                steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
+                values = np.fromiter((p.value for p in points), dtype=np.float64, count=len(points))
+                result[run] = dedupe_steps(steps, values)
+        return result
+
+    def has_probe(self, ctx, eid: str, run: str) -> bool:
+        listing = self._provider.list_blob_sequences(
+            ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[fmt.PROBE_IMAGE_TAG]),
+        )
+        return fmt.PROBE_IMAGE_TAG in listing.get(run, {})
+
+    def read_probe(self, ctx, eid: str, run: str) -> bytes | None:
+        """The encoded probe image of ``run`` (its last one), or ``None``."""
+        data = self._provider.read_blob_sequences(
+            ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN, downsample=1,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[fmt.PROBE_IMAGE_TAG]),
+        )
+        points = data.get(run, {}).get(fmt.PROBE_IMAGE_TAG)
+        if not points or len(points[-1].values) < 3:
+            return None
+        # An image summary's blob sequence is (width, height, encoded image, ...).
+        return self._provider.read_blob(ctx, blob_key=points[-1].values[2].blob_key)
+
+
+def _as_map(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float64)
+    while array.ndim > 2:
+        array = array.mean(axis=0)
+    return array.reshape((1,) * (2 - array.ndim) + array.shape)
