@@ -1,0 +1,81 @@
+"""The plugin inside a real `tensorboard` process, on the Rust data server and on --load_fast=false."""
+import json
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import contextmanager
+
+import pytest
+
+from plugin_fixtures import write_run
+
+STEPS = 150  # more than the Rust data server's 100 tensors and the Python loader's 10 per series
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("served")
+    write_run(path, "long/seed0", seed=0, steps=range(STEPS), scalars=lambda s: {"test_loss": (s - 100) ** 2})
+    return path
+
+
+@contextmanager
+def tensorboard(logdir, load_fast: str):
+    """A TensorBoard process on a free port; yields its URL; always stopped."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", f"--logdir={logdir}", "--port=0", "--host=127.0.0.1",
+         f"--load_fast={load_fast}", "--reload_interval=1"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+    try:
+        deadline, seen = time.monotonic() + 60, []
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no URL from tensorboard: {''.join(seen)}") from None
+            seen.append(line)
+            match = re.search(r"TensorBoard \S+ at (http://\S+?)/? ", line)
+            if match:
+                yield match.group(1)
+                return
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def get(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+@pytest.mark.parametrize("load_fast", ["true", "false"])
+def test_every_logged_step_is_served(logdir, load_fast):
+    with tensorboard(logdir, load_fast) as url:
+        deadline, body = time.monotonic() + 40, None
+        while time.monotonic() < deadline:
+            try:
+                status, body = get(url + "/data/plugin/nas/lines?run=long%2Fseed0")
+            except urllib.error.HTTPError as e:  # 404 until the first load finishes
+                status, body = e.code, None
+            if status == 200 and len(body["layers"][-1]["steps"]) == STEPS:
+                break
+            time.sleep(0.5)
+        assert body is not None, "the run never appeared"
+        assert [len(layer["steps"]) for layer in body["layers"]] == [STEPS] * 4
+        assert body["layers"][0]["steps"] == list(range(STEPS))
+        assert body["overfit_step"] == 100
+        status, listing = get(url + "/data/plugins_listing")
+        assert listing["nas"]["enabled"] is True and listing["nas"]["tab_name"] == "NAS"
+        status, runs = get(url + "/data/plugin/nas/runs")
+        assert runs["runs"][0]["steps"] == STEPS and runs["groups"] == [{"group": "long", "runs": ["long/seed0"]}]
