@@ -51,13 +51,13 @@ export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true
   s("line", { x1: x0, x2: x1, y1: yb, y2: yb, stroke: theme.axis }, g);
   for (const v of stepTicks(x.domain[0], x.domain[1], Math.max(2, Math.floor((x1 - x0) / 60)))) {
     s("line", { x1: x(v), x2: x(v), y1: yb, y2: yb + 4, stroke: theme.axis }, g);
-    s("text", { x: x(v), y: yb + 14, "text-anchor": "middle", fill: theme.muted, text: v }, g);
+    s("text", { class: "x-tick", "data-value": v, x: x(v), y: yb + 14, "text-anchor": "middle", fill: theme.muted, text: v }, g);
   }
   s("text", { x: (x0 + x1) / 2, y: yb + 26, "text-anchor": "middle", fill: theme.muted, text: xLabel }, g);
   if (right) {
     s("line", { x1: x1, x2: x1, y1: yb, y2: yt, stroke: theme.axis }, g);
     for (const v of ticks(0, 1, 4)) {
-      s("text", { x: x1 + 5, y: yNas(v) + 3, fill: theme.muted, text: v }, g);
+      s("text", { class: "nas-tick", "data-value": v, x: x1 + 5, y: yNas(v) + 3, fill: theme.muted, text: v }, g);
     }
     s("text", {
       transform: `translate(${x1 + 32},${(yb + yt) / 2}) rotate(90)`, "text-anchor": "middle",
@@ -68,7 +68,7 @@ export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true
     s("line", { x1: x0, x2: x0, y1: yb, y2: yt, stroke: theme.axis }, g);
     for (const v of ticks(yLoss.domain[0], yLoss.domain[1], 4)) {
       if (v < yLoss.domain[0] || v > yLoss.domain[1]) continue;
-      s("text", { x: x0 - 5, y: yLoss(v) + 3, "text-anchor": "end", fill: LOSS, text: fmt(v, 2) }, g);
+      s("text", { class: "loss-tick", "data-value": v, x: x0 - 5, y: yLoss(v) + 3, "text-anchor": "end", fill: LOSS, text: fmt(v, 2) }, g);
     }
     s("text", {
       transform: `translate(${x0 - 36},${(yb + yt) / 2}) rotate(-90)`, "text-anchor": "middle",

@@ -120,7 +120,7 @@ export function stripePlot(data, options = {}) {
   s("rect", { x: x0, y: margin.top, width: x1 - x0, height: plotHeight, fill: "none", stroke: theme.axis }, svg);
   for (const v of stepTicks(Math.ceil(xr[0]), Math.floor(xr[1]), Math.max(2, Math.floor((x1 - x0) / 60)))) {
     s("line", { x1: x(v), x2: x(v), y1: yBottom, y2: yBottom + 4, stroke: theme.axis }, svg);
-    s("text", { x: x(v), y: yBottom + 14, "text-anchor": "middle", fill: theme.muted, text: v }, svg);
+    s("text", { class: "x-tick", "data-value": v, x: x(v), y: yBottom + 14, "text-anchor": "middle", fill: theme.muted, text: v }, svg);
   }
   s("text", { x: (x0 + x1) / 2, y: yBottom + 27, "text-anchor": "middle", fill: theme.muted, text: "epoch" }, svg);
   const hasLoss = !!(data.loss || data.loss2);
@@ -128,7 +128,7 @@ export function stripePlot(data, options = {}) {
     for (const v of ticks(ld[0], ld[1], Math.max(1, Math.min(4, Math.floor(plotHeight / 30))))) {
       if (v < ld[0] || v > ld[1]) continue;
       s("line", { x1: x1, x2: x1 + 4, y1: yLoss(v), y2: yLoss(v), stroke: LOSS }, svg);
-      s("text", { x: x1 + 6, y: yLoss(v) + 3, fill: LOSS, text: fmt(v, 2) }, svg);
+      s("text", { class: "loss-tick", "data-value": v, x: x1 + 6, y: yLoss(v) + 3, fill: LOSS, text: fmt(v, 2) }, svg);
     }
     s("text", {
       transform: `translate(${x1 + 38},${(margin.top + yBottom) / 2}) rotate(90)`, "text-anchor": "middle",
