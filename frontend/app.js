@@ -293,7 +293,8 @@ export class NasApp {
     const { width, cols } = this.layout(results.length);
     const nodes = [];
     for (const r of results) {
-      const sub = r.e.type === "group" ? `group of ${r.e.runs.length} runs, band = min..max` : "";
+      const what = view === "lines" ? "band = min..max across them" : "median across them";
+      const sub = r.e.type === "group" ? `group of ${r.e.runs.length} runs, ${what}` : "";
       const { panel, body } = this.panelShell(r.e, sub);
       if (r.error) {
         body.appendChild(this.errorBox(`Could not load ${view} for ${r.e.type} "${r.e.name}"`, r.error));

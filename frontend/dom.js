@@ -49,9 +49,17 @@ export function ticks(lo, hi, n = 5) {
   return out;
 }
 
-/** Integer ticks for steps/epochs. */
+/** About n integer ticks for steps/epochs, on multiples of 1, 2 or 5 x 10^k. */
 export function stepTicks(lo, hi, n = 6) {
-  return [...new Set(ticks(lo, hi, n).map((v) => Math.round(v)))].filter((v) => v >= lo && v <= hi);
+  const first = Math.ceil(lo);
+  const last = Math.floor(hi);
+  if (last < first) return [];
+  const raw = Math.max(1, (last - first) / Math.max(1, n));
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((v) => v >= raw);
+  const out = [];
+  for (let v = Math.ceil(first / step) * step; v <= last; v += step) out.push(v);
+  return out;
 }
 
 export function fmt(v, digits = 3) {

@@ -33,7 +33,6 @@ export function stripeStepExtent(data) {
 /**
  * Draw a `stripes` response. options: width, dark, xDomain (shared step range), lossDomain,
  * maxRowHeight (default 36), targetHeight (height the rows shrink into, default 320).
- * Rows never get thinner than 1 px; beyond that the panel scrolls (see .nas-scroll in style.css).
  */
 export function stripePlot(data, options = {}) {
   const theme = themeColors(!!options.dark);
@@ -41,7 +40,10 @@ export function stripePlot(data, options = {}) {
   const names = data.layers || [];
   const n = names.length;
   const steps = data.steps || [];
-  const rowH = Math.max(1, Math.min(options.maxRowHeight || 36, (options.targetHeight || 320) / Math.max(1, n)));
+  // Up to 64 layers every row keeps a readable name (>= 10 px); beyond that rows compress to 1.5 px
+  // and every k-th layer is named; the panel scrolls when that is still taller than it.
+  const fit = (options.targetHeight || 320) / Math.max(1, n);
+  const rowH = Math.max(n <= 64 ? 10 : 1.5, Math.min(options.maxRowHeight || 36, fit));
   const plotHeight = Math.max(1, Math.round(n * rowH));
   const longest = names.reduce((m, name) => Math.max(m, name.length), 0);
   const labelWidth = Math.max(36, Math.min(150, longest * 6 + 10));

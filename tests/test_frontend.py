@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from test_frontend_support import (
-    GROUPS, HOSTILE_RUN, LAYERS, TensorBoard, browser, expected_overfit_step, wait_ready, write_logdir,
+    EPOCHS, GROUPS, HOSTILE_RUN, LAYERS, TensorBoard, browser, expected_overfit_step, wait_ready, write_logdir,
 )
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -120,7 +120,7 @@ def test_line_plot_draws_one_line_and_band_per_layer_blue_by_depth(tab):
     lines = tab.eval_on_selector_all(
         ".nas-panel path.nas-line", "els => els.map(e => [e.dataset.layer, +e.dataset.depth, e.getAttribute('stroke'), e.getAttribute('d').split(/[ML]/).length - 1])")
     assert [name for name, *_ in lines] == LAYERS
-    assert all(points == 24 for *_, points in lines)  # one vertex per logged epoch
+    assert all(points == EPOCHS for *_, points in lines)  # one vertex per logged epoch
     lum = [luminance(colour) for _, _, colour, _ in lines]
     assert lum == sorted(lum) and lum[0] < lum[-1] * 0.5  # darker for shallower layers
     for _, _, colour, _ in lines:
@@ -189,7 +189,7 @@ def test_stripe_plot_rows_by_depth_viridis_cells_and_overfit_line(tab, logged):
     select(tab, "group:vanilla")
     show(tab, "stripes")
     canvas = tab.query_selector(".nas-panel canvas.stripe-canvas")
-    assert canvas.get_attribute("data-rows") == "4" and canvas.get_attribute("data-cols") == "24"
+    assert canvas.get_attribute("data-rows") == "4" and canvas.get_attribute("data-cols") == str(EPOCHS)
     assert tab.eval_on_selector_all(".nas-panel .stripe-label", "els => els.map(e => e.textContent)") == LAYERS
     data = tab.evaluate("fetch('stripes?group=vanilla').then(r => r.json())")
     # Every cell's colour is viridis(median) of that layer and step.
@@ -390,6 +390,29 @@ def test_render_speed_of_large_views(tab):
     assert timings["stripeMs"] < 500 and timings["linesMs"] < 500, timings
 
 
+def test_stripe_plot_names_every_layer_up_to_64_and_compresses_hundreds(tab):
+    sizes = tab.evaluate(
+        """async () => {
+          const { stripePlot } = await import('./static/stripeplot.js');
+          const steps = Array.from({length: 30}, (_, i) => i);
+          const out = {};
+          for (const n of [60, 300]) {
+            const data = { layers: Array.from({length: n}, (_, l) => 'layer' + l), depths: Array.from({length: n}, (_, l) => l),
+              steps, medians: Array.from({length: n}, (_, l) => steps.map(i => (l + i) % 10 / 10)), loss: null, overfit_step: null };
+            const el = stripePlot(data, { width: 900 });
+            document.body.appendChild(el);
+            const ys = [...el.querySelectorAll('.stripe-label')].map(e => e.getBoundingClientRect().top);
+            out[n] = { labels: ys.length, minGap: Math.min(...ys.slice(1).map((y, i) => y - ys[i])),
+                       canvasHeight: el.querySelector('canvas').getBoundingClientRect().height };
+            el.remove();
+          }
+          return out;
+        }""")
+    assert sizes["60"]["labels"] == 60 and sizes["60"]["minGap"] >= 9.5  # every name, readable
+    assert 20 <= sizes["300"]["labels"] <= 60 and sizes["300"]["minGap"] >= 9.5  # every k-th name
+    assert sizes["300"]["canvasHeight"] <= 600  # compressed rows
+
+
 def test_screenshots_of_the_three_views(tab, session):
     page = session["page"]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -400,7 +423,7 @@ def test_screenshots_of_the_three_views(tab, session):
         show(tab, view)
         if view == "heatmap":
             tab.evaluate("window.nasApp.setStep(window.nasApp.steps.length - 1)")
-            tab.wait_for_selector(".nas-panels[data-step='23']")
+            tab.wait_for_selector(f".nas-panels[data-step='{EPOCHS - 1}']")
         page.mouse.move(0, 0)
         height = tab.evaluate("Math.ceil(document.querySelector('.nas-panels').getBoundingClientRect().bottom) + 12")
         box = iframe.bounding_box()

@@ -22,9 +22,9 @@ from conftest import SmallCNN
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
-EPOCHS = 24
+EPOCHS = 30
 # group -> (learning rate, seeds); run names "<group>/seed<N>" are grouped by the plugin's default regex.
-GROUPS = {"vanilla": (0.3, (0, 1, 2)), "vanilla_lowlr": (0.2, (0, 1))}
+GROUPS = {"vanilla": (0.2, (0, 1, 2)), "vanilla_lowlr": (0.1, (0, 1))}
 HOSTILE_RUN = "<img src=x onerror=alert(1)><script>alert(2)<\u2215script>x"
 LAYERS = ["conv1", "conv2", "fc1", "fc2"]  # SmallCNN's layers by depth
 
@@ -38,7 +38,7 @@ def _digits():
 
 
 def train_run(log_dir: Path, lr: float, seed: int, epochs: int = EPOCHS) -> dict:
-    """Train SmallCNN on 48 digits (it overfits within ~15 epochs) with the two lines of nas_logger.
+    """Train SmallCNN on 48 digits (the test loss bottoms out near epoch 9, then rises) with the two lines of nas_logger.
     Logs test_loss (400 held-out digits) and distorted_test_loss (24 training + 24 test digits, as the
     paper's distorted test set). Returns {"test_loss": [...], "distorted_test_loss": [...]}."""
     threads = torch.get_num_threads()
@@ -54,8 +54,8 @@ def train_run(log_dir: Path, lr: float, seed: int, epochs: int = EPOCHS) -> dict
         monitor = nas_logger.watch(model, log_dir, probe=x_test[:16])
         for epoch in range(epochs):
             model.train()
-            order = torch.randperm(48)
-            for i in range(0, 48, 8):
+            order = torch.randperm(96) % 48  # an "epoch" here is two passes over the 48 digits
+            for i in range(0, 96, 8):
                 batch = order[i : i + 8]
                 optimizer.zero_grad()
                 F.cross_entropy(model(x_train[batch]), y_train[batch]).backward()
@@ -80,7 +80,7 @@ def write_logdir(root: Path) -> dict:
         for seed in seeds:
             run = f"{group}/seed{seed}"
             losses[run] = train_run(root / group / f"seed{seed}", lr, seed)
-    losses[HOSTILE_RUN] = train_run(root / HOSTILE_RUN, 0.3, 7)
+    losses[HOSTILE_RUN] = train_run(root / HOSTILE_RUN, 0.2, 7)
     return losses
 
 
