@@ -91,7 +91,6 @@ export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
   }
   if (data.overfit_step !== null && data.overfit_step !== undefined) {
     const xo = x(data.overfit_step);
-    if (halo) s("line", { x1: xo, x2: xo, y1: yb, y2: yt, stroke: theme.halo, "stroke-width": 3, "stroke-opacity": 0.6, "stroke-dasharray": "6 4" }, g);
     s("line", {
       class: "overfit-line", x1: xo, x2: xo, y1: yb, y2: yt, stroke: OVERFIT, "stroke-width": 1.6,
       "stroke-dasharray": "6 4", "data-step": data.overfit_step,

@@ -313,24 +313,32 @@ def test_export_png_svg_and_csv(tab, session):
     show(tab, "lines")
 
 
+def choose_tensorboard_theme(page, label: str) -> None:
+    """Pick a theme in TensorBoard's own theme menu (top right), as a user does."""
+    page.click("button[aria-label='Menu for changing light or dark theme']")
+    page.click(f"[role=menuitem]:has-text('{label}')")
+
+
 def test_follows_tensorboard_dark_mode(tab, session):
     page = session["page"]
     show(tab, "lines")
     light = tab.evaluate("getComputedStyle(document.body).backgroundColor")
-    dark_line = None
-    page.evaluate("document.body.classList.add('dark-mode')")
+    light_line = tab.get_attribute(".nas-panel path.nas-line", "stroke")
+    choose_tensorboard_theme(page, "Dark")
     try:
+        assert page.evaluate("document.body.classList.contains('dark-mode')")  # TensorBoard's own switch
         tab.wait_for_function("document.body.classList.contains('dark-mode')")
         wait_ready(tab, "lines")
         assert tab.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(48, 48, 48)"
         assert tab.get_attribute(".nas-panel svg .bg", "fill") == "#303030"
         dark_line = tab.get_attribute(".nas-panel path.nas-line", "stroke")
+        assert luminance(dark_line) > luminance(light_line)  # the depth ramp is lifted on dark grey
     finally:
-        page.evaluate("document.body.classList.remove('dark-mode')")
+        choose_tensorboard_theme(page, "Light")
     tab.wait_for_function("!document.body.classList.contains('dark-mode')")
     wait_ready(tab, "lines")
     assert tab.evaluate("getComputedStyle(document.body).backgroundColor") == light == "rgb(255, 255, 255)"
-    assert luminance(dark_line) > luminance(tab.get_attribute(".nas-panel path.nas-line", "stroke"))
+    assert tab.get_attribute(".nas-panel path.nas-line", "stroke") == light_line
 
 
 def test_server_error_is_shown_as_a_message(tab, session):
