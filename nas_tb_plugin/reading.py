@@ -60,17 +60,53 @@ class Stats:
     max: np.ndarray
 
 
-class Reader:
-    """Data access for the routes; one per plugin instance, safe to share between request threads."""
+class SeriesCache:
+    """LRU of converted series by (experiment, run, tag), valid while the series' listed
+    (max_step, max_wall_time) is unchanged; holds at most ``budget`` array cells."""
 
-    def __init__(self, data_provider, heatmap_cache_cells: int = 16_000_000) -> None:
+    MISS = object()
+
+    def __init__(self, budget: int) -> None:
+        self._entries: OrderedDict = OrderedDict()  # key -> (version, payload, cells)
+        self._cells = 0
+        self._budget = budget
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, version: tuple):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != version:
+                return self.MISS
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: tuple, version: tuple, payload, cells: int) -> None:
+        if cells > self._budget:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._cells -= old[2]
+            self._entries[key] = (version, payload, cells)
+            self._cells += cells
+            while self._cells > self._budget:
+                _, evicted = self._entries.popitem(last=False)
+                self._cells -= evicted[2]
+
+
+class Reader:
+    """Data access for the routes; one per plugin instance, safe to share between request threads.
+
+    Converted stats and heatmap series are cached (see :class:`SeriesCache`): a request whose series
+    did not change since the last one costs a listing call, not a read.
+    """
+
+    def __init__(self, data_provider, cache_cells: int = 32_000_000) -> None:
         self._provider = data_provider
         self._decoded: dict[bytes, tuple] = {}
         self._warned: set[tuple] = set()
         self._lock = threading.Lock()
-        self._heatmaps: OrderedDict = OrderedDict()  # (eid, run, tag) -> (key, steps, [arrays], cells)
-        self._heatmap_cells = 0
-        self._heatmap_budget = heatmap_cache_cells
+        self._cache = SeriesCache(cache_cells)
 
     def _warn_once(self, key: tuple, message: str, *args) -> None:
         with self._lock:
@@ -95,8 +131,14 @@ class Reader:
 
     # --- listings -------------------------------------------------------------------------------
 
+    def run_names(self, ctx, eid: str) -> list[str]:
+        """Every run of the experiment (with or without NAS data); cheap on every data provider."""
+        return [run.run_name for run in self._provider.list_runs(ctx, experiment_id=eid)]
+
     def list_nas(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, RunListing]:
         """{run: RunListing} of the runs (all when ``runs`` is None) that hold NAS statistics."""
+        if runs is not None and not runs:
+            return {}
         listing = self._provider.list_tensors(
             ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME,
             run_tag_filter=provider.RunTagFilter(runs=runs) if runs is not None else None,
@@ -127,28 +169,40 @@ class Reader:
         )
         return {run: sorted(tags) for run, tags in listing.items()}
 
-    # --- statistics -----------------------------------------------------------------------------
+    # --- cached series --------------------------------------------------------------------------
 
-    def read_stats(self, ctx, eid: str, wanted: dict[str, list[Series]]) -> dict[str, dict[str, Stats]]:
-        """{run: {layer name: Stats}} for the given stats series of each run, in one read call."""
-        if not wanted:
-            return {}
-        tags = sorted({s.tag for series in wanted.values() for s in series})
-        data = self._provider.read_tensors(
-            ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
-            run_tag_filter=provider.RunTagFilter(runs=sorted(wanted), tags=tags),
-        )
-        result: dict[str, dict[str, Stats]] = {}
+    def _read_series(self, ctx, eid: str, wanted: dict[str, list[Series]], convert) -> dict[str, dict]:
+        """{run: {layer name: convert(run, series, points)}}; cache misses read in one call."""
+        result: dict[str, dict] = {run: {} for run in wanted}
+        missing: dict[str, list[Series]] = {}
         for run, series_list in wanted.items():
-            per_layer = result.setdefault(run, {})
-            run_data = data.get(run, {})
             for series in series_list:
-                stats = self._to_stats(run, series, run_data.get(series.tag, ()))
-                if stats is not None:
-                    per_layer[series.layer.name] = stats
+                hit = self._cache.get((eid, run, series.tag), (series.max_step, series.max_wall_time))
+                if hit is SeriesCache.MISS:
+                    missing.setdefault(run, []).append(series)
+                elif hit is not None:
+                    result[run][series.layer.name] = hit
+        if missing:
+            data = self._provider.read_tensors(
+                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+                run_tag_filter=provider.RunTagFilter(
+                    runs=sorted(missing), tags=sorted({s.tag for ss in missing.values() for s in ss})),
+            )
+            for run, series_list in missing.items():
+                run_data = data.get(run, {})
+                for series in series_list:
+                    payload, cells = convert(run, series, run_data.get(series.tag, ()))
+                    self._cache.put((eid, run, series.tag), (series.max_step, series.max_wall_time),
+                                    payload, cells)
+                    if payload is not None:
+                        result[run][series.layer.name] = payload
         return result
 
-    def _to_stats(self, run: str, series: Series, points) -> Stats | None:
+    def read_stats(self, ctx, eid: str, wanted: dict[str, list[Series]]) -> dict[str, dict[str, Stats]]:
+        """{run: {layer name: Stats}} for the given stats series of each run."""
+        return self._read_series(ctx, eid, wanted, self._to_stats)
+
+    def _to_stats(self, run: str, series: Series, points) -> tuple[Stats | None, int]:
         steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
         try:
             values = np.array([p.numpy for p in points], dtype=np.float64)
@@ -156,10 +210,10 @@ class Reader:
         except ValueError as e:
             self._warn_once(("shape", run, series.tag), "nas: skipping run %r tag %r: stats tensors "
                             "do not hold %d fields each (%s)", run, series.tag, len(series.fields), e)
-            return None
+            return None, 0
         steps, values = dedupe_steps(steps, values)
-        col = {name: values[:, i] for i, name in enumerate(series.fields)}
-        return Stats(steps, col["min"], col["median"], col["max"])
+        col = {name: np.ascontiguousarray(values[:, i]) for i, name in enumerate(series.fields)}
+        return Stats(steps, col["min"], col["median"], col["max"]), 4 * steps.size
 
     def step_counts(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, int]:
         """{run: number of logged steps}, counted on each run's shallowest layer."""
@@ -169,53 +223,10 @@ class Reader:
         return {run: (int(next(iter(stats[run].values())).steps.size) if stats.get(run) else 0)
                 for run in listings}
 
-    # --- heatmaps -------------------------------------------------------------------------------
-
     def read_heatmaps(self, ctx, eid: str, run: str, series_list: list[Series]
                       ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
-        """{layer name: (steps (n,), [2-D float arrays])} of one run.
-
-        Cached per series while its listed (max_step, max_wall_time) is unchanged, so stepping through
-        a run's heatmaps reads the event data once; the cache holds at most ``heatmap_cache_cells``.
-        """
-        result, missing = {}, []
-        with self._lock:
-            for series in series_list:
-                key = (eid, run, series.tag)
-                hit = self._heatmaps.get(key)
-                if hit is not None and hit[0] == (series.max_step, series.max_wall_time):
-                    self._heatmaps.move_to_end(key)
-                    result[series.layer.name] = (hit[1], hit[2])
-                else:
-                    missing.append(series)
-        if missing:
-            data = self._provider.read_tensors(
-                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
-                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[s.tag for s in missing]),
-            ).get(run, {})
-            for series in missing:
-                points = data.get(series.tag, ())
-                steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
-                order = np.arange(len(points))
-                steps, order = dedupe_steps(steps, order)
-                maps = [_as_map(points[i].numpy) for i in order]
-                result[series.layer.name] = (steps, maps)
-                self._remember((eid, run, series.tag), (series.max_step, series.max_wall_time), steps, maps)
-        return result
-
-    def _remember(self, key, version, steps, maps) -> None:
-        cells = sum(m.size for m in maps)
-        if cells > self._heatmap_budget:
-            return
-        with self._lock:
-            old = self._heatmaps.pop(key, None)
-            if old is not None:
-                self._heatmap_cells -= old[3]
-            self._heatmaps[key] = (version, steps, maps, cells)
-            self._heatmap_cells += cells
-            while self._heatmap_cells > self._heatmap_budget:
-                _, evicted = self._heatmaps.popitem(last=False)
-                self._heatmap_cells -= evicted[3]
+        """{layer name: (steps (n,), [2-D float arrays])} of one run."""
+        return self._read_series(ctx, eid, {run: series_list}, _to_maps)[run]
 
     # --- scalars and probe ----------------------------------------------------------------------
 
@@ -252,6 +263,13 @@ class Reader:
             return None
         # An image summary's blob sequence is (width, height, encoded image, ...).
         return self._provider.read_blob(ctx, blob_key=points[-1].values[2].blob_key)
+
+
+def _to_maps(run: str, series: Series, points) -> tuple[tuple[np.ndarray, list[np.ndarray]], int]:
+    steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
+    steps, order = dedupe_steps(steps, np.arange(len(points)))
+    maps = [_as_map(points[i].numpy) for i in order]
+    return (steps, maps), sum(m.size for m in maps)
 
 
 def _as_map(array: np.ndarray) -> np.ndarray:

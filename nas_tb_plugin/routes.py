@@ -2,13 +2,14 @@
 
 Every response goes through ``http_util.Respond``. Bad or unknown parameters give 400/404 with
 ``{"error": message, "parameter": name}``; an unexpected failure is logged with its traceback and
-answered with a JSON 500 that holds no traceback. Non-finite numbers are sent as JSON ``null``.
+answered with a JSON 500 that holds no traceback. Non-finite numbers are sent as JSON ``null``; floats with 7 significant digits.
 """
 from __future__ import annotations
 
 import csv
 import functools
 import io
+import json
 import logging
 import math
 import re
@@ -64,14 +65,33 @@ def _endpoint(handler):
 
 
 def _error(request, status: int, message: str, parameter: str | None):
-    return http_util.Respond(request, {"error": message, "parameter": parameter}, JSON, code=status)
+    return _json(request, {"error": message, "parameter": parameter}, status)
+
+
+def _json(request, body: dict, status: int = 200):
+    """Respond with ``body`` as compact JSON. Serialised here rather than by Respond, whose
+    recursive NaN-cleansing costs more than the encoding itself; non-finite floats are already None."""
+    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    return http_util.Respond(request, text, JSON, code=status)
+
+
+SIGNIFICANT_DIGITS = 7  # about float32's precision, in which every NAS value and scalar is stored
 
 
 def _floats(values: np.ndarray) -> list:
-    """JSON-ready list; NaN and infinities become ``None``."""
-    values = np.asarray(values, dtype=np.float64)
-    out = values.tolist()
-    if not np.isfinite(values).all():
+    """JSON-ready list rounded to 7 significant digits (halves the JSON of float32 data printed as
+    float64); NaN and infinities become ``None``."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    nonzero = finite & (v != 0)
+    magnitude = np.floor(np.log10(np.abs(v, where=nonzero, out=np.ones_like(v)), where=nonzero,
+                                  out=np.zeros_like(v)))
+    decimals = SIGNIFICANT_DIGITS - 1 - magnitude
+    with np.errstate(over="ignore", invalid="ignore"):
+        power = 10.0 ** np.abs(decimals)  # exact up to 1e22: the result is the double nearest the decimal
+        rounded = np.where(decimals >= 0, np.round(v * power) / power, np.round(v / power) * power)
+    out = np.where(np.isfinite(rounded), rounded, v).tolist()
+    if not finite.all():
         out = [x if math.isfinite(x) else None for x in out]
     return out
 
@@ -171,8 +191,10 @@ class Routes:
             return Selection("run", run, [run], {run: self._run(ctx, eid, run)})
         if group is None:
             raise ApiError(400, "missing parameter 'run' (or 'group')", "run")
-        listings = self._reader.list_nas(ctx, eid)
-        runs = group_runs(listings, self._pattern(request)).get(group)
+        # Group the run names (a cheap call), then list only the members' NAS series.
+        members = group_runs(self._reader.run_names(ctx, eid), self._pattern(request)).get(group, [])
+        listings = self._reader.list_nas(ctx, eid, runs=members)
+        runs = [r for r in members if r in listings]
         if not runs:
             raise ApiError(404, f"no group {group!r} among the runs with NAS data", "group")
         return Selection("group", group, runs, {r: listings[r] for r in runs})
@@ -258,7 +280,7 @@ class Routes:
                 "steps": counts[run],
             })
         groups = [{"group": g, "runs": rs} for g, rs in group_runs(listings, pattern).items()]
-        return http_util.Respond(request, {"runs": runs, "groups": groups}, JSON)
+        return _json(request, {"runs": runs, "groups": groups})
 
     @_endpoint
     def lines(self, request):
@@ -270,7 +292,7 @@ class Routes:
             for l in self._layer_lines(ctx, eid, sel)
         ]
         body = {"layers": layers, **self._overlay(request, ctx, eid, sel), "runs": sel.runs}
-        return http_util.Respond(request, body, JSON)
+        return _json(request, body)
 
     @_endpoint
     def stripes(self, request):
@@ -288,7 +310,7 @@ class Routes:
             "loss2": overlay["loss2"],
             "overfit_step": overlay["overfit_step"],
         }
-        return http_util.Respond(request, body, JSON)
+        return _json(request, body)
 
     @_endpoint
     def export(self, request):
@@ -323,7 +345,7 @@ class Routes:
         body = {"run": run, "layer": layer, "step": int(steps[index]), "shape": list(grid.shape),
                 "values": _floats(grid.ravel()), "steps": _steps(steps),
                 "probe": self._probe_url(ctx, eid, run)}
-        return http_util.Respond(request, body, JSON)
+        return _json(request, body)
 
     @_endpoint
     def heatmaps(self, request):
@@ -345,7 +367,7 @@ class Routes:
                                "shape": list(grid.shape), "values": _floats(grid.ravel())})
         body = {"run": run, "step": chosen, "steps": _steps(all_steps), "layers": layers,
                 "probe": self._probe_url(ctx, eid, run)}
-        return http_util.Respond(request, body, JSON)
+        return _json(request, body)
 
     @_endpoint
     def probe(self, request):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from tensorboard import context
+from tensorboard.backend.event_processing.data_provider import MultiplexerDataProvider
 from tensorboard.compat.proto import summary_pb2
 from torch.utils.tensorboard import SummaryWriter
 
@@ -21,6 +22,7 @@ from plugin_fixtures import GROUPS, HTML_RUN, LAYERS, STEPS, app_for, build_logd
 
 P = "/data/plugin/nas/"
 F32 = dict(rtol=0, atol=1e-6)  # the stats are float32
+SENT = dict(rtol=1e-6)  # floats are sent with 7 significant digits
 
 
 def q(value) -> str:
@@ -95,7 +97,7 @@ def test_lines_of_one_run_are_its_logged_min_median_max(client, logged, tmp_path
     conv2 = body["layers"][1]
     assert conv2["median"][-1] > conv2["median"][0]  # the growing weights made conv2 sparser
     assert body["loss"]["tag"] == "test_loss"
-    np.testing.assert_allclose(body["loss"]["values"], logged.losses["vanilla/seed1"])
+    np.testing.assert_allclose(body["loss"]["values"], logged.losses["vanilla/seed1"], **SENT)
     assert body["loss"]["steps"] == list(range(STEPS))
     assert int(np.argmin(logged.losses["vanilla/seed1"])) == 1  # raw minimum: the outlier
     assert body["overfit_step"] == 5 == smoothed_argmin(range(STEPS), logged.losses["vanilla/seed1"])
@@ -113,10 +115,10 @@ def test_lines_of_a_group_band_across_runs_and_mean_loss(client, logged):
         np.testing.assert_allclose(layer["max"], per_run.max(axis=0), **F32)
     assert not np.allclose(body["layers"][1]["min"], body["layers"][1]["max"])
     mean_loss = np.mean([logged.losses[r] for r in members], axis=0)
-    np.testing.assert_allclose(body["loss"]["values"], mean_loss)
+    np.testing.assert_allclose(body["loss"]["values"], mean_loss, **SENT)
     assert body["overfit_step"] == smoothed_argmin(range(STEPS), mean_loss) == 5
     assert body["loss2"]["tag"] == "distorted_test_loss"
-    np.testing.assert_allclose(body["loss2"]["values"], [1.0 / (s + 1) for s in range(STEPS)])
+    np.testing.assert_allclose(body["loss2"]["values"], [1.0 / (s + 1) for s in range(STEPS)], **SENT)
 
 
 def test_lines_group_under_a_custom_regex_and_chosen_loss_tag(client, logged):
@@ -282,7 +284,11 @@ def test_html_run_names_come_back_as_plain_json_strings(client):
 
 # --- live runs, damaged files, plugin listing ----------------------------------------------------
 
-def test_steps_written_while_serving_show_after_reload(tmp_path, small_cnn):
+def test_steps_written_while_serving_show_after_reload(tmp_path, small_cnn, monkeypatch):
+    reads = []
+    original = MultiplexerDataProvider.read_tensors
+    monkeypatch.setattr(MultiplexerDataProvider, "read_tensors",
+                        lambda self, *a, **k: reads.append(k["run_tag_filter"]) or original(self, *a, **k))
     torch.set_num_threads(1)
     with nas_logger.watch(small_cnn, tmp_path / "live", probe=torch.randn(4, 1, 8, 8)) as monitor:
         for step in range(3):
@@ -290,10 +296,15 @@ def test_steps_written_while_serving_show_after_reload(tmp_path, small_cnn):
         client, multiplexer = app_for(tmp_path)
         assert get_json(client, P + "lines?run=live")["layers"][0]["steps"] == [0, 1, 2]
         assert get_json(client, P + "heatmaps?run=live")["step"] == 2
+        reads.clear()
+        get_json(client, P + "lines?run=live")
+        get_json(client, P + "heatmaps?run=live&step=1")
+        assert reads == []  # unchanged series come from the cache
         for step in range(3, 6):
             monitor.log(step, test_loss=3.0 - step)
         multiplexer.Reload()  # what TensorBoard's reload thread does
         body = get_json(client, P + "lines?run=live")
+        assert len(reads) == 1 and len(reads[0].tags) == 4  # one read of the 4 changed stats series
         assert body["layers"][0]["steps"] == list(range(6))
         assert body["overfit_step"] == 5
         heatmaps = get_json(client, P + "heatmaps?run=live")

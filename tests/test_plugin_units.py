@@ -182,3 +182,22 @@ def test_frontend_dir_is_the_repository_frontend_in_a_checkout():
     want = REPO / "frontend" if (REPO / "frontend" / "index.js").is_file() else None
     found = assets.frontend_dir()
     assert (found.resolve() if found else None) == (want.resolve() if want else None)
+
+
+# --- JSON numbers -------------------------------------------------------------------------------
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32),
+                          st.floats(-1e300, 1e300)), max_size=20))
+def test_floats_keep_7_significant_digits_and_send_non_finite_as_null(values):
+    from nas_tb_plugin.routes import _floats
+
+    out = _floats(np.array(values, dtype=np.float64))
+    for x, y in zip(values, out):
+        if not np.isfinite(x):
+            assert y is None
+        else:
+            assert abs(y - x) <= 5.0000001e-7 * abs(x) + 1e-300
+            if 1e-15 < abs(x) < 1e22:  # where powers of ten are exact doubles: a short repr
+                assert len(repr(y).replace("-", "").replace(".", "").split("e")[0].strip("0")) <= 7
+    assert json.dumps(out, allow_nan=False)
