@@ -276,8 +276,7 @@ export class NasApp {
   }
 
   seriesUrl(view, entry) {
-    const extra = view === "lines" ? { loss_tag: this.lossTag, loss_tag2: this.loss2Tag } : { loss_tag: this.lossTag };
-    return url(view, { ...this.params(entry), ...extra });
+    return url(view, { ...this.params(entry), loss_tag: this.lossTag, loss_tag2: this.loss2Tag });
   }
 
   async renderSeries(view, token, t0) {
@@ -458,7 +457,12 @@ export class NasApp {
       const maker = chart && chart.exportSvg ? chart.exportSvg : null;
       if (!maker) continue;
       const entry = this.entryByKey.get(panel.dataset.key);
-      panels.push({ title: entry ? entry.name : panel.dataset.key, chip: entry && entry.color, svg: maker() });
+      let title = entry ? entry.name : panel.dataset.key;
+      if (this.view === "heatmap" && entry) {
+        const run = entry.type === "group" ? `run ${this.heatRun(entry)}, ` : "";
+        title += `  (${run}step ${this.steps[this.stepIndex]})`;
+      }
+      panels.push({ title, chip: entry && entry.color, svg: maker() });
     }
     if (!panels.length) return;
     const cols = Math.min(panels.length, Math.max(1, Math.round(getComputedStyle(this.panels).gridTemplateColumns.split(" ").length)));

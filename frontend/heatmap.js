@@ -159,7 +159,7 @@ export function heatmapGrid(data, options = {}) {
     cells.forEach((c, i) => {
       const cx = 8 + (i % cols) * (TILE + 16);
       const cy = 4 + Math.floor(i / cols) * (TILE + 24);
-      s("image", { x: cx, y: cy, width: c.size[0], height: c.size[1], href: c.href, preserveAspectRatio: "none", style: "image-rendering:pixelated" }, svg);
+      s("image", { x: cx, y: cy + TILE - c.size[1], width: c.size[0], height: c.size[1], href: c.href, preserveAspectRatio: "none", style: "image-rendering:pixelated" }, svg);
       s("text", { x: cx, y: cy + TILE + 14, fill: theme.fg, text: c.name }, svg);
     });
     const bar = colorBar(260, options.dark);

@@ -149,6 +149,9 @@ def test_second_loss_is_orange(tab):
     try:
         assert tab.get_attribute(".nas-panel path.loss2-line", "data-tag") == "distorted_test_loss"
         assert tab.get_attribute(".nas-panel path.loss2-line", "stroke").lower() == "#f57c00"
+        show(tab, "stripes")
+        assert tab.get_attribute(".nas-panel path.loss2-line", "stroke").lower() == "#f57c00"
+        show(tab, "lines")
     finally:
         tab.select_option(".nas-loss2", "")
         wait_ready(tab, "lines")
@@ -258,7 +261,7 @@ def test_heatmap_play_moves_through_steps_with_fast_frames(tab):
     assert max(tab.evaluate("window.nasApp.timings.filter(t => t.view === 'heatmap-step').map(t => t.drawMs)")) < 100
 
 
-def test_comparison_shows_small_multiples_with_shared_axes(tab):
+def test_comparison_shows_small_multiples_with_shared_axes(tab, session):
     show(tab, "lines")
     select(tab, "group:vanilla", "group:vanilla_lowlr", "run:vanilla/seed2")
     panels = tab.eval_on_selector_all(".nas-panel", "els => els.map(e => e.dataset.key)")
@@ -273,6 +276,7 @@ def test_comparison_shows_small_multiples_with_shared_axes(tab):
         assert all(a == axes[0] for a in axes), axes
     chips = tab.eval_on_selector_all(".nas-panel header .chip", "els => els.map(e => getComputedStyle(e).backgroundColor)")
     assert len(set(chips)) == 3
+    save_screenshot(session["page"], tab, "comparison.png")
     show(tab, "lines")
     select(tab, "group:vanilla")
 
@@ -421,21 +425,24 @@ def test_stripe_plot_names_every_layer_up_to_64_and_compresses_hundreds(tab):
     assert sizes["300"]["canvasHeight"] <= 600  # compressed rows
 
 
-def test_screenshots_of_the_three_views(tab, session):
-    page = session["page"]
+def save_screenshot(page, frame, name: str) -> None:
+    """The tab (sidebar, toolbar, panels) down to its last panel, as docs/screenshots/<name>."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)
+    height = frame.evaluate("Math.ceil(document.querySelector('.nas-panels').getBoundingClientRect().bottom) + 12")
+    box = page.query_selector("iframe").bounding_box()
+    page.screenshot(path=str(SCREENSHOTS / name),
+                    clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": min(box["height"], height)})
+    assert (SCREENSHOTS / name).stat().st_size > 10_000
+
+
+def test_screenshots_of_the_three_views(tab, session):
     select(tab, "group:vanilla")
-    shots = {"lines": "line_plot.png", "stripes": "stripe_plot.png", "heatmap": "heatmap.png"}
-    iframe = page.query_selector("iframe")
-    for view, name in shots.items():
+    for view in ("lines", "stripes", "heatmap"):
         show(tab, view)
         if view == "heatmap":
             tab.evaluate("window.nasApp.setStep(window.nasApp.steps.length - 1)")
             tab.wait_for_selector(f".nas-panels[data-step='{EPOCHS - 1}']")
-        page.mouse.move(0, 0)
-        height = tab.evaluate("Math.ceil(document.querySelector('.nas-panels').getBoundingClientRect().bottom) + 12")
-        box = iframe.bounding_box()
-        page.screenshot(path=str(SCREENSHOTS / name),
-                        clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": min(box["height"], height)})
-        assert (SCREENSHOTS / name).stat().st_size > 10_000
+            tab.wait_for_function("() => document.querySelector('.nas-panel img.probe').complete")
+        save_screenshot(session["page"], tab, {"lines": "line_plot.png", "stripes": "stripe_plot.png", "heatmap": "heatmap.png"}[view])
     show(tab, "lines")
