@@ -9,6 +9,8 @@ export class ApiError extends Error {
 }
 
 const cache = new Map();
+// Enough for every heatmap step of a few runs; the oldest responses are dropped first.
+const MAX_CACHED = 600;
 
 /** "route?k=v&..." with undefined/null/"" parameters left out. */
 export function url(route, params = {}) {
@@ -44,16 +46,16 @@ async function load(path) {
 
 /** The parsed JSON of `path`; repeated calls share one request. Failed requests are not cached. */
 export function getJSON(path) {
-  if (!cache.has(path)) {
-    const p = load(path);
-    cache.set(path, p);
+  let p = cache.get(path);
+  if (p) {
+    cache.delete(path); // refresh its place in the eviction order
+  } else {
+    p = load(path);
     p.catch(() => cache.delete(path));
   }
-  return cache.get(path);
-}
-
-export function isCached(path) {
-  return cache.has(path);
+  cache.set(path, p);
+  while (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value);
+  return p;
 }
 
 export function clearCache() {

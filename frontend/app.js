@@ -7,7 +7,7 @@ import { composeSvg, downloadPng, downloadSvg, fileName } from "./export.js";
 import { heatmapGrid, lossCurve } from "./heatmap.js";
 import { extent, linePlot, lossExtent, niceLossDomain, stepExtent } from "./lineplot.js";
 import { stripePlot, stripeStepExtent } from "./stripeplot.js";
-import { isDark, watchTheme } from "./theme.js";
+import { adoptParentFonts, isDark, watchTheme } from "./theme.js";
 
 const VIEWS = [["lines", "Line plot"], ["stripes", "Stripe plot"], ["heatmap", "Heatmap"]];
 const EMPTY_CODE = [
@@ -59,6 +59,7 @@ export class NasApp {
       css.addEventListener("error", resolve);
       setTimeout(resolve, 2000);
     });
+    adoptParentFonts();
     this.body.classList.add("nas-body");
     this.body.classList.toggle("dark-mode", this.dark);
     watchTheme((dark) => {
@@ -308,7 +309,13 @@ export class NasApp {
       nodes.push(panel);
     }
     this.panels.replaceChildren(...nodes);
-    this.timings.push({ view, panels: results.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
+    this.record({ view, panels: results.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
+  }
+
+  /** Keep the last 200 render timings (window.nasApp.timings) for tests and benchmarks. */
+  record(entry) {
+    this.timings.push(entry);
+    if (this.timings.length > 200) this.timings.splice(0, this.timings.length - 200);
   }
 
   toggleLayer(name) {
@@ -381,7 +388,7 @@ export class NasApp {
     }
     this.panels.replaceChildren(...nodes);
     this.showStep(step);
-    this.timings.push({ view: "heatmap", panels: entries.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
+    this.record({ view: "heatmap", panels: entries.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
     this.prefetch(this.stepIndex);
   }
 
@@ -413,7 +420,7 @@ export class NasApp {
       p.grid.update(data[i]);
       p.curve.setStep(data[i].step);
     });
-    this.timings.push({ view: "heatmap-step", step, drawMs: performance.now() - t });
+    this.record({ view: "heatmap-step", step, drawMs: performance.now() - t });
     this.panels.dataset.step = step;
     this.prefetch(this.stepIndex);
   }

@@ -29,3 +29,26 @@ export function watchTheme(onChange) {
   observer.observe(body, { attributes: true, attributeFilter: ["class"] });
   return () => observer.disconnect();
 }
+
+/** Use TensorBoard's own Roboto: copy the parent page's @font-face rules (their URLs point at files
+ *  TensorBoard serves) into this iframe, whose CSP allows inline styles but no other origin. */
+export function adoptParentFonts() {
+  const body = parentBody();
+  if (!body) return 0;
+  const rules = [];
+  for (const sheet of body.ownerDocument.styleSheets) {
+    let list;
+    try {
+      list = sheet.cssRules;
+    } catch (e) {
+      continue;
+    }
+    for (const rule of list) if (rule.type === 5 /* CSSRule.FONT_FACE_RULE */) rules.push(rule.cssText);
+  }
+  if (rules.length) {
+    const style = document.createElement("style");
+    style.textContent = rules.join("\n");
+    document.head.appendChild(style);
+  }
+  return rules.length;
+}

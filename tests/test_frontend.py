@@ -110,6 +110,8 @@ def test_sidebar_lists_groups_and_runs_with_colour_chips(tab):
     assert keys == [f"group:{g}" for g in sorted(GROUPS)] + [f"run:{r}" for r in sorted(runs)]
     chips = tab.eval_on_selector_all(".nas-entry .chip", "els => els.map(e => getComputedStyle(e).backgroundColor)")
     assert len(set(chips[:7])) == 7  # distinct colours for the first seven entries
+    # TensorBoard's own Roboto is used inside the iframe.
+    assert tab.evaluate("document.fonts.ready.then(() => [...document.fonts].some(f => f.family.includes('Roboto') && f.status === 'loaded'))")
     # The first group is selected and drawn on load.
     assert tab.eval_on_selector_all(".nas-panel", "els => els.map(e => e.dataset.key)") == ["group:vanilla"]
 
