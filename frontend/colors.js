@@ -35,6 +35,21 @@ export function viridis(v) {
   return rgbToHex([VIRIDIS_LUT[i * 3], VIRIDIS_LUT[i * 3 + 1], VIRIDIS_LUT[i * 3 + 2]]);
 }
 
+/** Write RGBA pixels of viridis(values[i]) into `pixels` (an ImageData's data); null/NaN are grey. */
+export function viridisPixels(values, pixels) {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    const o = i * 4;
+    if (v === null || v === undefined || Number.isNaN(v)) {
+      pixels[o] = MISSING_RGB[0]; pixels[o + 1] = MISSING_RGB[1]; pixels[o + 2] = MISSING_RGB[2];
+    } else {
+      const k = Math.max(0, Math.min(255, Math.round(v * 255))) * 3;
+      pixels[o] = VIRIDIS_LUT[k]; pixels[o + 1] = VIRIDIS_LUT[k + 1]; pixels[o + 2] = VIRIDIS_LUT[k + 2];
+    }
+    pixels[o + 3] = 255;
+  }
+}
+
 export const VIRIDIS_GRADIENT_STOPS = VIRIDIS_STOPS.map((c, i) => [i / (VIRIDIS_STOPS.length - 1), c]);
 export const MISSING = "#9e9e9e";
 export const MISSING_RGB = hexToRgb(MISSING);

@@ -1,5 +1,7 @@
 // Small DOM/SVG helpers, scales and ticks shared by every view. Names always go in with textContent.
 export const SVG_NS = "http://www.w3.org/2000/svg";
+// TensorBoard's font first (adopted from the parent page, see theme.js), then the system UI fonts.
+export const FONT = "Roboto, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif";
 
 function apply(node, attrs) {
   for (const [k, v] of Object.entries(attrs || {})) {

@@ -1,7 +1,5 @@
 // Export of a view as SVG or PNG (rasterised from the same SVG), downloaded through a blob URL.
-import { s } from "./dom.js";
-
-const FONT = "Roboto, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif";
+import { FONT, s } from "./dom.js";
 
 /** One SVG holding every panel's exportSvg() in a grid with its title, as on screen. */
 export function composeSvg(panels, { columns = 1, background = "#ffffff", foreground = "#212121" } = {}) {

@@ -1,11 +1,10 @@
 // NAS Heatmap: for one run and step, the s_k map of every layer on one shared 0..1 viridis scale, beside
 // the probe image; a loss curve with a marker at the chosen step. update(data) redraws in place, so
 // moving the step slider only rewrites canvas pixels.
-import { LOSS, MISSING_RGB, VIRIDIS_GRADIENT_STOPS, VIRIDIS_LUT, themeColors } from "./colors.js";
-import { fmt, h, linear, s, uniqueId } from "./dom.js";
+import { LOSS, VIRIDIS_GRADIENT_STOPS, themeColors, viridisPixels } from "./colors.js";
+import { FONT, fmt, h, linear, s, uniqueId } from "./dom.js";
 import { drawAxes, drawLosses, lossExtent, niceLossDomain, stepExtent } from "./lineplot.js";
 
-const FONT = "Roboto, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif";
 const TILE = 84; // CSS pixels of the longer side of a heatmap tile
 
 /** Paint row-major values (h x w) into a canvas of that many pixels, on viridis. */
@@ -17,18 +16,7 @@ export function paintHeatmap(canvas, shape, values) {
   }
   const ctx = canvas.getContext("2d");
   const img = ctx.createImageData(wid, hgt);
-  const px = img.data;
-  for (let i = 0; i < wid * hgt; i++) {
-    const v = values[i];
-    const o = i * 4;
-    if (v === null || v === undefined || Number.isNaN(v)) {
-      px[o] = MISSING_RGB[0]; px[o + 1] = MISSING_RGB[1]; px[o + 2] = MISSING_RGB[2];
-    } else {
-      const k = Math.max(0, Math.min(255, Math.round(v * 255))) * 3;
-      px[o] = VIRIDIS_LUT[k]; px[o + 1] = VIRIDIS_LUT[k + 1]; px[o + 2] = VIRIDIS_LUT[k + 2];
-    }
-    px[o + 3] = 255;
-  }
+  viridisPixels(values, img.data);
   ctx.putImageData(img, 0, 0);
 }
 

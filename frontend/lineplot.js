@@ -1,9 +1,7 @@
 // NAS Line Plot: median NAS per layer against step (right axis, 0..1), blue by depth, min..max band,
 // test loss in red on the left axis, optional second loss in orange, dashed red line at the overfit step.
 import { LOSS, LOSS2, OVERFIT, depthColor, themeColors } from "./colors.js";
-import { bandPath, fmt, h, linePath, linear, nearestIndex, s, stepTicks, ticks, uniqueId } from "./dom.js";
-
-const FONT = "Roboto, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif";
+import { FONT, bandPath, fmt, h, linear, linePath, nearestIndex, s, stepTicks, ticks, uniqueId } from "./dom.js";
 
 /** [min, max] over finite values of the given arrays, or null when there are none. */
 export function extent(...arrays) {

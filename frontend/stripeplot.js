@@ -1,12 +1,9 @@
 // NAS Stripe Plot: one row per layer (sorted by depth, first layer on top), one cell per step, colour =
 // median NAS on viridis (canvas), with the test loss, the dashed overfit line, layer names and a colour bar
 // drawn in an SVG overlay.
-import { MISSING_RGB, VIRIDIS_GRADIENT_STOPS, VIRIDIS_LUT, themeColors } from "./colors.js";
-import { fmt, h, linear, nearestIndex, s, stepTicks, ticks, uniqueId } from "./dom.js";
-import { LOSS } from "./colors.js";
+import { LOSS, VIRIDIS_GRADIENT_STOPS, themeColors, viridisPixels } from "./colors.js";
+import { FONT, fmt, h, linear, nearestIndex, s, stepTicks, ticks, uniqueId } from "./dom.js";
 import { drawLosses, extent, niceLossDomain } from "./lineplot.js";
-
-const FONT = "Roboto, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif";
 
 /** Pixel edges of each step's cell: halfway between neighbouring steps. */
 function cellEdges(steps, x) {
@@ -72,21 +69,12 @@ export function stripePlot(data, options = {}) {
     cells.height = n;
     const cctx = cells.getContext("2d");
     const img = cctx.createImageData(steps.length, n);
-    const px = img.data;
+    const values = new Array(n * steps.length);
     for (let r = 0; r < n; r++) {
       const row = data.medians[r] || [];
-      for (let j = 0; j < steps.length; j++) {
-        const v = row[j];
-        const o = (r * steps.length + j) * 4;
-        if (v === null || v === undefined || Number.isNaN(v)) {
-          px[o] = MISSING_RGB[0]; px[o + 1] = MISSING_RGB[1]; px[o + 2] = MISSING_RGB[2];
-        } else {
-          const k = Math.max(0, Math.min(255, Math.round(v * 255))) * 3;
-          px[o] = VIRIDIS_LUT[k]; px[o + 1] = VIRIDIS_LUT[k + 1]; px[o + 2] = VIRIDIS_LUT[k + 2];
-        }
-        px[o + 3] = 255;
-      }
+      for (let j = 0; j < steps.length; j++) values[r * steps.length + j] = row[j];
     }
+    viridisPixels(values, img.data);
     cctx.putImageData(img, 0, 0);
     const ctx = canvas.getContext("2d");
     ctx.imageSmoothingEnabled = false;
