@@ -7,9 +7,9 @@ path) and prints the median latency of each NAS route as a ratio to `/data/plugi
 serving the same number of points (15,000), and the response sizes.
 
 With `--rust` it also starts a real `tensorboard` process (Rust data server, the default path) and
-times the same requests over HTTP.
+times the same requests over HTTP (the plugin's series cache is warm there).
 
-    python benchmarks/plugin_latency.py [--logdir DIR] [--repeats 15] [--rust]
+    python benchmarks/plugin_latency.py [--logdir DIR] [--repeats 15] [--rust] [--no-in-process]
 """
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ ROUTES = {
 def served_fetch(logdir: Path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", f"--logdir={logdir}", "--port=0", "--host=127.0.0.1",
-         "--load_fast=true", "--samples_per_plugin=scalars=0"],
+         "--load_fast=true", f"--samples_per_plugin=scalars={10 * POINTS}"],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         if " at http://" in line:
@@ -161,7 +161,9 @@ def served_fetch(logdir: Path):
     while time.monotonic() < deadline:  # wait for the data server's first full load
         try:
             runs = __import__("json").loads(gzip.decompress(fetch("/data/plugin/nas/runs")))["runs"]
-            if len(runs) == len(RUNS) and all(r["steps"] == STEPS for r in runs):
+            baseline = fetch(f"/data/plugin/scalars/scalars?run={BASELINE_RUN}&tag={BASELINE_TAG}")
+            if (len(runs) == len(RUNS) and all(r["steps"] == STEPS for r in runs)
+                    and len(__import__("json").loads(gzip.decompress(baseline))) == POINTS):
                 break
         except Exception:
             pass
@@ -174,6 +176,7 @@ def main() -> None:
     parser.add_argument("--logdir", type=Path, help="reuse or create this log dir (default: a temp dir)")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--rust", action="store_true", help="also time a real tensorboard (Rust data server)")
+    parser.add_argument("--no-in-process", action="store_true", help="skip the in-process measurement")
     args = parser.parse_args()
     logdir = args.logdir or Path(tempfile.mkdtemp(prefix="nas_bench_"))
     if not (logdir / BASELINE_RUN).exists():
@@ -181,11 +184,12 @@ def main() -> None:
         write_logdir(logdir)
         print(f"wrote {len(RUNS)} runs x {LAYERS} layers x {STEPS} steps to {logdir} "
               f"in {time.perf_counter() - start:.1f} s")
-    start = time.perf_counter()
-    fetch = in_process_client(logdir)
-    print(f"loaded in process in {time.perf_counter() - start:.1f} s")
-    report("in process, MultiplexerDataProvider (--load_fast=false path):",
-           time_routes(fetch, ROUTES, args.repeats, cold=True))
+    if not args.no_in_process:
+        start = time.perf_counter()
+        fetch = in_process_client(logdir)
+        print(f"loaded in process in {time.perf_counter() - start:.1f} s")
+        report("in process, MultiplexerDataProvider (--load_fast=false path):",
+               time_routes(fetch, ROUTES, args.repeats, cold=True))
     if args.rust:
         proc, fetch = served_fetch(logdir)
         try:

@@ -34,6 +34,8 @@ def align(series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
 def band(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Column-wise (min, median, max) over the rows of ``matrix`` ignoring NaN; NaN where a column
     has no finite value."""
+    if not np.isnan(matrix).any():  # the common case; nanmedian on small arrays is ~10x slower
+        return matrix.min(axis=0), np.median(matrix, axis=0), matrix.max(axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmin(matrix, axis=0), np.nanmedian(matrix, axis=0), np.nanmax(matrix, axis=0)

@@ -161,13 +161,15 @@ class Reader:
                 result[run] = entry
         return result
 
-    def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, list[str]]:
-        """{run: sorted scalar tags} of TensorBoard's scalars plugin."""
+    def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, dict[str, tuple]]:
+        """{run: {scalar tag: version}} of TensorBoard's scalars plugin, tags sorted; the version
+        (max_step, max_wall_time) keys :meth:`read_scalar`'s cache."""
         listing = self._provider.list_scalars(
             ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN,
             run_tag_filter=provider.RunTagFilter(runs=runs) if runs is not None else None,
         )
-        return {run: sorted(tags) for run, tags in listing.items()}
+        return {run: {tag: (ts.max_step, ts.max_wall_time) for tag, ts in sorted(tags.items())}
+                for run, tags in listing.items()}
 
     # --- cached series --------------------------------------------------------------------------
 
@@ -230,20 +232,29 @@ class Reader:
 
     # --- scalars and probe ----------------------------------------------------------------------
 
-    def read_scalar(self, ctx, eid: str, runs: list[str], tag: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """{run: (steps, values float64)} of one scalar tag in the runs that have it."""
-        data = self._provider.read_scalars(
-            ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN, downsample=KEEP_ALL,
-            run_tag_filter=provider.RunTagFilter(runs=runs, tags=[tag]),
-        )
-        result = {}
-        for run in runs:
-            points = data.get(run, {}).get(tag)
-            if points:
+    def read_scalar(self, ctx, eid: str, versions: dict[str, tuple], tag: str
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{run: (steps, values float64)} of one scalar tag in the runs of ``versions`` ({run: version
+        of that tag, from :meth:`list_scalar_tags`}); cached like the NAS series."""
+        result, missing = {}, []
+        for run, version in versions.items():
+            hit = self._cache.get((eid, run, SCALARS_PLUGIN, tag), version)
+            if hit is SeriesCache.MISS:
+                missing.append(run)
+            else:
+                result[run] = hit
+        if missing:
+            data = self._provider.read_scalars(
+                ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN, downsample=KEEP_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=missing, tags=[tag]),
+            )
+            for run in missing:
+                points = data.get(run, {}).get(tag, ())
                 steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
                 values = np.fromiter((p.value for p in points), dtype=np.float64, count=len(points))
                 result[run] = dedupe_steps(steps, values)
-        return result
+                self._cache.put((eid, run, SCALARS_PLUGIN, tag), versions[run], result[run], 2 * steps.size)
+        return {run: series for run, series in result.items() if series[0].size}
 
     def has_probe(self, ctx, eid: str, run: str) -> bool:
         listing = self._provider.list_blob_sequences(

@@ -233,7 +233,8 @@ class Routes:
             if tag is not None and tag not in available:
                 raise ApiError(404, f"no scalar tag {tag!r} in {sel.kind} {sel.name!r}", param)
             tag = tag or default
-            curves = self._reader.read_scalar(ctx, eid, sel.runs, tag) if tag else {}
+            versions = {run: run_tags[tag] for run, run_tags in tags.items() if tag in run_tags}
+            curves = self._reader.read_scalar(ctx, eid, versions, tag) if tag else {}
             if not curves:
                 result.append(None)
             elif sel.kind == "run":
@@ -266,7 +267,7 @@ class Routes:
         counts = self._reader.step_counts(ctx, eid, listings)
         runs = []
         for run in sorted(listings):
-            tags = scalar_tags.get(run, [])
+            tags = list(scalar_tags.get(run, {}))
             runs.append({
                 "run": run,
                 "group": group_of(run, pattern),
