@@ -16,7 +16,7 @@ function rgbToHex([r, g, b]) {
 }
 
 /** 256 x RGB lookup table of viridis, for canvas ImageData. */
-export const VIRIDIS_LUT = (() => {
+const VIRIDIS_LUT = (() => {
   const stops = VIRIDIS_STOPS.map(hexToRgb);
   const lut = new Uint8ClampedArray(256 * 3);
   for (let i = 0; i < 256; i++) {
@@ -28,12 +28,7 @@ export const VIRIDIS_LUT = (() => {
   return lut;
 })();
 
-/** Viridis colour of v in [0, 1] as "#rrggbb"; null/NaN gives the missing-value grey. */
-export function viridis(v) {
-  if (v === null || v === undefined || Number.isNaN(v)) return MISSING;
-  const i = Math.max(0, Math.min(255, Math.round(v * 255)));
-  return rgbToHex([VIRIDIS_LUT[i * 3], VIRIDIS_LUT[i * 3 + 1], VIRIDIS_LUT[i * 3 + 2]]);
-}
+const MISSING_RGB = hexToRgb("#9e9e9e"); // null/NaN cells
 
 /** Write RGBA pixels of viridis(values[i]) into `pixels` (an ImageData's data); null/NaN are grey. */
 export function viridisPixels(values, pixels) {
@@ -51,8 +46,6 @@ export function viridisPixels(values, pixels) {
 }
 
 export const VIRIDIS_GRADIENT_STOPS = VIRIDIS_STOPS.map((c, i) => [i / (VIRIDIS_STOPS.length - 1), c]);
-export const MISSING = "#9e9e9e";
-export const MISSING_RGB = hexToRgb(MISSING);
 
 export const LOSS = "#d32f2f";
 export const LOSS2 = "#f57c00";
@@ -73,15 +66,6 @@ export function depthColor(depth, maxDepth, dark = false) {
   const t = maxDepth > 0 ? Math.max(0, Math.min(1, depth / maxDepth)) : 0;
   const [l0, l1] = dark ? [38, 78] : [20, 64];
   return hslToHex(212, 90, l0 + (l1 - l0) * t);
-}
-
-/** Relative luminance (WCAG) of "#rrggbb"; tests use it to check the depth ramp. */
-export function luminance(hex) {
-  const lin = hexToRgb(hex).map((c) => {
-    const v = c / 255;
-    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
-  });
-  return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
 }
 
 // TensorBoard's run palette, for the colour chips of selected runs and groups.
