@@ -2,8 +2,8 @@
 // heatmap step slider with play, exports, empty and error states, and TensorBoard's light/dark theme.
 import { getJSON, url, clearCache } from "./api.js";
 import { RUN_PALETTE, themeColors } from "./colors.js";
-import { h, s } from "./dom.js";
-import { composeSvg, downloadPng, downloadSvg, fileName } from "./export.js";
+import { h } from "./dom.js";
+import { composeSvg, downloadPng, downloadSvg, fileName, stackSvg } from "./export.js";
 import { heatmapGrid, lossCurve } from "./heatmap.js";
 import { extent, linePlot, lossExtent, niceLossDomain, stepExtent } from "./lineplot.js";
 import { stripePlot, stripeStepExtent } from "./stripeplot.js";
@@ -334,8 +334,8 @@ export class NasApp {
       getJSON(url("lines", { run: this.heatRun(e), loss_tag: this.lossTag, loss_tag2: this.loss2Tag })).then((data) => ({ e, data }), (error) => ({ e, error }))));
     if (token !== this.token) return;
     const ok = lines.filter((r) => r.data);
-    const stepsOf = (d) => union([...(d.layers || []).map((l) => l.steps), d.loss ? d.loss.steps : []]);
-    this.steps = union(ok.map((r) => ((r.data.layers || []).length ? union(r.data.layers.map((l) => l.steps)) : stepsOf(r.data))));
+    const layerSteps = (d) => union((d.layers || []).map((l) => l.steps));
+    this.steps = union(ok.map((r) => layerSteps(r.data)));
     const stepRanges = ok.map((r) => stepExtent(r.data)).filter(Boolean);
     const xDomain = stepRanges.length ? [Math.min(...stepRanges.map((z) => z[0])), Math.max(...stepRanges.map((z) => z[1]))] : null;
     const lossDomain = niceLossDomain(extent(...ok.map((r) => lossExtent(r.data) || [])));
@@ -349,7 +349,7 @@ export class NasApp {
     const { width } = this.layout(entries.length);
     const first = await Promise.all(lines.map((r) => {
       if (r.error) return r;
-      const runSteps = stepsOf(r.data);
+      const runSteps = layerSteps(r.data);
       const run = this.heatRun(r.e);
       return getJSON(url("heatmaps", { run, step: nearest(runSteps, step) }))
         .then((heat) => ({ ...r, run, runSteps, heat }), (error) => ({ ...r, run, error }));
@@ -370,19 +370,7 @@ export class NasApp {
         body.append(grid, curve);
         const runSteps = r.heat.steps && r.heat.steps.length ? [...r.heat.steps].sort((a, b) => a - b) : r.runSteps;
         this.heatPanels.push({ run: r.run, runSteps, grid, curve, panel });
-        body.exportSvg = () => {
-          const g = grid.exportSvg();
-          const c = curve.cloneNode(true);
-          const gw = +g.getAttribute("width");
-          const gh = +g.getAttribute("height");
-          const cw = +c.getAttribute("width");
-          const ch = +c.getAttribute("height");
-          const out = s("svg", { xmlns: "http://www.w3.org/2000/svg", width: Math.max(gw, cw), height: gh + ch });
-          s("rect", { x: 0, y: 0, width: Math.max(gw, cw), height: gh + ch, fill: themeColors(this.dark).bg }, out);
-          c.setAttribute("y", gh);
-          out.append(g, c);
-          return out;
-        };
+        body.exportSvg = () => stackSvg([grid.exportSvg(), curve.cloneNode(true)], themeColors(this.dark).bg);
       }
       nodes.push(panel);
     }

@@ -32,6 +32,22 @@ export function composeSvg(panels, { columns = 1, background = "#ffffff", foregr
   return out;
 }
 
+/** One SVG with `svgs` stacked top to bottom on a `background` rectangle. */
+export function stackSvg(svgs, background) {
+  const width = Math.max(...svgs.map((g) => +g.getAttribute("width")));
+  const height = svgs.reduce((sum, g) => sum + +g.getAttribute("height"), 0);
+  const out = s("svg", { xmlns: "http://www.w3.org/2000/svg", width, height, "font-family": FONT });
+  s("rect", { x: 0, y: 0, width, height, fill: background }, out);
+  let y = 0;
+  for (const g of svgs) {
+    g.setAttribute("x", 0);
+    g.setAttribute("y", y);
+    y += +g.getAttribute("height");
+    out.appendChild(g);
+  }
+  return out;
+}
+
 export function serialize(svg) {
   return '<?xml version="1.0" encoding="UTF-8"?>\n' + new XMLSerializer().serializeToString(svg);
 }
