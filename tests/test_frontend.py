@@ -41,6 +41,7 @@ def logged(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(logged):
     tb = TensorBoard(logged[0])
+    tb.wait_for_runs(len(logged[1]))
     yield tb
     tb.close()
 

@@ -3,12 +3,14 @@ nas_logger by real training, a real `tensorboard` process serving it, and a head
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +121,21 @@ class TensorBoard:
         if not found.wait(timeout):
             self.close()
             raise RuntimeError("tensorboard did not start:\n" + "".join(self.log[-30:]))
+
+    def wait_for_runs(self, count: int, timeout: float = 60) -> None:
+        """Block until the plugin lists `count` runs (TensorBoard reads the log directory in the background)."""
+        deadline = time.monotonic() + timeout
+        seen = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/data/plugin/nas/runs", timeout=10) as response:
+                    seen = len(json.load(response)["runs"])
+                if seen >= count:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"tensorboard lists {seen} NAS runs after {timeout} s; expected {count}")
 
     def close(self):
         if self.proc.poll() is None:
