@@ -2,33 +2,33 @@
 
 Builds a log dir of 9 runs (3 groups x 3 seeds) x 50 layers x 300 steps (stats + heatmaps, written
 directly with `nas_logger.summaries.nas_summary`), plus one scalar series of 50 x 300 = 15,000 points.
-Then, in this process, serves it with TensorBoard's MultiplexerDataProvider (the `--load_fast=false`
-path) and prints the median latency of each NAS route as a ratio to `/data/plugin/scalars/scalars`
-serving the same number of points (15,000), and the response sizes.
+Then, in this process, serves it through TensorBoard's WSGI app with the NAS and scalars plugins on
+each data provider TensorBoard uses: the Rust data server's gRPC provider (the default path; the data
+server runs as a subprocess, as under `tensorboard`) and MultiplexerDataProvider (`--load_fast=false`).
+It prints the median latency of each NAS route as a ratio to `/data/plugin/scalars/scalars` serving
+the same number of points (15,000), warm (the plugin's series cache filled) and cold (cache emptied
+before the request, as after new data arrived in every run), and the response sizes.
 
-With `--rust` it also starts a real `tensorboard` process (Rust data server, the default path) and
-times the same requests over HTTP (the plugin's series cache is warm there).
-
-    python benchmarks/plugin_latency.py [--logdir DIR] [--repeats 15] [--rust] [--no-in-process]
+    python benchmarks/plugin_latency.py [--logdir DIR] [--repeats 9] [--only rust|python]
 """
 from __future__ import annotations
 
 import argparse
 import gzip
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+from tensorboard import context
 from tensorboard.backend import application
+from tensorboard.data import server_ingester
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.scalar import scalars_plugin
+from tensorboard.util import grpc_util
 from torch.utils.tensorboard import SummaryWriter
 from werkzeug import test as werkzeug_test
 
@@ -72,17 +72,42 @@ def write_logdir(path: Path) -> None:
     writer.close()
 
 
-def in_process_client(logdir: Path):
+def python_provider(logdir: Path):
     """TensorBoard's --load_fast=false loading with NASLoader's `nas=0` and every scalar kept."""
-    guidance = {fmt.PLUGIN_NAME: 0, "scalars": 0}
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance=guidance)
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(
+        tensor_size_guidance={fmt.PLUGIN_NAME: 0, "scalars": 0})
     multiplexer.AddRunsFromDirectory(str(logdir))
     multiplexer.Reload()
-    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
-    context = base_plugin.TBContext(logdir=str(logdir), data_provider=provider,
-                                    sampling_hints={"scalars": 10**6})
-    plugin = NASPlugin(context)
-    app = application.TensorBoardWSGI([plugin, scalars_plugin.ScalarsPlugin(context)], data_provider=provider)
+    return data_provider.MultiplexerDataProvider(multiplexer, str(logdir)), None
+
+
+def rust_provider(logdir: Path):
+    """The Rust data server (a subprocess, as `tensorboard` starts it) with `nas` and scalars kept."""
+    ingester = server_ingester.SubprocessServerDataIngester(
+        server_ingester.get_server_binary(), str(logdir), reload_interval=0,
+        channel_creds_type=grpc_util.ChannelCredsType.LOCAL,
+        samples_per_plugin={fmt.PLUGIN_NAME: 0, "scalars": 0})
+    ingester.start()
+    dp, ctx = ingester.data_provider, context.RequestContext()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # the data server loads in the background
+        tensors = dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)
+        scalars = dp.list_scalars(ctx, experiment_id="", plugin_name="scalars")
+        series = [tensors.get(run, {}) for run in RUNS]
+        baseline = scalars.get(BASELINE_RUN, {}).get(BASELINE_TAG)
+        if (all(len(tags) == 2 * LAYERS and all(t.max_step == STEPS - 1 for t in tags.values()) for tags in series)
+                and baseline is not None and baseline.max_step == POINTS - 1):
+            break
+        time.sleep(1)
+    return dp, ingester
+
+
+def client_for(logdir: Path, provider):
+    """fetch(url, cold=False) through TensorBoard's WSGI app with the NAS and scalars plugins."""
+    context_ = base_plugin.TBContext(logdir=str(logdir), data_provider=provider,
+                                     sampling_hints={"scalars": 10**6})
+    plugin = NASPlugin(context_)
+    app = application.TensorBoardWSGI([plugin, scalars_plugin.ScalarsPlugin(context_)], data_provider=provider)
     client = werkzeug_test.Client(app)
 
     def fetch(url: str, cold: bool = False) -> bytes:
@@ -140,43 +165,11 @@ ROUTES = {
 }
 
 
-def served_fetch(logdir: Path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", f"--logdir={logdir}", "--port=0", "--host=127.0.0.1",
-         "--load_fast=true", f"--samples_per_plugin=scalars={10 * POINTS}"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        if " at http://" in line:
-            url = line.split(" at ")[1].split()[0].rstrip("/")
-            break
-    else:
-        raise RuntimeError("tensorboard did not start")
-
-    def fetch(path: str, cold: bool = False) -> bytes:
-        request = urllib.request.Request(url + path, headers={"Accept-Encoding": "gzip"})
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.read()
-
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # wait for the data server's first full load
-        try:
-            runs = __import__("json").loads(gzip.decompress(fetch("/data/plugin/nas/runs")))["runs"]
-            baseline = fetch(f"/data/plugin/scalars/scalars?run={BASELINE_RUN}&tag={BASELINE_TAG}")
-            if (len(runs) == len(RUNS) and all(r["steps"] == STEPS for r in runs)
-                    and len(__import__("json").loads(gzip.decompress(baseline))) == POINTS):
-                break
-        except Exception:
-            pass
-        time.sleep(1)
-    return proc, fetch
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logdir", type=Path, help="reuse or create this log dir (default: a temp dir)")
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--rust", action="store_true", help="also time a real tensorboard (Rust data server)")
-    parser.add_argument("--no-in-process", action="store_true", help="skip the in-process measurement")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--only", choices=["rust", "python"], help="measure one data provider only")
     args = parser.parse_args()
     logdir = args.logdir or Path(tempfile.mkdtemp(prefix="nas_bench_"))
     if not (logdir / BASELINE_RUN).exists():
@@ -184,20 +177,19 @@ def main() -> None:
         write_logdir(logdir)
         print(f"wrote {len(RUNS)} runs x {LAYERS} layers x {STEPS} steps to {logdir} "
               f"in {time.perf_counter() - start:.1f} s")
-    if not args.no_in_process:
+    providers = [("rust", rust_provider, "Rust data server, gRPC provider (default `tensorboard` path)"),
+                 ("python", python_provider, "MultiplexerDataProvider (`--load_fast=false` path)")]
+    for name, make, title in providers:
+        if args.only and args.only != name:
+            continue
         start = time.perf_counter()
-        fetch = in_process_client(logdir)
-        print(f"loaded in process in {time.perf_counter() - start:.1f} s")
-        report("in process, MultiplexerDataProvider (--load_fast=false path):",
-               time_routes(fetch, ROUTES, args.repeats, cold=True))
-    if args.rust:
-        proc, fetch = served_fetch(logdir)
+        provider, ingester = make(logdir)
+        print(f"\n{name}: loaded in {time.perf_counter() - start:.1f} s")
         try:
-            report("real tensorboard over HTTP, Rust data server (default path; warm only):",
-                   time_routes(fetch, ROUTES, args.repeats, cold=False))
+            report(title, time_routes(client_for(logdir, provider), ROUTES, args.repeats, cold=True))
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            if ingester is not None:
+                ingester._data_provider = None  # the data server exits with this process (stdin closes)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import logging
 import math
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +94,11 @@ def _floats(values: np.ndarray) -> list:
     if not finite.all():
         out = [x if math.isfinite(x) else None for x in out]
     return out
+
+
+def _where(request) -> tuple:
+    """(request context, experiment id) for the data provider."""
+    return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
 
 
 def _steps(steps: np.ndarray) -> list[int]:
@@ -260,7 +265,7 @@ class Routes:
 
     @_endpoint
     def runs(self, request):
-        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        ctx, eid = _where(request)
         pattern = self._pattern(request)
         listings = self._reader.list_nas(ctx, eid)
         scalar_tags = self._reader.list_scalar_tags(ctx, eid)
@@ -271,11 +276,7 @@ class Routes:
             runs.append({
                 "run": run,
                 "group": group_of(run, pattern),
-                "layers": [
-                    {"name": l.name, "depth": l.depth, "kind": l.kind, "filters": l.filters,
-                     "receptive_fields": l.receptive_fields}
-                    for l in listings[run].layers()
-                ],
+                "layers": [asdict(l) for l in listings[run].layers()],
                 "scalar_tags": tags,
                 "loss_tag": default_loss_tag(tags),
                 "steps": counts[run],
@@ -285,7 +286,7 @@ class Routes:
 
     @_endpoint
     def lines(self, request):
-        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        ctx, eid = _where(request)
         sel = self._select(request, ctx, eid)
         layers = [
             {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": _steps(l.steps),
@@ -297,7 +298,7 @@ class Routes:
 
     @_endpoint
     def stripes(self, request):
-        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        ctx, eid = _where(request)
         sel = self._select(request, ctx, eid)
         lines = self._layer_lines(ctx, eid, sel)
         steps, medians = align([(l.steps, l.median) for l in lines])
@@ -315,7 +316,7 @@ class Routes:
 
     @_endpoint
     def export(self, request):
-        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        ctx, eid = _where(request)
         output = self._arg(request, "format") or "csv"
         if output != "csv":
             raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
@@ -334,7 +335,7 @@ class Routes:
 
     @_endpoint
     def heatmap(self, request):
-        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        ctx, eid = _where(request)
         run, layer = self._arg(request, "run", required=True), self._arg(request, "layer", required=True)
         step = self._int_arg(request, "step")
         series = self._run(ctx, eid, run).heatmaps.get(layer)
@@ -350,7 +351,7 @@ class Routes:
 
     @_endpoint
     def heatmaps(self, request):
-        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        ctx, eid = _where(request)
         run = self._arg(request, "run", required=True)
         step = self._int_arg(request, "step")
         listing = self._run(ctx, eid, run)
@@ -372,7 +373,7 @@ class Routes:
 
     @_endpoint
     def probe(self, request):
-        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        ctx, eid = _where(request)
         run = self._arg(request, "run", required=True)
         image = self._reader.read_probe(ctx, eid, run)
         if image is None:

@@ -6,8 +6,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +81,6 @@ def test_every_logged_step_is_served(logdir, load_fast):
         assert listing["nas"]["enabled"] is True and listing["nas"]["tab_name"] == "NAS"
         status, runs = get(url + "/data/plugin/nas/runs")
         assert runs["runs"][0]["steps"] == STEPS and runs["groups"] == [{"group": "long", "runs": ["long/seed0"]}]
+        with urllib.request.urlopen(url + "/data/plugin/nas/index.js", timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("text/javascript")
+            assert response.read() == (Path(__file__).parent.parent / "frontend" / "index.js").read_bytes()
