@@ -189,7 +189,7 @@ def main() -> None:
             report(title, time_routes(client_for(logdir, provider), ROUTES, args.repeats, cold=True))
         finally:
             if ingester is not None:
-                ingester._data_provider = None  # the data server exits with this process (stdin closes)
+                ingester._stdin_handle.close()  # the data server runs with --die-after-stdin
 
 
 if __name__ == "__main__":
