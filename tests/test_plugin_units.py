@@ -203,3 +203,15 @@ def test_floats_keep_7_significant_digits_and_send_non_finite_as_null():
         if 1e-15 < abs(x) < 1e22:  # where powers of ten are exact doubles: a short repr
             assert len(repr(y).replace("-", "").replace(".", "").split("e")[0].strip("0")) <= 7
     assert json.dumps(out, allow_nan=False)
+
+
+def test_static_files_under_a_path_prefix(frontend, tmp_path):
+    from tensorboard.backend import application
+    from werkzeug import test as werkzeug_test
+
+    context = base_plugin.TBContext(logdir=str(tmp_path), data_provider=None)
+    app = application.TensorBoardWSGI([NASPlugin(context, frontend_dir=frontend)], path_prefix="/tb")
+    client = werkzeug_test.Client(app)
+    response = client.get("/tb/data/plugin/nas/static/views/lines.js")
+    assert response.status_code == 200 and response.get_data(as_text=True) == "export const x = 1;\n"
+    assert client.get("/tb/data/plugin/nas/static/%2e%2e/secret.js").status_code == 404
