@@ -284,7 +284,8 @@ def _to_maps(run: str, series: Series, points) -> tuple[tuple[np.ndarray, list[n
 
 
 def _as_map(array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array, dtype=np.float64)
+    """A 2-D map as stored (float32 keeps the cache small); higher ranks averaged down, as the writer does."""
+    array = np.asarray(array, dtype=np.float32)
     while array.ndim > 2:
         array = array.mean(axis=0)
     return array.reshape((1,) * (2 - array.ndim) + array.shape)
