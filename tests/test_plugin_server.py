@@ -7,12 +7,16 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
 
+import nas_logger
+from conftest import SmallCNN
 from plugin_fixtures import write_run
 
 STEPS = 150  # more than the Rust data server's 100 tensors and the Python loader's 10 per series
@@ -61,26 +65,44 @@ def get(url: str):
         return response.status, json.loads(response.read())
 
 
+def poll_lines(url: str, run: str, steps: int, seconds: float = 40):
+    """The `lines` body of ``run`` once its deepest layer has ``steps`` steps (or the last one seen)."""
+    deadline, body = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        try:
+            status, body = get(url + "/data/plugin/nas/lines?run=" + urllib.parse.quote(run, safe=""))
+        except urllib.error.HTTPError:  # 404 until the first load finishes
+            body = None
+        if body is not None and len(body["layers"][-1]["steps"]) == steps:
+            break
+        time.sleep(0.3)
+    assert body is not None, f"run {run!r} never appeared"
+    return body
+
+
 @pytest.mark.parametrize("load_fast", ["true", "false"])
-def test_every_logged_step_is_served(logdir, load_fast):
-    with tensorboard(logdir, load_fast) as url:
-        deadline, body = time.monotonic() + 40, None
-        while time.monotonic() < deadline:
-            try:
-                status, body = get(url + "/data/plugin/nas/lines?run=long%2Fseed0")
-            except urllib.error.HTTPError as e:  # 404 until the first load finishes
-                status, body = e.code, None
-            if status == 200 and len(body["layers"][-1]["steps"]) == STEPS:
-                break
-            time.sleep(0.5)
-        assert body is not None, "the run never appeared"
-        assert [len(layer["steps"]) for layer in body["layers"]] == [STEPS] * 4
-        assert body["layers"][0]["steps"] == list(range(STEPS))
-        assert body["overfit_step"] == 100
-        status, listing = get(url + "/data/plugins_listing")
-        assert listing["nas"]["enabled"] is True and listing["nas"]["tab_name"] == "NAS"
-        status, runs = get(url + "/data/plugin/nas/runs")
-        assert runs["runs"][0]["steps"] == STEPS and runs["groups"] == [{"group": "long", "runs": ["long/seed0"]}]
-        with urllib.request.urlopen(url + "/data/plugin/nas/index.js", timeout=10) as response:
-            assert response.headers["Content-Type"].startswith("text/javascript")
-            assert response.read() == (Path(__file__).parent.parent / "frontend" / "index.js").read_bytes()
+def test_every_logged_step_is_served_and_live_steps_appear(logdir, load_fast):
+    torch.set_num_threads(1)
+    live = f"live_{load_fast}"
+    with nas_logger.watch(SmallCNN(), logdir / live, probe=torch.randn(4, 1, 8, 8)) as monitor:
+        monitor.log(0, test_loss=2.0)
+        with tensorboard(logdir, load_fast) as url:
+            body = poll_lines(url, "long/seed0", STEPS)
+            assert [len(layer["steps"]) for layer in body["layers"]] == [STEPS] * 4
+            assert body["layers"][0]["steps"] == list(range(STEPS))
+            assert body["overfit_step"] == 100
+            status, listing = get(url + "/data/plugins_listing")
+            assert listing["nas"]["enabled"] is True and listing["nas"]["tab_name"] == "NAS"
+            status, runs = get(url + "/data/plugin/nas/runs")
+            assert {"group": "long", "runs": ["long/seed0"]} in runs["groups"]
+            assert [r["steps"] for r in runs["runs"] if r["run"] == "long/seed0"] == [STEPS]
+            with urllib.request.urlopen(url + "/data/plugin/nas/index.js", timeout=10) as response:
+                assert response.headers["Content-Type"].startswith("text/javascript")
+                assert response.read() == (Path(__file__).parent.parent / "frontend" / "index.js").read_bytes()
+            # Training goes on while TensorBoard serves: new steps show after its next reload.
+            assert poll_lines(url, live, 1)["layers"][0]["steps"] == [0]
+            monitor.log(1, test_loss=1.0)
+            monitor.log(2, test_loss=3.0)
+            body = poll_lines(url, live, 3)
+            assert body["layers"][0]["steps"] == [0, 1, 2]
+            assert body["loss"]["values"] == [2.0, 1.0, 3.0]
