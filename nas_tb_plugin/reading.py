@@ -37,6 +37,11 @@ class Series:
     max_step: int
     max_wall_time: float
 
+    @property
+    def version(self) -> tuple:
+        """Changes when data is added to the series: the key of its cached conversion."""
+        return (self.max_step, self.max_wall_time)
+
 
 @dataclass
 class RunListing:
@@ -179,7 +184,7 @@ class Reader:
         missing: dict[str, list[Series]] = {}
         for run, series_list in wanted.items():
             for series in series_list:
-                hit = self._cache.get((eid, run, series.tag), (series.max_step, series.max_wall_time))
+                hit = self._cache.get((eid, run, series.tag), series.version)
                 if hit is SeriesCache.MISS:
                     missing.setdefault(run, []).append(series)
                 elif hit is not None:
@@ -194,7 +199,7 @@ class Reader:
                 run_data = data.get(run, {})
                 for series in series_list:
                     payload, cells = convert(run, series, run_data.get(series.tag, ()))
-                    self._cache.put((eid, run, series.tag), (series.max_step, series.max_wall_time),
+                    self._cache.put((eid, run, series.tag), series.version,
                                     payload, cells)
                     if payload is not None:
                         result[run][series.layer.name] = payload
