@@ -23,11 +23,12 @@ from tensorboard.backend import http_util
 from werkzeug import wrappers
 
 from nas_logger import format as fmt
+from nas_logger.detector import loss_minimum_step
 
 from . import assets
 from .aggregate import align, band, mean_curve
 from .grouping import compile_group_regex, group_of, group_runs
-from .overfit import default_loss_tag, overfit_step
+from .overfit import default_loss_tag
 from .reading import Reader, RunListing
 
 logger = logging.getLogger(__name__)
@@ -253,7 +254,7 @@ class Routes:
         return {
             "loss": loss.json() if loss else None,
             "loss2": loss2.json() if loss2 else None,
-            "overfit_step": overfit_step(loss.steps, loss.values) if loss else None,
+            "overfit_step": loss_minimum_step(loss.steps, loss.values) if loss else None,
         }
 
     def _probe_url(self, ctx, eid, run: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Grouping, smoothing/overfitting, alignment, assets and the loader's flags, without event files."""
+"""Grouping, test-loss tags, alignment, assets and the loader's flags, without event files."""
 import json
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from tensorboard.plugins import base_plugin
 from nas_tb_plugin import assets
 from nas_tb_plugin.aggregate import align, band, dedupe_steps, mean_curve
 from nas_tb_plugin.grouping import compile_group_regex, group_of, group_runs
-from nas_tb_plugin.overfit import default_loss_tag, overfit_step, smooth
+from nas_tb_plugin.overfit import default_loss_tag
 from nas_tb_plugin.plugin import NASLoader, NASPlugin
 from plugin_fixtures import app_for, get_json
 
@@ -40,24 +40,6 @@ def test_group_regex_capture_group_or_removed_match():
 
 
 # --- overfitting and the test-loss tag ----------------------------------------------------------
-
-def test_smooth_is_a_centred_window_3_mean_truncated_at_the_ends():
-    rng = np.random.default_rng(0)
-    for size in [1, 2, 3, 4, 7, 40]:
-        v = rng.normal(scale=1e3, size=size)
-        want = [np.mean(v[max(i - 1, 0): i + 2]) for i in range(v.size)]
-        np.testing.assert_allclose(smooth(v), want, rtol=1e-12, atol=1e-9)
-
-
-def test_overfit_step_is_the_smoothed_minimum_over_finite_points():
-    steps = np.array([0, 2, 4, 6, 8, 10])
-    loss = np.array([3.0, 0.5, 3.0, 1.2, 1.1, 1.3])  # raw minimum 0.5 at step 2 is an outlier
-    assert overfit_step(steps, loss) == 8
-    assert overfit_step(steps, np.array([np.nan, 2, 1, 1, 2, np.inf])) == 4  # ties: earliest
-    assert overfit_step(steps[:1], np.array([0.3])) == 0
-    assert overfit_step(np.array([], int), np.array([])) is None
-    assert overfit_step(steps[:2], np.array([np.nan, np.nan])) is None
-
 
 @pytest.mark.parametrize("tags, want", [
     (["loss", "accuracy", "test_loss", "val_loss"], "test_loss"),
