@@ -50,6 +50,8 @@ export const VIRIDIS_GRADIENT_STOPS = VIRIDIS_STOPS.map((c, i) => [i / (VIRIDIS_
 export const LOSS = "#d32f2f";
 export const LOSS2 = "#f57c00";
 export const OVERFIT = "#e53935";
+// The NAS-only overfitting alarm: a hue none of the other marks use.
+export const ALARM = "#8e24aa";
 
 function hslToHex(h, s, l) {
   s /= 100;

@@ -1,6 +1,7 @@
 // NAS Line Plot: median NAS per layer against step (right axis, 0..1), blue by depth, min..max band,
-// test loss in red on the left axis, optional second loss in orange, dashed red line at the overfit step.
-import { LOSS, LOSS2, OVERFIT, depthColor, themeColors } from "./colors.js";
+// test loss in red on the left axis, optional second loss in orange, dashed red line at the overfit step,
+// dotted purple line at each NAS overfitting alarm.
+import { ALARM, LOSS, LOSS2, OVERFIT, depthColor, themeColors } from "./colors.js";
 import { FONT, bandPath, fmt, h, linear, linePath, nearestIndex, s, stepTicks, ticks, uniqueId } from "./dom.js";
 
 /** [min, max] over finite values of the given arrays, or null when there are none. */
@@ -76,7 +77,8 @@ export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true
   return g;
 }
 
-/** Loss curves and the dashed overfit line, drawn over a plot. */
+/** Loss curves, the dashed overfit line and the NAS alarms (dotted purple, a triangle on top, the
+ * triggering layers in its tooltip), drawn over a plot. */
 export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
   const g = s("g", { class: "losses" }, svg);
   const [yb, yt] = yLoss.range;
@@ -93,6 +95,13 @@ export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
       class: "overfit-line", x1: xo, x2: xo, y1: yb, y2: yt, stroke: OVERFIT, "stroke-width": 1.6,
       "stroke-dasharray": "6 4", "data-step": data.overfit_step,
     }, g);
+  }
+  for (const alarm of data.alarms || []) {
+    const xa = x(alarm.step);
+    const marker = s("g", { class: "alarm-marker", "data-step": alarm.step, "data-run": alarm.run }, g);
+    s("title", { text: `NAS overfitting alarm at step ${alarm.step} (${alarm.run}): ${alarm.layers.join(", ")}` }, marker);
+    s("line", { x1: xa, x2: xa, y1: yb, y2: yt, stroke: ALARM, "stroke-width": 1.6, "stroke-dasharray": "2 3" }, marker);
+    s("path", { d: `M${xa - 5},${yt}L${xa + 5},${yt}L${xa},${yt + 8}Z`, fill: ALARM }, marker);
   }
   return g;
 }
@@ -175,7 +184,7 @@ export function linePlot(data, options = {}) {
     }, gl);
   }
   if (hasLoss) drawLosses(plot, data, { x, yLoss, theme });
-  else if (data.overfit_step !== null && data.overfit_step !== undefined) drawLosses(plot, { overfit_step: data.overfit_step }, { x, yLoss, theme });
+  else drawLosses(plot, { overfit_step: data.overfit_step, alarms: data.alarms }, { x, yLoss, theme });
 
   // Legend: click an entry to hide or show that layer (in every panel of the view).
   const legend = s("g", { class: "legend", "font-size": 10.5 }, svg);

@@ -45,10 +45,11 @@ class Series:
 
 @dataclass
 class RunListing:
-    """The NAS series of one run, by layer name."""
+    """The NAS series of one run, by layer name, and the version of its overfitting alarm if any."""
 
     stats: dict[str, Series] = field(default_factory=dict)
     heatmaps: dict[str, Series] = field(default_factory=dict)
+    alarm: tuple | None = None
 
     def layers(self) -> list[fmt.LayerInfo]:
         """Layers with statistics, sorted by (depth, name)."""
@@ -156,6 +157,9 @@ class Reader:
                 if decoded is None:
                     continue
                 record, layer, fields = decoded
+                if record == fmt.ALARM:
+                    entry.alarm = (ts.max_step, ts.max_wall_time)
+                    continue
                 if record == fmt.STATS and not set(_REQUIRED_FIELDS) <= set(fields):
                     self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
                                     "lack one of %r", run, tag, fields, _REQUIRED_FIELDS)
@@ -260,6 +264,33 @@ class Reader:
                 result[run] = dedupe_steps(steps, values)
                 self._cache.put((eid, run, SCALARS_PLUGIN, tag), versions[run], result[run], 2 * steps.size)
         return {run: series for run, series in result.items() if series[0].size}
+
+    def read_alarms(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, tuple[int, list[str]]]:
+        """{run: (alarm step, triggering layers)} of the runs whose listing has an alarm; cached."""
+        result, missing = {}, []
+        for run, listing in listings.items():
+            if listing.alarm is None:
+                continue
+            hit = self._cache.get((eid, run, fmt.ALARM_TAG), listing.alarm)
+            if hit is SeriesCache.MISS:
+                missing.append(run)
+            elif hit is not None:
+                result[run] = hit
+        if missing:
+            data = self._provider.read_tensors(
+                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=missing, tags=[fmt.ALARM_TAG]),
+            )
+            for run in missing:
+                points = data.get(run, {}).get(fmt.ALARM_TAG, ())
+                alarm = None
+                if points:
+                    first = min(points, key=lambda p: p.step)
+                    names = np.asarray(first.numpy).reshape(-1)
+                    alarm = (int(first.step), [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names])
+                    result[run] = alarm
+                self._cache.put((eid, run, fmt.ALARM_TAG), listings[run].alarm, alarm, 1)
+        return result
 
     def has_probe(self, ctx, eid: str, run: str) -> bool:
         listing = self._provider.list_blob_sequences(

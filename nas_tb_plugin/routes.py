@@ -251,10 +251,12 @@ class Routes:
 
     def _overlay(self, request, ctx, eid, sel: Selection) -> dict:
         loss, loss2 = self._losses(request, ctx, eid, sel)
+        alarms = self._reader.read_alarms(ctx, eid, sel.listings)
         return {
             "loss": loss.json() if loss else None,
             "loss2": loss2.json() if loss2 else None,
             "overfit_step": loss_minimum_step(loss.steps, loss.values) if loss else None,
+            "alarms": [{"run": run, "step": alarms[run][0], "layers": alarms[run][1]} for run in sel.runs if run in alarms],
         }
 
     def _probe_url(self, ctx, eid, run: str) -> str | None:
@@ -312,6 +314,7 @@ class Routes:
             "loss": overlay["loss"],
             "loss2": overlay["loss2"],
             "overfit_step": overlay["overfit_step"],
+            "alarms": overlay["alarms"],
         }
         return _json(request, body)
 

@@ -153,6 +153,23 @@ def test_overfit_line_sits_at_the_minimum_of_the_test_loss(tab, logged):
     assert x == pytest.approx(x_of_step(tab, ".nas-panel", expected), abs=0.6)
 
 
+def test_nas_alarms_are_marked_where_they_fired(tab, logged):
+    select(tab, "group:vanilla")
+    runs = [f"vanilla/seed{s}" for s in GROUPS["vanilla"][1]]
+    fired = {run: logged[1][run]["alarm"] for run in runs if logged[1][run]["alarm"] is not None}
+    assert fired  # the fixture's sensitive detector fires on these runs
+    for view in ("lines", "stripes"):
+        show(tab, view)
+        markers = tab.query_selector_all(".nas-panel g.alarm-marker")
+        assert {m.get_attribute("data-run"): int(m.get_attribute("data-step")) for m in markers} == fired
+        for m in markers:
+            step = int(m.get_attribute("data-step"))
+            assert float(m.query_selector("line").get_attribute("x1")) == pytest.approx(x_of_step(tab, ".nas-panel", step), abs=0.6)
+            assert m.query_selector("line").get_attribute("stroke").lower() == "#8e24aa"
+            assert m.query_selector("title").text_content().startswith(f"NAS overfitting alarm at step {step}")
+    show(tab, "lines")
+
+
 def test_second_loss_is_orange(tab):
     show(tab, "lines")
     select(tab, "group:vanilla")

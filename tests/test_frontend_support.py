@@ -42,7 +42,7 @@ def _digits():
 def train_run(log_dir: Path, lr: float, seed: int, epochs: int = EPOCHS) -> dict:
     """Train SmallCNN on 48 digits (the test loss bottoms out near epoch 9, then rises) with the two lines of nas_logger.
     Logs test_loss (400 held-out digits) and distorted_test_loss (24 training + 24 test digits, as the
-    paper's distorted test set). Returns {"test_loss": [...], "distorted_test_loss": [...]}."""
+    paper's distorted test set). Returns {"test_loss": [...], "distorted_test_loss": [...], "alarm": step|None}."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -53,7 +53,9 @@ def train_run(log_dir: Path, lr: float, seed: int, epochs: int = EPOCHS) -> dict
         model = SmallCNN(width=16)
         optimizer = torch.optim.SGD(model.parameters(), lr=lr)
         logged = {"test_loss": [], "distorted_test_loss": []}
-        monitor = nas_logger.watch(model, log_dir, probe=x_test[:16])
+        # A sensitive detector, so that the fixture has NAS alarms to draw.
+        detector = nas_logger.OverfitDetector(threshold=0.02, patience=1, warmup=2)
+        monitor = nas_logger.watch(model, log_dir, probe=x_test[:16], detect=detector)
         for epoch in range(epochs):
             model.train()
             order = torch.randperm(96) % 48  # an "epoch" here is two passes over the 48 digits
@@ -70,6 +72,7 @@ def train_run(log_dir: Path, lr: float, seed: int, epochs: int = EPOCHS) -> dict
             logged["distorted_test_loss"].append(distorted)
             monitor.log(epoch, test_loss=test_loss, distorted_test_loss=distorted)
         monitor.close()
+        logged["alarm"] = monitor.alarm.step if monitor.alarm else None
         return logged
     finally:
         torch.set_num_threads(threads)

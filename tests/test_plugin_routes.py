@@ -373,3 +373,32 @@ def test_plugins_listing_enables_the_tab_only_with_nas_data(client, tmp_path):
     assert listing["loading_mechanism"] == {"type": "IFRAME", "module_path": "/data/plugin/nas/index.js"}
     empty = app_for(tmp_path)[0]
     assert get_json(empty, "/data/plugins_listing")["nas"]["enabled"] is False
+
+
+def test_overfitting_alarm_is_served_with_its_layers(tmp_path):
+    from conftest import SmallCNN
+    from nas_logger.detector import OverfitDetector
+
+    torch.manual_seed(0)
+    fired = {}
+    for run in ("alarmed/seed0", "alarmed/seed1"):
+        model = SmallCNN()
+        detector = OverfitDetector(threshold=0.05, warmup=1, patience=1) if run.endswith("0") else False
+        with nas_logger.watch(model, tmp_path / run, probe=torch.randn(8, 1, 8, 8), detect=detector) as monitor:
+            for step in range(6):
+                monitor.log(step, test_loss=1.0)
+                if step >= 1:
+                    with torch.no_grad():
+                        for layer in (model.conv1, model.conv2, model.fc1):
+                            layer.weight.mul_(1.8)
+        fired[run] = monitor.alarm
+    alarm = fired["alarmed/seed0"]
+    assert alarm is not None and fired["alarmed/seed1"] is None
+    client, _ = app_for(tmp_path)
+    want = [{"run": "alarmed/seed0", "step": alarm.step, "layers": list(alarm.layers)}]
+    assert get_json(client, "/data/plugin/nas/lines?run=alarmed/seed0")["alarms"] == want
+    assert get_json(client, "/data/plugin/nas/stripes?run=alarmed/seed0")["alarms"] == want
+    assert get_json(client, "/data/plugin/nas/lines?group=alarmed")["alarms"] == want
+    assert get_json(client, "/data/plugin/nas/lines?run=alarmed/seed1")["alarms"] == []
+    # The alarm is no layer: the layer list and the runs listing are unchanged by it.
+    assert [l["name"] for l in get_json(client, "/data/plugin/nas/lines?run=alarmed/seed0")["layers"]] == LAYERS
