@@ -14,7 +14,11 @@ FORMAT_VERSION = 1
 
 STATS = "stats"
 HEATMAP = "heatmap"
-RECORD_KINDS = (STATS, HEATMAP)
+# The NAS overfitting alarm (``watch(..., detect=True)``): a string tensor of the triggering layers,
+# written once, at the alarm step, under ALARM_TAG. It belongs to no layer.
+ALARM = "alarm"
+ALARM_TAG = "nas/overfit_alarm"
+RECORD_KINDS = (STATS, HEATMAP, ALARM)
 
 # Order of the values in a ``stats`` tensor: quantiles of s_k over all receptive fields of the probe batch.
 STAT_FIELDS = ("min", "q05", "q25", "median", "q75", "q95", "max", "mean")
@@ -48,18 +52,22 @@ def tag_for(layer: str, record: str) -> str:
     return f"nas/{layer}/{record}"
 
 
-def encode_metadata(layer: LayerInfo, record: str) -> bytes:
-    """Plugin-data content for the first summary of a tag."""
+def encode_metadata(layer: LayerInfo | None, record: str) -> bytes:
+    """Plugin-data content for the first summary of a tag (``layer`` None for the alarm)."""
     if record not in RECORD_KINDS:
         raise ValueError(f"record kind {record!r} is not one of {RECORD_KINDS}")
-    content = {"version": FORMAT_VERSION, "record": record, "layer": asdict(layer)}
+    if (layer is None) != (record == ALARM):
+        raise ValueError(f"record kind {record!r} {'takes no' if record == ALARM else 'needs a'} layer")
+    content = {"version": FORMAT_VERSION, "record": record}
+    if layer is not None:
+        content["layer"] = asdict(layer)
     if record == STATS:
         content["fields"] = list(STAT_FIELDS)
     return json.dumps(content, sort_keys=True).encode("utf-8")
 
 
-def decode_metadata(content: bytes) -> tuple[str, LayerInfo, tuple[str, ...]]:
-    """Parse plugin-data content into (record kind, layer, stat field names).
+def decode_metadata(content: bytes) -> tuple[str, LayerInfo | None, tuple[str, ...]]:
+    """Parse plugin-data content into (record kind, layer (None for the alarm), stat field names).
 
     Raises :class:`FormatError` naming the problem for content from a newer format version or
     content that is not ours.
@@ -76,7 +84,7 @@ def decode_metadata(content: bytes) -> tuple[str, LayerInfo, tuple[str, ...]]:
         )
     try:
         record = data["record"]
-        layer = LayerInfo(**data["layer"])
+        layer = None if record == ALARM else LayerInfo(**data["layer"])
         fields = tuple(data.get("fields", ()))
     except (KeyError, TypeError) as e:
         raise FormatError(f"NAS metadata version {version} is missing a field: {e}") from None

@@ -28,18 +28,19 @@ def tap_for(model: nn.Module) -> "PreActivationTap":
 
 class PreActivationTap:
     def __init__(self) -> None:
-        self._subscribers: dict[int, tuple[Consumer, dict[str, nn.Module]]] = {}
+        # Keyed by the consumer itself: bound methods of one object compare and hash equal.
+        self._subscribers: dict[Consumer, dict[str, nn.Module]] = {}
         self._hooks: dict[str, torch.utils.hooks.RemovableHandle] = {}
         self._exclusive: Consumer | None = None
         self._exclusive_names: frozenset[str] = frozenset()
 
     def subscribe(self, consumer: Consumer, modules: dict[str, nn.Module]) -> None:
         """Call ``consumer(name, output)`` after every forward of each module in ``modules``."""
-        self._subscribers[id(consumer)] = (consumer, modules)
+        self._subscribers[consumer] = modules
         self._sync_hooks()
 
     def unsubscribe(self, consumer: Consumer) -> None:
-        self._subscribers.pop(id(consumer), None)
+        self._subscribers.pop(consumer, None)
         self._sync_hooks()
 
     @contextlib.contextmanager
@@ -56,7 +57,7 @@ class PreActivationTap:
 
     def _sync_hooks(self, extra: dict[str, nn.Module] | None = None) -> None:
         wanted: dict[str, nn.Module] = dict(extra or {})
-        for _, modules in self._subscribers.values():
+        for modules in self._subscribers.values():
             wanted.update(modules)
         for name in list(self._hooks):
             if name not in wanted:
@@ -71,7 +72,7 @@ class PreActivationTap:
                 if name in self._exclusive_names:
                     self._exclusive(name, output)
                 return
-            for consumer, modules in self._subscribers.values():
+            for consumer, modules in self._subscribers.items():
                 if name in modules:
                     consumer(name, output)
 

@@ -284,3 +284,79 @@ def test_sigkill_after_log_loses_nothing(tmp_path):
     for name in ("conv1", "conv2", "fc1", "fc2"):
         assert [step for step, _ in read_nas(tmp_path)[(name, fmt.STATS)][1]] == [0, 1, 2]
     assert [s for s, _ in read_scalars(tmp_path)["test_loss"]] == [0, 1, 2]
+
+
+def test_detector_alarm_is_logged_once_at_the_step_it_fires(tmp_path, small_cnn):
+    from nas_logger.detector import OverfitDetector
+
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(8, 1, 8, 8),
+                               detect=OverfitDetector(threshold=0.05, warmup=1, patience=1))
+    fired_at = None
+    for epoch in range(8):
+        monitor.log(epoch)
+        if epoch >= 2:  # from epoch 2 on, ever sparser conv responses
+            with torch.no_grad():
+                for conv in (small_cnn.conv1, small_cnn.conv2, small_cnn.fc1):
+                    conv.weight.mul_(1.8)
+        if monitor.alarm is not None and fired_at is None:
+            fired_at = epoch
+    monitor.close()
+    assert fired_at is not None and fired_at >= 3
+    assert monitor.alarm.step == fired_at
+    from events import provider
+    from tensorboard import context
+
+    dp = provider(tmp_path)
+    data = dp.read_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME,
+                           downsample=100, run_tag_filter=None)["."][fmt.ALARM_TAG]
+    assert [d.step for d in data] == [fired_at]
+    assert [n.decode() for n in data[0].numpy] == list(monitor.alarm.layers)
+    meta = dp.list_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME)["."][fmt.ALARM_TAG]
+    assert fmt.decode_metadata(meta.plugin_content)[:2] == (fmt.ALARM, None)
+
+
+# TensorBoard's writer thread re-raises the disk error after storing it for the next write.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_disk_full_warns_once_training_goes_on_and_logging_resumes(tmp_path, small_cnn, monkeypatch):
+    import errno
+
+    from tensorboard.summary.writer import record_writer
+
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8))
+    monitor.log(0, test_loss=1.0)
+    real_write = record_writer.RecordWriter.write
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", full)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = [monitor.log(step, test_loss=1.0) for step in (1, 2, 3)]
+    io_warnings = [w for w in caught if "No space left" in str(w.message)]
+    assert len(io_warnings) == 1 and "training goes on" in str(io_warnings[0].message)
+    assert all(set(r) == {"conv1", "conv2", "fc1", "fc2"} for r in results)  # statistics still returned
+    monkeypatch.setattr(record_writer.RecordWriter, "write", real_write)
+    monitor.log(4, test_loss=1.0)
+    monitor.close()
+    steps = [s for s, _ in read_nas(tmp_path)[("conv1", fmt.STATS)][1]]
+    assert steps[0] == 0 and steps[-1] == 4 and 2 not in steps and 3 not in steps
+
+
+def test_removed_log_dir_is_recreated_with_one_warning(tmp_path, small_cnn):
+    import shutil
+
+    log_dir = tmp_path / "run"
+    monitor = nas_logger.watch(small_cnn, log_dir, probe=torch.randn(2, 1, 8, 8))
+    monitor.log(0, test_loss=1.0)
+    shutil.rmtree(log_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monitor.log(1, test_loss=0.5)
+        monitor.log(2, test_loss=0.4)
+    assert sum("was removed" in str(w.message) for w in caught) == 1
+    monitor.close()
+    records = read_nas(log_dir)
+    layer, stats = records[("fc1", fmt.STATS)]
+    assert [s for s, _ in stats] == [1, 2] and layer.depth == 2  # metadata written again into the new file
+    assert [s for s, _ in read_scalars(log_dir)["test_loss"]] == [1, 2]

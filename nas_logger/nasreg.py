@@ -1,0 +1,109 @@
+"""NASReg: the paper's activation-sparsity regulariser L_s = -sum_i lambda_i sum_k rho_k^i as a loss term."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import nn
+
+from .hooks import tap_for
+from .layers import filter_dim, layer_kind, select_layers, unwrap
+from .sparsity import perplexity
+
+
+class NASReg:
+    """Perplexity reward on a model's layers, captured during the normal forward pass.
+
+        reg = nas_logger.NASReg(model)
+        loss = F.cross_entropy(model(x), y) + reg.penalty()
+
+    ``penalty()`` returns -strength * sum_i lambda_i * sum_k rho_k^i for the last forward pass, averaged
+    over the batch: a differentiable scalar (a layer called twice in one forward counts twice).
+    lambda_i = 1 / r_i (r_i receptive fields per sample of layer i) unless ``weights={name: lambda}``
+    overrides it.
+    With ``layers=None`` every Conv/Linear layer but the prediction layer (the last one executed) is
+    regularised; ``exclude`` (names, globs or modules) removes more. Only forwards with gradients
+    enabled are captured, so ``torch.no_grad()`` evaluation passes neither cost nor count.
+    Hooks keep only each layer's scalar term; autograd frees what it saved for it at ``backward``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        strength: float = 1.0,
+        exclude: Iterable[str | nn.Module] | str | None = None,
+        layers: Iterable[str | nn.Module] | str | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> None:
+        if not strength >= 0:
+            raise ValueError(f"strength must be >= 0; got {strength!r}")
+        self.model = unwrap(model)
+        self.strength = float(strength)
+        chosen = select_layers(self.model, layers)
+        if exclude is not None:
+            for name in select_layers(self.model, exclude):
+                chosen.pop(name, None)
+        self._exclude_prediction = layers is None
+        if not chosen or (self._exclude_prediction and len(chosen) == 1):
+            raise ValueError(
+                f"{type(self.model).__name__} has no Conv/Linear layer left to regularise "
+                "besides the prediction layer and the excluded ones"
+            )
+        unknown = set(weights or {}) - set(chosen)
+        if unknown:
+            raise ValueError(f"weights name layers that are not regularised: {sorted(unknown)}; choose from {sorted(chosen)}")
+        self.weights = {name: float(w) for name, w in (weights or {}).items()}
+        self._modules = chosen
+        self._kinds = {name: layer_kind(m) for name, m in chosen.items()}
+        self._terms: dict[str, torch.Tensor] = {}
+        self._perplexities: dict[str, torch.Tensor] = {}
+        self.prediction_layer: str | None = None
+        self.receptive_fields: dict[str, int] = {}
+        tap_for(self.model).subscribe(self._capture, self._modules)
+        self._reset_hook = self.model.register_forward_pre_hook(self._new_forward)
+
+    @property
+    def layers(self) -> list[str]:
+        """Names of the regularised layers (the prediction layer drops out after the first penalty)."""
+        return list(self._modules)
+
+    def _new_forward(self, module: nn.Module, args: tuple) -> None:
+        if torch.is_grad_enabled():
+            self._terms = {}
+
+    def _capture(self, name: str, output: torch.Tensor) -> None:
+        if not torch.is_grad_enabled():
+            return
+        rho = perplexity(output, dim=filter_dim(self._kinds[name]))
+        fields = rho[0].numel()
+        self.receptive_fields[name] = fields
+        total = rho.sum() / rho.shape[0]  # sum over fields, mean over the batch
+        self._terms[name] = self._terms[name] + total if name in self._terms else total
+        self._perplexities[name] = total.detach() / fields
+
+    def penalty(self) -> torch.Tensor:
+        """L_s of the last forward; raises RuntimeError if no forward was captured since the last call."""
+        if not self._terms:
+            raise RuntimeError(
+                "NASReg.penalty() needs a forward pass of the model with gradients enabled first; "
+                "call it after model(x) in the training step"
+            )
+        terms, self._terms = self._terms, {}
+        if self._exclude_prediction and self.prediction_layer is None:
+            self.prediction_layer = next(reversed(terms))  # dicts keep execution order
+            del self._modules[self.prediction_layer]
+            tap_for(self.model).subscribe(self._capture, self._modules)
+        terms.pop(self.prediction_layer, None)
+        self._perplexities.pop(self.prediction_layer, None)
+        total = sum(self.weights.get(n, 1.0 / self.receptive_fields[n]) * t for n, t in terms.items())
+        return -self.strength * total
+
+    def values(self) -> dict[str, torch.Tensor]:
+        """Per regularised layer, the mean perplexity rho over fields and batch of the last forward
+        (detached 0-d tensors on the model's device, so logging them costs no extra pass)."""
+        return dict(self._perplexities)
+
+    def remove(self) -> None:
+        """Detach the hooks; the regulariser stops capturing."""
+        tap_for(self.model).unsubscribe(self._capture)
+        self._reset_hook.remove()

@@ -1,0 +1,39 @@
+import torch
+from torch import nn
+
+from nas_logger.hooks import tap_for
+
+
+def test_one_hook_per_module_shared_by_consumers_and_removed_when_unused():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    tap = tap_for(model)
+    seen_a, seen_b = [], []
+    a = lambda name, out: seen_a.append(name)  # noqa: E731
+    b = lambda name, out: seen_b.append(name)  # noqa: E731
+    tap.subscribe(a, {"0": model[0], "1": model[1]})
+    tap.subscribe(b, {"1": model[1]})
+    assert [len(m._forward_hooks) for m in model] == [1, 1]
+    model(torch.randn(2, 3))
+    assert seen_a == ["0", "1"] and seen_b == ["1"]
+    tap.unsubscribe(a)
+    assert [len(m._forward_hooks) for m in model] == [0, 1]
+    tap.unsubscribe(b)
+    assert [len(m._forward_hooks) for m in model] == [0, 0]
+
+
+def test_exclusive_pass_reaches_only_its_consumer_and_leaves_no_extra_hooks():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    tap = tap_for(model)
+    persistent, probe = [], []
+    tap.subscribe(lambda n, o: persistent.append(n), {"1": model[1]})
+    with tap.exclusive(lambda n, o: probe.append((n, o.shape)), {"0": model[0], "1": model[1]}):
+        model(torch.randn(5, 3))
+    assert probe == [("0", (5, 4)), ("1", (5, 2))] and persistent == []
+    assert [len(m._forward_hooks) for m in model] == [0, 1]
+    model(torch.randn(5, 3))
+    assert persistent == ["1"]
+
+
+def test_taps_are_per_model():
+    first, second = nn.Linear(1, 1), nn.Linear(1, 1)
+    assert tap_for(first) is tap_for(first) and tap_for(first) is not tap_for(second)

@@ -1,0 +1,30 @@
+import pytest
+import torch
+from torch import nn
+
+from nas_logger.layers import filter_dim, layer_kind, select_layers, unwrap
+
+
+def test_kinds_and_filter_dims():
+    assert [layer_kind(m) for m in (nn.Conv1d(1, 2, 1), nn.Conv2d(1, 2, 1), nn.Conv3d(1, 2, 1), nn.Linear(1, 2), nn.ReLU())] == \
+        ["conv1d", "conv2d", "conv3d", "linear", None]
+    assert filter_dim("conv2d") == 1 and filter_dim("linear") == -1
+
+
+def test_selection_keeps_registration_order_and_accepts_globs(small_cnn):
+    assert list(select_layers(small_cnn)) == ["conv1", "conv2", "fc1", "fc2"]
+    assert list(select_layers(small_cnn, "fc*")) == ["fc1", "fc2"]
+    assert list(select_layers(small_cnn, [small_cnn.conv2, "fc2"])) == ["conv2", "fc2"]
+
+
+def test_selection_errors_name_the_bad_value(small_cnn):
+    with pytest.raises(ValueError, match="layer ReLU is not a Conv/Linear module of SmallCNN"):
+        select_layers(small_cnn, [nn.ReLU()])
+    with pytest.raises(ValueError, match=r"'pool' matches no Conv/Linear layer of SmallCNN; choose from \['conv1'"):
+        select_layers(small_cnn, "pool")
+
+
+def test_unwrap_sees_through_compile_and_data_parallel(small_cnn):
+    assert unwrap(torch.compile(small_cnn, backend="eager")) is small_cnn
+    assert unwrap(nn.DataParallel(small_cnn)) is small_cnn
+    assert unwrap(small_cnn) is small_cnn

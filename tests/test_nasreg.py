@@ -1,0 +1,178 @@
+import gc
+import weakref
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import nas_logger
+from nas_logger import NASReg
+from reference import perplexity_reference
+
+
+def outputs_of(model, x):
+    outputs = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: outputs.setdefault(n, o.detach()))
+             for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return outputs
+
+
+def reference_penalty(model, x, strength):
+    """-strength * sum_i (1/r_i) sum_k rho_k, batch mean, all layers but the last executed, in float64."""
+    outputs = outputs_of(model, x)
+    total = 0.0
+    for name in list(outputs)[:-1]:
+        out = outputs[name].double().numpy()
+        rho = perplexity_reference(out, axis=1 if out.ndim == 4 else -1)
+        total += rho.reshape(len(rho), -1).sum(axis=1).mean() / rho[0].size
+    return -strength * total
+
+
+def test_penalty_matches_float64_formula(small_cnn):
+    small_cnn.double()
+    x = torch.randn(6, 1, 8, 8, dtype=torch.float64)
+    reg = NASReg(small_cnn, strength=0.7)
+    small_cnn(x)
+    got = reg.penalty()
+    assert got.dim() == 0 and got.requires_grad
+    assert got.item() == pytest.approx(reference_penalty(small_cnn, x, 0.7), rel=1e-12)
+    assert reg.prediction_layer == "fc2"
+    assert reg.layers == ["conv1", "conv2", "fc1"]
+    values = reg.values()
+    out = outputs_of(small_cnn, x)["conv2"].numpy()
+    assert values["conv2"].item() == pytest.approx(perplexity_reference(out).mean(), rel=1e-12)
+    assert set(values) == {"conv1", "conv2", "fc1"}
+
+
+def test_gradcheck_in_float64_through_conv_and_linear_layers():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Tanh(), nn.Flatten(), nn.Linear(12, 5), nn.Tanh(), nn.Linear(5, 2)).double()
+    reg = NASReg(model, strength=2.0)
+
+    def penalty(x, conv_weight):
+        torch.func.functional_call(model, {"0.weight": conv_weight}, (x,))
+        return reg.penalty()
+
+    x = torch.randn(2, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    w = model[0].weight.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(penalty, (x, w))
+
+
+def test_weights_override_lambda_per_layer(small_cnn):
+    x = torch.randn(4, 1, 8, 8)
+    reg = NASReg(small_cnn, weights={"conv1": 0.0, "conv2": 0.0, "fc1": 2.0})
+    small_cnn(x)
+    out = outputs_of(small_cnn, x)["fc1"].double().numpy()
+    assert reg.penalty().item() == pytest.approx(-2.0 * perplexity_reference(out, axis=-1).mean(), rel=1e-5)
+
+
+def test_exclude_and_layers_choose_what_is_regularised(small_cnn):
+    reg = NASReg(small_cnn, exclude=["conv*"])
+    small_cnn(torch.randn(2, 1, 8, 8))
+    reg.penalty()
+    assert reg.layers == ["fc1"]
+    reg.remove()
+    reg = NASReg(small_cnn, layers=["conv1", "fc2"])
+    small_cnn(torch.randn(2, 1, 8, 8))
+    reg.penalty()
+    assert reg.prediction_layer is None and reg.layers == ["conv1", "fc2"]  # explicit choice is respected
+
+
+def test_bad_arguments_are_rejected(small_cnn):
+    with pytest.raises(ValueError, match="strength must be >= 0; got -1"):
+        NASReg(small_cnn, strength=-1)
+    with pytest.raises(ValueError, match="strength must be >= 0; got nan"):
+        NASReg(small_cnn, strength=float("nan"))
+    with pytest.raises(ValueError, match="layer 'conv7' matches no Conv/Linear layer of SmallCNN"):
+        NASReg(small_cnn, layers=["conv7"])
+    with pytest.raises(ValueError, match="layer 'fc9' matches no"):
+        NASReg(small_cnn, exclude=["fc9"])
+    with pytest.raises(ValueError, match="no Conv/Linear layer left to regularise"):
+        NASReg(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
+    with pytest.raises(ValueError, match=r"weights name layers that are not regularised: \['fc3'\]"):
+        NASReg(small_cnn, weights={"fc3": 1.0})
+    reg = NASReg(small_cnn)
+    with pytest.raises(RuntimeError, match="needs a forward pass"):
+        reg.penalty()
+    with torch.no_grad():
+        small_cnn(torch.randn(2, 1, 8, 8))
+    with pytest.raises(RuntimeError, match="needs a forward pass"):
+        reg.penalty()
+
+
+def test_no_activation_outlives_the_step(small_cnn):
+    refs = []
+    small_cnn.conv2.register_forward_hook(lambda m, i, o: refs.append(weakref.ref(o)))
+    reg = NASReg(small_cnn)
+    loss = F.cross_entropy(small_cnn(torch.randn(8, 1, 8, 8)), torch.arange(8)) + reg.penalty()
+    loss.backward()
+    del loss
+    gc.collect()
+    assert refs and refs[0]() is None
+
+
+def test_shares_hooks_with_the_monitor_and_ignores_its_probe_pass(tmp_path, small_cnn):
+    reg = NASReg(small_cnn)
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(3, 1, 8, 8))
+    x = torch.randn(4, 1, 8, 8)
+    small_cnn(x)
+    monitor.log(0)  # the probe forward must not replace the training forward's capture
+    assert all(len(m._forward_hooks) <= 1 for m in small_cnn.modules())
+    got = reg.penalty().item()
+    assert got == pytest.approx(reference_penalty(small_cnn, x, 1.0), rel=1e-5)
+    monitor.close()
+
+
+def test_autocast_penalty_is_float32(small_cnn):
+    reg = NASReg(small_cnn)
+    x = torch.randn(4, 1, 8, 8)
+    small_cnn(x)
+    plain = reg.penalty()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        small_cnn(x)
+        mixed = reg.penalty()
+    assert mixed.dtype == torch.float32
+    assert mixed.item() == pytest.approx(plain.item(), rel=0.02)
+
+
+def test_compiled_model_gives_the_eager_penalty(small_cnn):
+    x = torch.randn(4, 1, 8, 8)
+    reg = NASReg(small_cnn)
+    small_cnn(x)
+    eager = reg.penalty().item()
+    compiled = torch.compile(small_cnn, backend="aot_eager")
+    compiled(x)
+    assert reg.penalty().item() == pytest.approx(eager, rel=1e-6)
+
+
+def mean_nas(model, x):
+    model.eval()
+    with torch.no_grad():
+        medians = [nas_logger.nas_sparsity(o, dim=1 if o.dim() == 4 else -1).mean().item()
+                   for o in outputs_of(model, x).values()]
+    return float(np.mean(medians[:-1]))
+
+
+def test_regularised_training_lowers_nas(small_cnn):
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 10, (64,))
+    state = {k: v.clone() for k, v in small_cnn.state_dict().items()}
+    results = {}
+    for strength in (0.0, 1.0):
+        small_cnn.load_state_dict(state)
+        reg = NASReg(small_cnn, strength=strength)
+        optimizer = torch.optim.SGD(small_cnn.parameters(), lr=0.05)
+        for step in range(40):
+            batch = slice((step % 4) * 16, (step % 4 + 1) * 16)
+            optimizer.zero_grad()
+            (F.cross_entropy(small_cnn(x[batch]), y[batch]) + reg.penalty()).backward()
+            optimizer.step()
+        reg.remove()
+        results[strength] = mean_nas(small_cnn, x)
+    assert results[1.0] < results[0.0] - 0.01

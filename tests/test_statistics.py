@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nas_logger import format as fmt
+from nas_logger.statistics import distribution, field_sparsity, heatmap
+from reference import nas_reference
+
+
+def test_distribution_matches_numpy_quantiles():
+    torch.manual_seed(0)
+    s = torch.rand(7, 5, 3)
+    got = distribution(s).numpy()
+    flat = s.double().numpy().ravel()
+    want = np.concatenate([np.quantile(flat, fmt.STAT_QUANTILES), [flat.mean()]])
+    assert got.shape == (len(fmt.STAT_FIELDS),)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_distribution_of_non_finite_values_is_nan():
+    s = torch.rand(10)
+    s[3] = float("nan")
+    assert torch.isnan(distribution(s)).all()
+
+
+@pytest.mark.parametrize("kind,shape,field_shape", [
+    ("conv2d", (2, 6, 5, 4), (2, 5, 4)),
+    ("conv1d", (2, 6, 9), (2, 9)),
+    ("conv3d", (2, 6, 3, 4, 5), (2, 3, 4, 5)),
+    ("linear", (2, 6), (2,)),
+    ("linear", (2, 7, 6), (2, 7)),
+])
+def test_field_sparsity_uses_the_filter_dimension_of_each_kind(kind, shape, field_shape):
+    out = torch.randn(shape)
+    s = field_sparsity(out, kind)
+    assert s.shape == field_shape
+    np.testing.assert_allclose(s.numpy(), nas_reference(out.numpy(), axis=-1 if kind == "linear" else 1), atol=3e-6)
+
+
+def test_heatmap_shapes():
+    assert heatmap(torch.tensor(0.3)).shape == (1, 1)
+    assert heatmap(torch.rand(9)).shape == (1, 9)
+    assert heatmap(torch.rand(5, 6)).shape == (5, 6)
+    volume = torch.rand(3, 4, 5)
+    assert torch.allclose(heatmap(volume), volume.mean(dim=0))
+
+
+def test_heatmap_is_average_pooled_to_the_maximum_side():
+    s = torch.rand(100, 20)
+    got = heatmap(s, max_side=25)
+    assert got.shape == (25, 20)
+    assert torch.allclose(got, s.reshape(25, 4, 20).mean(dim=1))
+    assert heatmap(torch.rand(40, 90), max_side=25).shape == (25, 25)
+    assert got.mean().item() == pytest.approx(s.mean().item(), abs=1e-6)  # 100 rows pool evenly into 25
