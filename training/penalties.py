@@ -33,11 +33,9 @@ def weight_penalty(model: nn.Module, norm: str, coefficient: float) -> Penalty:
     raise ValueError(f"weight penalty norm must be 'l1' or 'l2'; got {norm!r}")
 
 
-def make_penalty(kind: str | None, model: nn.Module, prediction_layer: str, nas_strength: float = 1.0) -> Penalty | None:
-    """The penalty of a :class:`~training.models.ModelSpec` (``None``, ``"l1"``, ``"l2"``, ``"nas"``) for ``model``.
-
-    ``prediction_layer``: the name of the model's last layer, left out of NASReg.
-    """
+def make_penalty(kind: str | None, model: nn.Module, nas_strength: float = 1.0) -> Penalty | None:
+    """The penalty of a :class:`~training.models.ModelSpec` (``None``, ``"l1"``, ``"l2"``, ``"nas"``) for
+    ``model``; NASReg's multiplies lambda_i = 1/r_i by ``nas_strength``."""
     if kind is None:
         return None
     if kind == "l1":
@@ -47,5 +45,5 @@ def make_penalty(kind: str | None, model: nn.Module, prediction_layer: str, nas_
     if kind == "nas":
         import nas_logger
 
-        return nas_logger.NASReg(model, strength=nas_strength, exclude=[prediction_layer]).penalty
+        return nas_logger.NASReg(model, strength=nas_strength).penalty  # leaves out the prediction layer
     raise ValueError(f"unknown penalty {kind!r}; choose from None, 'l1', 'l2', 'nas'")

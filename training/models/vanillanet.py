@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import scaled
+from .common import he_init, scaled
 
 
 class VanillaNet(nn.Module):
@@ -50,6 +50,7 @@ class VanillaNet(nn.Module):
         self.prediction = nn.Linear(f1, classes)
         self.drop = nn.Dropout(0.3) if dropout else nn.Identity()
         self.drop_fc1 = nn.Dropout(0.5) if dropout else nn.Identity()
+        he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.drop(torch.relu(self.norm1(self.conv1(x))))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import scaled
+from .common import he_init, scaled
 
 # (filters, convolutions) per block.
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
@@ -38,6 +38,7 @@ class VGG16(nn.Module):
         self.fc1 = nn.Linear(channels * side * side, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.predictions = nn.Linear(hidden, classes)
+        he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x).flatten(1)

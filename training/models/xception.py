@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import scaled
+from .common import he_init, scaled
 
 
 class SeparableConv2d(nn.Module):
@@ -93,6 +93,7 @@ class Xception(nn.Module):
         self.block14_sepconv2 = SeparableConv2d(c1536, c2048)
         self.block14_sepconv2_bn = nn.BatchNorm2d(c2048)
         self.predictions = nn.Linear(c2048, classes)
+        he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.block1_conv1_bn(self.block1_conv1(x)))
