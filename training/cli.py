@@ -67,12 +67,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nas-strength", type=_positive(float), default=1.0, help="NASReg: multiplier of lambda_i = 1/r_i")
     p.add_argument("--logdir", default="runs/train", help="runs go to <logdir>/<model>/seed<k>")
     p.add_argument("--device", default=None, help="torch device; default cuda when available, else cpu")
+    p.add_argument("--threads", type=_positive(int), default=None,
+                   help="CPU threads for torch (default: torch's choice; 1 is fastest for tiny models on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         data = load_data(

@@ -37,14 +37,15 @@ class Protocol:
 
 @dataclass
 class RunResult:
-    """Per-epoch curves of one training; index 0 is the untrained model, index e the end of epoch e."""
+    """Per-epoch curves of one training: index e - 1 holds the end of epoch e."""
 
     model: str
     seed: int
     log_dir: str
     test_loss: list[float] = field(default_factory=list)
     test_accuracy: list[float] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)  # cross-entropy only, epochs 1..N
+    train_loss: list[float] = field(default_factory=list)  # cross-entropy part of the loss
+    alarm_epoch: int | None = None  # when nas_logger's NAS-only overfitting alarm fired
 
     @property
     def peak_accuracy(self) -> float:
@@ -52,17 +53,21 @@ class RunResult:
 
     @property
     def peak_epoch(self) -> int:
-        return self.test_accuracy.index(self.peak_accuracy)
+        return self.test_accuracy.index(self.peak_accuracy) + 1
 
     @property
-    def best_loss_epoch(self) -> int:
-        return min(range(len(self.test_loss)), key=self.test_loss.__getitem__)
+    def overfit_epoch(self) -> int:
+        """The moment of overfitting from the test loss: the minimum of its 3-epoch moving average."""
+        epochs = list(range(1, len(self.test_loss) + 1))
+        return nas_logger.loss_minimum_step(epochs, self.test_loss)
 
     def summary(self) -> str:
-        e, m = self.peak_epoch, self.best_loss_epoch
+        m = self.overfit_epoch
+        alarm = f"epoch {self.alarm_epoch}" if self.alarm_epoch is not None else "none"
         return (
             f"{MODELS[self.model].paper_name} seed{self.seed}: peak test accuracy {self.peak_accuracy:.4f} "
-            f"(epoch {e}); lowest test loss {self.test_loss[m]:.4f} (epoch {m}), final {self.test_loss[-1]:.4f}"
+            f"(epoch {self.peak_epoch}); test loss {self.test_loss[m - 1]:.4f} at its (smoothed) minimum, epoch "
+            f"{m}, {self.test_loss[-1]:.4f} at the end; NAS overfitting alarm: {alarm}"
         )
 
 
@@ -88,8 +93,9 @@ def train_run(
     log_dir: str | Path,
     progress: bool = True,
 ) -> RunResult:
-    """Train model ``name`` on ``data`` (already on its device) once with ``seed``; NAS summaries and the
-    scalars ``test_loss``, ``test_accuracy``, ``train_loss`` (and ``distorted_test_loss``) go to ``log_dir``."""
+    """Train model ``name`` on ``data`` (already on its device) once with ``seed``. After every epoch e
+    (step e = 1..N) NAS summaries, nas_logger's NAS-only overfitting alarm (once it fires) and the scalars
+    ``test_loss``, ``test_accuracy``, ``train_loss`` (and ``distorted_test_loss``) go to ``log_dir``."""
     device = data.train.x.device
     torch.manual_seed(seed)
     model = build_model(name, data.in_channels, data.image_size, data.classes, protocol.width).to(device)
@@ -99,25 +105,23 @@ def train_run(
     result = RunResult(name, seed, str(log_dir))
     n = len(data.train)
 
-    def log(epoch: int, train_loss: torch.Tensor | None) -> None:
-        values = {}
+    def log(epoch: int, train_loss: torch.Tensor) -> None:
+        values = {"train_loss": train_loss}
         values["test_loss"], values["test_accuracy"] = evaluate(model, data.test)
         if data.distorted is not None:
             values["distorted_test_loss"], _ = evaluate(model, data.distorted)
-        if train_loss is not None:
-            values["train_loss"] = train_loss
         scalars = dict(zip(values, torch.stack(list(values.values())).tolist()))  # one sync per epoch
         monitor.log(epoch, **scalars)
         result.test_loss.append(scalars["test_loss"])
         result.test_accuracy.append(scalars["test_accuracy"])
-        if train_loss is not None:
-            result.train_loss.append(scalars["train_loss"])
+        result.train_loss.append(scalars["train_loss"])
         bar.set_postfix(test_loss=f"{scalars['test_loss']:.3f}", test_acc=f"{scalars['test_accuracy']:.3f}")
 
-    monitor = nas_logger.watch(model, log_dir, probe=data.test.x[:PROBE_SIZE], layers=nas_layers(model))
+    monitor = nas_logger.watch(
+        model, log_dir, probe=data.test.x[:PROBE_SIZE], layers=nas_layers(model), detect=True
+    )
     desc = f"{MODELS[name].paper_name} seed{seed}"
     with monitor, tqdm(range(1, protocol.epochs + 1), desc=desc, unit="epoch", disable=not progress) as bar:
-        log(0, None)
         for epoch in bar:
             model.train()
             total = torch.zeros((), device=device)
@@ -130,6 +134,7 @@ def train_run(
                 optimizer.step()
                 total += cross_entropy.detach() * len(batch)
             log(epoch, total / n)
+    result.alarm_epoch = monitor.alarm.step if monitor.alarm is not None else None
     return result
 
 

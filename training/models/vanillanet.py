@@ -50,7 +50,7 @@ class VanillaNet(nn.Module):
         self.prediction = nn.Linear(f1, classes)
         self.drop = nn.Dropout(0.3) if dropout else nn.Identity()
         self.drop_fc1 = nn.Dropout(0.5) if dropout else nn.Identity()
-        he_init(self)
+        he_init(self, self.prediction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.drop(torch.relu(self.norm1(self.conv1(x))))

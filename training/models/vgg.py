@@ -38,7 +38,7 @@ class VGG16(nn.Module):
         self.fc1 = nn.Linear(channels * side * side, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.predictions = nn.Linear(hidden, classes)
-        he_init(self)
+        he_init(self, self.predictions)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x).flatten(1)

@@ -93,7 +93,7 @@ class Xception(nn.Module):
         self.block14_sepconv2 = SeparableConv2d(c1536, c2048)
         self.block14_sepconv2_bn = nn.BatchNorm2d(c2048)
         self.predictions = nn.Linear(c2048, classes)
-        he_init(self)
+        he_init(self, self.predictions)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.block1_conv1_bn(self.block1_conv1(x)))
