@@ -11,10 +11,10 @@ from training.train import Protocol, train_run
 def grid(tmp_path_factory):
     root = tmp_path_factory.mktemp("grid")
     data = load_data("digits", train_size=64, test_size=32, distorted=True)
+    protocol = Protocol(epochs=3, width=0.0625)
     results = {
-        name: [train_run(name, data, Protocol(epochs=3, width=0.0625), seed, root / name / f"seed{seed}", progress=False)
-               for seed in (0, 1)]
-        for name in ("vanilla", "normnet")
+        name: [train_run(name, data, protocol, seed, root / name / f"seed{seed}", progress=False) for seed in seeds]
+        for name, seeds in (("vanilla", (0, 1)), ("normnet", (0,)))
     }
     return root, results
 

@@ -135,27 +135,28 @@ def layer_table(name: str, runs: list[Curves]) -> list[str]:
     return lines
 
 
-def report(log_dir: str | Path, layers: bool = True) -> str:
-    root = Path(log_dir)
-    models = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: list(MODELS).index(d.name) if d.name in MODELS else 99)
-    if not models:
-        raise ValueError(f"no model folders (<model>/seed<k>) in {root}")
-    runs = {d.name: [read_run(s) for s in sorted(d.glob("seed*"))] for d in models}
+def report(*log_dirs: str | Path, layers: bool = True) -> str:
+    """The markdown tables for the grids in ``log_dirs`` (each holding ``<model>/seed<k>`` runs)."""
+    folders = [d for root in map(Path, log_dirs) for d in sorted(root.iterdir()) if d.is_dir()] if log_dirs else []
+    if not folders:
+        raise ValueError(f"no model folders (<model>/seed<k>) in {', '.join(map(str, log_dirs))}")
+    folders.sort(key=lambda d: list(MODELS).index(d.name) if d.name in MODELS else len(MODELS))
+    runs = {d.name: [read_run(s) for s in sorted(d.glob("seed*"))] for d in folders}
+    runs = {name: r for name, r in runs.items() if r}
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(model_row(name, r)) + " |" for name, r in runs.items() if r]
+    lines += ["| " + " | ".join(model_row(name, r)) + " |" for name, r in runs.items()]
     if layers:
         for name, r in runs.items():
-            if r:
-                lines += layer_table(name, r)
+            lines += layer_table(name, r)
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.report", description=__doc__)
-    p.add_argument("logdir")
+    p.add_argument("logdirs", nargs="+", metavar="LOGDIR", help="grid folders; the same model in two is merged")
     p.add_argument("--no-layers", action="store_true", help="only the per-model table")
     args = p.parse_args(argv)
-    print(report(args.logdir, layers=not args.no_layers))
+    print(report(*args.logdirs, layers=not args.no_layers))
     return 0
 
 
