@@ -80,20 +80,22 @@ def nas_alarm(steps: Sequence[int], medians: Mapping[str, Sequence[float]], **op
 def smooth(values: Sequence[float], window: int = LOSS_SMOOTHING_WINDOW) -> np.ndarray:
     """Centred moving average; the ends average over the part of the window that exists."""
     v = np.asarray(values, dtype=np.float64)
-    half = window // 2
-    kernel = np.ones(2 * half + 1)
-    return np.convolve(v, kernel, "same") / np.convolve(np.ones_like(v), kernel, "same")
+    half, i = window // 2, np.arange(v.size)
+    low, high = np.maximum(i - half, 0), np.minimum(i + half + 1, v.size)
+    total = np.concatenate([[0.0], np.cumsum(v)])
+    return (total[high] - total[low]) / (high - low)
 
 
 def loss_minimum_step(steps: Sequence[int], losses: Sequence[float], window: int = LOSS_SMOOTHING_WINDOW) -> int | None:
     """The overfitting moment from the test loss: the step of the minimum of its centred moving
-    average (window 3). None for an empty or all-NaN curve."""
-    if len(steps) == 0:
+    average (window 3) over the finite points, in step order; the earliest on ties. None without a
+    finite point."""
+    values = np.asarray(losses, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
         return None
-    smoothed = smooth(losses, window)
-    if np.isnan(smoothed).all():
-        return None
-    return int(steps[int(np.nanargmin(smoothed))])
+    kept = np.asarray(steps)[finite]
+    return int(kept[int(np.argmin(smooth(values[finite], window)))])
 
 
 def generalisation_loss_stop(steps: Sequence[int], losses: Sequence[float], alpha: float = 5.0) -> int | None:

@@ -16,10 +16,10 @@ from torch.utils.tensorboard import SummaryWriter
 
 from . import format as fmt
 from .detector import Alarm, OverfitDetector
-from .hooks import tap_for
 from .layers import layer_kind, select_layers, unwrap
-from .probe import MAX_PROBE, first_input, looks_like_image, probe_tensor, to_display_image
-from .statistics import distribution, field_sparsity, heatmap
+from .probe import MAX_PROBE, Probe, describe, forward_input, looks_like_image, prepare_probe, to_display_image
+from .sources import LayerResult, ProbeStatistics, StreamStatistics
+from .streaming import DEFAULT_BINS
 from .summaries import alarm_summary, nas_summary
 
 logger = logging.getLogger(__name__)
@@ -39,12 +39,28 @@ def _open_writer(log_dir: str | os.PathLike) -> SummaryWriter:
     return SummaryWriter(str(path))
 
 
+def _to_host(results: dict[str, LayerResult]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Every layer's statistics and heatmap as numpy arrays, through one device-to-host copy."""
+    tensors = [t for r in results.values() for t in (r.stats, r.heatmap) if t is not None]
+    flat = torch.cat([t.reshape(-1) for t in tensors]).cpu().numpy() if tensors else np.zeros(0)
+    arrays, offset = [], 0
+    for t in tensors:
+        arrays.append(flat[offset : offset + t.numel()].reshape(t.shape))
+        offset += t.numel()
+    pieces = iter(arrays)
+    return {name: (next(pieces), None if r.heatmap is None else next(pieces)) for name, r in results.items()}
+
+
 class Monitor:
     """Writes NAS statistics of a model's layers to TensorBoard; create it with :func:`watch`.
 
-    At each :meth:`log` the probe batch is run through the model (eval mode, no grad, the previous
-    train/eval mode of every submodule restored afterwards) with temporary hooks on the watched
-    layers; training forwards carry no hooks of the monitor's.
+    ``statistics="probe"`` (default): at each :meth:`log` the probe batch is run through the model
+    (eval mode, no grad, every submodule's train/eval mode restored) with hooks that exist for that
+    pass only, so training forwards carry none of the monitor's. ``statistics="stream"``: s_k of the
+    training forwards since the last ``log`` (every ``stream_every``-th one) is accumulated in a
+    ``bins``-bin histogram per layer on the device; no probe, no heatmaps, quantiles within 1/bins.
+    ``ranks="all"``: under torch.distributed every rank measures (its probe or its batches) and the
+    histograms are all-reduced, so every rank must call ``log``; default ``"0"``: rank 0 alone.
     """
 
     def __init__(
@@ -56,6 +72,10 @@ class Monitor:
         heatmap_side: int = fmt.MAX_HEATMAP_SIDE,
         max_probe: int = MAX_PROBE,
         detect: bool | OverfitDetector = False,
+        statistics: str = "probe",
+        ranks: str = "0",
+        bins: int = DEFAULT_BINS,
+        stream_every: int = 1,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -63,11 +83,19 @@ class Monitor:
             raise ValueError(
                 f"heatmap_side and max_probe must be >= 1; got {heatmap_side} and {max_probe}"
             )
+        if statistics not in ("probe", "stream"):
+            raise ValueError(f"statistics must be 'probe' or 'stream'; got {statistics!r}")
+        if ranks not in ("0", "all"):
+            raise ValueError(f"ranks must be '0' (rank 0 measures) or 'all' (histograms merged); got {ranks!r}")
         self.model = unwrap(model)
         self._modules = select_layers(self.model, layers)
         self._kinds = {name: layer_kind(m) for name, m in self._modules.items()}
-        self.heatmap_side = heatmap_side
         self.max_probe = max_probe
+        self._merge_ranks = ranks == "all"
+        if statistics == "stream":
+            self._source = StreamStatistics(self.model, self._modules, self._kinds, self._merge_ranks, bins, stream_every)
+        else:
+            self._source = ProbeStatistics(self.model, self._modules, self._kinds, heatmap_side, self._merge_ranks, bins)
         self.detector = OverfitDetector() if detect is True else (detect or None)
         self.layers: dict[str, fmt.LayerInfo] = {}
         self._written_tags: set[str] = set()
@@ -87,58 +115,41 @@ class Monitor:
                 self.writer = log_dir
         self._log_dir = log_dir if self._owns_writer else log_dir.log_dir
         self._capture = None
-        self.probe: torch.Tensor | None = None
-        if probe is None:
+        self.probe: Probe | None = None
+        if statistics == "stream":
+            if probe is not None:
+                raise ValueError("statistics='stream' measures the training batches and takes no probe")
+        elif probe is None:
             # No probe given: the first batch the model sees becomes the probe.
-            self._capture = model.register_forward_pre_hook(self._capture_probe)
+            self._capture = model.register_forward_pre_hook(self._capture_probe, with_kwargs=True)
         else:
-            self.probe = probe_tensor(probe, max_probe)
+            self.probe = prepare_probe(probe, max_probe)
             self._check_probe()
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``log`` has something to measure: a probe, or streaming statistics."""
+        return self.probe is not None or isinstance(self._source, StreamStatistics)
 
     @property
     def log_dir(self) -> str:
         return str(self._log_dir)
 
-    def _capture_probe(self, module: nn.Module, args: tuple) -> None:
-        x = first_input(args)
+    def _capture_probe(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+        x = forward_input(args, kwargs)
         if x is not None:
-            self.probe = x[: self.max_probe].detach().clone()
+            self.probe = prepare_probe(x, self.max_probe)
             self._capture.remove()
             self._capture = None
 
     def _check_probe(self) -> None:
         try:
-            self._probe_pass()
+            ProbeStatistics(self.model, self._modules, self._kinds, 1, False, 2).collect(self.probe)
         except Exception as e:
             raise ValueError(
-                f"probe of shape {tuple(self.probe.shape)} and dtype {self.probe.dtype} cannot be fed to "
+                f"probe of {describe(self.probe)} cannot be fed to "
                 f"{type(self.model).__name__}: {type(e).__name__}: {e}"
             ) from e
-
-    def _device(self) -> torch.device:
-        for p in self.model.parameters():
-            return p.device
-        return self.probe.device
-
-    def _probe_pass(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, int]]:
-        """Run the probe; per executed layer (in execution order) its stats, heatmap and R."""
-        results: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
-
-        def consume(name: str, output: torch.Tensor) -> None:
-            if name in results:  # a module called twice per forward: its first call counts
-                return
-            s = field_sparsity(output, self._kinds[name])
-            results[name] = (distribution(s), heatmap(s[0], self.heatmap_side), s[0].numel())
-
-        modes = {m: m.training for m in self.model.modules()}
-        self.model.eval()
-        try:
-            with torch.no_grad(), tap_for(self.model).exclusive(consume, self._modules):
-                self.model(self.probe.to(self._device()))
-        finally:
-            for m, training in modes.items():
-                m.training = training
-        return results
 
     def log(self, step: int, test_loss: float | torch.Tensor | None = None, **scalars: Any) -> dict[str, float]:
         """Evaluate the probe and write every watched layer's NAS statistics and heatmap at ``step``.
@@ -149,29 +160,24 @@ class Monitor:
         """
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
             raise ValueError(f"step must be a non-negative int; got {step!r}")
-        if not self._writes:
+        if not self._writes and not self._merge_ranks:
             return {}
-        if self.probe is None:
+        if self.probe is None and isinstance(self._source, ProbeStatistics) and self._writes:
             raise RuntimeError(
                 "no probe yet: pass probe= to watch() or run one forward pass of the model before log()"
             )
-        results = self._probe_pass()
-        for name, (_, _, fields) in results.items():
+        results = self._source.collect(self.probe)
+        if not self._writes:
+            return {}
+        for name, result in results.items():
             if name not in self.layers:
                 kind = self._kinds[name]
                 filters = self._modules[name].weight.shape[0]
-                self.layers[name] = fmt.LayerInfo(name, kind, filters, fields, len(self.layers))
-        # One device-to-host copy for all layers.
-        flat = torch.cat([t.reshape(-1) for st, hm, _ in results.values() for t in (st, hm)]).cpu().numpy()
-        records: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        offset = 0
-        for name, (st, hm, _) in results.items():
-            stats = flat[offset : offset + st.numel()]
-            offset += st.numel()
-            grid = flat[offset : offset + hm.numel()].reshape(hm.shape)
-            offset += hm.numel()
+                self.layers[name] = fmt.LayerInfo(name, kind, filters, result.fields, len(self.layers))
+        records = _to_host(results)
+        for name, (stats, grid) in records.items():
             if not np.isfinite(stats).all():
-                stats = np.full_like(stats, np.nan)
+                records[name] = (np.full_like(stats, np.nan), grid)
                 if name not in self._warned:
                     self._warned.add(name)
                     warnings.warn(
@@ -180,7 +186,6 @@ class Monitor:
                         RuntimeWarning,
                         stacklevel=2,
                     )
-            records[name] = (stats, grid)
         medians = {name: float(stats[fmt.STAT_FIELDS.index("median")]) for name, (stats, _) in records.items()}
         alarm = self.detector.update(int(step), medians) if self.detector is not None else None
         if test_loss is not None:
@@ -201,20 +206,22 @@ class Monitor:
             self._probe_image_written = False
         return self.writer
 
-    def _write(self, step: int, records: dict[str, tuple[np.ndarray, np.ndarray]], alarm: Alarm | None,
+    def _write(self, step: int, records: dict[str, tuple[np.ndarray, np.ndarray | None]], alarm: Alarm | None,
                scalars: dict[str, float]) -> None:
         writer = self._live_writer()
         file_writer = writer._get_file_writer()
         for name, (stats, grid) in records.items():
             info = self.layers[name]
             for record, values in ((fmt.STATS, stats), (fmt.HEATMAP, grid)):
+                if values is None:
+                    continue
                 tag = fmt.tag_for(name, record)
                 file_writer.add_summary(nas_summary(info, record, values, tag not in self._written_tags), step)
                 self._written_tags.add(tag)
         if alarm is not None:
             file_writer.add_summary(alarm_summary(alarm.layers), global_step=step)
             logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
-        if not self._probe_image_written and looks_like_image(self.probe[0]):
+        if not self._probe_image_written and isinstance(self.probe, torch.Tensor) and looks_like_image(self.probe[0]):
             writer.add_image(fmt.PROBE_IMAGE_TAG, to_display_image(self.probe[0]), step)
         self._probe_image_written = True
         for tag, value in scalars.items():
@@ -250,6 +257,8 @@ class Monitor:
         if self._capture is not None:
             self._capture.remove()
             self._capture = None
+        if isinstance(self._source, StreamStatistics):
+            self._source.close()
         self.flush()
         if self.writer is not None and self._owns_writer:
             self.writer.close()
@@ -275,6 +284,8 @@ def watch(
     ``probe``: a tensor, an (inputs, targets) batch or a DataLoader; if omitted, the first input the
     model sees is captured (up to ``max_probe=64`` samples, detached, on the model's device).
     Other options: ``heatmap_side`` (default 64), the largest side a stored heatmap keeps;
+    ``statistics="stream"`` (histograms over the training batches instead of a probe; ``bins``,
+    ``stream_every``); ``ranks="all"`` (merge all ranks' histograms under torch.distributed);
     ``detect=True`` (or an :class:`~nas_logger.detector.OverfitDetector`) runs the NAS-only overfitting
     detector at every ``log`` and writes its alarm once, as ``nas/overfit_alarm``; ``monitor.alarm``.
     """

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
@@ -228,6 +229,8 @@ def test_bad_inputs_are_rejected_with_the_bad_value(tmp_path, small_cnn):
         nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(0, 1, 8, 8))
     with pytest.raises(ValueError, match="got str"):
         nas_logger.watch(small_cnn, tmp_path, probe="images.png")
+    with pytest.raises(ValueError, match=r"probe of shape \(2, 1, 8, 8\) .* cannot be fed to SmallCNN: NotImplementedError"):
+        nas_logger.watch(small_cnn, tmp_path, probe=torch.empty(2, 1, 8, 8, device="meta"))
     monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8))
     for bad in (-1, 1.5, "3"):
         with pytest.raises(ValueError, match="step must be a non-negative int; got"):
@@ -360,3 +363,72 @@ def test_removed_log_dir_is_recreated_with_one_warning(tmp_path, small_cnn):
     layer, stats = records[("fc1", fmt.STATS)]
     assert [s for s, _ in stats] == [1, 2] and layer.depth == 2  # metadata written again into the new file
     assert [s for s, _ in read_scalars(log_dir)["test_loss"]] == [1, 2]
+
+
+def test_stream_statistics_cover_every_training_batch_within_one_bin(tmp_path, small_cnn):
+    outputs = []
+    small_cnn.conv2.register_forward_hook(lambda m, i, o: outputs.append(o.detach()) if torch.is_grad_enabled() else None)
+    monitor = nas_logger.watch(small_cnn, tmp_path, statistics="stream", bins=512)
+    optimizer = torch.optim.SGD(small_cnn.parameters(), lr=0.01)
+    for epoch in range(2):
+        outputs.clear()
+        for _ in range(5):
+            optimizer.zero_grad()
+            F.cross_entropy(small_cnn(torch.randn(16, 1, 8, 8)), torch.randint(0, 10, (16,))).backward()
+            optimizer.step()
+        with torch.no_grad():
+            small_cnn(torch.randn(50, 1, 8, 8))  # evaluation passes are not counted
+        medians = monitor.log(epoch)
+        exact = nas_reference(torch.cat(outputs).double().numpy())
+        assert medians["conv2"] == pytest.approx(np.median(exact), abs=1 / 512)
+    monitor.close()
+    records = read_nas(tmp_path)
+    assert ("conv2", fmt.HEATMAP) not in records
+    layer, stats = records[("conv2", fmt.STATS)]
+    assert [s for s, _ in stats] == [0, 1] and layer.receptive_fields == 64 and layer.depth == 1
+    assert all(not m._forward_hooks for m in small_cnn.modules() if m is not small_cnn.conv2)
+
+
+def test_stream_every_and_bad_options(tmp_path, small_cnn):
+    monitor = nas_logger.watch(small_cnn, tmp_path, statistics="stream", stream_every=3)
+    for _ in range(7):
+        small_cnn(torch.randn(2, 1, 8, 8))
+    # Forwards 0, 3 and 6 are measured: 3 batches x 2 samples x 64 fields of conv1.
+    assert monitor._source.histograms["conv1"].count.item() == 3 * 2 * 64
+    monitor.log(0)
+    assert monitor._source.histograms["conv1"].count.item() == 0  # a new window per log
+    monitor.close()
+    with pytest.raises(ValueError, match="takes no probe"):
+        nas_logger.watch(small_cnn, tmp_path, statistics="stream", probe=torch.randn(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="statistics must be 'probe' or 'stream'; got 'batches'"):
+        nas_logger.watch(small_cnn, tmp_path, statistics="batches")
+    with pytest.raises(ValueError, match="ranks must be .*; got 'some'"):
+        nas_logger.watch(small_cnn, tmp_path, ranks="some")
+    with pytest.raises(ValueError, match="stream_every must be >= 1; got 0"):
+        nas_logger.watch(small_cnn, tmp_path, statistics="stream", stream_every=0)
+
+
+def test_resnet50_at_224_and_layer_globs(tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet50(weights=None)
+    monitor = nas_logger.watch(model, tmp_path, probe=torch.randn(2, 3, 224, 224))
+    medians = monitor.log(0)
+    assert len(medians) == 54  # 53 convolutions (downsample included) and fc
+    assert monitor.layers["conv1"].receptive_fields == 112 * 112 and monitor.layers["fc"].depth == 53
+    monitor.close()
+    _, maps = read_nas(tmp_path)[("conv1", fmt.HEATMAP)]
+    assert maps[0][1].shape == (fmt.MAX_HEATMAP_SIDE, fmt.MAX_HEATMAP_SIDE)
+    deep = nas_logger.watch(model, tmp_path / "deep", probe=torch.randn(1, 3, 224, 224), layers="layer4.*")
+    assert len(deep.log(0)) == 10 and all(n.startswith("layer4.") for n in deep.layers)
+    deep.close()
+
+
+def test_transformer_block_measures_each_token(tmp_path):
+    block = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True)
+    monitor = nas_logger.watch(block, tmp_path, probe=torch.randn(3, 10, 16))
+    medians = monitor.log(0)
+    monitor.close()
+    # The attention projections are applied as raw weights inside F.multi_head_attention_forward,
+    # so only the feed-forward Linear modules execute as modules.
+    assert list(medians) == ["linear1", "linear2"]
+    assert monitor.layers["linear1"].receptive_fields == 10 and monitor.layers["linear1"].filters == 32

@@ -1,0 +1,37 @@
+"""Hugging Face transformers: ``Trainer(..., callbacks=[NASTrainerCallback()])`` logs NAS at every evaluation."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from transformers import TrainerCallback
+
+from ..monitor import Monitor, watch
+
+
+class NASTrainerCallback(TrainerCallback):
+    """Watches the model when training begins and logs at every evaluation, with ``eval_loss`` as the
+    test loss, at step ``state.global_step``. ``log_dir`` defaults to ``<args.logging_dir>/nas`` (or
+    ``<args.output_dir>/nas``). Other keyword arguments go to :func:`nas_logger.watch`; the probe
+    defaults to the first training batch's first tensor input."""
+
+    def __init__(self, log_dir: str | os.PathLike | None = None, **watch_options: Any) -> None:
+        self.log_dir, self.watch_options = log_dir, watch_options
+        self.monitor: Monitor | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        log_dir = self.log_dir or os.path.join(getattr(args, "logging_dir", None) or args.output_dir, "nas")
+        self.monitor = watch(model, log_dir, **self.watch_options)
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict | None = None, **kwargs: Any) -> None:
+        if self.monitor is None or not self.monitor.ready:
+            return
+        loss = (metrics or {}).get("eval_loss")
+        self.monitor.log(int(state.global_step), test_loss=loss)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None

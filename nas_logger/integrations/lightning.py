@@ -1,0 +1,47 @@
+"""PyTorch Lightning: ``Trainer(callbacks=[NASCallback()])`` logs NAS after every validation epoch."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import lightning.pytorch as pl
+
+from ..monitor import Monitor, watch
+
+
+class NASCallback(pl.Callback):
+    """Watches the LightningModule when fitting starts and logs at the end of every validation epoch,
+    with the validation loss (``loss_key``, default ``val_loss`` in ``trainer.callback_metrics``) as
+    the test loss.
+
+    ``log_dir``: default the TensorBoardLogger's run (its SummaryWriter is shared) or else
+    ``<trainer.default_root_dir>/nas``. Other keyword arguments go to :func:`nas_logger.watch`.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike | None = None, loss_key: str = "val_loss", **watch_options: Any) -> None:
+        self.log_dir, self.loss_key, self.watch_options = log_dir, loss_key, watch_options
+        self.monitor: Monitor | None = None
+
+    def _target(self, trainer: pl.Trainer) -> Any:
+        if self.log_dir is not None:
+            return self.log_dir
+        from torch.utils.tensorboard import SummaryWriter
+
+        experiment = getattr(trainer.logger, "experiment", None)
+        if isinstance(experiment, SummaryWriter):
+            return experiment
+        return os.path.join(trainer.default_root_dir, "nas")
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.monitor = watch(pl_module, self._target(trainer), **self.watch_options)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.monitor is None or trainer.sanity_checking or not self.monitor.ready:
+            return
+        loss = trainer.callback_metrics.get(self.loss_key)
+        self.monitor.log(trainer.current_epoch, test_loss=loss)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
