@@ -34,6 +34,14 @@ def test_cli_trains_a_grid_and_logs_nas_for_every_layer(tmp_path, capsys):
         assert "distorted_test_loss" in scalars
     out = capsys.readouterr().out
     assert "VanillaNet seed0: peak test accuracy" in out and "NASReg: peak test accuracy" in out
+    # what the NAS tab lists: one group per model, our layers in depth order, test_loss as the red curve
+    from plugin_fixtures import app_for, get_json
+
+    listing = get_json(app_for(tmp_path)[0], "/data/plugin/nas/runs")
+    assert {g["group"] for g in listing["groups"]} == {"vanilla", "nasreg"}
+    run = next(r for r in listing["runs"] if r["run"] == "vanilla/seed0")
+    assert [layer["name"] for layer in run["layers"]] == ["conv1", "conv2", "conv3", "conv4", "fc1", "prediction"]
+    assert run["loss_tag"] == "test_loss" and "distorted_test_loss" in run["scalar_tags"]
 
 
 def test_a_deep_model_logs_the_layers_it_chooses(tmp_path):
