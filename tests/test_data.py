@@ -166,3 +166,11 @@ def test_label_noise_moves_the_given_fraction_to_other_classes_and_keeps_test_cl
     assert torch.equal(noisy.distorted.y[:250], noisy.train.y[:250])  # trained-on labels
     with pytest.raises(ValueError, match=r"label noise must be a fraction in \[0, 1\); got 1.5"):
         load_data("digits", label_noise=1.5)
+
+
+@pytest.mark.skipif(not (data.DEBIAN_FASHION_MNIST / "t10k-labels-idx1-ubyte.gz").exists(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_the_installed_fashion_mnist_loads_as_the_standard_splits():
+    d = load_data("fashion-mnist", data_dir=None)
+    assert d.train.x.shape == (2000, 1, 28, 28) and d.test.x.shape == (2000, 1, 28, 28)
+    assert set(d.test.y.tolist()) == set(range(10))
