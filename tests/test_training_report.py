@@ -1,0 +1,48 @@
+"""training/report.py: the reproduction table is computed from what the event files hold."""
+import pytest
+
+from events import read_scalars
+from training.data import load_data
+from training.report import model_row, read_run, report
+from training.train import Protocol, train_run
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grid")
+    data = load_data("digits", train_size=64, test_size=32, distorted=True)
+    protocol = Protocol(epochs=3, width=0.0625)
+    results = {
+        name: [train_run(name, data, protocol, seed, root / name / f"seed{seed}", progress=False) for seed in seeds]
+        for name, seeds in (("vanilla", (0, 1)), ("normnet", (0,)))
+    }
+    return root, results
+
+
+def test_read_run_gives_the_logged_curves_with_layers_in_depth_order(grid):
+    root, results = grid
+    run = read_run(root / "vanilla" / "seed0")
+    assert list(run.nas) == ["conv1", "conv2", "conv3", "conv4", "fc1", "prediction"]
+    assert run.feature_layers == ["conv1", "conv2", "conv3", "conv4", "fc1"]
+    assert run.epochs == [1, 2, 3]
+    logged = read_scalars(root / "vanilla" / "seed0")
+    assert [v for _, v in logged["test_loss"]] == pytest.approx([run.scalars["test_loss"][e] for e in (1, 2, 3)])
+    assert [run.scalars["test_loss"][e] for e in (1, 2, 3)] == pytest.approx(results["vanilla"][0].test_loss, rel=1e-6)
+    assert run.overfit_epoch == results["vanilla"][0].overfit_epoch
+    assert 0 <= run.feature_nas(1) <= 1
+
+
+def test_report_rows_hold_the_peak_accuracy_over_seeds(grid):
+    root, results = grid
+    row = model_row("vanilla", [read_run(root / "vanilla" / f"seed{s}") for s in (0, 1)])
+    peaks = [r.peak_accuracy for r in results["vanilla"]]
+    assert row[0] == "VanillaNet"
+    assert row[1].startswith(f"{sum(peaks) / 2:.4f}")
+    assert row[2] == ", ".join(str(r.overfit_epoch) for r in results["vanilla"])
+    text = report(root)
+    assert "| VanillaNet |" in text and "| NormNet |" in text and "| conv1 |" in text
+
+
+def test_report_of_an_empty_folder_says_so(tmp_path):
+    with pytest.raises(ValueError, match="no model folders"):
+        report(tmp_path)
