@@ -9,7 +9,8 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=["nas_logger", "nas_logger.integrations"],
+    packages=["nas_logger", "nas_logger.integrations", "training", "training.models"],
+    entry_points={"console_scripts": ["nas-train = training.cli:main"]},
     install_requires=[
         "torch>=2.1",
         "torchvision>=0.16",

@@ -1,0 +1,168 @@
+"""training/data: the embedded digits, the Fashion-MNIST idx reader and CIFAR-100 through torchvision,
+each on files the tests write themselves (nothing is downloaded)."""
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from training import data
+from training.data import Split, cifar100, distorted_test_set, fashion_mnist, load_data, read_idx, standardise
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    """The MNIST idx format: 0, 0, type 0x08 (uint8), ndim, big-endian uint32 sizes, then the bytes."""
+    raw = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(raw)
+
+
+def write_fashion_mnist(folder, n_train=6, n_test=4, gz=True):
+    """Tiny Fashion-MNIST files whose image i is uniformly 20 * label_i."""
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = np.broadcast_to((20 * labels)[:, None, None], (n, 28, 28))
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", labels)
+
+
+def test_digits_are_real_disjoint_and_cut_to_the_default_sizes():
+    d = load_data("digits")
+    assert d.train.x.shape == (1297, 1, 8, 8) and d.test.x.shape == (500, 1, 8, 8)
+    assert (d.in_channels, d.image_size, d.classes) == (1, 8, 10)
+    assert set(d.train.y.tolist()) == set(range(10))
+    # standardised with the training subset's statistics
+    assert abs(d.train.x.mean().item()) < 1e-5 and abs(d.train.x.std().item() - 1) < 1e-3
+    train = {tuple(x.flatten().tolist()) for x in d.train.x}
+    assert len(train) > 1250 and not train & {tuple(x.flatten().tolist()) for x in d.test.x} - {()}
+
+
+def test_subset_sizes_are_checked():
+    assert len(load_data("digits", train_size=50, test_size=20).train) == 50
+    with pytest.raises(ValueError, match=r"train size must be in \[1, 1297\] for digits; got 5000"):
+        load_data("digits", train_size=5000)
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose from digits, fashion-mnist, cifar100"):
+        load_data("mnist")
+
+
+def test_distorted_test_set_is_half_training_half_test():
+    train = Split(torch.zeros(10, 1, 4, 4), torch.zeros(10, dtype=torch.long))
+    test = Split(torch.ones(6, 1, 4, 4), torch.ones(6, dtype=torch.long))
+    mixed = distorted_test_set(train, test)
+    assert len(mixed) == 6
+    assert mixed.y.tolist() == [0, 0, 0, 1, 1, 1]
+    d = load_data("digits", distorted=True)
+    assert torch.equal(d.distorted.x[:250], d.train.x[:250]) and torch.equal(d.distorted.x[250:], d.test.x[:250])
+
+
+def test_standardise_uses_the_training_statistics_per_channel():
+    train = Split(torch.tensor([0.0, 2.0]).view(2, 1, 1, 1).expand(2, 1, 2, 2), torch.zeros(2, dtype=torch.long))
+    other = Split(torch.full((1, 1, 2, 2), 3.0), torch.zeros(1, dtype=torch.long))
+    _, out = standardise(train, other)
+    std = torch.tensor([0.0, 0, 0, 0, 2, 2, 2, 2]).std()
+    assert torch.allclose(out.x, (3.0 - 1.0) / std)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_read_idx_reads_what_was_written(tmp_path, gz):
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    path = tmp_path / ("a.idx.gz" if gz else "a.idx")
+    write_idx(path, array)
+    assert np.array_equal(read_idx(path), array)
+
+
+def test_read_idx_rejects_a_file_that_is_not_idx_or_is_cut(tmp_path):
+    (tmp_path / "bad").write_bytes(b"PK\x03\x04rest")
+    with pytest.raises(ValueError, match="not an idx file"):
+        read_idx(tmp_path / "bad")
+    write_idx(tmp_path / "cut", np.zeros((3, 2, 2)))
+    (tmp_path / "cut").write_bytes((tmp_path / "cut").read_bytes()[:-1])
+    with pytest.raises(ValueError, match=r"shape \(3, 2, 2\).*11 data bytes"):
+        read_idx(tmp_path / "cut")
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_reads_idx_files_from_data_dir(tmp_path, gz):
+    write_fashion_mnist(tmp_path / "fashion-mnist", gz=gz)
+    train, test = fashion_mnist(tmp_path)
+    assert train.x.shape == (6, 1, 28, 28) and test.x.shape == (4, 1, 28, 28)
+    assert sorted(train.y.tolist()) == [0, 1, 2, 3, 4, 5] and sorted(test.y.tolist()) == [0, 1, 2, 3]
+    for split in (train, test):  # shuffled together: each image still carries its own label
+        assert torch.allclose(split.x * 255, (20 * split.y).float().view(-1, 1, 1, 1).expand_as(split.x), atol=1e-4)
+
+
+def test_missing_fashion_mnist_says_where_it_looked_and_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
+    with pytest.raises(FileNotFoundError) as e:
+        fashion_mnist(tmp_path)
+    message = str(e.value)
+    assert "train-images-idx3-ubyte[.gz]" in message and str(tmp_path / "not-installed") in message
+    assert "dataset-fashion-mnist" in message and "--download" in message
+
+
+# --- CIFAR-100 in torchvision's format -----------------------------------------------------------------
+
+
+def write_cifar100(root, n_train=5, n_test=3):
+    """``<root>/cifar-100-python/{train,test,meta}`` pickles as in the official archive: ``data`` rows of
+    3072 uint8 (1024 red, 1024 green, 1024 blue, row-major). Red is the label, green the row, blue the column."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rows, cols = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    for name, n in (("train", n_train), ("test", n_test)):
+        labels = [(7 * i) % 100 for i in range(n)]
+        planes = [np.stack([np.full((32, 32), y), rows, cols]) for y in labels]
+        entry = {
+            "data": np.stack(planes).reshape(n, 3072).astype(np.uint8),
+            "fine_labels": labels,
+            "coarse_labels": [y // 5 for y in labels],
+            "filenames": [f"{name}_{i}.png" for i in range(n)],
+            "batch_label": name,
+        }
+        (folder / name).write_bytes(pickle.dumps(entry))
+    meta = {"fine_label_names": [f"class{i}" for i in range(100)], "coarse_label_names": [f"super{i}" for i in range(20)]}
+    (folder / "meta").write_bytes(pickle.dumps(meta))
+
+
+def test_cifar100_loads_torchvisions_format_channels_first(tmp_path):
+    write_cifar100(tmp_path)
+    train, test = cifar100(tmp_path, verify_md5=False)
+    assert train.x.shape == (5, 3, 32, 32) and test.x.shape == (3, 3, 32, 32)
+    assert sorted(train.y.tolist()) == [0, 7, 14, 21, 28]
+    for split in (train, test):
+        pixels = (split.x * 255).round().long()
+        assert torch.equal(pixels[:, 0], split.y.view(-1, 1, 1).expand(-1, 32, 32))
+        assert torch.equal(pixels[0, 1], torch.arange(32).view(32, 1).expand(32, 32))  # green = row
+        assert torch.equal(pixels[0, 2], torch.arange(32).view(1, 32).expand(32, 32))  # blue = column
+
+
+def test_cifar100_checks_md5_of_the_official_files_by_default(tmp_path):
+    """What ``verify_md5=False`` bypasses: torchvision's checksum of the official archive's files."""
+    write_cifar100(tmp_path)
+    with pytest.raises(RuntimeError, match="not found or corrupted"):
+        cifar100(tmp_path)
+
+
+def test_missing_cifar100_says_what_to_download_and_where(tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        load_data("cifar100", data_dir=tmp_path)
+    message = str(e.value)
+    assert "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz" in message
+    assert str(tmp_path / "cifar-100-python" / "train") in message and "--download" in message
+
+
+def test_label_noise_moves_the_given_fraction_to_other_classes_and_keeps_test_clean():
+    clean = load_data("digits")
+    noisy = load_data("digits", label_noise=0.4, distorted=True)
+    changed = noisy.train.y != clean.train.y
+    assert changed.sum().item() == round(0.4 * 1297)
+    assert torch.equal(noisy.train.x, clean.train.x) and torch.equal(noisy.test.y, clean.test.y)
+    assert noisy.train.y.min() >= 0 and noisy.train.y.max() <= 9
+    assert torch.equal(noisy.distorted.y[:250], noisy.train.y[:250])  # trained-on labels
+    with pytest.raises(ValueError, match=r"label noise must be a fraction in \[0, 1\); got 1.5"):
+        load_data("digits", label_noise=1.5)

@@ -1,0 +1,133 @@
+"""training/cli.py and training/train.py: the protocol end to end, read back from the event files."""
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from events import read_nas, read_scalars
+from training import cli
+from training.data import load_data
+from training.models import build_model, nas_layers
+from training.penalties import make_penalty, weight_penalty
+from training.train import Protocol, evaluate, train_run
+
+TINY = ["--width", "0.0625", "--train-size", "64", "--test-size", "32", "--no-progress"]
+VANILLA_LAYERS = {"conv1", "conv2", "conv3", "conv4", "fc1", "prediction"}
+
+
+def test_cli_trains_a_grid_and_logs_nas_for_every_layer(tmp_path, capsys):
+    argv = ["--models", "vanilla,nasreg", "--epochs", "1", "--repeats", "1", "--distorted", "--logdir", str(tmp_path)]
+    assert cli.main(argv + TINY) == 0
+    for model in ("vanilla", "nasreg"):
+        run = tmp_path / model / "seed0"
+        nas = read_nas(run)
+        assert {layer for layer, _ in nas} == VANILLA_LAYERS
+        assert {record for _, record in nas} == {"stats", "heatmap"}
+        for (layer, record), (info, points) in nas.items():
+            assert [step for step, _ in points] == [1], (layer, record)
+            assert info.name == layer
+        scalars = read_scalars(run)
+        assert [s for s, _ in scalars["test_loss"]] == [1] and [s for s, _ in scalars["train_loss"]] == [1]
+        assert 0 <= scalars["test_accuracy"][-1][1] <= 1
+        assert "distorted_test_loss" in scalars
+    out = capsys.readouterr().out
+    assert "VanillaNet seed0: peak test accuracy" in out and "NASReg: peak test accuracy" in out
+
+
+def test_a_deep_model_logs_the_layers_it_chooses(tmp_path):
+    argv = ["--model", "xception", "--epochs", "1", "--repeats", "1", "--logdir", str(tmp_path)]
+    assert cli.main(argv + TINY) == 0
+    model = build_model("xception", 1, 8, 10, 0.0625)
+    assert {layer for layer, _ in read_nas(tmp_path / "xception" / "seed0")} == set(nas_layers(model))
+
+
+def test_unknown_model_and_dataset_are_argparse_errors_listing_the_valid_names(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--models", "vanilla,resnet18"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'resnet18'; choose from vanilla, l1net, l2net, dropnet, normnet, nasreg" in err
+    with pytest.raises(SystemExit):
+        cli.main(["--dataset", "mnist"])
+    assert "choose from 'digits', 'fashion-mnist', 'cifar100'" in capsys.readouterr().err
+
+
+def test_missing_dataset_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    assert cli.main(["--dataset", "cifar100", "--data-dir", str(tmp_path)]) == 2
+    assert "cifar-100-python.tar.gz" in capsys.readouterr().err
+
+
+def test_python_dash_m_training_runs_the_cli():
+    done = subprocess.run([sys.executable, "-m", "training", "--model", "nope"], capture_output=True, text=True)
+    assert done.returncode == 2 and "choose from vanilla" in done.stderr
+
+
+def test_runs_repeat_with_their_seed_and_differ_across_seeds(tmp_path):
+    data = load_data("digits", train_size=64, test_size=32)
+    protocol = Protocol(epochs=2, width=0.0625)
+    a = train_run("vanilla", data, protocol, 0, tmp_path / "a", progress=False)
+    b = train_run("vanilla", data, protocol, 0, tmp_path / "b", progress=False)
+    c = train_run("vanilla", data, protocol, 1, tmp_path / "c", progress=False)
+    assert a.test_loss == b.test_loss and a.train_loss == b.train_loss
+    assert a.test_loss != c.test_loss
+    assert len(a.test_loss) == len(a.train_loss) == len(a.test_accuracy) == 2
+    assert a.peak_accuracy == max(a.test_accuracy) and a.test_accuracy[a.peak_epoch - 1] == a.peak_accuracy
+    assert a.overfit_epoch in (1, 2)
+
+
+def test_evaluate_matches_a_direct_computation():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    x, y = torch.randn(25, 1, 4, 4), torch.randint(0, 3, (25,))
+    from training.data import Split
+
+    loss, accuracy = evaluate(model, Split(x, y), batch_size=7)
+    logits = model(x).double()
+    expected = nn.functional.cross_entropy(logits, y)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert accuracy.item() == pytest.approx((logits.argmax(1) == y).double().mean().item())
+
+
+def test_weight_penalties_match_a_float64_reference():
+    torch.manual_seed(0)
+    model = build_model("vanilla", 1, 8, 10, 0.0625)
+    weights = [m.weight.detach().double() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    l1 = 0.01 * sum(w.abs().sum() for w in weights)
+    l2 = 0.01 * sum(w.square().sum() for w in weights)
+    assert make_penalty("l1", model)().item() == pytest.approx(l1.item(), rel=1e-5)
+    assert make_penalty("l2", model)().item() == pytest.approx(l2.item(), rel=1e-5)
+    assert make_penalty(None, model) is None
+    with pytest.raises(ValueError, match="'l3'"):
+        weight_penalty(model, "l3", 1.0)
+
+
+def test_nasreg_penalty_is_minus_mean_perplexity_of_all_but_the_prediction_layer():
+    torch.manual_seed(0)
+    model = build_model("nasreg", 1, 8, 10, 0.0625)
+    penalty = make_penalty("nas", model)
+    x = torch.randn(4, 1, 8, 8)
+    acts = {}
+    hooks = [getattr(model, n).register_forward_hook(lambda m, i, o, n=n: acts.__setitem__(n, o)) for n in VANILLA_LAYERS]
+    model(x)
+    for h in hooks:
+        h.remove()
+    expected = 0.0
+    for name in VANILLA_LAYERS - {"prediction"}:
+        a = acts[name].double()
+        dim = 1 if a.dim() == 4 else -1
+        p = a.softmax(dim)
+        rho = torch.exp(-(p * p.log()).sum(dim))  # (B, H, W) or (B,)
+        expected -= rho.flatten(1).mean(1).mean().item() if rho.dim() > 1 else rho.mean().item()
+    assert penalty().item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_free_port_can_be_bound():
+    import socket
+
+    from training.serve import free_port
+
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("localhost", port))

@@ -1,0 +1,101 @@
+"""``nas-train`` / ``python -m training``: train the paper's models with NAS logging.
+
+    nas-train --model vanilla --dataset digits --epochs 30 --repeats 3 --logdir runs/vanilla
+    nas-train --models vanilla,dropnet,normnet,nasreg --width 0.25 --logdir runs/grid
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from .data import DATASETS, DEFAULT_SIZES, load_data
+from .models import MODELS
+from .train import Protocol, run_grid
+
+
+def model_list(text: str) -> list[str]:
+    """``"vanilla,nasreg"`` -> ``["vanilla", "nasreg"]``; an argparse error names unknown models."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown model {', '.join(map(repr, unknown)) or repr(text)}; choose from {', '.join(MODELS)}"
+        )
+    return names
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nas-train",
+        description="Train the models of Huesmann et al., 'The Impact of Activation Sparsity on Overfitting "
+        "in CNNs', with the paper's protocol (SGD, lr 0.01, batch 32) and log NAS for TensorBoard.",
+    )
+    p.add_argument("--model", "--models", dest="models", type=model_list, default=["vanilla"], metavar="NAMES",
+                   help=f"model or comma-separated models to run in turn, from: {', '.join(MODELS)}")
+    p.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="digits (embedded, default), fashion-mnist, cifar100 (the paper's)")
+    p.add_argument("--data-dir", default=None, help="folder holding cifar-100-python/ or Fashion-MNIST's idx files")
+    p.add_argument("--download", action="store_true", help="download CIFAR-100 / Fashion-MNIST into --data-dir if missing")
+    p.add_argument("--train-size", type=_positive(int), default=None,
+                   help="training images used; default " + ", ".join(
+                       f"{k}: {v[0] or 'all'}" for k, v in DEFAULT_SIZES.items()))
+    p.add_argument("--test-size", type=_positive(int), default=None, help="test images used (default as for --train-size)")
+    p.add_argument("--label-noise", type=float, default=0.0, metavar="FRACTION",
+                   help="replace this fraction of the training labels by wrong ones (default 0)")
+    p.add_argument("--distorted", action="store_true",
+                   help="also log distorted_test_loss on a test set of half training, half test images")
+    p.add_argument("--epochs", type=_positive(int), default=30)
+    p.add_argument("--repeats", type=_positive(int), default=3, help="trainings per model, seeds --seed, --seed+1, ...")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--width", type=_positive(float), default=1.0, help="factor on every layer's channels (e.g. 0.25 on CPU)")
+    p.add_argument("--lr", type=_positive(float), default=0.01)
+    p.add_argument("--batch-size", type=_positive(int), default=32)
+    p.add_argument("--nas-strength", type=_positive(float), default=1.0, help="NASReg: multiplier of lambda_i = 1/r_i")
+    p.add_argument("--logdir", default="runs/train", help="runs go to <logdir>/<model>/seed<k>")
+    p.add_argument("--device", default=None, help="torch device; default cuda when available, else cpu")
+    p.add_argument("--threads", type=_positive(int), default=None,
+                   help="CPU threads for torch (default: torch's choice; 1 is fastest for tiny models on a busy machine)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        data = load_data(
+            args.dataset, args.data_dir, args.download, args.train_size, args.test_size, args.distorted, args.label_noise
+        )
+    except (FileNotFoundError, ValueError) as e:
+        print(f"nas-train: error: {e}", file=sys.stderr)
+        return 2
+    protocol = Protocol(args.epochs, args.lr, args.batch_size, args.width, args.nas_strength)
+    print(
+        f"{args.dataset}: {len(data.train)} training, {len(data.test)} test images of "
+        f"{data.in_channels}x{data.image_size}x{data.image_size}, {data.classes} classes"
+        f"{f', {args.label_noise:.0%} noisy training labels' if args.label_noise else ''}; device {device}; "
+        f"logs in {args.logdir}",
+        file=sys.stderr,
+    )
+    run_grid(args.models, data.to(device), protocol, args.repeats, args.logdir, args.seed, not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

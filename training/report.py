@@ -1,0 +1,137 @@
+"""``python -m training.report runs/demo``: the reproduction table, read back from a grid's event files.
+
+For each model (``<logdir>/<model>/seed<k>``) over its repeats: peak test accuracy, the epoch of the lowest
+test loss and how far the test loss rises after it, the distorted test loss over the same span, and the
+NAS of the feature layers (all but the prediction layer; per layer the median s_k over the probe's
+receptive fields, then averaged over layers) at the start, at the test-loss minimum and at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
+
+from nas_logger import format as fmt
+
+from .models import MODELS
+
+
+@dataclass
+class Curves:
+    """One run: ``scalars[tag][epoch]`` and ``nas[layer][epoch]`` (median NAS), layers ordered by depth."""
+
+    scalars: dict[str, dict[int, float]]
+    nas: dict[str, dict[int, float]]
+
+    @property
+    def feature_layers(self) -> list[str]:
+        return list(self.nas)[:-1]
+
+    def feature_nas(self, epoch: int) -> float:
+        """Mean over the feature layers of their median NAS at ``epoch``."""
+        return statistics.mean(self.nas[layer][epoch] for layer in self.feature_layers)
+
+
+def read_run(run_dir: str | Path) -> Curves:
+    acc = event_accumulator.EventAccumulator(
+        str(run_dir), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0}
+    )
+    acc.Reload()
+    tags = acc.Tags()
+    scalars = {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in tags["scalars"]}
+    by_depth = []
+    median = fmt.STAT_FIELDS.index("median")
+    for tag in tags["tensors"]:
+        meta = acc.SummaryMetadata(tag)
+        if meta.plugin_data.plugin_name != fmt.PLUGIN_NAME:
+            continue
+        record, layer, _ = fmt.decode_metadata(meta.plugin_data.content)
+        if record == fmt.STATS:
+            values = {e.step: float(tensor_util.make_ndarray(e.tensor_proto)[median]) for e in acc.Tensors(tag)}
+            by_depth.append((layer.depth, layer.name, values))
+    return Curves(scalars, {name: values for _, name, values in sorted(by_depth)})
+
+
+def _mean_sd(values: list[float], digits: int = 3) -> str:
+    sd = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.{digits}f}{sd}"
+
+
+def model_row(name: str, runs: list[Curves]) -> list[str]:
+    peak, best, rise, distorted, nas0, nas_best, nas_end = [], [], [], [], [], [], []
+    for run in runs:
+        loss = run.scalars["test_loss"]
+        last = max(loss)
+        m = min(loss, key=loss.__getitem__)
+        peak.append(max(run.scalars["test_accuracy"].values()))
+        best.append(m)
+        rise.append(loss[last] - loss[m])
+        if "distorted_test_loss" in run.scalars:
+            d = run.scalars["distorted_test_loss"]
+            distorted.append(d[last] - d[m])
+        nas0.append(run.feature_nas(0))
+        nas_best.append(run.feature_nas(m))
+        nas_end.append(run.feature_nas(last))
+    return [
+        MODELS[name].paper_name if name in MODELS else name,
+        _mean_sd(peak, 4),
+        ", ".join(map(str, best)),
+        _mean_sd(rise),
+        _mean_sd(distorted) if distorted else "-",
+        _mean_sd(nas0),
+        _mean_sd(nas_best),
+        _mean_sd(nas_end),
+    ]
+
+
+HEADER = [
+    "model", "peak test accuracy", "epoch of lowest test loss (per seed)", "test loss rise after it",
+    "distorted test loss change over the same span", "NAS at epoch 0", "NAS at lowest test loss", "NAS at the end",
+]
+
+
+def layer_table(name: str, runs: list[Curves]) -> list[str]:
+    """Per layer: median NAS at epoch 0, at the test-loss minimum and at the end, mean over runs."""
+    lines = [f"\n{MODELS[name].paper_name if name in MODELS else name}, per layer (mean over {len(runs)} runs):\n",
+             "| layer | NAS at epoch 0 | at lowest test loss | at the end |", "|---|---|---|---|"]
+    for layer in runs[0].nas:
+        cells = []
+        for pick in (lambda r: 0, lambda r: min(r.scalars["test_loss"], key=r.scalars["test_loss"].__getitem__),
+                     lambda r: max(r.scalars["test_loss"])):
+            cells.append(f"{statistics.mean(r.nas[layer][pick(r)] for r in runs):.3f}")
+        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(log_dir: str | Path, layers: bool = True) -> str:
+    root = Path(log_dir)
+    models = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: list(MODELS).index(d.name) if d.name in MODELS else 99)
+    if not models:
+        raise ValueError(f"no model folders (<model>/seed<k>) in {root}")
+    runs = {d.name: [read_run(s) for s in sorted(d.glob("seed*"))] for d in models}
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(model_row(name, r)) + " |" for name, r in runs.items() if r]
+    if layers:
+        for name, r in runs.items():
+            if r:
+                lines += layer_table(name, r)
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.report", description=__doc__)
+    p.add_argument("logdir")
+    p.add_argument("--no-layers", action="store_true", help="only the per-model table")
+    args = p.parse_args(argv)
+    print(report(args.logdir, layers=not args.no_layers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The paper's protocol (section 2.4): plain SGD without momentum, lr 0.01, batch 32, no schedule,
+cross-entropy (+ the model's penalty), N epochs, repeated with different seeds; every run watched by
+``nas_logger`` and logged per epoch with its test loss and accuracy.
+
+The data lives on the training device as whole tensors; batches are index slices of one permutation per
+epoch, and losses are summed on the device and read back once per epoch (no host sync per step).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+import nas_logger
+
+from .data import Data, Split
+from .models import MODELS, build_model, nas_layers
+from .penalties import make_penalty
+
+PROBE_SIZE = 64  # test images run through the model at every log to measure NAS
+
+
+@dataclass(frozen=True)
+class Protocol:
+    epochs: int = 30
+    lr: float = 0.01
+    batch_size: int = 32
+    width: float = 1.0  # channel factor applied to every layer
+    nas_strength: float = 1.0  # NASReg's multiplier of lambda_i = 1 / r_i
+
+
+@dataclass
+class RunResult:
+    """Per-epoch curves of one training: index e - 1 holds the end of epoch e."""
+
+    model: str
+    seed: int
+    log_dir: str
+    test_loss: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)  # cross-entropy part of the loss
+    alarm_epoch: int | None = None  # when nas_logger's NAS-only overfitting alarm fired
+
+    @property
+    def peak_accuracy(self) -> float:
+        return max(self.test_accuracy)
+
+    @property
+    def peak_epoch(self) -> int:
+        return self.test_accuracy.index(self.peak_accuracy) + 1
+
+    @property
+    def overfit_epoch(self) -> int:
+        """The moment of overfitting from the test loss: the minimum of its 3-epoch moving average."""
+        epochs = list(range(1, len(self.test_loss) + 1))
+        return nas_logger.loss_minimum_step(epochs, self.test_loss)
+
+    def summary(self) -> str:
+        m = self.overfit_epoch
+        alarm = f"epoch {self.alarm_epoch}" if self.alarm_epoch is not None else "none"
+        return (
+            f"{MODELS[self.model].paper_name} seed{self.seed}: peak test accuracy {self.peak_accuracy:.4f} "
+            f"(epoch {self.peak_epoch}); test loss {self.test_loss[m - 1]:.4f} at its (smoothed) minimum, epoch "
+            f"{m}, {self.test_loss[-1]:.4f} at the end; NAS overfitting alarm: {alarm}"
+        )
+
+
+def evaluate(model: nn.Module, split: Split, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy and accuracy of ``model`` on ``split``, as 0-d tensors on the model's device."""
+    model.eval()
+    loss = torch.zeros((), device=split.x.device)
+    correct = torch.zeros((), device=split.x.device)
+    with torch.no_grad():
+        for i in range(0, len(split), batch_size):
+            logits = model(split.x[i : i + batch_size])
+            y = split.y[i : i + batch_size]
+            loss += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+    return loss / len(split), correct / len(split)
+
+
+def train_run(
+    name: str,
+    data: Data,
+    protocol: Protocol,
+    seed: int,
+    log_dir: str | Path,
+    progress: bool = True,
+) -> RunResult:
+    """Train model ``name`` on ``data`` (already on its device) once with ``seed``. After every epoch e
+    (step e = 1..N) NAS summaries, nas_logger's NAS-only overfitting alarm (once it fires) and the scalars
+    ``test_loss``, ``test_accuracy``, ``train_loss`` (and ``distorted_test_loss``) go to ``log_dir``."""
+    device = data.train.x.device
+    torch.manual_seed(seed)
+    model = build_model(name, data.in_channels, data.image_size, data.classes, protocol.width).to(device)
+    penalty = make_penalty(MODELS[name].penalty, model, protocol.nas_strength)
+    optimizer = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=0.0)
+    order = torch.Generator().manual_seed(seed)
+    result = RunResult(name, seed, str(log_dir))
+    n = len(data.train)
+
+    def log(epoch: int, train_loss: torch.Tensor) -> None:
+        values = {"train_loss": train_loss}
+        values["test_loss"], values["test_accuracy"] = evaluate(model, data.test)
+        if data.distorted is not None:
+            values["distorted_test_loss"], _ = evaluate(model, data.distorted)
+        scalars = dict(zip(values, torch.stack(list(values.values())).tolist()))  # one sync per epoch
+        monitor.log(epoch, **scalars)
+        result.test_loss.append(scalars["test_loss"])
+        result.test_accuracy.append(scalars["test_accuracy"])
+        result.train_loss.append(scalars["train_loss"])
+        bar.set_postfix(test_loss=f"{scalars['test_loss']:.3f}", test_acc=f"{scalars['test_accuracy']:.3f}")
+
+    monitor = nas_logger.watch(
+        model, log_dir, probe=data.test.x[:PROBE_SIZE], layers=nas_layers(model), detect=True
+    )
+    desc = f"{MODELS[name].paper_name} seed{seed}"
+    with monitor, tqdm(range(1, protocol.epochs + 1), desc=desc, unit="epoch", disable=not progress) as bar:
+        for epoch in bar:
+            model.train()
+            total = torch.zeros((), device=device)
+            for batch in torch.randperm(n, generator=order).to(device).split(protocol.batch_size):
+                x, y = data.train.x[batch], data.train.y[batch]
+                cross_entropy = F.cross_entropy(model(x), y)
+                loss = cross_entropy + penalty() if penalty is not None else cross_entropy
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += cross_entropy.detach() * len(batch)
+            log(epoch, total / n)
+    result.alarm_epoch = monitor.alarm.step if monitor.alarm is not None else None
+    return result
+
+
+def run_grid(
+    names: list[str],
+    data: Data,
+    protocol: Protocol,
+    repeats: int,
+    log_dir: str | Path,
+    first_seed: int = 0,
+    progress: bool = True,
+) -> dict[str, list[RunResult]]:
+    """Every model ``repeats`` times (seeds ``first_seed``, ``first_seed + 1``, ...), each run logged to
+    ``<log_dir>/<model>/seed<k>``; prints one summary line per run and per model."""
+    results: dict[str, list[RunResult]] = {}
+    for name in names:
+        for seed in range(first_seed, first_seed + repeats):
+            run = train_run(name, data, protocol, seed, Path(log_dir) / name / f"seed{seed}", progress)
+            tqdm.write(run.summary())
+            results.setdefault(name, []).append(run)
+    for name, runs in results.items():
+        tqdm.write(peak_accuracy_line(name, runs))
+    return results
+
+
+def peak_accuracy_line(name: str, runs: list[RunResult]) -> str:
+    """``NASReg: peak test accuracy 0.9120 +- 0.0040 (mean +- sd over 3 runs)``."""
+    peaks = [r.peak_accuracy for r in runs]
+    sd = statistics.stdev(peaks) if len(peaks) > 1 else math.nan
+    return (
+        f"{MODELS[name].paper_name}: peak test accuracy {statistics.mean(peaks):.4f} +- {sd:.4f} "
+        f"(mean +- sd over {len(peaks)} run{'s' if len(peaks) > 1 else ''})"
+    )
