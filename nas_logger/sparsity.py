@@ -39,16 +39,48 @@ def entropy(a: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return (z.log() - u).clamp(min=0.0, max=math.log(a.shape[dim]))
 
 
+def _perplexity(a: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    z, u = _partition(a, dim)
+    return (z * (-u).exp()).clamp(min=1.0, max=float(a.shape[dim])), z, u
+
+
+class _PerplexityFunction(torch.autograd.Function):
+    """rho with the analytic gradient d rho / d a_j = rho * p_j * (u - x_j), p = softmax(a).
+
+    Saves only ``a`` itself (a reference to the layer output, no copy) and per-field scalars; the
+    shifted exponentials are recomputed in backward instead of being kept from forward.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, dim: int) -> torch.Tensor:
+        rho, z, u = _perplexity(a, dim)
+        ctx.dim = dim
+        ctx.save_for_backward(a, rho, z, u)
+        return rho
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        a, rho, z, u = ctx.saved_tensors
+        dim = ctx.dim
+        x = a.to(rho.dtype)
+        x = x - x.amax(dim=dim, keepdim=True)
+        scale = (grad * rho / z).unsqueeze(dim)
+        return (scale * x.exp() * (u.unsqueeze(dim) - x)).to(a.dtype), None
+
+
 def perplexity(a: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """Perplexity rho = exp(H) in [1, D] of the softmax of ``a`` over its D entries along ``dim``.
 
     ``a``: pre-activations, e.g. (B, D, H, W) for a conv layer or (B, D) for a linear layer with
     ``dim=-1``. Returns float32 (float64 for float64 input) with ``a``'s shape without ``dim``.
-    Differentiable; non-finite inputs give NaN. Computed as z * exp(-u), which is exactly D when all
+    Differentiable (first order) with an analytic backward that keeps no activation-sized
+    intermediates; non-finite inputs give NaN. Computed as z * exp(-u), which is exactly D when all
     responses are equal and exactly 1 when one dominates.
     """
-    z, u = _partition(a, dim)
-    return (z * (-u).exp()).clamp(min=1.0, max=float(a.shape[dim]))
+    if a.requires_grad and torch.is_grad_enabled():
+        return _PerplexityFunction.apply(a, dim if dim >= 0 else dim + a.dim())
+    return _perplexity(a, dim)[0]
 
 
 def nas_sparsity(a: torch.Tensor, dim: int = 1) -> torch.Tensor:

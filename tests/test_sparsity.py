@@ -98,3 +98,37 @@ def test_gradient_matches_float64_finite_differences():
 def test_zero_dim_input_is_rejected():
     with pytest.raises(ValueError, match="0-d"):
         nas_sparsity(torch.tensor(1.0))
+
+
+def test_autograd_keeps_only_the_input_itself_and_per_field_scalars():
+    a = torch.randn(4, 32, 6, 6, requires_grad=True)
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        rho = perplexity(a)
+    big = [t for t in saved if t.numel() > rho.numel()]
+    assert len(big) == 1 and big[0].data_ptr() == a.data_ptr()  # the layer output, not a copy
+    assert sum(t.numel() for t in saved) == a.numel() + 3 * rho.numel()
+    rho.sum().backward()
+    assert a.grad.shape == a.shape
+
+
+def test_analytic_gradient_matches_autograd_of_the_plain_formula():
+    torch.manual_seed(6)
+    a = (torch.randn(3, 9, 4, dtype=torch.float64) * 3).requires_grad_(True)
+    weights = torch.rand(3, 4, dtype=torch.float64)
+    (perplexity(a) * weights).sum().backward()
+    b = a.detach().clone().requires_grad_(True)
+    h = -(torch.softmax(b, 1) * torch.log_softmax(b, 1)).sum(1)
+    (h.exp() * weights).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_half_precision_gradient_comes_back_in_the_input_dtype():
+    a = (torch.randn(2, 16, 3, 3) * 2).to(torch.bfloat16).requires_grad_(True)
+    perplexity(a).sum().backward()
+    assert a.grad.dtype == torch.bfloat16 and torch.isfinite(a.grad.float()).all()
