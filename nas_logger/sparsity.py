@@ -18,8 +18,8 @@ def _compute_dtype(a: torch.Tensor) -> torch.dtype:
     return torch.float64 if a.dtype == torch.float64 else torch.float32
 
 
-def _partition(a: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """z = sum(e) and u = sum(e * x) / z with x = a - max(a), e = exp(x), so that H = log z - u.
+def _partition(a: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """z = sum(e), u = sum(e * x) / z and the max m, with x = a - m, e = exp(x), so that H = log z - u.
 
     One shifted exponential and two reductions: no log-probability is materialised and nothing
     overflows for any finite input.
@@ -27,21 +27,22 @@ def _partition(a: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     if a.dim() == 0:
         raise ValueError("pre-activations must have a filter dimension; got a 0-d tensor")
     a = a.to(_compute_dtype(a))
-    x = a - a.amax(dim=dim, keepdim=True)
+    m = a.amax(dim=dim, keepdim=True)
+    x = a - m
     e = x.exp()
     z = e.sum(dim=dim)
-    return z, (e * x).sum(dim=dim) / z
+    return z, (e * x).sum(dim=dim) / z, m
 
 
 def entropy(a: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """Softmax entropy H (nats) of ``a`` along ``dim``, clamped to [0, ln D] against rounding."""
-    z, u = _partition(a, dim)
+    z, u, _ = _partition(a, dim)
     return (z.log() - u).clamp(min=0.0, max=math.log(a.shape[dim]))
 
 
-def _perplexity(a: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    z, u = _partition(a, dim)
-    return (z * (-u).exp()).clamp(min=1.0, max=float(a.shape[dim])), z, u
+def _perplexity(a: torch.Tensor, dim: int) -> tuple[torch.Tensor, ...]:
+    z, u, m = _partition(a, dim)
+    return (z * (-u).exp()).clamp(min=1.0, max=float(a.shape[dim])), z, u, m
 
 
 class _PerplexityFunction(torch.autograd.Function):
@@ -53,20 +54,20 @@ class _PerplexityFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, dim: int) -> torch.Tensor:
-        rho, z, u = _perplexity(a, dim)
+        rho, z, u, m = _perplexity(a, dim)
         ctx.dim = dim
-        ctx.save_for_backward(a, rho, z, u)
+        ctx.save_for_backward(a, rho, z, u, m)
         return rho
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        a, rho, z, u = ctx.saved_tensors
-        dim = ctx.dim
-        x = a.to(rho.dtype)
-        x = x - x.amax(dim=dim, keepdim=True)
-        scale = (grad * rho / z).unsqueeze(dim)
-        return (scale * x.exp() * (u.unsqueeze(dim) - x)).to(a.dtype), None
+        a, rho, z, u, m = ctx.saved_tensors
+        scale = (grad * rho / z).unsqueeze(ctx.dim)
+        x = a.to(rho.dtype) - m
+        # scale * e * (u - x), in three passes over the activation
+        out = torch.addcmul(scale * u.unsqueeze(ctx.dim), scale, x, value=-1.0)
+        return out.mul_(x.exp_()).to(a.dtype), None
 
 
 def perplexity(a: torch.Tensor, dim: int = 1) -> torch.Tensor:
