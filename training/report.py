@@ -3,7 +3,9 @@
 For each model (``<logdir>/<model>/seed<k>``) over its repeats: peak test accuracy, the epoch of the lowest
 test loss and how far the test loss rises after it, the distorted test loss over the same span, and the
 NAS of the feature layers (all but the prediction layer; per layer the median s_k over the probe's
-receptive fields, then averaged over layers) at the start, at the test-loss minimum and at the end.
+receptive fields, then averaged over layers) after the first epoch, at the test-loss minimum and at the
+end. The test-loss minimum is nas_logger's ``loss_minimum_step`` (minimum of the 3-epoch moving average);
+the NAS alarm is nas_logger's NAS-only ``OverfitDetector`` run over the logged medians.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
+import nas_logger
 from nas_logger import format as fmt
 
 from .models import MODELS
@@ -32,6 +35,21 @@ class Curves:
     @property
     def feature_layers(self) -> list[str]:
         return list(self.nas)[:-1]
+
+    @property
+    def epochs(self) -> list[int]:
+        return sorted(self.scalars["test_loss"])
+
+    @property
+    def overfit_epoch(self) -> int:
+        """Minimum of the 3-epoch moving average of the test loss."""
+        loss = self.scalars["test_loss"]
+        return nas_logger.loss_minimum_step(self.epochs, [loss[e] for e in self.epochs])
+
+    @property
+    def alarm_epoch(self) -> int | None:
+        alarm = nas_logger.nas_alarm(self.epochs, {layer: [v[e] for e in self.epochs] for layer, v in self.nas.items()})
+        return alarm.step if alarm is not None else None
 
     def feature_nas(self, epoch: int) -> float:
         """Mean over the feature layers of their median NAS at ``epoch``."""
@@ -63,47 +81,55 @@ def _mean_sd(values: list[float], digits: int = 3) -> str:
     return f"{statistics.mean(values):.{digits}f}{sd}"
 
 
+def _smoothed(values: dict[int, float], epoch: int) -> float:
+    """3-epoch centred moving average at ``epoch`` (what the overfitting moment is taken from)."""
+    near = [values[e] for e in (epoch - 1, epoch, epoch + 1) if e in values]
+    return statistics.mean(near)
+
+
 def model_row(name: str, runs: list[Curves]) -> list[str]:
-    peak, best, rise, distorted, nas0, nas_best, nas_end = [], [], [], [], [], [], []
+    peak, best, alarms, loss_min, loss_end, distorted, nas1, nas_best, nas_end = ([] for _ in range(9))
     for run in runs:
         loss = run.scalars["test_loss"]
-        last = max(loss)
-        m = min(loss, key=loss.__getitem__)
+        first, last, m = run.epochs[0], run.epochs[-1], run.overfit_epoch
         peak.append(max(run.scalars["test_accuracy"].values()))
         best.append(m)
-        rise.append(loss[last] - loss[m])
+        alarms.append(run.alarm_epoch)
+        loss_min.append(_smoothed(loss, m))
+        loss_end.append(_smoothed(loss, last))
         if "distorted_test_loss" in run.scalars:
             d = run.scalars["distorted_test_loss"]
-            distorted.append(d[last] - d[m])
-        nas0.append(run.feature_nas(0))
+            distorted.append(f"{_smoothed(d, m):.2f} → {_smoothed(d, last):.2f}")
+        nas1.append(run.feature_nas(first))
         nas_best.append(run.feature_nas(m))
         nas_end.append(run.feature_nas(last))
     return [
         MODELS[name].paper_name if name in MODELS else name,
         _mean_sd(peak, 4),
         ", ".join(map(str, best)),
-        _mean_sd(rise),
-        _mean_sd(distorted) if distorted else "-",
-        _mean_sd(nas0),
+        ", ".join("-" if a is None else str(a) for a in alarms),
+        f"{_mean_sd(loss_min, 2)} → {_mean_sd(loss_end, 2)}",
+        "; ".join(distorted) if distorted else "-",
+        _mean_sd(nas1),
         _mean_sd(nas_best),
         _mean_sd(nas_end),
     ]
 
 
 HEADER = [
-    "model", "peak test accuracy", "epoch of lowest test loss (per seed)", "test loss rise after it",
-    "distorted test loss change over the same span", "NAS at epoch 0", "NAS at lowest test loss", "NAS at the end",
+    "model", "peak test accuracy (mean ± sd)", "test-loss minimum, epoch (per seed)", "NAS alarm, epoch (per seed)",
+    "test loss at minimum → end (smoothed)", "distorted test loss, same epochs (per seed)",
+    "NAS after epoch 1", "NAS at test-loss minimum", "NAS at the end",
 ]
 
 
 def layer_table(name: str, runs: list[Curves]) -> list[str]:
     """Per layer: median NAS at epoch 0, at the test-loss minimum and at the end, mean over runs."""
-    lines = [f"\n{MODELS[name].paper_name if name in MODELS else name}, per layer (mean over {len(runs)} runs):\n",
-             "| layer | NAS at epoch 0 | at lowest test loss | at the end |", "|---|---|---|---|"]
+    lines = [f"\n{MODELS[name].paper_name if name in MODELS else name}, median NAS per layer (mean over {len(runs)} runs):\n",
+             "| layer | after epoch 1 | at test-loss minimum | at the end |", "|---|---|---|---|"]
     for layer in runs[0].nas:
         cells = []
-        for pick in (lambda r: 0, lambda r: min(r.scalars["test_loss"], key=r.scalars["test_loss"].__getitem__),
-                     lambda r: max(r.scalars["test_loss"])):
+        for pick in (lambda r: r.epochs[0], lambda r: r.overfit_epoch, lambda r: r.epochs[-1]):
             cells.append(f"{statistics.mean(r.nas[layer][pick(r)] for r in runs):.3f}")
         lines.append(f"| {layer} | " + " | ".join(cells) + " |")
     return lines
