@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Pinned so that every machine trains and tests with the same build.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test install clean
+.PHONY: demo test install system-deps clean
 
 $(VENV)/.installed: setup.py
 	python3 -m venv $(VENV)
@@ -15,7 +15,19 @@ $(VENV)/.installed: setup.py
 
 install: $(VENV)/.installed
 
-test: install
+# The browser tests of the NAS tab (tests/test_frontend*.py) drive Debian's chromium through Playwright.
+system-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "system-deps: /usr/bin/chromium is missing; installing it with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  { $$SUDO apt-get update && $$SUDO apt-get install -y chromium; } || { \
+	    echo "system-deps: ERROR: could not install chromium (apt-get install -y chromium failed)." >&2; \
+	    echo "system-deps: install it as root so that /usr/bin/chromium exists; the browser tests need it." >&2; \
+	    exit 1; }; \
+	  [ -x /usr/bin/chromium ] || { echo "system-deps: ERROR: chromium installed but /usr/bin/chromium is missing" >&2; exit 1; }; \
+	fi
+
+test: install system-deps
 	$(PY) -m pytest tests
 
 # The paper's VanillaNet, DropNet, NormNet and NASReg, 3 seeds each, on the embedded 8x8 digits (40% of the

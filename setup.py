@@ -9,8 +9,14 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=["nas_logger", "nas_logger.integrations", "training", "training.models"],
-    entry_points={"console_scripts": ["nas-train = training.cli:main"]},
+    packages=["nas_logger", "nas_logger.integrations", "nas_tb_plugin", "nas_tb_plugin.frontend", "training", "training.models"],
+    # The TensorBoard plugin serves the frontend's files from nas_tb_plugin/frontend once installed.
+    package_dir={"nas_tb_plugin.frontend": "frontend"},
+    package_data={"nas_tb_plugin.frontend": ["*.js", "*.mjs", "*.css", "*.svg", "*.png", "*/*.js", "*/*.css"]},
+    entry_points={
+        "tensorboard_plugins": ["nas = nas_tb_plugin.plugin:NASLoader"],
+        "console_scripts": ["nas-train = training.cli:main"],
+    },
     install_requires=[
         "torch>=2.1",
         "torchvision>=0.16",
@@ -21,7 +27,7 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "test": ["pytest>=7", "scipy>=1.9", "scikit-learn>=1.2"],
+        "test": ["pytest>=7", "scipy>=1.9", "scikit-learn>=1.2", "playwright>=1.40"],
         "lightning": ["lightning>=2.0"],
         "huggingface": ["transformers>=4.40", "accelerate>=0.26"],
     },

@@ -31,20 +31,24 @@ class Alarm:
 
 @dataclass
 class OverfitDetector:
-    threshold: float = 0.1
+    threshold: float = 0.05
     quorum: float = 0.5
-    patience: int = 2
+    patience: int = 1
     warmup: int = 3
+    noise_z: float = 4.0
     alarm: Alarm | None = None
     _minimum: dict[str, float] = field(default_factory=dict)
+    _history: dict[str, list[float]] = field(default_factory=dict)
     _streak: int = 0
     _epochs: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 < self.threshold < 1 or not 0 < self.quorum <= 1 or self.patience < 1 or self.warmup < 0:
+        if (not 0 < self.threshold < 1 or not 0 < self.quorum <= 1 or self.patience < 1 or self.warmup < 0
+                or not self.noise_z >= 0):
             raise ValueError(
-                "OverfitDetector needs 0 < threshold < 1, 0 < quorum <= 1, patience >= 1, warmup >= 0; got "
-                f"threshold={self.threshold}, quorum={self.quorum}, patience={self.patience}, warmup={self.warmup}"
+                "OverfitDetector needs 0 < threshold < 1, 0 < quorum <= 1, patience >= 1, warmup >= 0, noise_z >= 0; "
+                f"got threshold={self.threshold}, quorum={self.quorum}, patience={self.patience}, "
+                f"warmup={self.warmup}, noise_z={self.noise_z}"
             )
 
     def update(self, step: int, medians: Mapping[str, float]) -> Alarm | None:
@@ -59,7 +63,10 @@ class OverfitDetector:
                 continue
             low = min(self._minimum.get(name, value), value)
             self._minimum[name] = low
-            if low < 1 and (value - low) / (1 - low) >= self.threshold:
+            history = self._history.setdefault(name, [])
+            history.append(value)
+            rise = value - low
+            if low < 1 and rise / (1 - low) >= self.threshold and rise > self.noise_z * _spread(history):
                 voters.append(name)
         enough = bool(features) and len(voters) >= self.quorum * len(features)
         self._streak = self._streak + 1 if enough else 0
@@ -67,6 +74,14 @@ class OverfitDetector:
             self.alarm = Alarm(int(step), tuple(voters))
             return self.alarm
         return None
+
+
+def _spread(values: list[float]) -> float:
+    """Robust standard deviation (1.4826 x MAD) of consecutive changes; 0 with fewer than three values."""
+    if len(values) < 3:
+        return 0.0
+    changes = np.diff(values)
+    return float(1.4826 * np.median(np.abs(changes - np.median(changes))))
 
 
 def nas_alarm(steps: Sequence[int], medians: Mapping[str, Sequence[float]], **options: float) -> Alarm | None:
@@ -80,20 +95,22 @@ def nas_alarm(steps: Sequence[int], medians: Mapping[str, Sequence[float]], **op
 def smooth(values: Sequence[float], window: int = LOSS_SMOOTHING_WINDOW) -> np.ndarray:
     """Centred moving average; the ends average over the part of the window that exists."""
     v = np.asarray(values, dtype=np.float64)
-    half = window // 2
-    kernel = np.ones(2 * half + 1)
-    return np.convolve(v, kernel, "same") / np.convolve(np.ones_like(v), kernel, "same")
+    half, i = window // 2, np.arange(v.size)
+    low, high = np.maximum(i - half, 0), np.minimum(i + half + 1, v.size)
+    total = np.concatenate([[0.0], np.cumsum(v)])
+    return (total[high] - total[low]) / (high - low)
 
 
 def loss_minimum_step(steps: Sequence[int], losses: Sequence[float], window: int = LOSS_SMOOTHING_WINDOW) -> int | None:
     """The overfitting moment from the test loss: the step of the minimum of its centred moving
-    average (window 3). None for an empty or all-NaN curve."""
-    if len(steps) == 0:
+    average (window 3) over the finite points, in step order; the earliest on ties. None without a
+    finite point."""
+    values = np.asarray(losses, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
         return None
-    smoothed = smooth(losses, window)
-    if np.isnan(smoothed).all():
-        return None
-    return int(steps[int(np.nanargmin(smoothed))])
+    kept = np.asarray(steps)[finite]
+    return int(kept[int(np.argmin(smooth(values[finite], window)))])
 
 
 def generalisation_loss_stop(steps: Sequence[int], losses: Sequence[float], alpha: float = 5.0) -> int | None:

@@ -80,3 +80,21 @@ def test_generalisation_loss_criterion():
     assert generalisation_loss_stop(steps, losses, alpha=50.0) is None
     # Online: the answer at step t only depends on losses up to t.
     assert generalisation_loss_stop(steps[:5], losses[:5], alpha=5.0) == 4
+
+
+def test_smooth_is_a_centred_window_3_mean_truncated_at_the_ends():
+    rng = np.random.default_rng(0)
+    for size in [1, 2, 3, 4, 7, 40]:
+        v = rng.normal(scale=1e3, size=size)
+        want = [np.mean(v[max(i - 1, 0): i + 2]) for i in range(v.size)]
+        np.testing.assert_allclose(smooth(v), want, rtol=1e-12, atol=1e-9)
+
+
+def test_loss_minimum_step_is_the_smoothed_minimum_over_finite_points():
+    steps = np.array([0, 2, 4, 6, 8, 10])
+    loss = np.array([3.0, 0.5, 3.0, 1.2, 1.1, 1.3])  # raw minimum 0.5 at step 2 is an outlier
+    assert loss_minimum_step(steps, loss) == 8
+    assert loss_minimum_step(steps, np.array([np.nan, 2, 1, 1, 2, np.inf])) == 4  # ties: earliest
+    assert loss_minimum_step(steps[:1], np.array([0.3])) == 0
+    assert loss_minimum_step(np.array([], int), np.array([])) is None
+    assert loss_minimum_step(steps[:2], np.array([np.nan, np.nan])) is None

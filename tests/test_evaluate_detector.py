@@ -37,4 +37,4 @@ def test_cost_penalises_misses_and_false_alarms_and_tuning_picks_the_cheapest():
     assert cost([clean], 30) == 0
     options, best = tune({"a": curves(10), "b": curves(None), "c": curves(20)}, 30)
     assert best <= cost([judge(n, c) for n, c in {"a": curves(10), "b": curves(None), "c": curves(20)}.items()], 30)
-    assert set(options) == {"threshold", "quorum", "patience"}
+    assert set(options) == {"threshold", "quorum", "patience", "noise_z"}

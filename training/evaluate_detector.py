@@ -2,7 +2,7 @@
 
 1. Trains (or reuses) a suite with the paper's protocol: VanillaNet, DropNet, L1Net, L2Net, NormNet and
    NASReg, seeds 0-2, each also logging the distorted test loss (half training, half test images).
-2. Tunes the detector's three parameters on the seed-0 runs only, then reports the held-out seeds.
+2. Tunes the detector's four parameters on the seed-0 runs only, then reports the held-out seeds.
 3. Per run: the test-loss minimum (3-epoch moving average; needs the whole curve, so it is the
    reference, not a usable stop), Prechelt's GL_5 stop (online baseline), the NAS alarm (online, no test
    data), lead times (positive = NAS earlier), the test loss at each stop, and the same baseline computed
@@ -31,7 +31,9 @@ from .train import Protocol, run_grid
 SUITE = ("vanilla", "dropnet", "l1net", "l2net", "normnet", "nasreg")
 TUNING_SEEDS = (0,)
 HELD_OUT_SEEDS = (1, 2)
-GRID = {"threshold": (0.03, 0.05, 0.075, 0.1, 0.15, 0.2), "quorum": (0.5, 0.75, 1.0), "patience": (1, 2, 3)}
+# noise_z starts at 2: below that, flat curves with noise alone raise alarms (tests/test_detector.py).
+GRID = {"threshold": (0.03, 0.05, 0.075, 0.1, 0.15, 0.2), "quorum": (0.5, 0.75, 1.0), "patience": (1, 2, 3),
+        "noise_z": (2.0, 3.0, 4.0)}
 GL_ALPHA = 5.0
 OVERFIT_MARGIN = 0.05
 

@@ -1,0 +1,196 @@
+"""Latency of the NAS plugin's `lines` and `stripes` routes against TensorBoard's own scalars route.
+
+Builds a log dir of 9 runs (3 groups x 3 seeds) x 50 layers x 300 steps (stats + heatmaps, written
+directly with `nas_logger.summaries.nas_summary`), plus one scalar series of 50 x 300 = 15,000 points.
+Then, in this process, serves it through TensorBoard's WSGI app with the NAS and scalars plugins on
+each data provider TensorBoard uses: the Rust data server's gRPC provider (the default path; the data
+server runs as a subprocess, as under `tensorboard`) and MultiplexerDataProvider (`--load_fast=false`).
+It prints the median latency of each NAS route as a ratio to `/data/plugin/scalars/scalars` serving
+the same number of points (15,000), warm (the plugin's series cache filled) and cold (cache emptied
+before the request, as after new data arrived in every run), and the response sizes.
+
+    python benchmarks/plugin_latency.py [--logdir DIR] [--repeats 9] [--only rust|python]
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tensorboard import context
+from tensorboard.backend import application
+from tensorboard.data import server_ingester
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.scalar import scalars_plugin
+from tensorboard.util import grpc_util
+from torch.utils.tensorboard import SummaryWriter
+from werkzeug import test as werkzeug_test
+
+from nas_logger import format as fmt
+from nas_logger.summaries import nas_summary
+from nas_tb_plugin.plugin import NASPlugin
+from nas_tb_plugin.reading import SeriesCache
+
+RUNS = [f"{group}/seed{seed}" for group in ("vanilla", "dropnet", "nasreg") for seed in range(3)]
+LAYERS, STEPS = 50, 300
+POINTS = LAYERS * STEPS
+BASELINE_RUN, BASELINE_TAG = "baseline", "points"
+
+
+def heatmap_side(depth: int) -> int:
+    return max(1, 32 >> (depth // 10))  # 32x32 for the first 10 layers ... 2x2 for the last 10
+
+
+def write_logdir(path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for r, run in enumerate(RUNS):
+        layers = [fmt.LayerInfo(f"block{d // 5}.conv{d % 5}", "conv2d", 64, heatmap_side(d) ** 2, d)
+                  for d in range(LAYERS)]
+        writer = SummaryWriter(str(path / run))
+        file_writer = writer._get_file_writer()
+        for step in range(STEPS):
+            summary = summary_pb2.Summary()
+            for layer in layers:
+                stats = np.sort(rng.random(len(fmt.STAT_FIELDS) - 1)).astype(np.float32)
+                stats = np.append(stats, stats.mean()).astype(np.float32)
+                side = heatmap_side(layer.depth)
+                grid = rng.random((side, side), dtype=np.float32)
+                summary.value.extend(nas_summary(layer, fmt.STATS, stats, step == 0).value)
+                summary.value.extend(nas_summary(layer, fmt.HEATMAP, grid, step == 0).value)
+            file_writer.add_summary(summary, step)
+            writer.add_scalar("test_loss", (step - 100) ** 2 / 1e4 + r * 0.01, step)
+        writer.close()
+    writer = SummaryWriter(str(path / BASELINE_RUN))
+    for step in range(POINTS):
+        writer.add_scalar(BASELINE_TAG, float(step % 97), step)
+    writer.close()
+
+
+def python_provider(logdir: Path):
+    """TensorBoard's --load_fast=false loading with NASLoader's `nas=0` and every scalar kept."""
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(
+        tensor_size_guidance={fmt.PLUGIN_NAME: 0, "scalars": 0})
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    return data_provider.MultiplexerDataProvider(multiplexer, str(logdir)), None
+
+
+def rust_provider(logdir: Path):
+    """The Rust data server (a subprocess, as `tensorboard` starts it) with `nas` and scalars kept."""
+    ingester = server_ingester.SubprocessServerDataIngester(
+        server_ingester.get_server_binary(), str(logdir), reload_interval=0,
+        channel_creds_type=grpc_util.ChannelCredsType.LOCAL,
+        samples_per_plugin={fmt.PLUGIN_NAME: 0, "scalars": 0})
+    ingester.start()
+    dp, ctx = ingester.data_provider, context.RequestContext()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # the data server loads in the background
+        tensors = dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)
+        scalars = dp.list_scalars(ctx, experiment_id="", plugin_name="scalars")
+        series = [tensors.get(run, {}) for run in RUNS]
+        baseline = scalars.get(BASELINE_RUN, {}).get(BASELINE_TAG)
+        if (all(len(tags) == 2 * LAYERS and all(t.max_step == STEPS - 1 for t in tags.values()) for tags in series)
+                and baseline is not None and baseline.max_step == POINTS - 1):
+            break
+        time.sleep(1)
+    return dp, ingester
+
+
+def client_for(logdir: Path, provider):
+    """fetch(url, cold=False) through TensorBoard's WSGI app with the NAS and scalars plugins."""
+    context_ = base_plugin.TBContext(logdir=str(logdir), data_provider=provider,
+                                     sampling_hints={"scalars": 10**6})
+    plugin = NASPlugin(context_)
+    app = application.TensorBoardWSGI([plugin, scalars_plugin.ScalarsPlugin(context_)], data_provider=provider)
+    client = werkzeug_test.Client(app)
+
+    def fetch(url: str, cold: bool = False) -> bytes:
+        if cold:  # forget the converted series, as after new data arrived for every run
+            plugin._routes._reader._cache = SeriesCache(10**8)
+        response = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert response.status_code == 200, (url, response.status_code, response.get_data()[:300])
+        return response.get_data()
+
+    return fetch
+
+
+def time_routes(fetch, routes: dict[str, str], repeats: int, cold: bool) -> dict[str, tuple]:
+    """{name: (median seconds warm, median seconds cold or None, gzip bytes, raw bytes)}; requests
+    interleaved so that drift hits every route alike. Cold: the plugin's series cache emptied first."""
+    warm = {name: [] for name in routes}
+    cold_times = {name: [] for name in routes}
+    sizes = {}
+    for name, url in routes.items():
+        body = fetch(url)
+        sizes[name] = (len(body), len(gzip.decompress(body)) if body[:2] == b"\x1f\x8b" else len(body))
+    for i in range(repeats):
+        for name, url in routes.items():
+            if cold and i < 3:
+                start = time.perf_counter()
+                fetch(url, cold=True)
+                cold_times[name].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            fetch(url)
+            warm[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(warm[name]),
+                   statistics.median(cold_times[name]) if cold_times[name] else None, *sizes[name])
+            for name in routes}
+
+
+def report(title: str, results: dict) -> None:
+    base = results["scalars (baseline)"][0]
+    print(f"\n{title}")
+    print(f"{'route':38s} {'warm ms':>8s} {'x scalars':>9s} {'cold ms':>8s} {'x scalars':>9s} "
+          f"{'gzip KiB':>9s} {'raw KiB':>8s}")
+    for name, (seconds, cold, zipped, raw) in results.items():
+        cold_text = f"{cold * 1e3:8.1f} {cold / base:9.2f}" if cold is not None else f"{'-':>8s} {'-':>9s}"
+        print(f"{name:38s} {seconds * 1e3:8.1f} {seconds / base:9.2f} {cold_text} "
+              f"{zipped / 1024:9.1f} {raw / 1024:8.1f}")
+
+
+ROUTES = {
+    "scalars (baseline)": f"/data/plugin/scalars/scalars?run={BASELINE_RUN}&tag={BASELINE_TAG}",
+    "lines run (15k points)": "/data/plugin/nas/lines?run=vanilla%2Fseed0",
+    "stripes run (15k points)": "/data/plugin/nas/stripes?run=vanilla%2Fseed0",
+    "lines group (3 runs -> 15k points)": "/data/plugin/nas/lines?group=vanilla",
+    "stripes group (3 runs -> 15k points)": "/data/plugin/nas/stripes?group=vanilla",
+    "runs (9 runs)": "/data/plugin/nas/runs",
+    "heatmaps run, one step (50 layers)": "/data/plugin/nas/heatmaps?run=vanilla%2Fseed0&step=150",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--logdir", type=Path, help="reuse or create this log dir (default: a temp dir)")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--only", choices=["rust", "python"], help="measure one data provider only")
+    args = parser.parse_args()
+    logdir = args.logdir or Path(tempfile.mkdtemp(prefix="nas_bench_"))
+    if not (logdir / BASELINE_RUN).exists():
+        start = time.perf_counter()
+        write_logdir(logdir)
+        print(f"wrote {len(RUNS)} runs x {LAYERS} layers x {STEPS} steps to {logdir} "
+              f"in {time.perf_counter() - start:.1f} s")
+    providers = [("rust", rust_provider, "Rust data server, gRPC provider (default `tensorboard` path)"),
+                 ("python", python_provider, "MultiplexerDataProvider (`--load_fast=false` path)")]
+    for name, make, title in providers:
+        if args.only and args.only != name:
+            continue
+        start = time.perf_counter()
+        provider, ingester = make(logdir)
+        print(f"\n{name}: loaded in {time.perf_counter() - start:.1f} s")
+        try:
+            report(title, time_routes(client_for(logdir, provider), ROUTES, args.repeats, cold=True))
+        finally:
+            if ingester is not None:
+                ingester._stdin_handle.close()  # the data server runs with --die-after-stdin
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,481 @@
+// The NAS tab: run/group list with colour chips, view switcher, small multiples with shared axes,
+// heatmap step slider with play, exports, empty and error states, and TensorBoard's light/dark theme.
+import { getJSON, url, clearCache } from "./api.js";
+import { RUN_PALETTE, themeColors } from "./colors.js";
+import { h } from "./dom.js";
+import { composeSvg, downloadPng, downloadSvg, fileName, stackSvg } from "./export.js";
+import { heatmapGrid, lossCurve } from "./heatmap.js";
+import { extent, linePlot, lossExtent, niceLossDomain, stepExtent } from "./lineplot.js";
+import { stripePlot, stripeStepExtent } from "./stripeplot.js";
+import { adoptParentFonts, isDark, watchTheme } from "./theme.js";
+
+const VIEWS = [["lines", "Line plot"], ["stripes", "Stripe plot"], ["heatmap", "Heatmap"]];
+const EMPTY_CODE = [
+  "import nas_logger",
+  "",
+  'monitor = nas_logger.watch(model, "runs/exp")        # once, before training',
+  "for epoch in range(epochs):",
+  "    train_one_epoch(model)",
+  "    monitor.log(epoch, test_loss=test_loss)           # once per epoch",
+];
+const PLAY_MS = 350;
+
+function key(entry) {
+  return `${entry.type}:${entry.name}`;
+}
+
+function union(arrays) {
+  return [...new Set(arrays.flat())].sort((a, b) => a - b);
+}
+
+function nearest(sorted, v) {
+  let best = sorted[0];
+  for (const x of sorted) if (Math.abs(x - v) < Math.abs(best - v)) best = x;
+  return best;
+}
+
+export class NasApp {
+  constructor(body) {
+    this.body = body;
+    this.view = "lines";
+    this.selected = [];
+    this.hidden = new Set();
+    this.lossTag = "";
+    this.loss2Tag = "";
+    this.stepIndex = null;
+    this.steps = [];
+    this.heatPanels = [];
+    this.playTimer = null;
+    this.dark = isDark();
+    this.timings = [];
+    this.token = 0;
+    this.catalog = { runs: [], groups: [] };
+  }
+
+  async start() {
+    const css = h("link", { rel: "stylesheet", href: new URL("./style.css", import.meta.url).href }, document.head);
+    await new Promise((resolve) => {
+      css.addEventListener("load", resolve);
+      css.addEventListener("error", resolve);
+      setTimeout(resolve, 2000);
+    });
+    adoptParentFonts();
+    this.body.classList.add("nas-body");
+    this.body.classList.toggle("dark-mode", this.dark);
+    watchTheme((dark) => {
+      this.dark = dark;
+      this.body.classList.toggle("dark-mode", dark);
+      this.rerender();
+    });
+    this.root = h("div", { class: "nas-app" }, this.body);
+    await this.loadCatalog();
+  }
+
+  async loadCatalog() {
+    this.root.replaceChildren(h("div", { class: "nas-loading", text: "Loading NAS runs\u2026" }));
+    let catalog;
+    try {
+      catalog = await getJSON("runs");
+    } catch (e) {
+      this.root.replaceChildren(this.errorBox("Could not load the list of NAS runs", e));
+      this.root.dataset.state = "error";
+      return;
+    }
+    this.catalog = { runs: catalog.runs || [], groups: catalog.groups || [] };
+    if (this.catalog.runs.length === 0) {
+      this.root.replaceChildren(this.emptyState());
+      this.root.dataset.state = "empty";
+      return;
+    }
+    const entries = this.entries();
+    const known = new Set(entries.map(key));
+    this.selected = this.selected.filter((e) => known.has(key(e)));
+    if (this.selected.length === 0) this.selected = [entries[0]];
+    this.buildLayout();
+    this.root.dataset.state = "ready";
+    await this.renderView();
+  }
+
+  /** Selectable entries: groups of 2+ runs first, then every run; each with a stable colour. */
+  entries() {
+    const groups = this.catalog.groups.filter((g) => (g.runs || []).length > 1);
+    const list = [
+      ...groups.map((g) => ({ type: "group", name: g.group, runs: g.runs })),
+      ...this.catalog.runs.map((r) => ({ type: "run", name: r.run, runs: [r.run], info: r })),
+    ];
+    list.forEach((e, i) => { e.color = RUN_PALETTE[i % RUN_PALETTE.length]; });
+    return list;
+  }
+
+  errorBox(title, error) {
+    const box = h("div", { class: "nas-error", role: "alert" });
+    h("b", { text: title }, box);
+    h("div", { class: "detail", text: error && error.message ? error.message : String(error) }, box);
+    return box;
+  }
+
+  emptyState() {
+    const box = h("div", { class: "nas-empty" });
+    h("h2", { text: "No NAS data in this log directory yet" }, box);
+    h("p", { text: "Add two lines to your PyTorch training loop, then reload TensorBoard:" }, box);
+    h("pre", { class: "nas-code", text: EMPTY_CODE.join("\n") }, box);
+    h("p", { text: "nas_logger.watch() measures Neural Activation Sparsity on every Conv and Linear layer; " +
+      "monitor.log() writes it next to the test loss. Run tensorboard --logdir runs to see this tab fill." }, box);
+    return box;
+  }
+
+  buildLayout() {
+    const entries = this.entries();
+    this.entryByKey = new Map(entries.map((e) => [key(e), e]));
+    const sidebar = h("aside", { class: "nas-sidebar" });
+    const filter = h("input", { class: "nas-filter", type: "search", placeholder: "Filter runs", "aria-label": "Filter runs" }, sidebar);
+    const list = h("div", { class: "nas-list" }, sidebar);
+    let section = null;
+    for (const e of entries) {
+      if (section !== e.type) {
+        section = e.type;
+        h("div", { class: "nas-section", text: e.type === "group" ? "Groups (repeats)" : "Runs" }, list);
+      }
+      const row = h("label", { class: "nas-entry", "data-key": key(e), "data-type": e.type }, list);
+      const box = h("input", { type: "checkbox" }, row);
+      box.checked = this.selected.some((x) => key(x) === key(e));
+      h("span", { class: "chip", style: { background: e.color } }, row);
+      h("span", { class: "name", text: e.name, title: e.name }, row);
+      if (e.type === "group") h("span", { class: "count", text: `${e.runs.length}` }, row);
+      box.addEventListener("change", () => this.toggleEntry(e, box.checked));
+    }
+    filter.addEventListener("input", () => {
+      const q = filter.value.toLowerCase();
+      for (const row of list.querySelectorAll(".nas-entry")) {
+        row.hidden = q !== "" && !row.dataset.key.toLowerCase().includes(q);
+      }
+    });
+
+    const main = h("main", { class: "nas-main" });
+    const bar = h("div", { class: "nas-toolbar" }, main);
+    const views = h("div", { class: "nas-views", role: "tablist" }, bar);
+    this.viewButtons = VIEWS.map(([id, label]) => {
+      const b = h("button", { class: "nas-view-btn", "data-view": id, role: "tab", text: label }, views);
+      b.addEventListener("click", () => this.setView(id));
+      return b;
+    });
+    const tags = [...new Set(this.catalog.runs.flatMap((r) => r.scalar_tags || []))].sort();
+    this.lossSelect = this.tagSelect(bar, "Loss", "nas-loss", [["", "default"], ...tags.map((t) => [t, t])], (v) => { this.lossTag = v; });
+    this.loss2Select = this.tagSelect(bar, "2nd loss", "nas-loss2", [["", "none"], ...tags.map((t) => [t, t])], (v) => { this.loss2Tag = v; });
+    h("span", { class: "spacer" }, bar);
+    for (const [format, label] of [["png", "PNG"], ["svg", "SVG"]]) {
+      const b = h("button", { class: "nas-export", "data-format": format, text: label, title: `Download this view as ${label}` }, bar);
+      b.addEventListener("click", () => this.exportView(format));
+    }
+    const reload = h("button", { class: "nas-reload", text: "\u21bb", title: "Reload data from the log directory" }, bar);
+    reload.addEventListener("click", () => { clearCache(); this.loadCatalog(); });
+
+    this.stepBar = h("div", { class: "nas-stepbar", hidden: true }, main);
+    this.playButton = h("button", { class: "nas-play", text: "\u25b6", title: "Play through the steps", "aria-label": "play" }, this.stepBar);
+    this.playButton.addEventListener("click", () => this.togglePlay());
+    this.slider = h("input", { class: "nas-step", type: "range", min: 0, max: 0, value: 0, "aria-label": "step" }, this.stepBar);
+    this.slider.addEventListener("input", () => this.setStep(+this.slider.value));
+    this.stepLabel = h("span", { class: "nas-step-label" }, this.stepBar);
+
+    this.message = h("div", { class: "nas-message" }, main);
+    this.panels = h("div", { class: "nas-panels" }, main);
+    this.root.replaceChildren(sidebar, main);
+    this.updateViewButtons();
+    let lastWidth = 0;
+    let timer = null;
+    new ResizeObserver(() => {
+      const w = this.panels.clientWidth;
+      if (Math.abs(w - lastWidth) < 8) return;
+      lastWidth = w;
+      clearTimeout(timer);
+      timer = setTimeout(() => this.rerender(), 150);
+    }).observe(this.panels);
+  }
+
+  tagSelect(parent, label, cls, options, onChange) {
+    const wrap = h("label", { class: "nas-field" }, parent);
+    h("span", { text: label }, wrap);
+    const select = h("select", { class: cls }, wrap);
+    for (const [value, text] of options) h("option", { value, text }, select);
+    select.addEventListener("change", () => { onChange(select.value); this.renderView(); });
+    return select;
+  }
+
+  toggleEntry(entry, on) {
+    this.selected = this.selected.filter((e) => key(e) !== key(entry));
+    if (on) this.selected.push(entry);
+    this.renderView();
+  }
+
+  setView(view) {
+    if (this.view === view) return;
+    this.stopPlay();
+    this.view = view;
+    this.updateViewButtons();
+    this.renderView();
+  }
+
+  updateViewButtons() {
+    for (const b of this.viewButtons) {
+      const on = b.dataset.view === this.view;
+      b.classList.toggle("active", on);
+      b.setAttribute("aria-selected", String(on));
+    }
+    this.stepBar.hidden = this.view !== "heatmap";
+  }
+
+  rerender() {
+    if (this.panels) this.renderView();
+  }
+
+  params(entry) {
+    return entry.type === "group" ? { group: entry.name } : { run: entry.name };
+  }
+
+  panelShell(entry, subtitle) {
+    const panel = h("section", { class: "nas-panel", "data-key": key(entry), "data-type": entry.type });
+    const head = h("header", {}, panel);
+    h("span", { class: "chip", style: { background: entry.color } }, head);
+    h("span", { class: "title", text: entry.name, title: entry.name }, head);
+    if (subtitle) h("span", { class: "sub", text: subtitle }, head);
+    h("span", { class: "spacer" }, head);
+    h("a", { class: "nas-csv", href: url("export", { ...this.params(entry), format: "csv" }), download: fileName(["nas", entry.name], "csv"), text: "CSV", title: "Download the data as CSV" }, head);
+    const body = h("div", { class: "body" }, panel);
+    return { panel, body };
+  }
+
+  layout(n) {
+    const avail = Math.max(320, this.panels.clientWidth || 900);
+    const cols = n <= 1 ? 1 : Math.max(1, Math.min(n, Math.floor(avail / 440)));
+    const width = Math.floor((avail - (cols - 1) * 12) / cols) - 18;
+    this.panels.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
+    return { cols, width: Math.min(width, n <= 1 ? 1100 : width) };
+  }
+
+  async renderView() {
+    const token = ++this.token;
+    const view = this.view;
+    this.panels.dataset.ready = "0";
+    this.message.replaceChildren();
+    const t0 = performance.now();
+    if (this.selected.length === 0) {
+      this.panels.replaceChildren(h("div", { class: "nas-hint", text: "Select runs or groups on the left to compare them." }));
+      this.panels.dataset.ready = "1";
+      return;
+    }
+    try {
+      if (view === "heatmap") await this.renderHeatmaps(token, t0);
+      else await this.renderSeries(view, token, t0);
+    } catch (e) {
+      if (token !== this.token) return;
+      this.message.replaceChildren(this.errorBox("Could not draw this view", e));
+    }
+    if (token === this.token) {
+      this.panels.dataset.view = view;
+      this.panels.dataset.ready = "1";
+    }
+  }
+
+  seriesUrl(view, entry) {
+    return url(view, { ...this.params(entry), loss_tag: this.lossTag, loss_tag2: this.loss2Tag });
+  }
+
+  async renderSeries(view, token, t0) {
+    const results = await Promise.all(this.selected.map((e) =>
+      getJSON(this.seriesUrl(view, e)).then((data) => ({ e, data }), (error) => ({ e, error }))));
+    if (token !== this.token) return;
+    const t1 = performance.now();
+    const ok = results.filter((r) => r.data);
+    const stepRanges = ok.map((r) => (view === "lines" ? stepExtent(r.data) : stripeStepExtent(r.data))).filter(Boolean);
+    const xDomain = stepRanges.length ? [Math.min(...stepRanges.map((z) => z[0])), Math.max(...stepRanges.map((z) => z[1]))] : null;
+    const lossRange = extent(...ok.map((r) => lossExtent(r.data) || []));
+    const lossDomain = niceLossDomain(lossRange);
+    const { width, cols } = this.layout(results.length);
+    const nodes = [];
+    for (const r of results) {
+      const what = view === "lines" ? "band = min..max across them" : "median across them";
+      const sub = r.e.type === "group" ? `group of ${r.e.runs.length} runs, ${what}` : "";
+      const { panel, body } = this.panelShell(r.e, sub);
+      if (r.error) {
+        body.appendChild(this.errorBox(`Could not load ${view} for ${r.e.type} "${r.e.name}"`, r.error));
+      } else if (view === "lines") {
+        body.appendChild(linePlot(r.data, {
+          width, height: cols > 1 ? 190 : 260, xDomain, lossDomain, hidden: this.hidden, dark: this.dark,
+          onToggleLayer: (name) => this.toggleLayer(name),
+        }));
+      } else {
+        body.appendChild(stripePlot(r.data, { width, xDomain, lossDomain, dark: this.dark, targetHeight: cols > 1 ? 240 : 340 }));
+      }
+      nodes.push(panel);
+    }
+    this.panels.replaceChildren(...nodes);
+    this.record({ view, panels: results.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
+  }
+
+  /** Keep the last 200 render timings (window.nasApp.timings) for tests and benchmarks. */
+  record(entry) {
+    this.timings.push(entry);
+    if (this.timings.length > 200) this.timings.splice(0, this.timings.length - 200);
+  }
+
+  toggleLayer(name) {
+    if (this.hidden.has(name)) this.hidden.delete(name);
+    else this.hidden.add(name);
+    this.renderView();
+  }
+
+  heatRun(entry) {
+    return entry.type === "run" ? entry.name : entry.runs[0];
+  }
+
+  async renderHeatmaps(token, t0) {
+    const entries = this.selected;
+    const lines = await Promise.all(entries.map((e) =>
+      getJSON(url("lines", { run: this.heatRun(e), loss_tag: this.lossTag, loss_tag2: this.loss2Tag })).then((data) => ({ e, data }), (error) => ({ e, error }))));
+    if (token !== this.token) return;
+    const ok = lines.filter((r) => r.data);
+    const layerSteps = (d) => union((d.layers || []).map((l) => l.steps));
+    this.steps = union(ok.map((r) => layerSteps(r.data)));
+    const stepRanges = ok.map((r) => stepExtent(r.data)).filter(Boolean);
+    const xDomain = stepRanges.length ? [Math.min(...stepRanges.map((z) => z[0])), Math.max(...stepRanges.map((z) => z[1]))] : null;
+    const lossDomain = niceLossDomain(extent(...ok.map((r) => lossExtent(r.data) || [])));
+    if (this.stepIndex === null || this.stepIndex >= this.steps.length) {
+      const overfit = ok.length ? ok[0].data.overfit_step : null;
+      this.stepIndex = overfit !== null && overfit !== undefined ? Math.max(0, this.steps.indexOf(nearest(this.steps, overfit))) : this.steps.length - 1;
+    }
+    this.slider.max = Math.max(0, this.steps.length - 1);
+    this.slider.value = this.stepIndex;
+    const step = this.steps[this.stepIndex];
+    const { width } = this.layout(entries.length);
+    const first = await Promise.all(lines.map((r) => {
+      if (r.error) return r;
+      const runSteps = layerSteps(r.data);
+      const run = this.heatRun(r.e);
+      return getJSON(url("heatmaps", { run, step: nearest(runSteps, step) }))
+        .then((heat) => ({ ...r, run, runSteps, heat }), (error) => ({ ...r, run, error }));
+    }));
+    if (token !== this.token) return;
+    const t1 = performance.now();
+    this.heatPanels = [];
+    const nodes = [];
+    for (const r of first) {
+      const sub = r.e.type === "group" ? `run ${this.heatRun(r.e)} of this group` : "";
+      const { panel, body } = this.panelShell(r.e, sub);
+      if (r.error) {
+        body.appendChild(this.errorBox(`Could not load heatmaps for "${this.heatRun(r.e)}"`, r.error));
+      } else {
+        const probeUrl = r.heat.probe ? url("probe", { run: r.run }) : null;
+        const grid = heatmapGrid(r.heat, { probeUrl, dark: this.dark, width });
+        const curve = lossCurve(r.data, { width: Math.min(width, 520), height: 120, xDomain, lossDomain, dark: this.dark, step: r.heat.step });
+        body.append(grid, curve);
+        const runSteps = r.heat.steps && r.heat.steps.length ? [...r.heat.steps].sort((a, b) => a - b) : r.runSteps;
+        this.heatPanels.push({ run: r.run, runSteps, grid, curve, panel });
+        body.exportSvg = () => stackSvg([grid.exportSvg(), curve.cloneNode(true)], themeColors(this.dark).bg);
+      }
+      nodes.push(panel);
+    }
+    this.panels.replaceChildren(...nodes);
+    this.showStep(step);
+    this.record({ view: "heatmap", panels: entries.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
+    this.prefetch(this.stepIndex);
+  }
+
+  heatUrl(p, step) {
+    return url("heatmaps", { run: p.run, step: nearest(p.runSteps, step) });
+  }
+
+  showStep(step) {
+    this.stepLabel.textContent = `step ${step}  (${this.stepIndex + 1}/${this.steps.length})`;
+    this.slider.value = this.stepIndex;
+    this.stepBar.dataset.step = step;
+  }
+
+  /** Move every heatmap panel to steps[index]; the frame is drawn once all of its data is here. */
+  async setStep(index) {
+    if (!this.steps.length) return;
+    this.stepIndex = Math.max(0, Math.min(this.steps.length - 1, index));
+    const step = this.steps[this.stepIndex];
+    const token = this.token;
+    this.showStep(step);
+    const data = await Promise.all(this.heatPanels.map((p) => getJSON(this.heatUrl(p, step)).catch((e) => e)));
+    if (token !== this.token || this.steps[this.stepIndex] !== step) return;
+    const t = performance.now();
+    this.heatPanels.forEach((p, i) => {
+      if (data[i] instanceof Error) {
+        this.message.replaceChildren(this.errorBox(`Could not load heatmaps for "${p.run}" at step ${step}`, data[i]));
+        return;
+      }
+      p.grid.update(data[i]);
+      p.curve.setStep(data[i].step);
+    });
+    this.record({ view: "heatmap-step", step, drawMs: performance.now() - t });
+    this.panels.dataset.step = step;
+    this.prefetch(this.stepIndex);
+  }
+
+  prefetch(index) {
+    for (let k = 1; k <= 2; k++) {
+      const step = this.steps[(index + k) % this.steps.length];
+      for (const p of this.heatPanels) getJSON(this.heatUrl(p, step)).catch(() => {});
+    }
+  }
+
+  togglePlay() {
+    if (this.playTimer) this.stopPlay();
+    else {
+      this.playButton.textContent = "\u275a\u275a";
+      this.playButton.classList.add("playing");
+      let busy = false;
+      this.playTimer = setInterval(async () => {
+        if (busy) return;
+        busy = true;
+        await this.setStep((this.stepIndex + 1) % this.steps.length);
+        busy = false;
+      }, PLAY_MS);
+    }
+  }
+
+  stopPlay() {
+    clearInterval(this.playTimer);
+    this.playTimer = null;
+    if (this.playButton) {
+      this.playButton.textContent = "\u25b6";
+      this.playButton.classList.remove("playing");
+    }
+  }
+
+  async exportView(format) {
+    const theme = themeColors(this.dark);
+    const panels = [];
+    for (const panel of this.panels.querySelectorAll(".nas-panel")) {
+      const chart = panel.querySelector(".nas-chart") || panel.querySelector(".body");
+      const maker = chart && chart.exportSvg ? chart.exportSvg : null;
+      if (!maker) continue;
+      const entry = this.entryByKey.get(panel.dataset.key);
+      let title = entry ? entry.name : panel.dataset.key;
+      if (this.view === "heatmap" && entry) {
+        const run = entry.type === "group" ? `run ${this.heatRun(entry)}, ` : "";
+        title += `  (${run}step ${this.steps[this.stepIndex]})`;
+      }
+      panels.push({ title, chip: entry && entry.color, svg: maker() });
+    }
+    if (!panels.length) return;
+    const cols = Math.min(panels.length, Math.max(1, Math.round(getComputedStyle(this.panels).gridTemplateColumns.split(" ").length)));
+    const svg = composeSvg(panels, { columns: cols, background: theme.bg, foreground: theme.fg });
+    const name = fileName(["nas", this.view, ...this.selected.map((e) => e.name)], format);
+    try {
+      if (format === "svg") downloadSvg(svg, name);
+      else await downloadPng(svg, name);
+    } catch (e) {
+      this.message.replaceChildren(this.errorBox("Export failed", e));
+    }
+  }
+}
+
+/** Mount the tab into `body` and start loading; resolves to the app once the first view is drawn. */
+export async function mount(body) {
+  const app = new NasApp(body);
+  window.nasApp = app;
+  await app.start();
+  return app;
+}

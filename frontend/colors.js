@@ -1,0 +1,81 @@
+// Colours of the paper's figures: viridis for NAS values, blue shades by depth, red/orange losses.
+
+// Viridis at 0, 0.1, ..., 1 (matplotlib); linear interpolation between them is visually exact.
+const VIRIDIS_STOPS = [
+  "#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c",
+  "#22a884", "#44bf70", "#7ad151", "#bddf26", "#fde725",
+];
+
+function hexToRgb(hex) {
+  const n = parseInt(hex.slice(1), 16);
+  return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+}
+
+function rgbToHex([r, g, b]) {
+  return "#" + [r, g, b].map((c) => Math.round(c).toString(16).padStart(2, "0")).join("");
+}
+
+/** 256 x RGB lookup table of viridis, for canvas ImageData. */
+const VIRIDIS_LUT = (() => {
+  const stops = VIRIDIS_STOPS.map(hexToRgb);
+  const lut = new Uint8ClampedArray(256 * 3);
+  for (let i = 0; i < 256; i++) {
+    const t = (i / 255) * (stops.length - 1);
+    const j = Math.min(stops.length - 2, Math.floor(t));
+    const f = t - j;
+    for (let c = 0; c < 3; c++) lut[i * 3 + c] = stops[j][c] + (stops[j + 1][c] - stops[j][c]) * f;
+  }
+  return lut;
+})();
+
+const MISSING_RGB = hexToRgb("#9e9e9e"); // null/NaN cells
+
+/** Write RGBA pixels of viridis(values[i]) into `pixels` (an ImageData's data); null/NaN are grey. */
+export function viridisPixels(values, pixels) {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    const o = i * 4;
+    if (v === null || v === undefined || Number.isNaN(v)) {
+      pixels[o] = MISSING_RGB[0]; pixels[o + 1] = MISSING_RGB[1]; pixels[o + 2] = MISSING_RGB[2];
+    } else {
+      const k = Math.max(0, Math.min(255, Math.round(v * 255))) * 3;
+      pixels[o] = VIRIDIS_LUT[k]; pixels[o + 1] = VIRIDIS_LUT[k + 1]; pixels[o + 2] = VIRIDIS_LUT[k + 2];
+    }
+    pixels[o + 3] = 255;
+  }
+}
+
+export const VIRIDIS_GRADIENT_STOPS = VIRIDIS_STOPS.map((c, i) => [i / (VIRIDIS_STOPS.length - 1), c]);
+
+export const LOSS = "#d32f2f";
+export const LOSS2 = "#f57c00";
+export const OVERFIT = "#e53935";
+// The NAS-only overfitting alarm: a hue none of the other marks use.
+export const ALARM = "#8e24aa";
+
+function hslToHex(h, s, l) {
+  s /= 100;
+  l /= 100;
+  const k = (n) => (n + h / 30) % 12;
+  const a = s * Math.min(l, 1 - l);
+  const f = (n) => l - a * Math.max(-1, Math.min(k(n) - 3, Math.min(9 - k(n), 1)));
+  return rgbToHex([f(0) * 255, f(8) * 255, f(4) * 255]);
+}
+
+/** Blue of a layer at `depth` out of [0, maxDepth]: dark for early layers, bright for deep ones.
+ *  The dark theme shifts the whole ramp lighter so that the first layer stays visible on #303030. */
+export function depthColor(depth, maxDepth, dark = false) {
+  const t = maxDepth > 0 ? Math.max(0, Math.min(1, depth / maxDepth)) : 0;
+  const [l0, l1] = dark ? [38, 78] : [20, 64];
+  return hslToHex(212, 90, l0 + (l1 - l0) * t);
+}
+
+// TensorBoard's run palette, for the colour chips of selected runs and groups.
+export const RUN_PALETTE = ["#ff7043", "#0077bb", "#cc3311", "#33bbee", "#ee3377", "#009988", "#bbbbbb"];
+
+/** Colours of text, axes and grid for the current TensorBoard theme. */
+export function themeColors(dark) {
+  return dark
+    ? { fg: "#e0e0e0", muted: "#9e9e9e", axis: "#757575", grid: "#474747", bg: "#303030", halo: "#000000" }
+    : { fg: "#212121", muted: "#616161", axis: "#9e9e9e", grid: "#e8e8e8", bg: "#ffffff", halo: "#ffffff" };
+}

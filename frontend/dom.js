@@ -1,0 +1,129 @@
+// Small DOM/SVG helpers, scales and ticks shared by every view. Names always go in with textContent.
+export const SVG_NS = "http://www.w3.org/2000/svg";
+// TensorBoard's font first (adopted from the parent page, see theme.js), then the system UI fonts.
+export const FONT = "Roboto, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif";
+
+function apply(node, attrs) {
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "text") node.textContent = String(v);
+    else if (k === "class") node.setAttribute("class", v);
+    else if (k === "style" && typeof v === "object") Object.assign(node.style, v);
+    else if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else node.setAttribute(k, String(v));
+  }
+  return node;
+}
+
+/** An HTML element: h("div", {class: "x", text: "label"}, parent). */
+export function h(tag, attrs, parent) {
+  const node = apply(document.createElement(tag), attrs);
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+/** An SVG element in the SVG namespace. */
+export function s(tag, attrs, parent) {
+  const node = apply(document.createElementNS(SVG_NS, tag), attrs);
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+/** Linear map from [d0, d1] to [r0, r1]; a zero-width domain maps to the middle of the range. */
+export function linear(d0, d1, r0, r1) {
+  const span = d1 - d0;
+  const f = (v) => (span === 0 ? (r0 + r1) / 2 : r0 + ((v - d0) * (r1 - r0)) / span);
+  f.invert = (p) => (r1 === r0 ? d0 : d0 + ((p - r0) * span) / (r1 - r0));
+  f.domain = [d0, d1];
+  f.range = [r0, r1];
+  return f;
+}
+
+/** About n round tick values covering [lo, hi]. */
+export function ticks(lo, hi, n = 5) {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / Math.max(1, n);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((v) => v >= raw) || 10 * mag;
+  const out = [];
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toFixed(10));
+  return out;
+}
+
+/** About n integer ticks for steps/epochs, on multiples of 1, 2 or 5 x 10^k. */
+export function stepTicks(lo, hi, n = 6) {
+  const first = Math.ceil(lo);
+  const last = Math.floor(hi);
+  if (last < first) return [];
+  const raw = Math.max(1, (last - first) / Math.max(1, n));
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((v) => v >= raw);
+  const out = [];
+  for (let v = Math.ceil(first / step) * step; v <= last; v += step) out.push(v);
+  return out;
+}
+
+export function fmt(v, digits = 3) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "n/a";
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e4 || a < 1e-3)) return v.toExponential(2);
+  return String(+v.toFixed(digits));
+}
+
+/** SVG path through (xs[i], ys[i]) that breaks at null/NaN values. */
+export function linePath(xs, ys, x, y) {
+  let d = "";
+  let pen = false;
+  for (let i = 0; i < xs.length; i++) {
+    const v = ys[i];
+    if (v === null || v === undefined || Number.isNaN(v)) {
+      pen = false;
+      continue;
+    }
+    d += (pen ? "L" : "M") + x(xs[i]).toFixed(1) + "," + y(v).toFixed(1);
+    pen = true;
+  }
+  return d;
+}
+
+/** Closed band between lo[i] and hi[i]; one polygon per run of finite values. */
+export function bandPath(xs, lo, hi, x, y) {
+  let d = "";
+  let seg = [];
+  const flush = () => {
+    if (seg.length > 0) {
+      const top = seg.map((i) => x(xs[i]).toFixed(1) + "," + y(hi[i]).toFixed(1));
+      const bottom = seg.reverse().map((i) => x(xs[i]).toFixed(1) + "," + y(lo[i]).toFixed(1));
+      d += "M" + top.join("L") + "L" + bottom.join("L") + "Z";
+    }
+    seg = [];
+  };
+  for (let i = 0; i < xs.length; i++) {
+    const ok = [lo[i], hi[i]].every((v) => v !== null && v !== undefined && !Number.isNaN(v));
+    if (ok) seg.push(i);
+    else flush();
+  }
+  flush();
+  return d;
+}
+
+/** Index of the element of the sorted array `xs` nearest to v. */
+export function nearestIndex(xs, v) {
+  let lo = 0;
+  let hi = xs.length - 1;
+  if (hi < 0) return -1;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] <= v) lo = mid;
+    else hi = mid;
+  }
+  return Math.abs(xs[hi] - v) < Math.abs(xs[lo] - v) ? hi : lo;
+}
+
+let uid = 0;
+/** A document-unique id for SVG gradients and clip paths. */
+export function uniqueId(prefix) {
+  uid += 1;
+  return `${prefix}-${uid}`;
+}

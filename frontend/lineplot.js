@@ -1,0 +1,256 @@
+// NAS Line Plot: median NAS per layer against step (right axis, 0..1), blue by depth, min..max band,
+// test loss in red on the left axis, optional second loss in orange, dashed red line at the overfit step,
+// dotted purple line at each NAS overfitting alarm.
+import { ALARM, LOSS, LOSS2, OVERFIT, depthColor, themeColors } from "./colors.js";
+import { FONT, bandPath, fmt, h, linear, linePath, nearestIndex, s, stepTicks, ticks, uniqueId } from "./dom.js";
+
+/** [min, max] over finite values of the given arrays, or null when there are none. */
+export function extent(...arrays) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const a of arrays) {
+    if (!a) continue;
+    for (const v of a) {
+      if (v === null || v === undefined || Number.isNaN(v)) continue;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  return lo <= hi ? [lo, hi] : null;
+}
+
+/** Step range [first, last] over every series of a `lines` response. */
+export function stepExtent(data) {
+  return extent(...(data.layers || []).map((l) => l.steps), data.loss && data.loss.steps, data.loss2 && data.loss2.steps);
+}
+
+/** Loss range of a `lines` response (both losses), padded to round numbers. */
+export function lossExtent(data) {
+  return extent(data.loss && data.loss.values, data.loss2 && data.loss2.values);
+}
+
+export function niceLossDomain(range) {
+  if (!range) return [0, 1];
+  const [lo, hi] = range;
+  const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
+  const t = ticks(lo - pad, hi + pad, 4);
+  return [Math.min(t[0], lo - pad), Math.max(t[t.length - 1], hi + pad)];
+}
+
+/** Axes shared by every plot of a view: x = steps, left y = loss, right y = NAS in [0, 1]. */
+export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true, grid = true, xLabel = "epoch" }) {
+  const [x0, x1] = x.range;
+  const [yb, yt] = yNas.range;
+  const g = s("g", { class: "axes", "font-family": FONT, "font-size": 10 }, svg);
+  if (grid) {
+    for (const v of ticks(0, 1, 4)) {
+      s("line", { x1: x0, x2: x1, y1: yNas(v), y2: yNas(v), stroke: theme.grid, "stroke-width": 1 }, g);
+    }
+  }
+  s("line", { x1: x0, x2: x1, y1: yb, y2: yb, stroke: theme.axis }, g);
+  for (const v of stepTicks(x.domain[0], x.domain[1], Math.max(2, Math.floor((x1 - x0) / 60)))) {
+    s("line", { x1: x(v), x2: x(v), y1: yb, y2: yb + 4, stroke: theme.axis }, g);
+    s("text", { class: "x-tick", "data-value": v, x: x(v), y: yb + 14, "text-anchor": "middle", fill: theme.muted, text: v }, g);
+  }
+  s("text", { x: (x0 + x1) / 2, y: yb + 26, "text-anchor": "middle", fill: theme.muted, text: xLabel }, g);
+  if (right) {
+    s("line", { x1: x1, x2: x1, y1: yb, y2: yt, stroke: theme.axis }, g);
+    for (const v of ticks(0, 1, 4)) {
+      s("text", { class: "nas-tick", "data-value": v, x: x1 + 5, y: yNas(v) + 3, fill: theme.muted, text: v }, g);
+    }
+    s("text", {
+      transform: `translate(${x1 + 32},${(yb + yt) / 2}) rotate(90)`, "text-anchor": "middle",
+      fill: theme.muted, text: "NAS (median)",
+    }, g);
+  }
+  if (left && yLoss) {
+    s("line", { x1: x0, x2: x0, y1: yb, y2: yt, stroke: theme.axis }, g);
+    for (const v of ticks(yLoss.domain[0], yLoss.domain[1], 4)) {
+      if (v < yLoss.domain[0] || v > yLoss.domain[1]) continue;
+      s("text", { class: "loss-tick", "data-value": v, x: x0 - 5, y: yLoss(v) + 3, "text-anchor": "end", fill: LOSS, text: fmt(v, 2) }, g);
+    }
+    s("text", {
+      transform: `translate(${x0 - 36},${(yb + yt) / 2}) rotate(-90)`, "text-anchor": "middle",
+      fill: LOSS, text: "test loss",
+    }, g);
+  }
+  return g;
+}
+
+/** Loss curves, the dashed overfit line and the NAS alarms (dotted purple, a triangle on top, the
+ * triggering layers in its tooltip), drawn over a plot. */
+export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
+  const g = s("g", { class: "losses" }, svg);
+  const [yb, yt] = yLoss.range;
+  const curves = [[data.loss2, LOSS2, "loss2-line"], [data.loss, LOSS, "loss-line"]];
+  for (const [curve, colour, cls] of curves) {
+    if (!curve || !curve.steps || curve.steps.length === 0) continue;
+    const d = linePath(curve.steps, curve.values, x, yLoss);
+    if (halo) s("path", { d, fill: "none", stroke: theme.halo, "stroke-width": 3.5, "stroke-opacity": 0.7 }, g);
+    s("path", { class: cls, d, fill: "none", stroke: colour, "stroke-width": 1.8, "data-tag": curve.tag || "" }, g);
+  }
+  if (data.overfit_step !== null && data.overfit_step !== undefined) {
+    const xo = x(data.overfit_step);
+    s("line", {
+      class: "overfit-line", x1: xo, x2: xo, y1: yb, y2: yt, stroke: OVERFIT, "stroke-width": 1.6,
+      "stroke-dasharray": "6 4", "data-step": data.overfit_step,
+    }, g);
+  }
+  for (const alarm of data.alarms || []) {
+    const xa = x(alarm.step);
+    const marker = s("g", { class: "alarm-marker", "data-step": alarm.step, "data-run": alarm.run }, g);
+    s("title", { text: `NAS overfitting alarm at step ${alarm.step} (${alarm.run}): ${alarm.layers.join(", ")}` }, marker);
+    s("line", { x1: xa, x2: xa, y1: yb, y2: yt, stroke: ALARM, "stroke-width": 1.6, "stroke-dasharray": "2 3" }, marker);
+    s("path", { d: `M${xa - 5},${yt}L${xa + 5},${yt}L${xa},${yt + 8}Z`, fill: ALARM }, marker);
+  }
+  return g;
+}
+
+function layoutLegend(layers, width) {
+  const rows = [];
+  let row = [];
+  let used = 0;
+  for (const layer of layers) {
+    const w = 26 + Math.min(24, layer.name.length) * 6.2;
+    if (row.length > 0 && used + w > width) {
+      rows.push(row);
+      row = [];
+      used = 0;
+    }
+    row.push({ layer, x: used, w });
+    used += w;
+  }
+  if (row.length) rows.push(row);
+  return rows;
+}
+
+/**
+ * Draw a `lines` response as an SVG line plot.
+ * options: width, height (plot area + axes, legend extra), xDomain, lossDomain (shared axes of small
+ * multiples), hidden (Set of layer names), onToggleLayer(name), dark, band (draw min..max), title.
+ * Returns a <div class="nas-chart"> holding the <svg class="nas-lineplot"> and its tooltip.
+ */
+export function linePlot(data, options = {}) {
+  const theme = themeColors(!!options.dark);
+  const width = options.width || 640;
+  const plotHeight = options.height || 240;
+  const hidden = options.hidden || new Set();
+  const layers = [...(data.layers || [])].sort((a, b) => a.depth - b.depth);
+  const maxDepth = layers.reduce((m, l) => Math.max(m, l.depth), 0);
+  const margin = { left: 48, right: 42, top: 8, bottom: 32 };
+  const legendRows = layoutLegend(layers, width - margin.left - margin.right);
+  const legendHeight = legendRows.length * 16 + 4;
+  const height = margin.top + plotHeight + margin.bottom + legendHeight;
+
+  const xr = options.xDomain || stepExtent(data) || [0, 1];
+  const x = linear(xr[0], xr[1], margin.left, width - margin.right);
+  const yBottom = margin.top + plotHeight;
+  const yNas = linear(0, 1, yBottom, margin.top);
+  const ld = options.lossDomain || niceLossDomain(lossExtent(data));
+  const yLoss = linear(ld[0], ld[1], yBottom, margin.top);
+  const hasLoss = !!(data.loss || data.loss2);
+
+  const root = h("div", { class: "nas-chart" });
+  const svg = s("svg", {
+    class: "nas-lineplot", xmlns: "http://www.w3.org/2000/svg", width, height,
+    viewBox: `0 0 ${width} ${height}`, "font-family": FONT,
+  }, root);
+  s("rect", { class: "bg", x: 0, y: 0, width, height, fill: theme.bg }, svg);
+  drawAxes(svg, { x, yLoss: hasLoss ? yLoss : null, yNas, theme });
+
+  const clipId = uniqueId("clip");
+  const clip = s("clipPath", { id: clipId }, s("defs", {}, svg));
+  s("rect", { x: margin.left, y: margin.top - 2, width: x.range[1] - margin.left, height: plotHeight + 4 }, clip);
+  const plot = s("g", { "clip-path": `url(#${clipId})` }, svg);
+
+  const colours = new Map(layers.map((l) => [l.name, depthColor(l.depth, maxDepth, options.dark)]));
+  const band = options.band !== undefined ? options.band : (data.runs || []).length > 1;
+  const shown = layers.filter((l) => !hidden.has(l.name));
+  if (band) {
+    const gb = s("g", { class: "bands" }, plot);
+    for (const l of shown) {
+      if (!l.min || !l.max) continue;
+      s("path", {
+        class: "nas-band", "data-layer": l.name, d: bandPath(l.steps, l.min, l.max, x, yNas),
+        fill: colours.get(l.name), "fill-opacity": 0.16, stroke: "none",
+      }, gb);
+    }
+  }
+  const gl = s("g", { class: "lines" }, plot);
+  for (const l of shown) {
+    s("path", {
+      class: "nas-line", "data-layer": l.name, "data-depth": l.depth, d: linePath(l.steps, l.median, x, yNas),
+      fill: "none", stroke: colours.get(l.name), "stroke-width": 1.8, "stroke-linejoin": "round",
+    }, gl);
+  }
+  if (hasLoss) drawLosses(plot, data, { x, yLoss, theme });
+  else drawLosses(plot, { overfit_step: data.overfit_step, alarms: data.alarms }, { x, yLoss, theme });
+
+  // Legend: click an entry to hide or show that layer (in every panel of the view).
+  const legend = s("g", { class: "legend", "font-size": 10.5 }, svg);
+  legendRows.forEach((row, r) => {
+    for (const { layer, x: lx, w } of row) {
+      const off = hidden.has(layer.name);
+      const item = s("g", {
+        class: "legend-item" + (off ? " off" : ""), "data-layer": layer.name, cursor: "pointer",
+        transform: `translate(${margin.left + lx},${yBottom + 38 + r * 16})`, opacity: off ? 0.35 : 1,
+      }, legend);
+      s("rect", { x: -2, y: -9, width: w - 4, height: 14, fill: "transparent" }, item);
+      s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: colours.get(layer.name), "stroke-width": 3 }, item);
+      const label = layer.name.length > 24 ? layer.name.slice(0, 23) + "\u2026" : layer.name;
+      s("text", { x: 20, y: 2, fill: theme.fg, text: label }, item);
+      s("title", { text: `${layer.name} (depth ${layer.depth}, ${layer.kind || "layer"}) - click to hide/show` }, item);
+      if (options.onToggleLayer) item.addEventListener("click", () => options.onToggleLayer(layer.name));
+    }
+  });
+
+  // Hover: the nearest visible layer at the nearest step.
+  const tip = h("div", { class: "nas-tooltip", hidden: true }, root);
+  const dot = s("circle", { r: 3.5, fill: "none", stroke: theme.fg, "stroke-width": 1.5, visibility: "hidden" }, svg);
+  const overlay = s("rect", {
+    class: "hover", x: margin.left, y: margin.top, width: x.range[1] - margin.left, height: plotHeight,
+    fill: "transparent",
+  }, svg);
+  overlay.addEventListener("mousemove", (ev) => {
+    const box = svg.getBoundingClientRect();
+    const mx = ev.clientX - box.left;
+    const my = ev.clientY - box.top;
+    const step = x.invert(mx);
+    let best = null;
+    for (const l of shown) {
+      const i = nearestIndex(l.steps, step);
+      const v = i < 0 ? null : l.median[i];
+      if (v === null || v === undefined) continue;
+      const dist = Math.abs(yNas(v) - my) + Math.abs(x(l.steps[i]) - mx) * 0.2;
+      if (!best || dist < best.dist) best = { l, i, v, dist };
+    }
+    if (!best) return;
+    const st = best.l.steps[best.i];
+    dot.setAttribute("cx", x(st));
+    dot.setAttribute("cy", yNas(best.v));
+    dot.setAttribute("visibility", "visible");
+    tip.replaceChildren();
+    h("b", { text: best.l.name }, tip);
+    h("div", { text: `step ${st}` }, tip);
+    h("div", { text: `NAS ${fmt(best.v, 4)}` }, tip);
+    if (data.loss) {
+      const j = data.loss.steps.indexOf(st);
+      if (j >= 0) h("div", { class: "loss", text: `test loss ${fmt(data.loss.values[j], 4)}` }, tip);
+    }
+    tip.hidden = false;
+    tip.style.left = `${Math.min(x(st) + 12, width - 150)}px`;
+    tip.style.top = `${Math.max(0, yNas(best.v) - 30)}px`;
+  });
+  overlay.addEventListener("mouseleave", () => {
+    tip.hidden = true;
+    dot.setAttribute("visibility", "hidden");
+  });
+
+  root.exportSvg = () => {
+    const copy = svg.cloneNode(true);
+    copy.querySelectorAll(".hover").forEach((n) => n.remove());
+    return copy;
+  };
+  root.svgSize = [width, height];
+  return root;
+}

@@ -1,0 +1,48 @@
+"""Run grouping: repeats of one training (``vanilla/seed0``, ``vanilla/seed1``) form one group.
+
+A group regex maps a run name to its group name:
+
+- if the regex has a capturing group, the group name is the text of the first capturing group of the
+  first match (``re.search``);
+- otherwise it is the run name with the first match removed.
+
+A run that the regex does not match, or for which that gives an empty name, is a group of its own
+(named like the run).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# A trailing "/seedN", "_repN", "-runN", ... marks a repeat.
+DEFAULT_GROUP_REGEX = r"[_/-](?:seed|rep|run)\d+$"
+
+
+def compile_group_regex(text: str | None) -> re.Pattern:
+    """The default regex for ``None`` or ``""``; raises ``ValueError`` naming the problem otherwise."""
+    if not text:
+        return re.compile(DEFAULT_GROUP_REGEX)
+    try:
+        return re.compile(text)
+    except re.error as e:
+        raise ValueError(f"group_regex {text!r} is not a valid regular expression: {e}") from None
+
+
+def group_of(run: str, pattern: re.Pattern) -> str:
+    """Group name of ``run`` under ``pattern`` (see the module docstring)."""
+    match = pattern.search(run)
+    if match is None:
+        return run
+    if pattern.groups:
+        name = match.group(1) or ""
+    else:
+        name = run[: match.start()] + run[match.end() :]
+    return name or run
+
+
+def group_runs(runs: Iterable[str], pattern: re.Pattern) -> dict[str, list[str]]:
+    """{group: sorted run names}, groups in sorted order."""
+    groups: dict[str, list[str]] = {}
+    for run in sorted(runs):
+        groups.setdefault(group_of(run, pattern), []).append(run)
+    return dict(sorted(groups.items()))

@@ -1,0 +1,29 @@
+"""Which scalar is the test loss. The moment of overfitting derived from it is
+:func:`nas_logger.detector.loss_minimum_step`, shared with the SDK."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# Exact tag names tried in this order; then any tag matching _LOSS_LIKE (shortest name first).
+TEST_LOSS_TAGS = (
+    "test_loss", "loss/test", "test/loss", "test loss",
+    "val_loss", "loss/val", "val/loss",
+    "validation_loss", "loss/validation", "validation/loss",
+    "valid_loss", "loss/valid", "valid/loss",
+    "eval_loss", "loss/eval", "eval/loss",
+)
+_LOSS_LIKE = re.compile(r"(test|val|valid|validation|eval).*loss|loss.*(test|val|valid|validation|eval)", re.I)
+_DISTORTED = re.compile(r"distort", re.I)
+
+def default_loss_tag(tags: Iterable[str]) -> str | None:
+    """The scalar tag that names a test loss, or ``None``: first an exact name of ``TEST_LOSS_TAGS``
+    in that order, then a tag that looks like one (``my_val_loss``), undistorted and shortest first."""
+    tags = set(tags)
+    for tag in TEST_LOSS_TAGS:
+        if tag in tags:
+            return tag
+    candidates = [t for t in tags if _LOSS_LIKE.search(t)]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda t: (bool(_DISTORTED.search(t)), len(t), t))

@@ -1,0 +1,51 @@
+"""The ``nas`` TensorBoard plugin: its loader (entry point ``nas = nas_tb_plugin.plugin:NASLoader``)
+and the plugin object that maps routes to the handlers in :mod:`.routes`."""
+from __future__ import annotations
+
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.core import core_plugin
+
+from nas_logger.format import PLUGIN_NAME
+
+from . import assets
+from .routes import Routes
+
+
+class NASPlugin(base_plugin.TBPlugin):
+    """Serves the NAS tab: JSON data routes under ``/data/plugin/nas/`` and the frontend's files."""
+
+    plugin_name = PLUGIN_NAME
+
+    def __init__(self, context: base_plugin.TBContext, frontend_dir=None) -> None:
+        self._routes = Routes(context.data_provider, frontend_dir or assets.frontend_dir())
+
+    def get_plugin_apps(self):
+        return self._routes.apps()
+
+    def is_active(self) -> bool:
+        return False  # the tab is enabled by data_plugin_names() through the data provider's list_plugins()
+
+    def data_plugin_names(self):
+        return (PLUGIN_NAME,)
+
+    def frontend_metadata(self):
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="NAS")
+
+
+class NASLoader(base_plugin.TBLoader):
+    """Loads :class:`NASPlugin` and makes TensorBoard keep every ``nas`` record.
+
+    Without it, the Rust data server keeps 100 tensors per series and ``--load_fast=false`` only 10.
+    A user's own ``--samples_per_plugin=nas=N`` still wins.
+    """
+
+    def fix_flags(self, flags) -> None:
+        samples = getattr(flags, "samples_per_plugin", None)
+        if isinstance(samples, str):  # e.g. program.TensorBoard().configure(samples_per_plugin="x=1")
+            samples = core_plugin._parse_samples_per_plugin(samples)
+        samples = dict(samples or {})
+        samples.setdefault(PLUGIN_NAME, 0)
+        flags.samples_per_plugin = samples
+
+    def load(self, context: base_plugin.TBContext) -> NASPlugin:
+        return NASPlugin(context)

@@ -1,0 +1,327 @@
+"""Reading NAS records, scalars and the probe image through TensorBoard's data provider.
+
+Every read goes through ``context.data_provider`` (the Rust data server's gRPC provider by default,
+``MultiplexerDataProvider`` with ``--load_fast=false``), so runs that grow while TensorBoard runs show
+their new steps on the next request. Metadata that this reader cannot interpret (a newer format
+version, foreign content) and tensors of the wrong shape are logged once per series and skipped.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from tensorboard.data import provider
+
+from nas_logger import format as fmt
+
+from .aggregate import dedupe_steps
+
+logger = logging.getLogger(__name__)
+
+KEEP_ALL = 10**9  # `downsample` for read calls: every stored point
+SCALARS_PLUGIN = "scalars"
+IMAGES_PLUGIN = "images"
+_REQUIRED_FIELDS = ("min", "median", "max")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One NAS tag of one run, as listed."""
+
+    tag: str
+    layer: fmt.LayerInfo
+    fields: tuple[str, ...]
+    max_step: int
+    max_wall_time: float
+
+    @property
+    def version(self) -> tuple:
+        """Changes when data is added to the series: the key of its cached conversion."""
+        return (self.max_step, self.max_wall_time)
+
+
+@dataclass
+class RunListing:
+    """The NAS series of one run, by layer name, and the version of its overfitting alarm if any."""
+
+    stats: dict[str, Series] = field(default_factory=dict)
+    heatmaps: dict[str, Series] = field(default_factory=dict)
+    alarm: tuple | None = None
+
+    def layers(self) -> list[fmt.LayerInfo]:
+        """Layers with statistics, sorted by (depth, name)."""
+        return sorted((s.layer for s in self.stats.values()), key=lambda l: (l.depth, l.name))
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A layer's statistics in one run: steps (n,) and the min/median/max columns (n,), float64."""
+
+    steps: np.ndarray
+    min: np.ndarray
+    median: np.ndarray
+    max: np.ndarray
+
+
+class SeriesCache:
+    """LRU of converted series by (experiment, run, tag), valid while the series' listed
+    (max_step, max_wall_time) is unchanged; holds at most ``budget`` array cells."""
+
+    MISS = object()
+
+    def __init__(self, budget: int) -> None:
+        self._entries: OrderedDict = OrderedDict()  # key -> (version, payload, cells)
+        self._cells = 0
+        self._budget = budget
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, version: tuple):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != version:
+                return self.MISS
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: tuple, version: tuple, payload, cells: int) -> None:
+        if cells > self._budget:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._cells -= old[2]
+            self._entries[key] = (version, payload, cells)
+            self._cells += cells
+            while self._cells > self._budget:
+                _, evicted = self._entries.popitem(last=False)
+                self._cells -= evicted[2]
+
+
+class Reader:
+    """Data access for the routes; one per plugin instance, safe to share between request threads.
+
+    Converted stats and heatmap series are cached (see :class:`SeriesCache`): a request whose series
+    did not change since the last one costs a listing call, not a read.
+    """
+
+    def __init__(self, data_provider, cache_cells: int = 32_000_000) -> None:
+        self._provider = data_provider
+        self._decoded: dict[bytes, tuple] = {}
+        self._warned: set[tuple] = set()
+        self._lock = threading.Lock()
+        self._cache = SeriesCache(cache_cells)
+
+    def _warn_once(self, key: tuple, message: str, *args) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning(message, *args)
+
+    def _decode(self, run: str, tag: str, content: bytes):
+        """decode_metadata, cached per content; ``None`` (logged once) when unreadable."""
+        result = self._decoded.get(content)
+        if result is None:
+            try:
+                result = fmt.decode_metadata(content)
+            except fmt.FormatError as e:
+                result = e
+            self._decoded[content] = result
+        if isinstance(result, fmt.FormatError):
+            self._warn_once(("meta", run, tag), "nas: skipping run %r tag %r: %s", run, tag, result)
+            return None
+        return result
+
+    # --- listings -------------------------------------------------------------------------------
+
+    def run_names(self, ctx, eid: str) -> list[str]:
+        """Every run of the experiment (with or without NAS data); cheap on every data provider."""
+        return [run.run_name for run in self._provider.list_runs(ctx, experiment_id=eid)]
+
+    def list_nas(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, RunListing]:
+        """{run: RunListing} of the runs (all when ``runs`` is None) that hold NAS statistics."""
+        if runs is not None and not runs:
+            return {}
+        listing = self._provider.list_tensors(
+            ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME,
+            run_tag_filter=provider.RunTagFilter(runs=runs) if runs is not None else None,
+        )
+        result: dict[str, RunListing] = {}
+        for run, tags in listing.items():
+            entry = RunListing()
+            for tag, ts in tags.items():
+                decoded = self._decode(run, tag, ts.plugin_content)
+                if decoded is None:
+                    continue
+                record, layer, fields = decoded
+                if record == fmt.ALARM:
+                    entry.alarm = (ts.max_step, ts.max_wall_time)
+                    continue
+                if record == fmt.STATS and not set(_REQUIRED_FIELDS) <= set(fields):
+                    self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
+                                    "lack one of %r", run, tag, fields, _REQUIRED_FIELDS)
+                    continue
+                target = entry.stats if record == fmt.STATS else entry.heatmaps
+                target[layer.name] = Series(tag, layer, fields, ts.max_step, ts.max_wall_time)
+            if entry.stats:
+                result[run] = entry
+        return result
+
+    def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, dict[str, tuple]]:
+        """{run: {scalar tag: version}} of TensorBoard's scalars plugin, tags sorted; the version
+        (max_step, max_wall_time) keys :meth:`read_scalar`'s cache."""
+        listing = self._provider.list_scalars(
+            ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN,
+            run_tag_filter=provider.RunTagFilter(runs=runs) if runs is not None else None,
+        )
+        return {run: {tag: (ts.max_step, ts.max_wall_time) for tag, ts in sorted(tags.items())}
+                for run, tags in listing.items()}
+
+    # --- cached series --------------------------------------------------------------------------
+
+    def _read_series(self, ctx, eid: str, wanted: dict[str, list[Series]], convert) -> dict[str, dict]:
+        """{run: {layer name: convert(run, series, points)}}; cache misses read in one call."""
+        result: dict[str, dict] = {run: {} for run in wanted}
+        missing: dict[str, list[Series]] = {}
+        for run, series_list in wanted.items():
+            for series in series_list:
+                hit = self._cache.get((eid, run, series.tag), series.version)
+                if hit is SeriesCache.MISS:
+                    missing.setdefault(run, []).append(series)
+                elif hit is not None:
+                    result[run][series.layer.name] = hit
+        if missing:
+            data = self._provider.read_tensors(
+                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+                run_tag_filter=provider.RunTagFilter(
+                    runs=sorted(missing), tags=sorted({s.tag for ss in missing.values() for s in ss})),
+            )
+            for run, series_list in missing.items():
+                run_data = data.get(run, {})
+                for series in series_list:
+                    payload, cells = convert(run, series, run_data.get(series.tag, ()))
+                    self._cache.put((eid, run, series.tag), series.version,
+                                    payload, cells)
+                    if payload is not None:
+                        result[run][series.layer.name] = payload
+        return result
+
+    def read_stats(self, ctx, eid: str, wanted: dict[str, list[Series]]) -> dict[str, dict[str, Stats]]:
+        """{run: {layer name: Stats}} for the given stats series of each run."""
+        return self._read_series(ctx, eid, wanted, self._to_stats)
+
+    def _to_stats(self, run: str, series: Series, points) -> tuple[Stats | None, int]:
+        steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
+        try:
+            values = np.array([p.numpy for p in points], dtype=np.float64)
+            values = values.reshape(len(points), len(series.fields))
+        except ValueError as e:
+            self._warn_once(("shape", run, series.tag), "nas: skipping run %r tag %r: stats tensors "
+                            "do not hold %d fields each (%s)", run, series.tag, len(series.fields), e)
+            return None, 0
+        steps, values = dedupe_steps(steps, values)
+        col = {name: np.ascontiguousarray(values[:, i]) for i, name in enumerate(series.fields)}
+        return Stats(steps, col["min"], col["median"], col["max"]), 4 * steps.size
+
+    def step_counts(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, int]:
+        """{run: number of logged steps}, counted on each run's shallowest layer."""
+        first = {run: [min(l.stats.values(), key=lambda s: (s.layer.depth, s.layer.name))]
+                 for run, l in listings.items()}
+        stats = self.read_stats(ctx, eid, first)
+        return {run: (int(next(iter(stats[run].values())).steps.size) if stats.get(run) else 0)
+                for run in listings}
+
+    def read_heatmaps(self, ctx, eid: str, run: str, series_list: list[Series]
+                      ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
+        """{layer name: (steps (n,), [2-D float arrays])} of one run."""
+        return self._read_series(ctx, eid, {run: series_list}, _to_maps)[run]
+
+    # --- scalars and probe ----------------------------------------------------------------------
+
+    def read_scalar(self, ctx, eid: str, versions: dict[str, tuple], tag: str
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{run: (steps, values float64)} of one scalar tag in the runs of ``versions`` ({run: version
+        of that tag, from :meth:`list_scalar_tags`}); cached like the NAS series."""
+        result, missing = {}, []
+        for run, version in versions.items():
+            hit = self._cache.get((eid, run, SCALARS_PLUGIN, tag), version)
+            if hit is SeriesCache.MISS:
+                missing.append(run)
+            else:
+                result[run] = hit
+        if missing:
+            data = self._provider.read_scalars(
+                ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN, downsample=KEEP_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=missing, tags=[tag]),
+            )
+            for run in missing:
+                points = data.get(run, {}).get(tag, ())
+                steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
+                values = np.fromiter((p.value for p in points), dtype=np.float64, count=len(points))
+                result[run] = dedupe_steps(steps, values)
+                self._cache.put((eid, run, SCALARS_PLUGIN, tag), versions[run], result[run], 2 * steps.size)
+        return {run: series for run, series in result.items() if series[0].size}
+
+    def read_alarms(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, tuple[int, list[str]]]:
+        """{run: (alarm step, triggering layers)} of the runs whose listing has an alarm; cached."""
+        result, missing = {}, []
+        for run, listing in listings.items():
+            if listing.alarm is None:
+                continue
+            hit = self._cache.get((eid, run, fmt.ALARM_TAG), listing.alarm)
+            if hit is SeriesCache.MISS:
+                missing.append(run)
+            elif hit is not None:
+                result[run] = hit
+        if missing:
+            data = self._provider.read_tensors(
+                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=missing, tags=[fmt.ALARM_TAG]),
+            )
+            for run in missing:
+                points = data.get(run, {}).get(fmt.ALARM_TAG, ())
+                alarm = None
+                if points:
+                    first = min(points, key=lambda p: p.step)
+                    names = np.asarray(first.numpy).reshape(-1)
+                    alarm = (int(first.step), [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names])
+                    result[run] = alarm
+                self._cache.put((eid, run, fmt.ALARM_TAG), listings[run].alarm, alarm, 1)
+        return result
+
+    def has_probe(self, ctx, eid: str, run: str) -> bool:
+        listing = self._provider.list_blob_sequences(
+            ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[fmt.PROBE_IMAGE_TAG]),
+        )
+        return fmt.PROBE_IMAGE_TAG in listing.get(run, {})
+
+    def read_probe(self, ctx, eid: str, run: str) -> bytes | None:
+        """The encoded probe image of ``run`` (its last one), or ``None``."""
+        data = self._provider.read_blob_sequences(
+            ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN, downsample=1,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[fmt.PROBE_IMAGE_TAG]),
+        )
+        points = data.get(run, {}).get(fmt.PROBE_IMAGE_TAG)
+        if not points or len(points[-1].values) < 3:
+            return None
+        # An image summary's blob sequence is (width, height, encoded image, ...).
+        return self._provider.read_blob(ctx, blob_key=points[-1].values[2].blob_key)
+
+
+def _to_maps(run: str, series: Series, points) -> tuple[tuple[np.ndarray, list[np.ndarray]], int]:
+    steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
+    steps, order = dedupe_steps(steps, np.arange(len(points)))
+    maps = [_as_map(points[i].numpy) for i in order]
+    return (steps, maps), sum(m.size for m in maps)
+
+
+def _as_map(array: np.ndarray) -> np.ndarray:
+    """A 2-D map as stored (float32 keeps the cache small); higher ranks averaged down, as the writer does."""
+    array = np.asarray(array, dtype=np.float32)
+    while array.ndim > 2:
+        array = array.mean(axis=0)
+    return array.reshape((1,) * (2 - array.ndim) + array.shape)

@@ -1,0 +1,425 @@
+"""HTTP handlers of the ``nas`` plugin (all under ``/data/plugin/nas/``; see README "HTTP API").
+
+Every response goes through ``http_util.Respond``. Bad or unknown parameters give 400/404 with
+``{"error": message, "parameter": name}``; an unexpected failure is logged with its traceback and
+answered with a JSON 500 that holds no traceback. Non-finite numbers are sent as JSON ``null``; floats with 7 significant digits.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import logging
+import math
+import re
+import urllib.parse
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tensorboard import errors, plugin_util
+from tensorboard.backend import http_util
+from werkzeug import wrappers
+
+from nas_logger import format as fmt
+from nas_logger.detector import loss_minimum_step
+
+from . import assets
+from .aggregate import align, band, mean_curve
+from .grouping import compile_group_regex, group_of, group_runs
+from .overfit import default_loss_tag
+from .reading import Reader, RunListing
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
+
+
+class ApiError(Exception):
+    """A client error: HTTP ``status`` with ``{"error": message, "parameter": parameter}``."""
+
+    def __init__(self, status: int, message: str, parameter: str | None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.parameter = status, message, parameter
+
+
+def _endpoint(handler):
+    """Make ``handler(self, request) -> Response`` a WSGI app that answers errors as JSON."""
+
+    @functools.wraps(handler)
+    def app(self, environ, start_response):
+        request = wrappers.Request(environ)
+        try:
+            response = handler(self, request)
+        except ApiError as e:
+            response = _error(request, e.status, e.message, e.parameter)
+        except errors.PublicError as e:
+            response = _error(request, e.http_code, str(e), None)
+        except Exception as e:  # a bug or a failing data provider: log it, show no traceback
+            logger.exception("nas: %s failed", request.path)
+            response = _error(request, 500, f"internal error ({type(e).__name__}); see the TensorBoard log", None)
+        return response(environ, start_response)
+
+    return app
+
+
+def _error(request, status: int, message: str, parameter: str | None):
+    return _json(request, {"error": message, "parameter": parameter}, status)
+
+
+def _json(request, body: dict, status: int = 200):
+    """Respond with ``body`` as compact JSON. Serialised here rather than by Respond, whose
+    recursive NaN-cleansing costs more than the encoding itself; non-finite floats are already None."""
+    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    return http_util.Respond(request, text, JSON, code=status)
+
+
+SIGNIFICANT_DIGITS = 7  # about float32's precision, in which every NAS value and scalar is stored
+
+
+def _floats(values: np.ndarray) -> list:
+    """JSON-ready list rounded to 7 significant digits (halves the JSON of float32 data printed as
+    float64); NaN and infinities become ``None``."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    nonzero = finite & (v != 0)
+    magnitude = np.floor(np.log10(np.abs(v, where=nonzero, out=np.ones_like(v)), where=nonzero,
+                                  out=np.zeros_like(v)))
+    decimals = SIGNIFICANT_DIGITS - 1 - magnitude
+    with np.errstate(over="ignore", invalid="ignore"):
+        power = 10.0 ** np.abs(decimals)  # exact up to 1e22: the result is the double nearest the decimal
+        rounded = np.where(decimals >= 0, np.round(v * power) / power, np.round(v / power) * power)
+    out = np.where(np.isfinite(rounded), rounded, v).tolist()
+    if not finite.all():
+        out = [x if math.isfinite(x) else None for x in out]
+    return out
+
+
+def _where(request) -> tuple:
+    """(request context, experiment id) for the data provider."""
+    return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+
+
+def _steps(steps: np.ndarray) -> list[int]:
+    return np.asarray(steps, dtype=np.int64).tolist()
+
+
+@dataclass
+class Selection:
+    """What a request is about: one run, or the runs of one group."""
+
+    kind: str  # "run" or "group"
+    name: str
+    runs: list[str]
+    listings: dict[str, RunListing]
+
+
+@dataclass
+class LayerLine:
+    layer: fmt.LayerInfo
+    steps: np.ndarray
+    min: np.ndarray
+    median: np.ndarray
+    max: np.ndarray
+
+
+@dataclass
+class Loss:
+    tag: str
+    steps: np.ndarray
+    values: np.ndarray
+
+    def json(self) -> dict:
+        return {"tag": self.tag, "steps": _steps(self.steps), "values": _floats(self.values)}
+
+
+class Routes:
+    """The plugin's WSGI apps; ``frontend_dir`` holds ``index.js`` and the other static files."""
+
+    def __init__(self, data_provider, frontend_dir: Path | None) -> None:
+        self._reader = Reader(data_provider)
+        self._frontend = frontend_dir
+
+    def apps(self) -> dict:
+        return {
+            "/index.js": self.index_js,
+            "/static/*": self.static,
+            "/runs": self.runs,
+            "/lines": self.lines,
+            "/stripes": self.stripes,
+            "/heatmap": self.heatmap,
+            "/heatmaps": self.heatmaps,
+            "/probe": self.probe,
+            "/export": self.export,
+        }
+
+    # --- parameters -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _arg(request, name: str, required: bool = False) -> str | None:
+        value = request.args.get(name)
+        if value is None or value == "":
+            if required:
+                raise ApiError(400, f"missing parameter {name!r}", name)
+            return None
+        return value
+
+    @classmethod
+    def _int_arg(cls, request, name: str) -> int | None:
+        value = cls._arg(request, name)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise ApiError(400, f"parameter {name!r} must be an integer; got {value!r}", name) from None
+
+    @classmethod
+    def _pattern(cls, request) -> re.Pattern:
+        try:
+            return compile_group_regex(cls._arg(request, "group_regex"))
+        except ValueError as e:
+            raise ApiError(400, str(e), "group_regex") from None
+
+    def _run(self, ctx, eid, run: str) -> RunListing:
+        listing = self._reader.list_nas(ctx, eid, runs=[run]).get(run)
+        if listing is None:
+            raise ApiError(404, f"no NAS data for run {run!r}", "run")
+        return listing
+
+    def _select(self, request, ctx, eid) -> Selection:
+        run, group = self._arg(request, "run"), self._arg(request, "group")
+        if run is not None and group is not None:
+            raise ApiError(400, "give run= or group=, not both", "group")
+        if run is not None:
+            return Selection("run", run, [run], {run: self._run(ctx, eid, run)})
+        if group is None:
+            raise ApiError(400, "missing parameter 'run' (or 'group')", "run")
+        # Group the run names (a cheap call), then list only the members' NAS series.
+        members = group_runs(self._reader.run_names(ctx, eid), self._pattern(request)).get(group, [])
+        listings = self._reader.list_nas(ctx, eid, runs=members)
+        runs = [r for r in members if r in listings]
+        if not runs:
+            raise ApiError(404, f"no group {group!r} among the runs with NAS data", "group")
+        return Selection("group", group, runs, {r: listings[r] for r in runs})
+
+    # --- computations shared by lines, stripes and export ---------------------------------------
+
+    def _layer_lines(self, ctx, eid, sel: Selection) -> list[LayerLine]:
+        """Per layer (by depth): the run's min/median/max over receptive fields, or the group's
+        min/median/max across its runs of the per-run medians."""
+        stats = self._reader.read_stats(ctx, eid, {r: list(l.stats.values()) for r, l in sel.listings.items()})
+        layers: dict[str, fmt.LayerInfo] = {}
+        for run in sel.runs:
+            for layer in sel.listings[run].layers():
+                layers.setdefault(layer.name, layer)
+        lines = []
+        for layer in sorted(layers.values(), key=lambda l: (l.depth, l.name)):
+            per_run = [stats[r][layer.name] for r in sel.runs if layer.name in stats.get(r, {})]
+            if not per_run:
+                continue
+            if sel.kind == "run":
+                (s,) = per_run
+                lines.append(LayerLine(layer, s.steps, s.min, s.median, s.max))
+            else:
+                steps, matrix = align([(s.steps, s.median) for s in per_run])
+                lines.append(LayerLine(layer, steps, *band(matrix)))
+        return lines
+
+    def _losses(self, request, ctx, eid, sel: Selection) -> tuple[Loss | None, Loss | None]:
+        """The overlays ``loss_tag`` (default: the tag named like a test loss) and ``loss_tag2``;
+        for a group the step-wise mean across its runs that have the tag."""
+        tags = self._reader.list_scalar_tags(ctx, eid, runs=sel.runs)
+        available = set().union(*tags.values()) if tags else set()
+        result = []
+        for param, default in (("loss_tag", default_loss_tag(available)), ("loss_tag2", None)):
+            tag = self._arg(request, param)
+            if tag is not None and tag not in available:
+                raise ApiError(404, f"no scalar tag {tag!r} in {sel.kind} {sel.name!r}", param)
+            tag = tag or default
+            versions = {run: run_tags[tag] for run, run_tags in tags.items() if tag in run_tags}
+            curves = self._reader.read_scalar(ctx, eid, versions, tag) if tag else {}
+            if not curves:
+                result.append(None)
+            elif sel.kind == "run":
+                result.append(Loss(tag, *curves[sel.name]))
+            else:
+                result.append(Loss(tag, *mean_curve(list(curves.values()))))
+        return result[0], result[1]
+
+    def _overlay(self, request, ctx, eid, sel: Selection) -> dict:
+        loss, loss2 = self._losses(request, ctx, eid, sel)
+        alarms = self._reader.read_alarms(ctx, eid, sel.listings)
+        return {
+            "loss": loss.json() if loss else None,
+            "loss2": loss2.json() if loss2 else None,
+            "overfit_step": loss_minimum_step(loss.steps, loss.values) if loss else None,
+            "alarms": [{"run": run, "step": alarms[run][0], "layers": alarms[run][1]} for run in sel.runs if run in alarms],
+        }
+
+    def _probe_url(self, ctx, eid, run: str) -> str | None:
+        if not self._reader.has_probe(ctx, eid, run):
+            return None
+        return "probe?run=" + urllib.parse.quote(run, safe="")
+
+    # --- routes ---------------------------------------------------------------------------------
+
+    @_endpoint
+    def runs(self, request):
+        ctx, eid = _where(request)
+        pattern = self._pattern(request)
+        listings = self._reader.list_nas(ctx, eid)
+        scalar_tags = self._reader.list_scalar_tags(ctx, eid)
+        counts = self._reader.step_counts(ctx, eid, listings)
+        runs = []
+        for run in sorted(listings):
+            tags = list(scalar_tags.get(run, {}))
+            runs.append({
+                "run": run,
+                "group": group_of(run, pattern),
+                "layers": [asdict(l) for l in listings[run].layers()],
+                "scalar_tags": tags,
+                "loss_tag": default_loss_tag(tags),
+                "steps": counts[run],
+            })
+        groups = [{"group": g, "runs": rs} for g, rs in group_runs(listings, pattern).items()]
+        return _json(request, {"runs": runs, "groups": groups})
+
+    @_endpoint
+    def lines(self, request):
+        ctx, eid = _where(request)
+        sel = self._select(request, ctx, eid)
+        layers = [
+            {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": _steps(l.steps),
+             "median": _floats(l.median), "min": _floats(l.min), "max": _floats(l.max)}
+            for l in self._layer_lines(ctx, eid, sel)
+        ]
+        body = {"layers": layers, **self._overlay(request, ctx, eid, sel), "runs": sel.runs}
+        return _json(request, body)
+
+    @_endpoint
+    def stripes(self, request):
+        ctx, eid = _where(request)
+        sel = self._select(request, ctx, eid)
+        lines = self._layer_lines(ctx, eid, sel)
+        steps, medians = align([(l.steps, l.median) for l in lines])
+        overlay = self._overlay(request, ctx, eid, sel)
+        body = {
+            "layers": [l.layer.name for l in lines],
+            "depths": [l.layer.depth for l in lines],
+            "steps": _steps(steps),
+            "medians": [_floats(row) for row in medians],
+            "loss": overlay["loss"],
+            "loss2": overlay["loss2"],
+            "overfit_step": overlay["overfit_step"],
+            "alarms": overlay["alarms"],
+        }
+        return _json(request, body)
+
+    @_endpoint
+    def export(self, request):
+        ctx, eid = _where(request)
+        output = self._arg(request, "format") or "csv"
+        if output != "csv":
+            raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
+        sel = self._select(request, ctx, eid)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["run_or_group", "layer", "depth", "step", "min", "median", "max"])
+        for line in self._layer_lines(ctx, eid, sel):
+            columns = [_floats(line.min), _floats(line.median), _floats(line.max)]
+            for i, step in enumerate(_steps(line.steps)):
+                writer.writerow([sel.name, line.layer.name, line.layer.depth, step,
+                                 *("" if c[i] is None else repr(c[i]) for c in columns)])
+        filename = "nas_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", sel.name).strip("._") or sel.kind) + ".csv"
+        headers = [("Content-Disposition", f'attachment; filename="{filename}"')]
+        return http_util.Respond(request, out.getvalue(), "text/csv", headers=headers)
+
+    @_endpoint
+    def heatmap(self, request):
+        ctx, eid = _where(request)
+        run, layer = self._arg(request, "run", required=True), self._arg(request, "layer", required=True)
+        step = self._int_arg(request, "step")
+        series = self._run(ctx, eid, run).heatmaps.get(layer)
+        if series is None:
+            raise ApiError(404, f"no heatmap of layer {layer!r} in run {run!r}", "layer")
+        steps, maps = self._reader.read_heatmaps(ctx, eid, run, [series])[layer]
+        index = _step_index(steps, step)
+        grid = maps[index]
+        body = {"run": run, "layer": layer, "step": int(steps[index]), "shape": list(grid.shape),
+                "values": _floats(grid.ravel()), "steps": _steps(steps),
+                "probe": self._probe_url(ctx, eid, run)}
+        return _json(request, body)
+
+    @_endpoint
+    def heatmaps(self, request):
+        ctx, eid = _where(request)
+        run = self._arg(request, "run", required=True)
+        step = self._int_arg(request, "step")
+        listing = self._run(ctx, eid, run)
+        series = sorted(listing.heatmaps.values(), key=lambda s: (s.layer.depth, s.layer.name))
+        data = self._reader.read_heatmaps(ctx, eid, run, series)
+        all_steps = np.unique(np.concatenate([data[s.layer.name][0] for s in series] or [np.zeros(0, np.int64)]))
+        chosen = int(all_steps[_step_index(all_steps, step)])
+        layers = []
+        for s in series:
+            steps, maps = data[s.layer.name]
+            at = np.searchsorted(steps, chosen)
+            if at < steps.size and steps[at] == chosen:
+                grid = maps[at]
+                layers.append({"name": s.layer.name, "depth": s.layer.depth, "kind": s.layer.kind,
+                               "shape": list(grid.shape), "values": _floats(grid.ravel())})
+        body = {"run": run, "step": chosen, "steps": _steps(all_steps), "layers": layers,
+                "probe": self._probe_url(ctx, eid, run)}
+        return _json(request, body)
+
+    @_endpoint
+    def probe(self, request):
+        ctx, eid = _where(request)
+        run = self._arg(request, "run", required=True)
+        image = self._reader.read_probe(ctx, eid, run)
+        if image is None:
+            raise ApiError(404, f"no probe image in run {run!r}", "run")
+        return http_util.Respond(request, image, _image_type(image))
+
+    @_endpoint
+    def index_js(self, request):
+        return self._asset(request, "index.js")
+
+    @_endpoint
+    def static(self, request):
+        path = request.path
+        if not path.startswith(STATIC_PREFIX):
+            raise ApiError(404, "not found", "path")
+        return self._asset(request, path[len(STATIC_PREFIX):])
+
+    def _asset(self, request, relative: str):
+        found = assets.resolve(self._frontend, relative)
+        if found is None:
+            raise ApiError(404, f"no frontend file {relative!r}", "path")
+        path, content_type = found
+        return http_util.Respond(request, path.read_bytes(), content_type)
+
+
+def _step_index(steps: np.ndarray, step: int | None) -> int:
+    """Index of ``step`` in sorted ``steps`` (the last one for ``None``); 404 when absent."""
+    if steps.size == 0:
+        raise ApiError(404, "no heatmap steps logged", "step")
+    if step is None:
+        return steps.size - 1
+    at = int(np.searchsorted(steps, step))
+    if at == steps.size or steps[at] != step:
+        raise ApiError(404, f"no heatmap at step {step}", "step")
+    return at
+
+
+def _image_type(data: bytes) -> str:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    return "application/octet-stream"

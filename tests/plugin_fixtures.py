@@ -1,0 +1,101 @@
+"""A log directory of several runs for the plugin tests, and a TensorBoard WSGI app serving it."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tensorboard.backend import application
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.plugins import base_plugin
+from werkzeug import test as werkzeug_test
+
+import nas_logger
+from conftest import SmallCNN
+from nas_tb_plugin.plugin import NASPlugin
+
+STEPS = 12
+LAYERS = ["conv1", "conv2", "fc1", "fc2"]
+HTML_RUN = "<img src=x onerror=\"alert('x')\">&amp;"
+# run -> group under the default regex
+GROUPS = {
+    "vanilla/seed0": "vanilla", "vanilla/seed1": "vanilla", "vanilla/seed2": "vanilla",
+    "drop_rep1": "drop", "drop-run2": "drop",
+    "solo": "solo", HTML_RUN: HTML_RUN,
+}
+
+
+def test_loss(run_index: int, step: int) -> float:
+    """A loss with its smoothed minimum at step 5 for every run; an isolated low outlier at step 1 is the
+    raw minimum, which the smoothing must ignore."""
+    return (step - 5) ** 2 / 10 + 1 + 0.01 * run_index - (2.0 if step == 1 else 0.0)
+
+
+@dataclass
+class LogDir:
+    path: Path
+    medians: dict = field(default_factory=dict)  # run -> {layer: [median per step]}
+    losses: dict = field(default_factory=dict)   # run -> [test loss per step]
+
+
+def write_run(path: Path, run: str, seed: int, steps=range(STEPS), scalars=None) -> dict:
+    """Train-free run: the model's weights grow each step so that NAS changes. {layer: [median]}."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: threads only add overhead on a shared machine
+    try:
+        return _write_run(path, run, seed, steps, scalars)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _write_run(path, run, seed, steps, scalars):
+    torch.manual_seed(seed)
+    model = SmallCNN()
+    probe = torch.randn(8, 1, 8, 8)
+    medians = {name: [] for name in LAYERS}
+    with nas_logger.watch(model, path / run, probe=probe) as monitor:
+        for step in steps:
+            with torch.no_grad():
+                model.conv2.weight.mul_(1.2)
+                model.fc1.weight.mul_(1.1)
+            out = monitor.log(step, **(scalars(step) if scalars else {}))
+            for name, value in out.items():
+                medians[name].append(value)
+    return medians
+
+
+def build_logdir(path: Path) -> LogDir:
+    log = LogDir(path)
+    for index, run in enumerate(GROUPS):
+        def scalars(step, index=index, run=run):
+            loss = test_loss(index, step)
+            if run == "solo":
+                return {"loss/val": loss, "accuracy": 0.1 * step}
+            extra = {"distorted_test_loss": 1.0 / (step + 1)} if run.startswith("vanilla") else {}
+            return {"test_loss": loss, "accuracy": 0.1 * step, **extra}
+
+        log.medians[run] = write_run(path, run, seed=index, scalars=scalars)
+        log.losses[run] = [test_loss(index, s) for s in range(STEPS)]
+    return log
+
+
+def app_for(logdir: Path, frontend_dir=None):
+    """The werkzeug test client of a TensorBoard app with only the NAS plugin, loaded as TensorBoard's
+    `--load_fast=false` path does (every `nas` record kept, as NASLoader.fix_flags asks)."""
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"nas": 0})
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+    context = base_plugin.TBContext(logdir=str(logdir), data_provider=provider)
+    plugin = NASPlugin(context, frontend_dir=frontend_dir)
+    app = application.TensorBoardWSGI([plugin], data_provider=provider)
+    return werkzeug_test.Client(app), multiplexer
+
+
+def get_json(client, url: str, status: int = 200):
+    response = client.get(url)
+    assert response.status_code == status, (url, response.status_code, response.get_data(as_text=True))
+    assert response.headers["Content-Type"].startswith("application/json")
+    return json.loads(response.get_data(as_text=True))

@@ -1,0 +1,404 @@
+"""The plugin's HTTP routes on real event files, read through TensorBoard's MultiplexerDataProvider."""
+import csv
+import io
+import json
+import random
+import struct
+import urllib.parse
+
+import numpy as np
+import pytest
+import torch
+from tensorboard import context
+from tensorboard.backend.event_processing.data_provider import MultiplexerDataProvider
+from tensorboard.compat.proto import summary_pb2
+from torch.utils.tensorboard import SummaryWriter
+
+import nas_logger
+from events import provider, read_nas
+from nas_logger import format as fmt
+from nas_logger.summaries import nas_summary
+from plugin_fixtures import GROUPS, HTML_RUN, LAYERS, STEPS, app_for, build_logdir, get_json, write_run
+
+P = "/data/plugin/nas/"
+F32 = dict(rtol=0, atol=1e-6)  # the stats are float32
+SENT = dict(rtol=1e-6)  # floats are sent with 7 significant digits
+
+
+def q(value) -> str:
+    return urllib.parse.quote(str(value), safe="")
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    return build_logdir(tmp_path_factory.mktemp("logs"))
+
+
+@pytest.fixture(scope="module")
+def client(logged):
+    return app_for(logged.path)[0]
+
+
+def smoothed_argmin(steps, values):
+    """Reference for the overfitting step: centred window-3 mean, 2 points at the ends."""
+    v = np.asarray(values, dtype=np.float64)
+    sums = np.convolve(v, np.ones(3), mode="same")
+    counts = np.convolve(np.ones_like(v), np.ones(3), mode="same")
+    return int(np.asarray(steps)[np.argmin(sums / counts)])
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+def test_runs_lists_layers_by_depth_groups_and_loss_tags(client, logged):
+    body = get_json(client, P + "runs")
+    runs = {r["run"]: r for r in body["runs"]}
+    assert set(runs) == set(GROUPS)
+    for name, run in runs.items():
+        assert run["group"] == GROUPS[name]
+        assert [l["name"] for l in run["layers"]] == LAYERS
+        assert [l["depth"] for l in run["layers"]] == [0, 1, 2, 3]
+        assert run["layers"][1] == {"name": "conv2", "depth": 1, "kind": "conv2d", "filters": 16,
+                                    "receptive_fields": 64}
+        assert run["layers"][3]["kind"] == "linear" and run["layers"][3]["receptive_fields"] == 1
+        assert run["steps"] == STEPS
+    assert runs["solo"]["loss_tag"] == "loss/val"
+    assert runs["solo"]["scalar_tags"] == ["accuracy", "loss/val"]
+    assert runs["vanilla/seed0"]["loss_tag"] == "test_loss"
+    assert runs["vanilla/seed0"]["scalar_tags"] == ["accuracy", "distorted_test_loss", "test_loss"]
+    groups = {g["group"]: g["runs"] for g in body["groups"]}
+    assert groups["vanilla"] == ["vanilla/seed0", "vanilla/seed1", "vanilla/seed2"]
+    assert groups["drop"] == ["drop-run2", "drop_rep1"]
+    assert groups[HTML_RUN] == [HTML_RUN]
+
+
+def test_runs_group_regex_capture_or_removal(client):
+    by_prefix = get_json(client, P + "runs?group_regex=" + q(r"^([a-z]+)"))
+    groups = {g["group"]: g["runs"] for g in by_prefix["groups"]}
+    assert groups["drop"] == ["drop-run2", "drop_rep1"] and len(groups["vanilla"]) == 3
+    removed = get_json(client, P + "runs?group_regex=" + q(r"\d$"))
+    groups = {g["group"]: g["runs"] for g in removed["groups"]}
+    assert groups["vanilla/seed"] == ["vanilla/seed0", "vanilla/seed1", "vanilla/seed2"]
+    assert groups["solo"] == ["solo"]
+
+
+# --- lines --------------------------------------------------------------------------------------
+
+def test_lines_of_one_run_are_its_logged_min_median_max(client, logged, tmp_path):
+    body = get_json(client, P + "lines?run=" + q("vanilla/seed1"))
+    assert body["runs"] == ["vanilla/seed1"]
+    records = read_nas(logged.path, "vanilla/seed1")
+    assert [l["name"] for l in body["layers"]] == LAYERS
+    for layer in body["layers"]:
+        assert layer["steps"] == list(range(STEPS))
+        np.testing.assert_allclose(layer["median"], logged.medians["vanilla/seed1"][layer["name"]], **F32)
+        stats = np.array([v for _, v in records[(layer["name"], fmt.STATS)][1]])
+        np.testing.assert_allclose(layer["min"], stats[:, fmt.STAT_FIELDS.index("min")], **F32)
+        np.testing.assert_allclose(layer["max"], stats[:, fmt.STAT_FIELDS.index("max")], **F32)
+    conv2 = body["layers"][1]
+    assert conv2["median"][-1] > conv2["median"][0]  # the growing weights made conv2 sparser
+    assert body["loss"]["tag"] == "test_loss"
+    np.testing.assert_allclose(body["loss"]["values"], logged.losses["vanilla/seed1"], **SENT)
+    assert body["loss"]["steps"] == list(range(STEPS))
+    assert int(np.argmin(logged.losses["vanilla/seed1"])) == 1  # raw minimum: the outlier
+    assert body["overfit_step"] == 5 == smoothed_argmin(range(STEPS), logged.losses["vanilla/seed1"])
+    assert body["loss2"] is None
+
+
+def test_lines_of_a_group_band_across_runs_and_mean_loss(client, logged):
+    body = get_json(client, P + "lines?group=vanilla&loss_tag2=distorted_test_loss")
+    members = ["vanilla/seed0", "vanilla/seed1", "vanilla/seed2"]
+    assert body["runs"] == members
+    for layer in body["layers"]:
+        per_run = np.array([logged.medians[r][layer["name"]] for r in members], dtype=np.float64)
+        np.testing.assert_allclose(layer["min"], per_run.min(axis=0), **F32)
+        np.testing.assert_allclose(layer["median"], np.median(per_run, axis=0), **F32)
+        np.testing.assert_allclose(layer["max"], per_run.max(axis=0), **F32)
+    assert not np.allclose(body["layers"][1]["min"], body["layers"][1]["max"])
+    mean_loss = np.mean([logged.losses[r] for r in members], axis=0)
+    np.testing.assert_allclose(body["loss"]["values"], mean_loss, **SENT)
+    assert body["overfit_step"] == smoothed_argmin(range(STEPS), mean_loss) == 5
+    assert body["loss2"]["tag"] == "distorted_test_loss"
+    np.testing.assert_allclose(body["loss2"]["values"], [1.0 / (s + 1) for s in range(STEPS)], **SENT)
+
+
+def test_lines_group_under_a_custom_regex_and_chosen_loss_tag(client, logged):
+    body = get_json(client, P + "lines?group=drop&group_regex=" + q(r"^([a-z]+)") + "&loss_tag=accuracy")
+    assert body["runs"] == ["drop-run2", "drop_rep1"]
+    assert body["loss"]["tag"] == "accuracy"
+    np.testing.assert_allclose(body["loss"]["values"], [0.1 * s for s in range(STEPS)], atol=1e-6)
+    assert body["overfit_step"] == 0  # accuracy is lowest first
+
+
+def test_nan_statistics_come_back_as_null(tmp_path):
+    writer = SummaryWriter(str(tmp_path / "nan"))
+    layer = fmt.LayerInfo("conv1", "conv2d", 4, 9, 0)
+    for step in range(3):
+        stats = np.full(len(fmt.STAT_FIELDS), np.nan if step == 1 else 0.5, dtype=np.float32)
+        writer._get_file_writer().add_summary(nas_summary(layer, fmt.STATS, stats, step == 0), step)
+    writer.close()
+    client = app_for(tmp_path)[0]
+    text = client.get(P + "lines?run=nan").get_data(as_text=True)
+    assert "NaN" not in text
+    assert json.loads(text)["layers"][0]["median"] == [0.5, None, 0.5]
+    assert json.loads(client.get(P + "lines?group=nan").get_data(as_text=True))["layers"][0]["max"] == [0.5, None, 0.5]
+
+
+# --- stripes and export -------------------------------------------------------------------------
+
+def test_stripes_are_the_medians_layers_by_steps(client, logged):
+    for selector in ("run=solo", "group=vanilla"):
+        stripes = get_json(client, P + "stripes?" + selector)
+        lines = get_json(client, P + "lines?" + selector)
+        assert stripes["layers"] == LAYERS and stripes["depths"] == [0, 1, 2, 3]
+        assert stripes["steps"] == list(range(STEPS))
+        assert np.shape(stripes["medians"]) == (len(LAYERS), STEPS)
+        assert stripes["medians"] == [l["median"] for l in lines["layers"]]
+        assert stripes["overfit_step"] == lines["overfit_step"] == 5
+        assert stripes["loss"] == lines["loss"]
+
+
+def test_export_csv_holds_the_line_data(client):
+    response = client.get(P + "export?group=vanilla&format=csv")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert response.headers["Content-Disposition"] == 'attachment; filename="nas_vanilla.csv"'
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == ["run_or_group", "layer", "depth", "step", "min", "median", "max"]
+    assert len(rows) == 1 + len(LAYERS) * STEPS
+    lines = get_json(client, P + "lines?group=vanilla")
+    fc1 = [r for r in rows[1:] if r[1] == "fc1"]
+    assert [int(r[3]) for r in fc1] == list(range(STEPS)) and {r[0] for r in fc1} == {"vanilla"}
+    assert {r[2] for r in fc1} == {"2"}
+    for key, column in (("min", 4), ("median", 5), ("max", 6)):
+        assert [float(r[column]) for r in fc1] == lines["layers"][2][key]
+    html = client.get(P + "export?run=" + q(HTML_RUN))
+    assert html.status_code == 200
+    disposition = html.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="nas_') and '<' not in disposition and '"' not in disposition[22:-1]
+
+
+# --- heatmaps and probe -------------------------------------------------------------------------
+
+def test_heatmap_of_one_layer_and_step(client, logged):
+    records = read_nas(logged.path, "solo")
+    maps = dict(records[("conv2", fmt.HEATMAP)][1])
+    body = get_json(client, P + "heatmap?run=solo&layer=conv2&step=7")
+    assert (body["run"], body["layer"], body["step"]) == ("solo", "conv2", 7)
+    assert body["shape"] == [8, 8]
+    np.testing.assert_allclose(np.reshape(body["values"], (8, 8)), maps[7], **F32)
+    assert body["steps"] == list(range(STEPS))
+    assert body["probe"] == "probe?run=solo"
+    fc2 = get_json(client, P + "heatmap?run=solo&layer=fc2&step=0")
+    assert fc2["shape"] == [1, 1] and len(fc2["values"]) == 1
+
+
+def test_heatmaps_of_all_layers_at_one_step(client, logged):
+    records = read_nas(logged.path, "drop_rep1")
+    last = get_json(client, P + "heatmaps?run=drop_rep1")
+    assert last["step"] == STEPS - 1 and last["steps"] == list(range(STEPS))
+    assert [l["name"] for l in last["layers"]] == LAYERS
+    assert [l["shape"] for l in last["layers"]] == [[8, 8], [8, 8], [1, 1], [1, 1]]
+    body = get_json(client, P + "heatmaps?run=drop_rep1&step=3")
+    for layer in body["layers"]:
+        want = dict(records[(layer["name"], fmt.HEATMAP)][1])[3]
+        np.testing.assert_allclose(np.reshape(layer["values"], layer["shape"]), want, **F32)
+    assert body["probe"] == "probe?run=drop_rep1"
+
+
+def test_probe_is_the_logged_png(client, logged):
+    url = get_json(client, P + "heatmaps?run=" + q("vanilla/seed2"))["probe"]
+    assert url == "probe?run=vanilla%2Fseed2"
+    response = client.get(P + url)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
+    png = response.get_data()
+    width, height = struct.unpack(">II", png[16:24])  # IHDR
+    assert (width, height) == (8, 8)
+    dp = provider(logged.path)
+    blobs = dp.read_blob_sequences(context.RequestContext(), experiment_id="", plugin_name="images",
+                                   downsample=10)["vanilla/seed2"][fmt.PROBE_IMAGE_TAG]
+    assert png == dp.read_blob(context.RequestContext(), blob_key=blobs[-1].values[2].blob_key)
+
+
+def test_no_probe_gives_404_and_null_url(tmp_path):
+    writer = SummaryWriter(str(tmp_path / "noprobe"))
+    layer = fmt.LayerInfo("fc", "linear", 4, 1, 0)
+    writer._get_file_writer().add_summary(nas_summary(layer, fmt.HEATMAP, np.zeros((1, 1), np.float32), True), 0)
+    writer._get_file_writer().add_summary(nas_summary(layer, fmt.STATS, np.zeros(8, np.float32), True), 0)
+    writer.close()
+    client = app_for(tmp_path)[0]
+    assert get_json(client, P + "heatmaps?run=noprobe")["probe"] is None
+    assert get_json(client, P + "probe?run=noprobe", 404)["parameter"] == "run"
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url, status, parameter", [
+    ("lines", 400, "run"),
+    ("lines?run=nope", 404, "run"),
+    ("lines?group=nope", 404, "group"),
+    ("lines?run=solo&group=vanilla", 400, "group"),
+    ("lines?group=vanilla&group_regex=(", 400, "group_regex"),
+    ("lines?run=solo&loss_tag=nope", 404, "loss_tag"),
+    ("lines?run=solo&loss_tag2=test_loss", 404, "loss_tag2"),  # solo logs loss/val only
+    ("stripes?group=", 400, "run"),
+    ("heatmap?run=solo&layer=conv1&step=x", 400, "step"),
+    ("heatmap?run=solo&layer=conv1&step=99", 404, "step"),
+    ("heatmap?run=solo&layer=conv9&step=1", 404, "layer"),
+    ("heatmap?run=solo&step=1", 400, "layer"),
+    ("heatmap?layer=conv1", 400, "run"),
+    ("heatmaps?run=solo&step=1.5", 400, "step"),
+    ("heatmaps?run=nope", 404, "run"),
+    ("probe", 400, "run"),
+    ("probe?run=nope", 404, "run"),
+    ("export?run=solo&format=xlsx", 400, "format"),
+    ("export?group=nope", 404, "group"),
+])
+def test_bad_requests_answer_json_errors_naming_the_parameter(client, url, status, parameter):
+    body = get_json(client, P + url, status)
+    assert body["parameter"] == parameter and body["error"]
+
+
+def random_requests(count: int, seed: int = 0):
+    """Routes with random mixes of parameters: real names, junk text, HTML, unicode, numbers."""
+    rng = random.Random(seed)
+    routes = ["lines", "stripes", "heatmap", "heatmaps", "probe", "export", "runs"]
+    names = ["run", "group", "layer", "step", "loss_tag", "loss_tag2", "group_regex", "format"]
+    values = ["solo", "vanilla", "conv1", "3", "-1", "1e3", "", "(", ".*", "\\", "../..", HTML_RUN,
+              "nas/conv1/stats", "\u00e9\u4e2d", "%00", "csv", "test_loss", " ", "9" * 30]
+    for _ in range(count):
+        params = {rng.choice(names): rng.choice(values + ["".join(rng.choice("ab()[]*+?/\\<>'\"%")
+                                                                  for _ in range(rng.randint(1, 8)))])
+                  for _ in range(rng.randint(0, 4))}
+        yield rng.choice(routes), params
+
+
+def test_any_parameters_give_a_response_never_a_500(client):
+    for route, params in random_requests(150):
+        response = client.get(P + route + "?" + urllib.parse.urlencode(params))
+        assert response.status_code in (200, 400, 404), (route, params, response.get_data(as_text=True))
+        if response.headers["Content-Type"] == "application/json":
+            body = json.loads(response.get_data(as_text=True))
+            assert "Traceback" not in json.dumps(body)
+            if response.status_code != 200:
+                assert set(body) == {"error", "parameter"}
+
+
+def test_html_run_names_come_back_as_plain_json_strings(client):
+    response = client.get(P + "lines?run=" + q(HTML_RUN))
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert json.loads(response.get_data(as_text=True))["runs"] == [HTML_RUN]
+    error = client.get(P + "lines?run=" + q(HTML_RUN + "x"))
+    assert error.status_code == 404 and error.headers["Content-Type"] == "application/json"
+    assert repr(HTML_RUN + "x") in json.loads(error.get_data(as_text=True))["error"]
+
+
+# --- live runs, damaged files, plugin listing ----------------------------------------------------
+
+def test_steps_written_while_serving_show_after_reload(tmp_path, small_cnn, monkeypatch):
+    reads = []
+    original = MultiplexerDataProvider.read_tensors
+    monkeypatch.setattr(MultiplexerDataProvider, "read_tensors",
+                        lambda self, *a, **k: reads.append(k["run_tag_filter"]) or original(self, *a, **k))
+    torch.set_num_threads(1)
+    with nas_logger.watch(small_cnn, tmp_path / "live", probe=torch.randn(4, 1, 8, 8)) as monitor:
+        for step in range(3):
+            monitor.log(step, test_loss=3.0 - step)
+        client, multiplexer = app_for(tmp_path)
+        assert get_json(client, P + "lines?run=live")["layers"][0]["steps"] == [0, 1, 2]
+        assert get_json(client, P + "heatmaps?run=live")["step"] == 2
+        reads.clear()
+        get_json(client, P + "lines?run=live")
+        get_json(client, P + "heatmaps?run=live&step=1")
+        assert reads == []  # unchanged series come from the cache
+        for step in range(3, 6):
+            monitor.log(step, test_loss=3.0 - step)
+        multiplexer.Reload()  # what TensorBoard's reload thread does
+        body = get_json(client, P + "lines?run=live")
+        assert len(reads) == 1 and len(reads[0].tags) == 4  # one read of the 4 changed stats series
+        assert body["layers"][0]["steps"] == list(range(6))
+        assert body["overfit_step"] == 5
+        heatmaps = get_json(client, P + "heatmaps?run=live")
+        assert heatmaps["step"] == 5 and heatmaps["steps"] == list(range(6))
+        assert get_json(client, P + "runs")["runs"][0]["steps"] == 6
+
+
+def test_damaged_files_and_newer_formats_are_logged_and_skipped(tmp_path, caplog):
+    write_run(tmp_path, "good", seed=0, steps=range(4))
+    write_run(tmp_path, "truncated", seed=1, steps=range(6))
+    (event_file,) = (tmp_path / "truncated").glob("events.out.tfevents.*")
+    data = event_file.read_bytes()
+    event_file.write_bytes(data[: len(data) - 37])  # cut into the last record
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "events.out.tfevents.1.host").write_bytes(b"\x00\x01not an event file" * 50)
+    writer = SummaryWriter(str(tmp_path / "future"))
+    layer = fmt.LayerInfo("conv1", "conv2d", 4, 9, 0)
+    summary = nas_summary(layer, fmt.STATS, np.zeros(8, np.float32), True)
+    content = json.loads(summary.value[0].metadata.plugin_data.content)
+    summary.value[0].metadata.plugin_data.content = json.dumps({**content, "version": 99}).encode()
+    writer._get_file_writer().add_summary(summary, 0)
+    writer.close()
+    client = app_for(tmp_path)[0]
+    with caplog.at_level("WARNING", logger="nas_tb_plugin"):
+        runs = {r["run"]: r for r in get_json(client, P + "runs")["runs"]}
+        get_json(client, P + "runs")
+    assert "good" in runs and runs["good"]["steps"] == 4
+    assert 1 <= runs["truncated"]["steps"] <= 6
+    assert "future" not in runs and "garbage" not in runs
+    warnings = [r.getMessage() for r in caplog.records if "future" in r.getMessage()]
+    assert len(warnings) == 1 and "newer" in warnings[0]  # logged once, not per request
+    assert get_json(client, P + "lines?run=future", 404)["parameter"] == "run"
+    assert len(get_json(client, P + "lines?run=good")["layers"]) == 4
+
+
+def test_wrong_stats_shape_is_skipped_with_a_log_line(tmp_path, caplog):
+    writer = SummaryWriter(str(tmp_path / "odd"))
+    good = fmt.LayerInfo("a", "linear", 4, 1, 0)
+    bad = fmt.LayerInfo("b", "linear", 4, 1, 1)
+    fw = writer._get_file_writer()
+    fw.add_summary(nas_summary(good, fmt.STATS, np.full(8, 0.25, np.float32), True), 0)
+    fw.add_summary(nas_summary(bad, fmt.STATS, np.zeros(3, np.float32), True), 0)
+    writer.close()
+    client = app_for(tmp_path)[0]
+    with caplog.at_level("WARNING", logger="nas_tb_plugin"):
+        body = get_json(client, P + "lines?run=odd")
+    assert [l["name"] for l in body["layers"]] == ["a"] and body["layers"][0]["median"] == [0.25]
+    assert any("'nas/b/stats'" in r.getMessage() for r in caplog.records)
+
+
+def test_plugins_listing_enables_the_tab_only_with_nas_data(client, tmp_path):
+    listing = get_json(client, "/data/plugins_listing")["nas"]
+    assert listing["enabled"] is True and listing["tab_name"] == "NAS"
+    assert listing["loading_mechanism"] == {"type": "IFRAME", "module_path": "/data/plugin/nas/index.js"}
+    empty = app_for(tmp_path)[0]
+    assert get_json(empty, "/data/plugins_listing")["nas"]["enabled"] is False
+
+
+def test_overfitting_alarm_is_served_with_its_layers(tmp_path):
+    from conftest import SmallCNN
+    from nas_logger.detector import OverfitDetector
+
+    torch.manual_seed(0)
+    fired = {}
+    for run in ("alarmed/seed0", "alarmed/seed1"):
+        model = SmallCNN()
+        detector = OverfitDetector(threshold=0.05, warmup=1, patience=1) if run.endswith("0") else False
+        with nas_logger.watch(model, tmp_path / run, probe=torch.randn(8, 1, 8, 8), detect=detector) as monitor:
+            for step in range(6):
+                monitor.log(step, test_loss=1.0)
+                if step >= 1:
+                    with torch.no_grad():
+                        for layer in (model.conv1, model.conv2, model.fc1):
+                            layer.weight.mul_(1.8)
+        fired[run] = monitor.alarm
+    alarm = fired["alarmed/seed0"]
+    assert alarm is not None and fired["alarmed/seed1"] is None
+    client, _ = app_for(tmp_path)
+    want = [{"run": "alarmed/seed0", "step": alarm.step, "layers": list(alarm.layers)}]
+    assert get_json(client, "/data/plugin/nas/lines?run=alarmed/seed0")["alarms"] == want
+    assert get_json(client, "/data/plugin/nas/stripes?run=alarmed/seed0")["alarms"] == want
+    assert get_json(client, "/data/plugin/nas/lines?group=alarmed")["alarms"] == want
+    assert get_json(client, "/data/plugin/nas/lines?run=alarmed/seed1")["alarms"] == []
+    # The alarm is no layer: the layer list and the runs listing are unchanged by it.
+    assert [l["name"] for l in get_json(client, "/data/plugin/nas/lines?run=alarmed/seed0")["layers"]] == LAYERS

@@ -1,0 +1,108 @@
+"""The plugin inside a real `tensorboard` process, on the Rust data server and on --load_fast=false."""
+import json
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+
+import nas_logger
+from conftest import SmallCNN
+from plugin_fixtures import write_run
+
+STEPS = 150  # more than the Rust data server's 100 tensors and the Python loader's 10 per series
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("served")
+    write_run(path, "long/seed0", seed=0, steps=range(STEPS), scalars=lambda s: {"test_loss": (s - 100) ** 2})
+    return path
+
+
+@contextmanager
+def tensorboard(logdir, load_fast: str):
+    """A TensorBoard process on a free port; yields its URL; always stopped."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", f"--logdir={logdir}", "--port=0", "--host=127.0.0.1",
+         f"--load_fast={load_fast}", "--reload_interval=1"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+    try:
+        deadline, seen = time.monotonic() + 60, []
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no URL from tensorboard: {''.join(seen)}") from None
+            seen.append(line)
+            match = re.search(r"TensorBoard \S+ at (http://\S+?)/? ", line)
+            if match:
+                yield match.group(1)
+                return
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def get(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def poll_lines(url: str, run: str, steps: int, seconds: float = 40):
+    """The `lines` body of ``run`` once its deepest layer has ``steps`` steps (or the last one seen)."""
+    deadline, body = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        try:
+            status, body = get(url + "/data/plugin/nas/lines?run=" + urllib.parse.quote(run, safe=""))
+        except urllib.error.HTTPError:  # 404 until the first load finishes
+            body = None
+        if body is not None and len(body["layers"][-1]["steps"]) == steps:
+            break
+        time.sleep(0.3)
+    assert body is not None, f"run {run!r} never appeared"
+    return body
+
+
+@pytest.mark.parametrize("load_fast", ["true", "false"])
+def test_every_logged_step_is_served_and_live_steps_appear(logdir, load_fast):
+    torch.set_num_threads(1)
+    live = f"live_{load_fast}"
+    with nas_logger.watch(SmallCNN(), logdir / live, probe=torch.randn(4, 1, 8, 8)) as monitor:
+        monitor.log(0, test_loss=2.0)
+        with tensorboard(logdir, load_fast) as url:
+            body = poll_lines(url, "long/seed0", STEPS)
+            assert [len(layer["steps"]) for layer in body["layers"]] == [STEPS] * 4
+            assert body["layers"][0]["steps"] == list(range(STEPS))
+            assert body["overfit_step"] == 100
+            status, listing = get(url + "/data/plugins_listing")
+            assert listing["nas"]["enabled"] is True and listing["nas"]["tab_name"] == "NAS"
+            status, runs = get(url + "/data/plugin/nas/runs")
+            assert {"group": "long", "runs": ["long/seed0"]} in runs["groups"]
+            assert [r["steps"] for r in runs["runs"] if r["run"] == "long/seed0"] == [STEPS]
+            with urllib.request.urlopen(url + "/data/plugin/nas/index.js", timeout=10) as response:
+                assert response.headers["Content-Type"].startswith("text/javascript")
+                assert response.read() == (Path(__file__).parent.parent / "frontend" / "index.js").read_bytes()
+            # Training goes on while TensorBoard serves: new steps show after its next reload.
+            assert poll_lines(url, live, 1)["layers"][0]["steps"] == [0]
+            monitor.log(1, test_loss=1.0)
+            monitor.log(2, test_loss=3.0)
+            body = poll_lines(url, live, 3)
+            assert body["layers"][0]["steps"] == [0, 1, 2]
+            assert body["loss"]["values"] == [2.0, 1.0, 3.0]

@@ -1,0 +1,199 @@
+"""Grouping, test-loss tags, alignment, assets and the loader's flags, without event files."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard import default, program
+from tensorboard.plugins.core import core_plugin
+from tensorboard.plugins import base_plugin
+
+from nas_tb_plugin import assets
+from nas_tb_plugin.aggregate import align, band, dedupe_steps, mean_curve
+from nas_tb_plugin.grouping import compile_group_regex, group_of, group_runs
+from nas_tb_plugin.overfit import default_loss_tag
+from nas_tb_plugin.plugin import NASLoader, NASPlugin
+from plugin_fixtures import app_for, get_json
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --- grouping -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("run, group", [
+    ("vanilla/seed0", "vanilla"), ("vanilla/seed12", "vanilla"), ("x_rep2", "x"), ("x_run3", "x"),
+    ("x-seed1", "x"), ("x/run7", "x"), ("seed1", "seed1"), ("x_seed", "x_seed"), ("a_seed1/b", "a_seed1/b"),
+    (".", "."), ("x_seed1x", "x_seed1x"),
+])
+def test_default_group_strips_a_trailing_repeat_marker(run, group):
+    assert group_of(run, compile_group_regex(None)) == group
+
+
+def test_group_regex_capture_group_or_removed_match():
+    assert group_of("lr0.1/vgg/seed3", compile_group_regex(r"^([^/]+)/")) == "lr0.1"
+    assert group_of("lr0.1/vgg/seed3", compile_group_regex(r"/vgg")) == "lr0.1/seed3"
+    assert group_of("abc", compile_group_regex(r"abc")) == "abc"  # empty result: own group
+    assert group_of("abc", compile_group_regex(r"(x)?b")) == "abc"  # empty capture: own group
+    assert group_runs(["b_rep2", "a", "b_rep1"], compile_group_regex("")) == {"a": ["a"], "b": ["b_rep1", "b_rep2"]}
+    with pytest.raises(ValueError, match="group_regex '\\(' is not a valid"):
+        compile_group_regex("(")
+
+
+# --- overfitting and the test-loss tag ----------------------------------------------------------
+
+@pytest.mark.parametrize("tags, want", [
+    (["loss", "accuracy", "test_loss", "val_loss"], "test_loss"),
+    (["train/loss", "loss/val"], "loss/val"),
+    (["validation_loss", "loss"], "validation_loss"),
+    (["distorted_test_loss", "my_test_loss_value"], "my_test_loss_value"),
+    (["Eval/Loss_top1"], "Eval/Loss_top1"),
+    (["loss", "accuracy"], None),
+    ([], None),
+])
+def test_default_loss_tag_prefers_test_loss_names(tags, want):
+    assert default_loss_tag(tags) == want
+
+
+# --- aggregation --------------------------------------------------------------------------------
+
+def test_align_and_band_match_numpy_on_the_common_steps():
+    a = (np.array([0, 1, 2]), np.array([0.1, 0.5, 0.9]))
+    b = (np.array([1, 2, 3]), np.array([0.3, 0.2, np.nan]))
+    c = (np.array([2]), np.array([0.4]))
+    steps, matrix = align([a, b, c])
+    assert steps.tolist() == [0, 1, 2, 3]
+    lo, mid, hi = band(matrix)
+    np.testing.assert_allclose(lo, [0.1, 0.3, 0.2, np.nan])
+    np.testing.assert_allclose(mid, [0.1, 0.4, 0.4, np.nan])
+    np.testing.assert_allclose(hi, [0.1, 0.5, 0.9, np.nan])
+    mean_steps, mean = mean_curve([a, b])
+    np.testing.assert_allclose(mean, [0.1, 0.4, 0.55, np.nan])
+    assert mean_steps.tolist() == [0, 1, 2, 3]
+
+
+def test_dedupe_keeps_the_last_value_of_a_repeated_step():
+    steps, values = dedupe_steps(np.array([0, 1, 2, 1, 2]), np.array([0.0, 1.0, 2.0, 10.0, 20.0]))
+    assert steps.tolist() == [0, 1, 2] and values.tolist() == [0.0, 10.0, 20.0]
+
+
+# --- the loader and TensorBoard flags -----------------------------------------------------------
+
+@pytest.mark.parametrize("argv, want", [
+    ([], {"nas": 0}),
+    (["--samples_per_plugin", "images=3"], {"images": 3, "nas": 0}),
+    (["--samples_per_plugin", "nas=7"], {"nas": 7}),  # the user's value wins
+])
+def test_loader_keeps_every_nas_record_unless_told_otherwise(argv, want, tmp_path):
+    tb = program.TensorBoard(plugins=[core_plugin.CorePluginLoader(), NASLoader()])
+    tb.configure(["tensorboard", f"--logdir={tmp_path}", *argv])
+    assert tb.flags.samples_per_plugin == want
+
+
+def test_loader_accepts_the_flag_as_a_string_from_configure(tmp_path):
+    tb = program.TensorBoard(plugins=[core_plugin.CorePluginLoader(), NASLoader()])
+    tb.configure(logdir=str(tmp_path), samples_per_plugin="images=2")
+    assert tb.flags.samples_per_plugin == {"images": 2, "nas": 0}
+
+
+def test_the_entry_point_gives_tensorboard_the_loader():
+    loaders = default.get_dynamic_plugins()
+    assert any(loader is NASLoader or isinstance(loader, NASLoader) for loader in loaders)
+
+
+def test_plugin_metadata():
+    plugin = NASLoader().load(base_plugin.TBContext(data_provider=None))
+    assert isinstance(plugin, NASPlugin) and plugin.plugin_name == "nas"
+    assert plugin.data_plugin_names() == ("nas",)
+    meta = plugin.frontend_metadata()
+    assert (meta.es_module_path, meta.tab_name) == ("/index.js", "NAS")
+    assert {"/index.js", "/static/*", "/runs", "/lines", "/stripes", "/heatmap", "/heatmaps", "/probe",
+            "/export"} == set(plugin.get_plugin_apps())
+
+
+# --- static assets ------------------------------------------------------------------------------
+
+@pytest.fixture
+def frontend(tmp_path):
+    root = tmp_path / "frontend"
+    (root / "views").mkdir(parents=True)
+    (root / "index.js").write_text("export function render() {}\n")
+    (root / "style.css").write_text("body { margin: 0 }\n")
+    (root / "views" / "lines.js").write_text("export const x = 1;\n")
+    (root / "notes.txt").write_text("not served\n")
+    (tmp_path / "secret.js").write_text("secret\n")
+    (root / "link.js").symlink_to(tmp_path / "secret.js")
+    return root
+
+
+def test_frontend_files_are_served_with_their_types(frontend, tmp_path):
+    client = app_for(tmp_path / "empty", frontend_dir=frontend)[0]
+    for url, body, content_type in [
+        ("/data/plugin/nas/index.js", "export function render() {}\n", "text/javascript"),
+        ("/data/plugin/nas/static/index.js", "export function render() {}\n", "text/javascript"),
+        ("/data/plugin/nas/static/style.css", "body { margin: 0 }\n", "text/css"),
+        ("/data/plugin/nas/static/views/lines.js", "export const x = 1;\n", "text/javascript"),
+    ]:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.headers["Content-Type"] == content_type + "; charset=utf-8"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.get_data(as_text=True) == body
+
+
+@pytest.mark.parametrize("path", [
+    "../secret.js", "%2e%2e/secret.js", "%2e%2e%2fsecret.js", "..%2fsecret.js", "views/../../secret.js",
+    "views/%2e%2e/%2e%2e/secret.js", "%252e%252e%252fsecret.js", "/etc/passwd", "%2fetc%2fpasswd",
+    "..%5csecret.js", "link.js", "notes.txt", "views", "views/", "missing.js", "index.js%00.png", "./index.js",
+])
+def test_static_rejects_traversal_and_unknown_files(frontend, tmp_path, path):
+    client = app_for(tmp_path / "empty", frontend_dir=frontend)[0]
+    response = client.get("/data/plugin/nas/static/" + path)
+    assert response.status_code == 404
+    assert "secret" not in response.get_data(as_text=True).replace("secret.js", "")
+    assert json.loads(response.get_data(as_text=True))["parameter"] == "path"
+
+
+def test_no_frontend_gives_404_for_index_js(tmp_path):
+    client = app_for(tmp_path / "empty", frontend_dir=tmp_path / "nothing")[0]
+    assert get_json(client, "/data/plugin/nas/index.js", 404)["parameter"] == "path"
+    assert assets.resolve(None, "index.js") is None
+
+
+def test_frontend_dir_is_the_repository_frontend_in_a_checkout():
+    want = REPO / "frontend" if (REPO / "frontend" / "index.js").is_file() else None
+    found = assets.frontend_dir()
+    assert (found.resolve() if found else None) == (want.resolve() if want else None)
+
+
+# --- JSON numbers -------------------------------------------------------------------------------
+
+def test_floats_keep_7_significant_digits_and_send_non_finite_as_null():
+    from nas_tb_plugin.routes import _floats
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.random(200), rng.normal(size=200) * 10.0 ** rng.integers(-14, 21, size=200),
+        rng.random(50).astype(np.float32), [0.0, -0.0, 1.0, 0.1, 1e-310, 1e300, -1e-300],
+        [np.nan, np.inf, -np.inf],
+    ])
+    out = _floats(values)
+    for x, y in zip(values.tolist(), out):
+        if not np.isfinite(x):
+            assert y is None
+            continue
+        assert abs(y - x) <= 5.0000001e-7 * abs(x) + 1e-300
+        if 1e-15 < abs(x) < 1e22:  # where powers of ten are exact doubles: a short repr
+            assert len(repr(y).replace("-", "").replace(".", "").split("e")[0].strip("0")) <= 7
+    assert json.dumps(out, allow_nan=False)
+
+
+def test_static_files_under_a_path_prefix(frontend, tmp_path):
+    from tensorboard.backend import application
+    from werkzeug import test as werkzeug_test
+
+    context = base_plugin.TBContext(logdir=str(tmp_path), data_provider=None)
+    app = application.TensorBoardWSGI([NASPlugin(context, frontend_dir=frontend)], path_prefix="/tb")
+    client = werkzeug_test.Client(app)
+    response = client.get("/tb/data/plugin/nas/static/views/lines.js")
+    assert response.status_code == 200 and response.get_data(as_text=True) == "export const x = 1;\n"
+    assert client.get("/tb/data/plugin/nas/static/%2e%2e/secret.js").status_code == 404
