@@ -31,9 +31,10 @@ from .train import Protocol, run_grid
 SUITE = ("vanilla", "dropnet", "l1net", "l2net", "normnet", "nasreg")
 TUNING_SEEDS = (0,)
 HELD_OUT_SEEDS = (1, 2)
-# noise_z starts at 2: below that, flat curves with noise alone raise alarms (tests/test_detector.py).
+# noise_z below 4 is excluded up front: it raises alarms on flat synthetic curves with noise 0.01
+# (2 of 100 at 3, 10 of 50 at 2), which tests/test_detector.py forbids.
 GRID = {"threshold": (0.03, 0.05, 0.075, 0.1, 0.15, 0.2), "quorum": (0.5, 0.75, 1.0), "patience": (1, 2, 3),
-        "noise_z": (2.0, 3.0, 4.0)}
+        "noise_z": (4.0, 5.0)}
 GL_ALPHA = 5.0
 OVERFIT_MARGIN = 0.05
 
