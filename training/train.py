@@ -94,9 +94,8 @@ def train_run(
     progress: bool = True,
 ) -> RunResult:
     """Train model ``name`` on ``data`` (already on its device) once with ``seed``. After every epoch e
-    (step e = 1..N) NAS summaries and the scalars ``test_loss``, ``test_accuracy``, ``train_loss`` (and
-    ``distorted_test_loss``) go to ``log_dir``; the result notes when nas_logger's NAS-only
-    ``OverfitDetector`` fired."""
+    (step e = 1..N) NAS summaries, nas_logger's NAS-only overfitting alarm (once it fires) and the scalars
+    ``test_loss``, ``test_accuracy``, ``train_loss`` (and ``distorted_test_loss``) go to ``log_dir``."""
     device = data.train.x.device
     torch.manual_seed(seed)
     model = build_model(name, data.in_channels, data.image_size, data.classes, protocol.width).to(device)
@@ -112,16 +111,15 @@ def train_run(
         if data.distorted is not None:
             values["distorted_test_loss"], _ = evaluate(model, data.distorted)
         scalars = dict(zip(values, torch.stack(list(values.values())).tolist()))  # one sync per epoch
-        detector.update(epoch, monitor.log(epoch, **scalars))  # monitor.log returns the median NAS per layer
+        monitor.log(epoch, **scalars)
         result.test_loss.append(scalars["test_loss"])
         result.test_accuracy.append(scalars["test_accuracy"])
         result.train_loss.append(scalars["train_loss"])
         bar.set_postfix(test_loss=f"{scalars['test_loss']:.3f}", test_acc=f"{scalars['test_accuracy']:.3f}")
 
-    monitor = nas_logger.watch(model, log_dir, probe=data.test.x[:PROBE_SIZE], layers=nas_layers(model))
-    # The NAS-only overfitting alarm, for the summary line. Not watch(detect=True): the NAS tab of this
-    # version cannot list runs holding the alarm record yet.
-    detector = nas_logger.OverfitDetector()
+    monitor = nas_logger.watch(
+        model, log_dir, probe=data.test.x[:PROBE_SIZE], layers=nas_layers(model), detect=True
+    )
     desc = f"{MODELS[name].paper_name} seed{seed}"
     with monitor, tqdm(range(1, protocol.epochs + 1), desc=desc, unit="epoch", disable=not progress) as bar:
         for epoch in bar:
@@ -136,7 +134,7 @@ def train_run(
                 optimizer.step()
                 total += cross_entropy.detach() * len(batch)
             log(epoch, total / n)
-    result.alarm_epoch = detector.alarm.step if detector.alarm is not None else None
+    result.alarm_epoch = monitor.alarm.step if monitor.alarm is not None else None
     return result
 
 
