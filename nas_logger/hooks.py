@@ -67,6 +67,9 @@ class PreActivationTap:
                 self._hooks[name] = module.register_forward_hook(self._hook(name))
 
     def _hook(self, name: str) -> Callable[..., None]:
+        # Consumers keep state across calls (captured terms, histograms); under torch.compile the hook
+        # runs eagerly between compiled pieces rather than being traced with those side effects.
+        @torch.compiler.disable
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
             if self._exclusive is not None:
                 if name in self._exclusive_names:

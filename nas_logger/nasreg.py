@@ -67,6 +67,7 @@ class NASReg:
         """Names of the regularised layers (the prediction layer drops out after the first penalty)."""
         return list(self._modules)
 
+    @torch.compiler.disable
     def _new_forward(self, module: nn.Module, args: tuple) -> None:
         if torch.is_grad_enabled():
             self._terms = {}

@@ -60,7 +60,6 @@ class _PerplexityFunction(torch.autograd.Function):
         return rho
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         a, rho, z, u, m = ctx.saved_tensors
         scale = (grad * rho / z).unsqueeze(ctx.dim)
@@ -75,7 +74,7 @@ def perplexity(a: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
     ``a``: pre-activations, e.g. (B, D, H, W) for a conv layer or (B, D) for a linear layer with
     ``dim=-1``. Returns float32 (float64 for float64 input) with ``a``'s shape without ``dim``.
-    Differentiable (first order) with an analytic backward that keeps no activation-sized
+    Differentiable, with an analytic backward that keeps no activation-sized
     intermediates; non-finite inputs give NaN. Computed as z * exp(-u), which is exactly D when all
     responses are equal and exactly 1 when one dominates.
     """

@@ -141,14 +141,35 @@ def test_autocast_penalty_is_float32(small_cnn):
     assert mixed.item() == pytest.approx(plain.item(), rel=0.02)
 
 
-def test_compiled_model_gives_the_eager_penalty(small_cnn):
-    x = torch.randn(4, 1, 8, 8)
+def test_inductor_compiled_model_gives_the_eager_penalty_and_gradients(small_cnn):
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
     reg = NASReg(small_cnn)
-    small_cnn(x)
-    eager = reg.penalty().item()
-    compiled = torch.compile(small_cnn, backend="aot_eager")
-    compiled(x)
-    assert reg.penalty().item() == pytest.approx(eager, rel=1e-6)
+    eager = F.cross_entropy(small_cnn(x), y) + reg.penalty()
+    eager.backward()
+    eager_grad = small_cnn.conv1.weight.grad.clone()
+    small_cnn.zero_grad()
+    compiled = torch.compile(small_cnn)  # inductor, as users compile
+    loss = F.cross_entropy(compiled(x), y) + reg.penalty()
+    loss.backward()
+    assert loss.item() == pytest.approx(eager.item(), rel=1e-5)
+    torch.testing.assert_close(small_cnn.conv1.weight.grad, eager_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_grad_scaler_with_autocast_steps_with_finite_scaled_gradients(small_cnn):
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    reg = NASReg(small_cnn)
+    optimizer = torch.optim.SGD(small_cnn.parameters(), lr=0.01)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    before = small_cnn.conv1.weight.detach().clone()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = F.cross_entropy(small_cnn(x), y) + reg.penalty()
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    assert all(torch.isfinite(p.grad).all() for p in small_cnn.parameters())
+    scaler.step(optimizer)
+    scaler.update()
+    assert scaler.get_scale() == 2.0**10  # no inf/NaN found, so the scale was kept
+    assert not torch.equal(small_cnn.conv1.weight, before)
 
 
 def mean_nas(model, x):
