@@ -16,7 +16,9 @@ import nas_logger
 
 
 def median_seconds(fn, min_run_time: float) -> float:
-    return Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
+    # Timer runs on one thread unless told otherwise; measure with the threads training would use.
+    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
 def kernel(device: str, min_run_time: float) -> None:
