@@ -91,7 +91,7 @@ def test_sigkill_mid_write_keeps_every_completed_step_and_skips_torn_records(tmp
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
             assert proc.returncode == -signal.SIGKILL
-            completed[run] = int([line for line in ["0", *proc.stdout.read().split()]][-1])
+            completed[run] = int(["0", *proc.stdout.read().split()][-1])  # the last step printed
     finally:
         stop(procs.values())
     # Whatever the kills left, also tear the last record of one run by hand: a half-written record.
