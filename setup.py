@@ -29,7 +29,7 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "test": ["pytest>=7", "scipy>=1.9", "scikit-learn>=1.2", "playwright>=1.40"],
+        "test": ["pytest>=7", "scipy>=1.9", "scikit-learn>=1.2", "playwright>=1.40", "hypothesis>=6"],
         "lightning": ["lightning>=2.0"],
         "huggingface": ["transformers>=4.40", "accelerate>=0.26"],
     },

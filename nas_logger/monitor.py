@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tensorboard.compat.proto import summary_pb2
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
@@ -209,17 +210,21 @@ class Monitor:
     def _write(self, step: int, records: dict[str, tuple[np.ndarray, np.ndarray | None]], alarm: Alarm | None,
                scalars: dict[str, float]) -> None:
         writer = self._live_writer()
-        file_writer = writer._get_file_writer()
+        # All NAS records of a step go into one event, i.e. one record of the event file: a reader sees
+        # every layer of the step or none, even while the file is being written or after a kill.
+        summary = summary_pb2.Summary()
         for name, (stats, grid) in records.items():
             info = self.layers[name]
             for record, values in ((fmt.STATS, stats), (fmt.HEATMAP, grid)):
                 if values is None:
                     continue
                 tag = fmt.tag_for(name, record)
-                file_writer.add_summary(nas_summary(info, record, values, tag not in self._written_tags), step)
+                summary.value.extend(nas_summary(info, record, values, tag not in self._written_tags).value)
                 self._written_tags.add(tag)
         if alarm is not None:
-            file_writer.add_summary(alarm_summary(alarm.layers), global_step=step)
+            summary.value.extend(alarm_summary(alarm.layers).value)
+        writer._get_file_writer().add_summary(summary, step)
+        if alarm is not None:
             logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
         if not self._probe_image_written and isinstance(self.probe, torch.Tensor) and looks_like_image(self.probe[0]):
             writer.add_image(fmt.PROBE_IMAGE_TAG, to_display_image(self.probe[0]), step)

@@ -14,6 +14,8 @@ Probe = Union[torch.Tensor, dict[str, torch.Tensor]]
 
 
 def _cut(x: torch.Tensor, max_samples: int, what: str) -> torch.Tensor:
+    if x.layout != torch.strided:
+        raise ValueError(f"{what} must be a dense (strided) tensor; got layout {x.layout}: call .to_dense() first")
     if x.dim() == 0 or x.shape[0] == 0:
         raise ValueError(f"{what} must hold at least one sample along dim 0; got shape {tuple(x.shape)}")
     return x[:max_samples].detach().clone()

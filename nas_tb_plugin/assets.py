@@ -49,8 +49,11 @@ def resolve(root: Path | None, relative: str) -> tuple[Path, str] | None:
     content_type = CONTENT_TYPES.get(Path(parts[-1]).suffix.lower())
     if content_type is None:
         return None
-    root = root.resolve()
-    path = root.joinpath(*parts).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    try:  # a name too long for the file system (OSError) or a link loop (RuntimeError) is just not found
+        root = root.resolve()
+        path = root.joinpath(*parts).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return None
+    except (OSError, RuntimeError):
         return None
     return path, content_type

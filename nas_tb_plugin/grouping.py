@@ -16,15 +16,18 @@ from collections.abc import Iterable
 
 # A trailing "/seedN", "_repN", "-runN", ... marks a repeat.
 DEFAULT_GROUP_REGEX = r"[_/-](?:seed|rep|run)\d+$"
+MAX_GROUP_REGEX = 1000  # characters; a longer one is no grouping rule but an attack
 
 
 def compile_group_regex(text: str | None) -> re.Pattern:
     """The default regex for ``None`` or ``""``; raises ``ValueError`` naming the problem otherwise."""
     if not text:
         return re.compile(DEFAULT_GROUP_REGEX)
+    if len(text) > MAX_GROUP_REGEX:
+        raise ValueError(f"group_regex is {len(text)} characters long; at most {MAX_GROUP_REGEX} are allowed")
     try:
         return re.compile(text)
-    except re.error as e:
+    except (re.error, RecursionError, OverflowError) as e:  # deep nesting, huge repeat counts
         raise ValueError(f"group_regex {text!r} is not a valid regular expression: {e}") from None
 
 

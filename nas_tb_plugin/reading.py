@@ -202,7 +202,11 @@ class Reader:
             for run, series_list in missing.items():
                 run_data = data.get(run, {})
                 for series in series_list:
-                    payload, cells = convert(run, series, run_data.get(series.tag, ()))
+                    # Only what was listed: points appended since are read with the next listing, so
+                    # the payload matches its cache version and every series of a request is cut at
+                    # the same moment (no step that one layer has and another not yet).
+                    points = [p for p in run_data.get(series.tag, ()) if p.step <= series.max_step]
+                    payload, cells = convert(run, series, points)
                     self._cache.put((eid, run, series.tag), series.version,
                                     payload, cells)
                     if payload is not None:

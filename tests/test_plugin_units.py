@@ -122,6 +122,7 @@ def frontend(tmp_path):
     (root / "notes.txt").write_text("not served\n")
     (tmp_path / "secret.js").write_text("secret\n")
     (root / "link.js").symlink_to(tmp_path / "secret.js")
+    (root / "loop.js").symlink_to(root / "loop.js")
     return root
 
 
@@ -144,6 +145,13 @@ def test_frontend_files_are_served_with_their_types(frontend, tmp_path):
     "../secret.js", "%2e%2e/secret.js", "%2e%2e%2fsecret.js", "..%2fsecret.js", "views/../../secret.js",
     "views/%2e%2e/%2e%2e/secret.js", "%252e%252e%252fsecret.js", "/etc/passwd", "%2fetc%2fpasswd",
     "..%5csecret.js", "link.js", "notes.txt", "views", "views/", "missing.js", "index.js%00.png", "./index.js",
+    # double-encoded slash and backslash, backslashes alone, Windows and UNC absolute paths, a doubled
+    # slash, overlong UTF-8 and full-width dots, "....//", ";" tricks, a link loop, a name too long
+    # for the file system
+    "..%252fsecret.js", "%2e%2e%255csecret.js", "..\\secret.js", "views\\..\\..\\secret.js",
+    "C:%5cWindows%5cwin.ini", "C:/Windows/win.ini", "%5c%5cserver%5cshare%5cx.js", "//etc/passwd",
+    "%c0%ae%c0%ae/secret.js", "\uff0e\uff0e/secret.js", "....//secret.js", "..;/secret.js", "loop.js",
+    "a" * 5000 + ".js", "views/" * 3000 + "x.js",
 ])
 def test_static_rejects_traversal_and_unknown_files(frontend, tmp_path, path):
     client = app_for(tmp_path / "empty", frontend_dir=frontend)[0]
