@@ -139,6 +139,11 @@ def summary(judged: list[Judged]) -> list[str]:
     ]
 
 
+def _complete(run_dir: Path, epochs: int) -> bool:
+    """A run that exists and logged all its epochs (one still training is left out)."""
+    return run_dir.is_dir() and len(read_run(run_dir).scalars.get("test_loss", {})) >= epochs
+
+
 def train_suite(args: argparse.Namespace) -> None:
     data = load_data(args.dataset, None, False, args.train_size, None, True, args.label_noise)
     protocol = Protocol(args.epochs, 0.01, 32, args.width, args.nas_strength)
@@ -158,14 +163,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--width", type=float, default=0.125)
     p.add_argument("--nas-strength", type=float, default=0.01)
+    p.add_argument("--no-train", action="store_true", help="judge only the runs already in --logdir; train none")
     p.add_argument("--no-tune", action="store_true",
                    help="tune nothing: every seed is held out and judged with the detector's built-in defaults "
                         "(for a second dataset, after tuning on the first)")
     p.add_argument("--output", default=None, help="write the report (markdown) here as well")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    train_suite(args)
-    runs = {(m, s): read_run(Path(args.logdir) / m / f"seed{s}") for m in SUITE for s in TUNING_SEEDS + HELD_OUT_SEEDS}
+    if not args.no_train:
+        train_suite(args)
+    runs = {(m, s): read_run(Path(args.logdir) / m / f"seed{s}") for m in SUITE for s in TUNING_SEEDS + HELD_OUT_SEEDS
+            if not args.no_train or _complete(Path(args.logdir) / m / f"seed{s}", args.epochs)}
     suite = (f"Suite: {args.dataset}, {args.label_noise:.0%} wrong training labels, width {args.width}, {args.epochs} "
              f"epochs, SGD lr 0.01 batch 32, NASReg strength {args.nas_strength}")
     if args.no_tune:
