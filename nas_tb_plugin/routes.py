@@ -37,10 +37,16 @@ JSON = "application/json"
 STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
 
 
+# Longest error message sent back: messages quote the offending value, which a client controls.
+MAX_ERROR_CHARS = 300
+
+
 class ApiError(Exception):
     """A client error: HTTP ``status`` with ``{"error": message, "parameter": parameter}``."""
 
     def __init__(self, status: int, message: str, parameter: str | None) -> None:
+        if len(message) > MAX_ERROR_CHARS:
+            message = f"{message[:MAX_ERROR_CHARS]}... ({len(message)} characters)"
         super().__init__(message)
         self.status, self.message, self.parameter = status, message, parameter
 

@@ -402,3 +402,13 @@ def test_overfitting_alarm_is_served_with_its_layers(tmp_path):
     assert get_json(client, "/data/plugin/nas/lines?run=alarmed/seed1")["alarms"] == []
     # The alarm is no layer: the layer list and the runs listing are unchanged by it.
     assert [l["name"] for l in get_json(client, "/data/plugin/nas/lines?run=alarmed/seed0")["layers"]] == LAYERS
+
+
+def test_error_messages_do_not_echo_huge_values(tmp_path):
+    from nas_tb_plugin.routes import MAX_ERROR_CHARS
+
+    build_logdir(tmp_path)
+    client, _ = app_for(tmp_path)
+    body = get_json(client, "/data/plugin/nas/heatmaps?run=vanilla/seed0&step=" + "9" * 5000, status=400)
+    assert len(body["error"]) <= MAX_ERROR_CHARS + 40 and "5000" not in body["error"][:MAX_ERROR_CHARS]
+    assert body["error"].endswith("characters)") and body["parameter"] == "step"
