@@ -1,7 +1,7 @@
 """Latency of the NAS plugin's `lines` and `stripes` routes against TensorBoard's own scalars route.
 
 Builds a log dir of 9 runs (3 groups x 3 seeds) x 50 layers x 300 steps (stats + heatmaps, written
-directly with `nas_logger.summaries.nas_summary`), plus one scalar series of 50 x 300 = 15,000 points.
+directly with `nas_logger.summaries.step_summary`, as the monitor writes them), plus one scalar series of 50 x 300 = 15,000 points.
 Then, in this process, serves it through TensorBoard's WSGI app with the NAS and scalars plugins on
 each data provider TensorBoard uses: the Rust data server's gRPC provider (the default path; the data
 server runs as a subprocess, as under `tensorboard`) and MultiplexerDataProvider (`--load_fast=false`).
@@ -25,7 +25,6 @@ from tensorboard import context
 from tensorboard.backend import application
 from tensorboard.data import server_ingester
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.scalar import scalars_plugin
 from tensorboard.util import grpc_util
@@ -33,7 +32,7 @@ from torch.utils.tensorboard import SummaryWriter
 from werkzeug import test as werkzeug_test
 
 from nas_logger import format as fmt
-from nas_logger.summaries import nas_summary
+from nas_logger.summaries import step_summary
 from nas_tb_plugin.plugin import NASPlugin
 from nas_tb_plugin.reading import SeriesCache
 
@@ -50,20 +49,19 @@ def heatmap_side(depth: int) -> int:
 def write_logdir(path: Path) -> None:
     rng = np.random.default_rng(0)
     for r, run in enumerate(RUNS):
-        layers = [fmt.LayerInfo(f"block{d // 5}.conv{d % 5}", "conv2d", 64, heatmap_side(d) ** 2, d)
-                  for d in range(LAYERS)]
+        layers = {f"block{d // 5}.conv{d % 5}": fmt.LayerInfo(f"block{d // 5}.conv{d % 5}", "conv2d", 64,
+                                                              heatmap_side(d) ** 2, d) for d in range(LAYERS)}
         writer = SummaryWriter(str(path / run))
         file_writer = writer._get_file_writer()
+        written: set[str] = set()
         for step in range(STEPS):
-            summary = summary_pb2.Summary()
-            for layer in layers:
+            records = {}
+            for name, layer in layers.items():
                 stats = np.sort(rng.random(len(fmt.STAT_FIELDS) - 1)).astype(np.float32)
                 stats = np.append(stats, stats.mean()).astype(np.float32)
                 side = heatmap_side(layer.depth)
-                grid = rng.random((side, side), dtype=np.float32)
-                summary.value.extend(nas_summary(layer, fmt.STATS, stats, step == 0).value)
-                summary.value.extend(nas_summary(layer, fmt.HEATMAP, grid, step == 0).value)
-            file_writer.add_summary(summary, step)
+                records[name] = (stats, rng.random((side, side), dtype=np.float32))
+            file_writer.add_summary(step_summary(layers, records, list(layers), written), step)
             writer.add_scalar("test_loss", (step - 100) ** 2 / 1e4 + r * 0.01, step)
         writer.close()
     writer = SummaryWriter(str(path / BASELINE_RUN))

@@ -18,7 +18,12 @@ HEATMAP = "heatmap"
 # written once, at the alarm step, under ALARM_TAG. It belongs to no layer.
 ALARM = "alarm"
 ALARM_TAG = "nas/overfit_alarm"
-RECORD_KINDS = (STATS, HEATMAP, ALARM)
+# Every layer's stats of one step as one (layers, STAT_FIELDS) tensor under TABLE_TAG, rows in the order of
+# the layers listed in its metadata (NaN rows for a layer that did not run). It repeats the per-layer
+# ``stats`` records so that a reader fetches one tensor per step instead of one per layer and step.
+TABLE = "stats_table"
+TABLE_TAG = "nas/stats_table"
+RECORD_KINDS = (STATS, HEATMAP, ALARM, TABLE)
 
 # Order of the values in a ``stats`` tensor: quantiles of s_k over all receptive fields of the probe batch.
 STAT_FIELDS = ("min", "q05", "q25", "median", "q75", "q95", "max", "mean")
@@ -54,8 +59,8 @@ def tag_for(layer: str, record: str) -> str:
 
 def encode_metadata(layer: LayerInfo | None, record: str) -> bytes:
     """Plugin-data content for the first summary of a tag (``layer`` None for the alarm)."""
-    if record not in RECORD_KINDS:
-        raise ValueError(f"record kind {record!r} is not one of {RECORD_KINDS}")
+    if record not in (STATS, HEATMAP, ALARM):
+        raise ValueError(f"record kind {record!r} is not one of {(STATS, HEATMAP, ALARM)}")
     if (layer is None) != (record == ALARM):
         raise ValueError(f"record kind {record!r} {'takes no' if record == ALARM else 'needs a'} layer")
     content = {"version": FORMAT_VERSION, "record": record}
@@ -66,8 +71,24 @@ def encode_metadata(layer: LayerInfo | None, record: str) -> bytes:
     return json.dumps(content, sort_keys=True).encode("utf-8")
 
 
+def encode_table_metadata(layers: list[LayerInfo]) -> bytes:
+    """Plugin-data content of the stats table: its rows' layers, in order, and the stat fields."""
+    content = {"version": FORMAT_VERSION, "record": TABLE, "layers": [asdict(l) for l in layers],
+               "fields": list(STAT_FIELDS)}
+    return json.dumps(content, sort_keys=True).encode("utf-8")
+
+
+def table_layers(content: bytes) -> tuple[LayerInfo, ...]:
+    """The row layers of stats-table metadata (content that :func:`decode_metadata` accepted)."""
+    try:
+        return tuple(LayerInfo(**layer) for layer in json.loads(content.decode("utf-8"))["layers"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise FormatError(f"NAS stats-table metadata without a valid layer list: {e!r}") from None
+
+
 def decode_metadata(content: bytes) -> tuple[str, LayerInfo | None, tuple[str, ...]]:
-    """Parse plugin-data content into (record kind, layer (None for the alarm), stat field names).
+    """Parse plugin-data content into (record kind, layer (None for the alarm and the stats table),
+    stat field names).
 
     Raises :class:`FormatError` naming the problem for content from a newer format version or
     content that is not ours.
@@ -84,7 +105,7 @@ def decode_metadata(content: bytes) -> tuple[str, LayerInfo | None, tuple[str, .
         )
     try:
         record = data["record"]
-        layer = None if record == ALARM else LayerInfo(**data["layer"])
+        layer = None if record in (ALARM, TABLE) else LayerInfo(**data["layer"])
         fields = tuple(data.get("fields", ()))
     except (KeyError, TypeError) as e:
         raise FormatError(f"NAS metadata version {version} is missing a field: {e}") from None

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tensorboard.compat.proto import summary_pb2
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
@@ -21,7 +20,7 @@ from .layers import layer_kind, select_layers, unwrap
 from .probe import MAX_PROBE, Probe, describe, forward_input, looks_like_image, prepare_probe, to_display_image
 from .sources import LayerResult, ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
-from .summaries import alarm_summary, nas_summary
+from .summaries import step_summary
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +99,7 @@ class Monitor:
         self.detector = OverfitDetector() if detect is True else (detect or None)
         self.layers: dict[str, fmt.LayerInfo] = {}
         self._written_tags: set[str] = set()
+        self._table_layers: list[str] = []  # rows of the stats table, fixed at the first log
         self._warned: set[str] = set()
         self._probe_image_written = False
         self._owns_writer = not isinstance(log_dir, SummaryWriter)
@@ -210,19 +210,10 @@ class Monitor:
     def _write(self, step: int, records: dict[str, tuple[np.ndarray, np.ndarray | None]], alarm: Alarm | None,
                scalars: dict[str, float]) -> None:
         writer = self._live_writer()
-        # All NAS records of a step go into one event, i.e. one record of the event file: a reader sees
-        # every layer of the step or none, even while the file is being written or after a kill.
-        summary = summary_pb2.Summary()
-        for name, (stats, grid) in records.items():
-            info = self.layers[name]
-            for record, values in ((fmt.STATS, stats), (fmt.HEATMAP, grid)):
-                if values is None:
-                    continue
-                tag = fmt.tag_for(name, record)
-                summary.value.extend(nas_summary(info, record, values, tag not in self._written_tags).value)
-                self._written_tags.add(tag)
-        if alarm is not None:
-            summary.value.extend(alarm_summary(alarm.layers).value)
+        if not self._table_layers:
+            self._table_layers = list(records)
+        alarm_layers = alarm.layers if alarm is not None else None
+        summary = step_summary(self.layers, records, self._table_layers, self._written_tags, alarm_layers)
         writer._get_file_writer().add_summary(summary, step)
         if alarm is not None:
             logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))

@@ -5,7 +5,8 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.util import tensor_util
 
-from .format import ALARM, ALARM_TAG, PLUGIN_NAME, LayerInfo, encode_metadata, tag_for
+from .format import (ALARM, ALARM_TAG, HEATMAP, PLUGIN_NAME, STAT_FIELDS, STATS, TABLE_TAG, LayerInfo,
+                     encode_metadata, encode_table_metadata, tag_for)
 
 
 def _tensor_summary(tag: str, values: np.ndarray, content: bytes | None) -> summary_pb2.Summary:
@@ -34,3 +35,41 @@ def nas_summary(
 def alarm_summary(layers: tuple[str, ...]) -> summary_pb2.Summary:
     """The overfitting alarm: the names of the layers that triggered it (written once)."""
     return _tensor_summary(ALARM_TAG, np.array(layers, dtype=object), encode_metadata(None, ALARM))
+
+
+def table_summary(layers: list[LayerInfo], rows: np.ndarray, with_metadata: bool) -> summary_pb2.Summary:
+    """Every layer's stats of one step, ``rows``: (len(layers), len(STAT_FIELDS))."""
+    return _tensor_summary(TABLE_TAG, rows, encode_table_metadata(layers) if with_metadata else None)
+
+
+def step_summary(
+    layers: dict[str, LayerInfo],
+    records: dict[str, tuple[np.ndarray, np.ndarray | None]],
+    table_layers: list[str],
+    written: set[str],
+    alarm_layers: tuple[str, ...] | None = None,
+) -> summary_pb2.Summary:
+    """Every NAS record of one step in one Summary, i.e. one event and one record of the event file, so
+    a reader sees all layers of the step or none: per layer its stats and heatmap (``records[name] =
+    (stats, heatmap or None)``), the stats table with rows ``table_layers`` (NaN for a layer without
+    a record), and the alarm. Metadata goes on the tags not yet in ``written``, which is updated."""
+    summary = summary_pb2.Summary()
+
+    def add(tag: str, part: summary_pb2.Summary) -> None:
+        summary.value.extend(part.value)
+        written.add(tag)
+
+    for name, (stats, grid) in records.items():
+        for record, values in ((STATS, stats), (HEATMAP, grid)):
+            if values is not None:
+                tag = tag_for(name, record)
+                add(tag, nas_summary(layers[name], record, values, tag not in written))
+    if records and table_layers:
+        rows = np.full((len(table_layers), len(STAT_FIELDS)), np.nan, dtype=np.float32)
+        for row, name in enumerate(table_layers):
+            if name in records:
+                rows[row] = records[name][0]
+        add(TABLE_TAG, table_summary([layers[n] for n in table_layers], rows, TABLE_TAG not in written))
+    if alarm_layers is not None:
+        add(ALARM_TAG, alarm_summary(alarm_layers))
+    return summary

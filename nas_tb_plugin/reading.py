@@ -43,13 +43,30 @@ class Series:
         return (self.max_step, self.max_wall_time)
 
 
+@dataclass(frozen=True)
+class Table:
+    """A run's stats table (every layer's stats of a step in one tensor), as listed."""
+
+    tag: str
+    layers: tuple[fmt.LayerInfo, ...]
+    fields: tuple[str, ...]
+    max_step: int
+    max_wall_time: float
+
+    @property
+    def version(self) -> tuple:
+        return (self.max_step, self.max_wall_time)
+
+
 @dataclass
 class RunListing:
-    """The NAS series of one run, by layer name, and the version of its overfitting alarm if any."""
+    """The NAS series of one run, by layer name, its stats table and the version of its overfitting
+    alarm if any."""
 
     stats: dict[str, Series] = field(default_factory=dict)
     heatmaps: dict[str, Series] = field(default_factory=dict)
     alarm: tuple | None = None
+    table: Table | None = None
 
     def layers(self) -> list[fmt.LayerInfo]:
         """Layers with statistics, sorted by (depth, name)."""
@@ -160,6 +177,15 @@ class Reader:
                 if record == fmt.ALARM:
                     entry.alarm = (ts.max_step, ts.max_wall_time)
                     continue
+                if record == fmt.TABLE:
+                    try:
+                        layers = fmt.table_layers(ts.plugin_content)
+                    except fmt.FormatError as e:
+                        self._warn_once(("table", run, tag), "nas: skipping run %r tag %r: %s", run, tag, e)
+                        continue
+                    if set(_REQUIRED_FIELDS) <= set(fields):
+                        entry.table = Table(tag, layers, fields, ts.max_step, ts.max_wall_time)
+                    continue
                 if record == fmt.STATS and not set(_REQUIRED_FIELDS) <= set(fields):
                     self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
                                     "lack one of %r", run, tag, fields, _REQUIRED_FIELDS)
@@ -230,13 +256,65 @@ class Reader:
         col = {name: np.ascontiguousarray(values[:, i]) for i, name in enumerate(series.fields)}
         return Stats(steps, col["min"], col["median"], col["max"]), 4 * steps.size
 
+    def read_run_stats(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, dict[str, Stats]]:
+        """{run: {layer name: Stats}} of every layer with statistics: from the run's stats table where
+        it has one (one tensor per step), from the per-layer series for the rest."""
+        tables = self._read_tables(ctx, eid, listings)
+        rest = {run: [s for name, s in listing.stats.items() if name not in tables.get(run, {})]
+                for run, listing in listings.items()}
+        per_layer = self.read_stats(ctx, eid, {run: series for run, series in rest.items() if series})
+        return {run: {name: stats for name, stats in {**tables.get(run, {}), **per_layer.get(run, {})}.items()
+                      if name in listing.stats}
+                for run, listing in listings.items()}
+
+    def _read_tables(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, dict[str, Stats]]:
+        result, missing = {}, []
+        for run, listing in listings.items():
+            if listing.table is None:
+                continue
+            hit = self._cache.get((eid, run, listing.table.tag), listing.table.version)
+            if hit is SeriesCache.MISS:
+                missing.append(run)
+            elif hit is not None:
+                result[run] = hit
+        if missing:
+            data = self._provider.read_tensors(
+                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=sorted(missing), tags=[fmt.TABLE_TAG]),
+            )
+            for run in missing:
+                table = listings[run].table
+                points = [p for p in data.get(run, {}).get(table.tag, ()) if p.step <= table.max_step]
+                payload, cells = self._split_table(run, table, points)
+                self._cache.put((eid, run, table.tag), table.version, payload, cells)
+                if payload is not None:
+                    result[run] = payload
+        return result
+
+    def _split_table(self, run: str, table: Table, points) -> tuple[dict[str, Stats] | None, int]:
+        steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
+        try:
+            values = np.array([p.numpy for p in points], dtype=np.float64)
+            values = values.reshape(len(points), len(table.layers), len(table.fields))
+        except ValueError as e:
+            self._warn_once(("shape", run, table.tag), "nas: using the per-layer series of run %r: its stats "
+                            "table does not hold %d layers x %d fields (%s)", run, len(table.layers),
+                            len(table.fields), e)
+            return None, 0
+        steps, values = dedupe_steps(steps, values)
+        col = {name: i for i, name in enumerate(table.fields)}
+        stats = {layer.name: Stats(steps, *(np.ascontiguousarray(values[:, row, col[f]]) for f in ("min", "median", "max")))
+                 for row, layer in enumerate(table.layers)}
+        return stats, 4 * steps.size * len(table.layers)
+
     def step_counts(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, int]:
         """{run: number of logged steps}, counted on each run's shallowest layer."""
+        counts = {run: len(next(iter(t.values())).steps) for run, t in self._read_tables(ctx, eid, listings).items() if t}
         first = {run: [min(l.stats.values(), key=lambda s: (s.layer.depth, s.layer.name))]
-                 for run, l in listings.items()}
+                 for run, l in listings.items() if run not in counts}
         stats = self.read_stats(ctx, eid, first)
-        return {run: (int(next(iter(stats[run].values())).steps.size) if stats.get(run) else 0)
-                for run in listings}
+        counts.update({run: (int(next(iter(stats[run].values())).steps.size) if stats.get(run) else 0) for run in first})
+        return counts
 
     def read_heatmaps(self, ctx, eid: str, run: str, series_list: list[Series]
                       ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:

@@ -216,7 +216,7 @@ class Routes:
     def _layer_lines(self, ctx, eid, sel: Selection) -> list[LayerLine]:
         """Per layer (by depth): the run's min/median/max over receptive fields, or the group's
         min/median/max across its runs of the per-run medians."""
-        stats = self._reader.read_stats(ctx, eid, {r: list(l.stats.values()) for r, l in sel.listings.items()})
+        stats = self._reader.read_run_stats(ctx, eid, sel.listings)
         layers: dict[str, fmt.LayerInfo] = {}
         for run in sel.runs:
             for layer in sel.listings[run].layers():

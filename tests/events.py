@@ -13,7 +13,7 @@ def provider(logdir):
 
 
 def read_nas(logdir, run="."):
-    """{(layer name, record): (LayerInfo, [(step, numpy array)])} of one run."""
+    """{(layer name, record): (LayerInfo, [(step, numpy array)])} of one run's per-layer records."""
     dp = provider(logdir)
     ctx = context.RequestContext()
     listing = dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)[run]
@@ -22,8 +22,19 @@ def read_nas(logdir, run="."):
     out = {}
     for tag, meta in listing.items():
         record, layer, _ = fmt.decode_metadata(meta.plugin_content)
-        out[(layer.name, record)] = (layer, [(d.step, d.numpy) for d in data[tag]])
+        if layer is not None:  # the alarm and the stats table belong to no single layer
+            out[(layer.name, record)] = (layer, [(d.step, d.numpy) for d in data[tag]])
     return out
+
+
+def read_table(logdir, run="."):
+    """(row layers, [(step, (layers, fields) array)]) of one run's stats table."""
+    dp = provider(logdir)
+    ctx = context.RequestContext()
+    meta = dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)[run][fmt.TABLE_TAG]
+    data = dp.read_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME, downsample=10**9,
+                           run_tag_filter=None)[run][fmt.TABLE_TAG]
+    return fmt.table_layers(meta.plugin_content), [(d.step, d.numpy) for d in data]
 
 
 def read_scalars(logdir, run="."):

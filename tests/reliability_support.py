@@ -8,31 +8,30 @@ import os
 from pathlib import Path
 
 import numpy as np
-from tensorboard.compat.proto import summary_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from nas_logger import format as fmt
-from nas_logger.summaries import nas_summary
+from nas_logger.summaries import step_summary
 
 
 def write_synthetic_runs(root: Path, runs: list[str], layers: int = 2, steps: int = 2, heatmap_side: int = 2,
                          seed: int = 0) -> None:
     """Runs of NAS records written directly (no model, no training): per step one event holding every
-    layer's stats (sorted quantiles, so min <= median <= max) and heatmap, plus a ``test_loss`` scalar."""
+    layer's stats (sorted quantiles, so min <= median <= max), heatmap and the stats table, as the
+    monitor writes them, plus a ``test_loss`` scalar."""
     rng = np.random.default_rng(seed)
-    infos = [fmt.LayerInfo(f"layer{d}", "conv2d", 16, heatmap_side ** 2, d) for d in range(layers)]
+    infos = {f"layer{d}": fmt.LayerInfo(f"layer{d}", "conv2d", 16, heatmap_side ** 2, d) for d in range(layers)}
     for run in runs:
         writer = SummaryWriter(str(root / run))
         file_writer = writer._get_file_writer()
+        written: set[str] = set()
         for step in range(steps):
-            summary = summary_pb2.Summary()
-            for info in infos:
+            records = {}
+            for name in infos:
                 stats = np.sort(rng.random(len(fmt.STAT_FIELDS) - 1)).astype(np.float32)
                 stats = np.append(stats, stats.mean()).astype(np.float32)
-                grid = rng.random((heatmap_side, heatmap_side), dtype=np.float32)
-                summary.value.extend(nas_summary(info, fmt.STATS, stats, step == 0).value)
-                summary.value.extend(nas_summary(info, fmt.HEATMAP, grid, step == 0).value)
-            file_writer.add_summary(summary, step)
+                records[name] = (stats, rng.random((heatmap_side, heatmap_side), dtype=np.float32))
+            file_writer.add_summary(step_summary(infos, records, list(infos), written), step)
             writer.add_scalar("test_loss", 1.0 / (step + 1), step)
         writer.close()
 

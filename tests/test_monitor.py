@@ -67,6 +67,22 @@ def test_round_trip_every_layer_matches_recomputation(tmp_path, small_cnn):
     assert [s for s, _ in scalars["accuracy"]] == [0, 1, 2]
 
 
+def test_stats_table_holds_every_layer_of_a_step_in_depth_order(tmp_path, small_cnn):
+    from events import read_table
+
+    with nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(4, 1, 8, 8)) as monitor:
+        medians = [monitor.log(step) for step in range(3)]
+    layers, rows = read_table(tmp_path)
+    assert [l.name for l in layers] == ["conv1", "conv2", "fc1", "fc2"] and [l.depth for l in layers] == [0, 1, 2, 3]
+    assert [step for step, _ in rows] == [0, 1, 2]
+    per_layer = read_nas(tmp_path)
+    for step, table in rows:
+        assert table.shape == (4, len(fmt.STAT_FIELDS))
+        for row, layer in enumerate(layers):
+            np.testing.assert_array_equal(table[row], per_layer[(layer.name, fmt.STATS)][1][step][1])
+            assert table[row][fmt.STAT_FIELDS.index("median")] == pytest.approx(medians[step][layer.name])
+
+
 def test_probe_image_written_once_through_image_plugin(tmp_path, small_cnn):
     from events import provider
     from tensorboard import context

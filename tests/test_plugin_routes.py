@@ -316,7 +316,8 @@ def test_steps_written_while_serving_show_after_reload(tmp_path, small_cnn, monk
             monitor.log(step, test_loss=3.0 - step)
         multiplexer.Reload()  # what TensorBoard's reload thread does
         body = get_json(client, P + "lines?run=live")
-        assert len(reads) == 1 and len(reads[0].tags) == 4  # one read of the 4 changed stats series
+        # One read, of the changed stats table: one tensor per step instead of one per layer and step.
+        assert len(reads) == 1 and reads[0].tags == {nas_logger.format.TABLE_TAG}
         assert body["layers"][0]["steps"] == list(range(6))
         assert body["overfit_step"] == 5
         heatmaps = get_json(client, P + "heatmaps?run=live")
@@ -412,3 +413,25 @@ def test_error_messages_do_not_echo_huge_values(tmp_path):
     body = get_json(client, "/data/plugin/nas/heatmaps?run=vanilla/seed0&step=" + "9" * 5000, status=400)
     assert len(body["error"]) <= MAX_ERROR_CHARS + 40 and "5000" not in body["error"][:MAX_ERROR_CHARS]
     assert body["error"].endswith("characters)") and body["parameter"] == "step"
+
+
+def test_stats_table_and_per_layer_series_serve_the_same_lines(tmp_path, small_cnn, monkeypatch):
+    from events import read_nas
+
+    torch.manual_seed(3)
+    with nas_logger.watch(small_cnn, tmp_path / "tabled", probe=torch.randn(4, 1, 8, 8)) as monitor:
+        for step in range(4):
+            monitor.log(step, test_loss=1.0)
+            with torch.no_grad():
+                small_cnn.conv2.weight.mul_(1.3)
+    client, _ = app_for(tmp_path)
+    lines = get_json(client, P + "lines?run=tabled")["layers"]
+    per_layer = read_nas(tmp_path / "tabled")
+    for layer in lines:
+        stats = np.array([values for _, values in per_layer[(layer["name"], fmt.STATS)][1]])
+        for field in ("min", "median", "max"):
+            np.testing.assert_allclose(layer[field], stats[:, fmt.STAT_FIELDS.index(field)], rtol=1e-6)
+    # A reader that could not use the table (here: it is hidden) serves the same from the per-layer series.
+    monkeypatch.setattr(fmt, "TABLE", "not-a-table-kind")
+    fresh, _ = app_for(tmp_path)
+    assert get_json(fresh, P + "lines?run=tabled")["layers"] == lines
