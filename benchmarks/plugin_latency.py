@@ -93,7 +93,8 @@ def rust_provider(logdir: Path):
         scalars = dp.list_scalars(ctx, experiment_id="", plugin_name="scalars")
         series = [tensors.get(run, {}) for run in RUNS]
         baseline = scalars.get(BASELINE_RUN, {}).get(BASELINE_TAG)
-        if (all(len(tags) == 2 * LAYERS and all(t.max_step == STEPS - 1 for t in tags.values()) for tags in series)
+        # per run: stats and heatmap of every layer, and the stats table
+        if (all(len(tags) == 2 * LAYERS + 1 and all(t.max_step == STEPS - 1 for t in tags.values()) for tags in series)
                 and baseline is not None and baseline.max_step == POINTS - 1):
             break
         time.sleep(1)
