@@ -27,8 +27,17 @@ IMAGES_PLUGIN = "images"
 _REQUIRED_FIELDS = ("min", "median", "max")
 
 
+class _Listed:
+    """A listed tag of one run, with the data provider's ``max_step`` and ``max_wall_time``."""
+
+    @property
+    def version(self) -> tuple:
+        """Changes when data is added to the tag: the key of its cached conversion."""
+        return (self.max_step, self.max_wall_time)
+
+
 @dataclass(frozen=True)
-class Series:
+class Series(_Listed):
     """One NAS tag of one run, as listed."""
 
     tag: str
@@ -37,14 +46,9 @@ class Series:
     max_step: int
     max_wall_time: float
 
-    @property
-    def version(self) -> tuple:
-        """Changes when data is added to the series: the key of its cached conversion."""
-        return (self.max_step, self.max_wall_time)
-
 
 @dataclass(frozen=True)
-class Table:
+class Table(_Listed):
     """A run's stats table (every layer's stats of a step in one tensor), as listed."""
 
     tag: str
@@ -52,10 +56,6 @@ class Table:
     fields: tuple[str, ...]
     max_step: int
     max_wall_time: float
-
-    @property
-    def version(self) -> tuple:
-        return (self.max_step, self.max_wall_time)
 
 
 @dataclass
