@@ -8,6 +8,7 @@ pass adds its hooks for that pass alone, so training steps pay nothing for it.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import weakref
 from collections.abc import Callable, Iterator
 
@@ -26,21 +27,31 @@ def tap_for(model: nn.Module) -> "PreActivationTap":
     return _taps[model]
 
 
+def _held(consumer: Consumer) -> Consumer | weakref.WeakMethod:
+    """How the tap holds a consumer: bound methods weakly. The tap lives as long as its model, and a
+    NASReg or monitor holds its model, so a strong reference here would keep every model that was
+    ever regularised or streamed alive (with its parameters on the device) after the user dropped it."""
+    return weakref.WeakMethod(consumer) if inspect.ismethod(consumer) else consumer
+
+
 class PreActivationTap:
+    """Holds no strong reference to its model or to a consumer object, only layer names and hooks."""
+
     def __init__(self) -> None:
-        # Keyed by the consumer itself: bound methods of one object compare and hash equal.
-        self._subscribers: dict[Consumer, dict[str, nn.Module]] = {}
+        # Keyed by the held consumer: bound methods of one object, and weak references to them, compare
+        # and hash equal while the object lives.
+        self._subscribers: dict[Consumer | weakref.WeakMethod, frozenset[str]] = {}
         self._hooks: dict[str, torch.utils.hooks.RemovableHandle] = {}
         self._exclusive: Consumer | None = None
         self._exclusive_names: frozenset[str] = frozenset()
 
     def subscribe(self, consumer: Consumer, modules: dict[str, nn.Module]) -> None:
         """Call ``consumer(name, output)`` after every forward of each module in ``modules``."""
-        self._subscribers[consumer] = modules
-        self._sync_hooks()
+        self._subscribers[_held(consumer)] = frozenset(modules)
+        self._sync_hooks(modules)
 
     def unsubscribe(self, consumer: Consumer) -> None:
-        self._subscribers.pop(consumer, None)
+        self._subscribers.pop(_held(consumer), None)
         self._sync_hooks()
 
     @contextlib.contextmanager
@@ -48,22 +59,35 @@ class PreActivationTap:
         """Within the block, outputs of ``modules`` go to ``consumer`` alone (other subscribers do not
         see the probe pass), with hooks added for the block where needed."""
         self._exclusive, self._exclusive_names = consumer, frozenset(modules)
-        self._sync_hooks(extra=modules)
+        self._sync_hooks(modules)
         try:
             yield
         finally:
             self._exclusive, self._exclusive_names = None, frozenset()
             self._sync_hooks()
 
-    def _sync_hooks(self, extra: dict[str, nn.Module] | None = None) -> None:
-        wanted: dict[str, nn.Module] = dict(extra or {})
-        for modules in self._subscribers.values():
-            wanted.update(modules)
+    def _live_subscribers(self) -> list[tuple[Consumer, frozenset[str]]]:
+        """Subscribers whose object still exists; those of dropped objects are forgotten."""
+        live = []
+        for held, names in list(self._subscribers.items()):
+            consumer = held() if isinstance(held, weakref.WeakMethod) else held
+            if consumer is None:
+                del self._subscribers[held]
+            else:
+                live.append((consumer, names))
+        return live
+
+    def _sync_hooks(self, new: dict[str, nn.Module] | None = None) -> None:
+        """One hook on each module some subscriber or the exclusive pass wants; ``new`` are the modules
+        of the call that may add names (the others are hooked already)."""
+        wanted = set(self._exclusive_names)
+        for _, names in self._live_subscribers():
+            wanted |= names
         for name in list(self._hooks):
             if name not in wanted:
                 self._hooks.pop(name).remove()
-        for name, module in wanted.items():
-            if name not in self._hooks:
+        for name, module in (new or {}).items():
+            if name in wanted and name not in self._hooks:
                 self._hooks[name] = module.register_forward_hook(self._hook(name))
 
     def _hook(self, name: str) -> Callable[..., None]:
@@ -75,8 +99,8 @@ class PreActivationTap:
                 if name in self._exclusive_names:
                     self._exclusive(name, output)
                 return
-            for consumer, modules in self._subscribers.items():
-                if name in modules:
+            for consumer, names in self._live_subscribers():
+                if name in names:
                     consumer(name, output)
 
         return hook

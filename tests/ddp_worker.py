@@ -1,4 +1,5 @@
 """Run under torchrun with 2 processes: DDP training with watch + NASReg; rank 1 is slower."""
+import gc
 import sys
 import time
 
@@ -55,4 +56,11 @@ if rank == 0:
 weights = [torch.zeros_like(model.module.conv1.weight) for _ in range(2)]
 dist.all_gather(weights, model.module.conv1.weight.detach())
 print(f"rank {rank} in sync {torch.equal(weights[0], weights[1])}", flush=True)
+# Orderly teardown, as a user's job should end: no rank leaves while its peer still talks to it, the
+# SDK's objects let go of the model first, and the process group goes while the interpreter is whole
+# (gloo's worker threads release their last tensors before Python starts to finalise).
+dist.barrier()
+reg.remove()
+del reg, monitor, merged, model, module, weights, outputs
 dist.destroy_process_group()
+gc.collect()

@@ -15,7 +15,9 @@ def free_port() -> int:
 
 def test_ddp_with_torchrun_rank0_writes_ranks_merge_and_nothing_hangs(tmp_path):
     tests = os.path.dirname(__file__)
-    env = {**os.environ, "PYTHONPATH": tests + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": tests + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1",
+           # a crash at exit prints every thread's Python stack into the assertion message
+           "PYTHONFAULTHANDLER": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
          os.path.join(tests, "ddp_worker.py"), str(tmp_path)],

@@ -37,3 +37,24 @@ def test_exclusive_pass_reaches_only_its_consumer_and_leaves_no_extra_hooks():
 def test_taps_are_per_model():
     first, second = nn.Linear(1, 1), nn.Linear(1, 1)
     assert tap_for(first) is tap_for(first) and tap_for(first) is not tap_for(second)
+
+
+def test_a_dropped_model_is_freed_with_its_regulariser_and_monitor(tmp_path):
+    import gc
+    import weakref
+
+    import nas_logger
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    reg = nas_logger.NASReg(model)
+    streamed = nas_logger.watch(model, tmp_path / "stream", statistics="stream")
+    probed = nas_logger.watch(model, tmp_path / "probe", probe=torch.randn(2, 1, 8, 8))
+    model(torch.randn(2, 1, 8, 8)).sum().add(reg.penalty()).backward()
+    probed.log(0)
+    streamed.log(0)
+    probed.close()
+    streamed.close()
+    alive = weakref.ref(model)
+    del model, reg, streamed, probed
+    gc.collect()
+    assert alive() is None  # sweeps that build a model per trial must not pile up parameters
