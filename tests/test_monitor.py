@@ -448,3 +448,25 @@ def test_transformer_block_measures_each_token(tmp_path):
     # so only the feed-forward Linear modules execute as modules.
     assert list(medians) == ["linear1", "linear2"]
     assert monitor.layers["linear1"].receptive_fields == 10 and monitor.layers["linear1"].filters == 32
+
+
+# --- single-layer models ------------------------------------------------------------------------------
+
+def test_a_model_that_is_one_layer_is_logged_and_served_under_its_class_name(tmp_path):
+    from plugin_fixtures import app_for, get_json
+
+    model = nn.Conv2d(3, 4, 3)
+    probe = torch.randn(2, 3, 6, 6)
+    with nas_logger.watch(model, tmp_path / "run", probe=probe) as monitor:
+        medians = monitor.log(0)
+    assert list(medians) == ["Conv2d"] and list(monitor.layers) == ["Conv2d"]
+    layer, stats = read_nas(tmp_path / "run")[("Conv2d", fmt.STATS)]
+    assert layer.name == "Conv2d" and [s for s, _ in stats] == [0]
+    with torch.no_grad():
+        want = np.median(nas_reference(model(probe).double().numpy()))
+    assert medians["Conv2d"] == pytest.approx(want, abs=2e-6)
+    body = get_json(app_for(tmp_path)[0], "/data/plugin/nas/heatmap?run=run&layer=Conv2d&step=0")
+    assert (body["layer"], body["shape"]) == ("Conv2d", [4, 4])
+    with torch.no_grad():
+        first = nas_reference(model(probe[:1]).double().numpy())[0]
+    np.testing.assert_allclose(np.reshape(body["values"], (4, 4)), first, atol=2e-6)

@@ -280,3 +280,17 @@ def test_regularised_training_lowers_nas(small_cnn):
         reg.remove()
         results[strength] = mean_nas(small_cnn, x)
     assert results[1.0] < results[0.0] - 0.01
+
+
+@pytest.mark.parametrize("layer, x", [(nn.Linear(6, 4), torch.randn(3, 6)), (nn.Conv2d(2, 5, 3), torch.randn(3, 2, 6, 6))])
+def test_a_model_that_is_one_layer_is_regularised_under_its_class_name(layer, x):
+    name = type(layer).__name__
+    layer.double()
+    x = x.double()
+    reg = NASReg(layer, layers=[layer], weights={name: 0.5})
+    out = layer(x)
+    got = reg.penalty()
+    assert reg.layers == [name] and list(reg.values()) == [name]
+    rho = perplexity_reference(out.detach().numpy(), axis=1 if out.dim() == 4 else -1)
+    assert got.item() == pytest.approx(-0.5 * rho.reshape(len(rho), -1).sum(axis=1).mean(), rel=1e-12)
+    assert NASReg(layer, layers=name, exclude=[]).layers == [name]
