@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from . import format as fmt
+from .arguments import check_step, scalar_values
 from .detector import Alarm, OverfitDetector
 from .layers import layer_kind, select_layers, unwrap
 from .probe import MAX_PROBE, Probe, describe, forward_input, looks_like_image, prepare_probe, to_display_image
@@ -87,6 +88,11 @@ class Monitor:
             raise ValueError(f"statistics must be 'probe' or 'stream'; got {statistics!r}")
         if ranks not in ("0", "all"):
             raise ValueError(f"ranks must be '0' (rank 0 measures) or 'all' (histograms merged); got {ranks!r}")
+        if ranks == "all" and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            raise ValueError(
+                "ranks='all' merges the histograms of all torch.distributed ranks, but no process group is "
+                "initialised: call torch.distributed.init_process_group() before watch(), or use ranks='0'"
+            )
         self.model = unwrap(model)
         self._modules = select_layers(self.model, layers)
         self._kinds = {name: layer_kind(m) for name, m in self._modules.items()}
@@ -105,6 +111,7 @@ class Monitor:
         self._owns_writer = not isinstance(log_dir, SummaryWriter)
         self._writes = _is_writer_rank()
         self._io_warned = False
+        self._closed = False
         self.writer: SummaryWriter | None = None
         if self._writes:
             if self._owns_writer:
@@ -157,10 +164,17 @@ class Monitor:
 
         ``test_loss`` and the keyword ``scalars`` are written as ordinary TensorBoard scalars. Ends with
         a flush, so a crash later loses nothing written here. Returns the median NAS per layer.
-        Only rank 0 of a distributed job writes; other ranks return an empty dict.
+        Only rank 0 of a distributed job writes; other ranks return an empty dict. Every argument is
+        checked before any work: ``step`` an int in [0, 2**53 - 1], the scalars real numbers or
+        one-element tensors (ValueError naming the argument). RuntimeError after :meth:`close`.
         """
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"step must be a non-negative int; got {step!r}")
+        if self._closed:
+            raise RuntimeError(
+                "monitor is closed: log() after close() would start a new event file; call log() before "
+                "close(), or watch() the model again"
+            )
+        step = check_step(step)
+        values = scalar_values(test_loss, scalars)
         if not self._writes and not self._merge_ranks:
             return {}
         if self.probe is None and isinstance(self._source, ProbeStatistics) and self._writes:
@@ -188,11 +202,9 @@ class Monitor:
                         stacklevel=2,
                     )
         medians = {name: float(stats[fmt.STAT_FIELDS.index("median")]) for name, (stats, _) in records.items()}
-        alarm = self.detector.update(int(step), medians) if self.detector is not None else None
-        if test_loss is not None:
-            scalars = {"test_loss": test_loss, **scalars}
+        alarm = self.detector.update(step, medians) if self.detector is not None else None
         try:
-            self._write(int(step), records, alarm, {tag: float(v) for tag, v in scalars.items()})
+            self._write(step, records, alarm, values)
         except OSError as e:  # disk full, log dir gone, ...: training must go on
             self._write_failed(f"writing NAS summaries to {self.log_dir!r} failed at step {step}: {e}")
         return medians
@@ -242,6 +254,11 @@ class Monitor:
         return self.detector.alarm if self.detector is not None else None
 
     def flush(self) -> None:
+        """Flush the writer; nothing to do after :meth:`close`."""
+        if not self._closed:
+            self._flush()
+
+    def _flush(self) -> None:
         if self.writer is not None:
             try:
                 self.writer.flush()
@@ -249,13 +266,17 @@ class Monitor:
                 self._write_failed(f"flushing NAS summaries to {self.log_dir!r} failed: {e}")
 
     def close(self) -> None:
-        """Remove the probe-capture hook and flush; closes the writer if the monitor opened it."""
+        """Remove the probe-capture hook and flush; closes the writer if the monitor opened it. Later
+        ``log`` calls raise; ``flush`` and ``close`` do nothing."""
+        if self._closed:
+            return
+        self._closed = True
         if self._capture is not None:
             self._capture.remove()
             self._capture = None
         if isinstance(self._source, StreamStatistics):
             self._source.close()
-        self.flush()
+        self._flush()
         if self.writer is not None and self._owns_writer:
             self.writer.close()
             self.writer = None
@@ -279,6 +300,7 @@ def watch(
 
     ``probe``: a tensor, an (inputs, targets) batch or a DataLoader; if omitted, the first input the
     model sees is captured (up to ``max_probe=64`` samples, detached, on the model's device).
+    ``layers=[]`` raises ValueError; ``ranks="all"`` needs torch.distributed initialised first.
     Other options: ``heatmap_side`` (default 64), the largest side a stored heatmap keeps;
     ``statistics="stream"`` (histograms over the training batches instead of a probe; ``bins``,
     ``stream_every``); ``ranks="all"`` (merge all ranks' histograms under torch.distributed);

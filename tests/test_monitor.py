@@ -470,3 +470,65 @@ def test_a_model_that_is_one_layer_is_logged_and_served_under_its_class_name(tmp
     with torch.no_grad():
         first = nas_reference(model(probe[:1]).double().numpy())[0]
     np.testing.assert_allclose(np.reshape(body["values"], (4, 4)), first, atol=2e-6)
+
+
+# --- argument checks before any work --------------------------------------------------------------
+
+def counting_forwards(model):
+    calls = []
+    model.register_forward_pre_hook(lambda m, args: calls.append(1))
+    return calls
+
+
+def test_steps_javascript_cannot_represent_are_rejected_before_any_work(tmp_path, small_cnn):
+    from nas_logger.detector import OverfitDetector
+
+    detector = OverfitDetector()
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), detect=detector)
+    calls = counting_forwards(small_cnn)
+    for step in (2**53, 2**63, np.uint64(2**64 - 1)):
+        with pytest.raises(ValueError, match=r"step \d+ is above 2\*\*53 - 1 = 9007199254740991"):
+            monitor.log(step)
+    assert calls == [] and detector._epochs == 0
+    assert list(monitor.log(2**53 - 1)) == ["conv1", "conv2", "fc1", "fc2"]
+    monitor.close()
+    assert [s for s, _ in read_nas(tmp_path)[("conv1", fmt.STATS)][1]] == [2**53 - 1]
+
+
+def test_a_bad_scalar_is_rejected_before_any_work(tmp_path, small_cnn):
+    from nas_logger.detector import OverfitDetector
+
+    detector = OverfitDetector()
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), detect=detector)
+    calls = counting_forwards(small_cnn)
+    with pytest.raises(ValueError, match=r"test_loss must be a real number or a one-element tensor; got a Tensor of shape \(3,\)"):
+        monitor.log(0, test_loss=torch.ones(3))
+    with pytest.raises(ValueError, match="accuracy must be a real number or a one-element tensor; got str"):
+        monitor.log(0, test_loss=0.5, accuracy="high")
+    assert calls == [] and detector._epochs == 0
+    monitor.log(0, test_loss=torch.tensor([0.5]), accuracy=np.float32(0.25))
+    assert calls == [1] and detector._epochs == 1
+    monitor.close()
+    scalars = read_scalars(tmp_path)
+    assert scalars["test_loss"] == [(0, 0.5)] and scalars["accuracy"] == [(0, 0.25)]
+
+
+def test_log_after_close_raises_and_flush_and_close_are_harmless(tmp_path, small_cnn):
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8))
+    monitor.log(0)
+    monitor.close()
+    files = sorted(os.listdir(tmp_path))
+    with pytest.raises(RuntimeError, match="monitor is closed"):
+        monitor.log(1)
+    monitor.flush()
+    monitor.close()
+    assert sorted(os.listdir(tmp_path)) == files  # no new event file
+    assert [s for s, _ in read_nas(tmp_path)[("conv1", fmt.STATS)][1]] == [0]
+
+
+def test_empty_layer_selection_and_ranks_all_without_a_process_group_fail_at_watch(tmp_path, small_cnn):
+    with pytest.raises(ValueError, match="layers is an empty selection"):
+        nas_logger.watch(small_cnn, tmp_path, layers=[])
+    assert not torch.distributed.is_initialized()
+    with pytest.raises(ValueError, match=r"ranks='all' .* call torch.distributed.init_process_group\(\) before watch\(\), or use ranks='0'"):
+        nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), ranks="all")
