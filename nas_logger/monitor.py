@@ -18,7 +18,7 @@ from . import format as fmt
 from .arguments import check_step, scalar_values
 from .detector import Alarm, OverfitDetector
 from .layers import layer_kind, select_layers, unwrap
-from .probe import MAX_PROBE, Probe, describe, forward_input, looks_like_image, prepare_probe, to_display_image
+from .probe import MAX_PROBE, Probe, capture_call, describe, prepare_probe, probe_image
 from .sources import LayerResult, ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
 from .summaries import step_summary
@@ -111,6 +111,7 @@ class Monitor:
         self._owns_writer = not isinstance(log_dir, SummaryWriter)
         self._writes = _is_writer_rank()
         self._io_warned = False
+        self._probe_warned = False
         self._closed = False
         self.writer: SummaryWriter | None = None
         if self._writes:
@@ -144,20 +145,39 @@ class Monitor:
         return str(self._log_dir)
 
     def _capture_probe(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
-        x = forward_input(args, kwargs)
-        if x is not None:
-            self.probe = prepare_probe(x, self.max_probe)
+        probe = capture_call(args, kwargs, self.max_probe)
+        if probe is not None:
+            self.probe = probe
             self._capture.remove()
             self._capture = None
+
+    def _probe_error(self, e: Exception) -> ValueError:
+        return ValueError(
+            f"probe of {describe(self.probe)} cannot be fed to {type(self.model).__name__}: {type(e).__name__}: {e}"
+        )
 
     def _check_probe(self) -> None:
         try:
             ProbeStatistics(self.model, self._modules, self._kinds, 1, False, 2).collect(self.probe)
         except Exception as e:
-            raise ValueError(
-                f"probe of {describe(self.probe)} cannot be fed to "
-                f"{type(self.model).__name__}: {type(e).__name__}: {e}"
-            ) from e
+            raise self._probe_error(e) from e
+
+    def _collect(self, step: int) -> dict[str, LayerResult]:
+        """The statistics of this log; none while the probe pass fails, with one warning (training goes on)."""
+        try:
+            return self._source.collect(self.probe)
+        except Exception as e:
+            if not isinstance(self._source, ProbeStatistics):
+                raise
+            if not self._probe_warned:
+                self._probe_warned = True
+                warnings.warn(
+                    f"{self._probe_error(e)} (at step {step}); NAS is not logged while this fails, training goes "
+                    "on and the monitor retries at every log",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return {}
 
     def log(self, step: int, test_loss: float | torch.Tensor | None = None, **scalars: Any) -> dict[str, float]:
         """Evaluate the probe and write every watched layer's NAS statistics and heatmap at ``step``.
@@ -166,7 +186,8 @@ class Monitor:
         a flush, so a crash later loses nothing written here. Returns the median NAS per layer.
         Only rank 0 of a distributed job writes; other ranks return an empty dict. Every argument is
         checked before any work: ``step`` an int in [0, 2**53 - 1], the scalars real numbers or
-        one-element tensors (ValueError naming the argument). RuntimeError after :meth:`close`.
+        one-element tensors (ValueError naming the argument). A probe the model cannot take warns once
+        and logs no NAS (the scalars still) until it can. RuntimeError after :meth:`close`.
         """
         if self._closed:
             raise RuntimeError(
@@ -181,7 +202,7 @@ class Monitor:
             raise RuntimeError(
                 "no probe yet: pass probe= to watch() or run one forward pass of the model before log()"
             )
-        results = self._source.collect(self.probe)
+        results = self._collect(step)
         if not self._writes:
             return {}
         for name, result in results.items():
@@ -202,7 +223,7 @@ class Monitor:
                         stacklevel=2,
                     )
         medians = {name: float(stats[fmt.STAT_FIELDS.index("median")]) for name, (stats, _) in records.items()}
-        alarm = self.detector.update(step, medians) if self.detector is not None else None
+        alarm = self.detector.update(step, medians) if self.detector is not None and medians else None
         try:
             self._write(step, records, alarm, values)
         except OSError as e:  # disk full, log dir gone, ...: training must go on
@@ -229,8 +250,9 @@ class Monitor:
         writer._get_file_writer().add_summary(summary, step)
         if alarm is not None:
             logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
-        if not self._probe_image_written and isinstance(self.probe, torch.Tensor) and looks_like_image(self.probe[0]):
-            writer.add_image(fmt.PROBE_IMAGE_TAG, to_display_image(self.probe[0]), step)
+        image = probe_image(self.probe) if not self._probe_image_written and self.probe is not None else None
+        if image is not None:
+            writer.add_image(fmt.PROBE_IMAGE_TAG, image, step)
         self._probe_image_written = True
         for tag, value in scalars.items():
             writer.add_scalar(tag, value, step)
@@ -298,8 +320,9 @@ def watch(
     and return a :class:`Monitor` whose ``log(step, test_loss=...)`` writes NAS summaries to ``log_dir``
     (a directory or an existing ``SummaryWriter``).
 
-    ``probe``: a tensor, an (inputs, targets) batch or a DataLoader; if omitted, the first input the
-    model sees is captured (up to ``max_probe=64`` samples, detached, on the model's device).
+    ``probe``: a tensor, an (inputs, targets) batch, a DataLoader or a dict of keyword tensors; if
+    omitted, the model's first call is captured whole, every argument (tensors detached and copied, those
+    with the batch along dim 0 cut to ``max_probe=64`` samples) and replayed at every ``log``.
     ``layers=[]`` raises ValueError; ``ranks="all"`` needs torch.distributed initialised first.
     Other options: ``heatmap_side`` (default 64), the largest side a stored heatmap keeps;
     ``statistics="stream"`` (histograms over the training batches instead of a probe; ``bins``,

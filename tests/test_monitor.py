@@ -532,3 +532,112 @@ def test_empty_layer_selection_and_ranks_all_without_a_process_group_fail_at_wat
     assert not torch.distributed.is_initialized()
     with pytest.raises(ValueError, match=r"ranks='all' .* call torch.distributed.init_process_group\(\) before watch\(\), or use ranks='0'"):
         nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), ranks="all")
+
+
+# --- calls with more than one input ------------------------------------------------------------------
+
+class MaskedNet(nn.Module):
+    """model(x, mask, offset, scale=t, clip=c): a per-sample mask, a per-channel offset, a scale and a
+    Python number, as models with attention masks or conditioning take them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 5)
+
+    def forward(self, x, mask, offset, scale, clip=10.0):
+        h = torch.relu(self.conv(x * scale) + offset[:, None, None]) * mask[:, None, None, None]
+        return self.fc(h.flatten(1).clamp(max=clip))
+
+
+def hooked_medians(model, *args, **kwargs):
+    """Per layer, the float64 median NAS of one forward ``model(*args, **kwargs)`` through plain hooks."""
+    outputs = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: outputs.setdefault(n, o.detach()))
+             for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(*args, **kwargs)
+    for h in hooks:
+        h.remove()
+    return {n: np.median(nas_reference(o.double().numpy(), axis=1 if o.dim() == 4 else -1)) for n, o in outputs.items()}
+
+
+def test_a_call_with_several_inputs_is_captured_whole_and_replayed(tmp_path):
+    from events import provider
+    from tensorboard import context
+
+    from nas_logger.probe import ProbeCall
+
+    torch.manual_seed(0)
+    model = MaskedNet()
+    x, mask = torch.randn(10, 3, 8, 8), (torch.arange(10) % 3 > 0).float()
+    offset, scale = torch.randn(4), torch.tensor(0.5)
+    monitor = nas_logger.watch(model, tmp_path, max_probe=6)
+    model(x, mask, offset, scale=scale, clip=2.0)
+    model(torch.zeros(10, 3, 8, 8), mask, offset, scale=scale)  # later calls do not replace it
+    probe = monitor.probe
+    assert isinstance(probe, ProbeCall)
+    # Cut along dim 0 where it is the batch (x, mask), kept whole elsewhere (offset, scale), numbers as given.
+    assert torch.equal(probe.args[0], x[:6]) and torch.equal(probe.args[1], mask[:6])
+    assert torch.equal(probe.args[2], offset) and torch.equal(probe.kwargs["scale"], scale)
+    assert probe.kwargs["clip"] == 2.0
+    x.mul_(0)  # the captured tensors are copies
+    assert probe.args[0].abs().sum() > 0
+    medians = monitor.log(0, test_loss=1.0)
+    monitor.close()
+    want = hooked_medians(model, *probe.args, **probe.kwargs)
+    assert list(medians) == ["conv", "fc"]
+    assert medians == pytest.approx(want, abs=2e-6)
+    blobs = provider(tmp_path).read_blob_sequences(
+        context.RequestContext(), experiment_id="", plugin_name="images", downsample=100
+    )["."][fmt.PROBE_IMAGE_TAG]
+    assert [b.step for b in blobs] == [0]  # the first tensor, x, is an image
+
+
+def test_keyword_tensors_and_a_single_tensor_keep_their_probe_forms(tmp_path, small_cnn):
+    class Keywords(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 3)
+
+        def forward(self, features, weight):
+            return self.fc(features) * weight
+
+    model = Keywords()
+    monitor = nas_logger.watch(model, tmp_path / "kw")
+    model(features=torch.randn(80, 5), weight=torch.ones(80, 1))
+    assert set(monitor.probe) == {"features", "weight"} and monitor.probe["weight"].shape == (64, 1)
+    assert list(monitor.log(0)) == ["fc"]
+    monitor.close()
+
+
+class LengthsNet(nn.Module):
+    """model(x, lengths) with lengths a Python list per sample: not a tensor, so not cut with the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, lengths):
+        return self.fc(x * torch.tensor(lengths, dtype=x.dtype)[:, None])
+
+
+def test_a_call_that_cannot_be_replayed_warns_once_and_training_goes_on(tmp_path):
+    model = LengthsNet()
+    monitor = nas_logger.watch(model, tmp_path, max_probe=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    results = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(3):
+            optimizer.zero_grad()
+            model(torch.randn(10, 4), list(range(10))).sum().backward()
+            optimizer.step()
+            results.append(monitor.log(step, test_loss=1.0 / (step + 1)))
+    monitor.close()
+    messages = [str(w.message) for w in caught if "cannot be fed" in str(w.message)]
+    assert len(messages) == 1
+    assert messages[0].startswith("probe of call (tensor (4, 4) torch.float32, list) cannot be fed to LengthsNet: RuntimeError")
+    assert "training goes on" in messages[0] and "(at step 0)" in messages[0]
+    assert results == [{}, {}, {}]
+    assert [s for s, _ in read_scalars(tmp_path)["test_loss"]] == [0, 1, 2]  # the scalars are still written
