@@ -21,7 +21,7 @@ from .layers import layer_kind, select_layers, unwrap
 from .probe import MAX_PROBE, Probe, capture_call, describe, prepare_probe, probe_image
 from .sources import LayerResult, ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
-from .summaries import step_summary
+from .summaries import alarm_summary, step_summary
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class Monitor:
         self._writes = _is_writer_rank()
         self._io_warned = False
         self._probe_warned = False
+        self._pending_alarm: Alarm | None = None  # fired, not yet written (its log's write failed)
         self._closed = False
         self.writer: SummaryWriter | None = None
         if self._writes:
@@ -223,9 +224,13 @@ class Monitor:
                         stacklevel=2,
                     )
         medians = {name: float(stats[fmt.STAT_FIELDS.index("median")]) for name, (stats, _) in records.items()}
-        alarm = self.detector.update(step, medians) if self.detector is not None and medians else None
+        if self.detector is not None and medians:
+            alarm = self.detector.update(step, medians)
+            if alarm is not None:
+                self._pending_alarm = alarm
+                logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
         try:
-            self._write(step, records, alarm, values)
+            self._write(step, records, values)
         except OSError as e:  # disk full, log dir gone, ...: training must go on
             self._write_failed(f"writing NAS summaries to {self.log_dir!r} failed at step {step}: {e}")
         return medians
@@ -240,16 +245,17 @@ class Monitor:
             self._probe_image_written = False
         return self.writer
 
-    def _write(self, step: int, records: dict[str, tuple[np.ndarray, np.ndarray | None]], alarm: Alarm | None,
+    def _write(self, step: int, records: dict[str, tuple[np.ndarray, np.ndarray | None]],
                scalars: dict[str, float]) -> None:
         writer = self._live_writer()
         if not self._table_layers:
             self._table_layers = list(records)
-        alarm_layers = alarm.layers if alarm is not None else None
+        alarm = self._pending_alarm
+        alarm_layers = alarm.layers if alarm is not None and alarm.step == step else None
+        if alarm is not None and alarm_layers is None:  # it fired at an earlier log whose write failed
+            writer._get_file_writer().add_summary(alarm_summary(alarm.layers), alarm.step)
         summary = step_summary(self.layers, records, self._table_layers, self._written_tags, alarm_layers)
         writer._get_file_writer().add_summary(summary, step)
-        if alarm is not None:
-            logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
         image = probe_image(self.probe) if not self._probe_image_written and self.probe is not None else None
         if image is not None:
             writer.add_image(fmt.PROBE_IMAGE_TAG, image, step)
@@ -257,6 +263,7 @@ class Monitor:
         for tag, value in scalars.items():
             writer.add_scalar(tag, value, step)
         writer.flush()
+        self._pending_alarm = None  # written once the flush went through
 
     def _write_failed(self, message: str) -> None:
         """Warn once per monitor; drop a writer we own so that the next log reopens it."""

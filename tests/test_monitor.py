@@ -641,3 +641,45 @@ def test_a_call_that_cannot_be_replayed_warns_once_and_training_goes_on(tmp_path
     assert "training goes on" in messages[0] and "(at step 0)" in messages[0]
     assert results == [{}, {}, {}]
     assert [s for s, _ in read_scalars(tmp_path)["test_loss"]] == [0, 1, 2]  # the scalars are still written
+
+
+# --- an alarm whose write failed -----------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_an_alarm_fired_at_a_failed_write_is_written_at_the_next_log(tmp_path, small_cnn, monkeypatch):
+    import errno
+
+    from tensorboard import context
+    from tensorboard.summary.writer import record_writer
+
+    from events import provider
+    from nas_logger.detector import Alarm, OverfitDetector
+
+    class FiresAtStep2(OverfitDetector):
+        def update(self, step, medians):
+            if step == 2:
+                self.alarm = Alarm(step, ("conv1", "conv2"))
+                return self.alarm
+            return None
+
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), detect=FiresAtStep2())
+    monitor.log(0)
+    monitor.log(1)
+    real_write = record_writer.RecordWriter.write
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", full)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monitor.log(2)  # the alarm fires here; its write fails
+    monkeypatch.setattr(record_writer.RecordWriter, "write", real_write)
+    monitor.log(3)
+    monitor.log(4)
+    monitor.close()
+    data = provider(tmp_path).read_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME,
+                                           downsample=100, run_tag_filter=None)["."][fmt.ALARM_TAG]
+    assert [d.step for d in data] == [2]  # once, at the step it fired
+    assert [n.decode() for n in data[0].numpy] == ["conv1", "conv2"]
+    assert 3 in [s for s, _ in read_nas(tmp_path)[("conv1", fmt.STATS)][1]]
