@@ -40,15 +40,18 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def select_layers(
-    model: nn.Module, layers: Iterable[str | nn.Module] | str | None = None
+    model: nn.Module, layers: Iterable[str | nn.Module] | str | None = None, allow_empty: bool = False
 ) -> dict[str, nn.Module]:
     """Supported layers of ``model`` by qualified name, in registration order.
 
     ``layers``: None for every Conv1d/2d/3d and Linear; otherwise module names, glob patterns
     (``"layer4.*"``) or the module objects themselves. Raises ValueError for a model without
-    supported layers or a selection that matches nothing.
+    supported layers, an empty selection (unless ``allow_empty``: an empty exclusion list) or an item
+    that matches nothing. A model that is itself a Conv/Linear layer is named by its class,
+    ``type(model).__name__`` (e.g. ``"Linear"``), since its qualified name is the empty string, which no
+    tag or URL can carry.
     """
-    supported = {name: m for name, m in model.named_modules() if layer_kind(m) is not None}
+    supported = {name or type(model).__name__: m for name, m in model.named_modules() if layer_kind(m) is not None}
     if not supported:
         raise ValueError(
             f"{type(model).__name__} has no Conv1d/Conv2d/Conv3d/Linear layer to measure NAS on"
@@ -57,6 +60,12 @@ def select_layers(
         return supported
     if isinstance(layers, (str, nn.Module)):
         layers = [layers]
+    layers = list(layers)
+    if not layers and not allow_empty:
+        raise ValueError(
+            f"layers is an empty selection; pass None for every Conv/Linear layer of {type(model).__name__} "
+            f"or choose from {sorted(supported)}"
+        )
     by_module = {id(m): name for name, m in supported.items()}
     chosen: set[str] = set()
     for item in layers:

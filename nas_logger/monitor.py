@@ -15,12 +15,13 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from . import format as fmt
+from .arguments import check_step, scalar_values
 from .detector import Alarm, OverfitDetector
 from .layers import layer_kind, select_layers, unwrap
-from .probe import MAX_PROBE, Probe, describe, forward_input, looks_like_image, prepare_probe, to_display_image
+from .probe import MAX_PROBE, Probe, capture_call, describe, prepare_probe, probe_image
 from .sources import LayerResult, ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
-from .summaries import step_summary
+from .summaries import alarm_summary, step_summary
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,11 @@ class Monitor:
             raise ValueError(f"statistics must be 'probe' or 'stream'; got {statistics!r}")
         if ranks not in ("0", "all"):
             raise ValueError(f"ranks must be '0' (rank 0 measures) or 'all' (histograms merged); got {ranks!r}")
+        if ranks == "all" and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            raise ValueError(
+                "ranks='all' merges the histograms of all torch.distributed ranks, but no process group is "
+                "initialised: call torch.distributed.init_process_group() before watch(), or use ranks='0'"
+            )
         self.model = unwrap(model)
         self._modules = select_layers(self.model, layers)
         self._kinds = {name: layer_kind(m) for name, m in self._modules.items()}
@@ -105,6 +111,9 @@ class Monitor:
         self._owns_writer = not isinstance(log_dir, SummaryWriter)
         self._writes = _is_writer_rank()
         self._io_warned = False
+        self._probe_warned = False
+        self._pending_alarm: Alarm | None = None  # fired, not yet written (its log's write failed)
+        self._closed = False
         self.writer: SummaryWriter | None = None
         if self._writes:
             if self._owns_writer:
@@ -137,37 +146,64 @@ class Monitor:
         return str(self._log_dir)
 
     def _capture_probe(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
-        x = forward_input(args, kwargs)
-        if x is not None:
-            self.probe = prepare_probe(x, self.max_probe)
+        probe = capture_call(args, kwargs, self.max_probe)
+        if probe is not None:
+            self.probe = probe
             self._capture.remove()
             self._capture = None
+
+    def _probe_error(self, e: Exception) -> ValueError:
+        return ValueError(
+            f"probe of {describe(self.probe)} cannot be fed to {type(self.model).__name__}: {type(e).__name__}: {e}"
+        )
 
     def _check_probe(self) -> None:
         try:
             ProbeStatistics(self.model, self._modules, self._kinds, 1, False, 2).collect(self.probe)
         except Exception as e:
-            raise ValueError(
-                f"probe of {describe(self.probe)} cannot be fed to "
-                f"{type(self.model).__name__}: {type(e).__name__}: {e}"
-            ) from e
+            raise self._probe_error(e) from e
+
+    def _collect(self, step: int) -> dict[str, LayerResult]:
+        """The statistics of this log; none while the probe pass fails, with one warning (training goes on)."""
+        try:
+            return self._source.collect(self.probe)
+        except Exception as e:
+            if not isinstance(self._source, ProbeStatistics):
+                raise
+            if not self._probe_warned:
+                self._probe_warned = True
+                warnings.warn(
+                    f"{self._probe_error(e)} (at step {step}); NAS is not logged while this fails, training goes "
+                    "on and the monitor retries at every log",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return {}
 
     def log(self, step: int, test_loss: float | torch.Tensor | None = None, **scalars: Any) -> dict[str, float]:
         """Evaluate the probe and write every watched layer's NAS statistics and heatmap at ``step``.
 
         ``test_loss`` and the keyword ``scalars`` are written as ordinary TensorBoard scalars. Ends with
         a flush, so a crash later loses nothing written here. Returns the median NAS per layer.
-        Only rank 0 of a distributed job writes; other ranks return an empty dict.
+        Only rank 0 of a distributed job writes; other ranks return an empty dict. Every argument is
+        checked before any work: ``step`` an int in [0, 2**53 - 1], the scalars real numbers or
+        one-element tensors (ValueError naming the argument). A probe the model cannot take warns once
+        and logs no NAS (the scalars still) until it can. RuntimeError after :meth:`close`.
         """
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"step must be a non-negative int; got {step!r}")
+        if self._closed:
+            raise RuntimeError(
+                "monitor is closed: log() after close() would start a new event file; call log() before "
+                "close(), or watch() the model again"
+            )
+        step = check_step(step)
+        values = scalar_values(test_loss, scalars)
         if not self._writes and not self._merge_ranks:
             return {}
         if self.probe is None and isinstance(self._source, ProbeStatistics) and self._writes:
             raise RuntimeError(
                 "no probe yet: pass probe= to watch() or run one forward pass of the model before log()"
             )
-        results = self._source.collect(self.probe)
+        results = self._collect(step)
         if not self._writes:
             return {}
         for name, result in results.items():
@@ -188,11 +224,13 @@ class Monitor:
                         stacklevel=2,
                     )
         medians = {name: float(stats[fmt.STAT_FIELDS.index("median")]) for name, (stats, _) in records.items()}
-        alarm = self.detector.update(int(step), medians) if self.detector is not None else None
-        if test_loss is not None:
-            scalars = {"test_loss": test_loss, **scalars}
+        if self.detector is not None and medians:
+            alarm = self.detector.update(step, medians)
+            if alarm is not None:
+                self._pending_alarm = alarm
+                logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
         try:
-            self._write(int(step), records, alarm, {tag: float(v) for tag, v in scalars.items()})
+            self._write(step, records, values)
         except OSError as e:  # disk full, log dir gone, ...: training must go on
             self._write_failed(f"writing NAS summaries to {self.log_dir!r} failed at step {step}: {e}")
         return medians
@@ -207,22 +245,25 @@ class Monitor:
             self._probe_image_written = False
         return self.writer
 
-    def _write(self, step: int, records: dict[str, tuple[np.ndarray, np.ndarray | None]], alarm: Alarm | None,
+    def _write(self, step: int, records: dict[str, tuple[np.ndarray, np.ndarray | None]],
                scalars: dict[str, float]) -> None:
         writer = self._live_writer()
         if not self._table_layers:
             self._table_layers = list(records)
-        alarm_layers = alarm.layers if alarm is not None else None
+        alarm = self._pending_alarm
+        alarm_layers = alarm.layers if alarm is not None and alarm.step == step else None
+        if alarm is not None and alarm_layers is None:  # it fired at an earlier log whose write failed
+            writer._get_file_writer().add_summary(alarm_summary(alarm.layers), alarm.step)
         summary = step_summary(self.layers, records, self._table_layers, self._written_tags, alarm_layers)
         writer._get_file_writer().add_summary(summary, step)
-        if alarm is not None:
-            logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
-        if not self._probe_image_written and isinstance(self.probe, torch.Tensor) and looks_like_image(self.probe[0]):
-            writer.add_image(fmt.PROBE_IMAGE_TAG, to_display_image(self.probe[0]), step)
+        image = probe_image(self.probe) if not self._probe_image_written and self.probe is not None else None
+        if image is not None:
+            writer.add_image(fmt.PROBE_IMAGE_TAG, image, step)
         self._probe_image_written = True
         for tag, value in scalars.items():
             writer.add_scalar(tag, value, step)
         writer.flush()
+        self._pending_alarm = None  # written once the flush went through
 
     def _write_failed(self, message: str) -> None:
         """Warn once per monitor; drop a writer we own so that the next log reopens it."""
@@ -242,6 +283,11 @@ class Monitor:
         return self.detector.alarm if self.detector is not None else None
 
     def flush(self) -> None:
+        """Flush the writer; nothing to do after :meth:`close`."""
+        if not self._closed:
+            self._flush()
+
+    def _flush(self) -> None:
         if self.writer is not None:
             try:
                 self.writer.flush()
@@ -249,13 +295,17 @@ class Monitor:
                 self._write_failed(f"flushing NAS summaries to {self.log_dir!r} failed: {e}")
 
     def close(self) -> None:
-        """Remove the probe-capture hook and flush; closes the writer if the monitor opened it."""
+        """Remove the probe-capture hook and flush; closes the writer if the monitor opened it. Later
+        ``log`` calls raise; ``flush`` and ``close`` do nothing."""
+        if self._closed:
+            return
+        self._closed = True
         if self._capture is not None:
             self._capture.remove()
             self._capture = None
         if isinstance(self._source, StreamStatistics):
             self._source.close()
-        self.flush()
+        self._flush()
         if self.writer is not None and self._owns_writer:
             self.writer.close()
             self.writer = None
@@ -277,8 +327,10 @@ def watch(
     and return a :class:`Monitor` whose ``log(step, test_loss=...)`` writes NAS summaries to ``log_dir``
     (a directory or an existing ``SummaryWriter``).
 
-    ``probe``: a tensor, an (inputs, targets) batch or a DataLoader; if omitted, the first input the
-    model sees is captured (up to ``max_probe=64`` samples, detached, on the model's device).
+    ``probe``: a tensor, an (inputs, targets) batch, a DataLoader or a dict of keyword tensors; if
+    omitted, the model's first call is captured whole, every argument (tensors detached and copied, those
+    with the batch along dim 0 cut to ``max_probe=64`` samples) and replayed at every ``log``.
+    ``layers=[]`` raises ValueError; ``ranks="all"`` needs torch.distributed initialised first.
     Other options: ``heatmap_side`` (default 64), the largest side a stored heatmap keeps;
     ``statistics="stream"`` (histograms over the training batches instead of a probe; ``bins``,
     ``stream_every``); ``ranks="all"`` (merge all ranks' histograms under torch.distributed);

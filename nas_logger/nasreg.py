@@ -41,7 +41,7 @@ class NASReg:
         self.strength = float(strength)
         chosen = select_layers(self.model, layers)
         if exclude is not None:
-            for name in select_layers(self.model, exclude):
+            for name in select_layers(self.model, exclude, allow_empty=True):
                 chosen.pop(name, None)
         self._exclude_prediction = layers is None
         if not chosen or (self._exclude_prediction and len(chosen) == 1):

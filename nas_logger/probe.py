@@ -2,15 +2,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Union
 
 import torch
+from torch.utils import _pytree as pytree
 
 # A captured or given probe keeps at most this many samples.
 MAX_PROBE = 64
 
-# The model is called as model(probe) for a tensor and model(**probe) for keyword tensors.
-Probe = Union[torch.Tensor, dict[str, torch.Tensor]]
+
+@dataclass(frozen=True)
+class ProbeCall:
+    """A captured forward call with more than one tensor input, replayed as ``model(*args, **kwargs)``
+    with its tensors on the devices they were captured on."""
+
+    args: tuple
+    kwargs: dict[str, Any]
+
+
+# The model is called as model(probe) for a tensor, model(**probe) for keyword tensors, and as the
+# call was made for a ProbeCall.
+Probe = Union[torch.Tensor, dict[str, torch.Tensor], ProbeCall]
 
 
 def _cut(x: torch.Tensor, max_samples: int, what: str) -> torch.Tensor:
@@ -42,26 +55,70 @@ def prepare_probe(probe: Any, max_samples: int = MAX_PROBE) -> Probe:
     return _cut(probe, max_samples, "probe")
 
 
-def forward_input(args: tuple, kwargs: dict[str, Any]) -> Probe | None:
-    """What a forward call was given: its first positional tensor, else its keyword tensors."""
-    for arg in args:
-        if isinstance(arg, torch.Tensor):
-            return arg
-    tensors = {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
-    return tensors or None
+def _tensors(probe: Probe) -> list[torch.Tensor]:
+    """The probe's tensors in call order (positional, then keyword; nested containers included)."""
+    if isinstance(probe, ProbeCall):
+        probe = (probe.args, probe.kwargs)
+    return [t for t in pytree.tree_leaves(probe) if isinstance(t, torch.Tensor)]
+
+
+def capture_call(args: tuple, kwargs: dict[str, Any], max_samples: int = MAX_PROBE) -> Probe | None:
+    """The probe that replays the forward call ``model(*args, **kwargs)``; None for a call without tensors.
+
+    Every tensor is detached and cloned; those whose dim 0 is the batch size (dim 0 of the first
+    tensor) are cut to ``max_samples``, the others (masks, scales) kept whole; anything else as given.
+    A call of one tensor becomes that tensor, one of keyword tensors alone their dict, as ``probe=``
+    gives them; any other call a :class:`ProbeCall`. Never raises: it runs inside a training forward,
+    and a call that cannot be replayed is reported by ``log``.
+    """
+    tensors = _tensors(ProbeCall(args, kwargs))
+    if not tensors:
+        return None
+    batch = tensors[0].shape[0] if tensors[0].dim() else None
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        if t.dim() and t.shape[0] == batch and t.layout == torch.strided:
+            t = t[:max_samples]
+        return t.detach().clone()
+
+    args, kwargs = pytree.tree_map_only(torch.Tensor, keep, (args, kwargs))
+    if len(args) == 1 and isinstance(args[0], torch.Tensor) and not kwargs:
+        return args[0]
+    if not args and kwargs and all(isinstance(v, torch.Tensor) for v in kwargs.values()):
+        return kwargs
+    return ProbeCall(tuple(args), dict(kwargs))
+
+
+def _describe_value(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"tensor {tuple(value.shape)} {value.dtype}"
+    return repr(value) if isinstance(value, (int, float, bool, str, type(None))) else type(value).__name__
 
 
 def describe(probe: Probe) -> str:
     if isinstance(probe, torch.Tensor):
         return f"shape {tuple(probe.shape)} and dtype {probe.dtype}"
+    if isinstance(probe, ProbeCall):
+        args = [_describe_value(a) for a in probe.args] + [f"{k}={_describe_value(v)}" for k, v in probe.kwargs.items()]
+        return "call (" + ", ".join(args) + ")"
     return "keys " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in probe.items())
 
 
 def run_probe(model: torch.nn.Module, probe: Probe, device: torch.device) -> None:
     if isinstance(probe, torch.Tensor):
         model(probe.to(device))
+    elif isinstance(probe, ProbeCall):
+        model(*probe.args, **probe.kwargs)
     else:
         model(**{k: v.to(device) for k, v in probe.items()})
+
+
+def probe_image(probe: Probe) -> torch.Tensor | None:
+    """The first sample of the probe's first tensor when it looks like an image, else None."""
+    tensors = _tensors(probe)
+    if not tensors or tensors[0].dim() == 0 or tensors[0].shape[0] == 0 or not looks_like_image(tensors[0][0]):
+        return None
+    return to_display_image(tensors[0][0])
 
 
 def looks_like_image(x: Probe) -> bool:

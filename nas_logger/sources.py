@@ -61,12 +61,18 @@ class ProbeStatistics:
                 summary = distribution(s)
             results[name] = (summary, heatmap(s[0], self.heatmap_side), s[0].numel())
 
+        failure: Exception | None = None
         if probe is not None:
             modes = {m: m.training for m in self.model.modules()}
             self.model.eval()
             try:
                 with torch.no_grad(), tap_for(self.model).exclusive(consume, self.modules):
                     run_probe(self.model, probe, self._device())
+            except Exception as e:
+                if not self.merge_ranks:
+                    raise
+                failure = e  # raised after the merge, which the other ranks wait for
+                results.clear()
             finally:
                 for m, training in modes.items():
                     m.training = training
@@ -74,6 +80,8 @@ class ProbeStatistics:
             return {name: LayerResult(stats, hm, fields) for name, (stats, hm, fields) in results.items()}
         histograms = {name: hist for name, (hist, _, _) in results.items()}
         merge_across_ranks(histograms, list(self.modules), self.bins, self._device())
+        if failure is not None:
+            raise failure
         return {name: LayerResult(histograms[name].summary(), hm, fields) for name, (_, hm, fields) in results.items()}
 
 

@@ -45,21 +45,37 @@ def _perplexity(a: torch.Tensor, dim: int) -> tuple[torch.Tensor, ...]:
     return (z * (-u).exp()).clamp(min=1.0, max=float(a.shape[dim])), z, u, m
 
 
+def _keep(a: torch.Tensor) -> torch.Tensor:
+    """``a``'s values as backward will read them, whatever happens to ``a`` after the forward.
+
+    A layer output is often overwritten in place next (``ReLU(inplace=True)`` in AlexNet and VGG), which
+    a saved reference would see. A copy-on-write clone shares ``a``'s memory and copies nothing until
+    someone writes to ``a``: then that writer gets the copy, one layer output, and these values stay.
+    Torch builds without lazy clones (and traced code) copy at once.
+    """
+    lazy_clone = getattr(torch, "_lazy_clone", None)
+    if lazy_clone is None or torch.compiler.is_compiling():
+        return a.clone()
+    return lazy_clone(a)
+
+
 class _PerplexityFunction(torch.autograd.Function):
     """rho with the analytic gradient d rho / d a_j = rho * p_j * (u - x_j), p = softmax(a).
 
-    Saves only ``a`` itself (a reference to the layer output, no copy) and per-field scalars; the
-    shifted exponentials are recomputed in backward instead of being kept from forward.
+    Saves a copy-on-write clone of ``a`` (:func:`_keep`: no copy unless ``a`` is later modified in place)
+    and per-field scalars; the shifted exponentials are recomputed in backward instead of being kept
+    from forward. Once differentiable: the saved scalars carry no graph of their own.
     """
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, dim: int) -> torch.Tensor:
         rho, z, u, m = _perplexity(a, dim)
         ctx.dim = dim
-        ctx.save_for_backward(a, rho, z, u, m)
+        ctx.save_for_backward(_keep(a), rho, z, u, m)
         return rho
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         a, rho, z, u, m = ctx.saved_tensors
         scale = (grad * rho / z).unsqueeze(ctx.dim)

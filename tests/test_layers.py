@@ -24,6 +24,19 @@ def test_selection_errors_name_the_bad_value(small_cnn):
         select_layers(small_cnn, "pool")
 
 
+def test_an_empty_selection_is_rejected_unless_allowed(small_cnn):
+    for empty in ([], (), iter([])):
+        with pytest.raises(ValueError, match=r"layers is an empty selection; pass None .* choose from \['conv1'"):
+            select_layers(small_cnn, empty)
+    assert select_layers(small_cnn, [], allow_empty=True) == {}
+
+
+@pytest.mark.parametrize("model, name", [(nn.Linear(4, 3), "Linear"), (nn.Conv2d(1, 2, 3), "Conv2d")])
+def test_a_model_that_is_one_layer_is_named_by_its_class(model, name):
+    assert select_layers(model) == {name: model}
+    assert select_layers(model, [model]) == select_layers(model, name) == {name: model}
+
+
 def test_unwrap_sees_through_compile_and_data_parallel(small_cnn):
     assert unwrap(torch.compile(small_cnn, backend="eager")) is small_cnn
     assert unwrap(nn.DataParallel(small_cnn)) is small_cnn

@@ -448,3 +448,238 @@ def test_transformer_block_measures_each_token(tmp_path):
     # so only the feed-forward Linear modules execute as modules.
     assert list(medians) == ["linear1", "linear2"]
     assert monitor.layers["linear1"].receptive_fields == 10 and monitor.layers["linear1"].filters == 32
+
+
+# --- single-layer models ------------------------------------------------------------------------------
+
+def test_a_model_that_is_one_layer_is_logged_and_served_under_its_class_name(tmp_path):
+    from plugin_fixtures import app_for, get_json
+
+    model = nn.Conv2d(3, 4, 3)
+    probe = torch.randn(2, 3, 6, 6)
+    with nas_logger.watch(model, tmp_path / "run", probe=probe) as monitor:
+        medians = monitor.log(0)
+    assert list(medians) == ["Conv2d"] and list(monitor.layers) == ["Conv2d"]
+    layer, stats = read_nas(tmp_path / "run")[("Conv2d", fmt.STATS)]
+    assert layer.name == "Conv2d" and [s for s, _ in stats] == [0]
+    with torch.no_grad():
+        want = np.median(nas_reference(model(probe).double().numpy()))
+    assert medians["Conv2d"] == pytest.approx(want, abs=2e-6)
+    body = get_json(app_for(tmp_path)[0], "/data/plugin/nas/heatmap?run=run&layer=Conv2d&step=0")
+    assert (body["layer"], body["shape"]) == ("Conv2d", [4, 4])
+    with torch.no_grad():
+        first = nas_reference(model(probe[:1]).double().numpy())[0]
+    np.testing.assert_allclose(np.reshape(body["values"], (4, 4)), first, atol=2e-6)
+
+
+# --- argument checks before any work --------------------------------------------------------------
+
+def counting_forwards(model):
+    calls = []
+    model.register_forward_pre_hook(lambda m, args: calls.append(1))
+    return calls
+
+
+def test_steps_javascript_cannot_represent_are_rejected_before_any_work(tmp_path, small_cnn):
+    from nas_logger.detector import OverfitDetector
+
+    detector = OverfitDetector()
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), detect=detector)
+    calls = counting_forwards(small_cnn)
+    for step in (2**53, 2**63, np.uint64(2**64 - 1)):
+        with pytest.raises(ValueError, match=r"step \d+ is above 2\*\*53 - 1 = 9007199254740991"):
+            monitor.log(step)
+    assert calls == [] and detector._epochs == 0
+    assert list(monitor.log(2**53 - 1)) == ["conv1", "conv2", "fc1", "fc2"]
+    monitor.close()
+    assert [s for s, _ in read_nas(tmp_path)[("conv1", fmt.STATS)][1]] == [2**53 - 1]
+
+
+def test_a_bad_scalar_is_rejected_before_any_work(tmp_path, small_cnn):
+    from nas_logger.detector import OverfitDetector
+
+    detector = OverfitDetector()
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), detect=detector)
+    calls = counting_forwards(small_cnn)
+    with pytest.raises(ValueError, match=r"test_loss must be a real number or a one-element tensor; got a Tensor of shape \(3,\)"):
+        monitor.log(0, test_loss=torch.ones(3))
+    with pytest.raises(ValueError, match="accuracy must be a real number or a one-element tensor; got str"):
+        monitor.log(0, test_loss=0.5, accuracy="high")
+    assert calls == [] and detector._epochs == 0
+    monitor.log(0, test_loss=torch.tensor([0.5]), accuracy=np.float32(0.25))
+    assert calls == [1] and detector._epochs == 1
+    monitor.close()
+    scalars = read_scalars(tmp_path)
+    assert scalars["test_loss"] == [(0, 0.5)] and scalars["accuracy"] == [(0, 0.25)]
+
+
+def test_log_after_close_raises_and_flush_and_close_are_harmless(tmp_path, small_cnn):
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8))
+    monitor.log(0)
+    monitor.close()
+    files = sorted(os.listdir(tmp_path))
+    with pytest.raises(RuntimeError, match="monitor is closed"):
+        monitor.log(1)
+    monitor.flush()
+    monitor.close()
+    assert sorted(os.listdir(tmp_path)) == files  # no new event file
+    assert [s for s, _ in read_nas(tmp_path)[("conv1", fmt.STATS)][1]] == [0]
+
+
+def test_empty_layer_selection_and_ranks_all_without_a_process_group_fail_at_watch(tmp_path, small_cnn):
+    with pytest.raises(ValueError, match="layers is an empty selection"):
+        nas_logger.watch(small_cnn, tmp_path, layers=[])
+    assert not torch.distributed.is_initialized()
+    with pytest.raises(ValueError, match=r"ranks='all' .* call torch.distributed.init_process_group\(\) before watch\(\), or use ranks='0'"):
+        nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), ranks="all")
+
+
+# --- calls with more than one input ------------------------------------------------------------------
+
+class MaskedNet(nn.Module):
+    """model(x, mask, offset, scale=t, clip=c): a per-sample mask, a per-channel offset, a scale and a
+    Python number, as models with attention masks or conditioning take them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 5)
+
+    def forward(self, x, mask, offset, scale, clip=10.0):
+        h = torch.relu(self.conv(x * scale) + offset[:, None, None]) * mask[:, None, None, None]
+        return self.fc(h.flatten(1).clamp(max=clip))
+
+
+def hooked_medians(model, *args, **kwargs):
+    """Per layer, the float64 median NAS of one forward ``model(*args, **kwargs)`` through plain hooks."""
+    outputs = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: outputs.setdefault(n, o.detach()))
+             for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(*args, **kwargs)
+    for h in hooks:
+        h.remove()
+    return {n: np.median(nas_reference(o.double().numpy(), axis=1 if o.dim() == 4 else -1)) for n, o in outputs.items()}
+
+
+def test_a_call_with_several_inputs_is_captured_whole_and_replayed(tmp_path):
+    from events import provider
+    from tensorboard import context
+
+    from nas_logger.probe import ProbeCall
+
+    torch.manual_seed(0)
+    model = MaskedNet()
+    x, mask = torch.randn(10, 3, 8, 8), (torch.arange(10) % 3 > 0).float()
+    offset, scale = torch.randn(4), torch.tensor(0.5)
+    monitor = nas_logger.watch(model, tmp_path, max_probe=6)
+    model(x, mask, offset, scale=scale, clip=2.0)
+    model(torch.zeros(10, 3, 8, 8), mask, offset, scale=scale)  # later calls do not replace it
+    probe = monitor.probe
+    assert isinstance(probe, ProbeCall)
+    # Cut along dim 0 where it is the batch (x, mask), kept whole elsewhere (offset, scale), numbers as given.
+    assert torch.equal(probe.args[0], x[:6]) and torch.equal(probe.args[1], mask[:6])
+    assert torch.equal(probe.args[2], offset) and torch.equal(probe.kwargs["scale"], scale)
+    assert probe.kwargs["clip"] == 2.0
+    x.mul_(0)  # the captured tensors are copies
+    assert probe.args[0].abs().sum() > 0
+    medians = monitor.log(0, test_loss=1.0)
+    monitor.close()
+    want = hooked_medians(model, *probe.args, **probe.kwargs)
+    assert list(medians) == ["conv", "fc"]
+    assert medians == pytest.approx(want, abs=2e-6)
+    blobs = provider(tmp_path).read_blob_sequences(
+        context.RequestContext(), experiment_id="", plugin_name="images", downsample=100
+    )["."][fmt.PROBE_IMAGE_TAG]
+    assert [b.step for b in blobs] == [0]  # the first tensor, x, is an image
+
+
+def test_keyword_tensors_and_a_single_tensor_keep_their_probe_forms(tmp_path, small_cnn):
+    class Keywords(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 3)
+
+        def forward(self, features, weight):
+            return self.fc(features) * weight
+
+    model = Keywords()
+    monitor = nas_logger.watch(model, tmp_path / "kw")
+    model(features=torch.randn(80, 5), weight=torch.ones(80, 1))
+    assert set(monitor.probe) == {"features", "weight"} and monitor.probe["weight"].shape == (64, 1)
+    assert list(monitor.log(0)) == ["fc"]
+    monitor.close()
+
+
+class LengthsNet(nn.Module):
+    """model(x, lengths) with lengths a Python list per sample: not a tensor, so not cut with the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, lengths):
+        return self.fc(x * torch.tensor(lengths, dtype=x.dtype)[:, None])
+
+
+def test_a_call_that_cannot_be_replayed_warns_once_and_training_goes_on(tmp_path):
+    model = LengthsNet()
+    monitor = nas_logger.watch(model, tmp_path, max_probe=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    results = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(3):
+            optimizer.zero_grad()
+            model(torch.randn(10, 4), list(range(10))).sum().backward()
+            optimizer.step()
+            results.append(monitor.log(step, test_loss=1.0 / (step + 1)))
+    monitor.close()
+    messages = [str(w.message) for w in caught if "cannot be fed" in str(w.message)]
+    assert len(messages) == 1
+    assert messages[0].startswith("probe of call (tensor (4, 4) torch.float32, list) cannot be fed to LengthsNet: RuntimeError")
+    assert "training goes on" in messages[0] and "(at step 0)" in messages[0]
+    assert results == [{}, {}, {}]
+    assert [s for s, _ in read_scalars(tmp_path)["test_loss"]] == [0, 1, 2]  # the scalars are still written
+
+
+# --- an alarm whose write failed -----------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_an_alarm_fired_at_a_failed_write_is_written_at_the_next_log(tmp_path, small_cnn, monkeypatch):
+    import errno
+
+    from tensorboard import context
+    from tensorboard.summary.writer import record_writer
+
+    from events import provider
+    from nas_logger.detector import Alarm, OverfitDetector
+
+    class FiresAtStep2(OverfitDetector):
+        def update(self, step, medians):
+            if step == 2:
+                self.alarm = Alarm(step, ("conv1", "conv2"))
+                return self.alarm
+            return None
+
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), detect=FiresAtStep2())
+    monitor.log(0)
+    monitor.log(1)
+    real_write = record_writer.RecordWriter.write
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", full)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monitor.log(2)  # the alarm fires here; its write fails
+    monkeypatch.setattr(record_writer.RecordWriter, "write", real_write)
+    monitor.log(3)
+    monitor.log(4)
+    monitor.close()
+    data = provider(tmp_path).read_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME,
+                                           downsample=100, run_tag_filter=None)["."][fmt.ALARM_TAG]
+    assert [d.step for d in data] == [2]  # once, at the step it fired
+    assert [n.decode() for n in data[0].numpy] == ["conv1", "conv2"]
+    assert 3 in [s for s, _ in read_nas(tmp_path)[("conv1", fmt.STATS)][1]]

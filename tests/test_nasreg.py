@@ -1,3 +1,4 @@
+import copy
 import gc
 import weakref
 
@@ -62,6 +63,88 @@ def test_gradcheck_in_float64_through_conv_and_linear_layers():
     x = torch.randn(2, 2, 4, 4, dtype=torch.float64, requires_grad=True)
     w = model[0].weight.detach().clone().requires_grad_(True)
     assert torch.autograd.gradcheck(penalty, (x, w))
+
+
+def test_gradcheck_in_float64_through_layers_followed_by_in_place_relu():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(12, 5),
+                          nn.ReLU(inplace=True), nn.Linear(5, 2)).double()
+    reg = NASReg(model, strength=2.0)
+
+    def loss(x, conv_weight):
+        out = torch.func.functional_call(model, {"0.weight": conv_weight}, (x,))
+        return reg.penalty() + out.sum()
+
+    x = torch.randn(2, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    w = model[0].weight.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(loss, (x, w))
+
+
+def without_in_place(model):
+    """A copy of ``model`` whose ReLU and Dropout modules work out of place: the same function."""
+    twin = copy.deepcopy(model)
+    for m in twin.modules():
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    return twin
+
+
+def test_torchvision_squeezenet_with_in_place_relu_trains_as_its_out_of_place_twin():
+    """SqueezeNet (torchvision) follows every conv, the prediction conv too, with ReLU(inplace=True)."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.squeezenet1_1(num_classes=10)
+    model.classifier[0].p = 0.0  # dropout draws differ between the twins otherwise
+    twin = without_in_place(model)
+    assert any(getattr(m, "inplace", False) for m in model.modules())
+    x, y = torch.randn(2, 3, 40, 40), torch.randint(0, 10, (2,))
+    losses = {}
+    for name, net in (("in place", model), ("out of place", twin)):
+        reg = NASReg(net)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+        losses[name] = []
+        for _ in range(2):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(net(x), y) + reg.penalty()
+            loss.backward()
+            optimizer.step()
+            losses[name].append(loss.item())
+    assert losses["in place"] == pytest.approx(losses["out of place"], rel=1e-6)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
+
+
+def test_alexnet_like_sequential_with_in_place_relu_gets_the_reference_gradient():
+    """torchvision's AlexNet layout (features / avgpool / classifier, every ReLU in place), small."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+        nn.Dropout(0.0, inplace=True), nn.Linear(64, 32), nn.ReLU(inplace=True), nn.Linear(32, 10),
+    ).double()
+    x = torch.randn(5, 3, 8, 8, dtype=torch.float64)
+    twin = without_in_place(model)
+    reg = NASReg(model, strength=0.5)
+    model(x)
+    penalty = reg.penalty()
+    penalty.backward()
+    assert penalty.item() == pytest.approx(reference_penalty(twin, x, 0.5), rel=1e-12)
+    # Reference: the same penalty, differentiated by autograd through the plain softmax formula.
+    outputs = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: outputs.setdefault(n, o))
+             for n, m in twin.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    twin(x)
+    for h in hooks:
+        h.remove()
+    total = 0.0
+    for name in ["0", "3", "8"]:
+        a = outputs[name]
+        dim = 1 if a.dim() == 4 else -1
+        rho = (-(torch.softmax(a, dim) * torch.log_softmax(a, dim)).sum(dim)).exp()
+        total = total + rho.reshape(len(rho), -1).sum(1).mean() / rho[0].numel()
+    (-0.5 * total).backward()
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12, msg=name)
 
 
 def test_weights_override_lambda_per_layer(small_cnn):
@@ -197,3 +280,17 @@ def test_regularised_training_lowers_nas(small_cnn):
         reg.remove()
         results[strength] = mean_nas(small_cnn, x)
     assert results[1.0] < results[0.0] - 0.01
+
+
+@pytest.mark.parametrize("layer, x", [(nn.Linear(6, 4), torch.randn(3, 6)), (nn.Conv2d(2, 5, 3), torch.randn(3, 2, 6, 6))])
+def test_a_model_that_is_one_layer_is_regularised_under_its_class_name(layer, x):
+    name = type(layer).__name__
+    layer.double()
+    x = x.double()
+    reg = NASReg(layer, layers=[layer], weights={name: 0.5})
+    out = layer(x)
+    got = reg.penalty()
+    assert reg.layers == [name] and list(reg.values()) == [name]
+    rho = perplexity_reference(out.detach().numpy(), axis=1 if out.dim() == 4 else -1)
+    assert got.item() == pytest.approx(-0.5 * rho.reshape(len(rho), -1).sum(axis=1).mean(), rel=1e-12)
+    assert NASReg(layer, layers=name, exclude=[]).layers == [name]

@@ -100,8 +100,8 @@ def test_zero_dim_input_is_rejected():
         nas_sparsity(torch.tensor(1.0))
 
 
-def test_autograd_keeps_only_the_input_itself_and_per_field_scalars():
-    a = torch.randn(4, 32, 6, 6, requires_grad=True)
+def test_autograd_keeps_a_copy_on_write_clone_of_the_input_and_per_field_scalars():
+    a = torch.randn(4, 32, 6, 6, requires_grad=True) * 1.0  # a layer output: not a leaf
     saved = []
 
     def pack(t):
@@ -111,10 +111,29 @@ def test_autograd_keeps_only_the_input_itself_and_per_field_scalars():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         rho = perplexity(a)
     big = [t for t in saved if t.numel() > rho.numel()]
-    assert len(big) == 1 and big[0].data_ptr() == a.data_ptr()  # the layer output, not a copy
     assert sum(t.numel() for t in saved) == a.numel() + 4 * rho.numel()
+    # The saved activation shares a's memory: nothing was copied (reading a keeps it so).
+    assert len(big) == 1 and torch._C._is_cow_tensor(big[0]) and torch._C._is_cow_tensor(a)
+    a.sum().backward(retain_graph=True)
+    assert torch._C._is_cow_tensor(a)
     rho.sum().backward()
-    assert a.grad.shape == a.shape
+    assert torch.equal(big[0], a.detach())
+
+
+def test_gradient_is_exact_when_the_input_is_overwritten_in_place_after_the_forward():
+    """ReLU(inplace=True) after a layer overwrites the layer output that backward reads (issue 16)."""
+    torch.manual_seed(7)
+    x = (torch.randn(3, 9, 4, dtype=torch.float64) * 3).requires_grad_(True)
+    weights = torch.rand(3, 4, dtype=torch.float64)
+    a = x * 1.0
+    rho = perplexity(a)
+    a.relu_()  # as the in-place activation after a Conv/Linear layer does
+    (rho * weights).sum().backward()
+    b = x.detach().clone().requires_grad_(True)
+    h = -(torch.softmax(b, 1) * torch.log_softmax(b, 1)).sum(1)
+    (h.exp() * weights).sum().backward()
+    torch.testing.assert_close(x.grad, b.grad, rtol=1e-10, atol=1e-12)
+    assert torch.equal(a, x.detach().clamp(min=0))  # the in-place write itself took effect
 
 
 def test_analytic_gradient_matches_autograd_of_the_plain_formula():
