@@ -98,7 +98,7 @@ export class NasApp {
 
   /** Selectable entries: groups of 2+ runs first, then every run; each with a stable colour. */
   entries() {
-    const groups = this.catalog.groups.filter((g) => (g.runs || []).length > 1);
+    const groups = this.catalog.groups.filter((g) => g.matched !== false && (g.runs || []).length > 1);
     const list = [
       ...groups.map((g) => ({ type: "group", name: g.group, runs: g.runs })),
       ...this.catalog.runs.map((r) => ({ type: "run", name: r.run, runs: [r.run], info: r })),

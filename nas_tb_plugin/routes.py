@@ -27,7 +27,7 @@ from nas_logger.detector import loss_minimum_step
 
 from . import assets
 from .aggregate import align, band, mean_curve
-from .grouping import compile_group_regex, group_of, group_runs
+from .grouping import compile_group_regex, group_key, group_members, group_runs
 from .overfit import default_loss_tag
 from .reading import Reader, RunListing
 
@@ -204,7 +204,7 @@ class Routes:
         if group is None:
             raise ApiError(400, "missing parameter 'run' (or 'group')", "run")
         # Group the run names (a cheap call), then list only the members' NAS series.
-        members = group_runs(self._reader.run_names(ctx, eid), self._pattern(request)).get(group, [])
+        members = group_members(self._reader.run_names(ctx, eid), self._pattern(request), group)
         listings = self._reader.list_nas(ctx, eid, runs=members)
         runs = [r for r in members if r in listings]
         if not runs:
@@ -282,15 +282,17 @@ class Routes:
         runs = []
         for run in sorted(listings):
             tags = list(scalar_tags.get(run, {}))
+            group = group_key(run, pattern)
             runs.append({
                 "run": run,
-                "group": group_of(run, pattern),
+                "group": group.name,
+                "matched": group.matched,
                 "layers": [asdict(l) for l in listings[run].layers()],
                 "scalar_tags": tags,
                 "loss_tag": default_loss_tag(tags),
                 "steps": counts[run],
             })
-        groups = [{"group": g, "runs": rs} for g, rs in group_runs(listings, pattern).items()]
+        groups = [{"group": g.name, "runs": rs, "matched": g.matched} for g, rs in group_runs(listings, pattern).items()]
         return _json(request, {"runs": runs, "groups": groups})
 
     @_endpoint

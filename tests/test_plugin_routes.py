@@ -81,6 +81,25 @@ def test_runs_group_regex_capture_or_removal(client):
     assert groups["solo"] == ["solo"]
 
 
+def test_a_run_named_like_a_group_is_a_group_of_its_own(tmp_path):
+    medians = {run: write_run(tmp_path, run, seed=i, steps=range(3))
+               for i, run in enumerate(["vanilla", "vanilla/seed0", "vanilla/seed1"])}
+    client = app_for(tmp_path)[0]
+    body = get_json(client, P + "runs")
+    assert body["groups"] == [{"group": "vanilla", "runs": ["vanilla/seed0", "vanilla/seed1"], "matched": True},
+                              {"group": "vanilla", "runs": ["vanilla"], "matched": False}]
+    assert {r["run"]: (r["group"], r["matched"]) for r in body["runs"]} == {
+        "vanilla": ("vanilla", False), "vanilla/seed0": ("vanilla", True), "vanilla/seed1": ("vanilla", True)}
+    # group=vanilla is the repeats' band: the run "vanilla" is not in it.
+    lines = get_json(client, P + "lines?group=vanilla")
+    assert lines["runs"] == ["vanilla/seed0", "vanilla/seed1"]
+    seeds = np.array([medians[r]["conv2"] for r in lines["runs"]], dtype=np.float64)
+    np.testing.assert_allclose(lines["layers"][1]["max"], seeds.max(axis=0), **F32)
+    assert get_json(client, P + "lines?run=vanilla")["runs"] == ["vanilla"]
+    # With no repeats of that name, group=NAME is the run the pattern does not match, on its own.
+    assert get_json(client, P + "lines?group=" + q("vanilla/seed0") + "&group_regex=" + q("^x"))["runs"] == ["vanilla/seed0"]
+
+
 # --- lines --------------------------------------------------------------------------------------
 
 def test_lines_of_one_run_are_its_logged_min_median_max(client, logged, tmp_path):

@@ -94,7 +94,7 @@ def test_every_logged_step_is_served_and_live_steps_appear(logdir, load_fast):
             status, listing = get(url + "/data/plugins_listing")
             assert listing["nas"]["enabled"] is True and listing["nas"]["tab_name"] == "NAS"
             status, runs = get(url + "/data/plugin/nas/runs")
-            assert {"group": "long", "runs": ["long/seed0"]} in runs["groups"]
+            assert {"group": "long", "runs": ["long/seed0"], "matched": True} in runs["groups"]
             assert [r["steps"] for r in runs["runs"] if r["run"] == "long/seed0"] == [STEPS]
             with urllib.request.urlopen(url + "/data/plugin/nas/index.js", timeout=10) as response:
                 assert response.headers["Content-Type"].startswith("text/javascript")
