@@ -334,12 +334,12 @@ class Routes:
             raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
         sel = self._select(request, ctx, eid)
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out)  # RFC 4180: CRLF rows, so a CR or LF inside a name is quoted
         writer.writerow(["run_or_group", "layer", "depth", "step", "min", "median", "max"])
         for line in self._layer_lines(ctx, eid, sel):
             columns = [_floats(line.min), _floats(line.median), _floats(line.max)]
             for i, step in enumerate(_steps(line.steps)):
-                writer.writerow([sel.name, line.layer.name, line.layer.depth, step,
+                writer.writerow([_csv_text(sel.name), _csv_text(line.layer.name), line.layer.depth, step,
                                  *("" if c[i] is None else repr(c[i]) for c in columns)])
         filename = "nas_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", sel.name).strip("._") or sel.kind) + ".csv"
         headers = [("Content-Disposition", f'attachment; filename="{filename}"')]
@@ -409,6 +409,16 @@ class Routes:
             raise ApiError(404, f"no frontend file {relative!r}", "path")
         path, content_type = found
         return http_util.Respond(request, path.read_bytes(), content_type)
+
+
+# First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(text: str) -> str:
+    """A text cell of an exported CSV, with a leading ``'`` when a spreadsheet would run it as a formula
+    (OWASP's CSV-injection rule; the csv module does the quoting)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _step_index(steps: np.ndarray, step: int | None) -> int:

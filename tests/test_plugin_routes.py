@@ -196,6 +196,33 @@ def test_export_csv_holds_the_line_data(client):
     assert disposition.startswith('attachment; filename="nas_') and '<' not in disposition and '"' not in disposition[22:-1]
 
 
+FORMULA_NAMES = ["=1+2", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\r=x"]
+
+
+def test_export_csv_neutralises_cells_a_spreadsheet_would_run(tmp_path):
+    """OWASP's CSV-injection rule: a text cell that begins with = + - @ tab or carriage return gets a
+    leading single quote; numbers stay numbers."""
+    writer = SummaryWriter(str(tmp_path / "=HYPERLINK(1)_seed0"))
+    fw = writer._get_file_writer()
+    for depth, name in enumerate(FORMULA_NAMES):
+        layer = fmt.LayerInfo(name, "linear", 4, 1, depth)
+        fw.add_summary(nas_summary(layer, fmt.STATS, np.full(8, 0.25, np.float32), True), 0)
+    writer.close()
+    for name in FORMULA_NAMES:
+        write_run(tmp_path, name, seed=0, steps=range(2))
+    client = app_for(tmp_path)[0]
+    for query in ["run=" + q(n) for n in FORMULA_NAMES] + ["run=" + q("=HYPERLINK(1)_seed0"), "group=" + q("=HYPERLINK(1)")]:
+        response = client.get(P + "export?" + query)
+        assert response.status_code == 200, query
+        rows = list(csv.reader(io.StringIO(response.get_data(as_text=True), newline="")))
+        name = urllib.parse.unquote(query.split("=", 1)[1])
+        assert {r[0] for r in rows[1:]} == {"'" + name}, query
+        for row in rows[1:]:
+            assert row[1][0] not in "=+-@\t\r" and row[1].lstrip("'") in LAYERS + FORMULA_NAMES
+            assert row[1].startswith("'") == (row[1][1:] in FORMULA_NAMES)
+            assert int(row[2]) >= 0 and int(row[3]) >= 0 and 0 <= float(row[5]) <= 1
+
+
 # --- heatmaps and probe -------------------------------------------------------------------------
 
 def test_heatmap_of_one_layer_and_step(client, logged):
