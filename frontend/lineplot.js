@@ -95,6 +95,12 @@ export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
       class: "overfit-line", x1: xo, x2: xo, y1: yb, y2: yt, stroke: OVERFIT, "stroke-width": 1.6,
       "stroke-dasharray": "6 4", "data-step": data.overfit_step,
     }, g);
+  } else if (data.loss && (data.loss.values || []).some((v) => v !== null)) {
+    // A loss with no overfit step is still at (or next to) its minimum at the last step: not yet.
+    s("text", {
+      class: "overfit-note", x: x.range[1] - 4, y: yt + 11, "text-anchor": "end", "font-size": 10,
+      fill: OVERFIT, text: "test loss still falling: no overfitting yet",
+    }, g);
   }
   for (const alarm of data.alarms || []) {
     const xa = x(alarm.step);

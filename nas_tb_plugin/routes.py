@@ -23,12 +23,11 @@ from tensorboard.backend import http_util
 from werkzeug import wrappers
 
 from nas_logger import format as fmt
-from nas_logger.detector import loss_minimum_step
 
 from . import assets
 from .aggregate import align, band, mean_curve
 from .grouping import compile_group_regex, group_key, group_members, group_runs
-from .overfit import default_loss_tag
+from .overfit import default_loss_tag, overfit_step
 from .reading import Reader, RunListing
 
 logger = logging.getLogger(__name__)
@@ -261,7 +260,7 @@ class Routes:
         return {
             "loss": loss.json() if loss else None,
             "loss2": loss2.json() if loss2 else None,
-            "overfit_step": loss_minimum_step(loss.steps, loss.values) if loss else None,
+            "overfit_step": overfit_step(loss.steps, loss.values) if loss else None,
             "alarms": [{"run": run, "step": alarms[run][0], "layers": alarms[run][1]} for run in sel.runs if run in alarms],
         }
 

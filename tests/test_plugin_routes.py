@@ -148,6 +148,23 @@ def test_lines_group_under_a_custom_regex_and_chosen_loss_tag(client, logged):
     assert body["overfit_step"] == 0  # accuracy is lowest first
 
 
+@pytest.mark.parametrize("minimum, want", [
+    (20, None),  # still falling at the last step: no overfitting yet
+    (STEPS - 1, None),  # the minimum at the last step
+    (STEPS - 3, None),  # within the last smoothing window (3 points): not yet either
+    (STEPS - 4, STEPS - 4),  # the loss rose over a whole window after it: that is the moment
+])
+def test_overfit_step_is_null_while_the_test_loss_may_still_be_falling(tmp_path, minimum, want):
+    for seed in range(2):
+        write_run(tmp_path, f"r/seed{seed}", seed=seed, scalars=lambda s, k=seed: {"test_loss": (s - minimum) ** 2 + 1 + k})
+    assert smoothed_argmin(range(STEPS), [(s - minimum) ** 2 + 1 for s in range(STEPS)]) == min(minimum, STEPS - 1)
+    client = app_for(tmp_path)[0]
+    for route in ("lines", "stripes"):
+        for selector in ("run=" + q("r/seed0"), "group=r"):
+            body = get_json(client, P + f"{route}?{selector}")
+            assert body["loss"]["tag"] == "test_loss" and body["overfit_step"] == want, (route, selector)
+
+
 def test_nan_statistics_come_back_as_null(tmp_path):
     writer = SummaryWriter(str(tmp_path / "nan"))
     layer = fmt.LayerInfo("conv1", "conv2d", 4, 9, 0)
@@ -365,7 +382,7 @@ def test_steps_written_while_serving_show_after_reload(tmp_path, small_cnn, monk
         # One read, of the changed stats table: one tensor per step instead of one per layer and step.
         assert len(reads) == 1 and reads[0].tags == {nas_logger.format.TABLE_TAG}
         assert body["layers"][0]["steps"] == list(range(6))
-        assert body["overfit_step"] == 5
+        assert body["overfit_step"] is None  # the test loss is still falling
         heatmaps = get_json(client, P + "heatmaps?run=live")
         assert heatmaps["step"] == 5 and heatmaps["steps"] == list(range(6))
         assert get_json(client, P + "runs")["runs"][0]["steps"] == 6
