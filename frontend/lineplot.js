@@ -141,7 +141,7 @@ export function linePlot(data, options = {}) {
   const width = options.width || 640;
   const plotHeight = options.height || 240;
   const hidden = options.hidden || new Set();
-  const layers = [...(data.layers || [])].sort((a, b) => a.depth - b.depth);
+  const layers = [...(data.layers || [])]; // the server's order: each monitor's layers by depth
   const maxDepth = layers.reduce((m, l) => Math.max(m, l.depth), 0);
   const margin = { left: 48, right: 42, top: 8, bottom: 32 };
   const legendRows = layoutLegend(layers, width - margin.left - margin.right);

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from . import format as fmt
+from . import namespaces
 from .detector import Alarm, OverfitDetector
 from .layers import layer_kind, select_layers, unwrap
 from .probe import MAX_PROBE, Probe, describe, forward_input, looks_like_image, prepare_probe, to_display_image
@@ -76,6 +77,7 @@ class Monitor:
         ranks: str = "0",
         bins: int = DEFAULT_BINS,
         stream_every: int = 1,
+        name: str | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -87,6 +89,7 @@ class Monitor:
             raise ValueError(f"statistics must be 'probe' or 'stream'; got {statistics!r}")
         if ranks not in ("0", "all"):
             raise ValueError(f"ranks must be '0' (rank 0 measures) or 'all' (histograms merged); got {ranks!r}")
+        namespaces.check(log_dir, name)
         self.model = unwrap(model)
         self._modules = select_layers(self.model, layers)
         self._kinds = {name: layer_kind(m) for name, m in self._modules.items()}
@@ -126,6 +129,8 @@ class Monitor:
         else:
             self.probe = prepare_probe(probe, max_probe)
             self._check_probe()
+        # Several monitors per run: a second one on this run gets a name that prefixes its layers and tags.
+        self.name = namespaces.claim(self, self._log_dir, name, type(self.model).__name__)
 
     @property
     def ready(self) -> bool:
@@ -213,12 +218,12 @@ class Monitor:
         if not self._table_layers:
             self._table_layers = list(records)
         alarm_layers = alarm.layers if alarm is not None else None
-        summary = step_summary(self.layers, records, self._table_layers, self._written_tags, alarm_layers)
+        summary = step_summary(self.layers, records, self._table_layers, self._written_tags, alarm_layers, self.name)
         writer._get_file_writer().add_summary(summary, step)
         if alarm is not None:
             logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
         if not self._probe_image_written and isinstance(self.probe, torch.Tensor) and looks_like_image(self.probe[0]):
-            writer.add_image(fmt.PROBE_IMAGE_TAG, to_display_image(self.probe[0]), step)
+            writer.add_image(fmt.probe_tag(self.name), to_display_image(self.probe[0]), step)
         self._probe_image_written = True
         for tag, value in scalars.items():
             writer.add_scalar(tag, value, step)
@@ -250,6 +255,7 @@ class Monitor:
 
     def close(self) -> None:
         """Remove the probe-capture hook and flush; closes the writer if the monitor opened it."""
+        namespaces.release(self)
         if self._capture is not None:
             self._capture.remove()
             self._capture = None
@@ -284,5 +290,8 @@ def watch(
     ``stream_every``); ``ranks="all"`` (merge all ranks' histograms under torch.distributed);
     ``detect=True`` (or an :class:`~nas_logger.detector.OverfitDetector`) runs the NAS-only overfitting
     detector at every ``log`` and writes its alarm once, as ``nas/overfit_alarm``; ``monitor.alarm``.
+    ``name``: several monitors per run (a GAN's two models on one log dir or ``SummaryWriter``): a
+    name that prefixes this monitor's layers (``D/conv1``) and tags; by default the run's first open
+    monitor has none and every other one its model's class name (``monitor.name``).
     """
     return Monitor(model, log_dir, probe=probe, **options)

@@ -60,17 +60,17 @@ class Table(_Listed):
 
 @dataclass
 class RunListing:
-    """The NAS series of one run, by layer name, its stats table and the version of its overfitting
-    alarm if any."""
+    """The NAS series of one run, by layer name, and by tag its stats tables and the versions of its
+    overfitting alarms (one of each per monitor that wrote the run)."""
 
     stats: dict[str, Series] = field(default_factory=dict)
     heatmaps: dict[str, Series] = field(default_factory=dict)
-    alarm: tuple | None = None
-    table: Table | None = None
+    alarms: dict[str, tuple] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
 
     def layers(self) -> list[fmt.LayerInfo]:
-        """Layers with statistics, sorted by (depth, name)."""
-        return sorted((s.layer for s in self.stats.values()), key=lambda l: (l.depth, l.name))
+        """Layers with statistics: each monitor's by depth, the run's unnamed monitor first."""
+        return sorted((s.layer for s in self.stats.values()), key=fmt.layer_order)
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ class Reader:
                     continue
                 record, layer, fields = decoded
                 if record == fmt.ALARM:
-                    entry.alarm = (ts.max_step, ts.max_wall_time)
+                    entry.alarms[tag] = (ts.max_step, ts.max_wall_time)
                     continue
                 if record == fmt.TABLE:
                     try:
@@ -184,7 +184,7 @@ class Reader:
                         self._warn_once(("table", run, tag), "nas: skipping run %r tag %r: %s", run, tag, e)
                         continue
                     if set(_REQUIRED_FIELDS) <= set(fields):
-                        entry.table = Table(tag, layers, fields, ts.max_step, ts.max_wall_time)
+                        entry.tables[tag] = Table(tag, layers, fields, ts.max_step, ts.max_wall_time)
                     continue
                 if record == fmt.STATS and not set(_REQUIRED_FIELDS) <= set(fields):
                     self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
@@ -268,27 +268,29 @@ class Reader:
                 for run, listing in listings.items()}
 
     def _read_tables(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, dict[str, Stats]]:
-        result, missing = {}, []
+        """{run: {layer name: Stats}} from every stats table of each run (one per monitor)."""
+        result: dict[str, dict[str, Stats]] = {}
+        missing: dict[str, list[Table]] = {}
         for run, listing in listings.items():
-            if listing.table is None:
-                continue
-            hit = self._cache.get((eid, run, listing.table.tag), listing.table.version)
-            if hit is SeriesCache.MISS:
-                missing.append(run)
-            elif hit is not None:
-                result[run] = hit
+            for table in listing.tables.values():
+                hit = self._cache.get((eid, run, table.tag), table.version)
+                if hit is SeriesCache.MISS:
+                    missing.setdefault(run, []).append(table)
+                elif hit is not None:
+                    result.setdefault(run, {}).update(hit)
         if missing:
             data = self._provider.read_tensors(
                 ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
-                run_tag_filter=provider.RunTagFilter(runs=sorted(missing), tags=[fmt.TABLE_TAG]),
+                run_tag_filter=provider.RunTagFilter(
+                    runs=sorted(missing), tags=sorted({t.tag for ts in missing.values() for t in ts})),
             )
-            for run in missing:
-                table = listings[run].table
-                points = [p for p in data.get(run, {}).get(table.tag, ()) if p.step <= table.max_step]
-                payload, cells = self._split_table(run, table, points)
-                self._cache.put((eid, run, table.tag), table.version, payload, cells)
-                if payload is not None:
-                    result[run] = payload
+            for run, tables in missing.items():
+                for table in tables:
+                    points = [p for p in data.get(run, {}).get(table.tag, ()) if p.step <= table.max_step]
+                    payload, cells = self._split_table(run, table, points)
+                    self._cache.put((eid, run, table.tag), table.version, payload, cells)
+                    if payload is not None:
+                        result.setdefault(run, {}).update(payload)
         return result
 
     def _split_table(self, run: str, table: Table, points) -> tuple[dict[str, Stats] | None, int]:
@@ -310,7 +312,7 @@ class Reader:
     def step_counts(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, int]:
         """{run: number of logged steps}, counted on each run's shallowest layer."""
         counts = {run: len(next(iter(t.values())).steps) for run, t in self._read_tables(ctx, eid, listings).items() if t}
-        first = {run: [min(l.stats.values(), key=lambda s: (s.layer.depth, s.layer.name))]
+        first = {run: [min(l.stats.values(), key=lambda s: fmt.layer_order(s.layer))]
                  for run, l in listings.items() if run not in counts}
         stats = self.read_stats(ctx, eid, first)
         counts.update({run: (int(next(iter(stats[run].values())).steps.size) if stats.get(run) else 0) for run in first})
@@ -347,47 +349,54 @@ class Reader:
                 self._cache.put((eid, run, SCALARS_PLUGIN, tag), versions[run], result[run], 2 * steps.size)
         return {run: series for run, series in result.items() if series[0].size}
 
-    def read_alarms(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, tuple[int, list[str]]]:
-        """{run: (alarm step, triggering layers)} of the runs whose listing has an alarm; cached."""
-        result, missing = {}, []
+    def read_alarms(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, list[tuple[int, list[str]]]]:
+        """{run: [(alarm step, triggering layers)]} of the runs whose listing has alarms (one per monitor
+        at most), by step; cached."""
+        result: dict[str, list] = {}
+        missing: dict[str, list[str]] = {}
         for run, listing in listings.items():
-            if listing.alarm is None:
-                continue
-            hit = self._cache.get((eid, run, fmt.ALARM_TAG), listing.alarm)
-            if hit is SeriesCache.MISS:
-                missing.append(run)
-            elif hit is not None:
-                result[run] = hit
+            for tag, version in listing.alarms.items():
+                hit = self._cache.get((eid, run, tag), version)
+                if hit is SeriesCache.MISS:
+                    missing.setdefault(run, []).append(tag)
+                elif hit is not None:
+                    result.setdefault(run, []).append(hit)
         if missing:
             data = self._provider.read_tensors(
                 ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
-                run_tag_filter=provider.RunTagFilter(runs=missing, tags=[fmt.ALARM_TAG]),
+                run_tag_filter=provider.RunTagFilter(runs=sorted(missing), tags=sorted({t for ts in missing.values() for t in ts})),
             )
-            for run in missing:
-                points = data.get(run, {}).get(fmt.ALARM_TAG, ())
-                alarm = None
-                if points:
-                    first = min(points, key=lambda p: p.step)
-                    names = np.asarray(first.numpy).reshape(-1)
-                    alarm = (int(first.step), [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names])
-                    result[run] = alarm
-                self._cache.put((eid, run, fmt.ALARM_TAG), listings[run].alarm, alarm, 1)
-        return result
+            for run, tags in missing.items():
+                for tag in tags:
+                    points = data.get(run, {}).get(tag, ())
+                    alarm = None
+                    if points:
+                        first = min(points, key=lambda p: p.step)
+                        names = np.asarray(first.numpy).reshape(-1)
+                        alarm = (int(first.step), [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names])
+                        result.setdefault(run, []).append(alarm)
+                    self._cache.put((eid, run, tag), listings[run].alarms[tag], alarm, 1)
+        return {run: sorted(alarms) for run, alarms in result.items()}
 
-    def has_probe(self, ctx, eid: str, run: str) -> bool:
-        listing = self._provider.list_blob_sequences(
+    def probe_monitor(self, ctx, eid: str, run: str, listing: RunListing) -> tuple[str | None] | None:
+        """``(monitor,)`` of the first of the run's monitors (unnamed first) that logged a probe image,
+        or ``None`` when none did."""
+        monitors = list(dict.fromkeys(layer.monitor for layer in listing.layers()))
+        tags = {fmt.probe_tag(m): m for m in monitors}
+        held = self._provider.list_blob_sequences(
             ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[fmt.PROBE_IMAGE_TAG]),
-        )
-        return fmt.PROBE_IMAGE_TAG in listing.get(run, {})
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=list(tags)),
+        ).get(run, {})
+        return next(((m,) for tag, m in tags.items() if tag in held), None)
 
-    def read_probe(self, ctx, eid: str, run: str) -> bytes | None:
-        """The encoded probe image of ``run`` (its last one), or ``None``."""
+    def read_probe(self, ctx, eid: str, run: str, monitor: str | None = None) -> bytes | None:
+        """The encoded probe image of ``monitor`` in ``run`` (its last one), or ``None``."""
+        tag = fmt.probe_tag(monitor)
         data = self._provider.read_blob_sequences(
             ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN, downsample=1,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[fmt.PROBE_IMAGE_TAG]),
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
         )
-        points = data.get(run, {}).get(fmt.PROBE_IMAGE_TAG)
+        points = data.get(run, {}).get(tag)
         if not points or len(points[-1].values) < 3:
             return None
         # An image summary's blob sequence is (width, height, encoded image, ...).

@@ -221,7 +221,7 @@ class Routes:
             for layer in sel.listings[run].layers():
                 layers.setdefault(layer.name, layer)
         lines = []
-        for layer in sorted(layers.values(), key=lambda l: (l.depth, l.name)):
+        for layer in sorted(layers.values(), key=fmt.layer_order):
             per_run = [stats[r][layer.name] for r in sel.runs if layer.name in stats.get(r, {})]
             if not per_run:
                 continue
@@ -261,13 +261,16 @@ class Routes:
             "loss": loss.json() if loss else None,
             "loss2": loss2.json() if loss2 else None,
             "overfit_step": overfit_step(loss.steps, loss.values) if loss else None,
-            "alarms": [{"run": run, "step": alarms[run][0], "layers": alarms[run][1]} for run in sel.runs if run in alarms],
+            "alarms": [{"run": run, "step": step, "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
         }
 
-    def _probe_url(self, ctx, eid, run: str) -> str | None:
-        if not self._reader.has_probe(ctx, eid, run):
+    def _probe_url(self, ctx, eid, run: str, listing: RunListing) -> str | None:
+        """URL of the run's probe image (of its first monitor that logged one), or None."""
+        found = self._reader.probe_monitor(ctx, eid, run, listing)
+        if found is None:
             return None
-        return "probe?run=" + urllib.parse.quote(run, safe="")
+        (monitor,) = found
+        return url_for("probe", run=run, monitor=monitor)
 
     # --- routes ---------------------------------------------------------------------------------
 
@@ -349,7 +352,8 @@ class Routes:
         ctx, eid = _where(request)
         run, layer = self._arg(request, "run", required=True), self._arg(request, "layer", required=True)
         step = self._int_arg(request, "step")
-        series = self._run(ctx, eid, run).heatmaps.get(layer)
+        listing = self._run(ctx, eid, run)
+        series = listing.heatmaps.get(layer)
         if series is None:
             raise ApiError(404, f"no heatmap of layer {layer!r} in run {run!r}", "layer")
         steps, maps = self._reader.read_heatmaps(ctx, eid, run, [series])[layer]
@@ -357,7 +361,7 @@ class Routes:
         grid = maps[index]
         body = {"run": run, "layer": layer, "step": int(steps[index]), "shape": list(grid.shape),
                 "values": _floats(grid.ravel()), "steps": _steps(steps),
-                "probe": self._probe_url(ctx, eid, run)}
+                "probe": self._probe_url(ctx, eid, run, listing)}
         return _json(request, body)
 
     @_endpoint
@@ -366,7 +370,7 @@ class Routes:
         run = self._arg(request, "run", required=True)
         step = self._int_arg(request, "step")
         listing = self._run(ctx, eid, run)
-        series = sorted(listing.heatmaps.values(), key=lambda s: (s.layer.depth, s.layer.name))
+        series = sorted(listing.heatmaps.values(), key=lambda s: fmt.layer_order(s.layer))
         data = self._reader.read_heatmaps(ctx, eid, run, series)
         all_steps = np.unique(np.concatenate([data[s.layer.name][0] for s in series] or [np.zeros(0, np.int64)]))
         chosen = int(all_steps[_step_index(all_steps, step)])
@@ -379,16 +383,17 @@ class Routes:
                 layers.append({"name": s.layer.name, "depth": s.layer.depth, "kind": s.layer.kind,
                                "shape": list(grid.shape), "values": _floats(grid.ravel())})
         body = {"run": run, "step": chosen, "steps": _steps(all_steps), "layers": layers,
-                "probe": self._probe_url(ctx, eid, run)}
+                "probe": self._probe_url(ctx, eid, run, listing)}
         return _json(request, body)
 
     @_endpoint
     def probe(self, request):
         ctx, eid = _where(request)
-        run = self._arg(request, "run", required=True)
-        image = self._reader.read_probe(ctx, eid, run)
+        run, monitor = self._arg(request, "run", required=True), self._arg(request, "monitor")
+        image = self._reader.read_probe(ctx, eid, run, monitor)
         if image is None:
-            raise ApiError(404, f"no probe image in run {run!r}", "run")
+            what = f" of monitor {monitor!r}" if monitor is not None else ""
+            raise ApiError(404, f"no probe image{what} in run {run!r}", "monitor" if monitor is not None else "run")
         return http_util.Respond(request, image, _image_type(image))
 
     @_endpoint
@@ -418,6 +423,12 @@ def _csv_text(text: str) -> str:
     """A text cell of an exported CSV, with a leading ``'`` when a spreadsheet would run it as a formula
     (OWASP's CSV-injection rule; the csv module does the quoting)."""
     return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def url_for(route: str, **params: str | None) -> str:
+    """``route?k=v&...`` relative to the plugin's routes, every value quoted; None values left out."""
+    return route + "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None},
+                                                quote_via=urllib.parse.quote, safe="")
 
 
 def _step_index(steps: np.ndarray, step: int | None) -> int:

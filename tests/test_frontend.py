@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from test_frontend_support import (
-    EPOCHS, GROUPS, HOSTILE_RUN, LAYERS, TensorBoard, browser, expected_overfit_step, select, show, wait_ready,
+from test_frontend_support import (  # noqa: F401 (session, tab: fixtures)
+    EPOCHS, GROUPS, HOSTILE_RUN, LAYERS, TensorBoard, expected_overfit_step, select, session, show, tab, wait_ready,
     write_logdir, x_of_step,
 )
 
@@ -50,29 +50,6 @@ def server(logged):
     tb.wait_for_runs(len(logged[1]))
     yield tb
     tb.close()
-
-
-@pytest.fixture(scope="module")
-def session(server):
-    """One browser and one page on TensorBoard's NAS tab; `dialogs` records any alert() that ran."""
-    with browser() as b:
-        context = b.new_context(viewport={"width": 1280, "height": 820}, accept_downloads=True)
-        page = context.new_page()
-        dialogs, errors = [], []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url + "/#nas")
-        page.wait_for_selector("iframe", timeout=60000)
-        frame = next(f for f in page.frames if "plugin_entry.html" in f.url)
-        wait_ready(frame, "lines")
-        yield {"page": page, "frame": frame, "dialogs": dialogs, "errors": errors, "url": server.url}
-        context.close()
-
-
-@pytest.fixture
-def tab(session):
-    yield session["frame"]
-    assert session["errors"] == [], session["errors"]
 
 
 def tooltip_value(text: str) -> float:

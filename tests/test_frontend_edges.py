@@ -5,42 +5,24 @@ from __future__ import annotations
 
 import pytest
 
+from plugin_fixtures import LAYERS, write_two_monitors
 from reliability_support import write_synthetic_runs
-from test_frontend_support import TensorBoard, browser, select, show, wait_ready
+from test_frontend_support import TensorBoard, select, session, show, tab  # noqa: F401 (fixtures)
 
 FALLING = "falling"
 FALLING_STEPS = 12
+GAN = "gan"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("nas_frontend_edges")
     write_synthetic_runs(root, [FALLING], steps=FALLING_STEPS, loss=lambda i: 2.0 - 0.1 * i)
+    write_two_monitors(root / GAN, shared_writer=True)
     tb = TensorBoard(root)
-    tb.wait_for_runs(1)
+    tb.wait_for_runs(2)
     yield tb
     tb.close()
-
-
-@pytest.fixture(scope="module")
-def session(server):
-    with browser() as b:
-        context = b.new_context(viewport={"width": 1280, "height": 820}, accept_downloads=True)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url + "/#nas")
-        page.wait_for_selector("iframe", timeout=60000)
-        frame = next(f for f in page.frames if "plugin_entry.html" in f.url)
-        wait_ready(frame, "lines")
-        yield {"page": page, "frame": frame, "errors": errors}
-        context.close()
-
-
-@pytest.fixture
-def tab(session):
-    yield session["frame"]
-    assert session["errors"] == [], session["errors"]
 
 
 @pytest.mark.parametrize("view", ["lines", "stripes", "heatmap"])
@@ -53,3 +35,16 @@ def test_a_loss_still_falling_at_the_last_step_has_no_overfit_line_but_a_note(ta
     note = tab.query_selector(".nas-panel .overfit-note")
     assert note is not None and "still falling" in note.text_content()
     assert tab.query_selector(".nas-panel .nas-error") is None
+
+
+def test_two_monitors_in_one_run_show_each_models_layers_together(tab):
+    select(tab, f"run:{GAN}")
+    served = LAYERS + [f"SmallCNN/{n}" for n in LAYERS]  # the unnamed monitor's layers, then SmallCNN's
+    show(tab, "lines")
+    assert tab.eval_on_selector_all(".nas-panel path.nas-line", "els => els.map(e => e.dataset.layer)") == served
+    assert tab.eval_on_selector_all(".nas-panel .legend-item", "els => els.map(e => e.dataset.layer)") == served
+    show(tab, "stripes")
+    assert tab.eval_on_selector_all(".nas-panel .stripe-label", "els => els.map(e => e.dataset.layer)") == served
+    show(tab, "heatmap")
+    assert tab.eval_on_selector_all(".nas-panel canvas.heatmap-canvas", "els => els.map(e => e.dataset.layer)") == served
+    show(tab, "lines")

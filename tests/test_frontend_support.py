@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
@@ -167,6 +168,31 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def session(server):
+    """One browser on the NAS tab of the module's `server` fixture (a TensorBoard), drawn: {"page", "frame"
+    (the tab's iframe), "url", "dialogs" (alert() messages that ran), "errors" (uncaught page errors)}."""
+    with browser() as b:
+        context = b.new_context(viewport={"width": 1280, "height": 820}, accept_downloads=True)
+        page = context.new_page()
+        dialogs, errors = [], []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/#nas")
+        page.wait_for_selector("iframe", timeout=60000)
+        frame = next(f for f in page.frames if "plugin_entry.html" in f.url)
+        wait_ready(frame, "lines")
+        yield {"page": page, "frame": frame, "dialogs": dialogs, "errors": errors, "url": server.url}
+        context.close()
+
+
+@pytest.fixture
+def tab(session):
+    """The NAS tab's frame; the test fails if the page raised an uncaught error meanwhile."""
+    yield session["frame"]
+    assert session["errors"] == [], session["errors"]
 
 
 def wait_ready(frame, view: str | None = None, timeout: float = 30000):

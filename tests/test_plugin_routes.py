@@ -18,7 +18,8 @@ import nas_logger
 from events import provider, read_nas
 from nas_logger import format as fmt
 from nas_logger.summaries import nas_summary
-from plugin_fixtures import GROUPS, HTML_RUN, LAYERS, STEPS, app_for, build_logdir, get_json, write_run
+from plugin_fixtures import (GROUPS, HTML_RUN, LAYERS, STEPS, app_for, build_logdir, get_json, write_run,
+                             write_two_monitors)
 
 P = "/data/plugin/nas/"
 F32 = dict(rtol=0, atol=1e-6)  # the stats are float32
@@ -58,7 +59,7 @@ def test_runs_lists_layers_by_depth_groups_and_loss_tags(client, logged):
         assert [l["name"] for l in run["layers"]] == LAYERS
         assert [l["depth"] for l in run["layers"]] == [0, 1, 2, 3]
         assert run["layers"][1] == {"name": "conv2", "depth": 1, "kind": "conv2d", "filters": 16,
-                                    "receptive_fields": 64}
+                                    "receptive_fields": 64, "monitor": None}
         assert run["layers"][3]["kind"] == "linear" and run["layers"][3]["receptive_fields"] == 1
         assert run["steps"] == STEPS
     assert runs["solo"]["loss_tag"] == "loss/val"
@@ -177,6 +178,46 @@ def test_nan_statistics_come_back_as_null(tmp_path):
     assert "NaN" not in text
     assert json.loads(text)["layers"][0]["median"] == [0.5, None, 0.5]
     assert json.loads(client.get(P + "lines?group=nan").get_data(as_text=True))["layers"][0]["max"] == [0.5, None, 0.5]
+
+
+@pytest.mark.parametrize("shared_writer", [False, True])
+def test_two_monitors_in_one_run_serve_each_layer_its_own_values(tmp_path, shared_writer):
+    medians, names = write_two_monitors(tmp_path / "gan", shared_writer)
+    client = app_for(tmp_path)[0]
+    body = get_json(client, P + "lines?run=gan")
+    for layer in body["layers"]:  # each served layer with its own model's values
+        np.testing.assert_allclose(layer["median"], medians[layer["name"]], **F32)
+        assert layer["steps"] == [0, 1, 2, 3]
+    assert names == [None, "SmallCNN"]  # the second monitor of a run gets its model's class name
+    served = LAYERS + [f"SmallCNN/{n}" for n in LAYERS]
+    assert [l["name"] for l in body["layers"]] == served  # each model's layers by depth, the unnamed one first
+    assert not np.allclose(body["layers"][1]["median"], body["layers"][5]["median"])
+    stripes = get_json(client, P + "stripes?run=gan")
+    assert stripes["layers"] == served and stripes["medians"] == [l["median"] for l in body["layers"]]
+    runs = get_json(client, P + "runs")["runs"]
+    assert [(l["name"], l["monitor"], l["depth"]) for l in runs[0]["layers"]] == (
+        [(n, None, d) for d, n in enumerate(LAYERS)] + [(f"SmallCNN/{n}", "SmallCNN", d) for d, n in enumerate(LAYERS)])
+    assert runs[0]["steps"] == 4
+    heatmaps = get_json(client, P + "heatmaps?run=gan&step=2")
+    assert [l["name"] for l in heatmaps["layers"]] == served
+    heatmap = get_json(client, P + "heatmap?run=gan&layer=" + q("SmallCNN/conv1") + "&step=1")
+    assert heatmap["shape"] == [8, 8]
+    rows = list(csv.reader(io.StringIO(client.get(P + "export?run=gan").get_data(as_text=True))))
+    assert len(rows) == 1 + len(served) * 4 and {r[1] for r in rows[1:]} == set(served)
+
+
+def test_named_monitors_in_one_run_and_name_clashes(tmp_path):
+    medians, names = write_two_monitors(tmp_path / "gan", shared_writer=True, names=("G", "D"))
+    assert names == ["G", "D"]
+    body = get_json(app_for(tmp_path)[0], P + "lines?run=gan")
+    assert [l["name"] for l in body["layers"]] == [f"D/{n}" for n in LAYERS] + [f"G/{n}" for n in LAYERS]
+    for layer in body["layers"]:
+        np.testing.assert_allclose(layer["median"], medians[layer["name"]], **F32)
+    from conftest import SmallCNN
+
+    with nas_logger.watch(SmallCNN(), tmp_path / "clash", probe=torch.randn(2, 1, 8, 8), name="G"):
+        with pytest.raises(ValueError, match="name 'G' is already used by another monitor of run"):
+            nas_logger.watch(SmallCNN(), tmp_path / "clash", probe=torch.randn(2, 1, 8, 8), name="G")
 
 
 # --- stripes and export -------------------------------------------------------------------------

@@ -17,15 +17,18 @@ import torch
 
 import nas_logger
 from conftest import SmallCNN
-from plugin_fixtures import write_run
+from plugin_fixtures import write_run, write_two_monitors
 
 STEPS = 150  # more than the Rust data server's 100 tensors and the Python loader's 10 per series
+GAN_MEDIANS: dict = {}  # run -> {served layer name: [median per step]} of the runs two monitors wrote
 
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
     path = tmp_path_factory.mktemp("served")
     write_run(path, "long/seed0", seed=0, steps=range(STEPS), scalars=lambda s: {"test_loss": (s - 100) ** 2})
+    for shared in (False, True):  # two event files of two writers, or one writer for both monitors
+        GAN_MEDIANS[f"gan_{shared}"] = write_two_monitors(path / f"gan_{shared}", shared_writer=shared)[0]
     return path
 
 
@@ -106,3 +109,9 @@ def test_every_logged_step_is_served_and_live_steps_appear(logdir, load_fast):
             body = poll_lines(url, live, 3)
             assert body["layers"][0]["steps"] == [0, 1, 2]
             assert body["loss"]["values"] == [2.0, 1.0, 3.0]
+            # Two monitors in one run (a GAN): each layer with its own values.
+            for run, medians in GAN_MEDIANS.items():
+                body = poll_lines(url, run, 4)
+                assert [l["name"] for l in body["layers"]] == list(medians)
+                for layer in body["layers"]:
+                    assert layer["median"] == pytest.approx(medians[layer["name"]], abs=1e-6), (run, layer["name"])
