@@ -27,7 +27,13 @@ ALARM = "alarm"
 # the layers listed in its metadata (NaN rows for a layer that did not run). It repeats the per-layer
 # ``stats`` records so that a reader fetches one tensor per step instead of one per layer and step.
 TABLE = "stats_table"
-RECORD_KINDS = (STATS, HEATMAP, ALARM, TABLE)
+# The probe image's PNG bytes as a 0-d string tensor, written once beside the image summary under
+# ``probe_png_tag(monitor)``: TensorBoard's Rust data server cannot read the image summary's blob back for
+# a run whose name holds a quote, a backslash or a control character, but it reads tensors of any run.
+PROBE = "probe"
+RECORD_KINDS = (STATS, HEATMAP, ALARM, TABLE, PROBE)
+_RUN_RECORDS = (ALARM, TABLE, PROBE)  # records of a monitor, not of one layer
+_VERSION_2_RECORDS = (PROBE,)
 
 # Order of the values in a ``stats`` tensor: quantiles of s_k over all receptive fields of the probe batch.
 STAT_FIELDS = ("min", "q05", "q25", "median", "q75", "q95", "max", "mean")
@@ -52,6 +58,11 @@ def alarm_tag(monitor: str | None = None) -> str:
 def probe_tag(monitor: str | None = None) -> str:
     """Tag of a monitor's probe image (TensorBoard's image plugin): ``nas/probe``, ``nas/D/probe``."""
     return _run_tag(monitor, "probe")
+
+
+def probe_png_tag(monitor: str | None = None) -> str:
+    """Tag of a monitor's probe PNG as a NAS record: ``nas/probe_png``, ``nas/D/probe_png``."""
+    return _run_tag(monitor, "probe_png")
 
 
 TABLE_TAG = table_tag()
@@ -103,20 +114,22 @@ def _layer_fields(layer: LayerInfo) -> dict:
 
 
 def _content(record: str, monitor: str | None, **fields) -> bytes:
-    """Metadata JSON of ``record``: version 2 for a named monitor's records, else version 1."""
-    content = {"version": 1 if monitor is None else FORMAT_VERSION, "record": record, **fields}
+    """Metadata JSON of ``record``: version 2 for a named monitor's records and the probe PNG, else 1."""
+    version = 1 if monitor is None and record not in _VERSION_2_RECORDS else FORMAT_VERSION
+    content = {"version": version, "record": record, **fields}
     if monitor is not None:
         content["monitor"] = monitor
     return json.dumps(content, sort_keys=True).encode("utf-8")
 
 
 def encode_metadata(layer: LayerInfo | None, record: str, monitor: str | None = None) -> bytes:
-    """Plugin-data content for the first summary of a tag (``layer`` None for the alarm of ``monitor``;
-    a layer's record belongs to ``layer.monitor``)."""
-    if record not in (STATS, HEATMAP, ALARM):
-        raise ValueError(f"record kind {record!r} is not one of {(STATS, HEATMAP, ALARM)}")
-    if (layer is None) != (record == ALARM):
-        raise ValueError(f"record kind {record!r} {'takes no' if record == ALARM else 'needs a'} layer")
+    """Plugin-data content for the first summary of a tag (``layer`` None for the alarm and the probe PNG
+    of ``monitor``; a layer's record belongs to ``layer.monitor``)."""
+    kinds = (STATS, HEATMAP, ALARM, PROBE)
+    if record not in kinds:
+        raise ValueError(f"record kind {record!r} is not one of {kinds}")
+    if (layer is None) != (record in _RUN_RECORDS):
+        raise ValueError(f"record kind {record!r} {'takes no' if record in _RUN_RECORDS else 'needs a'} layer")
     if layer is None:
         return _content(record, monitor)
     fields = {"fields": list(STAT_FIELDS)} if record == STATS else {}
@@ -136,9 +149,14 @@ def table_layers(content: bytes) -> tuple[LayerInfo, ...]:
         raise FormatError(f"NAS stats-table metadata without a valid layer list: {e!r}") from None
 
 
+def record_monitor(content: bytes) -> str | None:
+    """The monitor name in metadata content that :func:`decode_metadata` accepted (None: unnamed)."""
+    return json.loads(content.decode("utf-8")).get("monitor")
+
+
 def decode_metadata(content: bytes) -> tuple[str, LayerInfo | None, tuple[str, ...]]:
-    """Parse plugin-data content into (record kind, layer (None for the alarm and the stats table),
-    stat field names).
+    """Parse plugin-data content into (record kind, layer (None for the alarm, the stats table and the
+    probe PNG), stat field names).
 
     Raises :class:`FormatError` naming the problem for content from a newer format version or
     content that is not ours.
@@ -155,7 +173,7 @@ def decode_metadata(content: bytes) -> tuple[str, LayerInfo | None, tuple[str, .
         )
     try:
         record = data["record"]
-        layer = None if record in (ALARM, TABLE) else LayerInfo(**data["layer"])
+        layer = None if record in _RUN_RECORDS else LayerInfo(**data["layer"])
         fields = tuple(data.get("fields", ()))
     except (KeyError, TypeError) as e:
         raise FormatError(f"NAS metadata version {version} is missing a field: {e}") from None

@@ -21,7 +21,7 @@ from .layers import layer_kind, select_layers, unwrap
 from .probe import MAX_PROBE, Probe, describe, forward_input, looks_like_image, prepare_probe, to_display_image
 from .sources import LayerResult, ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
-from .summaries import step_summary
+from .summaries import probe_summary, step_summary
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class Monitor:
         if alarm is not None:
             logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
         if not self._probe_image_written and isinstance(self.probe, torch.Tensor) and looks_like_image(self.probe[0]):
-            writer.add_image(fmt.probe_tag(self.name), to_display_image(self.probe[0]), step)
+            writer._get_file_writer().add_summary(probe_summary(to_display_image(self.probe[0]), self.name), step)
         self._probe_image_written = True
         for tag, value in scalars.items():
             writer.add_scalar(tag, value, step)

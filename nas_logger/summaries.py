@@ -5,8 +5,8 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.util import tensor_util
 
-from .format import (ALARM, HEATMAP, PLUGIN_NAME, STAT_FIELDS, STATS, LayerInfo, alarm_tag, encode_metadata,
-                     encode_table_metadata, table_tag, tag_for)
+from .format import (ALARM, HEATMAP, PLUGIN_NAME, PROBE, STAT_FIELDS, STATS, LayerInfo, alarm_tag, encode_metadata,
+                     encode_table_metadata, probe_png_tag, probe_tag, table_tag, tag_for)
 
 
 def _tensor_summary(tag: str, values: np.ndarray, content: bytes | None) -> summary_pb2.Summary:
@@ -43,6 +43,18 @@ def table_summary(layers: list[LayerInfo], rows: np.ndarray, with_metadata: bool
     """Every layer of ``monitor``: its stats of one step, ``rows``: (len(layers), len(STAT_FIELDS))."""
     content = encode_table_metadata(layers, monitor) if with_metadata else None
     return _tensor_summary(table_tag(monitor), rows, content)
+
+
+def probe_summary(image, monitor: str | None = None) -> summary_pb2.Summary:
+    """The probe's first sample, ``image``: (C, H, W) float in [0, 1] (a torch tensor), as TensorBoard's
+    image summary (the Images tab shows it) and its PNG again as a NAS record, which the plugin can read on
+    every loader and for every run name."""
+    from torch.utils.tensorboard.summary import image as image_summary
+
+    summary = image_summary(probe_tag(monitor), image, dataformats="CHW")
+    png = np.array(summary.value[0].image.encoded_image_string, dtype=object)
+    summary.value.extend(_tensor_summary(probe_png_tag(monitor), png, encode_metadata(None, PROBE, monitor)).value)
+    return summary
 
 
 def step_summary(

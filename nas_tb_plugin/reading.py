@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+from tensorboard import errors
 from tensorboard.data import provider
 
 from nas_logger import format as fmt
@@ -67,6 +68,7 @@ class RunListing:
     heatmaps: dict[str, Series] = field(default_factory=dict)
     alarms: dict[str, tuple] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
+    probes: dict[str | None, tuple[str, tuple]] = field(default_factory=dict)  # monitor -> (tag, version)
 
     def layers(self) -> list[fmt.LayerInfo]:
         """Layers with statistics: each monitor's by depth, the run's unnamed monitor first."""
@@ -177,6 +179,9 @@ class Reader:
                 if record == fmt.ALARM:
                     entry.alarms[tag] = (ts.max_step, ts.max_wall_time)
                     continue
+                if record == fmt.PROBE:
+                    entry.probes[fmt.record_monitor(ts.plugin_content)] = (tag, (ts.max_step, ts.max_wall_time))
+                    continue
                 if record == fmt.TABLE:
                     try:
                         layers = fmt.table_layers(ts.plugin_content)
@@ -185,6 +190,8 @@ class Reader:
                         continue
                     if set(_REQUIRED_FIELDS) <= set(fields):
                         entry.tables[tag] = Table(tag, layers, fields, ts.max_step, ts.max_wall_time)
+                    continue
+                if layer is None:  # a record of a monitor that this reader does not use
                     continue
                 if record == fmt.STATS and not set(_REQUIRED_FIELDS) <= set(fields):
                     self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
@@ -379,28 +386,73 @@ class Reader:
         return {run: sorted(alarms) for run, alarms in result.items()}
 
     def probe_monitor(self, ctx, eid: str, run: str, listing: RunListing) -> tuple[str | None] | None:
-        """``(monitor,)`` of the first of the run's monitors (unnamed first) that logged a probe image,
-        or ``None`` when none did."""
-        monitors = list(dict.fromkeys(layer.monitor for layer in listing.layers()))
-        tags = {fmt.probe_tag(m): m for m in monitors}
-        held = self._provider.list_blob_sequences(
-            ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=list(tags)),
-        ).get(run, {})
-        return next(((m,) for tag, m in tags.items() if tag in held), None)
-
-    def read_probe(self, ctx, eid: str, run: str, monitor: str | None = None) -> bytes | None:
-        """The encoded probe image of ``monitor`` in ``run`` (its last one), or ``None``."""
-        tag = fmt.probe_tag(monitor)
-        data = self._provider.read_blob_sequences(
-            ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN, downsample=1,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
-        )
-        points = data.get(run, {}).get(tag)
-        if not points or len(points[-1].values) < 3:
+        """``(monitor,)`` of the first of the run's monitors (unnamed first) whose probe image this data
+        provider can read, or ``None``."""
+        if listing.probes:
+            return (min(listing.probes, key=lambda m: (m is not None, m or "")),)
+        try:  # a file written before the probe PNG record: the image summary alone
+            return (None,) if self._legacy_probe(ctx, eid, run) is not None else None
+        except ProbeUnreadable:
             return None
-        # An image summary's blob sequence is (width, height, encoded image, ...).
-        return self._provider.read_blob(ctx, blob_key=points[-1].values[2].blob_key)
+
+    def read_probe(self, ctx, eid: str, run: str, listing: RunListing, monitor: str | None = None) -> bytes | None:
+        """The encoded probe image of ``monitor`` in ``run``, or ``None`` when it logged none. Raises
+        :class:`ProbeUnreadable` for an image summary that the data provider cannot read back."""
+        if monitor not in listing.probes:
+            return self._legacy_probe(ctx, eid, run) if monitor is None else None
+        tag, version = listing.probes[monitor]
+
+        def load() -> bytes | None:
+            points = self._provider.read_tensors(
+                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+            ).get(run, {}).get(tag)
+            return np.asarray(points[-1].numpy).reshape(-1)[0] if points else None
+
+        return self._cached((eid, run, tag), version, load)
+
+    def _legacy_probe(self, ctx, eid: str, run: str) -> bytes | None:
+        """The probe as files written before the probe PNG record hold it: an image summary (its last one)."""
+        tag = fmt.PROBE_IMAGE_TAG
+        listed = self._provider.list_blob_sequences(
+            ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+        ).get(run, {}).get(tag)
+        if listed is None:
+            return None
+
+        def load() -> bytes | ProbeUnreadable | None:
+            points = self._provider.read_blob_sequences(
+                ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN, downsample=1,
+                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+            ).get(run, {}).get(tag)
+            if not points or len(points[-1].values) < 3:
+                return None
+            try:  # an image summary's blob sequence is (width, height, encoded image, ...)
+                return self._provider.read_blob(ctx, blob_key=points[-1].values[2].blob_key)
+            except errors.PublicError as e:  # the Rust data server's blob keys of odd run names
+                unreadable = ProbeUnreadable(
+                    f"TensorBoard's data server cannot read the probe image of run {run!r} ({e}); "
+                    "TensorBoard with --load_fast=false can, and nas_logger now also writes it as a NAS record")
+                self._warn_once(("probe", run), "nas: %s", unreadable)
+                return unreadable
+
+        image = self._cached((eid, run, IMAGES_PLUGIN, tag), (listed.max_step, listed.max_wall_time), load)
+        if isinstance(image, ProbeUnreadable):
+            raise image
+        return image
+
+    def _cached(self, key: tuple, version: tuple, load):
+        """``load()``, cached under ``key`` while the listed ``version`` is unchanged (a small payload)."""
+        hit = self._cache.get(key, version)
+        if hit is SeriesCache.MISS:
+            hit = load()
+            self._cache.put(key, version, hit, 1)
+        return hit
+
+
+class ProbeUnreadable(Exception):
+    """A logged probe image that the data provider cannot read back (the message says why)."""
 
 
 def _to_maps(run: str, series: Series, points) -> tuple[tuple[np.ndarray, list[np.ndarray]], int]:

@@ -28,7 +28,7 @@ from . import assets
 from .aggregate import align, band, mean_curve
 from .grouping import compile_group_regex, group_key, group_members, group_runs
 from .overfit import default_loss_tag, overfit_step
-from .reading import Reader, RunListing
+from .reading import ProbeUnreadable, Reader, RunListing
 
 logger = logging.getLogger(__name__)
 
@@ -390,7 +390,10 @@ class Routes:
     def probe(self, request):
         ctx, eid = _where(request)
         run, monitor = self._arg(request, "run", required=True), self._arg(request, "monitor")
-        image = self._reader.read_probe(ctx, eid, run, monitor)
+        try:
+            image = self._reader.read_probe(ctx, eid, run, self._run(ctx, eid, run), monitor)
+        except ProbeUnreadable as e:
+            raise ApiError(404, str(e), "run") from None
         if image is None:
             what = f" of monitor {monitor!r}" if monitor is not None else ""
             raise ApiError(404, f"no probe image{what} in run {run!r}", "monitor" if monitor is not None else "run")

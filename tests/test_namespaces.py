@@ -95,3 +95,11 @@ def test_a_named_monitor_prefixes_its_layers_and_every_tag(tmp_path):
     assert [n.decode() for n in np.asarray(alarm[0].numpy).reshape(-1)] == [f"SmallCNN/{n}" for n in md.alarm.layers]
     images = dp.list_blob_sequences(context.RequestContext(), experiment_id="", plugin_name="images")["."]
     assert set(images) == {fmt.PROBE_IMAGE_TAG, "nas/SmallCNN/probe"}
+    # The probe PNG also as a NAS record of each monitor (readable on every loader), the same bytes.
+    for monitor in (None, "SmallCNN"):
+        assert fmt.record_monitor(tensors[fmt.probe_png_tag(monitor)].plugin_content) == monitor
+        png = dp.read_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME, downsample=10,
+                              run_tag_filter=None)["."][fmt.probe_png_tag(monitor)][0].numpy.item()
+        blob = dp.read_blob_sequences(context.RequestContext(), experiment_id="", plugin_name="images",
+                                      downsample=10, run_tag_filter=None)["."][fmt.probe_tag(monitor)][0].values[2]
+        assert png.startswith(b"\x89PNG") and png == dp.read_blob(context.RequestContext(), blob_key=blob.blob_key)

@@ -209,10 +209,16 @@ def test_two_monitors_in_one_run_serve_each_layer_its_own_values(tmp_path, share
 def test_named_monitors_in_one_run_and_name_clashes(tmp_path):
     medians, names = write_two_monitors(tmp_path / "gan", shared_writer=True, names=("G", "D"))
     assert names == ["G", "D"]
-    body = get_json(app_for(tmp_path)[0], P + "lines?run=gan")
+    client = app_for(tmp_path)[0]
+    body = get_json(client, P + "lines?run=gan")
     assert [l["name"] for l in body["layers"]] == [f"D/{n}" for n in LAYERS] + [f"G/{n}" for n in LAYERS]
     for layer in body["layers"]:
         np.testing.assert_allclose(layer["median"], medians[layer["name"]], **F32)
+    # Each monitor's probe image; heatmaps links the first monitor's.
+    assert get_json(client, P + "heatmaps?run=gan")["probe"] == "probe?run=gan&monitor=D"
+    images = {m: client.get(P + f"probe?run=gan&monitor={m}").get_data() for m in ("D", "G")}
+    assert all(i.startswith(b"\x89PNG") for i in images.values()) and images["D"] != images["G"]
+    assert get_json(client, P + "probe?run=gan&monitor=X", 404)["parameter"] == "monitor"
     from conftest import SmallCNN
 
     with nas_logger.watch(SmallCNN(), tmp_path / "clash", probe=torch.randn(2, 1, 8, 8), name="G"):
