@@ -107,8 +107,25 @@ def _where(request) -> tuple:
     return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
 
 
-def _steps(steps: np.ndarray) -> list[int]:
-    return np.asarray(steps, dtype=np.int64).tolist()
+# The largest integer a JavaScript number holds exactly (Number.MAX_SAFE_INTEGER).
+MAX_SAFE_STEP = 2**53 - 1
+
+
+def _step(step: int | None) -> int | str | None:
+    """A step for JSON: an int, or its decimal string beyond +-(2**53 - 1), where a browser's JSON.parse
+    would round it (steps are int64 in event files)."""
+    if step is None:
+        return None
+    step = int(step)
+    return step if -MAX_SAFE_STEP <= step <= MAX_SAFE_STEP else str(step)
+
+
+def _steps(steps: np.ndarray) -> list[int | str]:
+    """Steps for JSON, see :func:`_step`."""
+    steps = np.asarray(steps, dtype=np.int64)
+    if steps.size == 0 or (steps.min() >= -MAX_SAFE_STEP and steps.max() <= MAX_SAFE_STEP):
+        return steps.tolist()
+    return [_step(s) for s in steps.tolist()]
 
 
 @dataclass
@@ -260,8 +277,8 @@ class Routes:
         return {
             "loss": loss.json() if loss else None,
             "loss2": loss2.json() if loss2 else None,
-            "overfit_step": overfit_step(loss.steps, loss.values) if loss else None,
-            "alarms": [{"run": run, "step": step, "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
+            "overfit_step": _step(overfit_step(loss.steps, loss.values)) if loss else None,
+            "alarms": [{"run": run, "step": _step(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
         }
 
     def _probe_url(self, ctx, eid, run: str, listing: RunListing) -> str | None:
@@ -340,7 +357,7 @@ class Routes:
         writer.writerow(["run_or_group", "layer", "depth", "step", "min", "median", "max"])
         for line in self._layer_lines(ctx, eid, sel):
             columns = [_floats(line.min), _floats(line.median), _floats(line.max)]
-            for i, step in enumerate(_steps(line.steps)):
+            for i, step in enumerate(line.steps.tolist()):
                 writer.writerow([_csv_text(sel.name), _csv_text(line.layer.name), line.layer.depth, step,
                                  *("" if c[i] is None else repr(c[i]) for c in columns)])
         filename = "nas_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", sel.name).strip("._") or sel.kind) + ".csv"
@@ -359,7 +376,7 @@ class Routes:
         steps, maps = self._reader.read_heatmaps(ctx, eid, run, [series])[layer]
         index = _step_index(steps, step)
         grid = maps[index]
-        body = {"run": run, "layer": layer, "step": int(steps[index]), "shape": list(grid.shape),
+        body = {"run": run, "layer": layer, "step": _step(steps[index]), "shape": list(grid.shape),
                 "values": _floats(grid.ravel()), "steps": _steps(steps),
                 "probe": self._probe_url(ctx, eid, run, listing)}
         return _json(request, body)
@@ -382,7 +399,7 @@ class Routes:
                 grid = maps[at]
                 layers.append({"name": s.layer.name, "depth": s.layer.depth, "kind": s.layer.kind,
                                "shape": list(grid.shape), "values": _floats(grid.ravel())})
-        body = {"run": run, "step": chosen, "steps": _steps(all_steps), "layers": layers,
+        body = {"run": run, "step": _step(chosen), "steps": _steps(all_steps), "layers": layers,
                 "probe": self._probe_url(ctx, eid, run, listing)}
         return _json(request, body)
 

@@ -93,3 +93,8 @@ def complete_steps(lines_body: dict, layers: list[str]) -> list[int]:
             assert 0 <= lo <= mid <= hi < 1, (layer["name"], lo, mid, hi)
     assert steps == sorted(set(steps))
     return steps
+
+
+def as_sent(step: int):
+    """A step as the plugin sends it: an int, or its decimal string where a JavaScript number would round it."""
+    return step if abs(step) <= 2**53 - 1 else str(step)

@@ -340,6 +340,37 @@ def test_no_probe_gives_404_and_null_url(tmp_path):
     assert get_json(client, P + "probe?run=noprobe", 404)["parameter"] == "run"
 
 
+# Steps as int64 event files may hold them (other tools, older versions): beyond 2**53 JavaScript cannot
+# hold them as numbers; they must come back exactly, as strings.
+HUGE_STEPS = [0, 7, 2**53 - 1, 2**53 + 1, 2**53 + 3, 2**53 + 5, 2**62, 2**63 - 1]
+
+
+def test_steps_beyond_2_to_the_53_are_sent_as_exact_strings(tmp_path):
+    from reliability_support import as_sent, write_synthetic_runs
+
+    write_synthetic_runs(tmp_path, ["huge"], steps=HUGE_STEPS, heatmap_side=3, loss=lambda i: (i - 3) ** 2 + 1.0)
+    client = app_for(tmp_path)[0]
+    sent = [as_sent(s) for s in HUGE_STEPS]
+    assert sent[3] == "9007199254740993" and sent[2] == 9007199254740991
+    lines = get_json(client, P + "lines?run=huge")
+    assert all(layer["steps"] == sent for layer in lines["layers"]) and lines["loss"]["steps"] == sent
+    assert lines["overfit_step"] == "9007199254740993"  # the loss minimum, exactly
+    stripes = get_json(client, P + "stripes?run=huge")
+    assert stripes["steps"] == sent and stripes["overfit_step"] == "9007199254740993"
+    assert get_json(client, P + "lines?group=huge")["layers"][0]["steps"] == sent
+    maps = {step: grid for step, grid in read_nas(tmp_path, "huge")[("layer1", fmt.HEATMAP)][1]}
+    for step in HUGE_STEPS[2:]:
+        body = get_json(client, P + f"heatmaps?run=huge&step={step}")
+        assert body["step"] == as_sent(step) and body["steps"] == sent
+        np.testing.assert_allclose(np.reshape(body["layers"][1]["values"], (3, 3)), maps[step], **F32)
+        one = get_json(client, P + f"heatmap?run=huge&layer=layer1&step={step}")
+        assert one["step"] == as_sent(step) and one["steps"] == sent
+    assert get_json(client, P + "heatmaps?run=huge")["step"] == str(2**63 - 1)
+    get_json(client, P + f"heatmaps?run=huge&step={2**53}", 404)  # no rounding to a neighbour
+    rows = list(csv.reader(io.StringIO(client.get(P + "export?run=huge").get_data(as_text=True))))
+    assert [int(r[3]) for r in rows[1:] if r[1] == "layer0"] == HUGE_STEPS
+
+
 # --- errors -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("url, status, parameter", [
