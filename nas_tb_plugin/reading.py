@@ -439,7 +439,7 @@ class Reader:
 
         image = self._cached((eid, run, IMAGES_PLUGIN, tag), (listed.max_step, listed.max_wall_time), load)
         if isinstance(image, ProbeUnreadable):
-            raise image
+            raise ProbeUnreadable(str(image))
         return image
 
     def _cached(self, key: tuple, version: tuple, load):
