@@ -6,6 +6,7 @@ import { h } from "./dom.js";
 import { composeSvg, downloadPng, downloadSvg, fileName, stackSvg } from "./export.js";
 import { heatmapGrid, lossCurve } from "./heatmap.js";
 import { extent, linePlot, lossExtent, niceLossDomain, stepExtent } from "./lineplot.js";
+import { compareSteps, nearestStep, unionSteps } from "./steps.js";
 import { stripePlot, stripeStepExtent } from "./stripeplot.js";
 import { adoptParentFonts, isDark, watchTheme } from "./theme.js";
 
@@ -22,16 +23,6 @@ const PLAY_MS = 350;
 
 function key(entry) {
   return `${entry.type}:${entry.name}`;
-}
-
-function union(arrays) {
-  return [...new Set(arrays.flat())].sort((a, b) => a - b);
-}
-
-function nearest(sorted, v) {
-  let best = sorted[0];
-  for (const x of sorted) if (Math.abs(x - v) < Math.abs(best - v)) best = x;
-  return best;
 }
 
 export class NasApp {
@@ -98,7 +89,7 @@ export class NasApp {
 
   /** Selectable entries: groups of 2+ runs first, then every run; each with a stable colour. */
   entries() {
-    const groups = this.catalog.groups.filter((g) => (g.runs || []).length > 1);
+    const groups = this.catalog.groups.filter((g) => g.matched !== false && (g.runs || []).length > 1);
     const list = [
       ...groups.map((g) => ({ type: "group", name: g.group, runs: g.runs })),
       ...this.catalog.runs.map((r) => ({ type: "run", name: r.run, runs: [r.run], info: r })),
@@ -334,14 +325,14 @@ export class NasApp {
       getJSON(url("lines", { run: this.heatRun(e), loss_tag: this.lossTag, loss_tag2: this.loss2Tag })).then((data) => ({ e, data }), (error) => ({ e, error }))));
     if (token !== this.token) return;
     const ok = lines.filter((r) => r.data);
-    const layerSteps = (d) => union((d.layers || []).map((l) => l.steps));
-    this.steps = union(ok.map((r) => layerSteps(r.data)));
+    const layerSteps = (d) => unionSteps((d.layers || []).map((l) => l.steps));
+    this.steps = unionSteps(ok.map((r) => layerSteps(r.data)));
     const stepRanges = ok.map((r) => stepExtent(r.data)).filter(Boolean);
     const xDomain = stepRanges.length ? [Math.min(...stepRanges.map((z) => z[0])), Math.max(...stepRanges.map((z) => z[1]))] : null;
     const lossDomain = niceLossDomain(extent(...ok.map((r) => lossExtent(r.data) || [])));
     if (this.stepIndex === null || this.stepIndex >= this.steps.length) {
       const overfit = ok.length ? ok[0].data.overfit_step : null;
-      this.stepIndex = overfit !== null && overfit !== undefined ? Math.max(0, this.steps.indexOf(nearest(this.steps, overfit))) : this.steps.length - 1;
+      this.stepIndex = overfit !== null && overfit !== undefined ? Math.max(0, this.steps.indexOf(nearestStep(this.steps, overfit))) : this.steps.length - 1;
     }
     this.slider.max = Math.max(0, this.steps.length - 1);
     this.slider.value = this.stepIndex;
@@ -351,7 +342,7 @@ export class NasApp {
       if (r.error) return r;
       const runSteps = layerSteps(r.data);
       const run = this.heatRun(r.e);
-      return getJSON(url("heatmaps", { run, step: nearest(runSteps, step) }))
+      return getJSON(url("heatmaps", { run, step: nearestStep(runSteps, step) }))
         .then((heat) => ({ ...r, run, runSteps, heat }), (error) => ({ ...r, run, error }));
     }));
     if (token !== this.token) return;
@@ -368,7 +359,7 @@ export class NasApp {
         const grid = heatmapGrid(r.heat, { probeUrl, dark: this.dark, width });
         const curve = lossCurve(r.data, { width: Math.min(width, 520), height: 120, xDomain, lossDomain, dark: this.dark, step: r.heat.step });
         body.append(grid, curve);
-        const runSteps = r.heat.steps && r.heat.steps.length ? [...r.heat.steps].sort((a, b) => a - b) : r.runSteps;
+        const runSteps = r.heat.steps && r.heat.steps.length ? [...r.heat.steps].sort(compareSteps) : r.runSteps;
         this.heatPanels.push({ run: r.run, runSteps, grid, curve, panel });
         body.exportSvg = () => stackSvg([grid.exportSvg(), curve.cloneNode(true)], themeColors(this.dark).bg);
       }
@@ -381,7 +372,7 @@ export class NasApp {
   }
 
   heatUrl(p, step) {
-    return url("heatmaps", { run: p.run, step: nearest(p.runSteps, step) });
+    return url("heatmaps", { run: p.run, step: nearestStep(p.runSteps, step) });
   }
 
   showStep(step) {

@@ -47,21 +47,35 @@ export function ticks(lo, hi, n = 5) {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((v) => v >= raw) || 10 * mag;
   const out = [];
-  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toFixed(10));
+  // Stops when adding `step` no longer moves v (a huge lo with a tiny range), never past 4n + 4 ticks.
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9 && out.length <= 4 * n + 4; v += step) {
+    if (out.length && +v.toFixed(10) === out[out.length - 1]) break;
+    out.push(+v.toFixed(10));
+  }
   return out;
 }
 
-/** About n integer ticks for steps/epochs, on multiples of 1, 2 or 5 x 10^k. */
+/** About n integer ticks for steps/epochs, on multiples of 1, 2 or 5 x 10^k. Beyond 2^53, where adding
+ * a small step to a number may not change it, the ticks stop there: never one array slot per step. */
 export function stepTicks(lo, hi, n = 6) {
   const first = Math.ceil(lo);
   const last = Math.floor(hi);
-  if (last < first) return [];
+  if (!(last >= first)) return [];
   const raw = Math.max(1, (last - first) / Math.max(1, n));
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((v) => v >= raw);
   const out = [];
-  for (let v = Math.ceil(first / step) * step; v <= last; v += step) out.push(v);
+  for (let v = Math.ceil(first / step) * step; v <= last && out.length <= 4 * n + 4; v += step) {
+    if (out.length && v === out[out.length - 1]) break;
+    out.push(v);
+  }
   return out;
+}
+
+/** How many step ticks fit in `width` pixels for labels as long as those of [lo, hi] (long beyond 1e6). */
+export function stepTickCount(width, lo, hi) {
+  const digits = String(Math.round(Math.max(Math.abs(lo), Math.abs(hi)))).length;
+  return Math.max(2, Math.floor(width / Math.max(60, 6.5 * digits + 14)));
 }
 
 export function fmt(v, digits = 3) {

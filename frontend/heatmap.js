@@ -81,7 +81,7 @@ export function lossCurve(lines, options = {}) {
 }
 
 /**
- * The heatmap grid of one run: probe image, one tile per layer (sorted by depth), colour bar.
+ * The heatmap grid of one run: probe image, one tile per layer (in the server's order), colour bar.
  * data: a `heatmaps` response; options: probeUrl, dark, width. Returns an element with update(data).
  */
 export function heatmapGrid(data, options = {}) {
@@ -95,7 +95,7 @@ export function heatmapGrid(data, options = {}) {
     h("figcaption", { text: "probe" }, fig);
   }
   const tiles = new Map();
-  const layers = [...(data.layers || [])].sort((a, b) => a.depth - b.depth);
+  const layers = [...(data.layers || [])]; // the server's order: each monitor's layers by depth
   for (const layer of layers) {
     const fig = h("figure", { class: "heatmap-tile", "data-layer": layer.name, "data-kind": layer.kind || "" }, grid);
     const canvas = h("canvas", { class: "heatmap-canvas", "data-layer": layer.name }, fig);

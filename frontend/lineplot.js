@@ -2,16 +2,19 @@
 // test loss in red on the left axis, optional second loss in orange, dashed red line at the overfit step,
 // dotted purple line at each NAS overfitting alarm.
 import { ALARM, LOSS, LOSS2, OVERFIT, depthColor, themeColors } from "./colors.js";
-import { FONT, bandPath, fmt, h, linear, linePath, nearestIndex, s, stepTicks, ticks, uniqueId } from "./dom.js";
+import { FONT, bandPath, fmt, h, linear, linePath, nearestIndex, s, stepTickCount, stepTicks, ticks, uniqueId } from "./dom.js";
+import { stepValue } from "./steps.js";
 
-/** [min, max] over finite values of the given arrays, or null when there are none. */
+/** [min, max] over finite values (numbers, or steps sent as strings) of the given arrays, or null. */
 export function extent(...arrays) {
   let lo = Infinity;
   let hi = -Infinity;
   for (const a of arrays) {
     if (!a) continue;
-    for (const v of a) {
-      if (v === null || v === undefined || Number.isNaN(v)) continue;
+    for (const value of a) {
+      if (value === null || value === undefined) continue;
+      const v = stepValue(value);
+      if (Number.isNaN(v)) continue;
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
@@ -48,7 +51,7 @@ export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true
     }
   }
   s("line", { x1: x0, x2: x1, y1: yb, y2: yb, stroke: theme.axis }, g);
-  for (const v of stepTicks(x.domain[0], x.domain[1], Math.max(2, Math.floor((x1 - x0) / 60)))) {
+  for (const v of stepTicks(x.domain[0], x.domain[1], stepTickCount(x1 - x0, x.domain[0], x.domain[1]))) {
     s("line", { x1: x(v), x2: x(v), y1: yb, y2: yb + 4, stroke: theme.axis }, g);
     s("text", { class: "x-tick", "data-value": v, x: x(v), y: yb + 14, "text-anchor": "middle", fill: theme.muted, text: v }, g);
   }
@@ -95,6 +98,12 @@ export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
       class: "overfit-line", x1: xo, x2: xo, y1: yb, y2: yt, stroke: OVERFIT, "stroke-width": 1.6,
       "stroke-dasharray": "6 4", "data-step": data.overfit_step,
     }, g);
+  } else if (data.loss && (data.loss.values || []).some((v) => v !== null)) {
+    // A loss with no overfit step is still at (or next to) its minimum at the last step: not yet.
+    s("text", {
+      class: "overfit-note", x: x.range[1] - 4, y: yt + 11, "text-anchor": "end", "font-size": 10,
+      fill: OVERFIT, text: "test loss still falling: no overfitting yet",
+    }, g);
   }
   for (const alarm of data.alarms || []) {
     const xa = x(alarm.step);
@@ -135,7 +144,7 @@ export function linePlot(data, options = {}) {
   const width = options.width || 640;
   const plotHeight = options.height || 240;
   const hidden = options.hidden || new Set();
-  const layers = [...(data.layers || [])].sort((a, b) => a.depth - b.depth);
+  const layers = [...(data.layers || [])]; // the server's order: each monitor's layers by depth
   const maxDepth = layers.reduce((m, l) => Math.max(m, l.depth), 0);
   const margin = { left: 48, right: 42, top: 8, bottom: 32 };
   const legendRows = layoutLegend(layers, width - margin.left - margin.right);

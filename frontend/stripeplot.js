@@ -2,10 +2,12 @@
 // median NAS on viridis (canvas), with the test loss, the dashed overfit line, layer names and a colour bar
 // drawn in an SVG overlay.
 import { LOSS, VIRIDIS_GRADIENT_STOPS, themeColors, viridisPixels } from "./colors.js";
-import { FONT, fmt, h, linear, nearestIndex, s, stepTicks, ticks, uniqueId } from "./dom.js";
+import { FONT, fmt, h, linear, nearestIndex, s, stepTickCount, stepTicks, ticks, uniqueId } from "./dom.js";
 import { drawLosses, extent, niceLossDomain } from "./lineplot.js";
+import { stepValue } from "./steps.js";
 
-/** Pixel edges of each step's cell: halfway between neighbouring steps. */
+/** Pixel edges of each step's cell: halfway between neighbouring steps (numbers, see stepValue). Columns
+ * are the steps' indices: a sparse step axis costs one column per logged step, never one per integer. */
 function cellEdges(steps, x) {
   const edges = new Float64Array(steps.length + 1);
   for (let j = 0; j <= steps.length; j++) {
@@ -21,7 +23,7 @@ function cellEdges(steps, x) {
 
 /** Step range covered by the cells of a `stripes` response (half a step beyond each end). */
 export function stripeStepExtent(data) {
-  const st = data.steps || [];
+  const st = (data.steps || []).map(stepValue);
   if (st.length === 0) return null;
   const half = st.length > 1 ? (st[1] - st[0]) / 2 : 0.5;
   return [st[0] - half, st[st.length - 1] + half];
@@ -36,7 +38,7 @@ export function stripePlot(data, options = {}) {
   const width = options.width || 640;
   const names = data.layers || [];
   const n = names.length;
-  const steps = data.steps || [];
+  const steps = (data.steps || []).map(stepValue); // positions; data.steps keeps the exact values
   // Up to 64 layers every row keeps a readable name (>= 10 px); beyond that rows compress to 1.5 px
   // and every k-th layer is named; the panel scrolls when that is still taller than it.
   const fit = (options.targetHeight || 320) / Math.max(1, n);
@@ -108,7 +110,7 @@ export function stripePlot(data, options = {}) {
   }
   // Axes: steps below, loss on the right of the stripes.
   s("rect", { x: x0, y: margin.top, width: x1 - x0, height: plotHeight, fill: "none", stroke: theme.axis }, svg);
-  for (const v of stepTicks(Math.ceil(xr[0]), Math.floor(xr[1]), Math.max(2, Math.floor((x1 - x0) / 60)))) {
+  for (const v of stepTicks(Math.ceil(xr[0]), Math.floor(xr[1]), stepTickCount(x1 - x0, xr[0], xr[1]))) {
     s("line", { x1: x(v), x2: x(v), y1: yBottom, y2: yBottom + 4, stroke: theme.axis }, svg);
     s("text", { class: "x-tick", "data-value": v, x: x(v), y: yBottom + 14, "text-anchor": "middle", fill: theme.muted, text: v }, svg);
   }
@@ -156,7 +158,7 @@ export function stripePlot(data, options = {}) {
     if (r < 0 || j < 0) return;
     tip.replaceChildren();
     h("b", { text: names[r] }, tip);
-    h("div", { text: `step ${steps[j]}` }, tip);
+    h("div", { text: `step ${data.steps[j]}` }, tip);
     h("div", { text: `NAS ${fmt((data.medians[r] || [])[j], 4)}` }, tip);
     tip.hidden = false;
     tip.style.left = `${Math.min(mx + 12, width - 150)}px`;

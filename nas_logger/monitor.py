@@ -15,13 +15,14 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from . import format as fmt
+from . import namespaces
 from .arguments import check_step, scalar_values
 from .detector import Alarm, OverfitDetector
 from .layers import layer_kind, select_layers, unwrap
 from .probe import MAX_PROBE, Probe, capture_call, describe, prepare_probe, probe_image
 from .sources import LayerResult, ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
-from .summaries import alarm_summary, step_summary
+from .summaries import probe_summary, step_summary
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Monitor:
         ranks: str = "0",
         bins: int = DEFAULT_BINS,
         stream_every: int = 1,
+        name: str | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -93,6 +95,7 @@ class Monitor:
                 "ranks='all' merges the histograms of all torch.distributed ranks, but no process group is "
                 "initialised: call torch.distributed.init_process_group() before watch(), or use ranks='0'"
             )
+        namespaces.check(log_dir, name)
         self.model = unwrap(model)
         self._modules = select_layers(self.model, layers)
         self._kinds = {name: layer_kind(m) for name, m in self._modules.items()}
@@ -135,6 +138,8 @@ class Monitor:
         else:
             self.probe = prepare_probe(probe, max_probe)
             self._check_probe()
+        # Several monitors per run: a second one on this run gets a name that prefixes its layers and tags.
+        self.name = namespaces.claim(self, self._log_dir, name, type(self.model).__name__)
 
     @property
     def ready(self) -> bool:
@@ -253,12 +258,13 @@ class Monitor:
         alarm = self._pending_alarm
         alarm_layers = alarm.layers if alarm is not None and alarm.step == step else None
         if alarm is not None and alarm_layers is None:  # it fired at an earlier log whose write failed
-            writer._get_file_writer().add_summary(alarm_summary(alarm.layers), alarm.step)
-        summary = step_summary(self.layers, records, self._table_layers, self._written_tags, alarm_layers)
+            late = step_summary(self.layers, {}, self._table_layers, self._written_tags, alarm.layers, self.name)
+            writer._get_file_writer().add_summary(late, alarm.step)
+        summary = step_summary(self.layers, records, self._table_layers, self._written_tags, alarm_layers, self.name)
         writer._get_file_writer().add_summary(summary, step)
         image = probe_image(self.probe) if not self._probe_image_written and self.probe is not None else None
         if image is not None:
-            writer.add_image(fmt.PROBE_IMAGE_TAG, image, step)
+            writer._get_file_writer().add_summary(probe_summary(image, self.name), step)
         self._probe_image_written = True
         for tag, value in scalars.items():
             writer.add_scalar(tag, value, step)
@@ -300,6 +306,7 @@ class Monitor:
         if self._closed:
             return
         self._closed = True
+        namespaces.release(self)
         if self._capture is not None:
             self._capture.remove()
             self._capture = None
@@ -336,5 +343,8 @@ def watch(
     ``stream_every``); ``ranks="all"`` (merge all ranks' histograms under torch.distributed);
     ``detect=True`` (or an :class:`~nas_logger.detector.OverfitDetector`) runs the NAS-only overfitting
     detector at every ``log`` and writes its alarm once, as ``nas/overfit_alarm``; ``monitor.alarm``.
+    ``name``: several monitors per run (a GAN's two models on one log dir or ``SummaryWriter``): a
+    name that prefixes this monitor's layers (``D/conv1``) and tags; by default the run's first open
+    monitor has none and every other one its model's class name (``monitor.name``).
     """
     return Monitor(model, log_dir, probe=probe, **options)

@@ -5,8 +5,8 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.util import tensor_util
 
-from .format import (ALARM, ALARM_TAG, HEATMAP, PLUGIN_NAME, STAT_FIELDS, STATS, TABLE_TAG, LayerInfo,
-                     encode_metadata, encode_table_metadata, tag_for)
+from .format import (ALARM, HEATMAP, PLUGIN_NAME, PROBE, STAT_FIELDS, STATS, LayerInfo, alarm_tag, encode_metadata,
+                     encode_table_metadata, probe_png_tag, probe_tag, table_tag, tag_for)
 
 
 def _tensor_summary(tag: str, values: np.ndarray, content: bytes | None) -> summary_pb2.Summary:
@@ -32,14 +32,29 @@ def nas_summary(
     return _tensor_summary(tag_for(layer.name, record), values, content)
 
 
-def alarm_summary(layers: tuple[str, ...]) -> summary_pb2.Summary:
-    """The overfitting alarm: the names of the layers that triggered it (written once)."""
-    return _tensor_summary(ALARM_TAG, np.array(layers, dtype=object), encode_metadata(None, ALARM))
+def alarm_summary(layers: tuple[str, ...], monitor: str | None = None) -> summary_pb2.Summary:
+    """The overfitting alarm of ``monitor``: the names of the layers that triggered it (written once)."""
+    return _tensor_summary(alarm_tag(monitor), np.array(layers, dtype=object),
+                           encode_metadata(None, ALARM, monitor))
 
 
-def table_summary(layers: list[LayerInfo], rows: np.ndarray, with_metadata: bool) -> summary_pb2.Summary:
-    """Every layer's stats of one step, ``rows``: (len(layers), len(STAT_FIELDS))."""
-    return _tensor_summary(TABLE_TAG, rows, encode_table_metadata(layers) if with_metadata else None)
+def table_summary(layers: list[LayerInfo], rows: np.ndarray, with_metadata: bool,
+                  monitor: str | None = None) -> summary_pb2.Summary:
+    """Every layer of ``monitor``: its stats of one step, ``rows``: (len(layers), len(STAT_FIELDS))."""
+    content = encode_table_metadata(layers, monitor) if with_metadata else None
+    return _tensor_summary(table_tag(monitor), rows, content)
+
+
+def probe_summary(image, monitor: str | None = None) -> summary_pb2.Summary:
+    """The probe's first sample, ``image``: (C, H, W) float in [0, 1] (a torch tensor), as TensorBoard's
+    image summary (the Images tab shows it) and its PNG again as a NAS record, which the plugin can read on
+    every loader and for every run name."""
+    from torch.utils.tensorboard.summary import image as image_summary
+
+    summary = image_summary(probe_tag(monitor), image, dataformats="CHW")
+    png = np.array(summary.value[0].image.encoded_image_string, dtype=object)
+    summary.value.extend(_tensor_summary(probe_png_tag(monitor), png, encode_metadata(None, PROBE, monitor)).value)
+    return summary
 
 
 def step_summary(
@@ -48,12 +63,15 @@ def step_summary(
     table_layers: list[str],
     written: set[str],
     alarm_layers: tuple[str, ...] | None = None,
+    monitor: str | None = None,
 ) -> summary_pb2.Summary:
     """Every NAS record of one step in one Summary, i.e. one event and one record of the event file, so
     a reader sees all layers of the step or none: per layer its stats and heatmap (``records[name] =
     (stats, heatmap or None)``), the stats table with rows ``table_layers`` (NaN for a layer without
-    a record), and the alarm. Metadata goes on the tags not yet in ``written``, which is updated."""
+    a record), and the alarm. Metadata goes on the tags not yet in ``written``, which is updated.
+    ``monitor``: the monitor's name, which prefixes its layers and tags (None: the run's unnamed one)."""
     summary = summary_pb2.Summary()
+    layers = {name: layers[name].in_monitor(monitor) for name in {*records, *table_layers}}
 
     def add(tag: str, part: summary_pb2.Summary) -> None:
         summary.value.extend(part.value)
@@ -62,14 +80,16 @@ def step_summary(
     for name, (stats, grid) in records.items():
         for record, values in ((STATS, stats), (HEATMAP, grid)):
             if values is not None:
-                tag = tag_for(name, record)
+                tag = tag_for(layers[name].name, record)
                 add(tag, nas_summary(layers[name], record, values, tag not in written))
     if records and table_layers:
         rows = np.full((len(table_layers), len(STAT_FIELDS)), np.nan, dtype=np.float32)
         for row, name in enumerate(table_layers):
             if name in records:
                 rows[row] = records[name][0]
-        add(TABLE_TAG, table_summary([layers[n] for n in table_layers], rows, TABLE_TAG not in written))
+        tag = table_tag(monitor)
+        add(tag, table_summary([layers[n] for n in table_layers], rows, tag not in written, monitor))
     if alarm_layers is not None:
-        add(ALARM_TAG, alarm_summary(alarm_layers))
+        named = tuple(layers[n].name if n in layers else n for n in alarm_layers)
+        add(alarm_tag(monitor), alarm_summary(named, monitor))
     return summary

@@ -7,16 +7,25 @@ A group regex maps a run name to its group name:
 - otherwise it is the run name with the first match removed.
 
 A run that the regex does not match, or for which that gives an empty name, is a group of its own
-(named like the run).
+(named like the run). Its key is ``Group(run, matched=False)``, so a run ``vanilla`` beside
+``vanilla/seed0`` and ``vanilla/seed1`` (group ``Group("vanilla", True)``) stays out of their group.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import NamedTuple
 
 # A trailing "/seedN", "_repN", "-runN", ... marks a repeat.
 DEFAULT_GROUP_REGEX = r"[_/-](?:seed|rep|run)\d+$"
 MAX_GROUP_REGEX = 1000  # characters; a longer one is no grouping rule but an attack
+
+
+class Group(NamedTuple):
+    """A group's key: its name, and whether the regex gave that name (False: a run of its own)."""
+
+    name: str
+    matched: bool
 
 
 def compile_group_regex(text: str | None) -> re.Pattern:
@@ -31,21 +40,32 @@ def compile_group_regex(text: str | None) -> re.Pattern:
         raise ValueError(f"group_regex {text!r} is not a valid regular expression: {e}") from None
 
 
-def group_of(run: str, pattern: re.Pattern) -> str:
-    """Group name of ``run`` under ``pattern`` (see the module docstring)."""
+def group_key(run: str, pattern: re.Pattern) -> Group:
+    """Group of ``run`` under ``pattern`` (see the module docstring)."""
     match = pattern.search(run)
     if match is None:
-        return run
+        return Group(run, False)
     if pattern.groups:
         name = match.group(1) or ""
     else:
         name = run[: match.start()] + run[match.end() :]
-    return name or run
+    return Group(name, True) if name else Group(run, False)
 
 
-def group_runs(runs: Iterable[str], pattern: re.Pattern) -> dict[str, list[str]]:
-    """{group: sorted run names}, groups in sorted order."""
-    groups: dict[str, list[str]] = {}
+def group_of(run: str, pattern: re.Pattern) -> str:
+    """Group name of ``run`` under ``pattern``."""
+    return group_key(run, pattern).name
+
+
+def group_runs(runs: Iterable[str], pattern: re.Pattern) -> dict[Group, list[str]]:
+    """{group: sorted run names}, by name, a matched group before the unmatched run of the same name."""
+    groups: dict[Group, list[str]] = {}
     for run in sorted(runs):
-        groups.setdefault(group_of(run, pattern), []).append(run)
-    return dict(sorted(groups.items()))
+        groups.setdefault(group_key(run, pattern), []).append(run)
+    return dict(sorted(groups.items(), key=lambda item: (item[0].name, not item[0].matched)))
+
+
+def group_members(runs: Iterable[str], pattern: re.Pattern, name: str) -> list[str]:
+    """The runs of group ``name``: those the pattern maps to ``name``, else the unmatched run ``name``."""
+    groups = group_runs(runs, pattern)
+    return groups.get(Group(name, True)) or groups.get(Group(name, False), [])

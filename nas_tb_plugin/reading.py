@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+from tensorboard import errors
 from tensorboard.data import provider
 
 from nas_logger import format as fmt
@@ -60,17 +61,18 @@ class Table(_Listed):
 
 @dataclass
 class RunListing:
-    """The NAS series of one run, by layer name, its stats table and the version of its overfitting
-    alarm if any."""
+    """The NAS series of one run, by layer name, and by tag its stats tables and the versions of its
+    overfitting alarms (one of each per monitor that wrote the run)."""
 
     stats: dict[str, Series] = field(default_factory=dict)
     heatmaps: dict[str, Series] = field(default_factory=dict)
-    alarm: tuple | None = None
-    table: Table | None = None
+    alarms: dict[str, tuple] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
+    probes: dict[str | None, tuple[str, tuple]] = field(default_factory=dict)  # monitor -> (tag, version)
 
     def layers(self) -> list[fmt.LayerInfo]:
-        """Layers with statistics, sorted by (depth, name)."""
-        return sorted((s.layer for s in self.stats.values()), key=lambda l: (l.depth, l.name))
+        """Layers with statistics: each monitor's by depth, the run's unnamed monitor first."""
+        return sorted((s.layer for s in self.stats.values()), key=fmt.layer_order)
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,10 @@ class Reader:
                     continue
                 record, layer, fields = decoded
                 if record == fmt.ALARM:
-                    entry.alarm = (ts.max_step, ts.max_wall_time)
+                    entry.alarms[tag] = (ts.max_step, ts.max_wall_time)
+                    continue
+                if record == fmt.PROBE:
+                    entry.probes[fmt.record_monitor(ts.plugin_content)] = (tag, (ts.max_step, ts.max_wall_time))
                     continue
                 if record == fmt.TABLE:
                     try:
@@ -184,7 +189,9 @@ class Reader:
                         self._warn_once(("table", run, tag), "nas: skipping run %r tag %r: %s", run, tag, e)
                         continue
                     if set(_REQUIRED_FIELDS) <= set(fields):
-                        entry.table = Table(tag, layers, fields, ts.max_step, ts.max_wall_time)
+                        entry.tables[tag] = Table(tag, layers, fields, ts.max_step, ts.max_wall_time)
+                    continue
+                if layer is None:  # a record of a monitor that this reader does not use
                     continue
                 if record == fmt.STATS and not set(_REQUIRED_FIELDS) <= set(fields):
                     self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
@@ -268,27 +275,29 @@ class Reader:
                 for run, listing in listings.items()}
 
     def _read_tables(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, dict[str, Stats]]:
-        result, missing = {}, []
+        """{run: {layer name: Stats}} from every stats table of each run (one per monitor)."""
+        result: dict[str, dict[str, Stats]] = {}
+        missing: dict[str, list[Table]] = {}
         for run, listing in listings.items():
-            if listing.table is None:
-                continue
-            hit = self._cache.get((eid, run, listing.table.tag), listing.table.version)
-            if hit is SeriesCache.MISS:
-                missing.append(run)
-            elif hit is not None:
-                result[run] = hit
+            for table in listing.tables.values():
+                hit = self._cache.get((eid, run, table.tag), table.version)
+                if hit is SeriesCache.MISS:
+                    missing.setdefault(run, []).append(table)
+                elif hit is not None:
+                    result.setdefault(run, {}).update(hit)
         if missing:
             data = self._provider.read_tensors(
                 ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
-                run_tag_filter=provider.RunTagFilter(runs=sorted(missing), tags=[fmt.TABLE_TAG]),
+                run_tag_filter=provider.RunTagFilter(
+                    runs=sorted(missing), tags=sorted({t.tag for ts in missing.values() for t in ts})),
             )
-            for run in missing:
-                table = listings[run].table
-                points = [p for p in data.get(run, {}).get(table.tag, ()) if p.step <= table.max_step]
-                payload, cells = self._split_table(run, table, points)
-                self._cache.put((eid, run, table.tag), table.version, payload, cells)
-                if payload is not None:
-                    result[run] = payload
+            for run, tables in missing.items():
+                for table in tables:
+                    points = [p for p in data.get(run, {}).get(table.tag, ()) if p.step <= table.max_step]
+                    payload, cells = self._split_table(run, table, points)
+                    self._cache.put((eid, run, table.tag), table.version, payload, cells)
+                    if payload is not None:
+                        result.setdefault(run, {}).update(payload)
         return result
 
     def _split_table(self, run: str, table: Table, points) -> tuple[dict[str, Stats] | None, int]:
@@ -310,7 +319,7 @@ class Reader:
     def step_counts(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, int]:
         """{run: number of logged steps}, counted on each run's shallowest layer."""
         counts = {run: len(next(iter(t.values())).steps) for run, t in self._read_tables(ctx, eid, listings).items() if t}
-        first = {run: [min(l.stats.values(), key=lambda s: (s.layer.depth, s.layer.name))]
+        first = {run: [min(l.stats.values(), key=lambda s: fmt.layer_order(s.layer))]
                  for run, l in listings.items() if run not in counts}
         stats = self.read_stats(ctx, eid, first)
         counts.update({run: (int(next(iter(stats[run].values())).steps.size) if stats.get(run) else 0) for run in first})
@@ -347,51 +356,103 @@ class Reader:
                 self._cache.put((eid, run, SCALARS_PLUGIN, tag), versions[run], result[run], 2 * steps.size)
         return {run: series for run, series in result.items() if series[0].size}
 
-    def read_alarms(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, tuple[int, list[str]]]:
-        """{run: (alarm step, triggering layers)} of the runs whose listing has an alarm; cached."""
-        result, missing = {}, []
+    def read_alarms(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, list[tuple[int, list[str]]]]:
+        """{run: [(alarm step, triggering layers)]} of the runs whose listing has alarms (one per monitor
+        at most), by step; cached."""
+        result: dict[str, list] = {}
+        missing: dict[str, list[str]] = {}
         for run, listing in listings.items():
-            if listing.alarm is None:
-                continue
-            hit = self._cache.get((eid, run, fmt.ALARM_TAG), listing.alarm)
-            if hit is SeriesCache.MISS:
-                missing.append(run)
-            elif hit is not None:
-                result[run] = hit
+            for tag, version in listing.alarms.items():
+                hit = self._cache.get((eid, run, tag), version)
+                if hit is SeriesCache.MISS:
+                    missing.setdefault(run, []).append(tag)
+                elif hit is not None:
+                    result.setdefault(run, []).append(hit)
         if missing:
             data = self._provider.read_tensors(
                 ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
-                run_tag_filter=provider.RunTagFilter(runs=missing, tags=[fmt.ALARM_TAG]),
+                run_tag_filter=provider.RunTagFilter(runs=sorted(missing), tags=sorted({t for ts in missing.values() for t in ts})),
             )
-            for run in missing:
-                points = data.get(run, {}).get(fmt.ALARM_TAG, ())
-                alarm = None
-                if points:
-                    first = min(points, key=lambda p: p.step)
-                    names = np.asarray(first.numpy).reshape(-1)
-                    alarm = (int(first.step), [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names])
-                    result[run] = alarm
-                self._cache.put((eid, run, fmt.ALARM_TAG), listings[run].alarm, alarm, 1)
-        return result
+            for run, tags in missing.items():
+                for tag in tags:
+                    points = data.get(run, {}).get(tag, ())
+                    alarm = None
+                    if points:
+                        first = min(points, key=lambda p: p.step)
+                        names = np.asarray(first.numpy).reshape(-1)
+                        alarm = (int(first.step), [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names])
+                        result.setdefault(run, []).append(alarm)
+                    self._cache.put((eid, run, tag), listings[run].alarms[tag], alarm, 1)
+        return {run: sorted(alarms) for run, alarms in result.items()}
 
-    def has_probe(self, ctx, eid: str, run: str) -> bool:
-        listing = self._provider.list_blob_sequences(
-            ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[fmt.PROBE_IMAGE_TAG]),
-        )
-        return fmt.PROBE_IMAGE_TAG in listing.get(run, {})
-
-    def read_probe(self, ctx, eid: str, run: str) -> bytes | None:
-        """The encoded probe image of ``run`` (its last one), or ``None``."""
-        data = self._provider.read_blob_sequences(
-            ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN, downsample=1,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[fmt.PROBE_IMAGE_TAG]),
-        )
-        points = data.get(run, {}).get(fmt.PROBE_IMAGE_TAG)
-        if not points or len(points[-1].values) < 3:
+    def probe_monitor(self, ctx, eid: str, run: str, listing: RunListing) -> tuple[str | None] | None:
+        """``(monitor,)`` of the first of the run's monitors (unnamed first) whose probe image this data
+        provider can read, or ``None``."""
+        if listing.probes:
+            return (min(listing.probes, key=lambda m: (m is not None, m or "")),)
+        try:  # a file written before the probe PNG record: the image summary alone
+            return (None,) if self._legacy_probe(ctx, eid, run) is not None else None
+        except ProbeUnreadable:
             return None
-        # An image summary's blob sequence is (width, height, encoded image, ...).
-        return self._provider.read_blob(ctx, blob_key=points[-1].values[2].blob_key)
+
+    def read_probe(self, ctx, eid: str, run: str, listing: RunListing, monitor: str | None = None) -> bytes | None:
+        """The encoded probe image of ``monitor`` in ``run``, or ``None`` when it logged none. Raises
+        :class:`ProbeUnreadable` for an image summary that the data provider cannot read back."""
+        if monitor not in listing.probes:
+            return self._legacy_probe(ctx, eid, run) if monitor is None else None
+        tag, version = listing.probes[monitor]
+
+        def load() -> bytes | None:
+            points = self._provider.read_tensors(
+                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+            ).get(run, {}).get(tag)
+            return np.asarray(points[-1].numpy).reshape(-1)[0] if points else None
+
+        return self._cached((eid, run, tag), version, load)
+
+    def _legacy_probe(self, ctx, eid: str, run: str) -> bytes | None:
+        """The probe as files written before the probe PNG record hold it: an image summary (its last one)."""
+        tag = fmt.PROBE_IMAGE_TAG
+        listed = self._provider.list_blob_sequences(
+            ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+        ).get(run, {}).get(tag)
+        if listed is None:
+            return None
+
+        def load() -> bytes | ProbeUnreadable | None:
+            points = self._provider.read_blob_sequences(
+                ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN, downsample=1,
+                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+            ).get(run, {}).get(tag)
+            if not points or len(points[-1].values) < 3:
+                return None
+            try:  # an image summary's blob sequence is (width, height, encoded image, ...)
+                return self._provider.read_blob(ctx, blob_key=points[-1].values[2].blob_key)
+            except errors.PublicError as e:  # the Rust data server's blob keys of odd run names
+                unreadable = ProbeUnreadable(
+                    f"TensorBoard's data server cannot read the probe image of run {run!r} ({e}); "
+                    "TensorBoard with --load_fast=false can, and nas_logger now also writes it as a NAS record")
+                self._warn_once(("probe", run), "nas: %s", unreadable)
+                return unreadable
+
+        image = self._cached((eid, run, IMAGES_PLUGIN, tag), (listed.max_step, listed.max_wall_time), load)
+        if isinstance(image, ProbeUnreadable):
+            raise ProbeUnreadable(str(image))
+        return image
+
+    def _cached(self, key: tuple, version: tuple, load):
+        """``load()``, cached under ``key`` while the listed ``version`` is unchanged (a small payload)."""
+        hit = self._cache.get(key, version)
+        if hit is SeriesCache.MISS:
+            hit = load()
+            self._cache.put(key, version, hit, 1)
+        return hit
+
+
+class ProbeUnreadable(Exception):
+    """A logged probe image that the data provider cannot read back (the message says why)."""
 
 
 def _to_maps(run: str, series: Series, points) -> tuple[tuple[np.ndarray, list[np.ndarray]], int]:

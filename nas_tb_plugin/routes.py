@@ -23,13 +23,12 @@ from tensorboard.backend import http_util
 from werkzeug import wrappers
 
 from nas_logger import format as fmt
-from nas_logger.detector import loss_minimum_step
 
 from . import assets
 from .aggregate import align, band, mean_curve
-from .grouping import compile_group_regex, group_of, group_runs
-from .overfit import default_loss_tag
-from .reading import Reader, RunListing
+from .grouping import compile_group_regex, group_key, group_members, group_runs
+from .overfit import default_loss_tag, overfit_step
+from .reading import ProbeUnreadable, Reader, RunListing
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +107,25 @@ def _where(request) -> tuple:
     return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
 
 
-def _steps(steps: np.ndarray) -> list[int]:
-    return np.asarray(steps, dtype=np.int64).tolist()
+# The largest integer a JavaScript number holds exactly (Number.MAX_SAFE_INTEGER).
+MAX_SAFE_STEP = 2**53 - 1
+
+
+def _step(step: int | None) -> int | str | None:
+    """A step for JSON: an int, or its decimal string beyond +-(2**53 - 1), where a browser's JSON.parse
+    would round it (steps are int64 in event files)."""
+    if step is None:
+        return None
+    step = int(step)
+    return step if -MAX_SAFE_STEP <= step <= MAX_SAFE_STEP else str(step)
+
+
+def _steps(steps: np.ndarray) -> list[int | str]:
+    """Steps for JSON, see :func:`_step`."""
+    steps = np.asarray(steps, dtype=np.int64)
+    if steps.size == 0 or (steps.min() >= -MAX_SAFE_STEP and steps.max() <= MAX_SAFE_STEP):
+        return steps.tolist()
+    return [_step(s) for s in steps.tolist()]
 
 
 @dataclass
@@ -204,7 +220,7 @@ class Routes:
         if group is None:
             raise ApiError(400, "missing parameter 'run' (or 'group')", "run")
         # Group the run names (a cheap call), then list only the members' NAS series.
-        members = group_runs(self._reader.run_names(ctx, eid), self._pattern(request)).get(group, [])
+        members = group_members(self._reader.run_names(ctx, eid), self._pattern(request), group)
         listings = self._reader.list_nas(ctx, eid, runs=members)
         runs = [r for r in members if r in listings]
         if not runs:
@@ -222,7 +238,7 @@ class Routes:
             for layer in sel.listings[run].layers():
                 layers.setdefault(layer.name, layer)
         lines = []
-        for layer in sorted(layers.values(), key=lambda l: (l.depth, l.name)):
+        for layer in sorted(layers.values(), key=fmt.layer_order):
             per_run = [stats[r][layer.name] for r in sel.runs if layer.name in stats.get(r, {})]
             if not per_run:
                 continue
@@ -261,14 +277,17 @@ class Routes:
         return {
             "loss": loss.json() if loss else None,
             "loss2": loss2.json() if loss2 else None,
-            "overfit_step": loss_minimum_step(loss.steps, loss.values) if loss else None,
-            "alarms": [{"run": run, "step": alarms[run][0], "layers": alarms[run][1]} for run in sel.runs if run in alarms],
+            "overfit_step": _step(overfit_step(loss.steps, loss.values)) if loss else None,
+            "alarms": [{"run": run, "step": _step(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
         }
 
-    def _probe_url(self, ctx, eid, run: str) -> str | None:
-        if not self._reader.has_probe(ctx, eid, run):
+    def _probe_url(self, ctx, eid, run: str, listing: RunListing) -> str | None:
+        """URL of the run's probe image (of its first monitor that logged one), or None."""
+        found = self._reader.probe_monitor(ctx, eid, run, listing)
+        if found is None:
             return None
-        return "probe?run=" + urllib.parse.quote(run, safe="")
+        (monitor,) = found
+        return url_for("probe", run=run, monitor=monitor)
 
     # --- routes ---------------------------------------------------------------------------------
 
@@ -282,15 +301,17 @@ class Routes:
         runs = []
         for run in sorted(listings):
             tags = list(scalar_tags.get(run, {}))
+            group = group_key(run, pattern)
             runs.append({
                 "run": run,
-                "group": group_of(run, pattern),
+                "group": group.name,
+                "matched": group.matched,
                 "layers": [asdict(l) for l in listings[run].layers()],
                 "scalar_tags": tags,
                 "loss_tag": default_loss_tag(tags),
                 "steps": counts[run],
             })
-        groups = [{"group": g, "runs": rs} for g, rs in group_runs(listings, pattern).items()]
+        groups = [{"group": g.name, "runs": rs, "matched": g.matched} for g, rs in group_runs(listings, pattern).items()]
         return _json(request, {"runs": runs, "groups": groups})
 
     @_endpoint
@@ -332,12 +353,12 @@ class Routes:
             raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
         sel = self._select(request, ctx, eid)
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out)  # RFC 4180: CRLF rows, so a CR or LF inside a name is quoted
         writer.writerow(["run_or_group", "layer", "depth", "step", "min", "median", "max"])
         for line in self._layer_lines(ctx, eid, sel):
             columns = [_floats(line.min), _floats(line.median), _floats(line.max)]
-            for i, step in enumerate(_steps(line.steps)):
-                writer.writerow([sel.name, line.layer.name, line.layer.depth, step,
+            for i, step in enumerate(line.steps.tolist()):
+                writer.writerow([_csv_text(sel.name), _csv_text(line.layer.name), line.layer.depth, step,
                                  *("" if c[i] is None else repr(c[i]) for c in columns)])
         filename = "nas_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", sel.name).strip("._") or sel.kind) + ".csv"
         headers = [("Content-Disposition", f'attachment; filename="{filename}"')]
@@ -348,15 +369,16 @@ class Routes:
         ctx, eid = _where(request)
         run, layer = self._arg(request, "run", required=True), self._arg(request, "layer", required=True)
         step = self._int_arg(request, "step")
-        series = self._run(ctx, eid, run).heatmaps.get(layer)
+        listing = self._run(ctx, eid, run)
+        series = listing.heatmaps.get(layer)
         if series is None:
             raise ApiError(404, f"no heatmap of layer {layer!r} in run {run!r}", "layer")
         steps, maps = self._reader.read_heatmaps(ctx, eid, run, [series])[layer]
         index = _step_index(steps, step)
         grid = maps[index]
-        body = {"run": run, "layer": layer, "step": int(steps[index]), "shape": list(grid.shape),
+        body = {"run": run, "layer": layer, "step": _step(steps[index]), "shape": list(grid.shape),
                 "values": _floats(grid.ravel()), "steps": _steps(steps),
-                "probe": self._probe_url(ctx, eid, run)}
+                "probe": self._probe_url(ctx, eid, run, listing)}
         return _json(request, body)
 
     @_endpoint
@@ -365,7 +387,7 @@ class Routes:
         run = self._arg(request, "run", required=True)
         step = self._int_arg(request, "step")
         listing = self._run(ctx, eid, run)
-        series = sorted(listing.heatmaps.values(), key=lambda s: (s.layer.depth, s.layer.name))
+        series = sorted(listing.heatmaps.values(), key=lambda s: fmt.layer_order(s.layer))
         data = self._reader.read_heatmaps(ctx, eid, run, series)
         all_steps = np.unique(np.concatenate([data[s.layer.name][0] for s in series] or [np.zeros(0, np.int64)]))
         chosen = int(all_steps[_step_index(all_steps, step)])
@@ -377,17 +399,21 @@ class Routes:
                 grid = maps[at]
                 layers.append({"name": s.layer.name, "depth": s.layer.depth, "kind": s.layer.kind,
                                "shape": list(grid.shape), "values": _floats(grid.ravel())})
-        body = {"run": run, "step": chosen, "steps": _steps(all_steps), "layers": layers,
-                "probe": self._probe_url(ctx, eid, run)}
+        body = {"run": run, "step": _step(chosen), "steps": _steps(all_steps), "layers": layers,
+                "probe": self._probe_url(ctx, eid, run, listing)}
         return _json(request, body)
 
     @_endpoint
     def probe(self, request):
         ctx, eid = _where(request)
-        run = self._arg(request, "run", required=True)
-        image = self._reader.read_probe(ctx, eid, run)
+        run, monitor = self._arg(request, "run", required=True), self._arg(request, "monitor")
+        try:
+            image = self._reader.read_probe(ctx, eid, run, self._run(ctx, eid, run), monitor)
+        except ProbeUnreadable as e:
+            raise ApiError(404, str(e), "run") from None
         if image is None:
-            raise ApiError(404, f"no probe image in run {run!r}", "run")
+            what = f" of monitor {monitor!r}" if monitor is not None else ""
+            raise ApiError(404, f"no probe image{what} in run {run!r}", "monitor" if monitor is not None else "run")
         return http_util.Respond(request, image, _image_type(image))
 
     @_endpoint
@@ -407,6 +433,22 @@ class Routes:
             raise ApiError(404, f"no frontend file {relative!r}", "path")
         path, content_type = found
         return http_util.Respond(request, path.read_bytes(), content_type)
+
+
+# First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(text: str) -> str:
+    """A text cell of an exported CSV, with a leading ``'`` when a spreadsheet would run it as a formula
+    (OWASP's CSV-injection rule; the csv module does the quoting)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def url_for(route: str, **params: str | None) -> str:
+    """``route?k=v&...`` relative to the plugin's routes, every value quoted; None values left out."""
+    return route + "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None},
+                                                quote_via=urllib.parse.quote, safe="")
 
 
 def _step_index(steps: np.ndarray, step: int | None) -> int:

@@ -10,6 +10,7 @@ import torch
 from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
+from torch.utils.tensorboard import SummaryWriter
 from werkzeug import test as werkzeug_test
 
 import nas_logger
@@ -64,6 +65,31 @@ def _write_run(path, run, seed, steps, scalars):
             for name, value in out.items():
                 medians[name].append(value)
     return medians
+
+
+def write_two_monitors(path, shared_writer: bool, names=(None, None), steps=range(4)):
+    """A GAN-like run: two SmallCNNs (same layer names and count, different weights) logged into one run,
+    through one shared SummaryWriter or two ``watch`` calls on the same log dir.
+    Returns ({served layer name: [median per step]}, the two monitors' names)."""
+    torch.manual_seed(0)
+    models = [SmallCNN(), SmallCNN(width=4)]
+    target = SummaryWriter(str(path)) if shared_writer else path
+    monitors = [nas_logger.watch(m, target, probe=torch.randn(4, 1, 8, 8), **({"name": n} if n else {}))
+                for m, n in zip(models, names)]
+    medians = {}
+    for step in steps:
+        for model, monitor in zip(models, monitors):
+            with torch.no_grad():
+                model.conv2.weight.mul_(1.3)
+            name = getattr(monitor, "name", None)
+            prefix = "" if name is None else name + "/"
+            for layer, value in monitor.log(step, **({"test_loss": 1.0 / (step + 1)} if model is models[0] else {})).items():
+                medians.setdefault(prefix + layer, []).append(value)
+    for monitor in monitors:
+        monitor.close()
+    if shared_writer:
+        target.close()
+    return medians, [getattr(m, "name", None) for m in monitors]
 
 
 def build_logdir(path: Path) -> LogDir:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,25 +15,26 @@ from nas_logger import format as fmt
 from nas_logger.summaries import step_summary
 
 
-def write_synthetic_runs(root: Path, runs: list[str], layers: int = 2, steps: int = 2, heatmap_side: int = 2,
-                         seed: int = 0) -> None:
+def write_synthetic_runs(root: Path, runs: list[str], layers: int = 2, steps: int | Sequence[int] = 2,
+                         heatmap_side: int = 2, seed: int = 0, loss: Callable[[int], float] | None = None) -> None:
     """Runs of NAS records written directly (no model, no training): per step one event holding every
     layer's stats (sorted quantiles, so min <= median <= max), heatmap and the stats table, as the
-    monitor writes them, plus a ``test_loss`` scalar."""
+    monitor writes them, plus a ``test_loss`` scalar, ``loss(i)`` at the i-th step (default 1 / (i + 1)).
+    ``steps``: how many (0, 1, ...) or which."""
     rng = np.random.default_rng(seed)
     infos = {f"layer{d}": fmt.LayerInfo(f"layer{d}", "conv2d", 16, heatmap_side ** 2, d) for d in range(layers)}
     for run in runs:
         writer = SummaryWriter(str(root / run))
         file_writer = writer._get_file_writer()
         written: set[str] = set()
-        for step in range(steps):
+        for i, step in enumerate(range(steps) if isinstance(steps, int) else steps):
             records = {}
             for name in infos:
                 stats = np.sort(rng.random(len(fmt.STAT_FIELDS) - 1)).astype(np.float32)
                 stats = np.append(stats, stats.mean()).astype(np.float32)
                 records[name] = (stats, rng.random((heatmap_side, heatmap_side), dtype=np.float32))
             file_writer.add_summary(step_summary(infos, records, list(infos), written), step)
-            writer.add_scalar("test_loss", 1.0 / (step + 1), step)
+            writer.add_scalar("test_loss", loss(i) if loss else 1.0 / (i + 1), step)
         writer.close()
 
 
@@ -91,3 +93,8 @@ def complete_steps(lines_body: dict, layers: list[str]) -> list[int]:
             assert 0 <= lo <= mid <= hi < 1, (layer["name"], lo, mid, hi)
     assert steps == sorted(set(steps))
     return steps
+
+
+def as_sent(step: int):
+    """A step as the plugin sends it: an int, or its decimal string where a JavaScript number would round it."""
+    return step if abs(step) <= 2**53 - 1 else str(step)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from test_frontend_support import (
-    EPOCHS, GROUPS, HOSTILE_RUN, LAYERS, TensorBoard, browser, expected_overfit_step, wait_ready, write_logdir,
+from test_frontend_support import (  # noqa: F401 (session, tab: fixtures)
+    EPOCHS, GROUPS, HOSTILE_RUN, LAYERS, TensorBoard, expected_overfit_step, select, session, show, tab, wait_ready,
+    write_logdir, x_of_step,
 )
 
 # The README's screenshots are refreshed only on request (NAS_UPDATE_SCREENSHOTS=1), so that a test run
@@ -49,61 +50,6 @@ def server(logged):
     tb.wait_for_runs(len(logged[1]))
     yield tb
     tb.close()
-
-
-@pytest.fixture(scope="module")
-def session(server):
-    """One browser and one page on TensorBoard's NAS tab; `dialogs` records any alert() that ran."""
-    with browser() as b:
-        context = b.new_context(viewport={"width": 1280, "height": 820}, accept_downloads=True)
-        page = context.new_page()
-        dialogs, errors = [], []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url + "/#nas")
-        page.wait_for_selector("iframe", timeout=60000)
-        frame = next(f for f in page.frames if "plugin_entry.html" in f.url)
-        wait_ready(frame, "lines")
-        yield {"page": page, "frame": frame, "dialogs": dialogs, "errors": errors, "url": server.url}
-        context.close()
-
-
-@pytest.fixture
-def tab(session):
-    yield session["frame"]
-    assert session["errors"] == [], session["errors"]
-
-
-def select(frame, *keys: str) -> None:
-    """Check exactly the sidebar entries `keys` ("group:NAME" / "run:NAME") and wait for the redraw."""
-    changed = frame.evaluate(
-        """(keys) => {
-          let n = 0;
-          for (const row of document.querySelectorAll('.nas-entry')) {
-            const box = row.querySelector('input');
-            if (box.checked !== keys.includes(row.dataset.key)) { box.click(); n++; }
-          }
-          return n;
-        }""",
-        list(keys),
-    )
-    assert frame.evaluate("(keys) => keys.every(k => [...document.querySelectorAll('.nas-entry')].some(r => r.dataset.key === k))", list(keys))
-    if changed:
-        wait_ready(frame)
-
-
-def show(frame, view: str) -> None:
-    if frame.get_attribute(".nas-panels", "data-view") != view or frame.evaluate("document.querySelector('.nas-view-btn.active').dataset.view") != view:
-        frame.click(f".nas-view-btn[data-view={view}]")
-    wait_ready(frame, view)
-
-
-def x_of_step(frame, panel_selector: str, step: float) -> float:
-    """The x pixel of `step` read off the drawn axis ticks (two tick labels define the scale)."""
-    ticks = frame.eval_on_selector_all(
-        f"{panel_selector} .x-tick", "els => els.map(e => [+e.dataset.value, +e.getAttribute('x')])")
-    (v0, p0), (v1, p1) = ticks[0], ticks[-1]
-    return p0 + (step - v0) * (p1 - p0) / (v1 - v0)
 
 
 def tooltip_value(text: str) -> float:

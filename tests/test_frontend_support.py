@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
@@ -169,7 +170,64 @@ def browser():
             b.close()
 
 
+@pytest.fixture(scope="module")
+def session(server):
+    """One browser on the NAS tab of the module's `server` fixture (a TensorBoard), drawn: {"page", "frame"
+    (the tab's iframe), "url", "dialogs" (alert() messages that ran), "errors" (uncaught page errors)}."""
+    with browser() as b:
+        context = b.new_context(viewport={"width": 1280, "height": 820}, accept_downloads=True)
+        page = context.new_page()
+        dialogs, errors = [], []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/#nas")
+        page.wait_for_selector("iframe", timeout=60000)
+        frame = next(f for f in page.frames if "plugin_entry.html" in f.url)
+        wait_ready(frame, "lines")
+        yield {"page": page, "frame": frame, "dialogs": dialogs, "errors": errors, "url": server.url}
+        context.close()
+
+
+@pytest.fixture
+def tab(session):
+    """The NAS tab's frame; the test fails if the page raised an uncaught error meanwhile."""
+    yield session["frame"]
+    assert session["errors"] == [], session["errors"]
+
+
 def wait_ready(frame, view: str | None = None, timeout: float = 30000):
     """Wait until the tab has drawn (the given view)."""
     selector = ".nas-panels[data-ready='1']" + (f"[data-view='{view}']" if view else "")
     frame.wait_for_selector(selector, state="attached", timeout=timeout)
+
+
+def select(frame, *keys: str) -> None:
+    """Check exactly the sidebar entries `keys` ("group:NAME" / "run:NAME") and wait for the redraw."""
+    changed = frame.evaluate(
+        """(keys) => {
+          let n = 0;
+          for (const row of document.querySelectorAll('.nas-entry')) {
+            const box = row.querySelector('input');
+            if (box.checked !== keys.includes(row.dataset.key)) { box.click(); n++; }
+          }
+          return n;
+        }""",
+        list(keys),
+    )
+    assert frame.evaluate("(keys) => keys.every(k => [...document.querySelectorAll('.nas-entry')].some(r => r.dataset.key === k))", list(keys))
+    if changed:
+        wait_ready(frame)
+
+
+def show(frame, view: str) -> None:
+    if frame.get_attribute(".nas-panels", "data-view") != view or frame.evaluate("document.querySelector('.nas-view-btn.active').dataset.view") != view:
+        frame.click(f".nas-view-btn[data-view={view}]")
+    wait_ready(frame, view)
+
+
+def x_of_step(frame, panel_selector: str, step: float) -> float:
+    """The x pixel of `step` read off the drawn axis ticks (two tick labels define the scale)."""
+    ticks = frame.eval_on_selector_all(
+        f"{panel_selector} .x-tick", "els => els.map(e => [+e.dataset.value, +e.getAttribute('x')])")
+    (v0, p0), (v1, p1) = ticks[0], ticks[-1]
+    return p0 + (step - v0) * (p1 - p0) / (v1 - v0)

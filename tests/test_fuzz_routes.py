@@ -13,7 +13,7 @@ from plugin_fixtures import HTML_RUN, app_for, get_json, write_run
 
 P = "/data/plugin/nas/"
 RUNS = ["solo", "vanilla/seed0", HTML_RUN]
-PARAMETERS = ["run", "group", "layer", "step", "loss_tag", "loss_tag2", "group_regex", "format"]
+PARAMETERS = ["run", "group", "layer", "step", "loss_tag", "loss_tag2", "group_regex", "format", "monitor"]
 DATA_TYPES = {"runs": "application/json", "lines": "application/json", "stripes": "application/json",
               "heatmap": "application/json", "heatmaps": "application/json", "probe": "image/png",
               "export": "text/csv"}

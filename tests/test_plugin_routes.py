@@ -18,7 +18,8 @@ import nas_logger
 from events import provider, read_nas
 from nas_logger import format as fmt
 from nas_logger.summaries import nas_summary
-from plugin_fixtures import GROUPS, HTML_RUN, LAYERS, STEPS, app_for, build_logdir, get_json, write_run
+from plugin_fixtures import (GROUPS, HTML_RUN, LAYERS, STEPS, app_for, build_logdir, get_json, write_run,
+                             write_two_monitors)
 
 P = "/data/plugin/nas/"
 F32 = dict(rtol=0, atol=1e-6)  # the stats are float32
@@ -58,7 +59,7 @@ def test_runs_lists_layers_by_depth_groups_and_loss_tags(client, logged):
         assert [l["name"] for l in run["layers"]] == LAYERS
         assert [l["depth"] for l in run["layers"]] == [0, 1, 2, 3]
         assert run["layers"][1] == {"name": "conv2", "depth": 1, "kind": "conv2d", "filters": 16,
-                                    "receptive_fields": 64}
+                                    "receptive_fields": 64, "monitor": None}
         assert run["layers"][3]["kind"] == "linear" and run["layers"][3]["receptive_fields"] == 1
         assert run["steps"] == STEPS
     assert runs["solo"]["loss_tag"] == "loss/val"
@@ -79,6 +80,25 @@ def test_runs_group_regex_capture_or_removal(client):
     groups = {g["group"]: g["runs"] for g in removed["groups"]}
     assert groups["vanilla/seed"] == ["vanilla/seed0", "vanilla/seed1", "vanilla/seed2"]
     assert groups["solo"] == ["solo"]
+
+
+def test_a_run_named_like_a_group_is_a_group_of_its_own(tmp_path):
+    medians = {run: write_run(tmp_path, run, seed=i, steps=range(3))
+               for i, run in enumerate(["vanilla", "vanilla/seed0", "vanilla/seed1"])}
+    client = app_for(tmp_path)[0]
+    body = get_json(client, P + "runs")
+    assert body["groups"] == [{"group": "vanilla", "runs": ["vanilla/seed0", "vanilla/seed1"], "matched": True},
+                              {"group": "vanilla", "runs": ["vanilla"], "matched": False}]
+    assert {r["run"]: (r["group"], r["matched"]) for r in body["runs"]} == {
+        "vanilla": ("vanilla", False), "vanilla/seed0": ("vanilla", True), "vanilla/seed1": ("vanilla", True)}
+    # group=vanilla is the repeats' band: the run "vanilla" is not in it.
+    lines = get_json(client, P + "lines?group=vanilla")
+    assert lines["runs"] == ["vanilla/seed0", "vanilla/seed1"]
+    seeds = np.array([medians[r]["conv2"] for r in lines["runs"]], dtype=np.float64)
+    np.testing.assert_allclose(lines["layers"][1]["max"], seeds.max(axis=0), **F32)
+    assert get_json(client, P + "lines?run=vanilla")["runs"] == ["vanilla"]
+    # With no repeats of that name, group=NAME is the run the pattern does not match, on its own.
+    assert get_json(client, P + "lines?group=" + q("vanilla/seed0") + "&group_regex=" + q("^x"))["runs"] == ["vanilla/seed0"]
 
 
 # --- lines --------------------------------------------------------------------------------------
@@ -129,6 +149,23 @@ def test_lines_group_under_a_custom_regex_and_chosen_loss_tag(client, logged):
     assert body["overfit_step"] == 0  # accuracy is lowest first
 
 
+@pytest.mark.parametrize("minimum, want", [
+    (20, None),  # still falling at the last step: no overfitting yet
+    (STEPS - 1, None),  # the minimum at the last step
+    (STEPS - 3, None),  # within the last smoothing window (3 points): not yet either
+    (STEPS - 4, STEPS - 4),  # the loss rose over a whole window after it: that is the moment
+])
+def test_overfit_step_is_null_while_the_test_loss_may_still_be_falling(tmp_path, minimum, want):
+    for seed in range(2):
+        write_run(tmp_path, f"r/seed{seed}", seed=seed, scalars=lambda s, k=seed: {"test_loss": (s - minimum) ** 2 + 1 + k})
+    assert smoothed_argmin(range(STEPS), [(s - minimum) ** 2 + 1 for s in range(STEPS)]) == min(minimum, STEPS - 1)
+    client = app_for(tmp_path)[0]
+    for route in ("lines", "stripes"):
+        for selector in ("run=" + q("r/seed0"), "group=r"):
+            body = get_json(client, P + f"{route}?{selector}")
+            assert body["loss"]["tag"] == "test_loss" and body["overfit_step"] == want, (route, selector)
+
+
 def test_nan_statistics_come_back_as_null(tmp_path):
     writer = SummaryWriter(str(tmp_path / "nan"))
     layer = fmt.LayerInfo("conv1", "conv2d", 4, 9, 0)
@@ -141,6 +178,52 @@ def test_nan_statistics_come_back_as_null(tmp_path):
     assert "NaN" not in text
     assert json.loads(text)["layers"][0]["median"] == [0.5, None, 0.5]
     assert json.loads(client.get(P + "lines?group=nan").get_data(as_text=True))["layers"][0]["max"] == [0.5, None, 0.5]
+
+
+@pytest.mark.parametrize("shared_writer", [False, True])
+def test_two_monitors_in_one_run_serve_each_layer_its_own_values(tmp_path, shared_writer):
+    medians, names = write_two_monitors(tmp_path / "gan", shared_writer)
+    client = app_for(tmp_path)[0]
+    body = get_json(client, P + "lines?run=gan")
+    for layer in body["layers"]:  # each served layer with its own model's values
+        np.testing.assert_allclose(layer["median"], medians[layer["name"]], **F32)
+        assert layer["steps"] == [0, 1, 2, 3]
+    assert names == [None, "SmallCNN"]  # the second monitor of a run gets its model's class name
+    served = LAYERS + [f"SmallCNN/{n}" for n in LAYERS]
+    assert [l["name"] for l in body["layers"]] == served  # each model's layers by depth, the unnamed one first
+    assert not np.allclose(body["layers"][1]["median"], body["layers"][5]["median"])
+    stripes = get_json(client, P + "stripes?run=gan")
+    assert stripes["layers"] == served and stripes["medians"] == [l["median"] for l in body["layers"]]
+    runs = get_json(client, P + "runs")["runs"]
+    assert [(l["name"], l["monitor"], l["depth"]) for l in runs[0]["layers"]] == (
+        [(n, None, d) for d, n in enumerate(LAYERS)] + [(f"SmallCNN/{n}", "SmallCNN", d) for d, n in enumerate(LAYERS)])
+    assert runs[0]["steps"] == 4
+    heatmaps = get_json(client, P + "heatmaps?run=gan&step=2")
+    assert [l["name"] for l in heatmaps["layers"]] == served
+    heatmap = get_json(client, P + "heatmap?run=gan&layer=" + q("SmallCNN/conv1") + "&step=1")
+    assert heatmap["shape"] == [8, 8]
+    rows = list(csv.reader(io.StringIO(client.get(P + "export?run=gan").get_data(as_text=True))))
+    assert len(rows) == 1 + len(served) * 4 and {r[1] for r in rows[1:]} == set(served)
+
+
+def test_named_monitors_in_one_run_and_name_clashes(tmp_path):
+    medians, names = write_two_monitors(tmp_path / "gan", shared_writer=True, names=("G", "D"))
+    assert names == ["G", "D"]
+    client = app_for(tmp_path)[0]
+    body = get_json(client, P + "lines?run=gan")
+    assert [l["name"] for l in body["layers"]] == [f"D/{n}" for n in LAYERS] + [f"G/{n}" for n in LAYERS]
+    for layer in body["layers"]:
+        np.testing.assert_allclose(layer["median"], medians[layer["name"]], **F32)
+    # Each monitor's probe image; heatmaps links the first monitor's.
+    assert get_json(client, P + "heatmaps?run=gan")["probe"] == "probe?run=gan&monitor=D"
+    images = {m: client.get(P + f"probe?run=gan&monitor={m}").get_data() for m in ("D", "G")}
+    assert all(i.startswith(b"\x89PNG") for i in images.values()) and images["D"] != images["G"]
+    assert get_json(client, P + "probe?run=gan&monitor=X", 404)["parameter"] == "monitor"
+    from conftest import SmallCNN
+
+    with nas_logger.watch(SmallCNN(), tmp_path / "clash", probe=torch.randn(2, 1, 8, 8), name="G"):
+        with pytest.raises(ValueError, match="name 'G' is already used by another monitor of run"):
+            nas_logger.watch(SmallCNN(), tmp_path / "clash", probe=torch.randn(2, 1, 8, 8), name="G")
 
 
 # --- stripes and export -------------------------------------------------------------------------
@@ -175,6 +258,33 @@ def test_export_csv_holds_the_line_data(client):
     assert html.status_code == 200
     disposition = html.headers["Content-Disposition"]
     assert disposition.startswith('attachment; filename="nas_') and '<' not in disposition and '"' not in disposition[22:-1]
+
+
+FORMULA_NAMES = ["=1+2", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\r=x"]
+
+
+def test_export_csv_neutralises_cells_a_spreadsheet_would_run(tmp_path):
+    """OWASP's CSV-injection rule: a text cell that begins with = + - @ tab or carriage return gets a
+    leading single quote; numbers stay numbers."""
+    writer = SummaryWriter(str(tmp_path / "=HYPERLINK(1)_seed0"))
+    fw = writer._get_file_writer()
+    for depth, name in enumerate(FORMULA_NAMES):
+        layer = fmt.LayerInfo(name, "linear", 4, 1, depth)
+        fw.add_summary(nas_summary(layer, fmt.STATS, np.full(8, 0.25, np.float32), True), 0)
+    writer.close()
+    for name in FORMULA_NAMES:
+        write_run(tmp_path, name, seed=0, steps=range(2))
+    client = app_for(tmp_path)[0]
+    for query in ["run=" + q(n) for n in FORMULA_NAMES] + ["run=" + q("=HYPERLINK(1)_seed0"), "group=" + q("=HYPERLINK(1)")]:
+        response = client.get(P + "export?" + query)
+        assert response.status_code == 200, query
+        rows = list(csv.reader(io.StringIO(response.get_data(as_text=True), newline="")))
+        name = urllib.parse.unquote(query.split("=", 1)[1])
+        assert {r[0] for r in rows[1:]} == {"'" + name}, query
+        for row in rows[1:]:
+            assert row[1][0] not in "=+-@\t\r" and row[1].lstrip("'") in LAYERS + FORMULA_NAMES
+            assert row[1].startswith("'") == (row[1][1:] in FORMULA_NAMES)
+            assert int(row[2]) >= 0 and int(row[3]) >= 0 and 0 <= float(row[5]) <= 1
 
 
 # --- heatmaps and probe -------------------------------------------------------------------------
@@ -228,6 +338,37 @@ def test_no_probe_gives_404_and_null_url(tmp_path):
     client = app_for(tmp_path)[0]
     assert get_json(client, P + "heatmaps?run=noprobe")["probe"] is None
     assert get_json(client, P + "probe?run=noprobe", 404)["parameter"] == "run"
+
+
+# Steps as int64 event files may hold them (other tools, older versions): beyond 2**53 JavaScript cannot
+# hold them as numbers; they must come back exactly, as strings.
+HUGE_STEPS = [0, 7, 2**53 - 1, 2**53 + 1, 2**53 + 3, 2**53 + 5, 2**62, 2**63 - 1]
+
+
+def test_steps_beyond_2_to_the_53_are_sent_as_exact_strings(tmp_path):
+    from reliability_support import as_sent, write_synthetic_runs
+
+    write_synthetic_runs(tmp_path, ["huge"], steps=HUGE_STEPS, heatmap_side=3, loss=lambda i: (i - 3) ** 2 + 1.0)
+    client = app_for(tmp_path)[0]
+    sent = [as_sent(s) for s in HUGE_STEPS]
+    assert sent[3] == "9007199254740993" and sent[2] == 9007199254740991
+    lines = get_json(client, P + "lines?run=huge")
+    assert all(layer["steps"] == sent for layer in lines["layers"]) and lines["loss"]["steps"] == sent
+    assert lines["overfit_step"] == "9007199254740993"  # the loss minimum, exactly
+    stripes = get_json(client, P + "stripes?run=huge")
+    assert stripes["steps"] == sent and stripes["overfit_step"] == "9007199254740993"
+    assert get_json(client, P + "lines?group=huge")["layers"][0]["steps"] == sent
+    maps = {step: grid for step, grid in read_nas(tmp_path, "huge")[("layer1", fmt.HEATMAP)][1]}
+    for step in HUGE_STEPS[2:]:
+        body = get_json(client, P + f"heatmaps?run=huge&step={step}")
+        assert body["step"] == as_sent(step) and body["steps"] == sent
+        np.testing.assert_allclose(np.reshape(body["layers"][1]["values"], (3, 3)), maps[step], **F32)
+        one = get_json(client, P + f"heatmap?run=huge&layer=layer1&step={step}")
+        assert one["step"] == as_sent(step) and one["steps"] == sent
+    assert get_json(client, P + "heatmaps?run=huge")["step"] == str(2**63 - 1)
+    get_json(client, P + f"heatmaps?run=huge&step={2**53}", 404)  # no rounding to a neighbour
+    rows = list(csv.reader(io.StringIO(client.get(P + "export?run=huge").get_data(as_text=True))))
+    assert [int(r[3]) for r in rows[1:] if r[1] == "layer0"] == HUGE_STEPS
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -319,7 +460,7 @@ def test_steps_written_while_serving_show_after_reload(tmp_path, small_cnn, monk
         # One read, of the changed stats table: one tensor per step instead of one per layer and step.
         assert len(reads) == 1 and reads[0].tags == {nas_logger.format.TABLE_TAG}
         assert body["layers"][0]["steps"] == list(range(6))
-        assert body["overfit_step"] == 5
+        assert body["overfit_step"] is None  # the test loss is still falling
         heatmaps = get_json(client, P + "heatmaps?run=live")
         assert heatmaps["step"] == 5 and heatmaps["steps"] == list(range(6))
         assert get_json(client, P + "runs")["runs"][0]["steps"] == 6

@@ -17,16 +17,50 @@ import torch
 
 import nas_logger
 from conftest import SmallCNN
-from plugin_fixtures import write_run
+from plugin_fixtures import write_run, write_two_monitors
 
 STEPS = 150  # more than the Rust data server's 100 tensors and the Python loader's 10 per series
+GAN_MEDIANS: dict = {}  # run -> {served layer name: [median per step]} of the runs two monitors wrote
+# Run names that TensorBoard's Rust data server cannot put in a blob key it can parse back.
+ODD_RUNS = ["new\nline", "tab\tx", 'quote"x', "back\\slash"]
+LEGACY_ODD_RUN = 'legacy"probe'  # written as before: the probe only as an image summary
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
     path = tmp_path_factory.mktemp("served")
     write_run(path, "long/seed0", seed=0, steps=range(STEPS), scalars=lambda s: {"test_loss": (s - 100) ** 2})
+    for shared in (False, True):  # two event files of two writers, or one writer for both monitors
+        GAN_MEDIANS[f"gan_{shared}"] = write_two_monitors(path / f"gan_{shared}", shared_writer=shared)[0]
+    for run in ODD_RUNS:
+        write_run(path, run, seed=1, steps=range(2))
+    write_legacy_probe_run(path / LEGACY_ODD_RUN)
     return path
+
+
+def write_legacy_probe_run(path: Path) -> None:
+    """A run as nas_logger wrote it before the probe image was also a NAS record."""
+    import numpy as np
+    from torch.utils.tensorboard import SummaryWriter
+
+    from nas_logger import format as fmt
+    from nas_logger.summaries import nas_summary
+
+    writer = SummaryWriter(str(path))
+    layer = fmt.LayerInfo("fc", "linear", 4, 1, 0)
+    writer._get_file_writer().add_summary(nas_summary(layer, fmt.STATS, np.full(8, 0.5, np.float32), True), 0)
+    writer._get_file_writer().add_summary(nas_summary(layer, fmt.HEATMAP, np.zeros((1, 1), np.float32), True), 0)
+    writer.add_image(fmt.PROBE_IMAGE_TAG, torch.rand(1, 8, 8), 0)
+    writer.close()
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
 
 
 @contextmanager
@@ -94,7 +128,7 @@ def test_every_logged_step_is_served_and_live_steps_appear(logdir, load_fast):
             status, listing = get(url + "/data/plugins_listing")
             assert listing["nas"]["enabled"] is True and listing["nas"]["tab_name"] == "NAS"
             status, runs = get(url + "/data/plugin/nas/runs")
-            assert {"group": "long", "runs": ["long/seed0"]} in runs["groups"]
+            assert {"group": "long", "runs": ["long/seed0"], "matched": True} in runs["groups"]
             assert [r["steps"] for r in runs["runs"] if r["run"] == "long/seed0"] == [STEPS]
             with urllib.request.urlopen(url + "/data/plugin/nas/index.js", timeout=10) as response:
                 assert response.headers["Content-Type"].startswith("text/javascript")
@@ -106,3 +140,31 @@ def test_every_logged_step_is_served_and_live_steps_appear(logdir, load_fast):
             body = poll_lines(url, live, 3)
             assert body["layers"][0]["steps"] == [0, 1, 2]
             assert body["loss"]["values"] == [2.0, 1.0, 3.0]
+            # Two monitors in one run (a GAN): each layer with its own values.
+            for run, medians in GAN_MEDIANS.items():
+                body = poll_lines(url, run, 4)
+                assert [l["name"] for l in body["layers"]] == list(medians)
+                for layer in body["layers"]:
+                    assert layer["median"] == pytest.approx(medians[layer["name"]], abs=1e-6), (run, layer["name"])
+
+
+
+@pytest.mark.parametrize("load_fast", ["true", "false"])
+def test_probe_images_of_runs_with_quotes_backslashes_and_control_characters(logdir, load_fast):
+    with tensorboard(logdir, load_fast) as url:
+        for run in ODD_RUNS:
+            poll_lines(url, run, 2)
+            status, heat = get(url + "/data/plugin/nas/heatmaps?run=" + urllib.parse.quote(run, safe=""))
+            assert heat["probe"] == "probe?run=" + urllib.parse.quote(run, safe=""), run
+            status, image = fetch(url + "/data/plugin/nas/" + heat["probe"])
+            assert status == 200 and image.startswith(PNG), (run, status, image[:300])
+        # Older files hold the probe only as an image, whose blob key the Rust data server cannot parse
+        # for such a name: the URL is not advertised there, and asking anyway is a 404, not a 400.
+        poll_lines(url, LEGACY_ODD_RUN, 1)
+        status, heat = get(url + "/data/plugin/nas/heatmaps?run=" + urllib.parse.quote(LEGACY_ODD_RUN, safe=""))
+        status, image = fetch(url + "/data/plugin/nas/probe?run=" + urllib.parse.quote(LEGACY_ODD_RUN, safe=""))
+        if load_fast == "true":
+            assert heat["probe"] is None and status == 404, (status, image[:300])
+            assert json.loads(image)["parameter"] == "run" and "cannot read" in json.loads(image)["error"]
+        else:
+            assert heat["probe"] is not None and status == 200 and image.startswith(PNG)

@@ -10,7 +10,7 @@ from tensorboard.plugins import base_plugin
 
 from nas_tb_plugin import assets
 from nas_tb_plugin.aggregate import align, band, dedupe_steps, mean_curve
-from nas_tb_plugin.grouping import compile_group_regex, group_of, group_runs
+from nas_tb_plugin.grouping import Group, compile_group_regex, group_key, group_of, group_members, group_runs
 from nas_tb_plugin.overfit import default_loss_tag
 from nas_tb_plugin.plugin import NASLoader, NASPlugin
 from plugin_fixtures import app_for, get_json
@@ -34,9 +34,26 @@ def test_group_regex_capture_group_or_removed_match():
     assert group_of("lr0.1/vgg/seed3", compile_group_regex(r"/vgg")) == "lr0.1/seed3"
     assert group_of("abc", compile_group_regex(r"abc")) == "abc"  # empty result: own group
     assert group_of("abc", compile_group_regex(r"(x)?b")) == "abc"  # empty capture: own group
-    assert group_runs(["b_rep2", "a", "b_rep1"], compile_group_regex("")) == {"a": ["a"], "b": ["b_rep1", "b_rep2"]}
+    assert group_runs(["b_rep2", "a", "b_rep1"], compile_group_regex("")) == {
+        Group("a", False): ["a"], Group("b", True): ["b_rep1", "b_rep2"]}
     with pytest.raises(ValueError, match="group_regex '\\(' is not a valid"):
         compile_group_regex("(")
+
+
+def test_an_unmatched_run_named_like_a_group_stays_apart():
+    pattern = compile_group_regex(None)
+    runs = ["vanilla/seed1", "vanilla", "vanilla/seed0", "abc_seed1", "abc"]
+    assert group_key("vanilla", pattern) == Group("vanilla", False)
+    assert group_key("vanilla/seed0", pattern) == Group("vanilla", True)
+    assert group_key("abc", compile_group_regex("abc")) == Group("abc", False)  # empty name: unmatched
+    assert group_runs(runs, pattern) == {
+        Group("abc", True): ["abc_seed1"], Group("abc", False): ["abc"],
+        Group("vanilla", True): ["vanilla/seed0", "vanilla/seed1"], Group("vanilla", False): ["vanilla"]}
+    assert list(group_runs(runs, pattern)) == [Group("abc", True), Group("abc", False), Group("vanilla", True),
+                                               Group("vanilla", False)]
+    assert group_members(runs, pattern, "vanilla") == ["vanilla/seed0", "vanilla/seed1"]
+    assert group_members(["vanilla"], pattern, "vanilla") == ["vanilla"]
+    assert group_members(runs, pattern, "nope") == []
 
 
 # --- overfitting and the test-loss tag ----------------------------------------------------------
