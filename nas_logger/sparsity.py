@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from . import fused as _fused
+
 __all__ = ["entropy", "perplexity", "nas_sparsity"]
 
 
@@ -96,7 +98,8 @@ def perplexity(a: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """
     if a.requires_grad and torch.is_grad_enabled():
         return _PerplexityFunction.apply(a, dim if dim >= 0 else dim + a.dim())
-    return _perplexity(a, dim)[0]
+    fused = _fused.perplexity(a, dim) if a.dim() > 0 else None
+    return fused if fused is not None else _perplexity(a, dim)[0]
 
 
 def nas_sparsity(a: torch.Tensor, dim: int = 1) -> torch.Tensor:

@@ -1,0 +1,116 @@
+"""The fused CPU kernel for perplexity: one read of the layer output and one exp per element.
+
+Eager torch needs a max pass, a subtraction, an exp and two reductions, each a pass over the tensor
+(10-16x one ``sum`` pass). ``nas_fused.c`` does it in one pass over a cache-sized tile of fields, in
+plain C that the compiler vectorises. It is compiled on first use with the system C compiler (about a
+second) into a per-user cache and loaded through ctypes, which releases the GIL, so chunks run on
+torch's intra-op thread count. Without a compiler, or with ``NAS_LOGGER_FUSED=0``, :func:`perplexity`
+returns None and the eager path runs; the reason is logged once.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import subprocess
+import sysconfig
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+_SOURCE = Path(__file__).with_name("nas_fused.c")
+_TILE = 64  # fields per tile, as TILE in nas_fused.c
+_MIN_PARALLEL = 1 << 15  # elements below which threads cost more than they save
+
+
+def _flags() -> list[str]:
+    cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    native = ["-mavx2", "-mfma"] if " avx2" in cpu and " fma" in cpu else []
+    # No errno and no trap semantics, so the compiler may vectorise; IEEE NaN/inf handling stays.
+    return ["-O3", "-fno-math-errno", "-fno-trapping-math", *native, "-shared", "-fPIC"]
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "nas_logger"
+
+
+@functools.lru_cache(maxsize=None)
+def _library() -> ctypes.CDLL | None:
+    if os.environ.get("NAS_LOGGER_FUSED", "1") == "0":
+        logger.info("fused NAS kernel off (NAS_LOGGER_FUSED=0): eager torch computes NAS")
+        return None
+    compiler = os.environ.get("CC") or (sysconfig.get_config_var("CC") or "cc").split()[0]
+    flags = _flags()
+    key = hashlib.sha256(_SOURCE.read_bytes() + " ".join([compiler, *flags]).encode()).hexdigest()[:16]
+    target = _cache_dir() / f"nas_fused-{key}.so"
+    try:
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Built under a private name and renamed: concurrent processes (DDP ranks) never load a half file.
+            fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
+            os.close(fd)
+            try:
+                subprocess.run([compiler, *flags, str(_SOURCE), "-o", partial, "-lm"], check=True,
+                               capture_output=True, timeout=120)
+                os.replace(partial, target)
+            finally:
+                if os.path.exists(partial):
+                    os.remove(partial)
+        library = ctypes.CDLL(str(target))
+    except (OSError, subprocess.SubprocessError) as e:
+        detail = getattr(e, "stderr", b"") or b""
+        logger.info("fused NAS kernel unavailable (%s %s); eager torch computes NAS", e, detail.decode(errors="replace")[-300:])
+        return None
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    library.nas_strided.argtypes = [ptr, ptr, i64, i64, i64, i64, i64]
+    library.nas_rows.argtypes = [ptr, ptr, i64, i64, i64, i64]
+    return library
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="nas_fused")
+
+
+# A forked child (a DataLoader worker) inherits the pool but not its threads: it builds its own.
+os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
+def available() -> bool:
+    """Whether the fused kernel is compiled and loaded (compiles it on the first call)."""
+    return _library() is not None
+
+
+def perplexity(a: torch.Tensor, dim: int) -> torch.Tensor | None:
+    """rho of a CPU float32/float16/bfloat16 tensor along ``dim`` (float32, ``a``'s shape without
+    ``dim``), or None where the kernel does not apply (other devices and dtypes, no compiler)."""
+    if (a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float16, torch.bfloat16) or a.numel() == 0
+            or not -a.dim() <= dim < a.dim()):
+        return None
+    library = _library()
+    if library is None:
+        return None
+    dim = dim % a.dim()
+    a = a.float().contiguous()
+    d = a.shape[dim]
+    outer, inner = a.shape[:dim].numel(), a.shape[dim + 1 :].numel()
+    out = torch.empty(a.shape[:dim] + a.shape[dim + 1 :], dtype=torch.float32)
+    if inner == 1:
+        units, call = outer, functools.partial(library.nas_rows, a.data_ptr(), out.data_ptr(), outer, d)
+    else:
+        units = outer * -(-inner // _TILE)
+        call = functools.partial(library.nas_strided, a.data_ptr(), out.data_ptr(), outer, d, inner)
+    threads = min(torch.get_num_threads(), units)
+    if threads <= 1 or a.numel() < _MIN_PARALLEL:
+        call(0, units)
+    else:
+        bounds = [units * i // threads for i in range(threads + 1)]
+        list(_pool(threads).map(call, bounds[:-1], bounds[1:]))
+    return out

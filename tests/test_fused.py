@@ -1,0 +1,109 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from nas_logger import fused, nas_sparsity
+from nas_logger.sparsity import _perplexity
+from reference import perplexity_reference
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                                reason="no C compiler: the eager path is the only one")
+
+
+def fused_rho(a, dim):
+    out = fused.perplexity(a, dim)
+    assert out is not None  # the kernel ran, not the eager fallback
+    return out
+
+
+def test_the_kernel_builds_here():
+    assert fused.available()
+
+
+@pytest.mark.parametrize("shape, dim", [
+    ((4, 64, 16, 16), 1),    # conv, whole tiles of fields
+    ((3, 37, 5, 7), 1),      # conv, a part tile only
+    ((2, 9, 11, 13), 1),     # conv, a whole and a part tile
+    ((5, 3, 100), 1),        # conv1d
+    ((2, 4, 3, 6, 5), 1),    # conv3d
+    ((257, 100), -1),        # linear: 16-lane blocks and a tail
+    ((7, 5), -1),            # linear, fewer filters than lanes
+    ((2, 3, 33), 2),         # tokens (linear over the last dim)
+    ((6, 1, 4), 1),          # D = 1
+])
+def test_matches_the_float64_reference(shape, dim):
+    torch.manual_seed(0)
+    a = torch.randn(shape) * 4
+    np.testing.assert_allclose(fused_rho(a, dim).numpy(), perplexity_reference(a.numpy(), axis=dim), rtol=2e-6)
+
+
+def test_exact_at_the_ends_of_the_range_and_stable_for_huge_inputs():
+    assert torch.equal(fused_rho(torch.full((2, 7, 70), 3.0), 1), torch.full((2, 70), 7.0))
+    dominant = torch.zeros(3, 5, 70)
+    dominant[:, 2] = 1e4
+    assert torch.equal(fused_rho(dominant, 1), torch.ones(3, 70))
+    big = torch.randn(2, 16, 70) * 1e30
+    assert torch.isfinite(fused_rho(big, 1)).all()
+
+
+def test_non_finite_inputs_spoil_only_their_own_field():
+    a = torch.randn(2, 6, 70)
+    a[0, 3, 5], a[1, 0, 69], a[1, 2, 0] = float("nan"), float("inf"), float("-inf")
+    out, eager = fused_rho(a, 1), _perplexity(a, 1)[0]
+    assert out.isnan().nonzero().tolist() == [[0, 5], [1, 0], [1, 69]]
+    assert torch.equal(out.isnan(), eager.isnan())
+    rows = torch.randn(3, 40)
+    rows[1, 33] = float("nan")
+    assert fused_rho(rows, -1).isnan().tolist() == [False, True, False]
+
+
+def test_threads_split_the_work_without_changing_a_value():
+    a = torch.randn(8, 32, 20, 20)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        split = fused_rho(a, 1)
+        torch.set_num_threads(1)
+        single = fused_rho(a, 1)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(split, single)
+
+
+def test_half_inputs_are_computed_in_float32_and_other_cases_fall_back():
+    a = torch.randn(2, 8, 70)
+    np.testing.assert_allclose(fused_rho(a.bfloat16(), 1).numpy(),
+                               perplexity_reference(a.bfloat16().float().numpy(), axis=1), rtol=2e-6)
+    assert fused.perplexity(a.double(), 1) is None  # float64 keeps its precision on the eager path
+    assert fused.perplexity(a, 3) is None  # a bad dim is the eager path's error to raise
+    assert fused.perplexity(torch.zeros(0, 8), -1) is None
+
+
+def test_nas_sparsity_uses_it_and_training_keeps_the_differentiable_path():
+    a = torch.randn(2, 8, 70, requires_grad=True)
+    with torch.no_grad():
+        assert torch.equal(nas_sparsity(a), 1 - fused_rho(a, 1) / 8)
+    s = nas_sparsity(a)
+    assert s.grad_fn is not None
+
+
+@pytest.mark.parametrize("env", [{"NAS_LOGGER_FUSED": "0"}, {"CC": "/nonexistent/cc"}])
+def test_without_the_kernel_nas_is_computed_eagerly_and_the_reason_logged_once(tmp_path, env):
+    code = (
+        "import logging, torch\n"
+        "logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')\n"
+        "from nas_logger import fused, nas_sparsity\n"
+        "a = torch.full((2, 4, 70), 1.0)\n"
+        "print(fused.available(), nas_sparsity(a).abs().max().item(), fused.perplexity(a, 1))\n"
+        "nas_sparsity(a)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path), **env})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "0.0", "None"]
+    assert result.stderr.count("fused NAS kernel") == 1, result.stderr
