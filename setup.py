@@ -27,6 +27,7 @@ setup(
         "protobuf>=3.20",
         "werkzeug>=2.0",
         "tqdm>=4.60",
+        "google-re2>=1.1",
     ],
     extras_require={
         "test": ["pytest>=7", "scipy>=1.9", "scikit-learn>=1.2", "playwright>=1.40", "hypothesis>=6"],

@@ -3,18 +3,28 @@
 A group regex maps a run name to its group name:
 
 - if the regex has a capturing group, the group name is the text of the first capturing group of the
-  first match (``re.search``);
+  first match (a search, as ``re.search``);
 - otherwise it is the run name with the first match removed.
 
 A run that the regex does not match, or for which that gives an empty name, is a group of its own
 (named like the run). Its key is ``Group(run, matched=False)``, so a run ``vanilla`` beside
 ``vanilla/seed0`` and ``vanilla/seed1`` (group ``Group("vanilla", True)``) stays out of their group.
+
+The regex comes from the URL, so it runs on RE2 (google-re2), whose matching time is linear in the
+run name: no pattern can hold a server thread with catastrophic backtracking (``(a*)*b``). RE2 has no
+backreferences or lookarounds; such a pattern is refused with the engine's message.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import NamedTuple
+
+import re2
+
+# Bad patterns are the client's error, answered as a 400; RE2 would also print each one to stderr.
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False
+Pattern = type(re2.compile(""))  # google-re2 exports its compiled-pattern type under no public name
 
 # A trailing "/seedN", "_repN", "-runN", ... marks a repeat.
 DEFAULT_GROUP_REGEX = r"[_/-](?:seed|rep|run)\d+$"
@@ -28,19 +38,23 @@ class Group(NamedTuple):
     matched: bool
 
 
-def compile_group_regex(text: str | None) -> re.Pattern:
+def compile_group_regex(text: str | None) -> Pattern:
     """The default regex for ``None`` or ``""``; raises ``ValueError`` naming the problem otherwise."""
     if not text:
-        return re.compile(DEFAULT_GROUP_REGEX)
+        text = DEFAULT_GROUP_REGEX
     if len(text) > MAX_GROUP_REGEX:
         raise ValueError(f"group_regex is {len(text)} characters long; at most {MAX_GROUP_REGEX} are allowed")
     try:
-        return re.compile(text)
-    except (re.error, RecursionError, OverflowError) as e:  # deep nesting, huge repeat counts
-        raise ValueError(f"group_regex {text!r} is not a valid regular expression: {e}") from None
+        return re2.compile(text, _OPTIONS)
+    except re2.error as e:  # also deep nesting and repeat counts beyond RE2's memory budget
+        reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise ValueError(
+            f"group_regex {text!r} is not a valid regular expression for RE2 (no backreferences or "
+            f"lookarounds): {reason}"
+        ) from None
 
 
-def group_key(run: str, pattern: re.Pattern) -> Group:
+def group_key(run: str, pattern: Pattern) -> Group:
     """Group of ``run`` under ``pattern`` (see the module docstring)."""
     match = pattern.search(run)
     if match is None:
@@ -52,12 +66,12 @@ def group_key(run: str, pattern: re.Pattern) -> Group:
     return Group(name, True) if name else Group(run, False)
 
 
-def group_of(run: str, pattern: re.Pattern) -> str:
+def group_of(run: str, pattern: Pattern) -> str:
     """Group name of ``run`` under ``pattern``."""
     return group_key(run, pattern).name
 
 
-def group_runs(runs: Iterable[str], pattern: re.Pattern) -> dict[Group, list[str]]:
+def group_runs(runs: Iterable[str], pattern: Pattern) -> dict[Group, list[str]]:
     """{group: sorted run names}, by name, a matched group before the unmatched run of the same name."""
     groups: dict[Group, list[str]] = {}
     for run in sorted(runs):
@@ -65,7 +79,7 @@ def group_runs(runs: Iterable[str], pattern: re.Pattern) -> dict[Group, list[str
     return dict(sorted(groups.items(), key=lambda item: (item[0].name, not item[0].matched)))
 
 
-def group_members(runs: Iterable[str], pattern: re.Pattern, name: str) -> list[str]:
+def group_members(runs: Iterable[str], pattern: Pattern, name: str) -> list[str]:
     """The runs of group ``name``: those the pattern maps to ``name``, else the unmatched run ``name``."""
     groups = group_runs(runs, pattern)
     return groups.get(Group(name, True)) or groups.get(Group(name, False), [])

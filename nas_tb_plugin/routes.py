@@ -26,7 +26,7 @@ from nas_logger import format as fmt
 
 from . import assets
 from .aggregate import align, band, mean_curve
-from .grouping import compile_group_regex, group_key, group_members, group_runs
+from .grouping import Pattern, compile_group_regex, group_key, group_members, group_runs
 from .overfit import default_loss_tag, overfit_step
 from .reading import ProbeUnreadable, Reader, RunListing
 
@@ -199,7 +199,7 @@ class Routes:
             raise ApiError(400, f"parameter {name!r} must be an integer; got {value!r}", name) from None
 
     @classmethod
-    def _pattern(cls, request) -> re.Pattern:
+    def _pattern(cls, request) -> Pattern:
         try:
             return compile_group_regex(cls._arg(request, "group_regex"))
         except ValueError as e:

@@ -222,3 +222,27 @@ def test_static_files_under_a_path_prefix(frontend, tmp_path):
     response = client.get("/tb/data/plugin/nas/static/views/lines.js")
     assert response.status_code == 200 and response.get_data(as_text=True) == "export const x = 1;\n"
     assert client.get("/tb/data/plugin/nas/static/%2e%2e/secret.js").status_code == 404
+
+
+@pytest.mark.parametrize("catastrophic, run", [
+    (r"(a*)*b", "a" * 100_000),
+    (r"(a|aa)*c", "a" * 100_000),
+    (r"(x+x+)+y", "x" * 100_000),
+    (r"^(([a-z])+.)+[A-Z]([a-z])+$", "a" * 100_000 + "!"),
+])
+def test_catastrophic_group_regexes_answer_at_once(catastrophic, run):
+    import time
+
+    pattern = compile_group_regex(catastrophic)
+    start = time.perf_counter()
+    assert group_of(run, pattern) == run  # no match: a group of its own
+    # Python's backtracking re needs longer than the age of the universe here; RE2 about a millisecond.
+    # The bound is loose so that a loaded machine cannot fail it.
+    assert time.perf_counter() - start < 5.0
+
+
+def test_regexes_re2_cannot_run_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match=r"group_regex '\(a\)\\\\1' .*RE2 .*invalid escape sequence"):
+        compile_group_regex(r"(a)\1")
+    with pytest.raises(ValueError, match="invalid perl operator"):
+        compile_group_regex(r"(?=seed)")
