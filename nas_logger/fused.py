@@ -69,8 +69,10 @@ def _library() -> ctypes.CDLL | None:
         logger.info("fused NAS kernel unavailable (%s %s); eager torch computes NAS", e, detail.decode(errors="replace")[-300:])
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    library.nas_strided.argtypes = [ptr, ptr, i64, i64, i64, i64, i64]
-    library.nas_rows.argtypes = [ptr, ptr, i64, i64, i64, i64]
+    library.nas_strided.argtypes = [ptr] * 5 + [i64] * 5
+    library.nas_rows.argtypes = [ptr] * 5 + [i64] * 4
+    library.nas_strided_backward.argtypes = [ptr] * 5 + [i64] * 5
+    library.nas_rows_backward.argtypes = [ptr] * 5 + [i64] * 4
     return library
 
 
@@ -88,29 +90,57 @@ def available() -> bool:
     return _library() is not None
 
 
-def perplexity(a: torch.Tensor, dim: int) -> torch.Tensor | None:
-    """rho of a CPU float32/float16/bfloat16 tensor along ``dim`` (float32, ``a``'s shape without
-    ``dim``), or None where the kernel does not apply (other devices and dtypes, no compiler)."""
-    if (a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float16, torch.bfloat16) or a.numel() == 0
-            or not -a.dim() <= dim < a.dim()):
-        return None
+def _applies(a: torch.Tensor, dim: int) -> bool:
+    return (a.device.type == "cpu" and a.dtype in (torch.float32, torch.float16, torch.bfloat16) and a.numel() > 0
+            and -a.dim() <= dim < a.dim() and _library() is not None)
+
+
+def _run(kernel: str, a: torch.Tensor, dim: int, *pointers: int) -> None:
+    """Call ``kernel`` of the library on float32 contiguous ``a`` in chunks over torch's intra-op threads."""
     library = _library()
-    if library is None:
-        return None
-    dim = dim % a.dim()
-    a = a.float().contiguous()
     d = a.shape[dim]
     outer, inner = a.shape[:dim].numel(), a.shape[dim + 1 :].numel()
-    out = torch.empty(a.shape[:dim] + a.shape[dim + 1 :], dtype=torch.float32)
     if inner == 1:
-        units, call = outer, functools.partial(library.nas_rows, a.data_ptr(), out.data_ptr(), outer, d)
+        units, name, sizes = outer, "nas_rows", (outer, d)
     else:
-        units = outer * -(-inner // _TILE)
-        call = functools.partial(library.nas_strided, a.data_ptr(), out.data_ptr(), outer, d, inner)
+        units, name, sizes = outer * -(-inner // _TILE), "nas_strided", (outer, d, inner)
+    call = functools.partial(getattr(library, name + kernel), a.data_ptr(), *pointers, *sizes)
     threads = min(torch.get_num_threads(), units)
     if threads <= 1 or a.numel() < _MIN_PARALLEL:
         call(0, units)
     else:
         bounds = [units * i // threads for i in range(threads + 1)]
         list(_pool(threads).map(call, bounds[:-1], bounds[1:]))
-    return out
+
+
+def partition(a: torch.Tensor, dim: int, for_backward: bool = False) -> tuple[torch.Tensor, ...] | None:
+    """rho of a CPU float32/float16/bfloat16 tensor along ``dim`` (float32, ``a``'s shape without ``dim``),
+    and with ``for_backward`` also z, u and the max m of the same shape; None where the kernel does not
+    apply (other devices and dtypes, no compiler)."""
+    if not _applies(a, dim):
+        return None
+    dim = dim % a.dim()
+    a = a.float().contiguous()
+    shape = a.shape[:dim] + a.shape[dim + 1 :]
+    outs = [torch.empty(shape, dtype=torch.float32) for _ in range(4 if for_backward else 1)]
+    pointers = [t.data_ptr() for t in outs] + [None] * (4 - len(outs))
+    _run("", a, dim, *pointers)
+    return tuple(outs)
+
+
+def perplexity(a: torch.Tensor, dim: int) -> torch.Tensor | None:
+    """rho alone (see :func:`partition`)."""
+    parts = partition(a, dim)
+    return None if parts is None else parts[0]
+
+
+def perplexity_backward(a: torch.Tensor, m: torch.Tensor, u: torch.Tensor, scale: torch.Tensor,
+                        dim: int) -> torch.Tensor:
+    """d rho / d a times the incoming gradient, ``scale = grad * rho / z`` per field: float32, ``a``'s
+    shape; for an ``a`` that :func:`partition` took."""
+    dim = dim % a.dim()
+    a = a.float().contiguous()
+    grad = torch.empty_like(a)
+    fields = [t.float().contiguous() for t in (m, u, scale)]
+    _run("_backward", a, dim, *(t.data_ptr() for t in fields), grad.data_ptr())
+    return grad

@@ -71,8 +71,9 @@ class _PerplexityFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, dim: int) -> torch.Tensor:
-        rho, z, u, m = _perplexity(a, dim)
-        ctx.dim = dim
+        fused = _fused.partition(a, dim, for_backward=True)
+        rho, z, u, m = fused if fused is not None else _perplexity(a, dim)
+        ctx.dim, ctx.fused = dim, fused is not None
         ctx.save_for_backward(_keep(a), rho, z, u, m)
         return rho
 
@@ -80,6 +81,8 @@ class _PerplexityFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         a, rho, z, u, m = ctx.saved_tensors
+        if ctx.fused:  # one pass in C: scale * e * (u - x) per element
+            return _fused.perplexity_backward(a, m, u, grad * rho / z, ctx.dim).to(a.dtype), None
         scale = (grad * rho / z).unsqueeze(ctx.dim)
         x = a.to(rho.dtype) - m
         # scale * e * (u - x), in three passes over the activation

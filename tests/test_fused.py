@@ -107,3 +107,19 @@ def test_without_the_kernel_nas_is_computed_eagerly_and_the_reason_logged_once(t
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "0.0", "None"]
     assert result.stderr.count("fused NAS kernel") == 1, result.stderr
+
+
+@pytest.mark.parametrize("shape, dim", [((3, 37, 9, 11), 1), ((4, 8, 70), 1), ((50, 33), -1), ((2, 5, 21), -1)])
+def test_training_gradient_matches_float64_autograd(shape, dim):
+    from nas_logger import perplexity
+
+    torch.manual_seed(1)
+    a = (torch.randn(shape) * 3).requires_grad_()
+    weights = torch.rand(a.shape[:dim % a.dim()] + a.shape[dim % a.dim() + 1:])
+    assert fused.partition(a.detach(), dim, for_backward=True) is not None  # the fused path is taken
+    (perplexity(a, dim) * weights).sum().backward()
+    exact = a.detach().double().requires_grad_()
+    p = torch.softmax(exact, dim=dim)
+    rho = torch.exp(-(p * torch.log_softmax(exact, dim=dim)).sum(dim=dim))
+    (rho * weights.double()).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), exact.grad.numpy(), rtol=1e-4, atol=1e-5)
