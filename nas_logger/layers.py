@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import sys
 from collections.abc import Iterable
 
 from torch import nn
@@ -37,6 +38,48 @@ def unwrap(model: nn.Module) -> nn.Module:
             model = model.module
         else:
             return model
+
+
+def _loaded(module: str, name: str) -> type | None:
+    """``module.name`` if the user's program imported ``module`` (no model can be wrapped by it otherwise:
+    importing FSDP here would cost every user seconds), else None."""
+    return getattr(sys.modules.get(module), name, None)
+
+
+def is_sharded(model: nn.Module) -> bool:
+    """Whether FSDP2 (``fully_shard``) shards ``model`` (unwrapped): then every forward is a collective
+    of all ranks, and so is the monitor's probe pass.
+
+    ValueError for the parallel wrappings NAS is not measured under, rather than a hang or statistics of
+    a shard: FSDP1 ``FullyShardedDataParallel`` and tensor parallelism (``parallelize_module``, DTensor
+    parameters outside ``fully_shard``), under which a layer's output may hold a slice of its filters.
+    """
+    modules = list(model.modules())
+    fsdp1 = _loaded("torch.distributed.fsdp", "FullyShardedDataParallel")
+    if fsdp1 is not None and any(isinstance(m, fsdp1) for m in modules):
+        raise ValueError(
+            f"{type(model).__name__} is or holds an FSDP1 FullyShardedDataParallel, under which nas_logger "
+            "does not measure NAS; shard the model with torch.distributed.fsdp.fully_shard (FSDP2) instead"
+        )
+    parallel = [name or type(model).__name__ for name, m in model.named_modules() if getattr(m, "_distribute_module_applied", False)]
+    if parallel:
+        raise ValueError(
+            f"modules {parallel[:3]} of {type(model).__name__} are tensor parallel (parallelize_module / "
+            "distribute_module): a layer's output may hold a slice of its filters, so NAS is not measured "
+            "under tensor parallelism; shard with torch.distributed.fsdp.fully_shard alone"
+        )
+    fsdp2 = tuple(
+        cls for cls in (_loaded("torch.distributed.fsdp", "FSDPModule"),
+                        _loaded("torch.distributed._composable.fsdp", "FSDPModule")) if cls is not None
+    )
+    sharded = bool(fsdp2) and any(isinstance(m, fsdp2) for m in modules)
+    dtensor = _loaded("torch.distributed.tensor", "DTensor")
+    if not sharded and dtensor is not None and any(isinstance(p, dtensor) for p in model.parameters()):
+        raise ValueError(
+            f"{type(model).__name__} has DTensor parameters but no fully_shard module: only FSDP2 sharding "
+            "(torch.distributed.fsdp.fully_shard) is supported, not tensor parallelism"
+        )
+    return sharded
 
 
 def select_layers(

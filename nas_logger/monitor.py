@@ -18,8 +18,9 @@ from . import format as fmt
 from . import namespaces
 from .arguments import check_step, scalar_values
 from .detector import Alarm, OverfitDetector
-from .layers import layer_kind, select_layers, unwrap
+from .layers import is_sharded, layer_kind, select_layers, unwrap
 from .probe import MAX_PROBE, Probe, capture_call, describe, prepare_probe, probe_image
+from .sharded import every_rank, share_probe
 from .sources import LayerResult, ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
 from .summaries import probe_summary, step_summary
@@ -63,6 +64,8 @@ class Monitor:
     ``bins``-bin histogram per layer on the device; no probe, no heatmaps, quantiles within 1/bins.
     ``ranks="all"``: under torch.distributed every rank measures (its probe or its batches) and the
     histograms are all-reduced, so every rank must call ``log``; default ``"0"``: rank 0 alone.
+    FSDP2 (``fully_shard``): the probe pass is a collective forward, so ``watch`` and ``log`` must be
+    called on every rank, at the same steps; a rank without a probe runs rank 0's; rank 0 writes.
     """
 
     def __init__(
@@ -97,10 +100,13 @@ class Monitor:
             )
         namespaces.check(log_dir, name)
         self.model = unwrap(model)
+        self._sharded = is_sharded(self.model)
         self._modules = select_layers(self.model, layers)
         self._kinds = {name: layer_kind(m) for name, m in self._modules.items()}
         self.max_probe = max_probe
         self._merge_ranks = ranks == "all"
+        # Whether every rank takes part in log: to merge histograms, or to join a sharded probe forward.
+        self._joins = self._merge_ranks or (self._sharded and statistics == "probe")
         if statistics == "stream":
             self._source = StreamStatistics(self.model, self._modules, self._kinds, self._merge_ranks, bins, stream_every)
         else:
@@ -132,12 +138,16 @@ class Monitor:
         if statistics == "stream":
             if probe is not None:
                 raise ValueError("statistics='stream' measures the training batches and takes no probe")
-        elif probe is None:
-            # No probe given: the first batch the model sees becomes the probe.
-            self._capture = model.register_forward_pre_hook(self._capture_probe, with_kwargs=True)
         else:
-            self.probe = prepare_probe(probe, max_probe)
-            self._check_probe()
+            self.probe = None if probe is None else prepare_probe(probe, max_probe)
+            everyone = self.probe is not None
+            if self._sharded:
+                self.probe, everyone = share_probe(self.probe, self._source.device())
+            if self.probe is None:
+                # No probe given: the first batch the model sees becomes the probe.
+                self._capture = model.register_forward_pre_hook(self._capture_probe, with_kwargs=True)
+            elif everyone:  # under FSDP the check pass is a forward of every rank
+                self._check_probe()
         # Several monitors per run: a second one on this run gets a name that prefixes its layers and tags.
         self.name = namespaces.claim(self, self._log_dir, name, type(self.model).__name__)
 
@@ -173,7 +183,9 @@ class Monitor:
         try:
             return self._source.collect(self.probe)
         except Exception as e:
-            if not isinstance(self._source, ProbeStatistics):
+            if self._sharded:
+                e.add_note("under FSDP every rank must call log() at the same step, with a probe the model takes")
+            if not isinstance(self._source, ProbeStatistics) or self._sharded:
                 raise
             if not self._probe_warned:
                 self._probe_warned = True
@@ -190,8 +202,10 @@ class Monitor:
 
         ``test_loss`` and the keyword ``scalars`` are written as ordinary TensorBoard scalars. Ends with
         a flush, so a crash later loses nothing written here. Returns the median NAS per layer.
-        Only rank 0 of a distributed job writes; other ranks return an empty dict. Every argument is
-        checked before any work: ``step`` an int in [0, 2**53 - 1], the scalars real numbers or
+        Only rank 0 of a distributed job writes; other ranks return an empty dict. Under FSDP2 the probe
+        pass is a collective: call ``log`` on every rank at the same step (a rank that skips it leaves the
+        others waiting in the forward until the process group's timeout) and its errors are raised. Every
+        argument is checked before any work: ``step`` an int in [0, 2**53 - 1], the scalars real numbers or
         one-element tensors (ValueError naming the argument). A probe the model cannot take warns once
         and logs no NAS (the scalars still) until it can. RuntimeError after :meth:`close`.
         """
@@ -202,11 +216,18 @@ class Monitor:
             )
         step = check_step(step)
         values = scalar_values(test_loss, scalars)
-        if not self._writes and not self._merge_ranks:
+        if not self._writes and not self._joins:
             return {}
-        if self.probe is None and isinstance(self._source, ProbeStatistics) and self._writes:
+        if not isinstance(self._source, ProbeStatistics):
+            ready = True
+        elif self._sharded:  # every rank runs the probe forward
+            ready = every_rank(self.probe is not None, self._source.device())
+        else:
+            ready = self.probe is not None or not self._writes
+        if not ready:
             raise RuntimeError(
                 "no probe yet: pass probe= to watch() or run one forward pass of the model before log()"
+                + (" (under FSDP on every rank: each rank runs the probe forward)" if self._sharded else "")
             )
         results = self._collect(step)
         if not self._writes:

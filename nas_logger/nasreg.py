@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .hooks import tap_for
-from .layers import filter_dim, layer_kind, select_layers, unwrap
+from .layers import filter_dim, is_sharded, layer_kind, select_layers, unwrap
 from .sparsity import perplexity
 
 
@@ -25,6 +25,7 @@ class NASReg:
     regularised; ``exclude`` (names, globs or modules) removes more. Only forwards with gradients
     enabled are captured, so ``torch.no_grad()`` evaluation passes neither cost nor count.
     Hooks keep only each layer's scalar term; autograd frees what it saved for it at ``backward``.
+    Under FSDP2 (``fully_shard``) each rank's penalty is that of its own batch, as under DDP.
     """
 
     def __init__(
@@ -38,6 +39,7 @@ class NASReg:
         if not strength >= 0:
             raise ValueError(f"strength must be >= 0; got {strength!r}")
         self.model = unwrap(model)
+        is_sharded(self.model)  # FSDP2 is fine (the hooks see full outputs); ValueError for FSDP1, tensor parallel
         self.strength = float(strength)
         chosen = select_layers(self.model, layers)
         if exclude is not None:

@@ -41,7 +41,7 @@ class ProbeStatistics:
         self.model, self.modules, self.kinds = model, modules, kinds
         self.heatmap_side, self.merge_ranks, self.bins = heatmap_side, merge_ranks, bins
 
-    def _device(self) -> torch.device:
+    def device(self) -> torch.device:
         for p in self.model.parameters():
             return p.device
         return torch.device("cpu")
@@ -67,7 +67,7 @@ class ProbeStatistics:
             self.model.eval()
             try:
                 with torch.no_grad(), tap_for(self.model).exclusive(consume, self.modules):
-                    run_probe(self.model, probe, self._device())
+                    run_probe(self.model, probe, self.device())
             except Exception as e:
                 if not self.merge_ranks:
                     raise
@@ -79,7 +79,7 @@ class ProbeStatistics:
         if not self.merge_ranks:
             return {name: LayerResult(stats, hm, fields) for name, (stats, hm, fields) in results.items()}
         histograms = {name: hist for name, (hist, _, _) in results.items()}
-        merge_across_ranks(histograms, list(self.modules), self.bins, self._device())
+        merge_across_ranks(histograms, list(self.modules), self.bins, self.device())
         if failure is not None:
             raise failure
         return {name: LayerResult(histograms[name].summary(), hm, fields) for name, (_, hm, fields) in results.items()}
