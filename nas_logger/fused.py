@@ -129,9 +129,22 @@ def partition(a: torch.Tensor, dim: int, for_backward: bool = False) -> tuple[to
 
 
 def perplexity(a: torch.Tensor, dim: int) -> torch.Tensor | None:
-    """rho alone (see :func:`partition`)."""
+    """rho alone (see :func:`partition`); on CUDA through the Triton kernel where Triton is installed."""
+    if a.is_cuda and _triton() is not None and a.dtype in (torch.float32, torch.float16, torch.bfloat16) \
+            and a.numel() > 0 and -a.dim() <= dim < a.dim():
+        return _triton().perplexity(a, dim)
     parts = partition(a, dim)
     return None if parts is None else parts[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _triton():
+    try:
+        from . import fused_triton
+    except ImportError as e:
+        logger.info("Triton NAS kernel unavailable (%s); eager torch computes NAS on the GPU", e)
+        return None
+    return fused_triton
 
 
 def perplexity_backward(a: torch.Tensor, m: torch.Tensor, u: torch.Tensor, scale: torch.Tensor,
