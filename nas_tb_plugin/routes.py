@@ -261,8 +261,8 @@ class Routes:
             if tag is not None and tag not in available:
                 raise ApiError(404, f"no scalar tag {tag!r} in {sel.kind} {sel.name!r}", param)
             tag = tag or default
-            versions = {run: run_tags[tag] for run, run_tags in tags.items() if tag in run_tags}
-            curves = self._reader.read_scalar(ctx, eid, versions, tag) if tag else {}
+            listed = {run: run_tags[tag] for run, run_tags in tags.items() if tag in run_tags}
+            curves = self._reader.read_scalar(ctx, eid, listed) if tag else {}
             if not curves:
                 result.append(None)
             elif sel.kind == "run":
