@@ -127,10 +127,15 @@ class Reader:
 
     def __init__(self, data_provider, cache_cells: int = 32_000_000) -> None:
         self._provider = data_provider
-        self._decoded: dict[bytes, tuple] = {}
+        self._decoded: dict[bytes, fmt.Metadata | fmt.FormatError] = {}
         self._warned: set[tuple] = set()
         self._lock = threading.Lock()
         self._cache = SeriesCache(cache_cells)
+
+    @property
+    def data_provider(self):
+        """The TensorBoard data provider this reader reads through."""
+        return self._provider
 
     def _warn_once(self, key: tuple, message: str, *args) -> None:
         with self._lock:
@@ -139,12 +144,12 @@ class Reader:
             self._warned.add(key)
         logger.warning(message, *args)
 
-    def _decode(self, run: str, tag: str, content: bytes):
-        """decode_metadata, cached per content; ``None`` (logged once) when unreadable."""
+    def _decode(self, run: str, tag: str, content: bytes) -> fmt.Metadata | None:
+        """parse_plugin_metadata, cached per content; ``None`` (logged once) when unreadable."""
         result = self._decoded.get(content)
         if result is None:
             try:
-                result = fmt.decode_metadata(content)
+                result = fmt.parse_plugin_metadata(content)
             except fmt.FormatError as e:
                 result = e
             self._decoded[content] = result
@@ -171,36 +176,44 @@ class Reader:
         for run, tags in listing.items():
             entry = RunListing()
             for tag, ts in tags.items():
-                decoded = self._decode(run, tag, ts.plugin_content)
-                if decoded is None:
+                meta = self._decode(run, tag, ts.plugin_content)
+                if meta is None:
                     continue
-                record, layer, fields = decoded
-                if record == fmt.ALARM:
-                    entry.alarms[tag] = Listed(tag, ts.max_step, ts.max_wall_time)
+                where = (tag, ts.max_step, ts.max_wall_time)
+                complete = set(_REQUIRED_FIELDS) <= set(meta.fields)
+                if meta.record == fmt.ALARM:
+                    entry.alarms[tag] = Listed(*where)
+                elif meta.record == fmt.PROBE:
+                    entry.probes[meta.monitor] = Listed(*where)
+                elif meta.record == fmt.TABLE:
+                    if complete:  # else the per-layer series serve
+                        entry.tables[tag] = Table(*where, meta.layers, meta.fields)
+                elif meta.record == fmt.HEATMAP:
+                    entry.heatmaps[meta.layer.name] = Series(*where, meta.layer, meta.fields)
+                elif meta.record != fmt.STATS:  # a record this reader does not use
                     continue
-                if record == fmt.PROBE:
-                    entry.probes[fmt.record_monitor(ts.plugin_content)] = Listed(tag, ts.max_step, ts.max_wall_time)
-                    continue
-                if record == fmt.TABLE:
-                    try:
-                        layers = fmt.table_layers(ts.plugin_content)
-                    except fmt.FormatError as e:
-                        self._warn_once(("table", run, tag), "nas: skipping run %r tag %r: %s", run, tag, e)
-                        continue
-                    if set(_REQUIRED_FIELDS) <= set(fields):
-                        entry.tables[tag] = Table(tag, ts.max_step, ts.max_wall_time, layers, fields)
-                    continue
-                if layer is None:  # a record of a monitor that this reader does not use
-                    continue
-                if record == fmt.STATS and not set(_REQUIRED_FIELDS) <= set(fields):
+                elif complete:
+                    entry.stats[meta.layer.name] = Series(*where, meta.layer, meta.fields)
+                else:
                     self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
-                                    "lack one of %r", run, tag, fields, _REQUIRED_FIELDS)
-                    continue
-                target = entry.stats if record == fmt.STATS else entry.heatmaps
-                target[layer.name] = Series(tag, ts.max_step, ts.max_wall_time, layer, fields)
+                                    "lack one of %r", run, tag, meta.fields, _REQUIRED_FIELDS)
             if entry.stats:
                 result[run] = entry
         return result
+
+    def read_records(self, ctx, eid: str, run: str) -> dict[str, tuple[fmt.Metadata, list[tuple[int, np.ndarray]]]]:
+        """{tag: (metadata, [(step, tensor as written)])} of every readable NAS tag of ``run``, uncached:
+        the raw records, for scripts and tests that check what was written."""
+        tags = self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME,
+                                           run_tag_filter=provider.RunTagFilter(runs=[run])).get(run, {})
+        data = self._provider.read_tensors(ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+                                           run_tag_filter=provider.RunTagFilter(runs=[run])).get(run, {})
+        records = {}
+        for tag, ts in tags.items():
+            meta = self._decode(run, tag, ts.plugin_content)
+            if meta is not None:
+                records[tag] = (meta, [(p.step, p.numpy) for p in data.get(tag, ())])
+        return records
 
     def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, dict[str, Listed]]:
         """{run: {scalar tag: Listed}} of TensorBoard's scalars plugin, tags sorted."""
@@ -361,6 +374,19 @@ class Reader:
             hit = load()
             self._cache.put(key, version, hit, 1)
         return hit
+
+
+def local_reader(logdir) -> tuple[Reader, object]:
+    """(Reader, request context) over the event files below ``logdir`` as TensorBoard loads them with
+    ``--load_fast=false``, every point kept: for scripts and tests (experiment id ``""``; the run of files
+    directly in ``logdir`` is ``"."``)."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={fmt.PLUGIN_NAME: 0})
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    return Reader(data_provider.MultiplexerDataProvider(multiplexer, str(logdir))), context.RequestContext()
 
 
 class ProbeUnreadable(Exception):
