@@ -141,3 +141,32 @@ export function uniqueId(prefix) {
   uid += 1;
   return `${prefix}-${uid}`;
 }
+
+/** `name` cut to `max` characters with an ellipsis (the full name belongs in a <title>). */
+export function truncate(name, max = 24) {
+  return name.length > max ? name.slice(0, max - 1) + "\u2026" : name;
+}
+
+/**
+ * A tooltip <div class="nas-tooltip"> in `root`, shown while the pointer moves over `area` (an element of
+ * `svg`): describe(mx, my) (pointer in svg pixels) returns { title, rows (texts or h() attributes), left,
+ * top } or null to leave the tooltip as it is; onLeave() runs when the pointer leaves.
+ */
+export function hoverTip(root, svg, area, describe, onLeave) {
+  const tip = h("div", { class: "nas-tooltip", hidden: true }, root);
+  area.addEventListener("mousemove", (ev) => {
+    const box = svg.getBoundingClientRect();
+    const found = describe(ev.clientX - box.left, ev.clientY - box.top);
+    if (!found) return;
+    tip.replaceChildren();
+    h("b", { text: found.title }, tip);
+    for (const row of found.rows) h("div", typeof row === "string" ? { text: row } : row, tip);
+    tip.hidden = false;
+    tip.style.left = `${found.left}px`;
+    tip.style.top = `${found.top}px`;
+  });
+  area.addEventListener("mouseleave", () => {
+    tip.hidden = true;
+    if (onLeave) onLeave();
+  });
+}

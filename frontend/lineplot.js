@@ -2,7 +2,7 @@
 // test loss in red on the left axis, optional second loss in orange, dashed red line at the overfit step,
 // dotted purple line at each NAS overfitting alarm.
 import { ALARM, LOSS, LOSS2, OVERFIT, depthColor, themeColors } from "./colors.js";
-import { FONT, bandPath, fmt, h, linear, linePath, nearestIndex, s, stepTickCount, stepTicks, ticks, uniqueId } from "./dom.js";
+import { FONT, bandPath, fmt, h, hoverTip, linear, linePath, nearestIndex, s, stepTickCount, stepTicks, ticks, truncate, uniqueId } from "./dom.js";
 import { stepValue } from "./steps.js";
 
 /** [min, max] over finite values (numbers, or steps sent as strings) of the given arrays, or null. */
@@ -136,7 +136,7 @@ function layoutLegend(layers, width) {
 /**
  * Draw a `lines` response as an SVG line plot.
  * options: width, height (plot area + axes, legend extra), xDomain, lossDomain (shared axes of small
- * multiples), hidden (Set of layer names), onToggleLayer(name), dark, band (draw min..max), title.
+ * multiples), hidden (Set of layer names), onToggleLayer(name), dark, band (draw min..max).
  * Returns a <div class="nas-chart"> holding the <svg class="nas-lineplot"> and its tooltip.
  */
 export function linePlot(data, options = {}) {
@@ -206,24 +206,19 @@ export function linePlot(data, options = {}) {
       }, legend);
       s("rect", { x: -2, y: -9, width: w - 4, height: 14, fill: "transparent" }, item);
       s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: colours.get(layer.name), "stroke-width": 3 }, item);
-      const label = layer.name.length > 24 ? layer.name.slice(0, 23) + "\u2026" : layer.name;
-      s("text", { x: 20, y: 2, fill: theme.fg, text: label }, item);
+      s("text", { x: 20, y: 2, fill: theme.fg, text: truncate(layer.name) }, item);
       s("title", { text: `${layer.name} (depth ${layer.depth}, ${layer.kind || "layer"}) - click to hide/show` }, item);
       if (options.onToggleLayer) item.addEventListener("click", () => options.onToggleLayer(layer.name));
     }
   });
 
   // Hover: the nearest visible layer at the nearest step.
-  const tip = h("div", { class: "nas-tooltip", hidden: true }, root);
   const dot = s("circle", { r: 3.5, fill: "none", stroke: theme.fg, "stroke-width": 1.5, visibility: "hidden" }, svg);
   const overlay = s("rect", {
     class: "hover", x: margin.left, y: margin.top, width: x.range[1] - margin.left, height: plotHeight,
     fill: "transparent",
   }, svg);
-  overlay.addEventListener("mousemove", (ev) => {
-    const box = svg.getBoundingClientRect();
-    const mx = ev.clientX - box.left;
-    const my = ev.clientY - box.top;
+  hoverTip(root, svg, overlay, (mx, my) => {
     const step = x.invert(mx);
     let best = null;
     for (const l of shown) {
@@ -233,33 +228,21 @@ export function linePlot(data, options = {}) {
       const dist = Math.abs(yNas(v) - my) + Math.abs(x(l.steps[i]) - mx) * 0.2;
       if (!best || dist < best.dist) best = { l, i, v, dist };
     }
-    if (!best) return;
+    if (!best) return null;
     const st = best.l.steps[best.i];
     dot.setAttribute("cx", x(st));
     dot.setAttribute("cy", yNas(best.v));
     dot.setAttribute("visibility", "visible");
-    tip.replaceChildren();
-    h("b", { text: best.l.name }, tip);
-    h("div", { text: `step ${st}` }, tip);
-    h("div", { text: `NAS ${fmt(best.v, 4)}` }, tip);
-    if (data.loss) {
-      const j = data.loss.steps.indexOf(st);
-      if (j >= 0) h("div", { class: "loss", text: `test loss ${fmt(data.loss.values[j], 4)}` }, tip);
-    }
-    tip.hidden = false;
-    tip.style.left = `${Math.min(x(st) + 12, width - 150)}px`;
-    tip.style.top = `${Math.max(0, yNas(best.v) - 30)}px`;
-  });
-  overlay.addEventListener("mouseleave", () => {
-    tip.hidden = true;
-    dot.setAttribute("visibility", "hidden");
-  });
+    const rows = [`step ${st}`, `NAS ${fmt(best.v, 4)}`];
+    const j = data.loss ? data.loss.steps.indexOf(st) : -1;
+    if (j >= 0) rows.push({ class: "loss", text: `test loss ${fmt(data.loss.values[j], 4)}` });
+    return { title: best.l.name, rows, left: Math.min(x(st) + 12, width - 150), top: Math.max(0, yNas(best.v) - 30) };
+  }, () => dot.setAttribute("visibility", "hidden"));
 
   root.exportSvg = () => {
     const copy = svg.cloneNode(true);
     copy.querySelectorAll(".hover").forEach((n) => n.remove());
     return copy;
   };
-  root.svgSize = [width, height];
   return root;
 }

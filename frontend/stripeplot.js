@@ -2,7 +2,7 @@
 // median NAS on viridis (canvas), with the test loss, the dashed overfit line, layer names and a colour bar
 // drawn in an SVG overlay.
 import { LOSS, VIRIDIS_GRADIENT_STOPS, themeColors, viridisPixels } from "./colors.js";
-import { FONT, fmt, h, linear, nearestIndex, s, stepTickCount, stepTicks, ticks, uniqueId } from "./dom.js";
+import { FONT, fmt, h, hoverTip, linear, nearestIndex, s, stepTickCount, stepTicks, ticks, truncate, uniqueId } from "./dom.js";
 import { drawLosses, extent, niceLossDomain } from "./lineplot.js";
 import { stepValue } from "./steps.js";
 
@@ -101,7 +101,7 @@ export function stripePlot(data, options = {}) {
   const gLabels = s("g", { class: "stripe-labels" }, svg);
   for (let r = 0; r < n; r += every) {
     const name = names[r];
-    const label = name.length > 24 ? name.slice(0, 23) + "\u2026" : name;
+    const label = truncate(name);
     const t = s("text", {
       class: "stripe-label", x: x0 - 5, y: margin.top + (r + 0.5) * rowH + 3.5, "text-anchor": "end",
       fill: theme.fg, "font-size": Math.min(10.5, Math.max(8, rowH)), text: label, "data-layer": name,
@@ -147,24 +147,14 @@ export function stripePlot(data, options = {}) {
   s("text", { x: bx - 2, y: margin.top + barH + 12, fill: theme.muted, text: "NAS" }, bar);
 
   // Hover: layer, step and value of the cell under the pointer.
-  const tip = h("div", { class: "nas-tooltip", hidden: true }, root);
   const overlay = s("rect", { class: "hover", x: x0, y: margin.top, width: x1 - x0, height: plotHeight, fill: "transparent" }, svg);
-  overlay.addEventListener("mousemove", (ev) => {
-    const box = svg.getBoundingClientRect();
-    const mx = ev.clientX - box.left;
-    const my = ev.clientY - box.top;
+  hoverTip(root, svg, overlay, (mx, my) => {
     const r = Math.min(n - 1, Math.max(0, Math.floor((my - margin.top) / rowH)));
     const j = nearestIndex(steps, x.invert(mx));
-    if (r < 0 || j < 0) return;
-    tip.replaceChildren();
-    h("b", { text: names[r] }, tip);
-    h("div", { text: `step ${data.steps[j]}` }, tip);
-    h("div", { text: `NAS ${fmt((data.medians[r] || [])[j], 4)}` }, tip);
-    tip.hidden = false;
-    tip.style.left = `${Math.min(mx + 12, width - 150)}px`;
-    tip.style.top = `${Math.max(0, my - 36)}px`;
+    if (r < 0 || j < 0) return null;
+    return { title: names[r], rows: [`step ${data.steps[j]}`, `NAS ${fmt((data.medians[r] || [])[j], 4)}`],
+             left: Math.min(mx + 12, width - 150), top: Math.max(0, my - 36) };
   });
-  overlay.addEventListener("mouseleave", () => { tip.hidden = true; });
 
   root.exportSvg = () => {
     const copy = svg.cloneNode(true);
@@ -178,7 +168,5 @@ export function stripePlot(data, options = {}) {
     copy.insertBefore(bg, image);
     return copy;
   };
-  root.svgSize = [width, height];
-  root.geometry = { x, rowH, top: margin.top, left: x0, plotHeight };
   return root;
 }

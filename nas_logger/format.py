@@ -1,19 +1,35 @@
-"""The event-file format that ``nas_logger`` writes and ``nas_tb_plugin`` reads.
+"""The event-file format that ``nas_logger`` writes and ``nas_tb_plugin`` reads (one module both import).
 
-Every NAS value is a TensorBoard tensor summary with plugin name ``nas``. Its
-``SummaryMetadata.plugin_data.content`` is UTF-8 JSON holding a format version, the kind of record
-(``stats`` or ``heatmap``) and the layer it belongs to, so a reader needs no side files.
+Every NAS value is a TensorBoard tensor summary (``DATA_CLASS_TENSOR``) with plugin name ``nas``; the first
+summary of each tag carries ``SummaryMetadata.plugin_data.content``: UTF-8 JSON holding the format
+``version``, the ``record`` kind and what a reader needs to interpret the tensors, so it needs no side
+files. :func:`create_summary_metadata` writes it, :func:`parse_plugin_metadata` reads it (as TensorBoard's
+own plugins' ``metadata.py`` pair). The record kinds, by tag (``M/`` only for a named monitor):
 
-Several monitors per run (version 2): a run's first monitor writes as version 1 did; every other one has
-a name (``watch(..., name=...)``) that prefixes its layers (``D/conv1``, tag ``nas/D/conv1/stats``) and
-its run-level tags (``nas/D/stats_table``), and its records carry ``"monitor"`` and version 2. Records
-without a monitor name are written as version 1, so readers of version 1 still read single-monitor runs
-and skip (with "upgrade") what they could not tell apart.
+- ``stats``, ``nas/[M/]<layer>/stats``: a layer's (len(STAT_FIELDS),) float32 quantiles of s_k per
+  logged step; metadata: ``layer`` (:class:`LayerInfo`), ``fields``.
+- ``heatmap``, ``nas/[M/]<layer>/heatmap``: a layer's (H, W) map of mean s_k per receptive-field
+  position, at most MAX_HEATMAP_SIDE per side; metadata: ``layer``.
+- ``stats_table``, ``nas/[M/]stats_table``: every layer's stats of one step as one (layers, fields)
+  tensor (NaN rows for a layer that did not run); metadata: ``layers`` (the rows, in order), ``fields``.
+- ``alarm``, ``nas/[M/]overfit_alarm``: a string tensor of the layers that triggered the overfitting
+  alarm, written once at the alarm step.
+- ``probe``, ``nas/[M/]probe_png``: the probe image's PNG bytes as a 0-d string tensor, written once beside
+  the image-plugin summary ``nas/[M/]probe``.
+
+Versions: 1 is the single-monitor format. Version 2 adds named monitors (``watch(..., name=...)``) whose
+name prefixes their layers (``D/conv1``) and run-level tags, and whose records carry ``"monitor"``; and the
+``probe`` record. Records without a monitor name other than ``probe`` are still written as version 1, so
+version-1 readers read single-monitor runs and skip (with "upgrade") what they could not tell apart.
+A reader reads every version up to FORMAT_VERSION and rejects newer ones with :class:`FormatError`.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+
+from tensorboard.compat.proto import summary_pb2
 
 PLUGIN_NAME = "nas"
 FORMAT_VERSION = 2
@@ -32,8 +48,6 @@ TABLE = "stats_table"
 # a run whose name holds a quote, a backslash or a control character, but it reads tensors of any run.
 PROBE = "probe"
 RECORD_KINDS = (STATS, HEATMAP, ALARM, TABLE, PROBE)
-_RUN_RECORDS = (ALARM, TABLE, PROBE)  # records of a monitor, not of one layer
-_VERSION_2_RECORDS = (PROBE,)
 
 # Order of the values in a ``stats`` tensor: quantiles of s_k over all receptive fields of the probe batch.
 STAT_FIELDS = ("min", "q05", "q25", "median", "q75", "q95", "max", "mean")
@@ -105,6 +119,21 @@ def layer_order(layer: LayerInfo) -> tuple:
     return (layer.monitor is not None, layer.monitor or "", layer.depth, layer.name)
 
 
+@dataclass(frozen=True)
+class Metadata:
+    """Parsed plugin-data content of any record kind (what :func:`parse_plugin_metadata` returns)."""
+
+    record: str
+    version: int
+    monitor: str | None = None  # the named monitor that wrote the record; None: the run's unnamed one
+    layer: LayerInfo | None = None  # stats, heatmap: the layer
+    layers: tuple[LayerInfo, ...] = ()  # stats_table: the layers of its rows, in order
+    fields: tuple[str, ...] = ()  # stats, stats_table: the stat field names, in tensor order
+
+
+_LAYER_RECORDS = (STATS, HEATMAP)  # the records of one layer; the others belong to a monitor
+
+
 def _layer_fields(layer: LayerInfo) -> dict:
     """A layer as metadata JSON; ``monitor`` only when it has one (version 1 has no such field)."""
     fields = asdict(layer)
@@ -113,50 +142,38 @@ def _layer_fields(layer: LayerInfo) -> dict:
     return fields
 
 
-def _content(record: str, monitor: str | None, **fields) -> bytes:
-    """Metadata JSON of ``record``: version 2 for a named monitor's records and the probe PNG, else 1."""
-    version = 1 if monitor is None and record not in _VERSION_2_RECORDS else FORMAT_VERSION
-    content = {"version": version, "record": record, **fields}
+def create_summary_metadata(record: str, *, layer: LayerInfo | None = None,
+                            layers: Sequence[LayerInfo] | None = None,
+                            monitor: str | None = None) -> summary_pb2.SummaryMetadata:
+    """Metadata for the first summary of a tag of ``record``: ``layer`` for stats and heatmap records (the
+    record belongs to ``layer.monitor``), ``layers`` (the rows) for the stats table, neither for the alarm
+    and the probe PNG of ``monitor``. Version 2 for a named monitor's records and the probe PNG, else 1."""
+    if record not in RECORD_KINDS:
+        raise ValueError(f"record kind {record!r} is not one of {RECORD_KINDS}")
+    if (layer is None) == (record in _LAYER_RECORDS):
+        raise ValueError(f"record kind {record!r} {'needs a' if layer is None else 'takes no'} layer")
+    if (layers is None) == (record == TABLE):
+        raise ValueError(f"record kind {record!r} {'needs' if layers is None else 'takes no'} row layers")
+    content: dict = {"record": record}
+    if layer is not None:
+        monitor = layer.monitor
+        content["layer"] = _layer_fields(layer)
+    if layers is not None:
+        content["layers"] = [_layer_fields(l) for l in layers]
+    if record in (STATS, TABLE):
+        content["fields"] = list(STAT_FIELDS)
     if monitor is not None:
         content["monitor"] = monitor
-    return json.dumps(content, sort_keys=True).encode("utf-8")
+    content["version"] = 1 if monitor is None and record != PROBE else FORMAT_VERSION
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=json.dumps(content, sort_keys=True).encode("utf-8")),
+        data_class=summary_pb2.DATA_CLASS_TENSOR,
+    )
 
 
-def encode_metadata(layer: LayerInfo | None, record: str, monitor: str | None = None) -> bytes:
-    """Plugin-data content for the first summary of a tag (``layer`` None for the alarm and the probe PNG
-    of ``monitor``; a layer's record belongs to ``layer.monitor``)."""
-    kinds = (STATS, HEATMAP, ALARM, PROBE)
-    if record not in kinds:
-        raise ValueError(f"record kind {record!r} is not one of {kinds}")
-    if (layer is None) != (record in _RUN_RECORDS):
-        raise ValueError(f"record kind {record!r} {'takes no' if record in _RUN_RECORDS else 'needs a'} layer")
-    if layer is None:
-        return _content(record, monitor)
-    fields = {"fields": list(STAT_FIELDS)} if record == STATS else {}
-    return _content(record, layer.monitor, layer=_layer_fields(layer), **fields)
-
-
-def encode_table_metadata(layers: list[LayerInfo], monitor: str | None = None) -> bytes:
-    """Plugin-data content of ``monitor``'s stats table: its rows' layers, in order, and the stat fields."""
-    return _content(TABLE, monitor, layers=[_layer_fields(l) for l in layers], fields=list(STAT_FIELDS))
-
-
-def table_layers(content: bytes) -> tuple[LayerInfo, ...]:
-    """The row layers of stats-table metadata (content that :func:`decode_metadata` accepted)."""
-    try:
-        return tuple(LayerInfo(**layer) for layer in json.loads(content.decode("utf-8"))["layers"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise FormatError(f"NAS stats-table metadata without a valid layer list: {e!r}") from None
-
-
-def record_monitor(content: bytes) -> str | None:
-    """The monitor name in metadata content that :func:`decode_metadata` accepted (None: unnamed)."""
-    return json.loads(content.decode("utf-8")).get("monitor")
-
-
-def decode_metadata(content: bytes) -> tuple[str, LayerInfo | None, tuple[str, ...]]:
-    """Parse plugin-data content into (record kind, layer (None for the alarm, the stats table and the
-    probe PNG), stat field names).
+def parse_plugin_metadata(content: bytes) -> Metadata:
+    """Parse the plugin-data content of any format version up to FORMAT_VERSION.
 
     Raises :class:`FormatError` naming the problem for content from a newer format version or
     content that is not ours.
@@ -173,10 +190,15 @@ def decode_metadata(content: bytes) -> tuple[str, LayerInfo | None, tuple[str, .
         )
     try:
         record = data["record"]
-        layer = None if record in _RUN_RECORDS else LayerInfo(**data["layer"])
-        fields = tuple(data.get("fields", ()))
+        if record not in RECORD_KINDS:
+            raise FormatError(f"unknown NAS record kind {record!r}; expected one of {RECORD_KINDS}")
+        return Metadata(
+            record=record,
+            version=version,
+            monitor=data.get("monitor"),
+            layer=LayerInfo(**data["layer"]) if record in _LAYER_RECORDS else None,
+            layers=tuple(LayerInfo(**l) for l in data["layers"]) if record == TABLE else (),
+            fields=tuple(data.get("fields", ())),
+        )
     except (KeyError, TypeError) as e:
-        raise FormatError(f"NAS metadata version {version} is missing a field: {e}") from None
-    if record not in RECORD_KINDS:
-        raise FormatError(f"unknown NAS record kind {record!r}; expected one of {RECORD_KINDS}")
-    return record, layer, fields
+        raise FormatError(f"NAS metadata version {version} is missing or has a malformed field: {e!r}") from None

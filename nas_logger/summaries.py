@@ -5,19 +5,15 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.util import tensor_util
 
-from .format import (ALARM, HEATMAP, PLUGIN_NAME, PROBE, STAT_FIELDS, STATS, LayerInfo, alarm_tag, encode_metadata,
-                     encode_table_metadata, probe_png_tag, probe_tag, table_tag, tag_for)
+from .format import (ALARM, HEATMAP, PROBE, STAT_FIELDS, STATS, TABLE, LayerInfo, alarm_tag, create_summary_metadata,
+                     probe_png_tag, probe_tag, table_tag, tag_for)
 
 
-def _tensor_summary(tag: str, values: np.ndarray, content: bytes | None) -> summary_pb2.Summary:
+def _tensor_summary(tag: str, values: np.ndarray,
+                    metadata: summary_pb2.SummaryMetadata | None) -> summary_pb2.Summary:
     value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(values))
-    if content is not None:
-        value.metadata.CopyFrom(
-            summary_pb2.SummaryMetadata(
-                plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=PLUGIN_NAME, content=content),
-                data_class=summary_pb2.DATA_CLASS_TENSOR,
-            )
-        )
+    if metadata is not None:
+        value.metadata.CopyFrom(metadata)
     return summary_pb2.Summary(value=[value])
 
 
@@ -28,21 +24,21 @@ def nas_summary(
 
     Metadata goes on the first summary of a tag only; readers take it from there.
     """
-    content = encode_metadata(layer, record) if with_metadata else None
-    return _tensor_summary(tag_for(layer.name, record), values, content)
+    metadata = create_summary_metadata(record, layer=layer) if with_metadata else None
+    return _tensor_summary(tag_for(layer.name, record), values, metadata)
 
 
 def alarm_summary(layers: tuple[str, ...], monitor: str | None = None) -> summary_pb2.Summary:
     """The overfitting alarm of ``monitor``: the names of the layers that triggered it (written once)."""
     return _tensor_summary(alarm_tag(monitor), np.array(layers, dtype=object),
-                           encode_metadata(None, ALARM, monitor))
+                           create_summary_metadata(ALARM, monitor=monitor))
 
 
 def table_summary(layers: list[LayerInfo], rows: np.ndarray, with_metadata: bool,
                   monitor: str | None = None) -> summary_pb2.Summary:
     """Every layer of ``monitor``: its stats of one step, ``rows``: (len(layers), len(STAT_FIELDS))."""
-    content = encode_table_metadata(layers, monitor) if with_metadata else None
-    return _tensor_summary(table_tag(monitor), rows, content)
+    metadata = create_summary_metadata(TABLE, layers=layers, monitor=monitor) if with_metadata else None
+    return _tensor_summary(table_tag(monitor), rows, metadata)
 
 
 def probe_summary(image, monitor: str | None = None) -> summary_pb2.Summary:
@@ -53,7 +49,8 @@ def probe_summary(image, monitor: str | None = None) -> summary_pb2.Summary:
 
     summary = image_summary(probe_tag(monitor), image, dataformats="CHW")
     png = np.array(summary.value[0].image.encoded_image_string, dtype=object)
-    summary.value.extend(_tensor_summary(probe_png_tag(monitor), png, encode_metadata(None, PROBE, monitor)).value)
+    summary.value.extend(_tensor_summary(probe_png_tag(monitor), png,
+                                         create_summary_metadata(PROBE, monitor=monitor)).value)
     return summary
 
 

@@ -28,8 +28,13 @@ IMAGES_PLUGIN = "images"
 _REQUIRED_FIELDS = ("min", "median", "max")
 
 
-class _Listed:
+@dataclass(frozen=True)
+class Listed:
     """A listed tag of one run, with the data provider's ``max_step`` and ``max_wall_time``."""
+
+    tag: str
+    max_step: int
+    max_wall_time: float
 
     @property
     def version(self) -> tuple:
@@ -38,37 +43,31 @@ class _Listed:
 
 
 @dataclass(frozen=True)
-class Series(_Listed):
-    """One NAS tag of one run, as listed."""
+class Series(Listed):
+    """One NAS tag of one layer in one run (its stats or its heatmaps), as listed."""
 
-    tag: str
     layer: fmt.LayerInfo
     fields: tuple[str, ...]
-    max_step: int
-    max_wall_time: float
 
 
 @dataclass(frozen=True)
-class Table(_Listed):
+class Table(Listed):
     """A run's stats table (every layer's stats of a step in one tensor), as listed."""
 
-    tag: str
     layers: tuple[fmt.LayerInfo, ...]
     fields: tuple[str, ...]
-    max_step: int
-    max_wall_time: float
 
 
 @dataclass
 class RunListing:
-    """The NAS series of one run, by layer name, and by tag its stats tables and the versions of its
-    overfitting alarms (one of each per monitor that wrote the run)."""
+    """The NAS tags of one run: its stats and heatmap series by layer name; by tag its stats tables and
+    overfitting alarms, and by monitor its probe PNGs (one of each per monitor that wrote the run)."""
 
     stats: dict[str, Series] = field(default_factory=dict)
     heatmaps: dict[str, Series] = field(default_factory=dict)
-    alarms: dict[str, tuple] = field(default_factory=dict)
+    alarms: dict[str, Listed] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
-    probes: dict[str | None, tuple[str, tuple]] = field(default_factory=dict)  # monitor -> (tag, version)
+    probes: dict[str | None, Listed] = field(default_factory=dict)
 
     def layers(self) -> list[fmt.LayerInfo]:
         """Layers with statistics: each monitor's by depth, the run's unnamed monitor first."""
@@ -128,10 +127,15 @@ class Reader:
 
     def __init__(self, data_provider, cache_cells: int = 32_000_000) -> None:
         self._provider = data_provider
-        self._decoded: dict[bytes, tuple] = {}
+        self._decoded: dict[bytes, fmt.Metadata | fmt.FormatError] = {}
         self._warned: set[tuple] = set()
         self._lock = threading.Lock()
         self._cache = SeriesCache(cache_cells)
+
+    @property
+    def data_provider(self):
+        """The TensorBoard data provider this reader reads through."""
+        return self._provider
 
     def _warn_once(self, key: tuple, message: str, *args) -> None:
         with self._lock:
@@ -140,12 +144,12 @@ class Reader:
             self._warned.add(key)
         logger.warning(message, *args)
 
-    def _decode(self, run: str, tag: str, content: bytes):
-        """decode_metadata, cached per content; ``None`` (logged once) when unreadable."""
+    def _decode(self, run: str, tag: str, content: bytes) -> fmt.Metadata | None:
+        """parse_plugin_metadata, cached per content; ``None`` (logged once) when unreadable."""
         result = self._decoded.get(content)
         if result is None:
             try:
-                result = fmt.decode_metadata(content)
+                result = fmt.parse_plugin_metadata(content)
             except fmt.FormatError as e:
                 result = e
             self._decoded[content] = result
@@ -172,218 +176,146 @@ class Reader:
         for run, tags in listing.items():
             entry = RunListing()
             for tag, ts in tags.items():
-                decoded = self._decode(run, tag, ts.plugin_content)
-                if decoded is None:
+                meta = self._decode(run, tag, ts.plugin_content)
+                if meta is None:
                     continue
-                record, layer, fields = decoded
-                if record == fmt.ALARM:
-                    entry.alarms[tag] = (ts.max_step, ts.max_wall_time)
+                where = (tag, ts.max_step, ts.max_wall_time)
+                complete = set(_REQUIRED_FIELDS) <= set(meta.fields)
+                if meta.record == fmt.ALARM:
+                    entry.alarms[tag] = Listed(*where)
+                elif meta.record == fmt.PROBE:
+                    entry.probes[meta.monitor] = Listed(*where)
+                elif meta.record == fmt.TABLE:
+                    if complete:  # else the per-layer series serve
+                        entry.tables[tag] = Table(*where, meta.layers, meta.fields)
+                elif meta.record == fmt.HEATMAP:
+                    entry.heatmaps[meta.layer.name] = Series(*where, meta.layer, meta.fields)
+                elif meta.record != fmt.STATS:  # a record this reader does not use
                     continue
-                if record == fmt.PROBE:
-                    entry.probes[fmt.record_monitor(ts.plugin_content)] = (tag, (ts.max_step, ts.max_wall_time))
-                    continue
-                if record == fmt.TABLE:
-                    try:
-                        layers = fmt.table_layers(ts.plugin_content)
-                    except fmt.FormatError as e:
-                        self._warn_once(("table", run, tag), "nas: skipping run %r tag %r: %s", run, tag, e)
-                        continue
-                    if set(_REQUIRED_FIELDS) <= set(fields):
-                        entry.tables[tag] = Table(tag, layers, fields, ts.max_step, ts.max_wall_time)
-                    continue
-                if layer is None:  # a record of a monitor that this reader does not use
-                    continue
-                if record == fmt.STATS and not set(_REQUIRED_FIELDS) <= set(fields):
+                elif complete:
+                    entry.stats[meta.layer.name] = Series(*where, meta.layer, meta.fields)
+                else:
                     self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
-                                    "lack one of %r", run, tag, fields, _REQUIRED_FIELDS)
-                    continue
-                target = entry.stats if record == fmt.STATS else entry.heatmaps
-                target[layer.name] = Series(tag, layer, fields, ts.max_step, ts.max_wall_time)
+                                    "lack one of %r", run, tag, meta.fields, _REQUIRED_FIELDS)
             if entry.stats:
                 result[run] = entry
         return result
 
-    def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, dict[str, tuple]]:
-        """{run: {scalar tag: version}} of TensorBoard's scalars plugin, tags sorted; the version
-        (max_step, max_wall_time) keys :meth:`read_scalar`'s cache."""
+    def read_records(self, ctx, eid: str, run: str) -> dict[str, tuple[fmt.Metadata, list[tuple[int, np.ndarray]]]]:
+        """{tag: (metadata, [(step, tensor as written)])} of every readable NAS tag of ``run``, uncached:
+        the raw records, for scripts and tests that check what was written."""
+        tags = self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME,
+                                           run_tag_filter=provider.RunTagFilter(runs=[run])).get(run, {})
+        data = self._provider.read_tensors(ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+                                           run_tag_filter=provider.RunTagFilter(runs=[run])).get(run, {})
+        records = {}
+        for tag, ts in tags.items():
+            meta = self._decode(run, tag, ts.plugin_content)
+            if meta is not None:
+                records[tag] = (meta, [(p.step, p.numpy) for p in data.get(tag, ())])
+        return records
+
+    def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, dict[str, Listed]]:
+        """{run: {scalar tag: Listed}} of TensorBoard's scalars plugin, tags sorted."""
         listing = self._provider.list_scalars(
             ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN,
             run_tag_filter=provider.RunTagFilter(runs=runs) if runs is not None else None,
         )
-        return {run: {tag: (ts.max_step, ts.max_wall_time) for tag, ts in sorted(tags.items())}
+        return {run: {tag: Listed(tag, ts.max_step, ts.max_wall_time) for tag, ts in sorted(tags.items())}
                 for run, tags in listing.items()}
 
-    # --- cached series --------------------------------------------------------------------------
+    # --- cached reads ---------------------------------------------------------------------------
 
-    def _read_series(self, ctx, eid: str, wanted: dict[str, list[Series]], convert) -> dict[str, dict]:
-        """{run: {layer name: convert(run, series, points)}}; cache misses read in one call."""
-        result: dict[str, dict] = {run: {} for run in wanted}
-        missing: dict[str, list[Series]] = {}
-        for run, series_list in wanted.items():
-            for series in series_list:
-                hit = self._cache.get((eid, run, series.tag), series.version)
+    def _read_cached(self, ctx, eid: str, plugin: str, wanted: dict[str, list[Listed]], convert
+                     ) -> dict[str, list[tuple[Listed, object]]]:
+        """{run: [(listed tag, convert(tag, points))]} of the ``wanted`` tags of each run, in order.
+
+        A conversion is cached while its tag's listed version holds; the misses of every run are read in
+        one call. ``convert`` returns ``(payload, cells)`` (cells: its size, for the cache budget) or
+        raises ``ValueError`` naming what is wrong with the data: that tag is then logged once and left out.
+        """
+        result: dict[str, list] = {run: [] for run in wanted}
+        missing: dict[str, list[Listed]] = {}
+        for run, tags in wanted.items():
+            for listed in tags:
+                hit = self._cache.get((eid, plugin, run, listed.tag), listed.version)
                 if hit is SeriesCache.MISS:
-                    missing.setdefault(run, []).append(series)
+                    missing.setdefault(run, []).append(listed)
                 elif hit is not None:
-                    result[run][series.layer.name] = hit
+                    result[run].append((listed, hit))
         if missing:
-            data = self._provider.read_tensors(
-                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
-                run_tag_filter=provider.RunTagFilter(
-                    runs=sorted(missing), tags=sorted({s.tag for ss in missing.values() for s in ss})),
-            )
-            for run, series_list in missing.items():
-                run_data = data.get(run, {})
-                for series in series_list:
+            read = self._provider.read_scalars if plugin == SCALARS_PLUGIN else self._provider.read_tensors
+            data = read(ctx, experiment_id=eid, plugin_name=plugin, downsample=KEEP_ALL,
+                        run_tag_filter=provider.RunTagFilter(
+                            runs=sorted(missing), tags=sorted({t.tag for ts in missing.values() for t in ts})))
+            for run, tags in missing.items():
+                for listed in tags:
                     # Only what was listed: points appended since are read with the next listing, so
                     # the payload matches its cache version and every series of a request is cut at
                     # the same moment (no step that one layer has and another not yet).
-                    points = [p for p in run_data.get(series.tag, ()) if p.step <= series.max_step]
-                    payload, cells = convert(run, series, points)
-                    self._cache.put((eid, run, series.tag), series.version,
-                                    payload, cells)
+                    points = [p for p in data.get(run, {}).get(listed.tag, ()) if p.step <= listed.max_step]
+                    try:
+                        payload, cells = convert(listed, points)
+                    except ValueError as e:
+                        self._warn_once(("data", run, listed.tag), "nas: skipping run %r tag %r: %s",
+                                        run, listed.tag, e)
+                        payload, cells = None, 0
+                    self._cache.put((eid, plugin, run, listed.tag), listed.version, payload, cells)
                     if payload is not None:
-                        result[run][series.layer.name] = payload
+                        result[run].append((listed, payload))
         return result
 
     def read_stats(self, ctx, eid: str, wanted: dict[str, list[Series]]) -> dict[str, dict[str, Stats]]:
-        """{run: {layer name: Stats}} for the given stats series of each run."""
-        return self._read_series(ctx, eid, wanted, self._to_stats)
-
-    def _to_stats(self, run: str, series: Series, points) -> tuple[Stats | None, int]:
-        steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
-        try:
-            values = np.array([p.numpy for p in points], dtype=np.float64)
-            values = values.reshape(len(points), len(series.fields))
-        except ValueError as e:
-            self._warn_once(("shape", run, series.tag), "nas: skipping run %r tag %r: stats tensors "
-                            "do not hold %d fields each (%s)", run, series.tag, len(series.fields), e)
-            return None, 0
-        steps, values = dedupe_steps(steps, values)
-        col = {name: np.ascontiguousarray(values[:, i]) for i, name in enumerate(series.fields)}
-        return Stats(steps, col["min"], col["median"], col["max"]), 4 * steps.size
-
-    def read_run_stats(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, dict[str, Stats]]:
-        """{run: {layer name: Stats}} of every layer with statistics: from the run's stats table where
-        it has one (one tensor per step), from the per-layer series for the rest."""
-        tables = self._read_tables(ctx, eid, listings)
-        rest = {run: [s for name, s in listing.stats.items() if name not in tables.get(run, {})]
-                for run, listing in listings.items()}
-        per_layer = self.read_stats(ctx, eid, {run: series for run, series in rest.items() if series})
-        return {run: {name: stats for name, stats in {**tables.get(run, {}), **per_layer.get(run, {})}.items()
-                      if name in listing.stats}
-                for run, listing in listings.items()}
+        """{run: {layer name: Stats}} of the given per-layer stats series of each run."""
+        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, _to_stats)
+        return {run: {series.layer.name: stats for series, stats in pairs} for run, pairs in found.items()}
 
     def _read_tables(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, dict[str, Stats]]:
         """{run: {layer name: Stats}} from every stats table of each run (one per monitor)."""
-        result: dict[str, dict[str, Stats]] = {}
-        missing: dict[str, list[Table]] = {}
-        for run, listing in listings.items():
-            for table in listing.tables.values():
-                hit = self._cache.get((eid, run, table.tag), table.version)
-                if hit is SeriesCache.MISS:
-                    missing.setdefault(run, []).append(table)
-                elif hit is not None:
-                    result.setdefault(run, {}).update(hit)
-        if missing:
-            data = self._provider.read_tensors(
-                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
-                run_tag_filter=provider.RunTagFilter(
-                    runs=sorted(missing), tags=sorted({t.tag for ts in missing.values() for t in ts})),
-            )
-            for run, tables in missing.items():
-                for table in tables:
-                    points = [p for p in data.get(run, {}).get(table.tag, ()) if p.step <= table.max_step]
-                    payload, cells = self._split_table(run, table, points)
-                    self._cache.put((eid, run, table.tag), table.version, payload, cells)
-                    if payload is not None:
-                        result.setdefault(run, {}).update(payload)
-        return result
+        wanted = {run: list(listing.tables.values()) for run, listing in listings.items()}
+        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, _split_table)
+        return {run: {name: stats for _, table in pairs for name, stats in table.items()}
+                for run, pairs in found.items()}
 
-    def _split_table(self, run: str, table: Table, points) -> tuple[dict[str, Stats] | None, int]:
-        steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
-        try:
-            values = np.array([p.numpy for p in points], dtype=np.float64)
-            values = values.reshape(len(points), len(table.layers), len(table.fields))
-        except ValueError as e:
-            self._warn_once(("shape", run, table.tag), "nas: using the per-layer series of run %r: its stats "
-                            "table does not hold %d layers x %d fields (%s)", run, len(table.layers),
-                            len(table.fields), e)
-            return None, 0
-        steps, values = dedupe_steps(steps, values)
-        col = {name: i for i, name in enumerate(table.fields)}
-        stats = {layer.name: Stats(steps, *(np.ascontiguousarray(values[:, row, col[f]]) for f in ("min", "median", "max")))
-                 for row, layer in enumerate(table.layers)}
-        return stats, 4 * steps.size * len(table.layers)
+    def read_run_stats(self, ctx, eid: str, listings: dict[str, RunListing],
+                       only: dict[str, str] | None = None) -> dict[str, dict[str, Stats]]:
+        """{run: {layer name: Stats}} of every layer with statistics (``only[run]``: just that layer): from
+        the run's stats tables where it has them (one tensor per step), from the per-layer series for the rest."""
+        tables = self._read_tables(ctx, eid, listings)
+        rest = {run: [s for name, s in listing.stats.items()
+                      if name not in tables[run] and (only is None or name == only[run])]
+                for run, listing in listings.items()}
+        per_layer = self.read_stats(ctx, eid, {run: series for run, series in rest.items() if series})
+        return {run: {name: stats for name, stats in {**tables[run], **per_layer.get(run, {})}.items()
+                      if name in listing.stats}
+                for run, listing in listings.items()}
 
     def step_counts(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, int]:
         """{run: number of logged steps}, counted on each run's shallowest layer."""
-        counts = {run: len(next(iter(t.values())).steps) for run, t in self._read_tables(ctx, eid, listings).items() if t}
-        first = {run: [min(l.stats.values(), key=lambda s: fmt.layer_order(s.layer))]
-                 for run, l in listings.items() if run not in counts}
-        stats = self.read_stats(ctx, eid, first)
-        counts.update({run: (int(next(iter(stats[run].values())).steps.size) if stats.get(run) else 0) for run in first})
-        return counts
+        shallowest = {run: listing.layers()[0].name for run, listing in listings.items()}
+        stats = self.read_run_stats(ctx, eid, listings, only=shallowest)
+        return {run: stats[run][name].steps.size if name in stats[run] else 0 for run, name in shallowest.items()}
 
     def read_heatmaps(self, ctx, eid: str, run: str, series_list: list[Series]
                       ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
         """{layer name: (steps (n,), [2-D float arrays])} of one run."""
-        return self._read_series(ctx, eid, {run: series_list}, _to_maps)[run]
+        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, {run: series_list},
+                                  lambda _, points: _to_maps(points))[run]
+        return {series.layer.name: maps for series, maps in found}
 
-    # --- scalars and probe ----------------------------------------------------------------------
-
-    def read_scalar(self, ctx, eid: str, versions: dict[str, tuple], tag: str
-                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """{run: (steps, values float64)} of one scalar tag in the runs of ``versions`` ({run: version
-        of that tag, from :meth:`list_scalar_tags`}); cached like the NAS series."""
-        result, missing = {}, []
-        for run, version in versions.items():
-            hit = self._cache.get((eid, run, SCALARS_PLUGIN, tag), version)
-            if hit is SeriesCache.MISS:
-                missing.append(run)
-            else:
-                result[run] = hit
-        if missing:
-            data = self._provider.read_scalars(
-                ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN, downsample=KEEP_ALL,
-                run_tag_filter=provider.RunTagFilter(runs=missing, tags=[tag]),
-            )
-            for run in missing:
-                points = data.get(run, {}).get(tag, ())
-                steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
-                values = np.fromiter((p.value for p in points), dtype=np.float64, count=len(points))
-                result[run] = dedupe_steps(steps, values)
-                self._cache.put((eid, run, SCALARS_PLUGIN, tag), versions[run], result[run], 2 * steps.size)
-        return {run: series for run, series in result.items() if series[0].size}
+    def read_scalar(self, ctx, eid: str, listed: dict[str, Listed]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{run: (steps, values float64)} of one scalar tag in each run of ``listed`` ({run: that tag as
+        :meth:`list_scalar_tags` listed it}), the runs without points left out."""
+        found = self._read_cached(ctx, eid, SCALARS_PLUGIN, {run: [t] for run, t in listed.items()},
+                                  lambda _, points: _to_curve(points))
+        return {run: curve for run, pairs in found.items() for _, curve in pairs if curve[0].size}
 
     def read_alarms(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, list[tuple[int, list[str]]]]:
         """{run: [(alarm step, triggering layers)]} of the runs whose listing has alarms (one per monitor
-        at most), by step; cached."""
-        result: dict[str, list] = {}
-        missing: dict[str, list[str]] = {}
-        for run, listing in listings.items():
-            for tag, version in listing.alarms.items():
-                hit = self._cache.get((eid, run, tag), version)
-                if hit is SeriesCache.MISS:
-                    missing.setdefault(run, []).append(tag)
-                elif hit is not None:
-                    result.setdefault(run, []).append(hit)
-        if missing:
-            data = self._provider.read_tensors(
-                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
-                run_tag_filter=provider.RunTagFilter(runs=sorted(missing), tags=sorted({t for ts in missing.values() for t in ts})),
-            )
-            for run, tags in missing.items():
-                for tag in tags:
-                    points = data.get(run, {}).get(tag, ())
-                    alarm = None
-                    if points:
-                        first = min(points, key=lambda p: p.step)
-                        names = np.asarray(first.numpy).reshape(-1)
-                        alarm = (int(first.step), [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names])
-                        result.setdefault(run, []).append(alarm)
-                    self._cache.put((eid, run, tag), listings[run].alarms[tag], alarm, 1)
-        return {run: sorted(alarms) for run, alarms in result.items()}
+        at most), by step."""
+        wanted = {run: list(listing.alarms.values()) for run, listing in listings.items() if listing.alarms}
+        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, lambda _, points: _to_alarm(points))
+        return {run: sorted(alarm for _, alarm in pairs) for run, pairs in found.items() if pairs}
 
     def probe_monitor(self, ctx, eid: str, run: str, listing: RunListing) -> tuple[str | None] | None:
         """``(monitor,)`` of the first of the run's monitors (unnamed first) whose probe image this data
@@ -400,16 +332,9 @@ class Reader:
         :class:`ProbeUnreadable` for an image summary that the data provider cannot read back."""
         if monitor not in listing.probes:
             return self._legacy_probe(ctx, eid, run) if monitor is None else None
-        tag, version = listing.probes[monitor]
-
-        def load() -> bytes | None:
-            points = self._provider.read_tensors(
-                ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
-                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
-            ).get(run, {}).get(tag)
-            return np.asarray(points[-1].numpy).reshape(-1)[0] if points else None
-
-        return self._cached((eid, run, tag), version, load)
+        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, {run: [listing.probes[monitor]]},
+                                  lambda _, points: _to_png(points))[run]
+        return found[0][1] if found else None
 
     def _legacy_probe(self, ctx, eid: str, run: str) -> bytes | None:
         """The probe as files written before the probe PNG record hold it: an image summary (its last one)."""
@@ -451,15 +376,82 @@ class Reader:
         return hit
 
 
+def local_reader(logdir) -> tuple[Reader, object]:
+    """(Reader, request context) over the event files below ``logdir`` as TensorBoard loads them with
+    ``--load_fast=false``, every point kept: for scripts and tests (experiment id ``""``; the run of files
+    directly in ``logdir`` is ``"."``)."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={fmt.PLUGIN_NAME: 0})
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    return Reader(data_provider.MultiplexerDataProvider(multiplexer, str(logdir))), context.RequestContext()
+
+
 class ProbeUnreadable(Exception):
     """A logged probe image that the data provider cannot read back (the message says why)."""
 
 
-def _to_maps(run: str, series: Series, points) -> tuple[tuple[np.ndarray, list[np.ndarray]], int]:
-    steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
-    steps, order = dedupe_steps(steps, np.arange(len(points)))
+# --- conversions of the points of one listed tag: (payload, its size in array cells) ----------------
+
+def _steps(points) -> np.ndarray:
+    return np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
+
+
+def _to_stats(series: Series, points) -> tuple[Stats, int]:
+    """A layer's per-layer stats series; ValueError when its tensors do not hold its fields."""
+    try:
+        values = np.array([p.numpy for p in points], dtype=np.float64).reshape(len(points), len(series.fields))
+    except ValueError as e:
+        raise ValueError(f"stats tensors do not hold {len(series.fields)} fields each ({e})") from None
+    steps, values = dedupe_steps(_steps(points), values)
+    col = {name: np.ascontiguousarray(values[:, i]) for i, name in enumerate(series.fields)}
+    return Stats(steps, col["min"], col["median"], col["max"]), 4 * steps.size
+
+
+def _split_table(table: Table, points) -> tuple[dict[str, Stats], int]:
+    """{layer name: Stats} of a stats table's rows; ValueError when its tensors do not fit its metadata
+    (the reader then uses the per-layer series)."""
+    try:
+        values = np.array([p.numpy for p in points], dtype=np.float64)
+        values = values.reshape(len(points), len(table.layers), len(table.fields))
+    except ValueError as e:
+        raise ValueError(f"the stats table does not hold {len(table.layers)} layers x {len(table.fields)} "
+                         f"fields ({e}); using the per-layer series") from None
+    steps, values = dedupe_steps(_steps(points), values)
+    col = [table.fields.index(f) for f in _REQUIRED_FIELDS]
+    stats = {layer.name: Stats(steps, *(np.ascontiguousarray(values[:, row, c]) for c in col))
+             for row, layer in enumerate(table.layers)}
+    return stats, 4 * steps.size * len(table.layers)
+
+
+def _to_maps(points) -> tuple[tuple[np.ndarray, list[np.ndarray]], int]:
+    """(steps (n,), [2-D maps]) of a heatmap series."""
+    steps, order = dedupe_steps(_steps(points), np.arange(len(points)))
     maps = [_as_map(points[i].numpy) for i in order]
     return (steps, maps), sum(m.size for m in maps)
+
+
+def _to_curve(points) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """(steps (n,), values (n,) float64) of a scalar series."""
+    values = np.fromiter((p.value for p in points), dtype=np.float64, count=len(points))
+    steps, values = dedupe_steps(_steps(points), values)
+    return (steps, values), 2 * steps.size
+
+
+def _to_alarm(points) -> tuple[tuple[int, list[str]] | None, int]:
+    """(step, triggering layer names) of an alarm (its first, written once), None without points."""
+    if not points:
+        return None, 0
+    first = min(points, key=lambda p: p.step)
+    names = np.asarray(first.numpy).reshape(-1)
+    return (int(first.step), [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]), 1
+
+
+def _to_png(points) -> tuple[bytes | None, int]:
+    """The encoded image of a probe PNG record (its last one), None without points."""
+    return (np.asarray(points[-1].numpy).reshape(-1)[0] if points else None), 1
 
 
 def _as_map(array: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from . import assets
 from .aggregate import align, band, mean_curve
 from .grouping import Pattern, compile_group_regex, group_key, group_members, group_runs
 from .overfit import default_loss_tag, overfit_step
-from .reading import ProbeUnreadable, Reader, RunListing
+from .reading import ProbeUnreadable, Reader, RunListing, Stats
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,15 @@ def _steps(steps: np.ndarray) -> list[int | str]:
     return [_step(s) for s in steps.tolist()]
 
 
+@dataclass(frozen=True)
+class Selector:
+    """The parsed ``run=`` or ``group=`` (with its ``group_regex``) of a request."""
+
+    run: str | None = None
+    group: str | None = None
+    pattern: Pattern | None = None  # only with ``group``
+
+
 @dataclass
 class Selection:
     """What a request is about: one run, or the runs of one group."""
@@ -140,11 +149,10 @@ class Selection:
 
 @dataclass
 class LayerLine:
+    """A layer's min/median/max over steps: of one run, or across the runs of a group."""
+
     layer: fmt.LayerInfo
-    steps: np.ndarray
-    min: np.ndarray
-    median: np.ndarray
-    max: np.ndarray
+    stats: Stats
 
 
 @dataclass
@@ -157,8 +165,56 @@ class Loss:
         return {"tag": self.tag, "steps": _steps(self.steps), "values": _floats(self.values)}
 
 
+# --- parameters: parsed and validated in the routes, before any read --------------------------------
+
+def _arg(request, name: str, required: bool = False) -> str | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        if required:
+            raise ApiError(400, f"missing parameter {name!r}", name)
+        return None
+    return value
+
+
+def _int_arg(request, name: str) -> int | None:
+    value = _arg(request, name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(400, f"parameter {name!r} must be an integer; got {value!r}", name) from None
+
+
+def _pattern(request) -> Pattern:
+    try:
+        return compile_group_regex(_arg(request, "group_regex"))
+    except ValueError as e:
+        raise ApiError(400, str(e), "group_regex") from None
+
+
+def _selector(request) -> Selector:
+    run, group = _arg(request, "run"), _arg(request, "group")
+    if run is not None and group is not None:
+        raise ApiError(400, "give run= or group=, not both", "group")
+    if run is not None:
+        return Selector(run=run)
+    if group is None:
+        raise ApiError(400, "missing parameter 'run' (or 'group')", "run")
+    return Selector(group=group, pattern=_pattern(request))
+
+
+def _loss_tags(request) -> tuple[str | None, str | None]:
+    """The requested overlays ``loss_tag`` and ``loss_tag2`` (None: the default, and none)."""
+    return _arg(request, "loss_tag"), _arg(request, "loss_tag2")
+
+
 class Routes:
-    """The plugin's WSGI apps; ``frontend_dir`` holds ``index.js`` and the other static files."""
+    """The plugin's WSGI apps; ``frontend_dir`` holds ``index.js`` and the other static files.
+
+    Each ``*_route`` parses and validates its request, then calls ``*_impl(ctx, eid, ...)``, which reads
+    and computes the response body without seeing the request (TensorBoard's scalars plugin's split).
+    """
 
     def __init__(self, data_provider, frontend_dir: Path | None) -> None:
         self._reader = Reader(data_provider)
@@ -166,135 +222,78 @@ class Routes:
 
     def apps(self) -> dict:
         return {
-            "/index.js": self.index_js,
-            "/static/*": self.static,
-            "/runs": self.runs,
-            "/lines": self.lines,
-            "/stripes": self.stripes,
-            "/heatmap": self.heatmap,
-            "/heatmaps": self.heatmaps,
-            "/probe": self.probe,
-            "/export": self.export,
+            "/index.js": self.index_js_route,
+            "/static/*": self.static_route,
+            "/runs": self.runs_route,
+            "/lines": self.lines_route,
+            "/stripes": self.stripes_route,
+            "/heatmap": self.heatmap_route,
+            "/heatmaps": self.heatmaps_route,
+            "/probe": self.probe_route,
+            "/export": self.export_route,
         }
 
-    # --- parameters -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _arg(request, name: str, required: bool = False) -> str | None:
-        value = request.args.get(name)
-        if value is None or value == "":
-            if required:
-                raise ApiError(400, f"missing parameter {name!r}", name)
-            return None
-        return value
-
-    @classmethod
-    def _int_arg(cls, request, name: str) -> int | None:
-        value = cls._arg(request, name)
-        if value is None:
-            return None
-        try:
-            return int(value)
-        except ValueError:
-            raise ApiError(400, f"parameter {name!r} must be an integer; got {value!r}", name) from None
-
-    @classmethod
-    def _pattern(cls, request) -> Pattern:
-        try:
-            return compile_group_regex(cls._arg(request, "group_regex"))
-        except ValueError as e:
-            raise ApiError(400, str(e), "group_regex") from None
-
-    def _run(self, ctx, eid, run: str) -> RunListing:
-        listing = self._reader.list_nas(ctx, eid, runs=[run]).get(run)
-        if listing is None:
-            raise ApiError(404, f"no NAS data for run {run!r}", "run")
-        return listing
-
-    def _select(self, request, ctx, eid) -> Selection:
-        run, group = self._arg(request, "run"), self._arg(request, "group")
-        if run is not None and group is not None:
-            raise ApiError(400, "give run= or group=, not both", "group")
-        if run is not None:
-            return Selection("run", run, [run], {run: self._run(ctx, eid, run)})
-        if group is None:
-            raise ApiError(400, "missing parameter 'run' (or 'group')", "run")
-        # Group the run names (a cheap call), then list only the members' NAS series.
-        members = group_members(self._reader.run_names(ctx, eid), self._pattern(request), group)
-        listings = self._reader.list_nas(ctx, eid, runs=members)
-        runs = [r for r in members if r in listings]
-        if not runs:
-            raise ApiError(404, f"no group {group!r} among the runs with NAS data", "group")
-        return Selection("group", group, runs, {r: listings[r] for r in runs})
-
-    # --- computations shared by lines, stripes and export ---------------------------------------
-
-    def _layer_lines(self, ctx, eid, sel: Selection) -> list[LayerLine]:
-        """Per layer (by depth): the run's min/median/max over receptive fields, or the group's
-        min/median/max across its runs of the per-run medians."""
-        stats = self._reader.read_run_stats(ctx, eid, sel.listings)
-        layers: dict[str, fmt.LayerInfo] = {}
-        for run in sel.runs:
-            for layer in sel.listings[run].layers():
-                layers.setdefault(layer.name, layer)
-        lines = []
-        for layer in sorted(layers.values(), key=fmt.layer_order):
-            per_run = [stats[r][layer.name] for r in sel.runs if layer.name in stats.get(r, {})]
-            if not per_run:
-                continue
-            if sel.kind == "run":
-                (s,) = per_run
-                lines.append(LayerLine(layer, s.steps, s.min, s.median, s.max))
-            else:
-                steps, matrix = align([(s.steps, s.median) for s in per_run])
-                lines.append(LayerLine(layer, steps, *band(matrix)))
-        return lines
-
-    def _losses(self, request, ctx, eid, sel: Selection) -> tuple[Loss | None, Loss | None]:
-        """The overlays ``loss_tag`` (default: the tag named like a test loss) and ``loss_tag2``;
-        for a group the step-wise mean across its runs that have the tag."""
-        tags = self._reader.list_scalar_tags(ctx, eid, runs=sel.runs)
-        available = set().union(*tags.values()) if tags else set()
-        result = []
-        for param, default in (("loss_tag", default_loss_tag(available)), ("loss_tag2", None)):
-            tag = self._arg(request, param)
-            if tag is not None and tag not in available:
-                raise ApiError(404, f"no scalar tag {tag!r} in {sel.kind} {sel.name!r}", param)
-            tag = tag or default
-            versions = {run: run_tags[tag] for run, run_tags in tags.items() if tag in run_tags}
-            curves = self._reader.read_scalar(ctx, eid, versions, tag) if tag else {}
-            if not curves:
-                result.append(None)
-            elif sel.kind == "run":
-                result.append(Loss(tag, *curves[sel.name]))
-            else:
-                result.append(Loss(tag, *mean_curve(list(curves.values()))))
-        return result[0], result[1]
-
-    def _overlay(self, request, ctx, eid, sel: Selection) -> dict:
-        loss, loss2 = self._losses(request, ctx, eid, sel)
-        alarms = self._reader.read_alarms(ctx, eid, sel.listings)
-        return {
-            "loss": loss.json() if loss else None,
-            "loss2": loss2.json() if loss2 else None,
-            "overfit_step": _step(overfit_step(loss.steps, loss.values)) if loss else None,
-            "alarms": [{"run": run, "step": _step(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
-        }
-
-    def _probe_url(self, ctx, eid, run: str, listing: RunListing) -> str | None:
-        """URL of the run's probe image (of its first monitor that logged one), or None."""
-        found = self._reader.probe_monitor(ctx, eid, run, listing)
-        if found is None:
-            return None
-        (monitor,) = found
-        return url_for("probe", run=run, monitor=monitor)
-
-    # --- routes ---------------------------------------------------------------------------------
+    # --- routes: parse, validate, respond -------------------------------------------------------
 
     @_endpoint
-    def runs(self, request):
-        ctx, eid = _where(request)
-        pattern = self._pattern(request)
+    def runs_route(self, request):
+        return _json(request, self.runs_impl(*_where(request), _pattern(request)))
+
+    @_endpoint
+    def lines_route(self, request):
+        return _json(request, self.lines_impl(*_where(request), _selector(request), _loss_tags(request)))
+
+    @_endpoint
+    def stripes_route(self, request):
+        return _json(request, self.stripes_impl(*_where(request), _selector(request), _loss_tags(request)))
+
+    @_endpoint
+    def export_route(self, request):
+        output = _arg(request, "format") or "csv"
+        if output != "csv":
+            raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
+        filename, text = self.export_impl(*_where(request), _selector(request))
+        headers = [("Content-Disposition", f'attachment; filename="{filename}"')]
+        return http_util.Respond(request, text, "text/csv", headers=headers)
+
+    @_endpoint
+    def heatmap_route(self, request):
+        run, layer = _arg(request, "run", required=True), _arg(request, "layer", required=True)
+        return _json(request, self.heatmap_impl(*_where(request), run, layer, _int_arg(request, "step")))
+
+    @_endpoint
+    def heatmaps_route(self, request):
+        run = _arg(request, "run", required=True)
+        return _json(request, self.heatmaps_impl(*_where(request), run, _int_arg(request, "step")))
+
+    @_endpoint
+    def probe_route(self, request):
+        run, monitor = _arg(request, "run", required=True), _arg(request, "monitor")
+        image = self.probe_impl(*_where(request), run, monitor)
+        return http_util.Respond(request, image, _image_type(image))
+
+    @_endpoint
+    def index_js_route(self, request):
+        return self._asset(request, "index.js")
+
+    @_endpoint
+    def static_route(self, request):
+        path = request.path
+        if not path.startswith(STATIC_PREFIX):
+            raise ApiError(404, "not found", "path")
+        return self._asset(request, path[len(STATIC_PREFIX):])
+
+    def _asset(self, request, relative: str):
+        found = assets.resolve(self._frontend, relative)
+        if found is None:
+            raise ApiError(404, f"no frontend file {relative!r}", "path")
+        path, content_type = found
+        return http_util.Respond(request, path.read_bytes(), content_type)
+
+    # --- implementations: (ctx, experiment id, parsed parameters) -> response body ---------------
+
+    def runs_impl(self, ctx, eid: str, pattern: Pattern) -> dict:
+        """Every run with NAS data (its group, layers, scalar tags, default loss tag, step count) and the groups."""
         listings = self._reader.list_nas(ctx, eid)
         scalar_tags = self._reader.list_scalar_tags(ctx, eid)
         counts = self._reader.step_counts(ctx, eid, listings)
@@ -312,63 +311,47 @@ class Routes:
                 "steps": counts[run],
             })
         groups = [{"group": g.name, "runs": rs, "matched": g.matched} for g, rs in group_runs(listings, pattern).items()]
-        return _json(request, {"runs": runs, "groups": groups})
+        return {"runs": runs, "groups": groups}
 
-    @_endpoint
-    def lines(self, request):
-        ctx, eid = _where(request)
-        sel = self._select(request, ctx, eid)
+    def lines_impl(self, ctx, eid: str, selector: Selector, loss_tags: tuple[str | None, str | None]) -> dict:
+        """Per layer its min/median/max over steps, and the overlays (losses, overfitting step, alarms)."""
+        sel = self._select(ctx, eid, selector)
         layers = [
-            {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": _steps(l.steps),
-             "median": _floats(l.median), "min": _floats(l.min), "max": _floats(l.max)}
+            {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": _steps(l.stats.steps),
+             "median": _floats(l.stats.median), "min": _floats(l.stats.min), "max": _floats(l.stats.max)}
             for l in self._layer_lines(ctx, eid, sel)
         ]
-        body = {"layers": layers, **self._overlay(request, ctx, eid, sel), "runs": sel.runs}
-        return _json(request, body)
+        return {"layers": layers, **self._overlay(ctx, eid, sel, loss_tags), "runs": sel.runs}
 
-    @_endpoint
-    def stripes(self, request):
-        ctx, eid = _where(request)
-        sel = self._select(request, ctx, eid)
+    def stripes_impl(self, ctx, eid: str, selector: Selector, loss_tags: tuple[str | None, str | None]) -> dict:
+        """The layers' medians on the union of their steps (layers x steps), and the overlays."""
+        sel = self._select(ctx, eid, selector)
         lines = self._layer_lines(ctx, eid, sel)
-        steps, medians = align([(l.steps, l.median) for l in lines])
-        overlay = self._overlay(request, ctx, eid, sel)
-        body = {
+        steps, medians = align([(l.stats.steps, l.stats.median) for l in lines])
+        return {
             "layers": [l.layer.name for l in lines],
             "depths": [l.layer.depth for l in lines],
             "steps": _steps(steps),
             "medians": [_floats(row) for row in medians],
-            "loss": overlay["loss"],
-            "loss2": overlay["loss2"],
-            "overfit_step": overlay["overfit_step"],
-            "alarms": overlay["alarms"],
+            **self._overlay(ctx, eid, sel, loss_tags),
         }
-        return _json(request, body)
 
-    @_endpoint
-    def export(self, request):
-        ctx, eid = _where(request)
-        output = self._arg(request, "format") or "csv"
-        if output != "csv":
-            raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
-        sel = self._select(request, ctx, eid)
+    def export_impl(self, ctx, eid: str, selector: Selector) -> tuple[str, str]:
+        """(file name, CSV text) of the layers' min/median/max per step."""
+        sel = self._select(ctx, eid, selector)
         out = io.StringIO()
         writer = csv.writer(out)  # RFC 4180: CRLF rows, so a CR or LF inside a name is quoted
         writer.writerow(["run_or_group", "layer", "depth", "step", "min", "median", "max"])
         for line in self._layer_lines(ctx, eid, sel):
-            columns = [_floats(line.min), _floats(line.median), _floats(line.max)]
-            for i, step in enumerate(line.steps.tolist()):
+            columns = [_floats(line.stats.min), _floats(line.stats.median), _floats(line.stats.max)]
+            for i, step in enumerate(line.stats.steps.tolist()):
                 writer.writerow([_csv_text(sel.name), _csv_text(line.layer.name), line.layer.depth, step,
                                  *("" if c[i] is None else repr(c[i]) for c in columns)])
         filename = "nas_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", sel.name).strip("._") or sel.kind) + ".csv"
-        headers = [("Content-Disposition", f'attachment; filename="{filename}"')]
-        return http_util.Respond(request, out.getvalue(), "text/csv", headers=headers)
+        return filename, out.getvalue()
 
-    @_endpoint
-    def heatmap(self, request):
-        ctx, eid = _where(request)
-        run, layer = self._arg(request, "run", required=True), self._arg(request, "layer", required=True)
-        step = self._int_arg(request, "step")
+    def heatmap_impl(self, ctx, eid: str, run: str, layer: str, step: int | None) -> dict:
+        """One layer's heatmap at ``step`` (None: the last), its steps and the probe image's URL."""
         listing = self._run(ctx, eid, run)
         series = listing.heatmaps.get(layer)
         if series is None:
@@ -376,16 +359,12 @@ class Routes:
         steps, maps = self._reader.read_heatmaps(ctx, eid, run, [series])[layer]
         index = _step_index(steps, step)
         grid = maps[index]
-        body = {"run": run, "layer": layer, "step": _step(steps[index]), "shape": list(grid.shape),
+        return {"run": run, "layer": layer, "step": _step(steps[index]), "shape": list(grid.shape),
                 "values": _floats(grid.ravel()), "steps": _steps(steps),
                 "probe": self._probe_url(ctx, eid, run, listing)}
-        return _json(request, body)
 
-    @_endpoint
-    def heatmaps(self, request):
-        ctx, eid = _where(request)
-        run = self._arg(request, "run", required=True)
-        step = self._int_arg(request, "step")
+    def heatmaps_impl(self, ctx, eid: str, run: str, step: int | None) -> dict:
+        """Every layer's heatmap at ``step`` (None: the last of any layer), the steps and the probe's URL."""
         listing = self._run(ctx, eid, run)
         series = sorted(listing.heatmaps.values(), key=lambda s: fmt.layer_order(s.layer))
         data = self._reader.read_heatmaps(ctx, eid, run, series)
@@ -399,14 +378,11 @@ class Routes:
                 grid = maps[at]
                 layers.append({"name": s.layer.name, "depth": s.layer.depth, "kind": s.layer.kind,
                                "shape": list(grid.shape), "values": _floats(grid.ravel())})
-        body = {"run": run, "step": _step(chosen), "steps": _steps(all_steps), "layers": layers,
+        return {"run": run, "step": _step(chosen), "steps": _steps(all_steps), "layers": layers,
                 "probe": self._probe_url(ctx, eid, run, listing)}
-        return _json(request, body)
 
-    @_endpoint
-    def probe(self, request):
-        ctx, eid = _where(request)
-        run, monitor = self._arg(request, "run", required=True), self._arg(request, "monitor")
+    def probe_impl(self, ctx, eid: str, run: str, monitor: str | None) -> bytes:
+        """The encoded probe image of ``monitor`` (None: the run's unnamed one) in ``run``."""
         try:
             image = self._reader.read_probe(ctx, eid, run, self._run(ctx, eid, run), monitor)
         except ProbeUnreadable as e:
@@ -414,25 +390,88 @@ class Routes:
         if image is None:
             what = f" of monitor {monitor!r}" if monitor is not None else ""
             raise ApiError(404, f"no probe image{what} in run {run!r}", "monitor" if monitor is not None else "run")
-        return http_util.Respond(request, image, _image_type(image))
+        return image
 
-    @_endpoint
-    def index_js(self, request):
-        return self._asset(request, "index.js")
+    # --- reads and computations shared by the implementations -----------------------------------
 
-    @_endpoint
-    def static(self, request):
-        path = request.path
-        if not path.startswith(STATIC_PREFIX):
-            raise ApiError(404, "not found", "path")
-        return self._asset(request, path[len(STATIC_PREFIX):])
+    def _run(self, ctx, eid, run: str) -> RunListing:
+        listing = self._reader.list_nas(ctx, eid, runs=[run]).get(run)
+        if listing is None:
+            raise ApiError(404, f"no NAS data for run {run!r}", "run")
+        return listing
 
-    def _asset(self, request, relative: str):
-        found = assets.resolve(self._frontend, relative)
+    def _select(self, ctx, eid, selector: Selector) -> Selection:
+        if selector.run is not None:
+            return Selection("run", selector.run, [selector.run], {selector.run: self._run(ctx, eid, selector.run)})
+        group = selector.group
+        # Group the run names (a cheap call), then list only the members' NAS series.
+        members = group_members(self._reader.run_names(ctx, eid), selector.pattern, group)
+        listings = self._reader.list_nas(ctx, eid, runs=members)
+        runs = [r for r in members if r in listings]
+        if not runs:
+            raise ApiError(404, f"no group {group!r} among the runs with NAS data", "group")
+        return Selection("group", group, runs, {r: listings[r] for r in runs})
+
+    def _layer_lines(self, ctx, eid, sel: Selection) -> list[LayerLine]:
+        """Per layer (by depth): the run's min/median/max over receptive fields, or the group's
+        min/median/max across its runs of the per-run medians."""
+        stats = self._reader.read_run_stats(ctx, eid, sel.listings)
+        layers: dict[str, fmt.LayerInfo] = {}
+        for run in sel.runs:
+            for layer in sel.listings[run].layers():
+                layers.setdefault(layer.name, layer)
+        lines = []
+        for layer in sorted(layers.values(), key=fmt.layer_order):
+            per_run = [stats[r][layer.name] for r in sel.runs if layer.name in stats.get(r, {})]
+            if not per_run:
+                continue
+            if sel.kind == "run":
+                (s,) = per_run
+                lines.append(LayerLine(layer, s))
+            else:
+                steps, matrix = align([(s.steps, s.median) for s in per_run])
+                lines.append(LayerLine(layer, Stats(steps, *band(matrix))))
+        return lines
+
+    def _losses(self, ctx, eid, sel: Selection, loss_tags: tuple[str | None, str | None]
+                ) -> tuple[Loss | None, Loss | None]:
+        """The overlays ``loss_tag`` (default: the tag named like a test loss) and ``loss_tag2``;
+        for a group the step-wise mean across its runs that have the tag."""
+        tags = self._reader.list_scalar_tags(ctx, eid, runs=sel.runs)
+        available = set().union(*tags.values()) if tags else set()
+        result = []
+        for param, tag, default in zip(("loss_tag", "loss_tag2"), loss_tags, (default_loss_tag(available), None)):
+            if tag is not None and tag not in available:
+                raise ApiError(404, f"no scalar tag {tag!r} in {sel.kind} {sel.name!r}", param)
+            tag = tag or default
+            listed = {run: run_tags[tag] for run, run_tags in tags.items() if tag in run_tags}
+            curves = self._reader.read_scalar(ctx, eid, listed) if tag else {}
+            if not curves:
+                result.append(None)
+            elif sel.kind == "run":
+                result.append(Loss(tag, *curves[sel.name]))
+            else:
+                result.append(Loss(tag, *mean_curve(list(curves.values()))))
+        return result[0], result[1]
+
+    def _overlay(self, ctx, eid, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
+        """What ``lines`` and ``stripes`` draw over the layers: the losses, the overfitting step, the alarms."""
+        loss, loss2 = self._losses(ctx, eid, sel, loss_tags)
+        alarms = self._reader.read_alarms(ctx, eid, sel.listings)
+        return {
+            "loss": loss.json() if loss else None,
+            "loss2": loss2.json() if loss2 else None,
+            "overfit_step": _step(overfit_step(loss.steps, loss.values)) if loss else None,
+            "alarms": [{"run": run, "step": _step(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
+        }
+
+    def _probe_url(self, ctx, eid, run: str, listing: RunListing) -> str | None:
+        """URL of the run's probe image (of its first monitor that logged one), or None."""
+        found = self._reader.probe_monitor(ctx, eid, run, listing)
         if found is None:
-            raise ApiError(404, f"no frontend file {relative!r}", "path")
-        path, content_type = found
-        return http_util.Respond(request, path.read_bytes(), content_type)
+            return None
+        (monitor,) = found
+        return url_for("probe", run=run, monitor=monitor)
 
 
 # First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").

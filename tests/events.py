@@ -1,46 +1,32 @@
-"""Read event files back through TensorBoard's own loader and data provider (as the plugin does)."""
-from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-from tensorboard import context
-
+"""Read event files back through the plugin's reader (``nas_tb_plugin.reading``) over TensorBoard's own
+loader and data provider, as the plugin does."""
 from nas_logger import format as fmt
+from nas_tb_plugin.reading import local_reader
 
 
 def provider(logdir):
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={fmt.PLUGIN_NAME: 0})
-    multiplexer.AddRunsFromDirectory(str(logdir))
-    multiplexer.Reload()
-    return data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+    """TensorBoard's data provider over ``logdir`` (``--load_fast=false``), every point kept."""
+    return local_reader(logdir)[0].data_provider
 
 
 def read_nas(logdir, run="."):
     """{(layer name, record): (LayerInfo, [(step, numpy array)])} of one run's per-layer records."""
-    dp = provider(logdir)
-    ctx = context.RequestContext()
-    listing = dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)[run]
-    data = dp.read_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME,
-                           downsample=10**9, run_tag_filter=None)[run]
-    out = {}
-    for tag, meta in listing.items():
-        record, layer, _ = fmt.decode_metadata(meta.plugin_content)
-        if layer is not None:  # the alarm and the stats table belong to no single layer
-            out[(layer.name, record)] = (layer, [(d.step, d.numpy) for d in data[tag]])
-    return out
+    reader, ctx = local_reader(logdir)
+    return {(meta.layer.name, meta.record): (meta.layer, points)
+            for meta, points in reader.read_records(ctx, "", run).values()
+            if meta.layer is not None}  # the alarm, the stats table and the probe belong to no single layer
 
 
 def read_table(logdir, run="."):
     """(row layers, [(step, (layers, fields) array)]) of one run's stats table."""
-    dp = provider(logdir)
-    ctx = context.RequestContext()
-    meta = dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)[run][fmt.TABLE_TAG]
-    data = dp.read_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME, downsample=10**9,
-                           run_tag_filter=None)[run][fmt.TABLE_TAG]
-    return fmt.table_layers(meta.plugin_content), [(d.step, d.numpy) for d in data]
+    reader, ctx = local_reader(logdir)
+    meta, points = reader.read_records(ctx, "", run)[fmt.TABLE_TAG]
+    return meta.layers, points
 
 
 def read_scalars(logdir, run="."):
-    """{tag: [(step, value)]} of one run."""
-    dp = provider(logdir)
-    ctx = context.RequestContext()
-    data = dp.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=10**9,
-                           run_tag_filter=None).get(run, {})
+    """{tag: [(step, value)]} of one run, every point as written (TensorBoard's scalars, not a NAS record)."""
+    reader, ctx = local_reader(logdir)
+    data = reader.data_provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=10**9,
+                                             run_tag_filter=None).get(run, {})
     return {tag: [(d.step, d.value) for d in points] for tag, points in data.items()}

@@ -331,7 +331,7 @@ def test_detector_alarm_is_logged_once_at_the_step_it_fires(tmp_path, small_cnn)
     assert [d.step for d in data] == [fired_at]
     assert [n.decode() for n in data[0].numpy] == list(monitor.alarm.layers)
     meta = dp.list_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME)["."][fmt.ALARM_TAG]
-    assert fmt.decode_metadata(meta.plugin_content)[:2] == (fmt.ALARM, None)
+    assert fmt.parse_plugin_metadata(meta.plugin_content) == fmt.Metadata(fmt.ALARM, 1)
 
 
 # TensorBoard's writer thread re-raises the disk error after storing it for the next write.

@@ -84,10 +84,10 @@ def test_a_named_monitor_prefixes_its_layers_and_every_tag(tmp_path):
     tensors = dp.list_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME)["."]
     for layer in ("conv1", "conv2", "fc1", "fc2"):
         for record in (fmt.STATS, fmt.HEATMAP):
-            assert fmt.decode_metadata(tensors[f"nas/{layer}/{record}"].plugin_content)[1].monitor is None
-            _, info, _ = fmt.decode_metadata(tensors[f"nas/SmallCNN/{layer}/{record}"].plugin_content)
+            assert fmt.parse_plugin_metadata(tensors[f"nas/{layer}/{record}"].plugin_content).layer.monitor is None
+            info = fmt.parse_plugin_metadata(tensors[f"nas/SmallCNN/{layer}/{record}"].plugin_content).layer
             assert (info.name, info.monitor) == (f"SmallCNN/{layer}", "SmallCNN")
-    assert [l.name for l in fmt.table_layers(tensors["nas/SmallCNN/stats_table"].plugin_content)] == [
+    assert [l.name for l in fmt.parse_plugin_metadata(tensors["nas/SmallCNN/stats_table"].plugin_content).layers] == [
         f"SmallCNN/{n}" for n in ("conv1", "conv2", "fc1", "fc2")]
     assert fmt.TABLE_TAG in tensors and fmt.ALARM_TAG not in tensors
     alarm = dp.read_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME, downsample=10,
@@ -97,7 +97,7 @@ def test_a_named_monitor_prefixes_its_layers_and_every_tag(tmp_path):
     assert set(images) == {fmt.PROBE_IMAGE_TAG, "nas/SmallCNN/probe"}
     # The probe PNG also as a NAS record of each monitor (readable on every loader), the same bytes.
     for monitor in (None, "SmallCNN"):
-        assert fmt.record_monitor(tensors[fmt.probe_png_tag(monitor)].plugin_content) == monitor
+        assert fmt.parse_plugin_metadata(tensors[fmt.probe_png_tag(monitor)].plugin_content).monitor == monitor
         png = dp.read_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME, downsample=10,
                               run_tag_filter=None)["."][fmt.probe_png_tag(monitor)][0].numpy.item()
         blob = dp.read_blob_sequences(context.RequestContext(), experiment_id="", plugin_name="images",

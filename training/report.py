@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tensorboard.backend.event_processing import event_accumulator
-from tensorboard.util import tensor_util
+import numpy as np
 
 import nas_logger
-from nas_logger import format as fmt
+from nas_tb_plugin.reading import local_reader
 
 from .models import MODELS
 
@@ -57,23 +56,21 @@ class Curves:
 
 
 def read_run(run_dir: str | Path) -> Curves:
-    acc = event_accumulator.EventAccumulator(
-        str(run_dir), size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0}
-    )
-    acc.Reload()
-    tags = acc.Tags()
-    scalars = {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in tags["scalars"]}
-    by_depth = []
-    median = fmt.STAT_FIELDS.index("median")
-    for tag in tags["tensors"]:
-        meta = acc.SummaryMetadata(tag)
-        if meta.plugin_data.plugin_name != fmt.PLUGIN_NAME:
-            continue
-        record, layer, _ = fmt.decode_metadata(meta.plugin_data.content)
-        if record == fmt.STATS:
-            values = {e.step: float(tensor_util.make_ndarray(e.tensor_proto)[median]) for e in acc.Tensors(tag)}
-            by_depth.append((layer.depth, layer.name, values))
-    return Curves(scalars, {name: values for _, name, values in sorted(by_depth)})
+    """One run's scalars and per-layer median NAS, read by the NAS plugin's reader (as the NAS tab shows them)."""
+    reader, ctx = local_reader(run_dir)
+    scalar_tags = reader.list_scalar_tags(ctx, "", runs=["."]).get(".", {})
+    scalars = {tag: _by_step(*reader.read_scalar(ctx, "", {".": listed}).get(".", ((), ())))
+               for tag, listed in scalar_tags.items()}
+    listing = reader.list_nas(ctx, "", runs=["."]).get(".")
+    if listing is None:
+        return Curves(scalars, {})
+    stats = reader.read_run_stats(ctx, "", {".": listing})["."]
+    return Curves(scalars, {l.name: _by_step(stats[l.name].steps, stats[l.name].median)
+                            for l in listing.layers() if l.name in stats})
+
+
+def _by_step(steps, values) -> dict[int, float]:
+    return dict(zip(np.asarray(steps).tolist(), np.asarray(values, dtype=np.float64).tolist()))
 
 
 def _mean_sd(values: list[float], digits: int = 3) -> str:
