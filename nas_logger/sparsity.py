@@ -2,7 +2,8 @@
 
 For a receptive field with pre-activation vector a in R^D (the D filter responses at one position),
 p = softmax(a), H = -sum p ln p, perplexity rho = exp(H) in [1, D] and NAS s = 1 - rho / D in
-[0, 1 - 1/D]. See Huesmann et al. 2021 and ``shared/method.md``.
+[0, 1 - 1/D]. See Huesmann, Garcia Rodriguez, Linsen, Risse, "The Impact of Activation Sparsity on Overfitting
+in Convolutional Neural Networks" (2021), and the README's "What NAS is" section.
 """
 from __future__ import annotations
 
