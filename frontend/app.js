@@ -355,8 +355,8 @@ export class NasApp {
       if (r.error) {
         body.appendChild(this.errorBox(`Could not load heatmaps for "${this.heatRun(r.e)}"`, r.error));
       } else {
-        const probeUrl = r.heat.probe ? url("probe", { run: r.run }) : null;
-        const grid = heatmapGrid(r.heat, { probeUrl, dark: this.dark, width });
+        // The server links the probe of the monitor that logged one (with its monitor= parameter).
+        const grid = heatmapGrid(r.heat, { probeUrl: r.heat.probe || null, dark: this.dark, width });
         const curve = lossCurve(r.data, { width: Math.min(width, 520), height: 120, xDomain, lossDomain, dark: this.dark, step: r.heat.step });
         body.append(grid, curve);
         const runSteps = r.heat.steps && r.heat.steps.length ? [...r.heat.steps].sort(compareSteps) : r.runSteps;
