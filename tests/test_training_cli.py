@@ -59,12 +59,14 @@ def test_unknown_model_and_dataset_are_argparse_errors_listing_the_valid_names(c
     assert "unknown model 'resnet18'; choose from vanilla, l1net, l2net, dropnet, normnet, nasreg" in err
     with pytest.raises(SystemExit):
         cli.main(["--dataset", "mnist"])
-    assert "choose from 'digits', 'fashion-mnist', 'cifar100'" in capsys.readouterr().err
+    assert "choose from 'digits', 'fashion-mnist', 'cifar10', 'cifar100'" in capsys.readouterr().err
 
 
 def test_missing_dataset_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     assert cli.main(["--dataset", "cifar100", "--data-dir", str(tmp_path)]) == 2
     assert "cifar-100-python.tar.gz" in capsys.readouterr().err
+    assert cli.main(["--dataset", "cifar10", "--data-dir", str(tmp_path)]) == 2
+    assert "cifar-10-python.tar.gz" in capsys.readouterr().err
 
 
 def test_python_dash_m_training_runs_the_cli():
