@@ -28,6 +28,10 @@ def test_judge_reads_stops_and_labels():
     assert j.stops["UP_2"] == 20  # strip ends 5, 10, 15, 20: the loss rises from 10 to 15 and from 15 to 20
     assert j.alarm is not None and 12 < j.alarm <= 18
     assert not j.early("NAS alarm") and j.loss_ratio("GL_5") == pytest.approx(1.09)
+    assert j.stops["EB"] is None and not j.has_eb  # not logged
+    noisy = curves(12)
+    noisy.scalars["eb_criterion"] = {e: (-1.0 if e < 9 else 0.2) for e in noisy.scalars["test_loss"]}
+    assert judge("a", noisy).stops["EB"] == 9
     clean = judge("b", curves(None))
     assert not clean.overfits and all(stop is None for stop in clean.stops.values())
     assert clean.loss_ratio("NAS alarm") == 1.0  # never stops: the last epoch, the minimum here
@@ -41,6 +45,7 @@ def test_an_alarm_while_the_loss_is_far_above_its_minimum_is_early():
     assert j.alarm is not None and j.alarm < 10 and j.early("NAS alarm")
     row = summary_rows("synthetic", [j], ("NAS alarm",))[0]
     assert row.startswith("| synthetic | NAS alarm | 1 / 1 |") and "| 1 / 1 | 0 / 0 |" in row
+    assert "not logged" in summary_rows("synthetic", [j], ("EB",))[0]
 
 
 def test_cost_penalises_misses_and_false_alarms_and_tuning_picks_the_cheapest():

@@ -32,6 +32,7 @@ def test_cli_trains_a_grid_and_logs_nas_for_every_layer(tmp_path, capsys):
         assert [s for s, _ in scalars["test_loss"]] == [1] and [s for s, _ in scalars["train_loss"]] == [1]
         assert 0 <= scalars["test_accuracy"][-1][1] <= 1
         assert "distorted_test_loss" in scalars
+        assert [s for s, _ in scalars["eb_criterion"]] == [1]  # the EB baseline, measured on training batches
     out = capsys.readouterr().out
     assert "VanillaNet seed0: peak test accuracy" in out and "NASReg: peak test accuracy" in out
     # what the NAS tab lists: one group per model, our layers in depth order, test_loss as the red curve

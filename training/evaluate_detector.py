@@ -10,8 +10,10 @@ layer, ``test_loss``, ``train_loss``); runs that logged fewer than ``--epochs`` 
 1. The detector's built-in defaults are judged on every run.
 2. Leave one dataset out: for each dataset in turn, the detector's grid is tuned on that dataset's runs
    alone and judged on the runs of the others, which the tuning never saw.
-3. Baselines on the same runs, online, on the test loss (which the NAS alarm never sees): Prechelt's GL_5,
-   PQ_3 and UP_2 (strips of 5 epochs).
+3. Baselines on the same runs, online: on the test loss (which the NAS alarm never sees) Prechelt's GL_5,
+   PQ_3 and UP_2 (strips of 5 epochs); without a validation set, the EB criterion of Mahsereci et al. 2017
+   (training/eb.py; stop at the first epoch whose ``eb_criterion``, the mean over its first training
+   batches, is > 0), on runs that logged it.
 
 A run "overfits" when its smoothed test loss (centred 3-epoch mean) ends more than 5 % above its smoothed
 minimum; the smoothed minimum is the reference moment (it needs the whole curve). Per dataset and method:
@@ -44,7 +46,8 @@ BASELINES: dict[str, Callable[[list[int], list[float], list[float]], int | None]
     "PQ_3": lambda steps, loss, train: progress_quotient_stop(steps, loss, train, 3.0, 5),
     "UP_2": lambda steps, loss, train: up_stop(steps, loss, 2, 5),
 }
-METHODS = ("NAS alarm", *BASELINES)
+EB = "EB"
+METHODS = ("NAS alarm", *BASELINES, EB)
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Judged:
     alarm_layers: tuple[str, ...]
     losses: dict[int, float]  # raw test loss per epoch
     smoothed: dict[int, float]
+    has_eb: bool = True  # the run logged eb_criterion
 
     @property
     def alarm(self) -> int | None:
@@ -80,8 +84,11 @@ def judge(name: str, run: Curves, **options: float) -> Judged:
     alarm = nas_alarm(epochs, {layer: [v[e] for e in epochs] for layer, v in run.nas.items()}, **options)
     stops = {"NAS alarm": alarm.step if alarm else None}
     stops.update({method: rule(epochs, loss, train) for method, rule in BASELINES.items()})
+    eb = run.scalars.get("eb_criterion", {})
+    stops[EB] = next((e for e in epochs if eb.get(e, -1.0) > 0), None) if eb else None
     return Judged(name, bool(smoothed[-1] > (1 + OVERFIT_MARGIN) * smoothed.min()), loss_minimum_step(epochs, loss),
-                  stops, alarm.layers if alarm else (), dict(zip(epochs, loss)), dict(zip(epochs, smoothed.tolist())))
+                  stops, alarm.layers if alarm else (), dict(zip(epochs, loss)), dict(zip(epochs, smoothed.tolist())),
+                  bool(eb))
 
 
 def cost(judged: list[Judged], epochs: int) -> float:
@@ -132,6 +139,9 @@ def summary_rows(dataset: str, judged: list[Judged], methods: Sequence[str] = ME
     clean = [j for j in judged if not j.overfits]
     rows = []
     for m in methods:
+        if m == EB and not all(j.has_eb for j in judged):
+            rows.append(f"| {dataset} | {label(m)} | not logged by these runs | | | | |")
+            continue
         caught = [j for j in over if j.stops[m] is not None]
         leads = [j.loss_min - j.stops[m] for j in caught]
         lead = f"{statistics.median(leads):+g}" if leads else "-"
