@@ -26,11 +26,13 @@ class Alarm:
 
 @dataclass
 class _Layer:
-    """One feature layer's state: its medians so far, its fastest and its slowest slope so far."""
+    """One feature layer's state: its medians so far, its fastest and slowest slope so far, and its rise
+    rate: the fastest slope up to the epoch of the slowest."""
 
     values: list[float] = field(default_factory=list)
     fastest: float = 0.0
     slowest: float = math.inf
+    rise: float = 0.0
 
 
 @dataclass
@@ -52,12 +54,12 @@ class OverfitDetector:
     """
 
     threshold: float = 0.5
-    window: int = 4
+    window: int = 5
     min_rate: float = 0.003
     quorum: float = 0.5
     patience: int = 2
     warmup: int = 3
-    noise_z: float = 3.0
+    noise_z: float = 2.0
     alarm: Alarm | None = None
     _layers: dict[str, _Layer] = field(default_factory=dict)
     _streak: int = 0
@@ -94,9 +96,10 @@ class OverfitDetector:
             return False
         slope = _slope(layer.values[-self.window:])
         layer.fastest = max(layer.fastest, slope, self.min_rate)
-        layer.slowest = min(layer.slowest, max(slope, 0.0))
+        if max(slope, 0.0) <= layer.slowest:
+            layer.slowest, layer.rise = max(slope, 0.0), layer.fastest
         climb = slope - layer.slowest
-        return climb >= self.threshold * layer.fastest and climb > self.noise_z * _slope_error(layer.values, self.window)
+        return climb >= self.threshold * layer.rise and climb > self.noise_z * _slope_error(layer.values, self.window)
 
 
 def _slope_error(values: list[float], n: int) -> float:

@@ -17,8 +17,8 @@ layer, ``test_loss``, ``train_loss``); runs that logged fewer than ``--epochs`` 
 
 A run "overfits" when its smoothed test loss (centred 3-epoch mean) ends more than 5 % above its smoothed
 minimum; the smoothed minimum is the reference moment (it needs the whole curve). Per dataset and method:
-overfitting runs caught, median lead before the minimum in epochs (negative = late), stops while the
-smoothed test loss is still more than 10 % above its eventual minimum ("early"), stops on runs that do not
+overfitting runs caught, median lead before the minimum in epochs (negative = late), stops before the
+minimum while the smoothed test loss is still more than 10 % above it ("early"), stops on runs that do not
 overfit, and the mean test loss at the stop relative to the run's minimum test loss (a method that never
 stops trains to the end).
 """
@@ -66,9 +66,11 @@ class Judged:
         return self.stops["NAS alarm"]
 
     def early(self, method: str) -> bool:
-        """Stopped while the smoothed test loss was still more than 10 % above its eventual minimum."""
+        """Stopped before the test-loss minimum, while the smoothed test loss was still more than 10 % above
+        its eventual minimum (the first half of the learning phase, roughly)."""
         stop = self.stops[method]
-        return stop is not None and self.smoothed[stop] > (1 + EARLY_MARGIN) * min(self.smoothed.values())
+        return (stop is not None and stop < self.loss_min
+                and self.smoothed[stop] > (1 + EARLY_MARGIN) * min(self.smoothed.values()))
 
     def loss_ratio(self, method: str) -> float:
         """Test loss at the stop (at the last epoch when it never stops) over the minimum test loss."""
