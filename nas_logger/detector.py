@@ -39,18 +39,20 @@ class _Layer:
 class OverfitDetector:
     """NAS-only, online overfitting alarm: a layer's NAS climbing faster again after it had slowed down.
 
-    While a network learns, its layers' median NAS may rise, but the rise slows down (and levels off); when
-    the network starts to memorise, NAS climbs again, faster. So for every feature layer (all but the last,
-    the prediction layer) the detector takes s(t), the least-squares slope of the median NAS over the last
-    ``window`` epochs (NAS per epoch, from the first full window on), and keeps the layer's slowest slope so
-    far, L (a falling layer counts as flat: L >= 0), and its fastest, R (at least ``min_rate``). A layer votes
-    when it climbs faster again: s(t) - L >= ``threshold`` x R, and by more than ``noise_z`` standard errors
-    of s (from the robust spread of the layer's second differences). A rise that slows down, or keeps one
-    pace, never votes, however steep; measuring every layer against its own fastest rise makes one setting
-    fit dense and sparse, shallow and deep layers. The alarm fires at the first epoch at which at least a
-    ``quorum`` share of the feature layers (those with a finite median) votes, ``patience`` epochs in a row,
-    never within the first ``warmup`` epochs; it names the voting layers. Only epochs <= t are used at epoch
-    t; the cost per epoch is a ``window``-point regression per layer.
+    While a network learns, its layers' median NAS may rise, but the rise slows down and levels off; when
+    the network starts to memorise, NAS climbs again, faster (issue 12's CIFAR-10 picture; the paper's
+    Fig. 2). So for every feature layer (all but the last, the prediction layer) the detector takes s(t),
+    the least-squares slope of the median NAS over the last ``window`` epochs (NAS per epoch, from the first
+    full window on), and keeps its slowest slope so far, L (a falling layer counts as flat: L >= 0), and its
+    rise rate R, the fastest slope it had shown up to the epoch of L (its learning rise; at least
+    ``min_rate``). A layer votes while it climbs faster again: s(t) - L >= ``threshold`` x R, by more than
+    ``noise_z`` standard errors of s (from the robust spread of the layer's second differences). A rise
+    that slows down or keeps one pace never votes, however steep, and measuring each layer against its own
+    learning rise makes one setting fit dense and sparse, shallow and deep layers. The alarm fires at the
+    first epoch at which at least a ``quorum`` share of the feature layers (those with a finite median)
+    votes, ``patience`` epochs in a row, never within the first ``warmup`` epochs; it names the voting
+    layers. Only epochs <= t are used at epoch t; each epoch costs one ``window``-point regression and one
+    median over the history per layer.
     """
 
     threshold: float = 0.5
@@ -61,9 +63,9 @@ class OverfitDetector:
     warmup: int = 3
     noise_z: float = 2.0
     alarm: Alarm | None = None
-    _layers: dict[str, _Layer] = field(default_factory=dict)
-    _streak: int = 0
-    _epochs: int = 0
+    _layers: dict[str, _Layer] = field(default_factory=dict, repr=False)
+    _streak: int = field(default=0, repr=False)
+    _epochs: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if (not self.threshold > 0 or self.window < 2 or not self.min_rate > 0
