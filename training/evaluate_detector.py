@@ -185,16 +185,16 @@ def report(suites: dict[str, dict[str, Curves]], epochs: int) -> str:
     for dataset, judged in defaults.items():
         lines += summary_rows(dataset, judged)
     if len(suites) > 1:
-        lines += ["", "## Leave one dataset out: tuned on one dataset, judged on the others", "",
-                  f"Grid: {GRID}.", "", *SUMMARY_HEADER]
+        tuned, rows = [], []
         for tuned_on, runs in suites.items():
             options, c = tune(runs, epochs)
-            lines.insert(lines.index(SUMMARY_HEADER[0]) - 1,
-                         f"- tuned on {tuned_on} ({len(runs)} runs): {options} (cost {c:.2f} epochs per run)")
+            tuned.append(f"- tuned on {tuned_on} ({len(runs)} runs): {options} (cost {c:.2f} epochs per run)")
             for dataset, held_out in suites.items():
                 if dataset != tuned_on:
                     judged = [judge(n, r, **options) for n, r in held_out.items()]
-                    lines += summary_rows(dataset, judged, ("NAS alarm",), lambda m: f"NAS alarm tuned on {tuned_on}")
+                    rows += summary_rows(dataset, judged, ("NAS alarm",), lambda m: f"NAS alarm tuned on {tuned_on}")
+        lines += ["", "## Leave one dataset out: tuned on one dataset, judged on the others", "",
+                  f"Grid: {GRID}.", "", *tuned, "", *SUMMARY_HEADER, *rows]
     for dataset, judged in defaults.items():
         lines += ["", f"## {dataset}: per run, built-in defaults", "", *run_table(judged)]
     return "\n".join(lines)
