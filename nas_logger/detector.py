@@ -1,15 +1,10 @@
 """Online overfitting signals: a NAS-only alarm and the test-loss baselines it is judged against.
 
-NAS alarm (``OverfitDetector``), fed the per-layer median NAS after each epoch:
-  for every feature layer i (all but the deepest, the prediction layer) keep the running minimum
-  m*_i of its median NAS and its relative rise r_i(t) = (m_i(t) - m*_i) / (1 - m*_i), the share of
-  the remaining headroom to full sparsity that the layer has climbed since its minimum. Normalising
-  by headroom makes one threshold fit shallow (dense) and deep (sparse) layers alike. Layer i votes
-  at epoch t when r_i(t) >= ``threshold``; the alarm fires at the first epoch at which at least a
-  ``quorum`` share of the layers has voted for ``patience`` consecutive epochs, never within the
-  first ``warmup`` epochs. Only epochs <= t are used at epoch t.
-Test-loss baselines: the step of the minimum of the lightly smoothed test loss (offline: it needs the
-whole curve) and Prechelt's generalisation-loss criterion GL_alpha (online).
+NAS alarm (``OverfitDetector``): NAS climbing faster again after it had slowed down. Fed the per-layer median NAS after each epoch.
+Test-loss baselines (Prechelt 1998, all online): the generalisation loss GL_alpha, the quotient PQ_alpha of
+GL and training progress, and UP_s (s successive strips with a rising test loss); and the step of the
+minimum of the lightly smoothed test loss (offline: it needs the whole curve), the reference they are
+all judged against.
 """
 from __future__ import annotations
 
@@ -30,24 +25,55 @@ class Alarm:
 
 
 @dataclass
+class _Layer:
+    """One feature layer's state: its medians so far, its fastest and slowest slope so far, and its rise
+    rate: the fastest slope up to the epoch of the slowest."""
+
+    values: list[float] = field(default_factory=list)
+    fastest: float = 0.0
+    slowest: float = math.inf
+    rise: float = 0.0
+
+
+@dataclass
 class OverfitDetector:
-    threshold: float = 0.05
+    """NAS-only, online overfitting alarm: a layer's NAS climbing faster again after it had slowed down.
+
+    While a network learns, its layers' median NAS may rise, but the rise slows down and levels off; when
+    the network starts to memorise, NAS climbs again, faster (issue 12's CIFAR-10 picture; the paper's
+    Fig. 2). So for every feature layer (all but the last, the prediction layer) the detector takes s(t),
+    the least-squares slope of the median NAS over the last ``window`` epochs (NAS per epoch, from the first
+    full window on), and keeps its slowest slope so far, L (a falling layer counts as flat: L >= 0), and its
+    rise rate R, the fastest slope it had shown up to the epoch of L (its learning rise; at least
+    ``min_rate``). A layer votes while it climbs faster again: s(t) - L >= ``threshold`` x R, by more than
+    ``noise_z`` standard errors of s (from the robust spread of the layer's second differences). A rise
+    that slows down or keeps one pace never votes, however steep, and measuring each layer against its own
+    learning rise makes one setting fit dense and sparse, shallow and deep layers. The alarm fires at the
+    first epoch at which at least a ``quorum`` share of the feature layers (those with a finite median)
+    votes, ``patience`` epochs in a row, never within the first ``warmup`` epochs; it names the voting
+    layers. Only epochs <= t are used at epoch t; each epoch costs one ``window``-point regression and one
+    median over the history per layer.
+    """
+
+    threshold: float = 0.5
+    window: int = 5
+    min_rate: float = 0.003
     quorum: float = 0.5
-    patience: int = 1
+    patience: int = 2
     warmup: int = 3
-    noise_z: float = 4.0
+    noise_z: float = 2.0
     alarm: Alarm | None = None
-    _minimum: dict[str, float] = field(default_factory=dict)
-    _history: dict[str, list[float]] = field(default_factory=dict)
-    _streak: int = 0
-    _epochs: int = 0
+    _layers: dict[str, _Layer] = field(default_factory=dict, repr=False)
+    _streak: int = field(default=0, repr=False)
+    _epochs: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
-        if (not 0 < self.threshold < 1 or not 0 < self.quorum <= 1 or self.patience < 1 or self.warmup < 0
-                or not self.noise_z >= 0):
+        if (not self.threshold > 0 or self.window < 2 or not self.min_rate > 0
+                or not 0 < self.quorum <= 1 or self.patience < 1 or self.warmup < 0 or not self.noise_z >= 0):
             raise ValueError(
-                "OverfitDetector needs 0 < threshold < 1, 0 < quorum <= 1, patience >= 1, warmup >= 0, noise_z >= 0; "
-                f"got threshold={self.threshold}, quorum={self.quorum}, patience={self.patience}, "
+                "OverfitDetector needs threshold > 0, window >= 2, min_rate > 0, 0 < quorum <= 1, "
+                f"patience >= 1, warmup >= 0, noise_z >= 0; got threshold={self.threshold}, "
+                f"window={self.window}, min_rate={self.min_rate}, quorum={self.quorum}, patience={self.patience}, "
                 f"warmup={self.warmup}, noise_z={self.noise_z}"
             )
 
@@ -55,33 +81,45 @@ class OverfitDetector:
         """Feed one epoch's median NAS per layer, in depth order (the prediction layer last, as
         ``Monitor.log`` returns them). Returns the alarm on the epoch it fires, else None."""
         self._epochs += 1
-        features = list(medians)[:-1] if len(medians) > 1 else list(medians)
-        voters = []
-        for name in features:
-            value = medians[name]
-            if not math.isfinite(value):
-                continue
-            low = min(self._minimum.get(name, value), value)
-            self._minimum[name] = low
-            history = self._history.setdefault(name, [])
-            history.append(value)
-            rise = value - low
-            if low < 1 and rise / (1 - low) >= self.threshold and rise > self.noise_z * _spread(history):
-                voters.append(name)
+        features = [n for n in (list(medians)[:-1] if len(medians) > 1 else medians) if math.isfinite(medians[n])]
+        voters = tuple(name for name in features if self._votes(name, medians[name]))
         enough = bool(features) and len(voters) >= self.quorum * len(features)
         self._streak = self._streak + 1 if enough else 0
         if self.alarm is None and self._streak >= self.patience and self._epochs > self.warmup:
-            self.alarm = Alarm(int(step), tuple(voters))
+            self.alarm = Alarm(int(step), voters)
             return self.alarm
         return None
 
+    def _votes(self, name: str, value: float) -> bool:
+        """Update layer ``name`` with this epoch's median; True when it climbs faster than its slowest pace."""
+        layer = self._layers.setdefault(name, _Layer())
+        layer.values.append(float(value))
+        if len(layer.values) < self.window:
+            return False
+        slope = _slope(layer.values[-self.window:])
+        layer.fastest = max(layer.fastest, slope, self.min_rate)
+        if max(slope, 0.0) <= layer.slowest:
+            layer.slowest, layer.rise = max(slope, 0.0), layer.fastest
+        climb = slope - layer.slowest
+        return climb >= self.threshold * layer.rise and climb > self.noise_z * _slope_error(layer.values, self.window)
 
-def _spread(values: list[float]) -> float:
-    """Robust standard deviation (1.4826 x MAD) of consecutive changes; 0 with fewer than three values."""
-    if len(values) < 3:
+
+def _slope_error(values: list[float], n: int) -> float:
+    """Standard error of an ``n``-point least-squares slope, the noise of one value estimated from the
+    robust spread (1.4826 x MAD) of the second differences of ``values`` (which a linear trend leaves at
+    zero) divided by sqrt(6), times sqrt(12 / (n^3 - n)). 0 with fewer than four values."""
+    if len(values) < 4:
         return 0.0
-    changes = np.diff(values)
-    return float(1.4826 * np.median(np.abs(changes - np.median(changes))))
+    second = np.diff(values, 2)
+    noise = 1.4826 * float(np.median(np.abs(second - np.median(second)))) / math.sqrt(6)
+    return noise * math.sqrt(12.0 / (n**3 - n))
+
+
+def _slope(values: list[float]) -> float:
+    """Least-squares slope of ``values`` against 0, 1, 2, ... (units per step)."""
+    t = np.arange(len(values), dtype=np.float64)
+    t -= t.mean()
+    return float(np.dot(t, values) / np.dot(t, t))
 
 
 def nas_alarm(steps: Sequence[int], medians: Mapping[str, Sequence[float]], **options: float) -> Alarm | None:
@@ -125,4 +163,43 @@ def generalisation_loss_stop(steps: Sequence[int], losses: Sequence[float], alph
         best = min(best, loss)
         if best > 0 and 100.0 * (loss / best - 1.0) > alpha:
             return int(step)
+    return None
+
+
+def _strip_ends(steps: Sequence[int], k: int) -> range:
+    """Positions of the last epoch of each strip of ``k`` epochs."""
+    return range(k - 1, len(steps), k)
+
+
+def progress_quotient_stop(steps: Sequence[int], losses: Sequence[float], train_losses: Sequence[float],
+                           alpha: float = 3.0, strip: int = 5) -> int | None:
+    """Prechelt's PQ_alpha (1998): at the end of each strip of ``strip`` epochs, stop when
+    GL(t) / P_k(t) > alpha, with GL(t) = 100 * (E(t) / min_{t'<=t} E(t') - 1) on the test loss E and the
+    training progress P_k(t) = 1000 * (sum of the strip's training losses / (k * their minimum) - 1).
+    Online; None when it never fires."""
+    best = math.inf
+    for i, (step, loss) in enumerate(zip(steps, losses)):
+        if math.isfinite(loss):
+            best = min(best, loss)
+        if (i + 1) % strip or not math.isfinite(loss) or not best > 0:
+            continue
+        window = [v for v in train_losses[i + 1 - strip: i + 1] if math.isfinite(v)]
+        if not window or min(window) <= 0:
+            continue
+        progress = 1000.0 * (sum(window) / (len(window) * min(window)) - 1.0)
+        gl = 100.0 * (loss / best - 1.0)
+        if gl > 0 and (progress <= 0 or gl / progress > alpha):
+            return int(step)
+    return None
+
+
+def up_stop(steps: Sequence[int], losses: Sequence[float], s: int = 2, strip: int = 5) -> int | None:
+    """Prechelt's UP_s (1998): stop at the end of the s-th successive strip of ``strip`` epochs at whose end
+    the test loss is higher than at the end of the strip before. Online; None when it never fires."""
+    ends = list(_strip_ends(steps, strip))
+    rises = 0
+    for previous, current in zip(ends, ends[1:]):
+        rises = rises + 1 if losses[current] > losses[previous] else 0
+        if rises >= s:
+            return int(steps[current])
     return None

@@ -1,4 +1,4 @@
-"""training/data: the embedded digits, the Fashion-MNIST idx reader and CIFAR-100 through torchvision,
+"""training/data: the embedded digits, the Fashion-MNIST idx reader and CIFAR-10/100 through torchvision,
 each on files the tests write themselves (nothing is downloaded)."""
 import gzip
 import pickle
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from training import data
-from training.data import Split, cifar100, distorted_test_set, fashion_mnist, load_data, read_idx, standardise
+from training.data import Split, distorted_test_set, fashion_mnist, load_data, read_idx, standardise
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -46,7 +46,7 @@ def test_subset_sizes_are_checked():
     assert len(load_data("digits", train_size=50, test_size=20).train) == 50
     with pytest.raises(ValueError, match=r"train size must be in \[1, 1297\] for digits; got 5000"):
         load_data("digits", train_size=5000)
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose from digits, fashion-mnist, cifar100"):
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose from digits, fashion-mnist, cifar10, cifar100"):
         load_data("mnist")
 
 
@@ -105,35 +105,51 @@ def test_missing_fashion_mnist_says_where_it_looked_and_what_to_install(tmp_path
     assert "dataset-fashion-mnist" in message and "--download" in message
 
 
-# --- CIFAR-100 in torchvision's format -----------------------------------------------------------------
+# --- CIFAR-10 and CIFAR-100 in torchvision's format ----------------------------------------------------
 
 
-def write_cifar100(root, n_train=5, n_test=3):
-    """``<root>/cifar-100-python/{train,test,meta}`` pickles as in the official archive: ``data`` rows of
-    3072 uint8 (1024 red, 1024 green, 1024 blue, row-major). Red is the label, green the row, blue the column."""
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
+def _cifar_entry(name, labels, key):
+    """A pickled batch as in the official archives: ``data`` rows of 3072 uint8 (1024 red, 1024 green, 1024
+    blue, row-major). Red is the label, green the row, blue the column."""
     rows, cols = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
-    for name, n in (("train", n_train), ("test", n_test)):
-        labels = [(7 * i) % 100 for i in range(n)]
-        planes = [np.stack([np.full((32, 32), y), rows, cols]) for y in labels]
-        entry = {
-            "data": np.stack(planes).reshape(n, 3072).astype(np.uint8),
-            "fine_labels": labels,
-            "coarse_labels": [y // 5 for y in labels],
-            "filenames": [f"{name}_{i}.png" for i in range(n)],
-            "batch_label": name,
-        }
-        (folder / name).write_bytes(pickle.dumps(entry))
-    meta = {"fine_label_names": [f"class{i}" for i in range(100)], "coarse_label_names": [f"super{i}" for i in range(20)]}
-    (folder / "meta").write_bytes(pickle.dumps(meta))
+    planes = [np.stack([np.full((32, 32), y), rows, cols]) for y in labels]
+    return {"data": np.stack(planes).reshape(len(labels), 3072).astype(np.uint8), key: labels,
+            "filenames": [f"{name}_{i}.png" for i in range(len(labels))], "batch_label": name}
 
 
-def test_cifar100_loads_torchvisions_format_channels_first(tmp_path):
-    write_cifar100(tmp_path)
-    train, test = cifar100(tmp_path, verify_md5=False)
-    assert train.x.shape == (5, 3, 32, 32) and test.x.shape == (3, 3, 32, 32)
-    assert sorted(train.y.tolist()) == [0, 7, 14, 21, 28]
+def write_cifar(root, dataset, n_train=5, n_test=3):
+    """Tiny files in torchvision's layout: ``cifar-100-python/{train,test,meta}`` or
+    ``cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}`` (n_train images per batch for CIFAR-10)."""
+    if dataset == "cifar100":
+        folder = root / "cifar-100-python"
+        folder.mkdir(parents=True)
+        for name, n in (("train", n_train), ("test", n_test)):
+            labels = [(7 * i) % 100 for i in range(n)]
+            entry = {**_cifar_entry(name, labels, "fine_labels"), "coarse_labels": [y // 5 for y in labels]}
+            (folder / name).write_bytes(pickle.dumps(entry))
+        meta = {"fine_label_names": [f"class{i}" for i in range(100)], "coarse_label_names": [f"super{i}" for i in range(20)]}
+        (folder / "meta").write_bytes(pickle.dumps(meta))
+        return folder
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for b in range(1, 6):
+        labels = [(3 * i + b) % 10 for i in range(n_train)]
+        (folder / f"data_batch_{b}").write_bytes(pickle.dumps(_cifar_entry(f"batch{b}", labels, "labels")))
+    labels = [(3 * i) % 10 for i in range(n_test)]
+    (folder / "test_batch").write_bytes(pickle.dumps(_cifar_entry("test", labels, "labels")))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{i}" for i in range(10)]}))
+    return folder
+
+
+@pytest.mark.parametrize("dataset, n_train, train_labels", [
+    ("cifar100", 5, [0, 7, 14, 21, 28]),
+    ("cifar10", 5 * 2, sorted((3 * i + b) % 10 for b in range(1, 6) for i in range(2))),
+])
+def test_cifar_loads_torchvisions_format_channels_first(tmp_path, dataset, n_train, train_labels):
+    write_cifar(tmp_path, dataset, n_train=2 if dataset == "cifar10" else 5)
+    train, test = data.cifar(dataset, tmp_path)
+    assert train.x.shape == (n_train, 3, 32, 32) and test.x.shape == (3, 3, 32, 32)
+    assert sorted(train.y.tolist()) == train_labels
     for split in (train, test):
         pixels = (split.x * 255).round().long()
         assert torch.equal(pixels[:, 0], split.y.view(-1, 1, 1).expand(-1, 32, 32))
@@ -141,19 +157,63 @@ def test_cifar100_loads_torchvisions_format_channels_first(tmp_path):
         assert torch.equal(pixels[0, 2], torch.arange(32).view(1, 32).expand(32, 32))  # blue = column
 
 
-def test_cifar100_checks_md5_of_the_official_files_by_default(tmp_path):
-    """What ``verify_md5=False`` bypasses: torchvision's checksum of the official archive's files."""
-    write_cifar100(tmp_path)
-    with pytest.raises(RuntimeError, match="not found or corrupted"):
-        cifar100(tmp_path)
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+def test_cifar_files_that_are_not_the_official_counts_are_read_unchecked_with_a_note(tmp_path, dataset, caplog):
+    folder = write_cifar(tmp_path, dataset)
+    with caplog.at_level("WARNING", logger="training.data"):
+        train, _ = data.cifar(dataset, tmp_path)
+    assert len(train) > 0
+    assert f"{folder} holds {len(train)} training and 3 test images, not the official 50000 and 10000" in caplog.text
+    with pytest.raises(RuntimeError, match="md5 differs from the official"):  # what the default skips
+        data.cifar(dataset, tmp_path, verify_md5=True)
 
 
-def test_missing_cifar100_says_what_to_download_and_where(tmp_path):
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+def test_cifar_files_with_the_official_counts_must_have_the_official_md5(tmp_path, dataset, monkeypatch, caplog):
+    """Pretend the tiny files' counts are the official ones: a wrong md5 is a corrupt download and an error
+    naming the file; the right md5 (the official list patched to these files' sums) loads without a note."""
+    import hashlib
+
+    folder = write_cifar(tmp_path, dataset)
+    n_train = 5 * 5 if dataset == "cifar10" else 5
+    monkeypatch.setattr(data, "CIFAR_OFFICIAL_SIZES", (n_train, 3))
+    reader = data.CIFAR_READERS[dataset]
+    first = reader.train_list[0][0]
+    with pytest.raises(RuntimeError, match=rf"{folder / first}.*md5 differs from the official"):
+        data.cifar(dataset, tmp_path)
+    md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    monkeypatch.setattr(reader, "train_list", [[n, md5[n]] for n, _ in reader.train_list])
+    monkeypatch.setattr(reader, "test_list", [[n, md5[n]] for n, _ in reader.test_list])
+    monkeypatch.setattr(reader, "meta", {**reader.meta, "md5": md5[reader.meta["filename"]]})
+    with caplog.at_level("WARNING", logger="training.data"):
+        train, _ = data.cifar(dataset, tmp_path)
+    assert len(train) == n_train and "not the official" not in caplog.text
+    entry = pickle.loads((folder / first).read_bytes())
+    entry["data"][0, 0] ^= 1  # one pixel changed, same image count
+    (folder / first).write_bytes(pickle.dumps(entry))
+    with pytest.raises(RuntimeError, match="md5 differs"):
+        data.cifar(dataset, tmp_path)
+
+
+@pytest.mark.parametrize("dataset, url, first", [
+    ("cifar100", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "cifar-100-python/train"),
+    ("cifar10", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-batches-py/data_batch_1"),
+])
+def test_missing_cifar_says_what_to_download_and_where(tmp_path, dataset, url, first):
     with pytest.raises(FileNotFoundError) as e:
-        load_data("cifar100", data_dir=tmp_path)
+        load_data(dataset, data_dir=tmp_path)
     message = str(e.value)
-    assert "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz" in message
-    assert str(tmp_path / "cifar-100-python" / "train") in message and "--download" in message
+    assert url in message and str(tmp_path / first) in message and "--download" in message
+
+
+def test_cifar10_through_load_data_is_standardised_with_a_distorted_test_set(tmp_path):
+    write_cifar(tmp_path, "cifar10", n_train=4, n_test=6)
+    d = load_data("cifar10", data_dir=tmp_path, distorted=True)
+    assert (d.name, d.classes, d.in_channels, d.image_size) == ("cifar10", 10, 3, 32)
+    assert len(d.train) == 20 and len(d.test) == 6
+    assert torch.allclose(d.train.x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert torch.equal(d.distorted.x[:3], d.train.x[:3]) and torch.equal(d.distorted.x[3:], d.test.x[:3])
+    assert torch.equal(d.distorted.y, torch.cat([d.train.y[:3], d.test.y[:3]]))
 
 
 def test_label_noise_moves_the_given_fraction_to_other_classes_and_keeps_test_clean():

@@ -1,35 +1,68 @@
 import numpy as np
 import pytest
 
-from nas_logger.detector import (OverfitDetector, generalisation_loss_stop, loss_minimum_step, nas_alarm, smooth)
+from nas_logger.detector import (OverfitDetector, generalisation_loss_stop, loss_minimum_step, nas_alarm,
+                                 progress_quotient_stop, smooth, up_stop)
+
+# Feature layers as (NAS before training, rise while learning), and a prediction layer the detector ignores.
+LAYERS = {"conv1": (0.35, 0.02), "conv2": (0.28, 0.08), "conv3": (0.37, 0.1), "conv4": (0.3, 0.12), "fc1": (0.75, 0.15)}
 
 
-def curves(change_at: int, epochs: int = 30, slope: float = 0.03, seed: int = 0, noise: float = 0.003):
-    """Three feature layers flat (at different levels) until ``change_at``, then rising; a noisy
-    prediction layer that the detector must ignore."""
+def curves(overfit_at: float | None = None, epochs: int = 30, climb: float = 0.025, learn: float = 3.0,
+           noise: float = 0.004, seed: int = 0) -> tuple[list[int], dict[str, np.ndarray]]:
+    """The phenomenon of issue 12: while the network learns, every layer's median NAS rises by ``gain``
+    and levels off (time constant ``learn`` epochs); from ``overfit_at`` on (None: never) it climbs again
+    by ``climb`` of its remaining headroom per epoch. Epochs 1..N, Gaussian noise."""
     rng = np.random.default_rng(seed)
-    t = np.arange(epochs)
-    rise = np.clip(t - change_at, 0, None) * slope
+    t = np.arange(1, epochs + 1)
     layers = {}
-    for name, base in (("conv1", 0.05), ("conv2", 0.3), ("fc1", 0.6)):
-        layers[name] = base + rise * (1 - base) + rng.normal(0, noise, epochs)
-    layers["fc2"] = 0.9 + rng.normal(0, 0.05, epochs)
+    for name, (base, gain) in LAYERS.items():
+        value = base + gain * (1 - np.exp(-t / learn))
+        if overfit_at is not None:
+            value = value + (1 - value) * np.clip(climb * (t - overfit_at), 0, 0.9)
+        layers[name] = np.clip(value + rng.normal(0, noise, epochs), 0, 1)
+    layers["prediction"] = np.clip(0.5 + rng.normal(0, 0.05, epochs), 0, 1)
     return list(t), layers
 
 
-@pytest.mark.parametrize("change_at", [5, 10, 18])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fires_within_tolerance_after_a_known_change_point_and_never_before(change_at, seed):
-    steps, layers = curves(change_at, seed=seed)
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("learn", [2.0, 3.0, 5.0])
+def test_a_learning_rise_that_levels_off_raises_no_alarm(seed, learn):
+    steps, layers = curves(None, epochs=40, learn=learn, seed=seed)
+    assert nas_alarm(steps, layers) is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("overfit_at", [10, 14, 20])
+def test_the_second_climb_after_the_plateau_fires_within_a_few_epochs(seed, overfit_at):
+    """Issue 12's CIFAR-10 picture: learning rise, plateau, a second climb; the alarm follows the climb."""
+    steps, layers = curves(overfit_at, seed=seed)
     alarm = nas_alarm(steps, layers)
     assert alarm is not None
-    assert change_at < alarm.step <= change_at + 6
-    assert "fc2" not in alarm.layers and len(alarm.layers) >= 2
+    assert overfit_at < alarm.step <= overfit_at + 5
+    assert "prediction" not in alarm.layers and len(alarm.layers) >= 3
+
+
+def test_a_climb_as_slow_as_the_noise_is_not_an_alarm_but_a_clear_one_is():
+    steps, slow = curves(12, climb=0.002, seed=1)
+    assert nas_alarm(steps, slow) is None
+    steps, clear = curves(12, climb=0.02, seed=1)
+    assert nas_alarm(steps, clear) is not None
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_flat_noisy_curves_raise_no_alarm(seed):
-    steps, layers = curves(change_at=10**6, seed=seed, noise=0.01)
+    rng = np.random.default_rng(seed)
+    layers = {name: base + rng.normal(0, 0.01, 40) for name, (base, _) in LAYERS.items()}
+    layers["prediction"] = np.full(40, 0.9)
+    assert nas_alarm(list(range(40)), layers) is None
+
+
+def test_a_network_still_learning_steadily_raises_no_alarm():
+    """NAS that keeps rising at one pace never climbs faster than its slowest pace."""
+    steps = list(range(1, 31))
+    layers = {name: base + 0.01 * np.arange(30) for name, (base, _) in LAYERS.items()}
+    layers["prediction"] = np.full(30, 0.9)
     assert nas_alarm(steps, layers) is None
 
 
@@ -39,13 +72,29 @@ def test_a_falling_curve_is_no_overfitting():
     assert nas_alarm(steps, layers) is None
 
 
+def test_each_layer_is_measured_against_its_own_learning_rise():
+    """A layer that rose fast while learning needs a fast second climb to vote; the same slow climb votes
+    in a layer that rose slowly. Only the plateau-then-climb shape matters, not the layer's NAS level."""
+    t = np.arange(1, 31)
+    learning = 1 - np.exp(-t / 2.0)
+    climb = 0.01 * np.clip(t - 15, 0, None)
+    fast = {"a": 0.2 + 0.3 * learning + climb, "b": 0.2 + 0.3 * learning + climb, "out": np.full(30, 0.5)}
+    slow = {"a": 0.2 + 0.03 * learning + climb, "b": 0.2 + 0.03 * learning + climb, "out": np.full(30, 0.5)}
+    assert nas_alarm(list(t), fast) is None
+    alarm = nas_alarm(list(t), slow)
+    assert alarm is not None and 15 < alarm.step <= 20 and alarm.layers == ("a", "b")
+    # The level of a layer does not matter: shifting it changes nothing.
+    shifted = {n: v + 0.5 if n != "out" else v for n, v in slow.items()}
+    assert nas_alarm(list(t), shifted) == alarm
+
+
 def test_online_feeding_equals_whole_curves_and_is_causal():
-    steps, layers = curves(change_at=8, seed=3)
+    steps, layers = curves(12, seed=3)
     detector = OverfitDetector()
     fired = [detector.update(s, {n: v[i] for n, v in layers.items()}) for i, s in enumerate(steps)]
     whole = nas_alarm(steps, layers)
-    assert [a for a in fired if a is not None] == [whole]
-    assert fired.index(whole) == steps.index(whole.step)  # fired on the epoch it names
+    assert whole is not None and [a for a in fired if a is not None] == [whole]
+    assert detector.alarm == whole and fired.index(whole) == steps.index(whole.step)  # fired on its epoch
     # Causality: data after the alarm changes nothing; data up to the epoch before raises nothing.
     cut = steps.index(whole.step)
     assert nas_alarm(steps[: cut + 1], {n: v[: cut + 1] for n, v in layers.items()}) == whole
@@ -55,11 +104,34 @@ def test_online_feeding_equals_whole_curves_and_is_causal():
 
 
 def test_nan_layers_are_skipped_and_bad_options_rejected():
-    steps, layers = curves(change_at=6)
-    layers["conv1"] = [float("nan")] * len(steps)
-    assert nas_alarm(steps, layers) is not None
-    with pytest.raises(ValueError, match="threshold=1.5"):
-        OverfitDetector(threshold=1.5)
+    steps, layers = curves(10)
+    layers["conv1"] = np.full(len(steps), np.nan)
+    alarm = nas_alarm(steps, layers)
+    assert alarm is not None and "conv1" not in alarm.layers
+    with pytest.raises(ValueError, match="threshold=0"):
+        OverfitDetector(threshold=0)
+    with pytest.raises(ValueError, match="window=1"):
+        OverfitDetector(window=1)
+
+
+def test_a_climb_that_speeds_up_from_the_start_fires():
+    """A network that starts to memorise right after a short learning phase: NAS climbs ever faster
+    from the first epochs, with no plateau in between (CIFAR-10 on 3,000 images)."""
+    t = np.arange(1, 21)
+    layers = {name: base + 0.002 * (t - 1) ** 1.6 for name, (base, _) in LAYERS.items()}
+    layers["prediction"] = np.full(20, 0.5)
+    alarm = nas_alarm(list(t), layers)
+    assert alarm is not None and alarm.step <= 8
+
+
+def test_warmup_and_patience():
+    """A climb from the first epochs on (no learning phase, e.g. a network that memorises at once) fires
+    after warmup; patience delays the alarm by as many epochs."""
+    t = list(range(1, 21))
+    flat_then_steep = {"a": np.r_[np.full(5, 0.3), 0.3 + 0.05 * np.arange(1, 16)], "out": np.full(20, 0.5)}
+    first = nas_alarm(t, flat_then_steep, patience=1).step
+    assert first > 5
+    assert nas_alarm(t, flat_then_steep, patience=3).step == first + 2
 
 
 def test_loss_minimum_uses_a_centred_moving_average():
@@ -80,6 +152,29 @@ def test_generalisation_loss_criterion():
     assert generalisation_loss_stop(steps, losses, alpha=50.0) is None
     # Online: the answer at step t only depends on losses up to t.
     assert generalisation_loss_stop(steps[:5], losses[:5], alpha=5.0) == 4
+
+
+def test_progress_quotient_criterion_by_hand():
+    """PQ_alpha at strip ends (k = 2 here): GL(t) / P_k(t), P_k = 1000 (mean strip train loss / its min - 1)."""
+    steps = [1, 2, 3, 4, 5, 6]
+    test = [2.0, 1.0, 1.02, 1.1, 1.2, 1.3]
+    train = [2.0, 1.5, 1.0, 0.9, 0.895, 0.894]
+    # epoch 2: GL 0; epoch 4: GL 10, P = 1000 * (0.95 / 0.9 - 1) = 55.6 -> 0.18; epoch 6: GL 30,
+    # P = 1000 * (0.8945 / 0.894 - 1) = 0.559 -> 53.7
+    assert progress_quotient_stop(steps, test, train, alpha=0.1, strip=2) == 4
+    assert progress_quotient_stop(steps, test, train, alpha=1.0, strip=2) == 6
+    assert progress_quotient_stop(steps, test, train, alpha=100.0, strip=2) is None
+    assert progress_quotient_stop(steps[:5], test[:5], train[:5], alpha=1.0, strip=2) is None  # online
+
+
+def test_up_criterion_counts_successive_rising_strips():
+    steps = list(range(1, 13))
+    #       strip ends (k = 2) at epochs 2, 4, 6, 8, 10, 12
+    test = [3, 2.0, 2, 1.5, 2, 1.7, 2, 1.8, 2, 1.9, 2, 1.6]
+    assert up_stop(steps, test, s=1, strip=2) == 6  # 1.7 > 1.5
+    assert up_stop(steps, test, s=2, strip=2) == 8  # 1.5 < 1.7 < 1.8
+    assert up_stop(steps, test, s=3, strip=2) == 10
+    assert up_stop(steps, test, s=4, strip=2) is None  # 1.6 < 1.9 resets the run
 
 
 def test_smooth_is_a_centred_window_3_mean_truncated_at_the_ends():

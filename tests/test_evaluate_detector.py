@@ -1,12 +1,13 @@
 import numpy as np
+import pytest
 
-from training.evaluate_detector import cost, judge, tune
+from training.evaluate_detector import GRID, cost, judge, load_suites, main, summary_rows, tune
 from training.report import Curves
 
 
 def curves(overfit_at: int | None, epochs: int = 30) -> Curves:
     """Test loss falling to a minimum at ``overfit_at`` then rising, NAS flat until then and rising
-    after; or (None) a loss that keeps falling and flat NAS."""
+    after; or (None) a loss that keeps falling and flat NAS. Training loss falls as 1 / t."""
     t = np.arange(1, epochs + 1)
     if overfit_at is None:
         loss = 2.0 / t
@@ -16,25 +17,54 @@ def curves(overfit_at: int | None, epochs: int = 30) -> Curves:
         rise = np.clip(t - overfit_at, 0, None) * 0.03
     nas = {f"conv{i}": dict(zip(t.tolist(), (0.2 * i + rise * (1 - 0.2 * i)).tolist())) for i in (1, 2, 3)}
     nas["prediction"] = dict(zip(t.tolist(), [0.9] * epochs))
-    distorted = dict(zip(t.tolist(), (2.0 / t).tolist()))  # a leaky test set keeps falling
-    return Curves({"test_loss": dict(zip(t.tolist(), loss.tolist())), "distorted_test_loss": distorted}, nas)
+    scalars = {"test_loss": dict(zip(t.tolist(), loss.tolist())), "train_loss": dict(zip(t.tolist(), (1.0 / t).tolist()))}
+    return Curves(scalars, nas)
 
 
 def test_judge_reads_stops_and_labels():
     j = judge("a", curves(12))
     assert j.overfits and j.loss_min == 12
-    assert j.gl_stop is not None and j.gl_stop > 12
+    assert j.stops["GL_5"] == 15  # 1 + 0.01 * 3^2 = 1.09 > 1.05, 1.04 at 14 is not
+    assert j.stops["UP_2"] == 20  # strip ends 5, 10, 15, 20: the loss rises from 10 to 15 and from 15 to 20
     assert j.alarm is not None and 12 < j.alarm <= 18
-    assert j.gl_distorted is None  # the distorted loss never shows overfitting
+    assert not j.early("NAS alarm") and j.loss_ratio("GL_5") == pytest.approx(1.09)
+    assert j.stops["EB"] is None and not j.has_eb  # not logged
+    noisy = curves(12)
+    noisy.scalars["eb_criterion"] = {e: (-1.0 if e < 9 else 0.2) for e in noisy.scalars["test_loss"]}
+    assert judge("a", noisy).stops["EB"] == 9
     clean = judge("b", curves(None))
-    assert not clean.overfits and clean.alarm is None and clean.gl_stop is None
+    assert not clean.overfits and all(stop is None for stop in clean.stops.values())
+    assert clean.loss_ratio("NAS alarm") == 1.0  # never stops: the last epoch, the minimum here
+
+
+def test_an_alarm_while_the_loss_is_far_above_its_minimum_is_early():
+    run = curves(20)
+    run.nas = {name: {e: v + 0.01 * min(e, 6) ** 2 for e, v in values.items()} for name, values in run.nas.items()}
+    run.nas["prediction"] = {e: 0.9 for e in run.nas["prediction"]}
+    j = judge("a", run, threshold=0.25, window=3, quorum=0.5, patience=1)
+    assert j.alarm is not None and j.alarm < 10 and j.early("NAS alarm")
+    row = summary_rows("synthetic", [j], ("NAS alarm",))[0]
+    assert row.startswith("| synthetic | NAS alarm | 1 / 1 |") and "| 1 / 1 | 0 / 0 |" in row
+    assert "not logged" in summary_rows("synthetic", [j], ("EB",))[0]
 
 
 def test_cost_penalises_misses_and_false_alarms_and_tuning_picks_the_cheapest():
-    over, clean = judge("a", curves(10), threshold=0.9), judge("b", curves(None))
+    over, clean = judge("a", curves(10), threshold=50.0), judge("b", curves(None))
     assert over.alarm is None and cost([over], 30) == 30  # missed
     assert cost([judge("a", curves(10))], 30) == abs(judge("a", curves(10)).alarm - 10)
     assert cost([clean], 30) == 0
-    options, best = tune({"a": curves(10), "b": curves(None), "c": curves(20)}, 30)
-    assert best <= cost([judge(n, c) for n, c in {"a": curves(10), "b": curves(None), "c": curves(20)}.items()], 30)
-    assert set(options) == {"threshold", "quorum", "patience", "noise_z"}
+    runs = {"a": curves(10), "b": curves(None), "c": curves(20)}
+    options, best = tune(runs, 30)
+    assert set(options) == set(GRID)
+    assert best <= cost([judge(n, c) for n, c in runs.items()], 30)
+    assert best < cost([judge(n, c, threshold=50.0) for n, c in runs.items()], 30)  # tuning beats a deaf detector
+
+
+def test_main_reads_suites_and_rejects_a_folder_without_complete_runs(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "vanilla" / "seed0").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no run with 30 logged epochs"):
+        load_suites({"x": empty}, 30)
+    with pytest.raises(SystemExit):
+        main(["digits"])  # not DATASET=LOGDIR
+    assert "expected DATASET=LOGDIR" in capsys.readouterr().err

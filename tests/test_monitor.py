@@ -309,7 +309,7 @@ def test_detector_alarm_is_logged_once_at_the_step_it_fires(tmp_path, small_cnn)
     from nas_logger.detector import OverfitDetector
 
     monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(8, 1, 8, 8),
-                               detect=OverfitDetector(threshold=0.05, warmup=1, patience=1))
+                               detect=OverfitDetector(window=2, warmup=1, patience=1, noise_z=0))
     fired_at = None
     for epoch in range(8):
         monitor.log(epoch)

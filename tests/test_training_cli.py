@@ -32,6 +32,7 @@ def test_cli_trains_a_grid_and_logs_nas_for_every_layer(tmp_path, capsys):
         assert [s for s, _ in scalars["test_loss"]] == [1] and [s for s, _ in scalars["train_loss"]] == [1]
         assert 0 <= scalars["test_accuracy"][-1][1] <= 1
         assert "distorted_test_loss" in scalars
+        assert [s for s, _ in scalars["eb_criterion"]] == [1]  # the EB baseline, measured on training batches
     out = capsys.readouterr().out
     assert "VanillaNet seed0: peak test accuracy" in out and "NASReg: peak test accuracy" in out
     # what the NAS tab lists: one group per model, our layers in depth order, test_loss as the red curve
@@ -59,12 +60,14 @@ def test_unknown_model_and_dataset_are_argparse_errors_listing_the_valid_names(c
     assert "unknown model 'resnet18'; choose from vanilla, l1net, l2net, dropnet, normnet, nasreg" in err
     with pytest.raises(SystemExit):
         cli.main(["--dataset", "mnist"])
-    assert "choose from 'digits', 'fashion-mnist', 'cifar100'" in capsys.readouterr().err
+    assert "choose from 'digits', 'fashion-mnist', 'cifar10', 'cifar100'" in capsys.readouterr().err
 
 
 def test_missing_dataset_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     assert cli.main(["--dataset", "cifar100", "--data-dir", str(tmp_path)]) == 2
     assert "cifar-100-python.tar.gz" in capsys.readouterr().err
+    assert cli.main(["--dataset", "cifar10", "--data-dir", str(tmp_path)]) == 2
+    assert "cifar-10-python.tar.gz" in capsys.readouterr().err
 
 
 def test_python_dash_m_training_runs_the_cli():

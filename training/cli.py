@@ -47,9 +47,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", "--models", dest="models", type=model_list, default=["vanilla"], metavar="NAMES",
                    help=f"model or comma-separated models to run in turn, from: {', '.join(MODELS)}")
     p.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help="digits (embedded, default), fashion-mnist, cifar100 (the paper's)")
-    p.add_argument("--data-dir", default=None, help="folder holding cifar-100-python/ or Fashion-MNIST's idx files")
-    p.add_argument("--download", action="store_true", help="download CIFAR-100 / Fashion-MNIST into --data-dir if missing")
+                   help="digits (embedded, default), fashion-mnist, cifar10, cifar100 (the paper's)")
+    p.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py/, cifar-100-python/ or Fashion-MNIST's idx files")
+    p.add_argument("--download", action="store_true", help="download CIFAR-10 / CIFAR-100 / Fashion-MNIST into --data-dir if missing")
     p.add_argument("--train-size", type=_positive(int), default=None,
                    help="training images used; default " + ", ".join(
                        f"{k}: {v[0] or 'all'}" for k, v in DEFAULT_SIZES.items()))

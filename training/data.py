@@ -4,7 +4,11 @@
   shipped inside the scikit-learn wheel, so it needs no download. Split once with a fixed seed.
 - ``fashion-mnist``: 28x28 Fashion-MNIST from the standard idx files (``*-idx3-ubyte[.gz]``), found in
   ``--data-dir`` or where Debian's ``dataset-fashion-mnist`` package puts them.
-- ``cifar100``: the paper's CIFAR-100 (32x32x3, 100 classes) through ``torchvision.datasets.CIFAR100``.
+- ``cifar10`` / ``cifar100``: CIFAR-10 (32x32x3, 10 classes) and the paper's CIFAR-100 (100 classes) through
+  torchvision's readers, from ``<data-dir>/cifar-10-batches-py`` / ``<data-dir>/cifar-100-python``. The md5
+  sums of the official files are checked when the files hold the official 50,000 / 10,000 images; files
+  that hold other counts (a subset someone made, e.g. the tests' tiny files) are not the official files,
+  so they are read without the check and a logged note says so.
 
 Pixels are scaled to [0, 1] and then standardised per channel with the mean and standard deviation of
 the training subset (without it, plain SGD at lr 0.01 idles for dozens of epochs on the 8x8 digits).
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,16 +32,21 @@ import numpy as np
 import torch
 import torchvision
 
-DATASETS = ("digits", "fashion-mnist", "cifar100")
-CLASSES = {"digits": 10, "fashion-mnist": 10, "cifar100": 100}
+DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100")
+CLASSES = {"digits": 10, "fashion-mnist": 10, "cifar10": 10, "cifar100": 100}
 # Subset sizes when none is given: digits is cut small enough for VanillaNet to overfit in a demo.
 DEFAULT_SIZES: dict[str, tuple[int | None, int | None]] = {  # (train, test); None = all
     "digits": (None, 500),
     "fashion-mnist": (2000, 2000),
+    "cifar10": (None, None),
     "cifar100": (None, None),
 }
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+CIFAR_READERS = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}
+CIFAR_ARCHIVE_MB = {"cifar10": 163, "cifar100": 161}
+# Training and test images in the official archives (both CIFARs); other counts are not the official files.
+CIFAR_OFFICIAL_SIZES = (50_000, 10_000)
+log = logging.getLogger(__name__)
 FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -161,37 +171,70 @@ def fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool = Fa
     )
 
 
-# --- CIFAR-100 ---------------------------------------------------------------------------------------
+# --- CIFAR-10 and CIFAR-100 -------------------------------------------------------------------------
 
 
-class _CIFAR100WithoutChecksums(torchvision.datasets.CIFAR100):
-    """torchvision's CIFAR-100 reader with the md5 checks of the official files switched off
-    (``check_integrity(path, None)`` only checks that a file exists); used for files that are not the
-    official download, e.g. the small ones the tests write. Everything else is torchvision's code."""
+def _without_checksums(reader: type) -> type:
+    """torchvision's CIFAR reader ``reader`` with its md5 checks switched off (``check_integrity(path, None)``
+    only checks that a file exists); everything else, the download included, is torchvision's code."""
+    return type(f"{reader.__name__}WithoutChecksums", (reader,), {
+        "train_list": [[name, None] for name, _ in reader.train_list],
+        "test_list": [[name, None] for name, _ in reader.test_list],
+        "meta": {**reader.meta, "md5": None},
+    })
 
-    train_list = [[name, None] for name, _ in torchvision.datasets.CIFAR100.train_list]
-    test_list = [[name, None] for name, _ in torchvision.datasets.CIFAR100.test_list]
-    meta = {**torchvision.datasets.CIFAR100.meta, "md5": None}
+
+def _md5_mismatches(reader: type, folder: Path) -> list[str]:
+    """The files in ``folder`` whose md5 differs from the official archive's."""
+    files = reader.train_list + reader.test_list + [[reader.meta["filename"], reader.meta["md5"]]]
+    return [name for name, md5 in files if not torchvision.datasets.utils.check_integrity(str(folder / name), md5)]
 
 
-def cifar100(data_dir: str | os.PathLike, download: bool = False, verify_md5: bool = True) -> tuple[Split, Split]:
-    """CIFAR-100 from ``<data_dir>/cifar-100-python/{train,test,meta}`` (torchvision's layout), each split
-    shuffled (seed 0). ``download=True`` fetches and extracts the archive first if it is missing.
-    ``verify_md5=False`` skips torchvision's checksums of the official files."""
-    folder = Path(data_dir) / torchvision.datasets.CIFAR100.base_folder
-    missing = [n for n in ("train", "test", "meta") if not (folder / n).is_file()]
+def cifar(name: str, data_dir: str | os.PathLike, download: bool = False,
+          verify_md5: bool | None = None) -> tuple[Split, Split]:
+    """CIFAR-10 or CIFAR-100 (``name``) from torchvision's layout under ``data_dir``, each split shuffled
+    (seed 0). ``download=True`` fetches and extracts the official archive first if files are missing.
+
+    ``verify_md5``: None (default) checks torchvision's md5 sums when the files hold the official 50,000
+    training and 10,000 test images and raises if one differs (a corrupt download); files with other counts
+    are not the official ones, so they are read unchecked with a logged note. True always checks, False never."""
+    reader = CIFAR_READERS[name]
+    folder = Path(data_dir) / reader.base_folder
+    needed = [n for n, _ in reader.train_list + reader.test_list] + [reader.meta["filename"]]
+    missing = [n for n in needed if not (folder / n).is_file()]
     if missing and not download:
         raise FileNotFoundError(
-            f"CIFAR-100 not found: {', '.join(str(folder / n) for n in missing)} missing. Download "
-            f"{CIFAR100_URL} (161 MB) and extract it into {data_dir} (giving {folder}/train, test, meta), "
-            f"or pass --download to fetch it."
+            f"{name.upper().replace('CIFAR', 'CIFAR-')} not found: {', '.join(str(folder / n) for n in missing)} "
+            f"missing. Download {reader.url} ({CIFAR_ARCHIVE_MB[name]} MB) and extract it into {data_dir} "
+            f"(giving {folder}/{', '.join(needed)}), or pass --download to fetch it."
         )
-    reader = torchvision.datasets.CIFAR100 if verify_md5 else _CIFAR100WithoutChecksums
     splits = []
     for train in (True, False):
-        ds = reader(str(data_dir), train=train, download=download)
+        ds = _without_checksums(reader)(str(data_dir), train=train, download=download)
         splits.append(_shuffled(_images(ds.data, 255.0), torch.tensor(ds.targets, dtype=torch.long)))
+    sizes = (len(splits[0]), len(splits[1]))
+    if verify_md5 or (verify_md5 is None and sizes == CIFAR_OFFICIAL_SIZES):
+        bad = _md5_mismatches(reader, folder)
+        if bad:
+            raise RuntimeError(
+                f"{', '.join(str(folder / n) for n in bad)}: md5 differs from the official {reader.url}; the "
+                f"download is corrupt or the files were changed. Delete {folder} and pass --download, or "
+                f"read them unchecked with verify_md5=False."
+            )
+    elif verify_md5 is None:
+        log.warning("%s holds %d training and %d test images, not the official %d and %d: not the official "
+                    "files, read without their md5 check", folder, *sizes, *CIFAR_OFFICIAL_SIZES)
     return splits[0], splits[1]
+
+
+def cifar100(data_dir: str | os.PathLike, download: bool = False, verify_md5: bool | None = None) -> tuple[Split, Split]:
+    """CIFAR-100 from ``<data_dir>/cifar-100-python/{train,test,meta}``; see :func:`cifar`."""
+    return cifar("cifar100", data_dir, download, verify_md5)
+
+
+def cifar10(data_dir: str | os.PathLike, download: bool = False, verify_md5: bool | None = None) -> tuple[Split, Split]:
+    """CIFAR-10 from ``<data_dir>/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}``; see :func:`cifar`."""
+    return cifar("cifar10", data_dir, download, verify_md5)
 
 
 # --- Putting it together -----------------------------------------------------------------------------
@@ -239,8 +282,8 @@ def load_data(
         train, test = digits()
     elif name == "fashion-mnist":
         train, test = fashion_mnist(data_dir, download)
-    elif name == "cifar100":
-        train, test = cifar100(data_dir if data_dir is not None else "data", download)
+    elif name in CIFAR_READERS:
+        train, test = cifar(name, data_dir if data_dir is not None else "data", download)
     else:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     default_train, default_test = DEFAULT_SIZES[name]

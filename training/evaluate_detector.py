@@ -1,72 +1,96 @@
-"""``python -m training.evaluate_detector``: the NAS-only overfitting alarm judged against the test loss.
+"""``python -m training.evaluate_detector``: the NAS-only overfitting alarm against Prechelt's stopping rules,
+leave one dataset out.
 
-1. Trains (or reuses) a suite with the paper's protocol: VanillaNet, DropNet, L1Net, L2Net, NormNet and
-   NASReg, seeds 0-2, each also logging the distorted test loss (half training, half test images).
-2. Tunes the detector's four parameters on the seed-0 runs only, then reports the held-out seeds.
-3. Per run: the test-loss minimum (3-epoch moving average; needs the whole curve, so it is the
-   reference, not a usable stop), Prechelt's GL_5 stop (online baseline), the NAS alarm (online, no test
-   data), lead times (positive = NAS earlier), the test loss at each stop, and the same baseline computed
-   on the distorted test loss, which a leaky test set would give.
-A run "overfits" when its smoothed test loss ends more than 5 % above its smoothed minimum.
+    python -m training.evaluate_detector digits=runs/ew-digits fashion-mnist=runs/ew-fashion \\
+        cifar10=runs/ew-cifar10 --output docs/early-warning-results.md
+
+Each DATASET=LOGDIR holds runs ``<LOGDIR>/<model>/seed<k>`` logged by ``python -m training`` (median NAS per
+layer, ``test_loss``, ``train_loss``); runs that logged fewer than ``--epochs`` epochs are left out.
+
+1. The detector's built-in defaults are judged on every run.
+2. Leave one dataset out: for each dataset in turn, the detector's grid is tuned on that dataset's runs
+   alone and judged on the runs of the others, which the tuning never saw.
+3. Baselines on the same runs, online: on the test loss (which the NAS alarm never sees) Prechelt's GL_5,
+   PQ_3 and UP_2 (strips of 5 epochs); without a validation set, the EB criterion of Mahsereci et al. 2017
+   (training/eb.py; stop at the first epoch whose ``eb_criterion``, the mean over its first training
+   batches, is > 0), on runs that logged it.
+
+A run "overfits" when its smoothed test loss (centred 3-epoch mean) ends more than 5 % above its smoothed
+minimum; the smoothed minimum is the reference moment (it needs the whole curve). Per dataset and method:
+overfitting runs caught, median lead before the minimum in epochs (negative = late), stops before the
+minimum while the smoothed test loss is still more than 10 % above it ("early"), stops on runs that do not
+overfit, and the mean test loss at the stop relative to the run's minimum test loss (a method that never
+stops trains to the end).
 """
 from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import nas_logger
-from nas_logger.detector import smooth
+from nas_logger.detector import (OverfitDetector, generalisation_loss_stop, loss_minimum_step, nas_alarm,
+                                 progress_quotient_stop, smooth, up_stop)
 
-from .data import load_data
 from .models import MODELS
 from .report import Curves, read_run
-from .train import Protocol, run_grid
 
-SUITE = ("vanilla", "dropnet", "l1net", "l2net", "normnet", "nasreg")
-TUNING_SEEDS = (0,)
-HELD_OUT_SEEDS = (1, 2)
-# noise_z below 4 is excluded up front: it raises alarms on flat synthetic curves with noise 0.01
-# (2 of 100 at 3, 10 of 50 at 2), which tests/test_detector.py forbids.
-GRID = {"threshold": (0.03, 0.05, 0.075, 0.1, 0.15, 0.2), "quorum": (0.5, 0.75, 1.0), "patience": (1, 2, 3),
-        "noise_z": (4.0, 5.0)}
-GL_ALPHA = 5.0
-OVERFIT_MARGIN = 0.05
+GRID = {"threshold": (0.25, 0.5, 1.0), "window": (3, 4, 5), "quorum": (0.5, 0.75), "patience": (1, 2)}
+OVERFIT_MARGIN = 0.05  # a run overfits when its smoothed test loss ends this far above its smoothed minimum
+EARLY_MARGIN = 0.10  # a stop is early while the smoothed test loss is this far above its eventual minimum
+BASELINES: dict[str, Callable[[list[int], list[float], list[float]], int | None]] = {
+    "GL_5": lambda steps, loss, train: generalisation_loss_stop(steps, loss, 5.0),
+    "PQ_3": lambda steps, loss, train: progress_quotient_stop(steps, loss, train, 3.0, 5),
+    "UP_2": lambda steps, loss, train: up_stop(steps, loss, 2, 5),
+}
+EB = "EB"
+METHODS = ("NAS alarm", *BASELINES, EB)
 
 
 @dataclass
 class Judged:
     name: str
     overfits: bool
-    loss_min: int
-    gl_stop: int | None
-    gl_distorted: int | None
-    alarm: int | None
+    loss_min: int  # epoch of the smoothed test-loss minimum
+    stops: dict[str, int | None]  # per method, the epoch it stops (None: never)
     alarm_layers: tuple[str, ...]
-    losses: dict[int, float]
+    losses: dict[int, float]  # raw test loss per epoch
+    smoothed: dict[int, float]
+    has_eb: bool = True  # the run logged eb_criterion
 
-    def loss_at(self, step: int | None) -> str:
-        return "-" if step is None else f"{self.losses[step]:.3f}"
+    @property
+    def alarm(self) -> int | None:
+        return self.stops["NAS alarm"]
+
+    def early(self, method: str) -> bool:
+        """Stopped before the test-loss minimum, while the smoothed test loss was still more than 10 % above
+        its eventual minimum (the first half of the learning phase, roughly)."""
+        stop = self.stops[method]
+        return (stop is not None and stop < self.loss_min
+                and self.smoothed[stop] > (1 + EARLY_MARGIN) * min(self.smoothed.values()))
+
+    def loss_ratio(self, method: str) -> float:
+        """Test loss at the stop (at the last epoch when it never stops) over the minimum test loss."""
+        stop = self.stops[method]
+        return self.losses[stop if stop is not None else max(self.losses)] / min(self.losses.values())
 
 
 def judge(name: str, run: Curves, **options: float) -> Judged:
     epochs = run.epochs
     loss = [run.scalars["test_loss"][e] for e in epochs]
+    train = [run.scalars.get("train_loss", {}).get(e, float("nan")) for e in epochs]
     smoothed = smooth(loss)
-    overfits = smoothed[-1] > (1 + OVERFIT_MARGIN) * smoothed.min()
-    distorted = run.scalars.get("distorted_test_loss")
-    alarm = nas_logger.nas_alarm(epochs, {layer: [v[e] for e in epochs] for layer, v in run.nas.items()}, **options)
-    return Judged(
-        name, bool(overfits), nas_logger.loss_minimum_step(epochs, loss),
-        nas_logger.generalisation_loss_stop(epochs, loss, GL_ALPHA),
-        nas_logger.generalisation_loss_stop(epochs, [distorted[e] for e in epochs], GL_ALPHA) if distorted else None,
-        alarm.step if alarm else None, alarm.layers if alarm else (), run.scalars["test_loss"],
-    )
+    alarm = nas_alarm(epochs, {layer: [v[e] for e in epochs] for layer, v in run.nas.items()}, **options)
+    stops = {"NAS alarm": alarm.step if alarm else None}
+    stops.update({method: rule(epochs, loss, train) for method, rule in BASELINES.items()})
+    eb = run.scalars.get("eb_criterion", {})
+    stops[EB] = next((e for e in epochs if eb.get(e, -1.0) > 0), None) if eb else None
+    return Judged(name, bool(smoothed[-1] > (1 + OVERFIT_MARGIN) * smoothed.min()), loss_minimum_step(epochs, loss),
+                  stops, alarm.layers if alarm else (), dict(zip(epochs, loss)), dict(zip(epochs, smoothed.tolist())),
+                  bool(eb))
 
 
 def cost(judged: list[Judged], epochs: int) -> float:
@@ -82,6 +106,7 @@ def cost(judged: list[Judged], epochs: int) -> float:
 
 
 def tune(runs: dict[str, Curves], epochs: int) -> tuple[dict[str, float], float]:
+    """The grid point of :data:`GRID` with the lowest :func:`cost` on ``runs`` (the first on ties)."""
     best = None
     for values in itertools.product(*GRID.values()):
         options = dict(zip(GRID, values))
@@ -91,119 +116,110 @@ def tune(runs: dict[str, Curves], epochs: int) -> tuple[dict[str, float], float]
     return best
 
 
-def _settings(detector: nas_logger.OverfitDetector) -> str:
-    return ", ".join(f"{k}={getattr(detector, k)}" for k in ("threshold", "quorum", "patience", "warmup", "noise_z"))
+def _settings(options: dict[str, float] | None = None) -> str:
+    detector = OverfitDetector(**(options or {}))
+    names = ("threshold", "window", "min_rate", "quorum", "patience", "warmup", "noise_z")
+    return ", ".join(f"{k}={getattr(detector, k)}" for k in names)
 
 
-def _lead(reference: int | None, alarm: int | None) -> str:
-    return "-" if reference is None or alarm is None else f"{reference - alarm:+d}"
-
-
-def table(judged: list[Judged]) -> list[str]:
-    lines = [
-        "| run | overfits | test-loss min | GL_5 stop | NAS alarm | lead vs min | lead vs GL_5 | loss at min / GL_5 / alarm | GL_5 on distorted loss | alarm layers |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def run_table(judged: list[Judged]) -> list[str]:
+    lines = ["| run | overfits | test-loss min | " + " | ".join(METHODS) + " | NAS lead | alarm layers |",
+             "|---|---|---|" + "---|" * len(METHODS) + "---|---|"]
     for j in judged:
-        lines.append(
-            f"| {j.name} | {'yes' if j.overfits else 'no'} | {j.loss_min} | {j.gl_stop or '-'} | {j.alarm or '-'} | "
-            f"{_lead(j.loss_min, j.alarm)} | {_lead(j.gl_stop, j.alarm)} | {j.loss_at(j.loss_min)} / "
-            f"{j.loss_at(j.gl_stop)} / {j.loss_at(j.alarm)} | {j.gl_distorted or 'never'} | {', '.join(j.alarm_layers) or '-'} |"
-        )
+        stops = " | ".join("-" if j.stops[m] is None else f"{j.stops[m]}{' (early)' if j.early(m) else ''}"
+                           for m in METHODS)
+        lead = "-" if j.alarm is None else f"{j.loss_min - j.alarm:+d}"
+        lines.append(f"| {j.name} | {'yes' if j.overfits else 'no'} | {j.loss_min} | {stops} | {lead} | "
+                     f"{', '.join(j.alarm_layers) or '-'} |")
     return lines
 
 
-def summary(judged: list[Judged]) -> list[str]:
+def summary_rows(dataset: str, judged: list[Judged], methods: Sequence[str] = METHODS,
+                 label: Callable[[str], str] = str) -> list[str]:
+    """One markdown row per method: caught, median lead, early stops, false stops, loss at the stop."""
     over = [j for j in judged if j.overfits]
     clean = [j for j in judged if not j.overfits]
-    caught = [j for j in over if j.alarm is not None]
-    leads = [j.loss_min - j.alarm for j in caught]
-    gl_leads = [j.gl_stop - j.alarm for j in caught if j.gl_stop is not None]
-    both = [j for j in caught if j.gl_stop is not None]
-
-    def mean(xs):
-        return f"{statistics.mean(xs):+.1f}" if xs else "-"
-
-    return [
-        f"- overfitting runs: {len(over)}; NAS alarm raised on {len(caught)}, GL_5 on {sum(j.gl_stop is not None for j in over)}",
-        f"- lead of the NAS alarm over the test-loss minimum: mean {mean(leads)} epochs "
-        f"(NAS earlier on {sum(x > 0 for x in leads)}, later on {sum(x < 0 for x in leads)} of {len(leads)})",
-        f"- lead over GL_5: mean {mean(gl_leads)} epochs",
-        f"- test loss at the stop, mean over runs where both fire: NAS alarm "
-        f"{statistics.mean(j.losses[j.alarm] for j in both) if both else math.nan:.3f}, GL_5 "
-        f"{statistics.mean(j.losses[j.gl_stop] for j in both) if both else math.nan:.3f}",
-        f"- runs that do not overfit: {len(clean)}; false NAS alarms on {sum(j.alarm is not None for j in clean)}, "
-        f"GL_5 stops on {sum(j.gl_stop is not None for j in clean)}",
-        f"- GL_5 on the distorted test loss fires on {sum(j.gl_distorted is not None for j in over)} of the "
-        f"{len(over)} overfitting runs",
-    ]
+    rows = []
+    for m in methods:
+        if m == EB and not all(j.has_eb for j in judged):
+            rows.append(f"| {dataset} | {label(m)} | not logged by these runs | | | | |")
+            continue
+        caught = [j for j in over if j.stops[m] is not None]
+        leads = [j.loss_min - j.stops[m] for j in caught]
+        lead = f"{statistics.median(leads):+g}" if leads else "-"
+        early = sum(j.early(m) for j in judged if j.stops[m] is not None)
+        stopped = sum(j.stops[m] is not None for j in judged)
+        ratio = statistics.mean(j.loss_ratio(m) for j in judged) if judged else float("nan")
+        rows.append(f"| {dataset} | {label(m)} | {len(caught)} / {len(over)} | {lead} | {early} / {stopped} | "
+                    f"{sum(j.stops[m] is not None for j in clean)} / {len(clean)} | {ratio:.3f} |")
+    return rows
 
 
-def _complete(run_dir: Path, epochs: int) -> bool:
-    """A run that exists and logged all its epochs (one still training is left out)."""
-    return run_dir.is_dir() and len(read_run(run_dir).scalars.get("test_loss", {})) >= epochs
+SUMMARY_HEADER = [
+    "| dataset | method | overfitting runs caught | median lead (epochs) | early stops / stops | stops on runs that do not overfit | test loss at stop / minimum (mean) |",
+    "|---|---|---|---|---|---|---|",
+]
 
 
-def train_suite(args: argparse.Namespace) -> None:
-    data = load_data(args.dataset, None, False, args.train_size, None, True, args.label_noise)
-    protocol = Protocol(args.epochs, 0.01, 32, args.width, args.nas_strength)
-    for seed in TUNING_SEEDS + HELD_OUT_SEEDS:
-        todo = [m for m in SUITE if not (Path(args.logdir) / m / f"seed{seed}").exists()]
-        if todo:
-            run_grid(todo, data, protocol, 1, args.logdir, seed, progress=not args.no_progress)
+def load_suites(suites: dict[str, Path], epochs: int) -> dict[str, dict[str, Curves]]:
+    """``{dataset: {"<Model> seed<k>": curves}}`` for the complete runs under each logdir."""
+    loaded = {}
+    for dataset, root in suites.items():
+        runs = {}
+        for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            for seed_dir in sorted(model_dir.glob("seed*")):
+                run = read_run(seed_dir)
+                if len(run.scalars.get("test_loss", {})) >= epochs:
+                    paper = MODELS[model_dir.name].paper_name if model_dir.name in MODELS else model_dir.name
+                    runs[f"{paper} {seed_dir.name}"] = run
+        if not runs:
+            raise ValueError(f"{dataset}={root}: no run with {epochs} logged epochs in <model>/seed<k>")
+        loaded[dataset] = runs
+    return loaded
+
+
+def report(suites: dict[str, dict[str, Curves]], epochs: int) -> str:
+    defaults = {d: [judge(n, r) for n, r in runs.items()] for d, runs in suites.items()}
+    lines = [f"Detector defaults: {_settings()}.", "", "## Every run, built-in defaults and baselines", "",
+             *SUMMARY_HEADER]
+    for dataset, judged in defaults.items():
+        lines += summary_rows(dataset, judged)
+    if len(suites) > 1:
+        tuned, rows = [], []
+        for tuned_on, runs in suites.items():
+            options, c = tune(runs, epochs)
+            tuned.append(f"- tuned on {tuned_on} ({len(runs)} runs): {options} (cost {c:.2f} epochs per run)")
+            for dataset, held_out in suites.items():
+                if dataset != tuned_on:
+                    judged = [judge(n, r, **options) for n, r in held_out.items()]
+                    rows += summary_rows(dataset, judged, ("NAS alarm",), lambda m: f"NAS alarm tuned on {tuned_on}")
+        lines += ["", "## Leave one dataset out: tuned on one dataset, judged on the others", "",
+                  f"Grid: {GRID}.", "", *tuned, "", *SUMMARY_HEADER, *rows]
+    for dataset, judged in defaults.items():
+        lines += ["", f"## {dataset}: per run, built-in defaults", "", *run_table(judged)]
+    return "\n".join(lines)
+
+
+def _suite(text: str) -> tuple[str, Path]:
+    name, sep, folder = text.partition("=")
+    if not sep or not name or not Path(folder).is_dir():
+        raise argparse.ArgumentTypeError(f"expected DATASET=LOGDIR with an existing LOGDIR; got {text!r}")
+    return name, Path(folder)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.evaluate_detector", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--logdir", default="runs/early-warning", help="suite runs: <logdir>/<model>/seed<k>; missing ones are trained")
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--label-noise", type=float, default=0.4)
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--width", type=float, default=0.125)
-    p.add_argument("--nas-strength", type=float, default=0.01)
-    p.add_argument("--no-train", action="store_true", help="judge only the runs already in --logdir; train none")
-    p.add_argument("--no-tune", action="store_true",
-                   help="tune nothing: every seed is held out and judged with the detector's built-in defaults "
-                        "(for a second dataset, after tuning on the first)")
+    p.add_argument("suites", nargs="+", type=_suite, metavar="DATASET=LOGDIR", help="runs <LOGDIR>/<model>/seed<k>")
+    p.add_argument("--epochs", type=int, default=30, help="epochs a run must have logged to be judged (default 30)")
     p.add_argument("--output", default=None, help="write the report (markdown) here as well")
-    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    if not args.no_train:
-        train_suite(args)
-    runs = {(m, s): read_run(Path(args.logdir) / m / f"seed{s}") for m in SUITE for s in TUNING_SEEDS + HELD_OUT_SEEDS
-            if not args.no_train or _complete(Path(args.logdir) / m / f"seed{s}", args.epochs)}
-    suite = (f"Suite: {args.dataset}, {args.label_noise:.0%} wrong training labels, width {args.width}, {args.epochs} "
-             f"epochs, SGD lr 0.01 batch 32, NASReg strength {args.nas_strength}")
-    if args.no_tune:
-        judged = [judge(f"{MODELS[m].paper_name} seed{s}", r) for (m, s), r in runs.items()]
-        text = "\n".join([f"{suite}; every seed held out, detector defaults ({_settings(nas_logger.OverfitDetector())}).", "",
-                          *table(judged), "", *summary(judged)])
-        print(text)
-        if args.output:
-            Path(args.output).write_text(text + "\n", encoding="utf-8")
-        return 0
-    tuning = {f"{MODELS[m].paper_name} seed{s}": r for (m, s), r in runs.items() if s in TUNING_SEEDS}
-    options, tuned_cost = tune(tuning, args.epochs)
-    held_out = [judge(f"{MODELS[m].paper_name} seed{s}", r, **options) for (m, s), r in runs.items() if s in HELD_OUT_SEEDS]
-    default = [judge(f"{MODELS[m].paper_name} seed{s}", r) for (m, s), r in runs.items() if s in HELD_OUT_SEEDS]
-    lines = [
-        f"{suite}; seeds {TUNING_SEEDS} tune, {HELD_OUT_SEEDS} are held out.",
-        "",
-        f"Tuned on the {len(tuning)} seed-0 runs (grid {GRID}): {options} (cost {tuned_cost:.2f} epochs per run).",
-        "",
-        "### Held-out runs, tuned detector",
-        "",
-        *table(held_out),
-        "",
-        *summary(held_out),
-        "",
-        "### Held-out runs, the detector's built-in defaults",
-        "",
-        *summary(default),
-    ]
-    text = "\n".join(lines)
+    try:
+        suites = load_suites(dict(args.suites), args.epochs)
+    except ValueError as e:
+        print(f"evaluate_detector: error: {e}", file=sys.stderr)
+        return 2
+    text = report(suites, args.epochs)
     print(text)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")

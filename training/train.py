@@ -20,10 +20,12 @@ from tqdm import tqdm
 import nas_logger
 
 from .data import Data, Split
+from .eb import eb_criterion
 from .models import MODELS, build_model, nas_layers
 from .penalties import make_penalty
 
 PROBE_SIZE = 64  # test images run through the model at every log to measure NAS
+EB_BATCHES = 4  # training batches per epoch (the first ones, before their step) on which EB is measured
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ def train_run(
 ) -> RunResult:
     """Train model ``name`` on ``data`` (already on its device) once with ``seed``. After every epoch e
     (step e = 1..N) NAS summaries, nas_logger's NAS-only overfitting alarm (once it fires) and the scalars
-    ``test_loss``, ``test_accuracy``, ``train_loss`` (and ``distorted_test_loss``) go to ``log_dir``."""
+    ``test_loss``, ``test_accuracy``, ``train_loss`` (and ``distorted_test_loss``) go to ``log_dir``, with
+    ``eb_criterion``, the EB criterion (training/eb.py) averaged over the epoch's first EB_BATCHES batches."""
     device = data.train.x.device
     torch.manual_seed(seed)
     model = build_model(name, data.in_channels, data.image_size, data.classes, protocol.width).to(device)
@@ -105,12 +108,14 @@ def train_run(
     result = RunResult(name, seed, str(log_dir))
     n = len(data.train)
 
-    def log(epoch: int, train_loss: torch.Tensor) -> None:
+    def log(epoch: int, train_loss: torch.Tensor, eb: list[float]) -> None:
         values = {"train_loss": train_loss}
         values["test_loss"], values["test_accuracy"] = evaluate(model, data.test)
         if data.distorted is not None:
             values["distorted_test_loss"], _ = evaluate(model, data.distorted)
         scalars = dict(zip(values, torch.stack(list(values.values())).tolist()))  # one sync per epoch
+        if eb:
+            scalars["eb_criterion"] = statistics.mean(eb)
         monitor.log(epoch, **scalars)
         result.test_loss.append(scalars["test_loss"])
         result.test_accuracy.append(scalars["test_accuracy"])
@@ -125,15 +130,18 @@ def train_run(
         for epoch in bar:
             model.train()
             total = torch.zeros((), device=device)
-            for batch in torch.randperm(n, generator=order).to(device).split(protocol.batch_size):
+            eb = []
+            for i, batch in enumerate(torch.randperm(n, generator=order).to(device).split(protocol.batch_size)):
                 x, y = data.train.x[batch], data.train.y[batch]
+                if i < EB_BATCHES and len(batch) > 1:
+                    eb.append(eb_criterion(model, x, y))
                 cross_entropy = F.cross_entropy(model(x), y)
                 loss = cross_entropy + penalty() if penalty is not None else cross_entropy
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 total += cross_entropy.detach() * len(batch)
-            log(epoch, total / n)
+            log(epoch, total / n, eb)
     result.alarm_epoch = monitor.alarm.step if monitor.alarm is not None else None
     return result
 
