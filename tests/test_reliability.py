@@ -230,7 +230,7 @@ def test_two_thousand_runs_and_huge_parameters_keep_tensorboard_memory_bounded(t
         "heatmaps?run=g0%2Fseed0&step=" + "9" * 5000,
         "heatmap?run=g0%2Fseed0&layer=layer0&step=-" + "9" * 40,
         "runs?group_regex=" + "(" * 5000,
-        "runs?group_regex=" + urllib.parse.quote("a{99999999999}"),
+        "runs?group_regex=" + urllib.parse.quote("(a{1000}){1000}"),
         "stripes?group=g1&group_regex=" + "x" * 50_000,
     ]
     with tensorboard(tmp_path, "true") as url:
