@@ -56,8 +56,12 @@ def test_online_feeding_equals_whole_curves_and_is_causal():
 
 def test_nan_layers_are_skipped_and_bad_options_rejected():
     steps, layers = curves(change_at=6)
+    flat_conv1 = {**layers, "conv1": [0.05] * len(steps)}  # a layer that never votes
     layers["conv1"] = [float("nan")] * len(steps)
-    assert nas_alarm(steps, layers) is not None
+    alarm = nas_alarm(steps, layers)
+    # A NaN layer casts no vote and still counts towards the quorum, like a flat one; it poisons no other layer.
+    assert alarm is not None and 6 < alarm.step <= 12 and "conv1" not in alarm.layers
+    assert alarm == nas_alarm(steps, flat_conv1)
     with pytest.raises(ValueError, match="threshold=1.5"):
         OverfitDetector(threshold=1.5)
 

@@ -1,6 +1,8 @@
+import itertools
+
 import numpy as np
 
-from training.evaluate_detector import cost, judge, tune
+from training.evaluate_detector import GRID, cost, judge, tune
 from training.report import Curves
 
 
@@ -35,6 +37,11 @@ def test_cost_penalises_misses_and_false_alarms_and_tuning_picks_the_cheapest():
     assert over.alarm is None and cost([over], 30) == 30  # missed
     assert cost([judge("a", curves(10))], 30) == abs(judge("a", curves(10)).alarm - 10)
     assert cost([clean], 30) == 0
-    options, best = tune({"a": curves(10), "b": curves(None), "c": curves(20)}, 30)
-    assert best <= cost([judge(n, c) for n, c in {"a": curves(10), "b": curves(None), "c": curves(20)}.items()], 30)
-    assert set(options) == {"threshold", "quorum", "patience", "noise_z"}
+    runs = {"a": curves(10), "b": curves(None), "c": curves(20)}
+    options, best = tune(runs, 30)
+    assert best <= cost([judge(n, c) for n, c in runs.items()], 30)
+    # Every setting of the grid judged here: tune returns the cheapest and the cost those options give.
+    costs = {values: cost([judge(n, c, **dict(zip(GRID, values))) for n, c in runs.items()], 30)
+             for values in itertools.product(*GRID.values())}
+    assert best == min(costs.values())
+    assert costs[tuple(options[k] for k in GRID)] == best
