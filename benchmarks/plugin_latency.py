@@ -33,6 +33,7 @@ from werkzeug import test as werkzeug_test
 
 from nas_logger import format as fmt
 from nas_logger.summaries import step_summary
+from nas_logger.writer import file_writer
 from nas_tb_plugin.plugin import NASPlugin
 from nas_tb_plugin.reading import SeriesCache
 
@@ -52,7 +53,7 @@ def write_logdir(path: Path) -> None:
         layers = {f"block{d // 5}.conv{d % 5}": fmt.LayerInfo(f"block{d // 5}.conv{d % 5}", "conv2d", 64,
                                                               heatmap_side(d) ** 2, d) for d in range(LAYERS)}
         writer = SummaryWriter(str(path / run))
-        file_writer = writer._get_file_writer()
+        events = file_writer(writer)
         written: set[str] = set()
         for step in range(STEPS):
             records = {}
@@ -61,7 +62,7 @@ def write_logdir(path: Path) -> None:
                 stats = np.append(stats, stats.mean()).astype(np.float32)
                 side = heatmap_side(layer.depth)
                 records[name] = (stats, rng.random((side, side), dtype=np.float32))
-            file_writer.add_summary(step_summary(layers, records, list(layers), written), step)
+            events.add_summary(step_summary(layers, records, list(layers), written), step)
             writer.add_scalar("test_loss", (step - 100) ** 2 / 1e4 + r * 0.01, step)
         writer.close()
     writer = SummaryWriter(str(path / BASELINE_RUN))

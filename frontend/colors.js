@@ -1,4 +1,5 @@
 // Colours of the paper's figures: viridis for NAS values, blue shades by depth, red/orange losses.
+import { linear, s, uniqueId } from "./dom.js";
 
 // Viridis at 0, 0.1, ..., 1 (matplotlib); linear interpolation between them is visually exact.
 const VIRIDIS_STOPS = [
@@ -46,6 +47,31 @@ export function viridisPixels(values, pixels) {
 }
 
 export const VIRIDIS_GRADIENT_STOPS = VIRIDIS_STOPS.map((c, i) => [i / (VIRIDIS_STOPS.length - 1), c]);
+
+/**
+ * The NAS colour bar, viridis 0..1, drawn into SVG `parent`: a 10 px thick bar of `length` px from (x, y),
+ * ticks at 0, 0.25, ..., 1 and the label "NAS". Horizontal: 0 at the left, labels below, "NAS" to the
+ * left; vertical: 0 at the bottom, labels to the right, "NAS" below.
+ */
+export function viridisBar(parent, theme, { x, y, length, vertical = false }) {
+  const id = uniqueId("viridis");
+  const grad = s("linearGradient", { id, x1: 0, y1: vertical ? 1 : 0, x2: vertical ? 0 : 1, y2: 0 }, s("defs", {}, parent));
+  for (const [t, c] of VIRIDIS_GRADIENT_STOPS) s("stop", { offset: t, "stop-color": c }, grad);
+  const [width, height] = vertical ? [10, length] : [length, 10];
+  s("rect", { x, y, width, height, fill: `url(#${id})`, stroke: theme.axis, "stroke-width": 0.5 }, parent);
+  const at = vertical ? linear(0, 1, y + length, y) : linear(0, 1, x, x + length);
+  for (const v of [0, 0.25, 0.5, 0.75, 1]) {
+    if (vertical) {
+      s("line", { x1: x + 10, x2: x + 13, y1: at(v), y2: at(v), stroke: theme.axis }, parent);
+      s("text", { x: x + 15, y: at(v) + 3, fill: theme.muted, text: v }, parent);
+    } else {
+      s("line", { x1: at(v), x2: at(v), y1: y + 10, y2: y + 13, stroke: theme.axis }, parent);
+      s("text", { x: at(v), y: y + 23, "text-anchor": "middle", fill: theme.muted, text: v }, parent);
+    }
+  }
+  const label = vertical ? { x: x - 2, y: y + length + 12 } : { x: x - 30, y: y + 9 };
+  s("text", { ...label, fill: theme.muted, text: "NAS" }, parent);
+}
 
 export const LOSS = "#d32f2f";
 export const LOSS2 = "#f57c00";

@@ -1,8 +1,8 @@
 // NAS Heatmap: for one run and step, the s_k map of every layer on one shared 0..1 viridis scale, beside
 // the probe image; a loss curve with a marker at the chosen step. update(data) redraws in place, so
 // moving the step slider only rewrites canvas pixels.
-import { LOSS, VIRIDIS_GRADIENT_STOPS, themeColors, viridisPixels } from "./colors.js";
-import { FONT, fmt, h, linear, s, uniqueId } from "./dom.js";
+import { LOSS, themeColors, viridisBar, viridisPixels } from "./colors.js";
+import { FONT, fmt, h, linear, s } from "./dom.js";
 import { drawAxes, drawLosses, lossExtent, niceLossDomain, stepExtent } from "./lineplot.js";
 
 const TILE = 84; // CSS pixels of the longer side of a heatmap tile
@@ -28,18 +28,8 @@ function tileSize([hgt, wid]) {
 
 /** A horizontal viridis colour bar 0..1 as SVG. */
 export function colorBar(width, dark) {
-  const theme = themeColors(!!dark);
   const svg = s("svg", { class: "nas-colorbar", xmlns: "http://www.w3.org/2000/svg", width, height: 30, "font-family": FONT, "font-size": 10 });
-  const id = uniqueId("viridis");
-  const grad = s("linearGradient", { id, x1: 0, y1: 0, x2: 1, y2: 0 }, s("defs", {}, svg));
-  for (const [t, c] of VIRIDIS_GRADIENT_STOPS) s("stop", { offset: t, "stop-color": c }, grad);
-  const x = linear(0, 1, 30, width - 12);
-  s("text", { x: 0, y: 12, fill: theme.muted, text: "NAS" }, svg);
-  s("rect", { x: x(0), y: 3, width: x(1) - x(0), height: 10, fill: `url(#${id})`, stroke: theme.axis, "stroke-width": 0.5 }, svg);
-  for (const v of [0, 0.25, 0.5, 0.75, 1]) {
-    s("line", { x1: x(v), x2: x(v), y1: 13, y2: 16, stroke: theme.axis }, svg);
-    s("text", { x: x(v), y: 26, "text-anchor": "middle", fill: theme.muted, text: v }, svg);
-  }
+  viridisBar(svg, themeColors(!!dark), { x: 30, y: 3, length: width - 42 });
   return svg;
 }
 

@@ -1,7 +1,7 @@
 // NAS Stripe Plot: one row per layer (sorted by depth, first layer on top), one cell per step, colour =
 // median NAS on viridis (canvas), with the test loss, the dashed overfit line, layer names and a colour bar
 // drawn in an SVG overlay.
-import { LOSS, VIRIDIS_GRADIENT_STOPS, themeColors, viridisPixels } from "./colors.js";
+import { LOSS, themeColors, viridisBar, viridisPixels } from "./colors.js";
 import { FONT, fmt, h, hoverTip, linear, nearestIndex, s, stepTickCount, stepTicks, ticks, truncate, uniqueId } from "./dom.js";
 import { drawLosses, extent, niceLossDomain } from "./lineplot.js";
 import { stepValue } from "./steps.js";
@@ -132,19 +132,8 @@ export function stripePlot(data, options = {}) {
   drawLosses(s("g", { "clip-path": `url(#${clipId})` }, svg), data, { x, yLoss, theme, halo: true });
 
   // Colour bar: viridis, 0 (bottom) to 1 (top).
-  const gradId = uniqueId("viridis");
-  const grad = s("linearGradient", { id: gradId, x1: 0, y1: 1, x2: 0, y2: 0 }, s("defs", {}, svg));
-  for (const [t, c] of VIRIDIS_GRADIENT_STOPS) s("stop", { offset: t, "stop-color": c }, grad);
   const barH = Math.max(60, Math.min(plotHeight, 240));
-  const bx = x1 + 58;
-  const bar = s("g", { class: "colorbar" }, svg);
-  s("rect", { x: bx, y: margin.top, width: 10, height: barH, fill: `url(#${gradId})`, stroke: theme.axis, "stroke-width": 0.5 }, bar);
-  const yBar = linear(0, 1, margin.top + barH, margin.top);
-  for (const v of [0, 0.25, 0.5, 0.75, 1]) {
-    s("line", { x1: bx + 10, x2: bx + 13, y1: yBar(v), y2: yBar(v), stroke: theme.axis }, bar);
-    s("text", { x: bx + 15, y: yBar(v) + 3, fill: theme.muted, text: v }, bar);
-  }
-  s("text", { x: bx - 2, y: margin.top + barH + 12, fill: theme.muted, text: "NAS" }, bar);
+  viridisBar(s("g", { class: "colorbar" }, svg), theme, { x: x1 + 58, y: margin.top, length: barH, vertical: true });
 
   // Hover: layer, step and value of the cell under the pointer.
   const overlay = s("rect", { class: "hover", x: x0, y: margin.top, width: x1 - x0, height: plotHeight, fill: "transparent" }, svg);

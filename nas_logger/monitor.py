@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +22,7 @@ from .sharded import every_rank, share_probe
 from .sources import LayerResult, ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
 from .summaries import probe_summary, step_summary
+from .writer import ResilientWriter, log_dir_of
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +30,6 @@ logger = logging.getLogger(__name__)
 def _is_writer_rank() -> bool:
     dist = torch.distributed
     return not (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
-
-
-def _open_writer(log_dir: str | os.PathLike) -> SummaryWriter:
-    """A SummaryWriter on ``log_dir``, created if needed; OSError if it cannot be written."""
-    path = Path(log_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=path):
-        pass
-    return SummaryWriter(str(path))
 
 
 def _to_host(results: dict[str, LayerResult]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
@@ -113,26 +103,14 @@ class Monitor:
             self._source = ProbeStatistics(self.model, self._modules, self._kinds, heatmap_side, self._merge_ranks, bins)
         self.detector = OverfitDetector() if detect is True else (detect or None)
         self.layers: dict[str, fmt.LayerInfo] = {}
-        self._written_tags: set[str] = set()
         self._table_layers: list[str] = []  # rows of the stats table, fixed at the first log
         self._warned: set[str] = set()
-        self._probe_image_written = False
-        self._owns_writer = not isinstance(log_dir, SummaryWriter)
         self._writes = _is_writer_rank()
-        self._io_warned = False
         self._probe_warned = False
         self._pending_alarm: Alarm | None = None  # fired, not yet written (its log's write failed)
         self._closed = False
-        self.writer: SummaryWriter | None = None
-        if self._writes:
-            if self._owns_writer:
-                try:
-                    self.writer = _open_writer(log_dir)
-                except OSError as e:
-                    raise ValueError(f"log_dir {str(log_dir)!r} is not writable: {e}") from None
-            else:
-                self.writer = log_dir
-        self._log_dir = log_dir if self._owns_writer else log_dir.log_dir
+        self._out = ResilientWriter(log_dir) if self._writes else None  # rank 0 writes
+        self._log_dir = log_dir_of(log_dir)
         self._capture = None
         self.probe: Probe | None = None
         if statistics == "stream":
@@ -154,11 +132,16 @@ class Monitor:
     @property
     def ready(self) -> bool:
         """Whether ``log`` has something to measure: a probe, or streaming statistics."""
-        return self.probe is not None or isinstance(self._source, StreamStatistics)
+        return self.probe is not None or not self._source.needs_probe
 
     @property
     def log_dir(self) -> str:
         return str(self._log_dir)
+
+    @property
+    def writer(self) -> SummaryWriter | None:
+        """The SummaryWriter this monitor writes to now; None on other ranks, after a failure and after close."""
+        return self._out.writer if self._out is not None else None
 
     def _capture_probe(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
         probe = capture_call(args, kwargs, self.max_probe)
@@ -185,7 +168,7 @@ class Monitor:
         except Exception as e:
             if self._sharded:
                 e.add_note("under FSDP every rank must call log() at the same step, with a probe the model takes")
-            if not isinstance(self._source, ProbeStatistics) or self._sharded:
+            if not self._source.needs_probe or self._sharded:
                 raise
             if not self._probe_warned:
                 self._probe_warned = True
@@ -218,7 +201,7 @@ class Monitor:
         values = scalar_values(test_loss, scalars)
         if not self._writes and not self._joins:
             return {}
-        if not isinstance(self._source, ProbeStatistics):
+        if not self._source.needs_probe:
             ready = True
         elif self._sharded:  # every rank runs the probe forward
             ready = every_rank(self.probe is not None, self._source.device())
@@ -258,51 +241,30 @@ class Monitor:
         try:
             self._write(step, records, values)
         except OSError as e:  # disk full, log dir gone, ...: training must go on
-            self._write_failed(f"writing NAS summaries to {self.log_dir!r} failed at step {step}: {e}")
+            self._out.failed(f"writing NAS summaries to {self.log_dir!r} failed at step {step}: {e}")
         return medians
-
-    def _live_writer(self) -> SummaryWriter:
-        """The writer, reopened (on a recreated directory) after a failure or a removed log dir."""
-        if self._owns_writer and self.writer is not None and not os.path.isdir(self.writer.log_dir):
-            self._write_failed(f"log_dir {self.log_dir!r} was removed while logging; it is created anew")
-        if self.writer is None:
-            self.writer = _open_writer(self._log_dir)
-            self._written_tags.clear()
-            self._probe_image_written = False
-        return self.writer
 
     def _write(self, step: int, records: dict[str, tuple[np.ndarray, np.ndarray | None]],
                scalars: dict[str, float]) -> None:
-        writer = self._live_writer()
+        out = self._out
+        out.open()  # a reopened event file starts with no tag's metadata, and without the probe image
         if not self._table_layers:
             self._table_layers = list(records)
         alarm = self._pending_alarm
         alarm_layers = alarm.layers if alarm is not None and alarm.step == step else None
         if alarm is not None and alarm_layers is None:  # it fired at an earlier log whose write failed
-            late = step_summary(self.layers, {}, self._table_layers, self._written_tags, alarm.layers, self.name)
-            writer._get_file_writer().add_summary(late, alarm.step)
-        summary = step_summary(self.layers, records, self._table_layers, self._written_tags, alarm_layers, self.name)
-        writer._get_file_writer().add_summary(summary, step)
-        image = probe_image(self.probe) if not self._probe_image_written and self.probe is not None else None
-        if image is not None:
-            writer._get_file_writer().add_summary(probe_summary(image, self.name), step)
-        self._probe_image_written = True
-        for tag, value in scalars.items():
-            writer.add_scalar(tag, value, step)
-        writer.flush()
+            out.add_summary(step_summary(self.layers, {}, self._table_layers, out.tags, alarm.layers, self.name),
+                            alarm.step)
+        out.add_summary(step_summary(self.layers, records, self._table_layers, out.tags, alarm_layers, self.name), step)
+        image_tag = fmt.probe_tag(self.name)
+        if image_tag not in out.tags:
+            image = probe_image(self.probe) if self.probe is not None else None
+            if image is not None:
+                out.add_summary(probe_summary(image, self.name), step)
+            out.tags.add(image_tag)
+        out.add_scalars(scalars, step)
+        out.flush()
         self._pending_alarm = None  # written once the flush went through
-
-    def _write_failed(self, message: str) -> None:
-        """Warn once per monitor; drop a writer we own so that the next log reopens it."""
-        if not self._io_warned:
-            self._io_warned = True
-            warnings.warn(f"{message}; training goes on and the monitor retries at every log", RuntimeWarning, stacklevel=3)
-        if self._owns_writer and self.writer is not None:
-            try:
-                self.writer.close()
-            except OSError:
-                pass
-            self.writer = None
 
     @property
     def alarm(self) -> Alarm | None:
@@ -315,11 +277,11 @@ class Monitor:
             self._flush()
 
     def _flush(self) -> None:
-        if self.writer is not None:
+        if self._out is not None:
             try:
-                self.writer.flush()
+                self._out.flush()
             except OSError as e:
-                self._write_failed(f"flushing NAS summaries to {self.log_dir!r} failed: {e}")
+                self._out.failed(f"flushing NAS summaries to {self.log_dir!r} failed: {e}")
 
     def close(self) -> None:
         """Remove the probe-capture hook and flush; closes the writer if the monitor opened it. Later
@@ -331,12 +293,10 @@ class Monitor:
         if self._capture is not None:
             self._capture.remove()
             self._capture = None
-        if isinstance(self._source, StreamStatistics):
-            self._source.close()
+        self._source.close()
         self._flush()
-        if self.writer is not None and self._owns_writer:
-            self.writer.close()
-            self.writer = None
+        if self._out is not None:
+            self._out.close()
 
     def __enter__(self) -> "Monitor":
         return self

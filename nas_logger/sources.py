@@ -1,6 +1,7 @@
 """Where a monitor's per-layer NAS statistics come from: a probe pass, or the training batches.
 
-Both return, per executed layer in execution (depth) order, a :class:`LayerResult` whose tensors stay
+Both have one interface for the monitor: ``needs_probe`` (whether ``collect`` measures a probe batch),
+``collect(probe)`` and ``close()``. Both return, per executed layer in execution (depth) order, a :class:`LayerResult` whose tensors stay
 on the model's device until the monitor copies them all to the host at once.
 """
 from __future__ import annotations
@@ -40,6 +41,11 @@ class ProbeStatistics:
                  heatmap_side: int, merge_ranks: bool, bins: int) -> None:
         self.model, self.modules, self.kinds = model, modules, kinds
         self.heatmap_side, self.merge_ranks, self.bins = heatmap_side, merge_ranks, bins
+
+    needs_probe = True
+
+    def close(self) -> None:
+        """Nothing to release: the probe pass's hooks exist for that pass only."""
 
     def device(self) -> torch.device:
         for p in self.model.parameters():
@@ -90,6 +96,8 @@ class StreamStatistics:
     fixed-bin histogram: no probe pass, O(bins) memory per layer, no heatmaps. ``collect`` returns
     the statistics since the previous call and starts a new window."""
 
+    needs_probe = False
+
     def __init__(self, model: nn.Module, modules: dict[str, nn.Module], kinds: dict[str, str],
                  merge_ranks: bool, bins: int, every: int) -> None:
         if every < 1:
@@ -126,4 +134,5 @@ class StreamStatistics:
         return results
 
     def close(self) -> None:
+        """Stop accumulating: unsubscribe from the model's shared hook."""
         tap_for(self.model).unsubscribe(self._accumulate)

@@ -13,6 +13,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from nas_logger import format as fmt
 from nas_logger.summaries import step_summary
+from nas_logger.writer import file_writer
 
 
 def write_synthetic_runs(root: Path, runs: list[str], layers: int = 2, steps: int | Sequence[int] = 2,
@@ -25,7 +26,7 @@ def write_synthetic_runs(root: Path, runs: list[str], layers: int = 2, steps: in
     infos = {f"layer{d}": fmt.LayerInfo(f"layer{d}", "conv2d", 16, heatmap_side ** 2, d) for d in range(layers)}
     for run in runs:
         writer = SummaryWriter(str(root / run))
-        file_writer = writer._get_file_writer()
+        events = file_writer(writer)
         written: set[str] = set()
         for i, step in enumerate(range(steps) if isinstance(steps, int) else steps):
             records = {}
@@ -33,7 +34,7 @@ def write_synthetic_runs(root: Path, runs: list[str], layers: int = 2, steps: in
                 stats = np.sort(rng.random(len(fmt.STAT_FIELDS) - 1)).astype(np.float32)
                 stats = np.append(stats, stats.mean()).astype(np.float32)
                 records[name] = (stats, rng.random((heatmap_side, heatmap_side), dtype=np.float32))
-            file_writer.add_summary(step_summary(infos, records, list(infos), written), step)
+            events.add_summary(step_summary(infos, records, list(infos), written), step)
             writer.add_scalar("test_loss", loss(i) if loss else 1.0 / (i + 1), step)
         writer.close()
 

@@ -421,6 +421,21 @@ def save_screenshot(page, frame, name: str) -> None:
     assert (SCREENSHOTS / name).stat().st_size > 10_000
 
 
+def assert_colour_bar_is_viridis(frame, name: str, selector: str, vertical: bool) -> None:
+    """The colour bar's pixels in the screenshot SCREENSHOTS/<name> at 0.1, 0.5, 0.9 of its length are viridis
+    there (0 at the bottom of a vertical bar, at the left of a horizontal one)."""
+    from PIL import Image
+
+    left, top, w, hgt = frame.evaluate(
+        "(sel) => { const r = document.querySelector(sel).getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }",
+        selector)
+    image = Image.open(SCREENSHOTS / name).convert("RGB")
+    for v in (0.1, 0.5, 0.9):
+        x, y = (left + w / 2, top + hgt * (1 - v)) if vertical else (left + w * v, top + hgt / 2)
+        got = image.getpixel((round(x), round(y)))
+        assert max(abs(a - b) for a, b in zip(got, viridis(v))) <= 12, (name, v, got, viridis(v))
+
+
 def test_screenshots_of_the_three_views(tab, session):
     select(tab, "group:vanilla")
     for view in ("lines", "stripes", "heatmap"):
@@ -430,4 +445,8 @@ def test_screenshots_of_the_three_views(tab, session):
             tab.wait_for_selector(f".nas-panels[data-step='{EPOCHS - 1}']")
             tab.wait_for_function("() => document.querySelector('.nas-panel img.probe').complete")
         save_screenshot(session["page"], tab, {"lines": "line_plot.png", "stripes": "stripe_plot.png", "heatmap": "heatmap.png"}[view])
+        if view == "stripes":
+            assert_colour_bar_is_viridis(tab, "stripe_plot.png", ".colorbar rect", vertical=True)
+        if view == "heatmap":
+            assert_colour_bar_is_viridis(tab, "heatmap.png", ".nas-colorbar rect", vertical=False)
     show(tab, "lines")

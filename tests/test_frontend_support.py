@@ -170,6 +170,19 @@ def browser():
             b.close()
 
 
+def plugin_frame(page, timeout_s: float = 60.0):
+    """The NAS tab's iframe once it has navigated to the plugin's page (a new iframe is about:blank first,
+    for a moment that a loaded machine stretches)."""
+    page.wait_for_selector("iframe", timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        frame = next((f for f in page.frames if "plugin_entry.html" in f.url), None)
+        if frame is not None:
+            return frame
+        assert time.monotonic() < deadline, f"no frame loaded plugin_entry.html; frames: {[f.url for f in page.frames]}"
+        page.wait_for_timeout(100)
+
+
 @pytest.fixture(scope="module")
 def session(server):
     """One browser on the NAS tab of the module's `server` fixture (a TensorBoard), drawn: {"page", "frame"
@@ -181,8 +194,7 @@ def session(server):
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server.url + "/#nas")
-        page.wait_for_selector("iframe", timeout=60000)
-        frame = next(f for f in page.frames if "plugin_entry.html" in f.url)
+        frame = plugin_frame(page)
         wait_ready(frame, "lines")
         yield {"page": page, "frame": frame, "dialogs": dialogs, "errors": errors, "url": server.url}
         context.close()

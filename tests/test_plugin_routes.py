@@ -18,6 +18,7 @@ import nas_logger
 from events import provider, read_nas
 from nas_logger import format as fmt
 from nas_logger.summaries import nas_summary
+from nas_logger.writer import file_writer
 from plugin_fixtures import (GROUPS, HTML_RUN, LAYERS, STEPS, app_for, build_logdir, get_json, write_run,
                              write_two_monitors)
 
@@ -171,7 +172,7 @@ def test_nan_statistics_come_back_as_null(tmp_path):
     layer = fmt.LayerInfo("conv1", "conv2d", 4, 9, 0)
     for step in range(3):
         stats = np.full(len(fmt.STAT_FIELDS), np.nan if step == 1 else 0.5, dtype=np.float32)
-        writer._get_file_writer().add_summary(nas_summary(layer, fmt.STATS, stats, step == 0), step)
+        file_writer(writer).add_summary(nas_summary(layer, fmt.STATS, stats, step == 0), step)
     writer.close()
     client = app_for(tmp_path)[0]
     text = client.get(P + "lines?run=nan").get_data(as_text=True)
@@ -267,7 +268,7 @@ def test_export_csv_neutralises_cells_a_spreadsheet_would_run(tmp_path):
     """OWASP's CSV-injection rule: a text cell that begins with = + - @ tab or carriage return gets a
     leading single quote; numbers stay numbers."""
     writer = SummaryWriter(str(tmp_path / "=HYPERLINK(1)_seed0"))
-    fw = writer._get_file_writer()
+    fw = file_writer(writer)
     for depth, name in enumerate(FORMULA_NAMES):
         layer = fmt.LayerInfo(name, "linear", 4, 1, depth)
         fw.add_summary(nas_summary(layer, fmt.STATS, np.full(8, 0.25, np.float32), True), 0)
@@ -332,8 +333,8 @@ def test_probe_is_the_logged_png(client, logged):
 def test_no_probe_gives_404_and_null_url(tmp_path):
     writer = SummaryWriter(str(tmp_path / "noprobe"))
     layer = fmt.LayerInfo("fc", "linear", 4, 1, 0)
-    writer._get_file_writer().add_summary(nas_summary(layer, fmt.HEATMAP, np.zeros((1, 1), np.float32), True), 0)
-    writer._get_file_writer().add_summary(nas_summary(layer, fmt.STATS, np.zeros(8, np.float32), True), 0)
+    file_writer(writer).add_summary(nas_summary(layer, fmt.HEATMAP, np.zeros((1, 1), np.float32), True), 0)
+    file_writer(writer).add_summary(nas_summary(layer, fmt.STATS, np.zeros(8, np.float32), True), 0)
     writer.close()
     client = app_for(tmp_path)[0]
     assert get_json(client, P + "heatmaps?run=noprobe")["probe"] is None
@@ -479,7 +480,7 @@ def test_damaged_files_and_newer_formats_are_logged_and_skipped(tmp_path, caplog
     summary = nas_summary(layer, fmt.STATS, np.zeros(8, np.float32), True)
     content = json.loads(summary.value[0].metadata.plugin_data.content)
     summary.value[0].metadata.plugin_data.content = json.dumps({**content, "version": 99}).encode()
-    writer._get_file_writer().add_summary(summary, 0)
+    file_writer(writer).add_summary(summary, 0)
     writer.close()
     client = app_for(tmp_path)[0]
     with caplog.at_level("WARNING", logger="nas_tb_plugin"):
@@ -498,7 +499,7 @@ def test_wrong_stats_shape_is_skipped_with_a_log_line(tmp_path, caplog):
     writer = SummaryWriter(str(tmp_path / "odd"))
     good = fmt.LayerInfo("a", "linear", 4, 1, 0)
     bad = fmt.LayerInfo("b", "linear", 4, 1, 1)
-    fw = writer._get_file_writer()
+    fw = file_writer(writer)
     fw.add_summary(nas_summary(good, fmt.STATS, np.full(8, 0.25, np.float32), True), 0)
     fw.add_summary(nas_summary(bad, fmt.STATS, np.zeros(3, np.float32), True), 0)
     writer.close()

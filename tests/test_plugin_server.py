@@ -46,11 +46,12 @@ def write_legacy_probe_run(path: Path) -> None:
 
     from nas_logger import format as fmt
     from nas_logger.summaries import nas_summary
+    from nas_logger.writer import file_writer
 
     writer = SummaryWriter(str(path))
     layer = fmt.LayerInfo("fc", "linear", 4, 1, 0)
-    writer._get_file_writer().add_summary(nas_summary(layer, fmt.STATS, np.full(8, 0.5, np.float32), True), 0)
-    writer._get_file_writer().add_summary(nas_summary(layer, fmt.HEATMAP, np.zeros((1, 1), np.float32), True), 0)
+    file_writer(writer).add_summary(nas_summary(layer, fmt.STATS, np.full(8, 0.5, np.float32), True), 0)
+    file_writer(writer).add_summary(nas_summary(layer, fmt.HEATMAP, np.zeros((1, 1), np.float32), True), 0)
     writer.add_image(fmt.PROBE_IMAGE_TAG, torch.rand(1, 8, 8), 0)
     writer.close()
 

@@ -24,6 +24,7 @@ from torch.utils.tensorboard import SummaryWriter
 import nas_logger
 from nas_logger import format as fmt
 from nas_logger.summaries import nas_summary
+from nas_logger.writer import file_writer
 from plugin_fixtures import LAYERS, app_for, get_json
 from reliability_support import complete_steps, peak_rss_mib, tensorboard_pid, write_synthetic_runs
 from test_plugin_server import tensorboard
@@ -192,7 +193,7 @@ def write_with_version(logdir: Path, run: str, version, steps: int = 3) -> None:
             else:
                 content["version"] = version
             summary.value[0].metadata.plugin_data.content = json.dumps(content).encode()
-        writer._get_file_writer().add_summary(summary, step)
+        file_writer(writer).add_summary(summary, step)
     writer.close()
 
 

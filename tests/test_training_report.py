@@ -1,7 +1,10 @@
 """training/report.py: the reproduction table is computed from what the event files hold."""
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util import tensor_util
 
 from events import read_scalars
+from nas_logger import format as fmt
 from training.data import load_data
 from training.report import model_row, read_run, report
 from training.train import Protocol, train_run
@@ -29,7 +32,16 @@ def test_read_run_gives_the_logged_curves_with_layers_in_depth_order(grid):
     assert [v for _, v in logged["test_loss"]] == pytest.approx([run.scalars["test_loss"][e] for e in (1, 2, 3)])
     assert [run.scalars["test_loss"][e] for e in (1, 2, 3)] == pytest.approx(results["vanilla"][0].test_loss, rel=1e-6)
     assert run.overfit_epoch == results["vanilla"][0].overfit_epoch
-    assert 0 <= run.feature_nas(1) <= 1
+    # Independent of the plugin's reader: TensorBoard's own event accumulator, the median of each feature
+    # layer's stats tensor at epoch 1, averaged in float64.
+    events = EventAccumulator(str(root / "vanilla" / "seed0"), size_guidance={"tensors": 0})
+    events.Reload()
+    median = fmt.STAT_FIELDS.index("median")
+    medians = [next(float(tensor_util.make_ndarray(e.tensor_proto)[median])
+                    for e in events.Tensors(fmt.tag_for(layer, fmt.STATS)) if e.step == 1)
+               for layer in ["conv1", "conv2", "conv3", "conv4", "fc1"]]
+    assert run.feature_nas(1) == pytest.approx(sum(medians) / len(medians), rel=1e-6)
+    assert 0 < run.feature_nas(1) < 1
 
 
 def test_report_rows_hold_the_peak_accuracy_over_seeds(grid):

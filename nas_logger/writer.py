@@ -1,0 +1,96 @@
+"""The event file a monitor writes to: a SummaryWriter kept alive through disk errors and a removed log dir.
+
+The only place that reaches TensorBoard's private ``SummaryWriter._get_file_writer()``; code, tests and
+benchmarks that write a ``Summary`` proto call :func:`file_writer`.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+from tensorboard.compat.proto import summary_pb2
+from torch.utils.tensorboard import SummaryWriter
+
+
+def file_writer(writer: SummaryWriter):
+    """The event-file writer behind ``writer``, whose ``add_summary(summary, step)`` writes a Summary proto."""
+    return writer._get_file_writer()
+
+
+def log_dir_of(target: str | os.PathLike | SummaryWriter) -> str | os.PathLike:
+    """The directory that ``target`` (a directory or a SummaryWriter) writes to."""
+    return target.log_dir if isinstance(target, SummaryWriter) else target
+
+
+def _open(log_dir: str | os.PathLike) -> SummaryWriter:
+    """A SummaryWriter on ``log_dir``, created if needed; OSError if it cannot be written."""
+    path = Path(log_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path):
+        pass
+    return SummaryWriter(str(path))
+
+
+class ResilientWriter:
+    """Writes summaries and scalars to ``target``: a directory (the writer is opened here, owned, closed by
+    :meth:`close`) or a caller's SummaryWriter (shared: never closed nor reopened here).
+
+    An OSError while writing is the caller's to catch and hand to :meth:`failed`, which warns once and drops
+    an owned writer; the next :meth:`open` reopens it, on the directory created anew if it was removed.
+    ``tags`` holds the tags whose metadata the current event file carries; a reopened file starts empty.
+    """
+
+    def __init__(self, target: str | os.PathLike | SummaryWriter) -> None:
+        self.owns = not isinstance(target, SummaryWriter)
+        self.log_dir = log_dir_of(target)
+        self.tags: set[str] = set()
+        self._warned = False
+        if self.owns:
+            try:
+                self.writer: SummaryWriter | None = _open(target)
+            except OSError as e:
+                raise ValueError(f"log_dir {str(target)!r} is not writable: {e}") from None
+        else:
+            self.writer = target
+
+    def open(self) -> SummaryWriter:
+        """The writer, reopened (on a recreated directory) after a failure or a removed log dir."""
+        if self.owns and self.writer is not None and not os.path.isdir(self.writer.log_dir):
+            self.failed(f"log_dir {str(self.log_dir)!r} was removed while logging; it is created anew")
+        if self.writer is None:
+            self.writer = _open(self.log_dir)
+            self.tags.clear()
+        return self.writer
+
+    def add_summary(self, summary: summary_pb2.Summary, step: int) -> None:
+        """Write ``summary`` at ``step`` to the writer :meth:`open` returned."""
+        file_writer(self.writer).add_summary(summary, step)
+
+    def add_scalars(self, scalars: dict[str, float], step: int) -> None:
+        """Write each ``tag: value`` as an ordinary TensorBoard scalar at ``step``."""
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def failed(self, message: str) -> None:
+        """Warn once per writer; drop a writer we own so that the next :meth:`open` reopens it."""
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"{message}; training goes on and the monitor retries at every log", RuntimeWarning, stacklevel=3)
+        if self.owns and self.writer is not None:
+            try:
+                self.writer.close()
+            except OSError:
+                pass
+            self.writer = None
+
+    def close(self) -> None:
+        """Close a writer we own; a shared one stays open for its owner."""
+        if self.owns and self.writer is not None:
+            self.writer.close()
+            self.writer = None
