@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from tensorboard import errors
-from tensorboard.data import provider
+from tensorboard.data import grpc_provider, provider
+from tensorboard.util import tensor_util
 
 from nas_logger import format as fmt
 
@@ -226,13 +227,14 @@ class Reader:
 
     # --- cached reads ---------------------------------------------------------------------------
 
-    def _read_cached(self, ctx, eid: str, plugin: str, wanted: dict[str, list[Listed]], convert
-                     ) -> dict[str, list[tuple[Listed, object]]]:
+    def _read_cached(self, ctx, eid: str, plugin: str, wanted: dict[str, list[Listed]], convert,
+                     lazy: bool = False) -> dict[str, list[tuple[Listed, object]]]:
         """{run: [(listed tag, convert(tag, points))]} of the ``wanted`` tags of each run, in order.
 
         A conversion is cached while its tag's listed version holds; the misses of every run are read in
         one call. ``convert`` returns ``(payload, cells)`` (cells: its size, for the cache budget) or
         raises ``ValueError`` naming what is wrong with the data: that tag is then logged once and left out.
+        ``lazy``: tensors may come undecoded (see :meth:`_read_tensors_lazily`).
         """
         result: dict[str, list] = {run: [] for run in wanted}
         missing: dict[str, list[Listed]] = {}
@@ -244,7 +246,10 @@ class Reader:
                 elif hit is not None:
                     result[run].append((listed, hit))
         if missing:
-            read = self._provider.read_scalars if plugin == SCALARS_PLUGIN else self._provider.read_tensors
+            if plugin == SCALARS_PLUGIN:
+                read = self._provider.read_scalars
+            else:
+                read = self._read_tensors_lazily if lazy else self._provider.read_tensors
             data = read(ctx, experiment_id=eid, plugin_name=plugin, downsample=KEEP_ALL,
                         run_tag_filter=provider.RunTagFilter(
                             runs=sorted(missing), tags=sorted({t.tag for ts in missing.values() for t in ts})))
@@ -264,6 +269,26 @@ class Reader:
                     if payload is not None:
                         result[run].append((listed, payload))
         return result
+
+    def _read_tensors_lazily(self, ctx, *, experiment_id, plugin_name, downsample, run_tag_filter):
+        """``read_tensors``, whose points' ``numpy`` may decode on first use: on TensorBoard's gRPC data
+        provider (the Rust data server) the response is read here and each tensor decoded only when asked
+        for (a heatmap request needs one step of the series it reads); other providers as they are."""
+        if type(self._provider) is not grpc_provider.GrpcDataProvider:
+            return self._provider.read_tensors(ctx, experiment_id=experiment_id, plugin_name=plugin_name,
+                                               downsample=downsample, run_tag_filter=run_tag_filter)
+        # As GrpcDataProvider.read_tensors builds the request, less its eager decoding of every tensor.
+        req = grpc_provider.data_provider_pb2.ReadTensorsRequest()
+        req.experiment_id = experiment_id
+        req.plugin_filter.plugin_name = plugin_name
+        grpc_provider._populate_rtf(run_tag_filter, req.run_tag_filter)
+        req.downsample.num_points = downsample
+        with grpc_provider._translate_grpc_error():
+            res = self._provider._stub.ReadTensors(req)
+        return {run_entry.run_name: {tag_entry.tag_name: [_LazyTensor(step, value) for step, value in
+                                                          zip(tag_entry.data.step, tag_entry.data.value)]
+                                     for tag_entry in run_entry.tags}
+                for run_entry in res.runs}
 
     def read_stats(self, ctx, eid: str, wanted: dict[str, list[Series]]) -> dict[str, dict[str, Stats]]:
         """{run: {layer name: Stats}} of the given per-layer stats series of each run."""
@@ -298,9 +323,9 @@ class Reader:
 
     def read_heatmaps(self, ctx, eid: str, run: str, series_list: list[Series]
                       ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
-        """{layer name: (steps (n,), [2-D float arrays])} of one run."""
+        """{layer name: (steps (n,), the 2-D float maps by index (:class:`Maps`))} of one run."""
         found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, {run: series_list},
-                                  lambda _, points: _to_maps(points))[run]
+                                  lambda _, points: _to_maps(points), lazy=True)[run]
         return {series.layer.name: maps for series, maps in found}
 
     def read_scalar(self, ctx, eid: str, listed: dict[str, Listed]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -426,11 +451,54 @@ def _split_table(table: Table, points) -> tuple[dict[str, Stats], int]:
     return stats, 4 * steps.size * len(table.layers)
 
 
-def _to_maps(points) -> tuple[tuple[np.ndarray, list[np.ndarray]], int]:
-    """(steps (n,), [2-D maps]) of a heatmap series."""
+class _LazyTensor:
+    """A point of :meth:`Reader._read_tensors_lazily`: its tensor proto decoded on first use."""
+
+    __slots__ = ("step", "_proto", "_array")
+
+    def __init__(self, step: int, proto) -> None:
+        self.step, self._proto, self._array = step, proto, None
+
+    @property
+    def numpy(self) -> np.ndarray:
+        if self._array is None:
+            self._array = tensor_util.make_ndarray(self._proto)
+        return self._array
+
+    @property
+    def size(self) -> int:
+        shape = self._proto.tensor_shape
+        return int(np.prod([d.size for d in shape.dim])) if not shape.unknown_rank else 1
+
+
+class Maps:
+    """The 2-D maps of a heatmap series by index, each made from its point on first use (a request
+    shows one step of a series, and each map costs a decoding)."""
+
+    def __init__(self, points: list) -> None:
+        self._points = points
+        self._maps: list[np.ndarray | None] = [None] * len(points)
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = range(len(self._points))[index]
+        found = self._maps[index]
+        if found is None:
+            found = self._maps[index] = _as_map(self._points[index].numpy)
+        return found
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def _to_maps(points) -> tuple[tuple[np.ndarray, Maps], int]:
+    """(steps (n,), Maps) of a heatmap series."""
     steps, order = dedupe_steps(_steps(points), np.arange(len(points)))
-    maps = [_as_map(points[i].numpy) for i in order]
-    return (steps, maps), sum(m.size for m in maps)
+    kept = [points[i] for i in order]
+    cells = sum(p.size if isinstance(p, _LazyTensor) else np.size(p.numpy) for p in kept)
+    return (steps, Maps(kept)), cells
 
 
 def _to_curve(points) -> tuple[tuple[np.ndarray, np.ndarray], int]:
