@@ -258,7 +258,11 @@ class Reader:
                     # Only what was listed: points appended since are read with the next listing, so
                     # the payload matches its cache version and every series of a request is cut at
                     # the same moment (no step that one layer has and another not yet).
-                    points = [p for p in data.get(run, {}).get(listed.tag, ()) if p.step <= listed.max_step]
+                    points = data.get(run, {}).get(listed.tag, ())
+                    if isinstance(points, _LazyPoints):
+                        points = points.upto(listed.max_step)
+                    else:
+                        points = [p for p in points if p.step <= listed.max_step]
                     try:
                         payload, cells = convert(listed, points)
                     except ValueError as e:
@@ -272,8 +276,9 @@ class Reader:
 
     def _read_tensors_lazily(self, ctx, *, experiment_id, plugin_name, downsample, run_tag_filter):
         """``read_tensors``, whose points' ``numpy`` may decode on first use: on TensorBoard's gRPC data
-        provider (the Rust data server) the response is read here and each tensor decoded only when asked
-        for (a heatmap request needs one step of the series it reads); other providers as they are."""
+        provider (the Rust data server) the response is read here and each tag's points come as
+        :class:`_LazyPoints`, a tensor decoded only when asked for (a heatmap request needs one step of
+        the series it reads); other providers as they are."""
         if type(self._provider) is not grpc_provider.GrpcDataProvider:
             return self._provider.read_tensors(ctx, experiment_id=experiment_id, plugin_name=plugin_name,
                                                downsample=downsample, run_tag_filter=run_tag_filter)
@@ -285,9 +290,7 @@ class Reader:
         req.downsample.num_points = downsample
         with grpc_provider._translate_grpc_error():
             res = self._provider._stub.ReadTensors(req)
-        return {run_entry.run_name: {tag_entry.tag_name: [_LazyTensor(step, value) for step, value in
-                                                          zip(tag_entry.data.step, tag_entry.data.value)]
-                                     for tag_entry in run_entry.tags}
+        return {run_entry.run_name: {tag_entry.tag_name: _LazyPoints.of(tag_entry.data) for tag_entry in run_entry.tags}
                 for run_entry in res.runs}
 
     def read_stats(self, ctx, eid: str, wanted: dict[str, list[Series]]) -> dict[str, dict[str, Stats]]:
@@ -451,42 +454,44 @@ def _split_table(table: Table, points) -> tuple[dict[str, Stats], int]:
     return stats, 4 * steps.size * len(table.layers)
 
 
-class _LazyTensor:
-    """A point of :meth:`Reader._read_tensors_lazily`: its tensor proto decoded on first use."""
+class _LazyPoints:
+    """The points of one tag as :meth:`Reader._read_tensors_lazily` reads them from the gRPC response: the
+    steps, and the tensor protos undecoded (``index`` into ``values``)."""
 
-    __slots__ = ("step", "_proto", "_array")
+    def __init__(self, steps: np.ndarray, values, index: np.ndarray, cells: int) -> None:
+        self.steps, self.values, self.index, self.cells = steps, values, index, cells
 
-    def __init__(self, step: int, proto) -> None:
-        self.step, self._proto, self._array = step, proto, None
+    @classmethod
+    def of(cls, data) -> "_LazyPoints":
+        steps = np.array(data.step, dtype=np.int64)
+        return cls(steps, data.value, np.arange(steps.size), data.ByteSize() // 4)
 
-    @property
-    def numpy(self) -> np.ndarray:
-        if self._array is None:
-            self._array = tensor_util.make_ndarray(self._proto)
-        return self._array
+    def upto(self, max_step: int) -> "_LazyPoints":
+        keep = self.steps <= max_step
+        if keep.all():
+            return self
+        return _LazyPoints(self.steps[keep], self.values, self.index[keep], self.cells)
 
-    @property
-    def size(self) -> int:
-        shape = self._proto.tensor_shape
-        return int(np.prod([d.size for d in shape.dim])) if not shape.unknown_rank else 1
+    def __len__(self) -> int:
+        return self.steps.size
 
 
 class Maps:
-    """The 2-D maps of a heatmap series by index, each made from its point on first use (a request
-    shows one step of a series, and each map costs a decoding)."""
+    """The 2-D maps of a heatmap series by index, each made on first use (a request shows one step of a
+    series; on the gRPC provider each map costs a decoding)."""
 
-    def __init__(self, points: list) -> None:
-        self._points = points
-        self._maps: list[np.ndarray | None] = [None] * len(points)
+    def __init__(self, size: int, make) -> None:
+        self._make = make
+        self._maps: list[np.ndarray | None] = [None] * size
 
     def __len__(self) -> int:
-        return len(self._points)
+        return len(self._maps)
 
     def __getitem__(self, index: int) -> np.ndarray:
-        index = range(len(self._points))[index]
+        index = range(len(self._maps))[index]
         found = self._maps[index]
         if found is None:
-            found = self._maps[index] = _as_map(self._points[index].numpy)
+            found = self._maps[index] = _as_map(self._make(index))
         return found
 
     def __iter__(self):
@@ -494,11 +499,14 @@ class Maps:
 
 
 def _to_maps(points) -> tuple[tuple[np.ndarray, Maps], int]:
-    """(steps (n,), Maps) of a heatmap series."""
+    """(steps (n,), Maps) of a heatmap series (a list of points, or :class:`_LazyPoints`)."""
+    if isinstance(points, _LazyPoints):
+        steps, order = dedupe_steps(points.steps, points.index)
+        values = points.values
+        return (steps, Maps(steps.size, lambda i: tensor_util.make_ndarray(values[int(order[i])]))), points.cells
     steps, order = dedupe_steps(_steps(points), np.arange(len(points)))
-    kept = [points[i] for i in order]
-    cells = sum(p.size if isinstance(p, _LazyTensor) else np.size(p.numpy) for p in kept)
-    return (steps, Maps(kept)), cells
+    kept = [points[i].numpy for i in order]
+    return (steps, Maps(len(kept), kept.__getitem__)), sum(np.size(m) for m in kept)
 
 
 def _to_curve(points) -> tuple[tuple[np.ndarray, np.ndarray], int]:
