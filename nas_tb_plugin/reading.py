@@ -23,6 +23,7 @@ from .aggregate import dedupe_steps
 
 logger = logging.getLogger(__name__)
 
+_DT_FLOAT = 1  # tensorflow.DataType DT_FLOAT in a TensorProto
 KEEP_ALL = 10**9  # `downsample` for read calls: every stored point
 SCALARS_PLUGIN = "scalars"
 IMAGES_PLUGIN = "images"
@@ -301,7 +302,7 @@ class Reader:
     def _read_tables(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, dict[str, Stats]]:
         """{run: {layer name: Stats}} from every stats table of each run (one per monitor)."""
         wanted = {run: list(listing.tables.values()) for run, listing in listings.items()}
-        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, _split_table)
+        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, _split_table, lazy=True)
         return {run: {name: stats for _, table in pairs for name, stats in table.items()}
                 for run, pairs in found.items()}
 
@@ -442,12 +443,12 @@ def _split_table(table: Table, points) -> tuple[dict[str, Stats], int]:
     """{layer name: Stats} of a stats table's rows; ValueError when its tensors do not fit its metadata
     (the reader then uses the per-layer series)."""
     try:
-        values = np.array([p.numpy for p in points], dtype=np.float64)
+        values = _float_rows(points) if isinstance(points, _LazyPoints) else np.array([p.numpy for p in points], dtype=np.float64)
         values = values.reshape(len(points), len(table.layers), len(table.fields))
     except ValueError as e:
         raise ValueError(f"the stats table does not hold {len(table.layers)} layers x {len(table.fields)} "
                          f"fields ({e}); using the per-layer series") from None
-    steps, values = dedupe_steps(_steps(points), values)
+    steps, values = dedupe_steps(points.steps if isinstance(points, _LazyPoints) else _steps(points), values)
     col = [table.fields.index(f) for f in _REQUIRED_FIELDS]
     stats = {layer.name: Stats(steps, *(np.ascontiguousarray(values[:, row, c]) for c in col))
              for row, layer in enumerate(table.layers)}
@@ -507,6 +508,17 @@ def _to_maps(points) -> tuple[tuple[np.ndarray, Maps], int]:
     steps, order = dedupe_steps(_steps(points), np.arange(len(points)))
     kept = [points[i].numpy for i in order]
     return (steps, Maps(len(kept), kept.__getitem__)), sum(np.size(m) for m in kept)
+
+
+def _float_rows(points: _LazyPoints) -> np.ndarray:
+    """The tensors of ``points`` as float64 rows, one per point: float32 tensors of one shape from their
+    bytes at once, anything else through ``make_ndarray`` (ValueError when they differ in shape)."""
+    protos = [points.values[int(i)] for i in points.index]
+    if protos and all(p.dtype == _DT_FLOAT and p.tensor_content and p.tensor_shape == protos[0].tensor_shape
+                      for p in protos):
+        return np.frombuffer(b"".join(p.tensor_content for p in protos), dtype="<f4").astype(np.float64
+                                                                                           ).reshape(len(protos), -1)
+    return np.array([tensor_util.make_ndarray(p) for p in protos], dtype=np.float64)
 
 
 def _to_curve(points) -> tuple[tuple[np.ndarray, np.ndarray], int]:
