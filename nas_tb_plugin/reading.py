@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from tensorboard import errors
-from tensorboard.data import provider
+from tensorboard.data import grpc_provider, provider
+from tensorboard.util import tensor_util
 
 from nas_logger import format as fmt
 
@@ -22,6 +23,7 @@ from .aggregate import dedupe_steps
 
 logger = logging.getLogger(__name__)
 
+_DT_FLOAT = 1  # tensorflow.DataType DT_FLOAT in a TensorProto
 KEEP_ALL = 10**9  # `downsample` for read calls: every stored point
 SCALARS_PLUGIN = "scalars"
 IMAGES_PLUGIN = "images"
@@ -226,13 +228,14 @@ class Reader:
 
     # --- cached reads ---------------------------------------------------------------------------
 
-    def _read_cached(self, ctx, eid: str, plugin: str, wanted: dict[str, list[Listed]], convert
-                     ) -> dict[str, list[tuple[Listed, object]]]:
+    def _read_cached(self, ctx, eid: str, plugin: str, wanted: dict[str, list[Listed]], convert,
+                     lazy: bool = False) -> dict[str, list[tuple[Listed, object]]]:
         """{run: [(listed tag, convert(tag, points))]} of the ``wanted`` tags of each run, in order.
 
         A conversion is cached while its tag's listed version holds; the misses of every run are read in
         one call. ``convert`` returns ``(payload, cells)`` (cells: its size, for the cache budget) or
         raises ``ValueError`` naming what is wrong with the data: that tag is then logged once and left out.
+        ``lazy``: tensors may come undecoded (see :meth:`_read_tensors_lazily`).
         """
         result: dict[str, list] = {run: [] for run in wanted}
         missing: dict[str, list[Listed]] = {}
@@ -244,7 +247,10 @@ class Reader:
                 elif hit is not None:
                     result[run].append((listed, hit))
         if missing:
-            read = self._provider.read_scalars if plugin == SCALARS_PLUGIN else self._provider.read_tensors
+            if plugin == SCALARS_PLUGIN:
+                read = self._provider.read_scalars
+            else:
+                read = self._read_tensors_lazily if lazy else self._provider.read_tensors
             data = read(ctx, experiment_id=eid, plugin_name=plugin, downsample=KEEP_ALL,
                         run_tag_filter=provider.RunTagFilter(
                             runs=sorted(missing), tags=sorted({t.tag for ts in missing.values() for t in ts})))
@@ -253,7 +259,11 @@ class Reader:
                     # Only what was listed: points appended since are read with the next listing, so
                     # the payload matches its cache version and every series of a request is cut at
                     # the same moment (no step that one layer has and another not yet).
-                    points = [p for p in data.get(run, {}).get(listed.tag, ()) if p.step <= listed.max_step]
+                    points = data.get(run, {}).get(listed.tag, ())
+                    if isinstance(points, _LazyPoints):
+                        points = points.upto(listed.max_step)
+                    else:
+                        points = [p for p in points if p.step <= listed.max_step]
                     try:
                         payload, cells = convert(listed, points)
                     except ValueError as e:
@@ -265,6 +275,25 @@ class Reader:
                         result[run].append((listed, payload))
         return result
 
+    def _read_tensors_lazily(self, ctx, *, experiment_id, plugin_name, downsample, run_tag_filter):
+        """``read_tensors``, whose points' ``numpy`` may decode on first use: on TensorBoard's gRPC data
+        provider (the Rust data server) the response is read here and each tag's points come as
+        :class:`_LazyPoints`, a tensor decoded only when asked for (a heatmap request needs one step of
+        the series it reads); other providers as they are."""
+        if type(self._provider) is not grpc_provider.GrpcDataProvider:
+            return self._provider.read_tensors(ctx, experiment_id=experiment_id, plugin_name=plugin_name,
+                                               downsample=downsample, run_tag_filter=run_tag_filter)
+        # As GrpcDataProvider.read_tensors builds the request, less its eager decoding of every tensor.
+        req = grpc_provider.data_provider_pb2.ReadTensorsRequest()
+        req.experiment_id = experiment_id
+        req.plugin_filter.plugin_name = plugin_name
+        grpc_provider._populate_rtf(run_tag_filter, req.run_tag_filter)
+        req.downsample.num_points = downsample
+        with grpc_provider._translate_grpc_error():
+            res = self._provider._stub.ReadTensors(req)
+        return {run_entry.run_name: {tag_entry.tag_name: _LazyPoints.of(tag_entry.data) for tag_entry in run_entry.tags}
+                for run_entry in res.runs}
+
     def read_stats(self, ctx, eid: str, wanted: dict[str, list[Series]]) -> dict[str, dict[str, Stats]]:
         """{run: {layer name: Stats}} of the given per-layer stats series of each run."""
         found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, _to_stats)
@@ -273,7 +302,7 @@ class Reader:
     def _read_tables(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, dict[str, Stats]]:
         """{run: {layer name: Stats}} from every stats table of each run (one per monitor)."""
         wanted = {run: list(listing.tables.values()) for run, listing in listings.items()}
-        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, _split_table)
+        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, _split_table, lazy=True)
         return {run: {name: stats for _, table in pairs for name, stats in table.items()}
                 for run, pairs in found.items()}
 
@@ -298,9 +327,9 @@ class Reader:
 
     def read_heatmaps(self, ctx, eid: str, run: str, series_list: list[Series]
                       ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
-        """{layer name: (steps (n,), [2-D float arrays])} of one run."""
+        """{layer name: (steps (n,), the 2-D float maps by index (:class:`Maps`))} of one run."""
         found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, {run: series_list},
-                                  lambda _, points: _to_maps(points))[run]
+                                  lambda _, points: _to_maps(points), lazy=True)[run]
         return {series.layer.name: maps for series, maps in found}
 
     def read_scalar(self, ctx, eid: str, listed: dict[str, Listed]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -414,23 +443,82 @@ def _split_table(table: Table, points) -> tuple[dict[str, Stats], int]:
     """{layer name: Stats} of a stats table's rows; ValueError when its tensors do not fit its metadata
     (the reader then uses the per-layer series)."""
     try:
-        values = np.array([p.numpy for p in points], dtype=np.float64)
+        values = _float_rows(points) if isinstance(points, _LazyPoints) else np.array([p.numpy for p in points], dtype=np.float64)
         values = values.reshape(len(points), len(table.layers), len(table.fields))
     except ValueError as e:
         raise ValueError(f"the stats table does not hold {len(table.layers)} layers x {len(table.fields)} "
                          f"fields ({e}); using the per-layer series") from None
-    steps, values = dedupe_steps(_steps(points), values)
+    steps, values = dedupe_steps(points.steps if isinstance(points, _LazyPoints) else _steps(points), values)
     col = [table.fields.index(f) for f in _REQUIRED_FIELDS]
     stats = {layer.name: Stats(steps, *(np.ascontiguousarray(values[:, row, c]) for c in col))
              for row, layer in enumerate(table.layers)}
     return stats, 4 * steps.size * len(table.layers)
 
 
-def _to_maps(points) -> tuple[tuple[np.ndarray, list[np.ndarray]], int]:
-    """(steps (n,), [2-D maps]) of a heatmap series."""
+class _LazyPoints:
+    """The points of one tag as :meth:`Reader._read_tensors_lazily` reads them from the gRPC response: the
+    steps, and the tensor protos undecoded (``index`` into ``values``)."""
+
+    def __init__(self, steps: np.ndarray, values, index: np.ndarray, cells: int) -> None:
+        self.steps, self.values, self.index, self.cells = steps, values, index, cells
+
+    @classmethod
+    def of(cls, data) -> "_LazyPoints":
+        steps = np.array(data.step, dtype=np.int64)
+        return cls(steps, data.value, np.arange(steps.size), data.ByteSize() // 4)
+
+    def upto(self, max_step: int) -> "_LazyPoints":
+        keep = self.steps <= max_step
+        if keep.all():
+            return self
+        return _LazyPoints(self.steps[keep], self.values, self.index[keep], self.cells)
+
+    def __len__(self) -> int:
+        return self.steps.size
+
+
+class Maps:
+    """The 2-D maps of a heatmap series by index, each made on first use (a request shows one step of a
+    series; on the gRPC provider each map costs a decoding)."""
+
+    def __init__(self, size: int, make) -> None:
+        self._make = make
+        self._maps: list[np.ndarray | None] = [None] * size
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = range(len(self._maps))[index]
+        found = self._maps[index]
+        if found is None:
+            found = self._maps[index] = _as_map(self._make(index))
+        return found
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def _to_maps(points) -> tuple[tuple[np.ndarray, Maps], int]:
+    """(steps (n,), Maps) of a heatmap series (a list of points, or :class:`_LazyPoints`)."""
+    if isinstance(points, _LazyPoints):
+        steps, order = dedupe_steps(points.steps, points.index)
+        values = points.values
+        return (steps, Maps(steps.size, lambda i: tensor_util.make_ndarray(values[int(order[i])]))), points.cells
     steps, order = dedupe_steps(_steps(points), np.arange(len(points)))
-    maps = [_as_map(points[i].numpy) for i in order]
-    return (steps, maps), sum(m.size for m in maps)
+    kept = [points[i].numpy for i in order]
+    return (steps, Maps(len(kept), kept.__getitem__)), sum(np.size(m) for m in kept)
+
+
+def _float_rows(points: _LazyPoints) -> np.ndarray:
+    """The tensors of ``points`` as float64 rows, one per point: float32 tensors of one shape from their
+    bytes at once, anything else through ``make_ndarray`` (ValueError when they differ in shape)."""
+    protos = [points.values[int(i)] for i in points.index]
+    if protos and all(p.dtype == _DT_FLOAT and p.tensor_content and p.tensor_shape == protos[0].tensor_shape
+                      for p in protos):
+        return np.frombuffer(b"".join(p.tensor_content for p in protos), dtype="<f4").astype(np.float64
+                                                                                           ).reshape(len(protos), -1)
+    return np.array([tensor_util.make_ndarray(p) for p in protos], dtype=np.float64)
 
 
 def _to_curve(points) -> tuple[tuple[np.ndarray, np.ndarray], int]:
