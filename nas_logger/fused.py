@@ -1,7 +1,7 @@
 """The fused CPU kernel for perplexity: one read of the layer output and one exp per element.
 
 Eager torch needs a max pass, a subtraction, an exp and two reductions, each a pass over the tensor
-(10-16x one ``sum`` pass). ``nas_fused.c`` does it in one pass over a cache-sized tile of fields, in
+(16x the fused time, measured idle). ``nas_fused.c`` does it in one pass over a cache-sized tile of fields, in
 plain C that the compiler vectorises. It is compiled on first use with the system C compiler (about a
 second) into a per-user cache and loaded through ctypes, which releases the GIL, so chunks run on
 torch's intra-op thread count. Without a compiler, or with ``NAS_LOGGER_FUSED=0``, :func:`perplexity`
@@ -90,9 +90,10 @@ def available() -> bool:
     return _library() is not None
 
 
-def _applies(a: torch.Tensor, dim: int) -> bool:
-    return (a.device.type == "cpu" and a.dtype in (torch.float32, torch.float16, torch.bfloat16) and a.numel() > 0
-            and -a.dim() <= dim < a.dim() and _library() is not None)
+def _takes(a: torch.Tensor, dim: int) -> bool:
+    """Whether the kernels (C and Triton) compute ``a`` along ``dim``: float32 or half, not empty, a valid
+    ``dim`` (a bad one is the eager path's error to raise)."""
+    return a.dtype in (torch.float32, torch.float16, torch.bfloat16) and a.numel() > 0 and -a.dim() <= dim < a.dim()
 
 
 def _run(kernel: str, a: torch.Tensor, dim: int, *pointers: int) -> None:
@@ -117,7 +118,7 @@ def partition(a: torch.Tensor, dim: int, for_backward: bool = False) -> tuple[to
     """rho of a CPU float32/float16/bfloat16 tensor along ``dim`` (float32, ``a``'s shape without ``dim``),
     and with ``for_backward`` also z, u and the max m of the same shape; None where the kernel does not
     apply (other devices and dtypes, no compiler)."""
-    if not _applies(a, dim):
+    if a.device.type != "cpu" or not _takes(a, dim) or _library() is None:
         return None
     dim = dim % a.dim()
     a = a.float().contiguous()
@@ -128,15 +129,6 @@ def partition(a: torch.Tensor, dim: int, for_backward: bool = False) -> tuple[to
     return tuple(outs)
 
 
-def perplexity(a: torch.Tensor, dim: int) -> torch.Tensor | None:
-    """rho alone (see :func:`partition`); on CUDA through the Triton kernel where Triton is installed."""
-    if a.is_cuda and _triton() is not None and a.dtype in (torch.float32, torch.float16, torch.bfloat16) \
-            and a.numel() > 0 and -a.dim() <= dim < a.dim():
-        return _triton().perplexity(a, dim)
-    parts = partition(a, dim)
-    return None if parts is None else parts[0]
-
-
 @functools.lru_cache(maxsize=None)
 def _triton():
     try:
@@ -145,6 +137,14 @@ def _triton():
         logger.info("Triton NAS kernel unavailable (%s); eager torch computes NAS on the GPU", e)
         return None
     return fused_triton
+
+
+def perplexity(a: torch.Tensor, dim: int) -> torch.Tensor | None:
+    """rho alone (see :func:`partition`); on CUDA through the Triton kernel where Triton is installed."""
+    if a.is_cuda and _takes(a, dim) and _triton() is not None:
+        return _triton().perplexity(a, dim)
+    parts = partition(a, dim)
+    return None if parts is None else parts[0]
 
 
 def perplexity_backward(a: torch.Tensor, m: torch.Tensor, u: torch.Tensor, scale: torch.Tensor,
