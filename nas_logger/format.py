@@ -8,20 +8,24 @@ own plugins' ``metadata.py`` pair). The record kinds, by tag (``M/`` only for a 
 
 - ``stats``, ``nas/[M/]<layer>/stats``: a layer's (len(STAT_FIELDS),) float32 quantiles of s_k per
   logged step; metadata: ``layer`` (:class:`LayerInfo`), ``fields``.
-- ``heatmap``, ``nas/[M/]<layer>/heatmap``: a layer's (H, W) map of mean s_k per receptive-field
-  position, at most MAX_HEATMAP_SIDE per side; metadata: ``layer``.
+- ``heatmap``, ``nas/[M/]<layer>/heatmap``: a layer's (k, H, W) maps of s_k per receptive-field
+  position, one per probe sample of the first k (``watch(..., probe_images=k)``), at most
+  MAX_HEATMAP_SIDE per side; files written before k probes hold one (H, W) map; metadata: ``layer``.
 - ``stats_table``, ``nas/[M/]stats_table``: every layer's stats of one step as one (layers, fields)
   tensor (NaN rows for a layer that did not run); metadata: ``layers`` (the rows, in order), ``fields``.
 - ``alarm``, ``nas/[M/]overfit_alarm``: a string tensor of the layers that triggered the overfitting
   alarm, written once at the alarm step.
-- ``probe``, ``nas/[M/]probe_png``: the probe image's PNG bytes as a 0-d string tensor, written once beside
-  the image-plugin summary ``nas/[M/]probe``.
+- ``probe``, ``nas/[M/]probe_png``: the PNG bytes of the first k probe samples as a (k,) string tensor
+  (the sample of index i beside heatmap i), written once beside the image-plugin summary ``nas/[M/]probe``
+  (the first); files written before k probes hold one PNG as a 0-d tensor.
 
 Versions: 1 is the single-monitor format. Version 2 adds named monitors (``watch(..., name=...)``) whose
 name prefixes their layers (``D/conv1``) and run-level tags, and whose records carry ``"monitor"``; and the
 ``probe`` record. Records without a monitor name other than ``probe`` are still written as version 1, so
 version-1 readers read single-monitor runs and skip (with "upgrade") what they could not tell apart.
 A reader reads every version up to FORMAT_VERSION and rejects newer ones with :class:`FormatError`.
+The k probe samples' heatmaps and PNGs kept the version: the tensor's shape tells them apart, and a
+reader from before them shows the mean of the k maps and the first PNG.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ ALARM = "alarm"
 # the layers listed in its metadata (NaN rows for a layer that did not run). It repeats the per-layer
 # ``stats`` records so that a reader fetches one tensor per step instead of one per layer and step.
 TABLE = "stats_table"
-# The probe image's PNG bytes as a 0-d string tensor, written once beside the image summary under
+# The probe images' PNG bytes as a (k,) string tensor (0-d: one, in older files), written once beside the image summary under
 # ``probe_png_tag(monitor)``: TensorBoard's Rust data server cannot read the image summary's blob back for
 # a run whose name holds a quote, a backslash or a control character, but it reads tensors of any run.
 PROBE = "probe"

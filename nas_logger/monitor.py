@@ -17,7 +17,7 @@ from . import namespaces
 from .arguments import check_step, scalar_values
 from .detector import Alarm, OverfitDetector
 from .layers import is_sharded, layer_kind, select_layers, unwrap
-from .probe import MAX_PROBE, Probe, capture_call, describe, prepare_probe, probe_image
+from .probe import MAX_PROBE, Probe, capture_call, describe, first_images, prepare_probe
 from .sharded import every_rank, share_probe
 from .sources import LayerResult, ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
@@ -25,6 +25,10 @@ from .summaries import probe_summary, step_summary
 from .writer import ResilientWriter, log_dir_of
 
 logger = logging.getLogger(__name__)
+
+# Probe samples whose heatmaps and images are written by default: a few to choose from in the tab, at
+# that many times one sample's heatmap bytes per log.
+PROBE_IMAGES = 4
 
 
 def _is_writer_rank() -> bool:
@@ -66,6 +70,7 @@ class Monitor:
         layers: Iterable[str | nn.Module] | str | None = None,
         heatmap_side: int = fmt.MAX_HEATMAP_SIDE,
         max_probe: int = MAX_PROBE,
+        probe_images: int = PROBE_IMAGES,
         detect: bool | OverfitDetector = False,
         statistics: str = "probe",
         ranks: str = "0",
@@ -75,9 +80,10 @@ class Monitor:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-        if heatmap_side < 1 or max_probe < 1:
+        if heatmap_side < 1 or max_probe < 1 or probe_images < 1:
             raise ValueError(
-                f"heatmap_side and max_probe must be >= 1; got {heatmap_side} and {max_probe}"
+                f"heatmap_side, max_probe and probe_images must be >= 1; got {heatmap_side}, {max_probe} "
+                f"and {probe_images}"
             )
         if statistics not in ("probe", "stream"):
             raise ValueError(f"statistics must be 'probe' or 'stream'; got {statistics!r}")
@@ -94,13 +100,15 @@ class Monitor:
         self._modules = select_layers(self.model, layers)
         self._kinds = {name: layer_kind(m) for name, m in self._modules.items()}
         self.max_probe = max_probe
+        self.probe_images = probe_images
         self._merge_ranks = ranks == "all"
         # Whether every rank takes part in log: to merge histograms, or to join a sharded probe forward.
         self._joins = self._merge_ranks or (self._sharded and statistics == "probe")
         if statistics == "stream":
             self._source = StreamStatistics(self.model, self._modules, self._kinds, self._merge_ranks, bins, stream_every)
         else:
-            self._source = ProbeStatistics(self.model, self._modules, self._kinds, heatmap_side, self._merge_ranks, bins)
+            self._source = ProbeStatistics(self.model, self._modules, self._kinds, heatmap_side, self._merge_ranks, bins,
+                                           probe_images)
         self.detector = OverfitDetector() if detect is True else (detect or None)
         self.layers: dict[str, fmt.LayerInfo] = {}
         self._table_layers: list[str] = []  # rows of the stats table, fixed at the first log
@@ -258,9 +266,9 @@ class Monitor:
         out.add_summary(step_summary(self.layers, records, self._table_layers, out.tags, alarm_layers, self.name), step)
         image_tag = fmt.probe_tag(self.name)
         if image_tag not in out.tags:
-            image = probe_image(self.probe) if self.probe is not None else None
-            if image is not None:
-                out.add_summary(probe_summary(image, self.name), step)
+            images = first_images(self.probe, self.probe_images) if self.probe is not None else None
+            if images is not None:
+                out.add_summary(probe_summary(images, self.name), step)
             out.tags.add(image_tag)
         out.add_scalars(scalars, step)
         out.flush()
@@ -320,6 +328,8 @@ def watch(
     with the batch along dim 0 cut to ``max_probe=64`` samples) and replayed at every ``log``.
     ``layers=[]`` raises ValueError; ``ranks="all"`` needs torch.distributed initialised first.
     Other options: ``heatmap_side`` (default 64), the largest side a stored heatmap keeps;
+    ``probe_images`` (default 4): heatmaps and probe images are written for the probe's first that many
+    samples, so the NAS tab can switch between them;
     ``statistics="stream"`` (histograms over the training batches instead of a probe; ``bins``,
     ``stream_every``); ``ranks="all"`` (merge all ranks' histograms under torch.distributed);
     ``detect=True`` (or an :class:`~nas_logger.detector.OverfitDetector`) runs the NAS-only overfitting

@@ -113,12 +113,13 @@ def run_probe(model: torch.nn.Module, probe: Probe, device: torch.device) -> Non
         model(**{k: v.to(device) for k, v in probe.items()})
 
 
-def probe_image(probe: Probe) -> torch.Tensor | None:
-    """The first sample of the probe's first tensor when it looks like an image, else None."""
+def first_images(probe: Probe, count: int) -> torch.Tensor | None:
+    """The first ``count`` samples of the probe's first tensor, (n, C, H, W) float in [0, 1] on the host
+    (one copy), n <= count; None when the samples do not look like images."""
     tensors = _tensors(probe)
     if not tensors or tensors[0].dim() == 0 or tensors[0].shape[0] == 0 or not looks_like_image(tensors[0][0]):
         return None
-    return to_display_image(tensors[0][0])
+    return to_display_images(tensors[0][:count])
 
 
 def looks_like_image(x: Probe) -> bool:
@@ -126,8 +127,9 @@ def looks_like_image(x: Probe) -> bool:
     return isinstance(x, torch.Tensor) and x.dim() == 3 and x.shape[0] in (1, 3) and min(x.shape[1:]) >= 4
 
 
-def to_display_image(x: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) float in [0, 1], min-max scaled, since probes are usually normalised inputs."""
+def to_display_images(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) float in [0, 1], each sample min-max scaled (probes are usually normalised inputs)."""
     x = x.detach().float().cpu()
-    lo, hi = x.min(), x.max()
-    return (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    span = x.amax(dim=(1, 2, 3), keepdim=True) - lo
+    return torch.where(span > 0, (x - lo) / torch.where(span > 0, span, 1), torch.zeros_like(x))

@@ -20,7 +20,7 @@ from .streaming import NASHistogram
 @dataclass
 class LayerResult:
     stats: torch.Tensor  # (len(STAT_FIELDS),) quantiles and mean of s_k
-    heatmap: torch.Tensor | None  # 2-D s_k map of the first probe sample; None when streaming
+    heatmap: torch.Tensor | None  # (k, H, W) s_k maps of the first k probe samples; None when streaming
     fields: int  # receptive fields per sample
 
 
@@ -38,9 +38,10 @@ class ProbeStatistics:
     exist for that pass only. Exact quantiles, or histograms merged over all ranks' probes."""
 
     def __init__(self, model: nn.Module, modules: dict[str, nn.Module], kinds: dict[str, str],
-                 heatmap_side: int, merge_ranks: bool, bins: int) -> None:
+                 heatmap_side: int, merge_ranks: bool, bins: int, heatmap_probes: int = 1) -> None:
         self.model, self.modules, self.kinds = model, modules, kinds
         self.heatmap_side, self.merge_ranks, self.bins = heatmap_side, merge_ranks, bins
+        self.heatmap_probes = heatmap_probes
 
     needs_probe = True
 
@@ -65,7 +66,8 @@ class ProbeStatistics:
                 summary.add(s)
             else:
                 summary = distribution(s)
-            results[name] = (summary, heatmap(s[0], self.heatmap_side), s[0].numel())
+            maps = torch.stack([heatmap(sample, self.heatmap_side) for sample in s[:self.heatmap_probes]])
+            results[name] = (summary, maps, s[0].numel())
 
         failure: Exception | None = None
         if probe is not None:

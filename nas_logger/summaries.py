@@ -41,15 +41,17 @@ def table_summary(layers: list[LayerInfo], rows: np.ndarray, with_metadata: bool
     return _tensor_summary(table_tag(monitor), rows, metadata)
 
 
-def probe_summary(image, monitor: str | None = None) -> summary_pb2.Summary:
-    """The probe's first sample, ``image``: (C, H, W) float in [0, 1] (a torch tensor), as TensorBoard's
-    image summary (the Images tab shows it) and its PNG again as a NAS record, which the plugin can read on
-    every loader and for every run name."""
+def probe_summary(images, monitor: str | None = None) -> summary_pb2.Summary:
+    """The probe's first samples, ``images``: (n, C, H, W) float in [0, 1] (a torch tensor on the host):
+    the first as TensorBoard's image summary (the Images tab shows it) and all n PNGs as a NAS record, a
+    (n,) string tensor, which the plugin can read on every loader and for every run name."""
     from torch.utils.tensorboard.summary import image as image_summary
 
-    summary = image_summary(probe_tag(monitor), image, dataformats="CHW")
-    png = np.array(summary.value[0].image.encoded_image_string, dtype=object)
-    summary.value.extend(_tensor_summary(probe_png_tag(monitor), png,
+    # As numpy: the images are on the host already, and a tensor would be copied once more per image.
+    pngs = [image_summary(probe_tag(monitor), image, dataformats="CHW") for image in images.numpy()]
+    summary = pngs[0]
+    encoded = np.array([png.value[0].image.encoded_image_string for png in pngs], dtype=object)
+    summary.value.extend(_tensor_summary(probe_png_tag(monitor), encoded,
                                          create_summary_metadata(PROBE, monitor=monitor)).value)
     return summary
 

@@ -327,7 +327,7 @@ class Reader:
 
     def read_heatmaps(self, ctx, eid: str, run: str, series_list: list[Series]
                       ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
-        """{layer name: (steps (n,), the 2-D float maps by index (:class:`Maps`))} of one run."""
+        """{layer name: (steps (n,), the (k, H, W) float maps by step index (:class:`Maps`))} of one run."""
         found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, {run: series_list},
                                   lambda _, points: _to_maps(points), lazy=True)[run]
         return {series.layer.name: maps for series, maps in found}
@@ -356,11 +356,14 @@ class Reader:
         except ProbeUnreadable:
             return None
 
-    def read_probe(self, ctx, eid: str, run: str, listing: RunListing, monitor: str | None = None) -> bytes | None:
-        """The encoded probe image of ``monitor`` in ``run``, or ``None`` when it logged none. Raises
-        :class:`ProbeUnreadable` for an image summary that the data provider cannot read back."""
+    def read_probe(self, ctx, eid: str, run: str, listing: RunListing, monitor: str | None = None
+                   ) -> list[bytes] | None:
+        """The encoded probe images (one per probe sample) of ``monitor`` in ``run``, or ``None`` when it
+        logged none. Raises :class:`ProbeUnreadable` for an image summary that the data provider cannot
+        read back."""
         if monitor not in listing.probes:
-            return self._legacy_probe(ctx, eid, run) if monitor is None else None
+            legacy = self._legacy_probe(ctx, eid, run) if monitor is None else None
+            return None if legacy is None else [legacy]
         found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, {run: [listing.probes[monitor]]},
                                   lambda _, points: _to_png(points))[run]
         return found[0][1] if found else None
@@ -478,8 +481,8 @@ class _LazyPoints:
 
 
 class Maps:
-    """The 2-D maps of a heatmap series by index, each made on first use (a request shows one step of a
-    series; on the gRPC provider each map costs a decoding)."""
+    """The (k, H, W) maps (one per probe sample) of a heatmap series by step index, each made on first use
+    (a request shows one step of a series; on the gRPC provider each costs a decoding)."""
 
     def __init__(self, size: int, make) -> None:
         self._make = make
@@ -492,7 +495,7 @@ class Maps:
         index = range(len(self._maps))[index]
         found = self._maps[index]
         if found is None:
-            found = self._maps[index] = _as_map(self._make(index))
+            found = self._maps[index] = _as_maps(self._make(index))
         return found
 
     def __iter__(self):
@@ -537,14 +540,16 @@ def _to_alarm(points) -> tuple[tuple[int, list[str]] | None, int]:
     return (int(first.step), [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]), 1
 
 
-def _to_png(points) -> tuple[bytes | None, int]:
-    """The encoded image of a probe PNG record (its last one), None without points."""
-    return (np.asarray(points[-1].numpy).reshape(-1)[0] if points else None), 1
+def _to_png(points) -> tuple[list[bytes] | None, int]:
+    """The encoded images of a probe PNG record (its last one; one per probe sample, one in files written
+    before k probes), None without points."""
+    return (list(np.asarray(points[-1].numpy).reshape(-1)) if points else None), 1
 
 
-def _as_map(array: np.ndarray) -> np.ndarray:
-    """A 2-D map as stored (float32 keeps the cache small); higher ranks averaged down, as the writer does."""
+def _as_maps(array: np.ndarray) -> np.ndarray:
+    """(k, H, W) maps, one per probe sample, as stored (float32 keeps the cache small): a 2-D map of a file
+    written before k probes is k = 1."""
     array = np.asarray(array, dtype=np.float32)
-    while array.ndim > 2:
-        array = array.mean(axis=0)
-    return array.reshape((1,) * (2 - array.ndim) + array.shape)
+    if array.ndim > 3:
+        raise ValueError(f"a heatmap tensor has at most 3 dimensions (probe, H, W); got shape {array.shape}")
+    return array.reshape((1,) * (3 - array.ndim) + array.shape)

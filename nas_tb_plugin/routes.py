@@ -186,6 +186,24 @@ def _int_arg(request, name: str) -> int | None:
         raise ApiError(400, f"parameter {name!r} must be an integer; got {value!r}", name) from None
 
 
+def _probe_arg(request) -> int:
+    """The ``probe`` parameter: index of a probe sample among those logged (default 0, the first)."""
+    probe = _int_arg(request, "probe")
+    if probe is None:
+        return 0
+    if probe < 0:
+        raise ApiError(400, f"parameter 'probe' must be an index >= 0 of a logged probe sample; got {probe}", "probe")
+    return probe
+
+
+def _pick_probe(count: int, probe: int, run: str) -> int:
+    """``probe`` if ``run`` logged that many probe samples; else 400 naming the valid range."""
+    if probe >= count:
+        raise ApiError(400, f"parameter 'probe' is {probe}, but run {run!r} logged {count} probe "
+                            f"sample{'s' if count != 1 else ''} (0..{count - 1})", "probe")
+    return probe
+
+
 def _pattern(request) -> Pattern:
     try:
         return compile_group_regex(_arg(request, "group_regex"))
@@ -229,6 +247,7 @@ class Routes:
             "/stripes": self.stripes_route,
             "/heatmap": self.heatmap_route,
             "/heatmaps": self.heatmaps_route,
+            "/steps": self.steps_route,
             "/probe": self.probe_route,
             "/export": self.export_route,
         }
@@ -259,17 +278,23 @@ class Routes:
     @_endpoint
     def heatmap_route(self, request):
         run, layer = _arg(request, "run", required=True), _arg(request, "layer", required=True)
-        return _json(request, self.heatmap_impl(*_where(request), run, layer, _int_arg(request, "step")))
+        return _json(request, self.heatmap_impl(*_where(request), run, layer, _int_arg(request, "step"),
+                                                _probe_arg(request)))
 
     @_endpoint
     def heatmaps_route(self, request):
         run = _arg(request, "run", required=True)
-        return _json(request, self.heatmaps_impl(*_where(request), run, _int_arg(request, "step")))
+        return _json(request, self.heatmaps_impl(*_where(request), run, _int_arg(request, "step"), _probe_arg(request)))
+
+    @_endpoint
+    def steps_route(self, request):
+        run = _arg(request, "run", required=True)
+        return _json(request, self.steps_impl(*_where(request), run, _loss_tags(request)))
 
     @_endpoint
     def probe_route(self, request):
         run, monitor = _arg(request, "run", required=True), _arg(request, "monitor")
-        image = self.probe_impl(*_where(request), run, monitor)
+        image = self.probe_impl(*_where(request), run, monitor, _probe_arg(request))
         return http_util.Respond(request, image, _image_type(image))
 
     @_endpoint
@@ -350,47 +375,60 @@ class Routes:
         filename = "nas_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", sel.name).strip("._") or sel.kind) + ".csv"
         return filename, out.getvalue()
 
-    def heatmap_impl(self, ctx, eid: str, run: str, layer: str, step: int | None) -> dict:
-        """One layer's heatmap at ``step`` (None: the last), its steps and the probe image's URL."""
+    def heatmap_impl(self, ctx, eid: str, run: str, layer: str, step: int | None, probe: int = 0) -> dict:
+        """One layer's heatmap of probe sample ``probe`` at ``step`` (None: the last), its steps, the
+        number of probe samples and the probe image's URL."""
         listing = self._run(ctx, eid, run)
         series = listing.heatmaps.get(layer)
         if series is None:
             raise ApiError(404, f"no heatmap of layer {layer!r} in run {run!r}", "layer")
         steps, maps = self._reader.read_heatmaps(ctx, eid, run, [series])[layer]
         index = _step_index(steps, step)
-        grid = maps[index]
+        grid = maps[index][_pick_probe(len(maps[index]), probe, run)]
         return {"run": run, "layer": layer, "step": _step(steps[index]), "shape": list(grid.shape),
-                "values": _floats(grid.ravel()), "steps": _steps(steps),
-                "probe": self._probe_url(ctx, eid, run, listing)}
+                "values": _floats(grid.ravel()), "steps": _steps(steps), "probes": len(maps[index]),
+                "probe": self._probe_url(ctx, eid, run, listing, probe)}
 
-    def heatmaps_impl(self, ctx, eid: str, run: str, step: int | None) -> dict:
-        """Every layer's heatmap at ``step`` (None: the last of any layer), the steps and the probe's URL."""
+    def heatmaps_impl(self, ctx, eid: str, run: str, step: int | None, probe: int = 0) -> dict:
+        """Every layer's heatmap of probe sample ``probe`` at ``step`` (None: the last of any layer), the
+        steps, the number of probe samples (the fewest of any layer) and the probe image's URL."""
         listing = self._run(ctx, eid, run)
         series = sorted(listing.heatmaps.values(), key=lambda s: fmt.layer_order(s.layer))
         data = self._reader.read_heatmaps(ctx, eid, run, series)
         all_steps = np.unique(np.concatenate([data[s.layer.name][0] for s in series] or [np.zeros(0, np.int64)]))
         chosen = int(all_steps[_step_index(all_steps, step)])
-        layers = []
+        shown = []
         for s in series:
             steps, maps = data[s.layer.name]
             at = np.searchsorted(steps, chosen)
             if at < steps.size and steps[at] == chosen:
-                grid = maps[at]
-                layers.append({"name": s.layer.name, "depth": s.layer.depth, "kind": s.layer.kind,
-                               "shape": list(grid.shape), "values": _floats(grid.ravel())})
+                shown.append((s.layer, maps[at]))
+        count = min((len(grids) for _, grids in shown), default=1)
+        _pick_probe(count, probe, run)
+        layers = [{"name": layer.name, "depth": layer.depth, "kind": layer.kind,
+                   "shape": list(grids[probe].shape), "values": _floats(grids[probe].ravel())}
+                  for layer, grids in shown]
         return {"run": run, "step": _step(chosen), "steps": _steps(all_steps), "layers": layers,
-                "probe": self._probe_url(ctx, eid, run, listing)}
+                "probes": count, "probe": self._probe_url(ctx, eid, run, listing, probe)}
 
-    def probe_impl(self, ctx, eid: str, run: str, monitor: str | None) -> bytes:
-        """The encoded probe image of ``monitor`` (None: the run's unnamed one) in ``run``."""
+    def steps_impl(self, ctx, eid: str, run: str, loss_tags: tuple[str | None, str | None]) -> dict:
+        """What the heatmap view draws beside the maps, without them: the run's heatmap steps and the
+        overlays (losses, overfitting step, alarms)."""
+        sel = self._select(ctx, eid, Selector(run=run))
+        data = self._reader.read_heatmaps(ctx, eid, run, list(sel.listings[run].heatmaps.values()))
+        steps = np.unique(np.concatenate([s for s, _ in data.values()] or [np.zeros(0, np.int64)]))
+        return {"run": run, "steps": _steps(steps), **self._overlay(ctx, eid, sel, loss_tags)}
+
+    def probe_impl(self, ctx, eid: str, run: str, monitor: str | None, probe: int = 0) -> bytes:
+        """The encoded image of probe sample ``probe`` of ``monitor`` (None: the run's unnamed one) in ``run``."""
         try:
-            image = self._reader.read_probe(ctx, eid, run, self._run(ctx, eid, run), monitor)
+            images = self._reader.read_probe(ctx, eid, run, self._run(ctx, eid, run), monitor)
         except ProbeUnreadable as e:
             raise ApiError(404, str(e), "run") from None
-        if image is None:
+        if images is None:
             what = f" of monitor {monitor!r}" if monitor is not None else ""
             raise ApiError(404, f"no probe image{what} in run {run!r}", "monitor" if monitor is not None else "run")
-        return image
+        return images[_pick_probe(len(images), probe, run)]
 
     # --- reads and computations shared by the implementations -----------------------------------
 
@@ -465,13 +503,22 @@ class Routes:
             "alarms": [{"run": run, "step": _step(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
         }
 
-    def _probe_url(self, ctx, eid, run: str, listing: RunListing) -> str | None:
-        """URL of the run's probe image (of its first monitor that logged one), or None."""
+    def _probe_url(self, ctx, eid, run: str, listing: RunListing, probe: int = 0) -> str | None:
+        """URL of the run's image of probe sample ``probe`` (of its first monitor that logged one), or None
+        (also when that monitor logged fewer images, as files from before k probes hold one)."""
         found = self._reader.probe_monitor(ctx, eid, run, listing)
         if found is None:
             return None
         (monitor,) = found
-        return url_for("probe", run=run, monitor=monitor)
+        if probe > 0:
+            try:
+                images = self._reader.read_probe(ctx, eid, run, listing, monitor)
+            except ProbeUnreadable:
+                return None
+            if images is None or probe >= len(images):
+                return None
+        # Probe 0 without its parameter: the URL that files from before k probes were linked with.
+        return url_for("probe", run=run, monitor=monitor, probe=str(probe) if probe else None)
 
 
 # First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").

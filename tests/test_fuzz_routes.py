@@ -13,9 +13,10 @@ from plugin_fixtures import HTML_RUN, app_for, get_json, write_run
 
 P = "/data/plugin/nas/"
 RUNS = ["solo", "vanilla/seed0", HTML_RUN]
-PARAMETERS = ["run", "group", "layer", "step", "loss_tag", "loss_tag2", "group_regex", "format", "monitor"]
+PARAMETERS = ["run", "group", "layer", "step", "loss_tag", "loss_tag2", "group_regex", "format", "monitor", "probe"]
 DATA_TYPES = {"runs": "application/json", "lines": "application/json", "stripes": "application/json",
-              "heatmap": "application/json", "heatmaps": "application/json", "probe": "image/png",
+              "heatmap": "application/json", "heatmaps": "application/json", "steps": "application/json",
+              "probe": "image/png",
               "export": "text/csv"}
 TRAVERSALS = ["../../../../etc/passwd", "..%2f..%2fsetup.py", "%2e%2e%2f%2e%2e%2fsetup.py",
               "%252e%252e%252fsetup.py", "..\\..\\setup.py", "/etc/passwd", "C:\\Windows\\win.ini",
@@ -74,7 +75,7 @@ def check(response, route: str) -> None:
 # A valid query per route, so that a fuzzed parameter reaches the handler's later stages.
 VALID = {"runs": [], "lines": [("group", "vanilla")], "stripes": [("run", "solo")], "export": [("run", "solo")],
          "heatmap": [("run", "solo"), ("layer", "conv1"), ("step", "1")], "heatmaps": [("run", "solo")],
-         "probe": [("run", "solo")]}
+         "steps": [("run", "solo")], "probe": [("run", "solo")]}
 
 
 @FUZZ
@@ -125,7 +126,7 @@ def test_fuzzed_static_paths_serve_only_frontend_files(client, segments, joiner)
 
 @pytest.mark.parametrize("payload", TRAVERSALS)
 @pytest.mark.parametrize("url", ["lines?run={}", "lines?group={}", "stripes?run={}", "heatmaps?run={}",
-                                 "heatmap?run=solo&layer={}", "probe?run={}", "export?group={}",
+                                 "steps?run={}", "heatmap?run=solo&layer={}", "probe?run={}", "export?group={}",
                                  "lines?run=solo&loss_tag={}", "lines?run=solo&loss_tag2={}"])
 def test_path_traversal_in_every_data_parameter_is_a_404(client, url, payload):
     response = client.get(P + url.format(urllib.parse.quote(payload, safe="")))

@@ -19,7 +19,8 @@ from reference import nas_reference
 
 
 def reference_stats(model, probe):
-    """Per layer (in execution order): float64 median and first-sample map from plain hooks."""
+    """Per layer (in execution order): float64 median, the maps of the first 4 samples (the default
+    probe_images) and the filter count, from plain hooks."""
     outputs = {}
     hooks = [m.register_forward_hook(lambda m, i, o, n=n: outputs.setdefault(n, o.detach()))
              for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -31,7 +32,7 @@ def reference_stats(model, probe):
     result = {}
     for name, out in outputs.items():
         s = nas_reference(out.double().numpy(), axis=1 if out.dim() == 4 else -1)
-        result[name] = (np.median(s), s[0], out.shape[1])
+        result[name] = (np.median(s), s[:4], out.shape[1])
     return result
 
 
@@ -60,8 +61,8 @@ def test_round_trip_every_layer_matches_recomputation(tmp_path, small_cnn):
         assert last[fmt.STAT_FIELDS.index("median")] == pytest.approx(want[name][0], abs=2e-6)
         assert last[0] <= last[2] <= last[3] <= last[4] <= last[6]
         _, maps = records[(name, fmt.HEATMAP)]
-        expected_map = want[name][1].reshape(8, 8) if name.startswith("conv") else np.reshape(want[name][1], (1, 1))
-        np.testing.assert_allclose(maps[-1][1], expected_map, atol=2e-6)
+        expected_maps = np.reshape(want[name][1], (4, 8, 8) if name.startswith("conv") else (4, 1, 1))
+        np.testing.assert_allclose(maps[-1][1], expected_maps, atol=2e-6)
     scalars = read_scalars(tmp_path)
     assert [v for _, v in scalars["test_loss"]] == pytest.approx([1.0, 0.5, 1 / 3])
     assert [s for s, _ in scalars["accuracy"]] == [0, 1, 2]
@@ -173,7 +174,7 @@ def test_token_inputs_give_one_field_per_token(tmp_path):
     monitor.close()
     layer, maps = read_nas(tmp_path)[("0", fmt.HEATMAP)]
     assert layer.receptive_fields == 7
-    assert maps[0][1].shape == (1, 7)
+    assert maps[0][1].shape == (3, 1, 7)  # the probe's 3 samples, fewer than probe_images=4
 
 
 def test_large_maps_are_downsampled_but_statistics_use_every_field(tmp_path):
@@ -184,7 +185,7 @@ def test_large_maps_are_downsampled_but_statistics_use_every_field(tmp_path):
     medians = monitor.log(0)
     monitor.close()
     layer, maps = read_nas(tmp_path)[("0", fmt.HEATMAP)]
-    assert maps[0][1].shape == (32, 32)
+    assert maps[0][1].shape == (2, 32, 32)
     assert layer.receptive_fields == 100 * 130
     with torch.no_grad():
         full = nas_reference(model(probe).double().numpy())
@@ -433,7 +434,7 @@ def test_resnet50_at_224_and_layer_globs(tmp_path):
     assert monitor.layers["conv1"].receptive_fields == 112 * 112 and monitor.layers["fc"].depth == 53
     monitor.close()
     _, maps = read_nas(tmp_path)[("conv1", fmt.HEATMAP)]
-    assert maps[0][1].shape == (fmt.MAX_HEATMAP_SIDE, fmt.MAX_HEATMAP_SIDE)
+    assert maps[0][1].shape == (2, fmt.MAX_HEATMAP_SIDE, fmt.MAX_HEATMAP_SIDE)
     deep = nas_logger.watch(model, tmp_path / "deep", probe=torch.randn(1, 3, 224, 224), layers="layer4.*")
     assert len(deep.log(0)) == 10 and all(n.startswith("layer4.") for n in deep.layers)
     deep.close()

@@ -104,7 +104,7 @@ def test_a_named_monitor_prefixes_its_layers_and_every_tag(tmp_path):
     for monitor in (None, "SmallCNN"):
         assert fmt.parse_plugin_metadata(tensors[fmt.probe_png_tag(monitor)].plugin_content).monitor == monitor
         png = dp.read_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME, downsample=10,
-                              run_tag_filter=None)["."][fmt.probe_png_tag(monitor)][0].numpy.item()
+                              run_tag_filter=None)["."][fmt.probe_png_tag(monitor)][0].numpy[0]  # the first of k
         blob = dp.read_blob_sequences(context.RequestContext(), experiment_id="", plugin_name="images",
                                       downsample=10, run_tag_filter=None)["."][fmt.probe_tag(monitor)][0].values[2]
         assert png.startswith(b"\x89PNG") and png == dp.read_blob(context.RequestContext(), blob_key=blob.blob_key)

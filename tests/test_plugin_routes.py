@@ -296,9 +296,12 @@ def test_heatmap_of_one_layer_and_step(client, logged):
     body = get_json(client, P + "heatmap?run=solo&layer=conv2&step=7")
     assert (body["run"], body["layer"], body["step"]) == ("solo", "conv2", 7)
     assert body["shape"] == [8, 8]
-    np.testing.assert_allclose(np.reshape(body["values"], (8, 8)), maps[7], **F32)
+    np.testing.assert_allclose(np.reshape(body["values"], (8, 8)), maps[7][0], **F32)
     assert body["steps"] == list(range(STEPS))
-    assert body["probe"] == "probe?run=solo"
+    assert body["probe"] == "probe?run=solo" and body["probes"] == 4
+    third = get_json(client, P + "heatmap?run=solo&layer=conv2&step=7&probe=2")
+    np.testing.assert_allclose(np.reshape(third["values"], (8, 8)), maps[7][2], **F32)
+    assert third["probe"] == "probe?run=solo&probe=2"
     fc2 = get_json(client, P + "heatmap?run=solo&layer=fc2&step=0")
     assert fc2["shape"] == [1, 1] and len(fc2["values"]) == 1
 
@@ -311,9 +314,9 @@ def test_heatmaps_of_all_layers_at_one_step(client, logged):
     assert [l["shape"] for l in last["layers"]] == [[8, 8], [8, 8], [1, 1], [1, 1]]
     body = get_json(client, P + "heatmaps?run=drop_rep1&step=3")
     for layer in body["layers"]:
-        want = dict(records[(layer["name"], fmt.HEATMAP)][1])[3]
+        want = dict(records[(layer["name"], fmt.HEATMAP)][1])[3][0]
         np.testing.assert_allclose(np.reshape(layer["values"], layer["shape"]), want, **F32)
-    assert body["probe"] == "probe?run=drop_rep1"
+    assert body["probe"] == "probe?run=drop_rep1" and body["probes"] == 4
 
 
 def test_probe_is_the_logged_png(client, logged):
@@ -392,6 +395,14 @@ def test_steps_beyond_2_to_the_53_are_sent_as_exact_strings(tmp_path):
     ("heatmaps?run=nope", 404, "run"),
     ("probe", 400, "run"),
     ("probe?run=nope", 404, "run"),
+    ("probe?run=solo&probe=x", 400, "probe"),
+    ("probe?run=solo&probe=-1", 400, "probe"),
+    ("probe?run=solo&probe=4", 400, "probe"),
+    ("heatmaps?run=solo&probe=4", 400, "probe"),
+    ("heatmap?run=solo&layer=conv1&probe=1.5", 400, "probe"),
+    ("steps", 400, "run"),
+    ("steps?run=nope", 404, "run"),
+    ("steps?run=solo&loss_tag=nope", 404, "loss_tag"),
     ("export?run=solo&format=xlsx", 400, "format"),
     ("export?group=nope", 404, "group"),
 ])
@@ -403,8 +414,8 @@ def test_bad_requests_answer_json_errors_naming_the_parameter(client, url, statu
 def random_requests(count: int, seed: int = 0):
     """Routes with random mixes of parameters: real names, junk text, HTML, unicode, numbers."""
     rng = random.Random(seed)
-    routes = ["lines", "stripes", "heatmap", "heatmaps", "probe", "export", "runs"]
-    names = ["run", "group", "layer", "step", "loss_tag", "loss_tag2", "group_regex", "format"]
+    routes = ["lines", "stripes", "heatmap", "heatmaps", "steps", "probe", "export", "runs"]
+    names = ["run", "group", "layer", "step", "loss_tag", "loss_tag2", "group_regex", "format", "probe"]
     values = ["solo", "vanilla", "conv1", "3", "-1", "1e3", "", "(", ".*", "\\", "../..", HTML_RUN,
               "nas/conv1/stats", "\u00e9\u4e2d", "%00", "csv", "test_loss", " ", "9" * 30]
     for _ in range(count):
