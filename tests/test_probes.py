@@ -14,19 +14,8 @@ from events import read_nas
 from nas_logger import format as fmt
 from nas_logger.summaries import _tensor_summary, nas_summary
 from nas_logger.writer import file_writer
-from plugin_fixtures import STEPS, app_for, build_logdir, get_json
-
-P = "/data/plugin/nas/"
-
-
-@pytest.fixture(scope="module")
-def logged(tmp_path_factory):
-    return build_logdir(tmp_path_factory.mktemp("logs"))
-
-
-@pytest.fixture(scope="module")
-def client(logged):
-    return app_for(logged.path)[0]
+from plugin_fixtures import STEPS, app_for, get_json
+from test_plugin_routes import P, client, logged  # noqa: F401 (fixtures: the route tests' log directory)
 
 
 def png_pixels(png: bytes) -> np.ndarray:
