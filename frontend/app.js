@@ -5,12 +5,13 @@ import { RUN_PALETTE, themeColors } from "./colors.js";
 import { h } from "./dom.js";
 import { composeSvg, downloadPng, downloadSvg, fileName, stackSvg } from "./export.js";
 import { heatmapGrid, lossCurve } from "./heatmap.js";
-import { extent, linePlot, lossExtent, niceLossDomain, stepExtent } from "./lineplot.js";
-import { compareSteps, nearestStep, unionSteps } from "./steps.js";
+import { extent, linePlot, lossExtent, niceLossDomain, sharedDomains, stepExtent } from "./lineplot.js";
+import { layerChooser, layerSeries, overlayLayers, overlayPanel } from "./overlay.js";
+import { nearestStep, unionSteps } from "./steps.js";
 import { stripePlot, stripeStepExtent } from "./stripeplot.js";
 import { adoptParentFonts, isDark, watchTheme } from "./theme.js";
 
-const VIEWS = [["lines", "Line plot"], ["stripes", "Stripe plot"], ["heatmap", "Heatmap"]];
+const VIEWS = [["lines", "Line plot"], ["stripes", "Stripe plot"], ["heatmap", "Heatmap"], ["overlay", "Overlay"]];
 const EMPTY_CODE = [
   "import nas_logger",
   "",
@@ -41,6 +42,9 @@ export class NasApp {
     this.timings = [];
     this.token = 0;
     this.catalog = { runs: [], groups: [] };
+    this.overlayLayers = null; // the overlay view's layers by name; null: every layer
+    this.probeIndex = 0; // which of the logged probe samples the heatmaps show
+    this.heatRuns = new Map(); // group key -> the run of the group that its heatmap panel shows
   }
 
   async start() {
@@ -213,6 +217,7 @@ export class NasApp {
       b.setAttribute("aria-selected", String(on));
     }
     this.stepBar.hidden = this.view !== "heatmap";
+    if (this.overlayBar) this.overlayBar.hidden = this.view !== "overlay";
   }
 
   rerender() {
@@ -256,6 +261,7 @@ export class NasApp {
     }
     try {
       if (view === "heatmap") await this.renderHeatmaps(token, t0);
+      else if (view === "overlay") await this.renderOverlay(token, t0);
       else await this.renderSeries(view, token, t0);
     } catch (e) {
       if (token !== this.token) return;
@@ -309,27 +315,52 @@ export class NasApp {
     if (this.timings.length > 200) this.timings.splice(0, this.timings.length - 200);
   }
 
+  /** The overlay view: the `lines` responses of the selection (shared with the line plot's cache), one
+   * panel per chosen layer with every entry in its chip colour. */
+  async renderOverlay(token, t0) {
+    const results = await Promise.all(this.selected.map((entry) =>
+      getJSON(this.seriesUrl("lines", entry)).then((data) => ({ entry, data }), (error) => ({ entry, error }))));
+    if (token !== this.token) return;
+    const t1 = performance.now();
+    const ok = results.filter((r) => r.data);
+    const failed = results.filter((r) => r.error);
+    if (failed.length) this.message.replaceChildren(...failed.map((r) => this.errorBox(`Could not load lines for ${r.entry.type} "${r.entry.name}"`, r.error)));
+    const layers = overlayLayers(ok.map((r) => r.data));
+    const bar = layerChooser(layers, this.overlayLayers, (names) => { this.overlayLayers = names; this.renderView(); });
+    if (this.overlayBar) this.overlayBar.replaceWith(bar);
+    else this.panels.before(bar);
+    this.overlayBar = bar;
+    const chosen = this.overlayLayers ? layers.filter((l) => this.overlayLayers.includes(l.name)) : layers;
+    const { xDomain, lossDomain } = sharedDomains(ok.map((r) => r.data));
+    const { width, cols } = this.layout(chosen.length);
+    const options = { width, height: cols > 1 ? 190 : 260, xDomain, lossDomain, dark: this.dark };
+    this.panels.replaceChildren(...chosen.map((layer) => overlayPanel(layer, layerSeries(layer.name, ok), options)));
+    if (!chosen.length) this.panels.replaceChildren(h("div", { class: "nas-hint", text: "Choose layers above to overlay them." }));
+    this.record({ view: "overlay", panels: chosen.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
+  }
+
   toggleLayer(name) {
     if (this.hidden.has(name)) this.hidden.delete(name);
     else this.hidden.add(name);
     this.renderView();
   }
 
+  /** The run whose heatmaps the panel of `entry` shows: the run, or the one chosen among the group's. */
   heatRun(entry) {
-    return entry.type === "run" ? entry.name : entry.runs[0];
+    if (entry.type === "run") return entry.name;
+    const chosen = this.heatRuns.get(key(entry));
+    return entry.runs.includes(chosen) ? chosen : entry.runs[0];
   }
 
+  /** Per panel one light `steps` request (steps, losses, overfit step) and one `heatmaps` request. */
   async renderHeatmaps(token, t0) {
     const entries = this.selected;
-    const lines = await Promise.all(entries.map((e) =>
-      getJSON(url("lines", { run: this.heatRun(e), loss_tag: this.lossTag, loss_tag2: this.loss2Tag })).then((data) => ({ e, data }), (error) => ({ e, error }))));
+    const timelines = await Promise.all(entries.map((e) =>
+      getJSON(url("steps", { run: this.heatRun(e), loss_tag: this.lossTag, loss_tag2: this.loss2Tag })).then((data) => ({ e, data }), (error) => ({ e, error }))));
     if (token !== this.token) return;
-    const ok = lines.filter((r) => r.data);
-    const layerSteps = (d) => unionSteps((d.layers || []).map((l) => l.steps));
-    this.steps = unionSteps(ok.map((r) => layerSteps(r.data)));
-    const stepRanges = ok.map((r) => stepExtent(r.data)).filter(Boolean);
-    const xDomain = stepRanges.length ? [Math.min(...stepRanges.map((z) => z[0])), Math.max(...stepRanges.map((z) => z[1]))] : null;
-    const lossDomain = niceLossDomain(extent(...ok.map((r) => lossExtent(r.data) || [])));
+    const ok = timelines.filter((r) => r.data);
+    this.steps = unionSteps(ok.map((r) => r.data.steps));
+    const { xDomain, lossDomain } = sharedDomains(ok.map((r) => r.data));
     if (this.stepIndex === null || this.stepIndex >= this.steps.length) {
       const overfit = ok.length ? ok[0].data.overfit_step : null;
       this.stepIndex = overfit !== null && overfit !== undefined ? Math.max(0, this.steps.indexOf(nearestStep(this.steps, overfit))) : this.steps.length - 1;
@@ -338,29 +369,27 @@ export class NasApp {
     this.slider.value = this.stepIndex;
     const step = this.steps[this.stepIndex];
     const { width } = this.layout(entries.length);
-    const first = await Promise.all(lines.map((r) => {
+    const first = await Promise.all(timelines.map((r) => {
       if (r.error) return r;
-      const runSteps = layerSteps(r.data);
-      const run = this.heatRun(r.e);
-      return getJSON(url("heatmaps", { run, step: nearestStep(runSteps, step) }))
-        .then((heat) => ({ ...r, run, runSteps, heat }), (error) => ({ ...r, run, error }));
+      const p = { run: this.heatRun(r.e), runSteps: r.data.steps, probe: Math.min(this.probeIndex, r.data.probes - 1) };
+      return getJSON(this.heatUrl(p, step)).then((heat) => ({ ...r, p, heat }), (error) => ({ ...r, error }));
     }));
     if (token !== this.token) return;
     const t1 = performance.now();
+    this.probePicker(Math.max(1, ...ok.map((r) => r.data.probes)));
     this.heatPanels = [];
     const nodes = [];
     for (const r of first) {
-      const sub = r.e.type === "group" ? `run ${this.heatRun(r.e)} of this group` : "";
-      const { panel, body } = this.panelShell(r.e, sub);
+      const { panel, body } = this.panelShell(r.e, r.e.type === "group" ? "showing run" : "");
+      if (r.e.type === "group") this.heatRunPicker(r.e, panel.querySelector("header .sub"));
       if (r.error) {
         body.appendChild(this.errorBox(`Could not load heatmaps for "${this.heatRun(r.e)}"`, r.error));
       } else {
-        // The server links the probe of the monitor that logged one (with its monitor= parameter).
+        // The server links the probe image of the monitor that logged one (with its monitor= parameter).
         const grid = heatmapGrid(r.heat, { probeUrl: r.heat.probe || null, dark: this.dark, width });
         const curve = lossCurve(r.data, { width: Math.min(width, 520), height: 120, xDomain, lossDomain, dark: this.dark, step: r.heat.step });
         body.append(grid, curve);
-        const runSteps = r.heat.steps && r.heat.steps.length ? [...r.heat.steps].sort(compareSteps) : r.runSteps;
-        this.heatPanels.push({ run: r.run, runSteps, grid, curve, panel });
+        this.heatPanels.push({ ...r.p, grid, curve, panel });
         body.exportSvg = () => stackSvg([grid.exportSvg(), curve.cloneNode(true)], themeColors(this.dark).bg);
       }
       nodes.push(panel);
@@ -371,8 +400,30 @@ export class NasApp {
     this.prefetch(this.stepIndex);
   }
 
+  /** The step bar's choice of probe sample, 1..count (shown when there is a choice). */
+  probePicker(count) {
+    if (!this.probeSelect) {
+      const wrap = h("label", { class: "nas-field nas-probe-field", title: "Which probe image the heatmaps are of" }, this.stepBar);
+      h("span", { text: "Probe image" }, wrap);
+      this.probeSelect = h("select", { class: "nas-probe" }, wrap);
+      this.probeSelect.addEventListener("change", () => { this.probeIndex = +this.probeSelect.value; this.renderView(); });
+    }
+    this.probeSelect.replaceChildren(...Array.from({ length: count }, (_, i) => h("option", { value: i, text: `#${i + 1}` })));
+    this.probeSelect.value = String(Math.min(this.probeIndex, count - 1));
+    this.probeSelect.parentElement.hidden = count < 2;
+  }
+
+  /** A group heatmap panel's choice among the group's runs, in place of its subtitle `sub`. */
+  heatRunPicker(entry, sub) {
+    const select = h("select", { class: "nas-heat-run", "aria-label": `run of ${entry.name} shown` });
+    for (const run of entry.runs) h("option", { value: run, text: run }, select);
+    select.value = this.heatRun(entry);
+    select.addEventListener("change", () => { this.heatRuns.set(key(entry), select.value); this.renderView(); });
+    sub.after(select);
+  }
+
   heatUrl(p, step) {
-    return url("heatmaps", { run: p.run, step: nearestStep(p.runSteps, step) });
+    return url("heatmaps", { run: p.run, step: nearestStep(p.runSteps, step), probe: p.probe || null });
   }
 
   showStep(step) {
@@ -443,7 +494,7 @@ export class NasApp {
       const maker = chart && chart.exportSvg ? chart.exportSvg : null;
       if (!maker) continue;
       const entry = this.entryByKey.get(panel.dataset.key);
-      let title = entry ? entry.name : panel.dataset.key;
+      let title = entry ? entry.name : panel.dataset.title || panel.dataset.key;
       if (this.view === "heatmap" && entry) {
         const run = entry.type === "group" ? `run ${this.heatRun(entry)}, ` : "";
         title += `  (${run}step ${this.steps[this.stepIndex]})`;

@@ -99,3 +99,23 @@ export function fileName(parts, ext) {
   const base = parts.join("_").replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 80) || "nas";
   return `${base}.${ext}`;
 }
+
+// First characters that make a spreadsheet run a cell as a formula (OWASP "CSV Injection"), as the
+// server's export route guards them.
+const FORMULA_START = ["=", "+", "-", "@", "\t", "\r"];
+
+/** RFC 4180 CSV of `rows` (arrays of strings, numbers, null): CRLF rows, quoted where needed, a
+ * leading ' on text that a spreadsheet would run as a formula; null is an empty cell. */
+export function csvText(rows) {
+  const cell = (v) => {
+    if (v === null || v === undefined) return "";
+    if (typeof v === "number") return String(v);
+    const text = FORMULA_START.some((c) => v.startsWith(c)) ? "'" + v : v;
+    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  };
+  return rows.map((r) => r.map(cell).join(",") + "\r\n").join("");
+}
+
+export function downloadText(text, filename, type = "text/csv") {
+  download(new Blob([text], { type }), filename);
+}

@@ -1,11 +1,15 @@
 // NAS Heatmap: for one run and step, the s_k map of every layer on one shared 0..1 viridis scale, beside
-// the probe image; a loss curve with a marker at the chosen step. update(data) redraws in place, so
-// moving the step slider only rewrites canvas pixels.
+// the probe image, tiles sized to the panel; a click on a tile enlarges it beside the probe. A loss curve
+// with a marker at the chosen step. update(data) redraws in place, so moving the step slider only
+// rewrites canvas pixels.
 import { LOSS, themeColors, viridisBar, viridisPixels } from "./colors.js";
 import { FONT, fmt, h, linear, s } from "./dom.js";
 import { drawAxes, drawLosses, lossExtent, niceLossDomain, stepExtent } from "./lineplot.js";
 
-const TILE = 84; // CSS pixels of the longer side of a heatmap tile
+// CSS pixels of the longer side of a heatmap tile: the panel's width shared by the tiles, within these.
+const MIN_TILE = 84;
+const MAX_TILE = 220;
+const GAP = 12; // between tiles, as .heatmap-grid's CSS gap
 
 /** Paint row-major values (h x w) into a canvas of that many pixels, on viridis. */
 export function paintHeatmap(canvas, shape, values) {
@@ -20,10 +24,62 @@ export function paintHeatmap(canvas, shape, values) {
   ctx.putImageData(img, 0, 0);
 }
 
-function tileSize([hgt, wid]) {
-  if (hgt * wid <= 1) return [TILE / 2, TILE / 2];
-  const scale = TILE / Math.max(hgt, wid);
+function tileSize([hgt, wid], tile) {
+  if (hgt * wid <= 1) return [tile / 2, tile / 2];
+  const scale = tile / Math.max(hgt, wid);
   return [Math.round(wid * scale), Math.round(hgt * scale)];
+}
+
+/** Side of a tile when `count` tiles share `width` px: as few rows as tiles of MIN_TILE px need,
+ * the tiles of each row filling it (up to MAX_TILE px). */
+export function tileSide(count, width) {
+  const fit = Math.max(1, Math.floor((width + GAP) / (MIN_TILE + GAP)));
+  const cols = Math.ceil(count / Math.ceil(Math.max(1, count) / fit));
+  return Math.max(MIN_TILE, Math.min(MAX_TILE, Math.floor((width + GAP) / cols) - GAP - 2));
+}
+
+/** The mean of the finite values (null/NaN skipped), or null. */
+function meanOf(values) {
+  const finite = values.filter((v) => v !== null && !Number.isNaN(v));
+  return finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : null;
+}
+
+/**
+ * One layer's map enlarged beside the probe image in a dialog over the page; closed by Esc or a click.
+ * Returns { layer, paint(layer, step, probeUrl), close() }.
+ */
+function zoomDialog(layerName, onClose) {
+  const backdrop = h("div", { class: "nas-zoom", role: "dialog", "aria-label": `${layerName} enlarged`, title: "Esc or click to close" }, document.body);
+  const box = h("div", { class: "nas-zoom-box" }, backdrop);
+  const side = Math.max(160, Math.min(520, window.innerHeight - 160, (window.innerWidth - 120) / 2));
+  const mapFig = h("figure", { class: "zoom-map" }, box);
+  const canvas = h("canvas", { class: "heatmap-canvas zoom-canvas", "data-layer": layerName }, mapFig);
+  const caption = h("figcaption", {}, mapFig);
+  const probeFig = h("figure", { class: "zoom-probe" }, box);
+  const img = h("img", { class: "probe zoom-probe-img", alt: "probe image", width: side, height: side }, probeFig);
+  h("figcaption", { text: "probe" }, probeFig);
+  const close = () => {
+    document.removeEventListener("keydown", onKey);
+    backdrop.remove();
+    onClose();
+  };
+  const onKey = (ev) => { if (ev.key === "Escape") close(); };
+  document.addEventListener("keydown", onKey);
+  backdrop.addEventListener("click", close);
+  return {
+    layer: layerName,
+    close,
+    paint(layer, step, probeUrl) {
+      paintHeatmap(canvas, layer.shape, layer.values);
+      const [w, hgt] = tileSize(layer.shape, side);
+      canvas.style.width = `${w}px`;
+      canvas.style.height = `${hgt}px`;
+      canvas.dataset.step = step;
+      caption.textContent = `${layer.name} at step ${step}: mean NAS ${fmt(meanOf(layer.values), 3)}`;
+      probeFig.hidden = !probeUrl;
+      if (probeUrl && img.getAttribute("src") !== probeUrl) img.src = probeUrl;
+    },
+  };
 }
 
 /** A horizontal viridis colour bar 0..1 as SVG. */
@@ -72,24 +128,39 @@ export function lossCurve(lines, options = {}) {
 
 /**
  * The heatmap grid of one run: probe image, one tile per layer (in the server's order), colour bar.
- * data: a `heatmaps` response; options: probeUrl, dark, width. Returns an element with update(data).
+ * data: a `heatmaps` response; options: probeUrl, dark, width (the tiles share it). Returns an element
+ * with update(data) and zoom(layer name), which enlarges a layer (also on a click on its tile).
  */
 export function heatmapGrid(data, options = {}) {
   const theme = themeColors(!!options.dark);
   const root = h("div", { class: "nas-heatmaps" });
   const grid = h("div", { class: "heatmap-grid" }, root);
+  const layers = [...(data.layers || [])]; // the server's order: each monitor's layers by depth
+  const tile = tileSide(layers.length + (options.probeUrl ? 1 : 0), options.width || 640);
+  root.dataset.tile = tile;
+  grid.style.setProperty("--tile", `${tile}px`);
   let probe = null;
-  if (options.probeUrl) {
+  let probeUrl = options.probeUrl || null;
+  if (probeUrl) {
     const fig = h("figure", { class: "heatmap-tile probe-tile" }, grid);
-    probe = h("img", { class: "probe", src: options.probeUrl, alt: "probe image", width: TILE, height: TILE }, fig);
+    probe = h("img", { class: "probe", src: probeUrl, alt: "probe image", width: tile, height: tile }, fig);
     h("figcaption", { text: "probe" }, fig);
   }
   const tiles = new Map();
-  const layers = [...(data.layers || [])]; // the server's order: each monitor's layers by depth
+  let zoom = null;
+  let step = data.step;
+  root.zoom = (name) => {
+    if (zoom) zoom.close();
+    const t = tiles.get(name);
+    if (!t) return;
+    zoom = zoomDialog(name, () => { zoom = null; });
+    zoom.paint(t.layer, step, probeUrl);
+  };
   for (const layer of layers) {
     const fig = h("figure", { class: "heatmap-tile", "data-layer": layer.name, "data-kind": layer.kind || "" }, grid);
+    fig.addEventListener("click", () => root.zoom(layer.name));
     const canvas = h("canvas", { class: "heatmap-canvas", "data-layer": layer.name }, fig);
-    const [w, hgt] = tileSize(layer.shape);
+    const [w, hgt] = tileSize(layer.shape, tile);
     canvas.style.width = `${w}px`;
     canvas.style.height = `${hgt}px`;
     const cap = h("figcaption", {}, fig);
@@ -101,48 +172,50 @@ export function heatmapGrid(data, options = {}) {
   root.appendChild(colorBar(260, options.dark));
 
   root.update = (next) => {
+    step = next.step;
+    if (probe && next.probe && next.probe !== probeUrl) probe.src = next.probe;
+    probeUrl = next.probe || probeUrl;
     for (const layer of next.layers || []) {
-      const tile = tiles.get(layer.name);
-      if (!tile) continue;
-      paintHeatmap(tile.canvas, layer.shape, layer.values);
-      tile.layer = layer;
-      tile.canvas.dataset.step = next.step;
-      const finite = layer.values.filter((v) => v !== null && !Number.isNaN(v));
-      const mean = finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : null;
-      tile.fig.title = `${layer.name} (${layer.kind || "layer"}, depth ${layer.depth}) at step ${next.step}: mean NAS ${fmt(mean, 3)}`;
+      const t = tiles.get(layer.name);
+      if (!t) continue;
+      paintHeatmap(t.canvas, layer.shape, layer.values);
+      t.layer = layer;
+      t.canvas.dataset.step = next.step;
+      t.fig.title = `${layer.name} (${layer.kind || "layer"}, depth ${layer.depth}) at step ${next.step}: mean NAS ${fmt(meanOf(layer.values), 3)} (click to enlarge)`;
     }
+    if (zoom && tiles.has(zoom.layer)) zoom.paint(tiles.get(zoom.layer).layer, step, probeUrl);
     root.dataset.step = next.step;
   };
   root.update(data);
 
   root.exportSvg = () => {
-    const cols = Math.max(1, Math.floor(((options.width || 640) - 8) / (TILE + 16)));
+    const cols = Math.max(1, Math.floor(((options.width || 640) - 8) / (tile + 16)));
     const cells = [];
     if (probe && probe.complete && probe.naturalWidth > 0) {
       const c = document.createElement("canvas");
       c.width = probe.naturalWidth;
       c.height = probe.naturalHeight;
       c.getContext("2d").drawImage(probe, 0, 0);
-      cells.push({ name: "probe", href: c.toDataURL("image/png"), size: [TILE, TILE] });
+      cells.push({ name: "probe", href: c.toDataURL("image/png"), size: [tile, tile] });
     }
     for (const { canvas, layer } of tiles.values()) {
-      const [w, hgt] = tileSize(layer.shape);
+      const [w, hgt] = tileSize(layer.shape, tile);
       cells.push({ name: layer.name, href: canvas.toDataURL("image/png"), size: [w, hgt] });
     }
     const rows = Math.ceil(cells.length / cols);
-    const width = cols * (TILE + 16) + 8;
-    const height = rows * (TILE + 24) + 40;
+    const width = cols * (tile + 16) + 8;
+    const height = rows * (tile + 24) + 40;
     const svg = s("svg", { xmlns: "http://www.w3.org/2000/svg", width, height, "font-family": FONT, "font-size": 10 });
     s("rect", { x: 0, y: 0, width, height, fill: theme.bg }, svg);
     cells.forEach((c, i) => {
-      const cx = 8 + (i % cols) * (TILE + 16);
-      const cy = 4 + Math.floor(i / cols) * (TILE + 24);
-      s("image", { x: cx, y: cy + TILE - c.size[1], width: c.size[0], height: c.size[1], href: c.href, preserveAspectRatio: "none", style: "image-rendering:pixelated" }, svg);
-      s("text", { x: cx, y: cy + TILE + 14, fill: theme.fg, text: c.name }, svg);
+      const cx = 8 + (i % cols) * (tile + 16);
+      const cy = 4 + Math.floor(i / cols) * (tile + 24);
+      s("image", { x: cx, y: cy + tile - c.size[1], width: c.size[0], height: c.size[1], href: c.href, preserveAspectRatio: "none", style: "image-rendering:pixelated" }, svg);
+      s("text", { x: cx, y: cy + tile + 14, fill: theme.fg, text: c.name }, svg);
     });
     const bar = colorBar(260, options.dark);
     bar.setAttribute("x", 8);
-    bar.setAttribute("y", rows * (TILE + 24) + 6);
+    bar.setAttribute("y", rows * (tile + 24) + 6);
     svg.appendChild(bar);
     return svg;
   };

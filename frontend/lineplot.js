@@ -22,9 +22,17 @@ export function extent(...arrays) {
   return lo <= hi ? [lo, hi] : null;
 }
 
-/** Step range [first, last] over every series of a `lines` response. */
+/** Step range [first, last] over every series of a `lines` (or `steps`) response. */
 export function stepExtent(data) {
-  return extent(...(data.layers || []).map((l) => l.steps), data.loss && data.loss.steps, data.loss2 && data.loss2.steps);
+  return extent(...(data.layers || []).map((l) => l.steps), data.steps, data.loss && data.loss.steps, data.loss2 && data.loss2.steps);
+}
+
+/** Step and loss axes shared by the panels of `lines`/`steps` responses: { xDomain (or null), lossDomain }. */
+export function sharedDomains(responses) {
+  return {
+    xDomain: extent(...responses.map((d) => stepExtent(d) || [])),
+    lossDomain: niceLossDomain(extent(...responses.map((d) => lossExtent(d) || []))),
+  };
 }
 
 /** Loss range of a `lines` response (both losses), padded to round numbers. */
@@ -41,7 +49,7 @@ export function niceLossDomain(range) {
 }
 
 /** Axes shared by every plot of a view: x = steps, left y = loss, right y = NAS in [0, 1]. */
-export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true, grid = true, xLabel = "epoch" }) {
+export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true, grid = true, xLabel = "epoch", lossColour = LOSS, lossLabel = "test loss" }) {
   const [x0, x1] = x.range;
   const [yb, yt] = yNas.range;
   const g = s("g", { class: "axes", "font-family": FONT, "font-size": 10 }, svg);
@@ -70,11 +78,11 @@ export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true
     s("line", { x1: x0, x2: x0, y1: yb, y2: yt, stroke: theme.axis }, g);
     for (const v of ticks(yLoss.domain[0], yLoss.domain[1], 4)) {
       if (v < yLoss.domain[0] || v > yLoss.domain[1]) continue;
-      s("text", { class: "loss-tick", "data-value": v, x: x0 - 5, y: yLoss(v) + 3, "text-anchor": "end", fill: LOSS, text: fmt(v, 2) }, g);
+      s("text", { class: "loss-tick", "data-value": v, x: x0 - 5, y: yLoss(v) + 3, "text-anchor": "end", fill: lossColour, text: fmt(v, 2) }, g);
     }
     s("text", {
       transform: `translate(${x0 - 36},${(yb + yt) / 2}) rotate(-90)`, "text-anchor": "middle",
-      fill: LOSS, text: "test loss",
+      fill: lossColour, text: lossLabel,
     }, g);
   }
   return g;
@@ -115,22 +123,109 @@ export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
   return g;
 }
 
-function layoutLegend(layers, width) {
+/** Legend rows fitting `width` px: [[{ item, x, w }]], items (with a .name) in order. */
+export function layoutLegend(items, width) {
   const rows = [];
   let row = [];
   let used = 0;
-  for (const layer of layers) {
-    const w = 26 + Math.min(24, layer.name.length) * 6.2;
+  for (const item of items) {
+    const w = 26 + Math.min(24, item.name.length) * 6.2;
     if (row.length > 0 && used + w > width) {
       rows.push(row);
       row = [];
       used = 0;
     }
-    row.push({ layer, x: used, w });
+    row.push({ item, x: used, w });
     used += w;
   }
   if (row.length) rows.push(row);
   return rows;
+}
+
+/**
+ * Draw legend `rows` (from layoutLegend) into `svg` from (left, top), 16 px a row: a line swatch in
+ * colourOf(item) and the truncated name; dimmed where off(item), a <title> of titleOf(item), onClick(item).
+ */
+export function drawLegend(svg, rows, { left, top, theme, colourOf, titleOf, off = () => false, onClick = null, attr = "data-layer", dash = null }) {
+  const legend = s("g", { class: "legend", "font-size": 10.5 }, svg);
+  rows.forEach((row, r) => {
+    for (const { item, x: lx, w } of row) {
+      const hidden = off(item);
+      const g = s("g", {
+        class: "legend-item" + (hidden ? " off" : ""), [attr]: item.name, cursor: onClick ? "pointer" : null,
+        transform: `translate(${left + lx},${top + r * 16})`, opacity: hidden ? 0.35 : 1,
+      }, legend);
+      s("rect", { x: -2, y: -9, width: w - 4, height: 14, fill: "transparent" }, g);
+      s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: colourOf(item), "stroke-width": 3, "stroke-dasharray": dash }, g);
+      s("text", { x: 20, y: 2, fill: theme.fg, text: truncate(item.name) }, g);
+      s("title", { text: titleOf(item) }, g);
+      if (onClick) g.addEventListener("click", () => onClick(item));
+    }
+  });
+  return legend;
+}
+
+/**
+ * A chart's frame: <div class="nas-chart"> holding <svg class=cls> (width x height) on the theme's
+ * background with drawAxes(axes) under a <g> clipped to the plot area, whose top and bottom are
+ * yNas's range and left and right x's. root.exportSvg() copies the SVG without its hover layer.
+ */
+export function chartFrame(cls, width, height, axes) {
+  const root = h("div", { class: "nas-chart" });
+  const svg = s("svg", {
+    class: cls, xmlns: "http://www.w3.org/2000/svg", width, height, viewBox: `0 0 ${width} ${height}`, "font-family": FONT,
+  }, root);
+  s("rect", { class: "bg", x: 0, y: 0, width, height, fill: axes.theme.bg }, svg);
+  drawAxes(svg, axes);
+  const [left, right] = axes.x.range;
+  const [bottom, top] = axes.yNas.range;
+  const clipId = uniqueId("clip");
+  const clip = s("clipPath", { id: clipId }, s("defs", {}, svg));
+  s("rect", { x: left, y: top - 2, width: right - left, height: bottom - top + 4 }, clip);
+  const plot = s("g", { "clip-path": `url(#${clipId})` }, svg);
+  root.exportSvg = () => {
+    const copy = svg.cloneNode(true);
+    copy.querySelectorAll(".hover").forEach((n) => n.remove());
+    return copy;
+  };
+  return { root, svg, plot };
+}
+
+/**
+ * Hover over the plot area of a chartFrame: the point of `series` ([{ steps, median }]) nearest the
+ * pointer gets a ring and a tooltip { title, rows } from describe(item, step, value).
+ */
+export function hoverNearest(frame, { x, yNas, theme }, series, describe) {
+  const { root, svg } = frame;
+  const [left, right] = x.range;
+  const [bottom, top] = yNas.range;
+  const width = +svg.getAttribute("width");
+  const dot = s("circle", { r: 3.5, fill: "none", stroke: theme.fg, "stroke-width": 1.5, visibility: "hidden" }, svg);
+  const area = s("rect", { class: "hover", x: left, y: top, width: right - left, height: bottom - top, fill: "transparent" }, svg);
+  hoverTip(root, svg, area, (mx, my) => {
+    const step = x.invert(mx);
+    let best = null;
+    for (const item of series) {
+      const i = nearestIndex(item.steps, step);
+      const v = i < 0 ? null : item.median[i];
+      if (v === null || v === undefined) continue;
+      const dist = Math.abs(yNas(v) - my) + Math.abs(x(item.steps[i]) - mx) * 0.2;
+      if (!best || dist < best.dist) best = { item, i, v, dist };
+    }
+    if (!best) return null;
+    const st = best.item.steps[best.i];
+    dot.setAttribute("cx", x(st));
+    dot.setAttribute("cy", yNas(best.v));
+    dot.setAttribute("visibility", "visible");
+    const { title, rows } = describe(best.item, st, best.v);
+    return { title, rows, left: Math.min(x(st) + 12, width - 150), top: Math.max(0, yNas(best.v) - 30) };
+  }, () => dot.setAttribute("visibility", "hidden"));
+}
+
+/** Tooltip row of the loss at `step` of a { steps, values } curve, or none. */
+export function lossRows(loss, step, label = "test loss") {
+  const j = loss ? loss.steps.indexOf(step) : -1;
+  return j >= 0 ? [{ class: "loss", text: `${label} ${fmt(loss.values[j], 4)}` }] : [];
 }
 
 /**
@@ -159,18 +254,8 @@ export function linePlot(data, options = {}) {
   const yLoss = linear(ld[0], ld[1], yBottom, margin.top);
   const hasLoss = !!(data.loss || data.loss2);
 
-  const root = h("div", { class: "nas-chart" });
-  const svg = s("svg", {
-    class: "nas-lineplot", xmlns: "http://www.w3.org/2000/svg", width, height,
-    viewBox: `0 0 ${width} ${height}`, "font-family": FONT,
-  }, root);
-  s("rect", { class: "bg", x: 0, y: 0, width, height, fill: theme.bg }, svg);
-  drawAxes(svg, { x, yLoss: hasLoss ? yLoss : null, yNas, theme });
-
-  const clipId = uniqueId("clip");
-  const clip = s("clipPath", { id: clipId }, s("defs", {}, svg));
-  s("rect", { x: margin.left, y: margin.top - 2, width: x.range[1] - margin.left, height: plotHeight + 4 }, clip);
-  const plot = s("g", { "clip-path": `url(#${clipId})` }, svg);
+  const frame = chartFrame("nas-lineplot", width, height, { x, yLoss: hasLoss ? yLoss : null, yNas, theme });
+  const { svg, plot } = frame;
 
   const colours = new Map(layers.map((l) => [l.name, depthColor(l.depth, maxDepth, options.dark)]));
   const band = options.band !== undefined ? options.band : (data.runs || []).length > 1;
@@ -196,53 +281,15 @@ export function linePlot(data, options = {}) {
   else drawLosses(plot, { overfit_step: data.overfit_step, alarms: data.alarms }, { x, yLoss, theme });
 
   // Legend: click an entry to hide or show that layer (in every panel of the view).
-  const legend = s("g", { class: "legend", "font-size": 10.5 }, svg);
-  legendRows.forEach((row, r) => {
-    for (const { layer, x: lx, w } of row) {
-      const off = hidden.has(layer.name);
-      const item = s("g", {
-        class: "legend-item" + (off ? " off" : ""), "data-layer": layer.name, cursor: "pointer",
-        transform: `translate(${margin.left + lx},${yBottom + 38 + r * 16})`, opacity: off ? 0.35 : 1,
-      }, legend);
-      s("rect", { x: -2, y: -9, width: w - 4, height: 14, fill: "transparent" }, item);
-      s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: colours.get(layer.name), "stroke-width": 3 }, item);
-      s("text", { x: 20, y: 2, fill: theme.fg, text: truncate(layer.name) }, item);
-      s("title", { text: `${layer.name} (depth ${layer.depth}, ${layer.kind || "layer"}) - click to hide/show` }, item);
-      if (options.onToggleLayer) item.addEventListener("click", () => options.onToggleLayer(layer.name));
-    }
+  drawLegend(svg, legendRows, {
+    left: margin.left, top: yBottom + 38, theme, colourOf: (l) => colours.get(l.name), off: (l) => hidden.has(l.name),
+    titleOf: (l) => `${l.name} (depth ${l.depth}, ${l.kind || "layer"}) - click to hide/show`,
+    onClick: options.onToggleLayer ? (l) => options.onToggleLayer(l.name) : null,
   });
 
   // Hover: the nearest visible layer at the nearest step.
-  const dot = s("circle", { r: 3.5, fill: "none", stroke: theme.fg, "stroke-width": 1.5, visibility: "hidden" }, svg);
-  const overlay = s("rect", {
-    class: "hover", x: margin.left, y: margin.top, width: x.range[1] - margin.left, height: plotHeight,
-    fill: "transparent",
-  }, svg);
-  hoverTip(root, svg, overlay, (mx, my) => {
-    const step = x.invert(mx);
-    let best = null;
-    for (const l of shown) {
-      const i = nearestIndex(l.steps, step);
-      const v = i < 0 ? null : l.median[i];
-      if (v === null || v === undefined) continue;
-      const dist = Math.abs(yNas(v) - my) + Math.abs(x(l.steps[i]) - mx) * 0.2;
-      if (!best || dist < best.dist) best = { l, i, v, dist };
-    }
-    if (!best) return null;
-    const st = best.l.steps[best.i];
-    dot.setAttribute("cx", x(st));
-    dot.setAttribute("cy", yNas(best.v));
-    dot.setAttribute("visibility", "visible");
-    const rows = [`step ${st}`, `NAS ${fmt(best.v, 4)}`];
-    const j = data.loss ? data.loss.steps.indexOf(st) : -1;
-    if (j >= 0) rows.push({ class: "loss", text: `test loss ${fmt(data.loss.values[j], 4)}` });
-    return { title: best.l.name, rows, left: Math.min(x(st) + 12, width - 150), top: Math.max(0, yNas(best.v) - 30) };
-  }, () => dot.setAttribute("visibility", "hidden"));
-
-  root.exportSvg = () => {
-    const copy = svg.cloneNode(true);
-    copy.querySelectorAll(".hover").forEach((n) => n.remove());
-    return copy;
-  };
-  return root;
+  hoverNearest(frame, { x, yNas, theme }, shown, (l, st, v) => ({
+    title: l.name, rows: [`step ${st}`, `NAS ${fmt(v, 4)}`, ...lossRows(data.loss, st)],
+  }));
+  return frame.root;
 }

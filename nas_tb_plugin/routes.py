@@ -412,12 +412,14 @@ class Routes:
                 "probes": count, "probe": self._probe_url(ctx, eid, run, listing, probe)}
 
     def steps_impl(self, ctx, eid: str, run: str, loss_tags: tuple[str | None, str | None]) -> dict:
-        """What the heatmap view draws beside the maps, without them: the run's heatmap steps and the
-        overlays (losses, overfitting step, alarms)."""
+        """What the heatmap view draws beside the maps, without them: the run's heatmap steps, the number
+        of probe samples at its last step (the fewest of any layer) and the overlays (losses,
+        overfitting step, alarms)."""
         sel = self._select(ctx, eid, Selector(run=run))
         data = self._reader.read_heatmaps(ctx, eid, run, list(sel.listings[run].heatmaps.values()))
         steps = np.unique(np.concatenate([s for s, _ in data.values()] or [np.zeros(0, np.int64)]))
-        return {"run": run, "steps": _steps(steps), **self._overlay(ctx, eid, sel, loss_tags)}
+        probes = min((len(maps[len(maps) - 1]) for _, maps in data.values() if len(maps)), default=1)
+        return {"run": run, "steps": _steps(steps), "probes": probes, **self._overlay(ctx, eid, sel, loss_tags)}
 
     def probe_impl(self, ctx, eid: str, run: str, monitor: str | None, probe: int = 0) -> bytes:
         """The encoded image of probe sample ``probe`` of ``monitor`` (None: the run's unnamed one) in ``run``."""

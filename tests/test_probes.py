@@ -141,7 +141,7 @@ def test_files_from_before_k_probes_are_still_served(tmp_path):
 def test_steps_holds_the_heatmap_steps_and_the_overlays_of_lines(client, logged):
     body = get_json(client, P + "steps?run=solo")
     lines = get_json(client, P + "lines?run=solo")
-    assert body["run"] == "solo" and body["steps"] == list(range(STEPS))
+    assert body["run"] == "solo" and body["steps"] == list(range(STEPS)) and body["probes"] == 4
     assert body["loss"]["tag"] == "loss/val"
     assert body["loss"]["values"] == pytest.approx(logged.losses["solo"], rel=1e-6)
     assert body["overfit_step"] == 5
