@@ -80,8 +80,20 @@ def python_provider(logdir: Path):
     return data_provider.MultiplexerDataProvider(multiplexer, str(logdir)), None
 
 
-def rust_provider(logdir: Path):
-    """The Rust data server (a subprocess, as `tensorboard` starts it) with `nas` and scalars kept."""
+def loaded(dp, ctx) -> bool:
+    """Whether the data server has read every run of write_logdir: per run the stats and heatmap of every
+    layer and the stats table, to the last step, and the baseline scalars."""
+    tensors = dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)
+    scalars = dp.list_scalars(ctx, experiment_id="", plugin_name="scalars")
+    series = [tensors.get(run, {}) for run in RUNS]
+    baseline = scalars.get(BASELINE_RUN, {}).get(BASELINE_TAG)
+    return (all(len(tags) == 2 * LAYERS + 1 and all(t.max_step == STEPS - 1 for t in tags.values()) for tags in series)
+            and baseline is not None and baseline.max_step == POINTS - 1)
+
+
+def rust_provider(logdir: Path, ready=loaded):
+    """The Rust data server (a subprocess, as `tensorboard` starts it) with `nas` and scalars kept, once
+    ``ready(provider, ctx)``."""
     ingester = server_ingester.SubprocessServerDataIngester(
         server_ingester.get_server_binary(), str(logdir), reload_interval=0,
         channel_creds_type=grpc_util.ChannelCredsType.LOCAL,
@@ -89,15 +101,7 @@ def rust_provider(logdir: Path):
     ingester.start()
     dp, ctx = ingester.data_provider, context.RequestContext()
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:  # the data server loads in the background
-        tensors = dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)
-        scalars = dp.list_scalars(ctx, experiment_id="", plugin_name="scalars")
-        series = [tensors.get(run, {}) for run in RUNS]
-        baseline = scalars.get(BASELINE_RUN, {}).get(BASELINE_TAG)
-        # per run: stats and heatmap of every layer, and the stats table
-        if (all(len(tags) == 2 * LAYERS + 1 and all(t.max_step == STEPS - 1 for t in tags.values()) for tags in series)
-                and baseline is not None and baseline.max_step == POINTS - 1):
-            break
+    while time.monotonic() < deadline and not ready(dp, ctx):  # the data server loads in the background
         time.sleep(1)
     return dp, ingester
 
