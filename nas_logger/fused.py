@@ -25,14 +25,17 @@ import torch
 logger = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).with_name("nas_fused.c")
-_TILE = 64  # fields per tile, as TILE in nas_fused.c
-_MIN_PARALLEL = 1 << 15  # elements below which threads cost more than they save
+_MIN_PARALLEL = 1 << 17  # elements below which threads cost more than they save (~40 us of kernel)
+
+
+_PORTABLE_FLAGS = ["-O2", "-shared", "-fPIC"]
 
 
 def _flags() -> list[str]:
     cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    # The features by name, not -march=native: the cache key then tells two CPUs sharing a home apart.
     native = ["-mavx2", "-mfma"] if " avx2" in cpu and " fma" in cpu else []
-    # No errno and no trap semantics, so the compiler may vectorise; IEEE NaN/inf handling stays.
+    # No errno and no trap semantics; IEEE NaN/inf handling stays (no -ffast-math: NaN must spread).
     return ["-O3", "-fno-math-errno", "-fno-trapping-math", *native, "-shared", "-fPIC"]
 
 
@@ -41,38 +44,53 @@ def _cache_dir() -> Path:
     return Path(base) / "nas_logger"
 
 
+def _build(compiler: str, flags: list[str]) -> Path:
+    """The shared library built with ``flags`` (cached under a key of source, compiler and flags)."""
+    key = hashlib.sha256(_SOURCE.read_bytes() + " ".join([compiler, *flags]).encode()).hexdigest()[:16]
+    target = _cache_dir() / f"nas_fused-{key}.so"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Built under a private name and renamed: concurrent processes (DDP ranks) never load a half file.
+        fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(fd)
+        try:
+            subprocess.run([compiler, *flags, str(_SOURCE), "-o", partial, "-lm"], check=True,
+                           capture_output=True, timeout=120)
+            os.replace(partial, target)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+    return target
+
+
+def _failure(e: Exception) -> str:
+    detail = getattr(e, "stderr", b"") or b""
+    return f"{e} {detail.decode(errors='replace')[-300:]}"
+
+
 @functools.lru_cache(maxsize=None)
 def _library() -> ctypes.CDLL | None:
     if os.environ.get("NAS_LOGGER_FUSED", "1") == "0":
         logger.info("fused NAS kernel off (NAS_LOGGER_FUSED=0): eager torch computes NAS")
         return None
     compiler = os.environ.get("CC") or (sysconfig.get_config_var("CC") or "cc").split()[0]
-    flags = _flags()
-    key = hashlib.sha256(_SOURCE.read_bytes() + " ".join([compiler, *flags]).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"nas_fused-{key}.so"
     try:
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Built under a private name and renamed: concurrent processes (DDP ranks) never load a half file.
-            fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
-            os.close(fd)
-            try:
-                subprocess.run([compiler, *flags, str(_SOURCE), "-o", partial, "-lm"], check=True,
-                               capture_output=True, timeout=120)
-                os.replace(partial, target)
-            finally:
-                if os.path.exists(partial):
-                    os.remove(partial)
+        try:
+            target = _build(compiler, _flags())
+        except subprocess.SubprocessError as e:
+            # A compiler that rejects the optimising flags still builds the portable kernel.
+            target = _build(compiler, _PORTABLE_FLAGS)
+            logger.info("fused NAS kernel built with %s only (%s)", " ".join(_PORTABLE_FLAGS), _failure(e))
         library = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as e:
-        detail = getattr(e, "stderr", b"") or b""
-        logger.info("fused NAS kernel unavailable (%s %s); eager torch computes NAS", e, detail.decode(errors="replace")[-300:])
+        logger.info("fused NAS kernel unavailable (%s); eager torch computes NAS", _failure(e))
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     library.nas_strided.argtypes = [ptr] * 5 + [i64] * 5
     library.nas_rows.argtypes = [ptr] * 5 + [i64] * 4
     library.nas_strided_backward.argtypes = [ptr] * 5 + [i64] * 5
     library.nas_rows_backward.argtypes = [ptr] * 5 + [i64] * 4
+    library.nas_tile.restype = i64
     return library
 
 
@@ -104,14 +122,18 @@ def _run(kernel: str, a: torch.Tensor, dim: int, *pointers: int) -> None:
     if inner == 1:
         units, name, sizes = outer, "nas_rows", (outer, d)
     else:
-        units, name, sizes = outer * -(-inner // _TILE), "nas_strided", (outer, d, inner)
+        units, name, sizes = outer * -(-inner // library.nas_tile()), "nas_strided", (outer, d, inner)
     call = functools.partial(getattr(library, name + kernel), a.data_ptr(), *pointers, *sizes)
     threads = min(torch.get_num_threads(), units)
     if threads <= 1 or a.numel() < _MIN_PARALLEL:
         call(0, units)
     else:
         bounds = [units * i // threads for i in range(threads + 1)]
-        list(_pool(threads).map(call, bounds[:-1], bounds[1:]))
+        # The calling thread takes the first chunk itself rather than waiting idle for the pool.
+        rest = [_pool(threads - 1).submit(call, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+        call(bounds[0], bounds[1])
+        for future in rest:
+            future.result()
 
 
 def partition(a: torch.Tensor, dim: int, for_backward: bool = False) -> tuple[torch.Tensor, ...] | None:

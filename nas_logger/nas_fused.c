@@ -1,36 +1,136 @@
-/* Fused single-read NAS kernel for CPU: rho = z * exp(-u) per receptive field, where x = a - max,
- * e = exp(x), z = sum e, u = sum e * x / z over the D filters, clamped to [1, D]; NaN for a field
- * with a non-finite input (as the eager path). Plain C that GCC vectorises: lanes are neighbouring
- * fields (conv) or filters (linear); exp is a Cephes-style polynomial with ~2 ulp error. */
-#include <math.h>
+/* Fused NAS kernel for CPU: rho = z * exp(-u) per receptive field, where x = a - max, e = exp(x),
+ * z = sum e, u = sum e * x / z over the D filters, clamped to [1, D]; NaN for a field with a non-finite
+ * input (as the eager path: exp(-inf) * -inf and anything with NaN are NaN and spread through u).
+ *
+ * Written with GCC/Clang vector types, so one source gives AVX2, SSE or NEON code: the lanes are
+ * neighbouring fields of a conv layer (contiguous in memory, one filter row apart by `inner`), or the
+ * filters of a linear layer. A tile of fields is read twice: once for the max, once for the sums, the
+ * second time from L2. exp is a Cephes-style polynomial (about 2 ulp), see vexp. */
 #include <stdint.h>
 #include <string.h>
 
-#define TILE 64
+#define LANES 8
+#define VECS 2 /* vectors per tile: more spill the accumulators (16 AVX registers) and measured slower */
+#define TILE (LANES * VECS)
 
-static inline float exp_neg(float x) { /* x <= 0, or NaN-free; exp(x) with underflow to 0 */
-  const float lo = -87.33654f;
-  float xc = x < lo ? lo : x;
-  float n = floorf(xc * 1.44269504088896341f + 0.5f);
-  float r = xc - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  return x < lo ? 0.0f : p * scale;
+typedef float vf __attribute__((vector_size(LANES * 4)));
+typedef int32_t vi __attribute__((vector_size(LANES * 4)));
+
+int64_t nas_tile(void) { return TILE; }
+
+static inline vf splat(float x) { return (vf){0} + x; }
+static inline vf sel(vi mask, vf yes, vf no) { return (vf)((mask & (vi)yes) | (~mask & (vi)no)); }
+static inline vi lane_ids(void) { return (vi){0, 1, 2, 3, 4, 5, 6, 7}; }
+
+/* a > b ? a : b lane by lane, so b where either is NaN (the semantics of x86's maxps) */
+#if defined(__AVX__)
+#include <immintrin.h>
+static inline vf vmax(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)b); }
+#else
+static inline vf vmax(vf a, vf b) { return sel(a > b, a, b); }
+#endif
+
+static inline vf loadu(const float *p) {
+  vf v;
+  memcpy(&v, p, sizeof v);
+  return v;
 }
 
-static inline float finish(float z, float t, float bad, int64_t d) {
-  if (bad != 0.0f) return NAN; /* bad = sum of (a - a): NaN when any input is inf or NaN */
-  float rho = z * expf(-t / z);
-  return rho < 1.0f ? 1.0f : (rho > (float)d ? (float)d : rho);
+/* `n` < LANES floats at p; the other lanes repeat p[0], so they change no max and overflow nothing. */
+static inline vf load_part(const float *p, int n) {
+  vf v = splat(p[0]);
+  for (int i = 1; i < n; ++i) v[i] = p[i];
+  return v;
+}
+
+/* Lanes [lo, hi) of v to p + lo. */
+static inline void store_part(float *p, vf v, int lo, int hi) {
+  if (lo == 0 && hi == LANES) {
+    memcpy(p, &v, sizeof v);
+    return;
+  }
+  for (int i = lo; i < hi; ++i) p[i] = v[i];
+}
+
+/* exp(x) for x <= 88 to 1 ulp (a degree-6 minimax polynomial on [-ln 2 / 2, ln 2 / 2]), NaN for NaN.
+ * n = round(x / ln 2) by adding 1.5 * 2^23, whose float bits then hold n in their low bits, and the
+ * scale 2^n is built from those bits. At and below -88, n = -127 and the scale's bits are 0: exactly 0,
+ * so exp(-inf) * -inf is NaN as in the eager path; r's error from the one-part ln 2 is below 2e-8 for
+ * the x > -10 that move a sum whose largest term is 1. */
+static inline vf vexp(vf x) {
+  const float magic = 12582912.0f;
+  x = vmax(splat(-88.0f), x);
+  vf t = x * 1.44269504088896341f + magic;
+  vf r = x - (t - magic) * 0.693147182f;
+  vf p = splat(1.384365372e-03f);
+  p = p * r + 8.374155499e-03f;
+  p = p * r + 4.166800156e-02f;
+  p = p * r + 1.666643173e-01f;
+  p = p * r + 4.999999404e-01f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  return p * (vf)(((vi)t + 127) << 23);
+}
+
+/* rho from z and t = sum e x, clamped to [1, d]; NaN (through t) stays NaN. */
+static inline vf finish(vf z, vf t, float d) {
+  vf rho = z * vexp(-(t / z));
+  rho = sel(rho < 1.0f, splat(1.0f), rho);
+  return sel(rho > d, splat(d), rho);
+}
+
+/* Where a span of LANES fields starting at field p of `inner` is read and which of its lanes are new:
+ * the last span of a row of fields is moved back to end at `inner` (its first lanes repeat fields already
+ * done), and a row of fewer than LANES fields is read in part. */
+typedef struct {
+  int64_t start;
+  int lo, hi, part;
+} span;
+
+static inline span span_at(int64_t p, int64_t inner) {
+  if (inner < LANES) return (span){0, 0, (int)inner, 1};
+  int64_t start = p + LANES <= inner ? p : inner - LANES;
+  return (span){start, (int)(p - start), LANES, 0};
+}
+
+static inline vf load_span(const float *row, span s) {
+  return s.part ? load_part(row + s.start, s.hi) : loadu(row + s.start);
+}
+
+static inline vf load_n(const float *p, int n) { return n == LANES ? loadu(p) : load_part(p, n); }
+
+/* The max, z and t of the fields a[0 .. nv * LANES) over the d filters of one sample (filter j at
+ * a + j * inner), `n` lanes of each vector read (LANES, or fewer for a row of fewer fields). Inlined with
+ * constant nv and n so that the accumulators live in registers. */
+static inline __attribute__((always_inline)) void tile_partition(const float *a, int64_t d, int64_t inner, int nv,
+                                                                 int n, vf *m, vf *z, vf *t) {
+#pragma GCC unroll 8
+  for (int k = 0; k < nv; ++k) m[k] = load_n(a + k * LANES, n);
+  for (int64_t j = 1; j < d; ++j)
+#pragma GCC unroll 8
+    for (int k = 0; k < nv; ++k) m[k] = vmax(m[k], load_n(a + j * inner + k * LANES, n));
+#pragma GCC unroll 8
+  for (int k = 0; k < nv; ++k) z[k] = t[k] = splat(0.0f);
+  for (int64_t j = 0; j < d; ++j)
+#pragma GCC unroll 8
+    for (int k = 0; k < nv; ++k) {
+      vf x = load_n(a + j * inner + k * LANES, n) - m[k];
+      vf e = vexp(x);
+      z[k] += e;
+      t[k] += e * x;
+    }
+}
+
+static inline void store_fields(const span *s, int nv, const vf *m, const vf *z, const vf *t, float d,
+                                float *out, float *z_out, float *u_out, float *m_out) {
+  for (int k = 0; k < nv; ++k) {
+    store_part(out + s[k].start, finish(z[k], t[k], d), s[k].lo, s[k].hi);
+    if (z_out) {
+      store_part(z_out + s[k].start, z[k], s[k].lo, s[k].hi);
+      store_part(u_out + s[k].start, t[k] / z[k], s[k].lo, s[k].hi);
+      store_part(m_out + s[k].start, m[k], s[k].lo, s[k].hi);
+    }
+  }
 }
 
 /* a: (outer, d, inner) contiguous; rho, and for the backward (where not NULL) z, u = sum e x / z and
@@ -38,36 +138,25 @@ static inline float finish(float z, float t, float bad, int64_t d) {
 void nas_strided(const float *a, float *out, float *z_out, float *u_out, float *m_out, int64_t outer, int64_t d,
                  int64_t inner, int64_t first_tile, int64_t last_tile) {
   int64_t tiles = (inner + TILE - 1) / TILE;
-  float m[TILE], z[TILE], t[TILE], bad[TILE];
   for (int64_t job = first_tile; job < last_tile && job < outer * tiles; ++job) {
     int64_t o = job / tiles, p0 = (job % tiles) * TILE;
-    int64_t n = inner - p0 < TILE ? inner - p0 : TILE;
-    const float *base = a + o * d * inner + p0;
-    for (int64_t i = 0; i < n; ++i) { m[i] = base[i]; bad[i] = 0.0f; }
-    for (int64_t j = 0; j < d; ++j) {
-      const float *row = base + j * inner;
-      for (int64_t i = 0; i < n; ++i) {
-        float v = row[i];
-        m[i] = v > m[i] ? v : m[i];
-        bad[i] += v - v;
-      }
-    }
-    for (int64_t i = 0; i < n; ++i) { z[i] = 0.0f; t[i] = 0.0f; if (bad[i] != 0.0f) m[i] = 0.0f; }
-    for (int64_t j = 0; j < d; ++j) {
-      const float *row = base + j * inner;
-      for (int64_t i = 0; i < n; ++i) {
-        float x = row[i] - m[i];
-        float e = exp_neg(x);
-        z[i] += e;
-        t[i] += e * x;
-      }
-    }
-    for (int64_t i = 0; i < n; ++i) out[o * inner + p0 + i] = finish(z[i], t[i], bad[i], d);
-    if (z_out)
-      for (int64_t i = 0; i < n; ++i) {
-        z_out[o * inner + p0 + i] = z[i];
-        u_out[o * inner + p0 + i] = t[i] / z[i];
-        m_out[o * inner + p0 + i] = m[i];
+    const float *base = a + o * d * inner;
+    int64_t off = o * inner;
+    float *zo = z_out ? z_out + off : 0, *uo = u_out ? u_out + off : 0, *mo = m_out ? m_out + off : 0;
+    span s[VECS];
+    vf m[VECS], z[VECS], t[VECS];
+    if (p0 + TILE <= inner) {
+      for (int k = 0; k < VECS; ++k) s[k] = span_at(p0 + k * LANES, inner);
+      tile_partition(base + p0, d, inner, VECS, LANES, m, z, t);
+      store_fields(s, VECS, m, z, t, (float)d, out + off, zo, uo, mo);
+    } else /* the part tile at the end of a row: one span at a time */
+      for (int64_t p = p0; p < inner; p += LANES) {
+        s[0] = span_at(p, inner);
+        if (s[0].part)
+          tile_partition(base, d, inner, 1, s[0].hi, m, z, t);
+        else
+          tile_partition(base + s[0].start, d, inner, 1, LANES, m, z, t);
+        store_fields(s, 1, m, z, t, (float)d, out + off, zo, uo, mo);
       }
   }
 }
@@ -79,57 +168,84 @@ void nas_strided_backward(const float *a, const float *m, const float *u, const 
   int64_t tiles = (inner + TILE - 1) / TILE;
   for (int64_t job = first_tile; job < last_tile && job < outer * tiles; ++job) {
     int64_t o = job / tiles, p0 = (job % tiles) * TILE;
-    int64_t n = inner - p0 < TILE ? inner - p0 : TILE;
-    const float *mo = m + o * inner + p0, *uo = u + o * inner + p0, *so = scale + o * inner + p0;
-    for (int64_t j = 0; j < d; ++j) {
-      const float *row = a + (o * d + j) * inner + p0;
-      float *g = grad + (o * d + j) * inner + p0;
-      for (int64_t i = 0; i < n; ++i) {
-        float x = row[i] - mo[i];
-        g[i] = so[i] * exp_neg(x) * (uo[i] - x);
+    int64_t end = p0 + TILE < inner ? p0 + TILE : inner;
+    for (int64_t p = p0; p < end; p += LANES) {
+      span s = span_at(p, inner);
+      vf mv = load_span(m + o * inner, s), uv = load_span(u + o * inner, s), sv = load_span(scale + o * inner, s);
+      for (int64_t j = 0; j < d; ++j) {
+        int64_t row = (o * d + j) * inner;
+        vf x = load_span(a + row, s) - mv;
+        store_part(grad + row + s.start, sv * vexp(x) * (uv - x), s.lo, s.hi);
       }
     }
   }
 }
 
+/* The lanes of span s that hold fields not read before. */
+static inline vi fresh_lanes(span s) { return (lane_ids() >= s.lo) & (lane_ids() < s.hi); }
+
+static inline float hmax(vf v) {
+  float r = v[0];
+  for (int i = 1; i < LANES; ++i) r = v[i] > r ? v[i] : r;
+  return r;
+}
+
+static inline float hsum(vf v) {
+  float r = 0.0f;
+  for (int i = 0; i < LANES; ++i) r += v[i];
+  return r;
+}
+
 /* a: (rows, d) contiguous; rho, and where not NULL z, u and m: (rows,); rows [first, last). */
 void nas_rows(const float *a, float *out, float *z_out, float *u_out, float *m_out, int64_t rows, int64_t d,
               int64_t first, int64_t last) {
-  enum { L = 16 };
+  int64_t full = d - d % LANES;
   for (int64_t r = first; r < last && r < rows; ++r) {
     const float *row = a + r * d;
-    float m[L], z[L], t[L], bad[L];
-    for (int i = 0; i < L; ++i) { m[i] = row[0]; z[i] = t[i] = bad[i] = 0.0f; }
-    int64_t full = d - d % L;
-    for (int64_t j = 0; j < full; j += L)
-      for (int i = 0; i < L; ++i) { float v = row[j + i]; m[i] = v > m[i] ? v : m[i]; bad[i] += v - v; }
-    float mx = row[0], b = 0.0f;
-    for (int i = 0; i < L; ++i) { mx = m[i] > mx ? m[i] : mx; b += bad[i]; }
-    for (int64_t j = full; j < d; ++j) { mx = row[j] > mx ? row[j] : mx; b += row[j] - row[j]; }
-    if (b != 0.0f) {
-      out[r] = NAN;
-      if (z_out) { z_out[r] = NAN; u_out[r] = NAN; m_out[r] = NAN; }
-      continue;
+    vf mv = splat(row[0]), z = splat(0.0f), t = splat(0.0f);
+    for (int64_t j = 0; j < full; j += LANES) mv = vmax(mv, loadu(row + j));
+    span tail = span_at(full, d);
+    if (full < d) mv = vmax(mv, load_span(row, tail));
+    vf m = splat(hmax(mv));
+    for (int64_t j = 0; j < full; j += LANES) {
+      vf x = loadu(row + j) - m, e = vexp(x);
+      z += e;
+      t += e * x;
     }
-    for (int64_t j = 0; j < full; j += L)
-      for (int i = 0; i < L; ++i) { float x = row[j + i] - mx, e = exp_neg(x); z[i] += e; t[i] += e * x; }
-    float zs = 0.0f, ts = 0.0f;
-    for (int i = 0; i < L; ++i) { zs += z[i]; ts += t[i]; }
-    for (int64_t j = full; j < d; ++j) { float x = row[j] - mx, e = exp_neg(x); zs += e; ts += e * x; }
-    out[r] = finish(zs, ts, 0.0f, d);
-    if (z_out) { z_out[r] = zs; u_out[r] = ts / zs; m_out[r] = mx; }
+    if (full < d) {
+      vf x = load_span(row, tail) - m, e = vexp(x);
+      /* a lane read twice adds 0, and NaN where the first read already made t NaN */
+      e = sel(fresh_lanes(tail), e, splat(0.0f));
+      z += e;
+      t += e * x;
+    }
+    vf zs = splat(hsum(z)), ts = splat(hsum(t));
+    out[r] = finish(zs, ts, (float)d)[0];
+    if (z_out) {
+      z_out[r] = zs[0];
+      u_out[r] = ts[0] / zs[0];
+      m_out[r] = m[0];
+    }
   }
 }
 
 /* The backward of nas_rows: as nas_strided_backward with the filters contiguous. */
 void nas_rows_backward(const float *a, const float *m, const float *u, const float *scale, float *grad,
                        int64_t rows, int64_t d, int64_t first, int64_t last) {
+  int64_t full = d - d % LANES;
   for (int64_t r = first; r < last && r < rows; ++r) {
     const float *row = a + r * d;
     float *g = grad + r * d;
-    for (int64_t j = 0; j < d; ++j) {
-      float x = row[j] - m[r];
-      g[j] = scale[r] * exp_neg(x) * (u[r] - x);
+    vf mv = splat(m[r]), uv = splat(u[r]), sv = splat(scale[r]);
+    for (int64_t j = 0; j < full; j += LANES) {
+      vf x = loadu(row + j) - mv;
+      vf gv = sv * vexp(x) * (uv - x);
+      memcpy(g + j, &gv, sizeof gv);
+    }
+    if (full < d) {
+      span tail = span_at(full, d);
+      vf x = load_span(row, tail) - mv;
+      store_part(g + tail.start, sv * vexp(x) * (uv - x), tail.lo, tail.hi);
     }
   }
 }

@@ -35,10 +35,22 @@ def test_the_kernel_builds_here():
     ((7, 5), -1),            # linear, fewer filters than lanes
     ((2, 3, 33), 2),         # tokens (linear over the last dim)
     ((6, 1, 4), 1),          # D = 1
+    ((3, 10, 2, 3), 1),      # fewer fields than SIMD lanes: vectors read in part
+    ((2, 5, 8), 1),          # exactly one vector of fields
+    ((2, 5, 17), 1),         # one whole tile and one field: the last vector moved back over done fields
+    ((4, 8), -1),            # linear, exactly one vector of filters
+    ((9, 1), -1),            # linear, D = 1
 ])
 def test_matches_the_float64_reference(shape, dim):
     torch.manual_seed(0)
     a = torch.randn(shape) * 4
+    np.testing.assert_allclose(fused_rho(a, dim).numpy(), perplexity_reference(a.numpy(), axis=dim), rtol=2e-6)
+
+
+@pytest.mark.parametrize("shape, dim", [((3, 40, 5, 7), 1), ((3, 40, 2, 3), 1), ((6, 77), -1), ((6, 5), -1)])
+def test_wide_spreads_reach_exp_underflow_and_match_the_float64_reference(shape, dim):
+    torch.manual_seed(2)
+    a = torch.randn(shape) * 40  # differences to the max up to ~300: past the -88 where exp flushes to 0
     np.testing.assert_allclose(fused_rho(a, dim).numpy(), perplexity_reference(a.numpy(), axis=dim), rtol=2e-6)
 
 
@@ -60,6 +72,21 @@ def test_non_finite_inputs_spoil_only_their_own_field():
     rows = torch.randn(3, 40)
     rows[1, 33] = float("nan")
     assert fused_rho(rows, -1).isnan().tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize("shape, dim", [((2, 6, 35), 1), ((2, 6, 5), 1), ((5, 37), -1), ((5, 6), -1)])
+def test_non_finite_and_extreme_inputs_give_nan_exactly_where_the_eager_path_does(shape, dim):
+    # every lane position, including those read twice by a moved-back last vector and a part vector
+    torch.manual_seed(3)
+    specials = torch.tensor([float("nan"), float("inf"), float("-inf"), 3e38, -3e38])
+    for trial in range(20):
+        a = torch.randn(shape)
+        flat = a.view(-1)
+        where = torch.randint(0, flat.numel(), (3,))
+        flat[where] = specials[torch.randint(0, len(specials), (3,))]
+        out, eager = fused_rho(a, dim), _perplexity(a, dim)[0]
+        assert torch.equal(out.isnan(), eager.isnan()), (trial, a)
+        np.testing.assert_allclose(out[~out.isnan()].numpy(), eager[~eager.isnan()].numpy(), rtol=1e-5)
 
 
 def test_threads_split_the_work_without_changing_a_value():
@@ -109,7 +136,32 @@ def test_without_the_kernel_nas_is_computed_eagerly_and_the_reason_logged_once(t
     assert result.stderr.count("fused NAS kernel") == 1, result.stderr
 
 
-@pytest.mark.parametrize("shape, dim", [((3, 37, 9, 11), 1), ((4, 8, 70), 1), ((50, 33), -1), ((2, 5, 21), -1)])
+def test_a_compiler_that_rejects_the_optimising_flags_builds_the_portable_kernel_and_says_so_once(tmp_path):
+    real = shutil.which("cc") or shutil.which("gcc")
+    picky = tmp_path / "picky-cc"
+    picky.write_text(f'#!/bin/sh\nfor f in "$@"; do [ "$f" = -O3 ] && {{ echo "unknown flag -O3" >&2; exit 1; }}; done\n'
+                     f'exec {real} "$@"\n')
+    picky.chmod(0o755)
+    code = (
+        "import logging, sys, numpy as np, torch\n"
+        "logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from reference import perplexity_reference\n"
+        "from nas_logger import fused\n"
+        "a = torch.randn(3, 37, 5, 7) * 4\n"
+        "np.testing.assert_allclose(fused.perplexity(a, 1).numpy(), perplexity_reference(a.numpy(), axis=1), rtol=2e-6)\n"
+        "print(fused.available())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__)], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path), "CC": str(picky)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"]
+    assert result.stderr.count("fused NAS kernel built with -O2 -shared -fPIC only") == 1, result.stderr
+    assert "unknown flag -O3" in result.stderr
+
+
+@pytest.mark.parametrize("shape, dim", [((3, 37, 9, 11), 1), ((4, 8, 70), 1), ((50, 33), -1), ((2, 5, 21), -1),
+                                        ((3, 6, 2, 3), 1), ((2, 4, 17), 1), ((9, 3), -1)])
 def test_training_gradient_matches_float64_autograd(shape, dim):
     from nas_logger import perplexity
 
