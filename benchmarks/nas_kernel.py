@@ -4,6 +4,8 @@ Prints ratios of timings measured side by side in this run (torch.utils.benchmar
     python benchmarks/nas_kernel.py
 """
 import argparse
+import os
+import statistics
 import tempfile
 
 import torch
@@ -23,23 +25,37 @@ def median_seconds(fn, min_run_time: float) -> float:
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
+# The issue's shape, two layers of a small CNN, and linear layers (N, D).
+SHAPES = [((32, 512, 16, 16), 1), ((32, 64, 32, 32), 1), ((32, 128, 8, 8), 1), ((32, 1024), -1), ((256, 512), -1)]
+
+
+def interleaved_medians(fns: dict, rounds: int, min_run_time: float) -> dict:
+    """Median seconds of each of ``fns``, measured round by round in turn so that load hits all alike."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(median_seconds(fn, min_run_time / rounds))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def kernel(device: str, min_run_time: float) -> None:
-    a = torch.randn(32, 512, 16, 16, device=device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-
-    def timed(f):
-        return lambda: (f(), sync())
-
-    base = median_seconds(timed(lambda: a.sum(dim=1)), min_run_time)
-    eager = median_seconds(timed(lambda: 1.0 - _perplexity(a, 1)[0] / a.shape[1]), min_run_time)
-    nas = median_seconds(timed(lambda: nas_logger.nas_sparsity(a, dim=1)), min_run_time)
-    half = a.half() if device == "cuda" else a.bfloat16()
-    nas_half = median_seconds(timed(lambda: nas_logger.nas_sparsity(half, dim=1)), min_run_time)
     path = "fused kernel" if device == "cpu" and fused.available() else "eager torch"
-    print(f"[{device}] a.sum(dim=1) on (32, 512, 16, 16): {base * 1e3:.3f} ms")
-    print(f"[{device}] eager torch nas_sparsity float32: {eager * 1e3:.3f} ms = {eager / base:.2f}x one sum pass")
-    print(f"[{device}] nas_sparsity float32 ({path}): {nas * 1e3:.3f} ms = {nas / base:.2f}x one sum pass (target <= 4x)")
-    print(f"[{device}] nas_sparsity {half.dtype} ({path}): {nas_half * 1e3:.3f} ms = {nas_half / base:.2f}x one sum pass")
+    for shape, dim in SHAPES:
+        a = torch.randn(*shape, device=device)
+        half = a.half() if device == "cuda" else a.bfloat16()
+        fns = {
+            "sum": lambda: a.sum(dim=dim),
+            "eager": lambda: 1.0 - _perplexity(a, dim)[0] / a.shape[dim],
+            "nas": lambda: nas_logger.nas_sparsity(a, dim=dim),
+            "nas_half": lambda: nas_logger.nas_sparsity(half, dim=dim),
+        }
+        t = interleaved_medians({k: (lambda f=f: (f(), sync())) for k, f in fns.items()}, 5, 4 * min_run_time)
+        base = t["sum"]
+        print(f"[{device}] {tuple(shape)} dim={dim}: sum {base * 1e3:.3f} ms; nas_sparsity ({path}) float32 "
+              f"{t['nas'] * 1e3:.3f} ms = {t['nas'] / base:.2f}x, {half.dtype} {t['nas_half'] / base:.2f}x; "
+              f"eager float32 {t['eager'] / base:.1f}x one sum pass (target <= 4x)")
+    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 def monitor_cost(min_run_time: float) -> None:
@@ -73,7 +89,11 @@ def monitor_cost(min_run_time: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds per timed quantity")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch's intra-op threads (default: torch's own; 1 measures the kernels, not the pools)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     kernel("cpu", args.min_run_time)
     if torch.cuda.is_available():
