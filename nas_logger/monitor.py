@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import scalar as scalar_summary
 
 from . import format as fmt
 from . import namespaces
@@ -263,14 +264,16 @@ class Monitor:
         if alarm is not None and alarm_layers is None:  # it fired at an earlier log whose write failed
             out.add_summary(step_summary(self.layers, {}, self._table_layers, out.tags, alarm.layers, self.name),
                             alarm.step)
-        out.add_summary(step_summary(self.layers, records, self._table_layers, out.tags, alarm_layers, self.name), step)
+        summary = step_summary(self.layers, records, self._table_layers, out.tags, alarm_layers, self.name)
+        # The scalars ride in the step's event: one event to queue and wake the writer thread for, not 1 + one per scalar.
+        summary.value.extend(value for tag, v in scalars.items() for value in scalar_summary(tag, v).value)
+        out.add_summary(summary, step)
         image_tag = fmt.probe_tag(self.name)
         if image_tag not in out.tags:
             images = first_images(self.probe, self.probe_images) if self.probe is not None else None
             if images is not None:
                 out.add_summary(probe_summary(images, self.name), step)
             out.tags.add(image_tag)
-        out.add_scalars(scalars, step)
         out.flush()
         self._pending_alarm = None  # written once the flush went through
 

@@ -1,6 +1,7 @@
 """Per-layer NAS statistics from a layer's output: pure functions, all on the output's device."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -24,8 +25,21 @@ def distribution(s: torch.Tensor) -> torch.Tensor:
     Any non-finite value makes the whole vector NaN, so a diverged layer is visible as such.
     """
     flat = s.reshape(-1).float()
-    q = torch.quantile(flat, torch.tensor(STAT_QUANTILES, device=flat.device))
-    return torch.cat([q, flat.mean().reshape(1)])
+    if flat.device.type != "cpu":
+        q = torch.quantile(flat, torch.tensor(STAT_QUANTILES, device=flat.device))
+        return torch.cat([q, flat.mean().reshape(1)])
+    # On the CPU numpy's sort is ~10x torch's (18 vs 230 us for a 64-sample probe's 4096 fields): the
+    # largest cost of a log after the probe forward. Linear interpolation, as torch.quantile's default.
+    ordered = np.sort(flat.numpy())
+    if ordered.size == 0:
+        raise ValueError(f"no NAS values to summarise: s has shape {tuple(s.shape)}; a layer has at least one field")
+    if not (np.isfinite(ordered[0]) and np.isfinite(ordered[-1])):  # NaN sorts last, -inf first
+        return torch.full((len(STAT_QUANTILES) + 1,), float("nan"))
+    rank = np.asarray(STAT_QUANTILES) * (len(ordered) - 1)
+    below = np.floor(rank).astype(np.int64)
+    above = np.minimum(below + 1, len(ordered) - 1)
+    q = ordered[below] + (rank - below) * (ordered[above].astype(np.float64) - ordered[below])
+    return torch.from_numpy(np.append(q, ordered.mean(dtype=np.float64)).astype(np.float32))
 
 
 def heatmap(s_one: torch.Tensor, max_side: int = MAX_HEATMAP_SIDE) -> torch.Tensor:

@@ -68,11 +68,6 @@ class ResilientWriter:
         """Write ``summary`` at ``step`` to the writer :meth:`open` returned."""
         file_writer(self.writer).add_summary(summary, step)
 
-    def add_scalars(self, scalars: dict[str, float], step: int) -> None:
-        """Write each ``tag: value`` as an ordinary TensorBoard scalar at ``step``."""
-        for tag, value in scalars.items():
-            self.writer.add_scalar(tag, value, step)
-
     def flush(self) -> None:
         if self.writer is not None:
             self.writer.flush()

@@ -684,3 +684,21 @@ def test_an_alarm_fired_at_a_failed_write_is_written_at_the_next_log(tmp_path, s
     assert [d.step for d in data] == [2]  # once, at the step it fired
     assert [n.decode() for n in data[0].numpy] == ["conv1", "conv2"]
     assert 3 in [s for s, _ in read_nas(tmp_path)[("conv1", fmt.STATS)][1]]
+
+
+def test_scalars_ride_in_the_event_of_their_step_as_add_scalar_writes_them(tmp_path, small_cnn):
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+    from torch.utils.tensorboard.summary import scalar
+
+    with nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(8, 1, 8, 8)) as monitor:
+        monitor.log(3, test_loss=0.25, test_accuracy=torch.tensor(0.75))
+    [path] = [p for p in tmp_path.iterdir() if p.name.startswith("events.out.tfevents")]
+    events = [e for e in LegacyEventFileLoader(str(path)).Load() if e.HasField("summary")]
+    holding = [e for e in events if any(v.tag == "test_loss" for v in e.summary.value)]
+    assert len(holding) == 1 and holding[0].step == 3
+    values = {v.tag: v for v in holding[0].summary.value}
+    assert fmt.table_tag(None) in values  # the NAS records of the step are in the same event
+    for tag, number in (("test_loss", 0.25), ("test_accuracy", 0.75)):
+        assert values[tag].SerializeToString() == scalar(tag, number).value[0].SerializeToString()
+    scalars = read_scalars(tmp_path)
+    assert scalars["test_loss"] == [(3, 0.25)] and scalars["test_accuracy"] == [(3, 0.75)]

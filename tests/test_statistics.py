@@ -18,10 +18,27 @@ def test_distribution_matches_numpy_quantiles():
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
-def test_distribution_of_non_finite_values_is_nan():
+@pytest.mark.parametrize("n", [1, 2, 3, 21, 4096])
+def test_distribution_matches_torch_quantile_and_float64_numpy_at_every_size(n):
+    torch.manual_seed(n)
+    s = torch.rand(n) ** 3
+    got = distribution(s).numpy()
+    flat = s.double().numpy()
+    np.testing.assert_allclose(got[:-1], np.quantile(flat, fmt.STAT_QUANTILES), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got[:-1], torch.quantile(s, torch.tensor(fmt.STAT_QUANTILES)).numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got[-1], flat.mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_distribution_of_non_finite_values_is_nan(bad):
     s = torch.rand(10)
-    s[3] = float("nan")
+    s[3] = bad
     assert torch.isnan(distribution(s)).all()
+
+
+def test_distribution_of_nothing_is_an_error_naming_the_shape():
+    with pytest.raises(ValueError, match=r"shape \(0, 4\)"):
+        distribution(torch.zeros(0, 4))
 
 
 @pytest.mark.parametrize("kind,shape,field_shape", [
