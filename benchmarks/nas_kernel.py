@@ -79,11 +79,13 @@ def monitor_cost(min_run_time: float) -> None:
     with tempfile.TemporaryDirectory() as logdir:
         monitor = nas_logger.watch(model, logdir, probe=x[:64])
         step = iter(range(10**9))
-        log = median_seconds(lambda: monitor.log(next(step), test_loss=1.0), min_run_time)
-        train = median_seconds(epoch, min_run_time)
+        t = interleaved_medians({"log": lambda: monitor.log(next(step), test_loss=1.0), "epoch": epoch}, 5,
+                                2 * min_run_time)
+        log, train = t["log"], t["epoch"]
         monitor.close()
     print(f"training epoch, small CNN on {len(x)} digits, batch 32: {train * 1e3:.1f} ms")
-    print(f"monitor.log with a 64-sample probe, 4 layers: {log * 1e3:.2f} ms = {100 * log / train:.2f} % of an epoch (target <= 2 %)")
+    print(f"monitor.log with a 64-sample probe, 4 layers: {log * 1e3:.2f} ms = {100 * log / train:.2f} % of an epoch "
+          f"(target <= 2 %); load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:

@@ -5,7 +5,9 @@
  * Written with GCC/Clang vector types, so one source gives AVX2, SSE or NEON code: the lanes are
  * neighbouring fields of a conv layer (contiguous in memory, one filter row apart by `inner`), or the
  * filters of a linear layer. A tile of fields is read twice: once for the max, once for the sums, the
- * second time from L2. exp is a Cephes-style polynomial (about 2 ulp), see vexp. */
+ * second time from L2, with the tile's accumulators in registers. exp is a minimax polynomial (1 ulp,
+ * see vexp). Without AVX (another CPU, or a compiler that rejects the flags) the same vectors compile to
+ * narrower instructions or scalar code. */
 #include <stdint.h>
 #include <string.h>
 
