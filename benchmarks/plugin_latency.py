@@ -9,7 +9,13 @@ It prints the median latency of each NAS route as a ratio to `/data/plugin/scala
 the same number of points (15,000), warm (the plugin's series cache filled) and cold (cache emptied
 before the request, as after new data arrived in every run), and the response sizes.
 
+Then the run list at many runs (`--many-runs`, default 10,000 tiny runs of 2 layers x 2 steps in 50
+groups): the NAS `runs` route against TensorBoard's own `/data/runs` on the Rust data server, warm (the
+same plugin asked again, as every open tab does on each refresh) and cold (a fresh plugin, as after a
+restart of TensorBoard).
+
     python benchmarks/plugin_latency.py [--logdir DIR] [--repeats 9] [--only rust|python]
+                                        [--many-runs 10000] [--many-logdir DIR]
 """
 from __future__ import annotations
 
@@ -20,12 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import sys
+
 import numpy as np
 from tensorboard import context
 from tensorboard.backend import application
 from tensorboard.data import server_ingester
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
+from tensorboard.plugins.core import core_plugin
 from tensorboard.plugins.scalar import scalars_plugin
 from tensorboard.util import grpc_util
 from torch.utils.tensorboard import SummaryWriter
@@ -34,8 +43,12 @@ from werkzeug import test as werkzeug_test
 from nas_logger import format as fmt
 from nas_logger.summaries import step_summary
 from nas_logger.writer import file_writer
+from nas_tb_plugin import grouping
 from nas_tb_plugin.plugin import NASPlugin
-from nas_tb_plugin.reading import SeriesCache
+from nas_tb_plugin.reading import Reader, SeriesCache
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from reliability_support import write_synthetic_runs  # noqa: E402
 
 RUNS = [f"{group}/seed{seed}" for group in ("vanilla", "dropnet", "nasreg") for seed in range(3)]
 LAYERS, STEPS = 50, 300
@@ -150,7 +163,7 @@ def time_routes(fetch, routes: dict[str, str], repeats: int, cold: bool) -> dict
 def report(title: str, results: dict) -> None:
     base = results["scalars (baseline)"][0]
     print(f"\n{title}")
-    print(f"{'route':38s} {'warm ms':>8s} {'x scalars':>9s} {'cold ms':>8s} {'x scalars':>9s} "
+    print(f"{'route':38s} {'warm ms':>8s} {'x base':>9s} {'cold ms':>8s} {'x base':>9s} "
           f"{'gzip KiB':>9s} {'raw KiB':>8s}")
     for name, (seconds, cold, zipped, raw) in results.items():
         cold_text = f"{cold * 1e3:8.1f} {cold / base:9.2f}" if cold is not None else f"{'-':>8s} {'-':>9s}"
@@ -169,12 +182,59 @@ ROUTES = {
 }
 
 
+MANY_GROUPS = 50
+
+
+def many_runs(count: int) -> list[str]:
+    return [f"group{k % MANY_GROUPS:02d}/seed{k // MANY_GROUPS}" for k in range(count)]
+
+
+def time_run_list(logdir: Path, count: int, repeats: int) -> None:
+    """The NAS `runs` route against TensorBoard's `/data/runs` on ``count`` runs (Rust data server)."""
+    runs = many_runs(count)
+    if not (logdir / runs[-1]).exists():
+        start = time.perf_counter()
+        write_synthetic_runs(logdir, runs)
+        print(f"\nwrote {count} runs of 2 layers x 2 steps to {logdir} in {time.perf_counter() - start:.1f} s")
+    provider, ingester = rust_provider(
+        logdir, ready=lambda dp, ctx: len(dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)) >= count)
+    try:
+        context_ = base_plugin.TBContext(logdir=str(logdir), data_provider=provider)
+        plugin = NASPlugin(context_)
+        app = application.TensorBoardWSGI([plugin, core_plugin.CorePlugin(context_)], data_provider=provider)
+        client = werkzeug_test.Client(app)
+
+        def fetch(url: str, cold: bool = False) -> bytes:
+            if cold:  # what a restarted TensorBoard knows: nothing
+                plugin._routes._reader = Reader(provider)
+                grouping._memo.cache_clear()
+            response = client.get(url, headers={"Accept-Encoding": "gzip"})
+            assert response.status_code == 200, (url, response.status_code, response.get_data()[:300])
+            return response.get_data()
+
+        listed = fetch("/data/plugin/nas/runs")
+        assert listed[:2] == b"\x1f\x8b" and gzip.decompress(listed).count(b'"max_step"') == count
+        results = time_routes(fetch, {"scalars (baseline)": "/data/runs", f"runs ({count} runs)": "/data/plugin/nas/runs"},
+                              repeats, cold=True)
+        report(f"run list, {count} runs in {MANY_GROUPS} groups (Rust data server); baseline: TensorBoard's /data/runs",
+               results)
+    finally:
+        ingester._stdin_handle.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--logdir", type=Path, help="reuse or create this log dir (default: a temp dir)")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--only", choices=["rust", "python"], help="measure one data provider only")
+    parser.add_argument("--many-runs", type=int, default=10_000, help="runs of the run-list benchmark (0: skip it)")
+    parser.add_argument("--many-logdir", type=Path, help="reuse or create this log dir for it (default: a temp dir)")
+    parser.add_argument("--skip-routes", action="store_true", help="only the run-list benchmark")
     args = parser.parse_args()
+    if args.many_runs:
+        time_run_list(args.many_logdir or Path(tempfile.mkdtemp(prefix="nas_bench_runs_")), args.many_runs, args.repeats)
+    if args.skip_routes:
+        return
     logdir = args.logdir or Path(tempfile.mkdtemp(prefix="nas_bench_"))
     if not (logdir / BASELINE_RUN).exists():
         start = time.perf_counter()

@@ -1,4 +1,4 @@
-// JSON from the plugin's routes (relative to the iframe's base href plugin/nas/), cached per URL.
+// JSON from the plugin's routes (relative to the iframe's base href plugin/nas/), cached per URL and data version.
 
 export class ApiError extends Error {
   constructor(message, status, parameter) {
@@ -22,7 +22,8 @@ export function url(route, params = {}) {
   return qs ? `${route}?${qs}` : route;
 }
 
-async function load(path) {
+/** The parsed JSON of `path`, fetched now (not cached). */
+export async function fetchJSON(path) {
   let response;
   try {
     response = await fetch(path, { headers: { Accept: "application/json" } });
@@ -44,16 +45,19 @@ async function load(path) {
   return body;
 }
 
-/** The parsed JSON of `path`; repeated calls share one request. Failed requests are not cached. */
-export function getJSON(path) {
-  let p = cache.get(path);
+/** The parsed JSON of `path`; repeated calls with one `version` (the runs' data versions that the route's
+ * answer depends on, see NasApp.versionOf) share one request, a new version fetches anew. Failed requests
+ * are not cached. */
+export function getJSON(path, version = "") {
+  const id = version ? `${path}\n${version}` : path;
+  let p = cache.get(id);
   if (p) {
-    cache.delete(path); // refresh its place in the eviction order
+    cache.delete(id); // refresh its place in the eviction order
   } else {
-    p = load(path);
-    p.catch(() => cache.delete(path));
+    p = fetchJSON(path);
+    p.catch(() => cache.delete(id));
   }
-  cache.set(path, p);
+  cache.set(id, p);
   while (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value);
   return p;
 }

@@ -1,15 +1,21 @@
 // The NAS tab: run/group list with colour chips, view switcher, small multiples with shared axes,
 // heatmap step slider with play, exports, empty and error states, and TensorBoard's light/dark theme.
-import { getJSON, url, clearCache } from "./api.js";
+// Live: refreshes with TensorBoard (refresh.js), refetching only runs whose data version changed; its view
+// state lives in the top page's URL (urlstate.js); the run list is sidebar.js's.
+import { fetchJSON, getJSON, url, clearCache } from "./api.js";
 import { RUN_PALETTE, themeColors } from "./colors.js";
 import { h } from "./dom.js";
 import { composeSvg, downloadPng, downloadSvg, fileName, stackSvg } from "./export.js";
 import { heatmapGrid, lossCurve } from "./heatmap.js";
 import { extent, linePlot, lossExtent, niceLossDomain, sharedDomains, stepExtent } from "./lineplot.js";
 import { layerChooser, layerSeries, overlayLayers, overlayPanel } from "./overlay.js";
+import { Refresher } from "./refresh.js";
+import { firstSelection, inListOrder } from "./selection.js";
+import { Sidebar, key } from "./sidebar.js";
 import { nearestStep, unionSteps } from "./steps.js";
 import { stripePlot, stripeStepExtent } from "./stripeplot.js";
 import { adoptParentFonts, isDark, watchTheme } from "./theme.js";
+import { onStateChange, readState, writeState } from "./urlstate.js";
 
 const VIEWS = [["lines", "Line plot"], ["stripes", "Stripe plot"], ["heatmap", "Heatmap"], ["overlay", "Overlay"]];
 const EMPTY_CODE = [
@@ -21,10 +27,6 @@ const EMPTY_CODE = [
   "    monitor.log(epoch, test_loss=test_loss)           # once per epoch",
 ];
 const PLAY_MS = 350;
-
-function key(entry) {
-  return `${entry.type}:${entry.name}`;
-}
 
 export class NasApp {
   constructor(body) {
@@ -45,6 +47,13 @@ export class NasApp {
     this.overlayLayers = null; // the overlay view's layers by name; null: every layer
     this.probeIndex = 0; // which of the logged probe samples the heatmaps show
     this.heatRuns = new Map(); // group key -> the run of the group that its heatmap panel shows
+    this.versions = new Map(); // run -> data version (its last step and when it was logged, from the runs route)
+    this.colors = new Map(); // entry key -> colour, kept while the list changes
+    this.regex = "";
+    this.wantStep = null; // a heatmap step from the URL, applied once its steps are known
+    this.restored = null; // the URL state to apply to the first list of runs
+    this.redraw = false; // draw on the next list of runs even if no selected run changed
+    this.refresher = new Refresher(() => this.refresh());
   }
 
   async start() {
@@ -63,43 +72,167 @@ export class NasApp {
       this.rerender();
     });
     this.root = h("div", { class: "nas-app" }, this.body);
+    this.restored = readState();
+    this.applyState(this.restored);
+    this.root.replaceChildren(h("div", { class: "nas-loading", text: "Loading NAS runs\u2026" }));
     await this.loadCatalog();
+    // Back in this tab from another: its URL is "#nas", so put the state that is still shown back in it.
+    onStateChange((state, stayed) => (stayed ? this.restore(state) : this.saveState(true)));
+    this.refresher.start();
   }
 
+  /** Fetch the run list (with the grouping regex; on its 400 the default's, the error shown beside the
+   * regex) and redraw what changed. The first list sets the layout; later ones keep it. */
   async loadCatalog() {
-    this.root.replaceChildren(h("div", { class: "nas-loading", text: "Loading NAS runs\u2026" }));
     let catalog;
+    let regexError = null;
     try {
-      catalog = await getJSON("runs");
+      try {
+        catalog = await fetchJSON(url("runs", { group_regex: this.regex }));
+      } catch (e) {
+        if (!this.regex || e.parameter !== "group_regex") throw e;
+        regexError = e.message;
+        catalog = await fetchJSON("runs");
+      }
     } catch (e) {
+      if (this.panels) {
+        this.message.replaceChildren(this.errorBox("Could not refresh the list of NAS runs", e));
+        return;
+      }
       this.root.replaceChildren(this.errorBox("Could not load the list of NAS runs", e));
       this.root.dataset.state = "error";
       return;
     }
-    this.catalog = { runs: catalog.runs || [], groups: catalog.groups || [] };
+    const before = this.versions;
+    this.catalog = { runs: catalog.runs || [], groups: catalog.groups || [], defaultRegex: catalog.default_group_regex };
+    this.versions = new Map(this.catalog.runs.map((r) => [r.run, `${r.max_step}@${r.wall_time}`]));
     if (this.catalog.runs.length === 0) {
       this.root.replaceChildren(this.emptyState());
       this.root.dataset.state = "empty";
+      this.panels = null;
       return;
     }
     const entries = this.entries();
-    const known = new Set(entries.map(key));
-    this.selected = this.selected.filter((e) => known.has(key(e)));
-    if (this.selected.length === 0) this.selected = [entries[0]];
-    this.buildLayout();
+    this.entryByKey = new Map(entries.map((e) => [key(e), e]));
+    const first = !this.panels;
+    if (first) this.buildLayout();
+    const wanted = this.restored ? this.restored.runs || [] : this.selected.map(key);
+    this.selected = wanted.filter((k) => this.entryByKey.has(k)).map((k) => this.entryByKey.get(k));
+    if (this.selected.length === 0 && (first || this.restored) && !(this.restored && this.restored.runs && this.restored.runs.length === 0)) {
+      this.selected = firstSelection(entries, this.catalog.runs);
+    }
+    this.restored = null;
+    this.sidebar.setEntries(entries, new Set(this.selected.map(key)));
+    this.sidebar.setRegex(this.regex, this.catalog.defaultRegex, regexError);
     this.root.dataset.state = "ready";
-    await this.renderView();
+    this.root.dataset.runs = String(this.catalog.runs.length);
+    const changed = first || this.redraw || this.selected.some((e) => e.runs.some((r) => before.get(r) !== this.versions.get(r)));
+    this.redraw = false;
+    if (changed) {
+      this.loadTags();
+      await this.renderView();
+    }
   }
 
-  /** Selectable entries: groups of 2+ runs first, then every run; each with a stable colour. */
+  /** New data since the last look: the run list, then the views of the selected runs that changed. */
+  async refresh() {
+    if (this.panels) await this.loadCatalog();
+  }
+
+  /** Selectable entries: groups of 2+ runs first, then every run; each keeps its colour while the list changes. */
   entries() {
     const groups = this.catalog.groups.filter((g) => g.matched !== false && (g.runs || []).length > 1);
     const list = [
       ...groups.map((g) => ({ type: "group", name: g.group, runs: g.runs })),
       ...this.catalog.runs.map((r) => ({ type: "run", name: r.run, runs: [r.run], info: r })),
     ];
-    list.forEach((e, i) => { e.color = RUN_PALETTE[i % RUN_PALETTE.length]; });
+    for (const e of list) {
+      if (!this.colors.has(key(e))) this.colors.set(key(e), RUN_PALETTE[this.colors.size % RUN_PALETTE.length]);
+      e.color = this.colors.get(key(e));
+    }
     return list;
+  }
+
+  /** The data versions of an entry's runs: the cache key of every response about it. */
+  versionOf(entry) {
+    return entry.runs.map((r) => this.versions.get(r) || "").join(",");
+  }
+
+  /** The view state that the URL holds (see urlstate.js FIELDS). */
+  urlState() {
+    return {
+      view: this.view, runs: this.selected.map(key), loss: this.lossTag, loss2: this.loss2Tag,
+      step: this.view === "heatmap" && this.steps.length ? String(this.steps[this.stepIndex]) : null,
+      hidden: this.hidden.size ? [...this.hidden] : null, regex: this.regex, refresh: this.refreshS,
+      layers: this.overlayLayers, probe: this.probeIndex || null,
+    };
+  }
+
+  applyState(state) {
+    this.view = VIEWS.some(([id]) => id === state.view) ? state.view : "lines";
+    this.lossTag = state.loss || "";
+    this.loss2Tag = state.loss2 || "";
+    this.hidden = new Set(state.hidden || []);
+    this.overlayLayers = state.layers || null;
+    this.probeIndex = state.probe || 0;
+    this.regex = state.regex || "";
+    this.wantStep = state.step === undefined ? null : state.step;
+    this.refreshS = state.refresh;
+    this.refresher.setPeriod(state.refresh);
+  }
+
+  /** Record the state in the URL: a history entry, or in place for moves that come in streams (the slider). */
+  saveState(replace = false) {
+    writeState(this.urlState(), { replace });
+  }
+
+  /** Show the view that a URL (Back/Forward, an edited link) describes. */
+  async restore(state) {
+    const regex = this.regex;
+    this.stopPlay();
+    this.applyState(state);
+    this.restored = state;
+    this.stepIndex = null;
+    if (!this.panels) return;
+    this.updateViewButtons();
+    this.lossSelect.value = this.lossTag;
+    this.loss2Select.value = this.loss2Tag;
+    if (regex !== this.regex) {
+      this.redraw = true;
+      this.panels.dataset.ready = "0";
+      await this.loadCatalog();
+      return;
+    }
+    const wanted = (state.runs || []).filter((k) => this.entryByKey.has(k));
+    this.selected = state.runs ? wanted.map((k) => this.entryByKey.get(k)) : firstSelection(this.entries(), this.catalog.runs);
+    this.restored = null;
+    this.sidebar.check(new Set(this.selected.map(key)));
+    this.loadTags();
+    await this.renderView();
+  }
+
+  /** The loss tags of the selected entries (of a group, its first run's) in the two loss menus. */
+  async loadTags() {
+    const runs = [...new Set(this.selected.map((e) => e.runs[0]))];
+    const details = await Promise.all(runs.map((r) => getJSON(url("run", { run: r }), this.versions.get(r)).catch(() => null)));
+    const tags = [...new Set(details.flatMap((d) => (d && d.scalar_tags) || []))].sort();
+    this.fillTags(this.lossSelect, "default", tags, this.lossTag);
+    this.fillTags(this.loss2Select, "none", tags, this.loss2Tag);
+  }
+
+  fillTags(select, none, tags, value) {
+    const all = value && !tags.includes(value) ? [...tags, value].sort() : tags;
+    select.replaceChildren(h("option", { value: "", text: none }), ...all.map((t) => h("option", { value: t, text: t })));
+    select.value = value;
+  }
+
+  setRegex(text) {
+    if (text === this.regex) return;
+    this.regex = text;
+    this.saveState();
+    this.redraw = true; // the groups, so the selected entries, may be others
+    this.panels.dataset.ready = "0";
+    this.loadCatalog();
   }
 
   errorBox(title, error) {
@@ -120,31 +253,12 @@ export class NasApp {
   }
 
   buildLayout() {
-    const entries = this.entries();
-    this.entryByKey = new Map(entries.map((e) => [key(e), e]));
-    const sidebar = h("aside", { class: "nas-sidebar" });
-    const filter = h("input", { class: "nas-filter", type: "search", placeholder: "Filter runs", "aria-label": "Filter runs" }, sidebar);
-    const list = h("div", { class: "nas-list" }, sidebar);
-    let section = null;
-    for (const e of entries) {
-      if (section !== e.type) {
-        section = e.type;
-        h("div", { class: "nas-section", text: e.type === "group" ? "Groups (repeats)" : "Runs" }, list);
-      }
-      const row = h("label", { class: "nas-entry", "data-key": key(e), "data-type": e.type }, list);
-      const box = h("input", { type: "checkbox" }, row);
-      box.checked = this.selected.some((x) => key(x) === key(e));
-      h("span", { class: "chip", style: { background: e.color } }, row);
-      h("span", { class: "name", text: e.name, title: e.name }, row);
-      if (e.type === "group") h("span", { class: "count", text: `${e.runs.length}` }, row);
-      box.addEventListener("change", () => this.toggleEntry(e, box.checked));
-    }
-    filter.addEventListener("input", () => {
-      const q = filter.value.toLowerCase();
-      for (const row of list.querySelectorAll(".nas-entry")) {
-        row.hidden = q !== "" && !row.dataset.key.toLowerCase().includes(q);
-      }
+    this.sidebar = new Sidebar({
+      toggle: (entry, on) => this.toggleEntry(entry, on),
+      selectMany: (keys, on) => this.selectMany(keys, on),
+      regex: (text) => this.setRegex(text),
     });
+    const sidebar = this.sidebar.el;
 
     const main = h("main", { class: "nas-main" });
     const bar = h("div", { class: "nas-toolbar" }, main);
@@ -154,22 +268,27 @@ export class NasApp {
       b.addEventListener("click", () => this.setView(id));
       return b;
     });
-    const tags = [...new Set(this.catalog.runs.flatMap((r) => r.scalar_tags || []))].sort();
-    this.lossSelect = this.tagSelect(bar, "Loss", "nas-loss", [["", "default"], ...tags.map((t) => [t, t])], (v) => { this.lossTag = v; });
-    this.loss2Select = this.tagSelect(bar, "2nd loss", "nas-loss2", [["", "none"], ...tags.map((t) => [t, t])], (v) => { this.loss2Tag = v; });
+    this.lossSelect = this.tagSelect(bar, "Loss", "nas-loss", [["", "default"]], (v) => { this.lossTag = v; });
+    this.loss2Select = this.tagSelect(bar, "2nd loss", "nas-loss2", [["", "none"]], (v) => { this.loss2Tag = v; });
     h("span", { class: "spacer" }, bar);
     for (const [format, label] of [["png", "PNG"], ["svg", "SVG"]]) {
       const b = h("button", { class: "nas-export", "data-format": format, text: label, title: `Download this view as ${label}` }, bar);
       b.addEventListener("click", () => this.exportView(format));
     }
     const reload = h("button", { class: "nas-reload", text: "\u21bb", title: "Reload data from the log directory" }, bar);
-    reload.addEventListener("click", () => { clearCache(); this.loadCatalog(); });
+    reload.addEventListener("click", () => {
+      clearCache();
+      this.redraw = true;
+      this.panels.dataset.ready = "0";
+      this.refresher.now();
+    });
 
     this.stepBar = h("div", { class: "nas-stepbar", hidden: true }, main);
     this.playButton = h("button", { class: "nas-play", text: "\u25b6", title: "Play through the steps", "aria-label": "play" }, this.stepBar);
     this.playButton.addEventListener("click", () => this.togglePlay());
     this.slider = h("input", { class: "nas-step", type: "range", min: 0, max: 0, value: 0, "aria-label": "step" }, this.stepBar);
     this.slider.addEventListener("input", () => this.setStep(+this.slider.value));
+    this.slider.addEventListener("change", () => this.saveState());
     this.stepLabel = h("span", { class: "nas-step-label" }, this.stepBar);
 
     this.message = h("div", { class: "nas-message" }, main);
@@ -192,13 +311,28 @@ export class NasApp {
     h("span", { text: label }, wrap);
     const select = h("select", { class: cls }, wrap);
     for (const [value, text] of options) h("option", { value, text }, select);
-    select.addEventListener("change", () => { onChange(select.value); this.renderView(); });
+    select.addEventListener("change", () => { onChange(select.value); this.saveState(); this.renderView(); });
     return select;
   }
 
   toggleEntry(entry, on) {
     this.selected = this.selected.filter((e) => key(e) !== key(entry));
     if (on) this.selected.push(entry);
+    this.selected = inListOrder(this.selected, [...this.entryByKey.values()]);
+    this.saveState();
+    this.loadTags();
+    this.renderView();
+  }
+
+  /** Tick (`on`) or clear the entries `keys`, in the list's order. */
+  selectMany(keys, on) {
+    const these = new Set(keys);
+    this.selected = this.selected.filter((e) => !these.has(key(e)));
+    if (on) this.selected.push(...keys.map((k) => this.entryByKey.get(k)).filter(Boolean));
+    this.selected = inListOrder(this.selected, [...this.entryByKey.values()]);
+    this.sidebar.check(new Set(this.selected.map(key)));
+    this.saveState();
+    this.loadTags();
     this.renderView();
   }
 
@@ -207,6 +341,7 @@ export class NasApp {
     this.stopPlay();
     this.view = view;
     this.updateViewButtons();
+    this.saveState();
     this.renderView();
   }
 
@@ -279,7 +414,7 @@ export class NasApp {
 
   async renderSeries(view, token, t0) {
     const results = await Promise.all(this.selected.map((e) =>
-      getJSON(this.seriesUrl(view, e)).then((data) => ({ e, data }), (error) => ({ e, error }))));
+      getJSON(this.seriesUrl(view, e), this.versionOf(e)).then((data) => ({ e, data }), (error) => ({ e, error }))));
     if (token !== this.token) return;
     const t1 = performance.now();
     const ok = results.filter((r) => r.data);
@@ -319,14 +454,14 @@ export class NasApp {
    * panel per chosen layer with every entry in its chip colour. */
   async renderOverlay(token, t0) {
     const results = await Promise.all(this.selected.map((entry) =>
-      getJSON(this.seriesUrl("lines", entry)).then((data) => ({ entry, data }), (error) => ({ entry, error }))));
+      getJSON(this.seriesUrl("lines", entry), this.versionOf(entry)).then((data) => ({ entry, data }), (error) => ({ entry, error }))));
     if (token !== this.token) return;
     const t1 = performance.now();
     const ok = results.filter((r) => r.data);
     const failed = results.filter((r) => r.error);
     if (failed.length) this.message.replaceChildren(...failed.map((r) => this.errorBox(`Could not load lines for ${r.entry.type} "${r.entry.name}"`, r.error)));
     const layers = overlayLayers(ok.map((r) => r.data));
-    const bar = layerChooser(layers, this.overlayLayers, (names) => { this.overlayLayers = names; this.renderView(); });
+    const bar = layerChooser(layers, this.overlayLayers, (names) => { this.overlayLayers = names; this.saveState(); this.renderView(); });
     if (this.overlayBar) this.overlayBar.replaceWith(bar);
     else this.panels.before(bar);
     this.overlayBar = bar;
@@ -342,6 +477,7 @@ export class NasApp {
   toggleLayer(name) {
     if (this.hidden.has(name)) this.hidden.delete(name);
     else this.hidden.add(name);
+    this.saveState();
     this.renderView();
   }
 
@@ -356,11 +492,16 @@ export class NasApp {
   async renderHeatmaps(token, t0) {
     const entries = this.selected;
     const timelines = await Promise.all(entries.map((e) =>
-      getJSON(url("steps", { run: this.heatRun(e), loss_tag: this.lossTag, loss_tag2: this.loss2Tag })).then((data) => ({ e, data }), (error) => ({ e, error }))));
+      getJSON(url("steps", { run: this.heatRun(e), loss_tag: this.lossTag, loss_tag2: this.loss2Tag }), this.versions.get(this.heatRun(e))).then((data) => ({ e, data }), (error) => ({ e, error }))));
     if (token !== this.token) return;
     const ok = timelines.filter((r) => r.data);
     this.steps = unionSteps(ok.map((r) => r.data.steps));
     const { xDomain, lossDomain } = sharedDomains(ok.map((r) => r.data));
+    if (this.wantStep !== null) {
+      const at = this.steps.findIndex((s) => String(s) === this.wantStep);
+      if (at >= 0) this.stepIndex = at;
+      this.wantStep = null;
+    }
     if (this.stepIndex === null || this.stepIndex >= this.steps.length) {
       const overfit = ok.length ? ok[0].data.overfit_step : null;
       this.stepIndex = overfit !== null && overfit !== undefined ? Math.max(0, this.steps.indexOf(nearestStep(this.steps, overfit))) : this.steps.length - 1;
@@ -372,7 +513,7 @@ export class NasApp {
     const first = await Promise.all(timelines.map((r) => {
       if (r.error) return r;
       const p = { run: this.heatRun(r.e), runSteps: r.data.steps, probe: Math.min(this.probeIndex, r.data.probes - 1) };
-      return getJSON(this.heatUrl(p, step)).then((heat) => ({ ...r, p, heat }), (error) => ({ ...r, error }));
+      return getJSON(this.heatUrl(p, step), this.versions.get(p.run)).then((heat) => ({ ...r, p, heat }), (error) => ({ ...r, error }));
     }));
     if (token !== this.token) return;
     const t1 = performance.now();
@@ -406,7 +547,7 @@ export class NasApp {
       const wrap = h("label", { class: "nas-field nas-probe-field", title: "Which probe image the heatmaps are of" }, this.stepBar);
       h("span", { text: "Probe image" }, wrap);
       this.probeSelect = h("select", { class: "nas-probe" }, wrap);
-      this.probeSelect.addEventListener("change", () => { this.probeIndex = +this.probeSelect.value; this.renderView(); });
+      this.probeSelect.addEventListener("change", () => { this.probeIndex = +this.probeSelect.value; this.saveState(); this.renderView(); });
     }
     this.probeSelect.replaceChildren(...Array.from({ length: count }, (_, i) => h("option", { value: i, text: `#${i + 1}` })));
     this.probeSelect.value = String(Math.min(this.probeIndex, count - 1));
@@ -439,7 +580,7 @@ export class NasApp {
     const step = this.steps[this.stepIndex];
     const token = this.token;
     this.showStep(step);
-    const data = await Promise.all(this.heatPanels.map((p) => getJSON(this.heatUrl(p, step)).catch((e) => e)));
+    const data = await Promise.all(this.heatPanels.map((p) => getJSON(this.heatUrl(p, step), this.versions.get(p.run)).catch((e) => e)));
     if (token !== this.token || this.steps[this.stepIndex] !== step) return;
     const t = performance.now();
     this.heatPanels.forEach((p, i) => {
@@ -458,7 +599,7 @@ export class NasApp {
   prefetch(index) {
     for (let k = 1; k <= 2; k++) {
       const step = this.steps[(index + k) % this.steps.length];
-      for (const p of this.heatPanels) getJSON(this.heatUrl(p, step)).catch(() => {});
+      for (const p of this.heatPanels) getJSON(this.heatUrl(p, step), this.versions.get(p.run)).catch(() => {});
     }
   }
 

@@ -71,6 +71,15 @@ class RunListing:
     tables: dict[str, Table] = field(default_factory=dict)
     probes: dict[str | None, Listed] = field(default_factory=dict)
 
+    def index(self) -> list[Listed]:
+        """The tags that stand for the run in a cheap listing: its stats tables, else its shallowest layer's
+        stats (a table or that layer is written at every logged step)."""
+        return list(self.tables.values()) or [min(self.stats.values(), key=lambda s: fmt.layer_order(s.layer))]
+
+    def version(self) -> tuple[int, float]:
+        """(max step, max wall time) of the run's index tags: changes when the run logs a step."""
+        return max(t.version for t in self.index())
+
     def layers(self) -> list[fmt.LayerInfo]:
         """Layers with statistics: each monitor's by depth, the run's unnamed monitor first."""
         return sorted((s.layer for s in self.stats.values()), key=fmt.layer_order)
@@ -133,6 +142,10 @@ class Reader:
         self._warned: set[tuple] = set()
         self._lock = threading.Lock()
         self._cache = SeriesCache(cache_cells)
+        # Stats tags that stand for a run in run_versions (its stats tables, else a layer's stats): few
+        # names shared by every run, so one listing filtered to them covers an experiment.
+        self._index_tags: set[str] = set()
+        self._index_kinds: dict[bytes, str | None] = {}
 
     @property
     def data_provider(self):
@@ -201,7 +214,52 @@ class Reader:
                                     "lack one of %r", run, tag, meta.fields, _REQUIRED_FIELDS)
             if entry.stats:
                 result[run] = entry
+                self._learn_index(entry)
         return result
+
+    def _index_kind(self, run: str, tag: str, content: bytes) -> str | None:
+        """fmt.TABLE or fmt.STATS for the metadata of a tag that can stand for its run, else None."""
+        meta = self._decode(run, tag, content)
+        if meta is None or meta.record not in (fmt.TABLE, fmt.STATS) or not set(_REQUIRED_FIELDS) <= set(meta.fields):
+            return None
+        return meta.record
+
+    def _learn_index(self, entry: RunListing) -> None:
+        tags = {t.tag for t in entry.index()}
+        if not tags <= self._index_tags:
+            with self._lock:
+                self._index_tags |= tags
+
+    def run_versions(self, ctx, eid: str) -> dict[str, tuple[int, float]]:
+        """{run: (max step, max wall time) of its index tags} of every run with NAS statistics.
+
+        Lists only the index tags (see :meth:`_learn_index`) of every run, and the whole NAS listing of the
+        runs that have none of them (new runs, other formats, runs without NAS data), from which new index
+        tags are learned: on many runs a fraction of :meth:`list_nas`, whose tag metadata dominates.
+        The version changes whenever the run logs a step (its table or shallowest layer is written each time).
+        """
+        with self._lock:
+            index = sorted(self._index_tags)
+        covered = self._provider.list_tensors(
+            ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, run_tag_filter=provider.RunTagFilter(tags=index),
+        ) if index else {}
+        versions = {}
+        kinds = self._index_kinds  # by metadata content: the runs of an experiment share a few
+        for run, tags in covered.items():
+            # A run's tables stand for it where it has them, as in RunListing.index.
+            tables, stats = [], []
+            for tag, ts in tags.items():
+                kind = kinds.get(ts.plugin_content, kinds)
+                if kind is kinds:
+                    kind = kinds[ts.plugin_content] = self._index_kind(run, tag, ts.plugin_content)
+                if kind is not None:
+                    (tables if kind == fmt.TABLE else stats).append((ts.max_step, ts.max_wall_time))
+            if tables or stats:
+                versions[run] = max(tables or stats)
+        rest = [run for run in self.run_names(ctx, eid) if run not in versions]
+        for run, listing in self.list_nas(ctx, eid, runs=rest).items():
+            versions[run] = listing.version()
+        return versions
 
     def read_records(self, ctx, eid: str, run: str) -> dict[str, tuple[fmt.Metadata, list[tuple[int, np.ndarray]]]]:
         """{tag: (metadata, [(step, tensor as written)])} of every readable NAS tag of ``run``, uncached:

@@ -26,7 +26,7 @@ from nas_logger import format as fmt
 
 from . import assets
 from .aggregate import align, band, mean_curve
-from .grouping import Pattern, compile_group_regex, group_key, group_members, group_runs
+from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_members, group_runs
 from .overfit import default_loss_tag, overfit_step
 from .reading import ProbeUnreadable, Reader, RunListing, Stats
 
@@ -77,8 +77,11 @@ def _error(request, status: int, message: str, parameter: str | None):
 def _json(request, body: dict, status: int = 200):
     """Respond with ``body`` as compact JSON. Serialised here rather than by Respond, whose
     recursive NaN-cleansing costs more than the encoding itself; non-finite floats are already None."""
-    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
-    return http_util.Respond(request, text, JSON, code=status)
+    return http_util.Respond(request, _encode(body), JSON, code=status)
+
+
+def _encode(body: dict) -> str:
+    return json.dumps(body, separators=(",", ":"), allow_nan=False)
 
 
 SIGNIFICANT_DIGITS = 7  # about float32's precision, in which every NAS value and scalar is stored
@@ -237,12 +240,16 @@ class Routes:
     def __init__(self, data_provider, frontend_dir: Path | None) -> None:
         self._reader = Reader(data_provider)
         self._frontend = frontend_dir
+        # The run list that every open tab polls: the last body by (experiment, regex, run versions), and its JSON.
+        self._runs_body: tuple | None = None
+        self._runs_json: tuple | None = None
 
     def apps(self) -> dict:
         return {
             "/index.js": self.index_js_route,
             "/static/*": self.static_route,
             "/runs": self.runs_route,
+            "/run": self.run_route,
             "/lines": self.lines_route,
             "/stripes": self.stripes_route,
             "/heatmap": self.heatmap_route,
@@ -256,7 +263,15 @@ class Routes:
 
     @_endpoint
     def runs_route(self, request):
-        return _json(request, self.runs_impl(*_where(request), _pattern(request)))
+        body = self.runs_impl(*_where(request), _pattern(request))
+        last = self._runs_json
+        if last is None or last[0] is not body:  # runs_impl returns its last body while nothing changed
+            last = self._runs_json = (body, _encode(body))
+        return http_util.Respond(request, last[1], JSON)
+
+    @_endpoint
+    def run_route(self, request):
+        return _json(request, self.run_impl(*_where(request), _arg(request, "run", required=True)))
 
     @_endpoint
     def lines_route(self, request):
@@ -318,25 +333,41 @@ class Routes:
     # --- implementations: (ctx, experiment id, parsed parameters) -> response body ---------------
 
     def runs_impl(self, ctx, eid: str, pattern: Pattern) -> dict:
-        """Every run with NAS data (its group, layers, scalar tags, default loss tag, step count) and the groups."""
-        listings = self._reader.list_nas(ctx, eid)
-        scalar_tags = self._reader.list_scalar_tags(ctx, eid)
-        counts = self._reader.step_counts(ctx, eid, listings)
+        """Every run with NAS data (its group; its last logged step and when, which change together whenever
+        it logs a step: clients key their caches on them) and the groups. A listing of one tag per run, no
+        read; the rest of a run (layers, scalar tags, step count) is :meth:`run_impl`'s, asked for lazily."""
+        versions = self._reader.run_versions(ctx, eid)
+        key = (eid, pattern.pattern, tuple(versions.items()))
+        last = self._runs_body
+        if last is not None and last[0] == key:
+            return last[1]
+        groups = group_runs(versions, pattern)
         runs = []
-        for run in sorted(listings):
-            tags = list(scalar_tags.get(run, {}))
-            group = group_key(run, pattern)
-            runs.append({
-                "run": run,
-                "group": group.name,
-                "matched": group.matched,
-                "layers": [asdict(l) for l in listings[run].layers()],
-                "scalar_tags": tags,
-                "loss_tag": default_loss_tag(tags),
-                "steps": counts[run],
-            })
-        groups = [{"group": g.name, "runs": rs, "matched": g.matched} for g, rs in group_runs(listings, pattern).items()]
-        return {"runs": runs, "groups": groups}
+        for group, members in groups.items():
+            for run in members:
+                step, wall_time = versions[run]
+                runs.append({"run": run, "group": group.name, "matched": group.matched,
+                             "max_step": _step(step), "wall_time": wall_time})
+        runs.sort(key=lambda r: r["run"])
+        body = {"runs": runs, "groups": [{"group": g.name, "runs": rs, "matched": g.matched} for g, rs in groups.items()],
+                "default_group_regex": DEFAULT_GROUP_REGEX}
+        self._runs_body = (key, body)
+        return body
+
+    def run_impl(self, ctx, eid: str, run: str) -> dict:
+        """One run's layers, scalar tags, default loss tag, logged step count, and max_step and wall_time as in runs."""
+        listing = self._run(ctx, eid, run)
+        step, wall_time = listing.version()
+        tags = list(self._reader.list_scalar_tags(ctx, eid, runs=[run]).get(run, {}))
+        return {
+            "run": run,
+            "layers": [asdict(l) for l in listing.layers()],
+            "scalar_tags": tags,
+            "loss_tag": default_loss_tag(tags),
+            "steps": self._reader.step_counts(ctx, eid, {run: listing})[run],
+            "max_step": _step(step),
+            "wall_time": wall_time,
+        }
 
     def lines_impl(self, ctx, eid: str, selector: Selector, loss_tags: tuple[str | None, str | None]) -> dict:
         """Per layer its min/median/max over steps, and the overlays (losses, overfitting step, alarms)."""

@@ -62,14 +62,17 @@ def group_losses(logged, group: str) -> list[list[float]]:
 
 def test_sidebar_lists_groups_and_runs_with_colour_chips(tab):
     keys = tab.eval_on_selector_all(".nas-entry", "els => els.map(e => e.dataset.key)")
-    runs = [f"{g}/seed{s}" for g, (_, seeds) in GROUPS.items() for s in seeds] + [HOSTILE_RUN]
-    assert keys == [f"group:{g}" for g in sorted(GROUPS)] + [f"run:{r}" for r in sorted(runs)]
-    chips = tab.eval_on_selector_all(".nas-entry .chip", "els => els.map(e => getComputedStyle(e).backgroundColor)")
-    assert len(set(chips[:7])) == 7  # distinct colours for the first seven entries
+    # Each group followed by its runs, then the runs of no group.
+    nested = [k for g in sorted(GROUPS) for k in [f"group:{g}"] + [f"run:{g}/seed{s}" for s in GROUPS[g][1]]]
+    assert keys == nested + [f"run:{HOSTILE_RUN}"]
+    chips = dict(tab.eval_on_selector_all(".nas-entry", "els => els.map(e => [e.dataset.key, getComputedStyle(e.querySelector('.chip')).backgroundColor])"))
+    by_entry = [f"group:{g}" for g in sorted(GROUPS)] + sorted(k for k in keys if k.startswith("run:"))
+    assert len({chips[k] for k in by_entry[:7]}) == 7  # distinct colours for the first seven entries (groups, then runs)
     # TensorBoard's own Roboto is used inside the iframe.
     assert tab.evaluate("document.fonts.ready.then(() => [...document.fonts].some(f => f.family.includes('Roboto') && f.status === 'loaded'))")
-    # The first group is selected and drawn on load.
-    assert tab.eval_on_selector_all(".nas-panel", "els => els.map(e => e.dataset.key)") == ["group:vanilla"]
+    # Three groups (one a run of its own): all of them are selected and drawn on load.
+    assert tab.eval_on_selector_all(".nas-panel", "els => els.map(e => e.dataset.key)") == [
+        "group:vanilla", "group:vanilla_lowlr", f"run:{HOSTILE_RUN}"]
 
 
 def test_line_plot_draws_one_line_and_band_per_layer_blue_by_depth(tab):
@@ -270,7 +273,7 @@ def test_hostile_run_name_is_shown_as_text_and_runs_nothing(tab, session):
     show(tab, "lines")
     select(tab, f"run:{HOSTILE_RUN}")
     assert tab.inner_text(".nas-panel header .title") == HOSTILE_RUN
-    assert tab.inner_text(f".nas-entry[data-type=run] .name >> nth=0") == HOSTILE_RUN
+    assert tab.inner_text(".nas-entry[data-type=run]:not(.member) .name >> nth=0") == HOSTILE_RUN  # in no group
     for view in ("stripes", "heatmap", "lines"):
         show(tab, view)
     assert tab.evaluate("document.querySelectorAll('img[src=x], img[onerror]').length") == 0

@@ -103,10 +103,11 @@ def expected_overfit_step(curves: list[list[float]]) -> int:
 class TensorBoard:
     """`python -m tensorboard.main --logdir X --port 0` in a subprocess; .url once it serves."""
 
-    def __init__(self, logdir: Path, timeout: float = 120):
+    def __init__(self, logdir: Path, timeout: float = 120, reload_interval: float = 0):
+        """reload_interval: seconds between TensorBoard's reads of the log directory (0: once, at start)."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", "0",
-             "--reload_interval", "0"],
+             "--reload_interval", str(reload_interval)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         self.log: list[str] = []

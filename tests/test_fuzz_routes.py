@@ -14,7 +14,7 @@ from plugin_fixtures import HTML_RUN, app_for, get_json, write_run
 P = "/data/plugin/nas/"
 RUNS = ["solo", "vanilla/seed0", HTML_RUN]
 PARAMETERS = ["run", "group", "layer", "step", "loss_tag", "loss_tag2", "group_regex", "format", "monitor", "probe"]
-DATA_TYPES = {"runs": "application/json", "lines": "application/json", "stripes": "application/json",
+DATA_TYPES = {"runs": "application/json", "run": "application/json", "lines": "application/json", "stripes": "application/json",
               "heatmap": "application/json", "heatmaps": "application/json", "steps": "application/json",
               "probe": "image/png",
               "export": "text/csv"}
@@ -75,7 +75,7 @@ def check(response, route: str) -> None:
 
 
 # A valid query per route, so that a fuzzed parameter reaches the handler's later stages.
-VALID = {"runs": [], "lines": [("group", "vanilla")], "stripes": [("run", "solo")], "export": [("run", "solo")],
+VALID = {"runs": [], "run": [("run", "solo")], "lines": [("group", "vanilla")], "stripes": [("run", "solo")], "export": [("run", "solo")],
          "heatmap": [("run", "solo"), ("layer", "conv1"), ("step", "1")], "heatmaps": [("run", "solo")],
          "steps": [("run", "solo")], "probe": [("run", "solo")]}
 

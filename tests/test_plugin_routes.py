@@ -51,9 +51,10 @@ def smoothed_argmin(steps, values):
 
 # --- runs ---------------------------------------------------------------------------------------
 
-def test_runs_lists_layers_by_depth_groups_and_loss_tags(client, logged):
+def test_runs_lists_groups_and_run_lists_layers_by_depth_and_loss_tags(client, logged):
     body = get_json(client, P + "runs")
-    runs = {r["run"]: r for r in body["runs"]}
+    assert set(body["runs"][0]) == {"run", "group", "matched", "max_step", "wall_time"}  # the detail is run's
+    runs = {r["run"]: {**r, **get_json(client, P + "run?run=" + q(r["run"]))} for r in body["runs"]}
     assert set(runs) == set(GROUPS)
     for name, run in runs.items():
         assert run["group"] == GROUPS[name]
@@ -195,10 +196,10 @@ def test_two_monitors_in_one_run_serve_each_layer_its_own_values(tmp_path, share
     assert not np.allclose(body["layers"][1]["median"], body["layers"][5]["median"])
     stripes = get_json(client, P + "stripes?run=gan")
     assert stripes["layers"] == served and stripes["medians"] == [l["median"] for l in body["layers"]]
-    runs = get_json(client, P + "runs")["runs"]
-    assert [(l["name"], l["monitor"], l["depth"]) for l in runs[0]["layers"]] == (
+    run = get_json(client, P + "run?run=gan")
+    assert [(l["name"], l["monitor"], l["depth"]) for l in run["layers"]] == (
         [(n, None, d) for d, n in enumerate(LAYERS)] + [(f"SmallCNN/{n}", "SmallCNN", d) for d, n in enumerate(LAYERS)])
-    assert runs[0]["steps"] == 4
+    assert run["steps"] == 4
     heatmaps = get_json(client, P + "heatmaps?run=gan&step=2")
     assert [l["name"] for l in heatmaps["layers"]] == served
     heatmap = get_json(client, P + "heatmap?run=gan&layer=" + q("SmallCNN/conv1") + "&step=1")
@@ -414,7 +415,7 @@ def test_bad_requests_answer_json_errors_naming_the_parameter(client, url, statu
 def random_requests(count: int, seed: int = 0):
     """Routes with random mixes of parameters: real names, junk text, HTML, unicode, numbers."""
     rng = random.Random(seed)
-    routes = ["lines", "stripes", "heatmap", "heatmaps", "steps", "probe", "export", "runs"]
+    routes = ["lines", "stripes", "heatmap", "heatmaps", "steps", "probe", "export", "runs", "run"]
     names = ["run", "group", "layer", "step", "loss_tag", "loss_tag2", "group_regex", "format", "probe"]
     values = ["solo", "vanilla", "conv1", "3", "-1", "1e3", "", "(", ".*", "\\", "../..", HTML_RUN,
               "nas/conv1/stats", "\u00e9\u4e2d", "%00", "csv", "test_loss", " ", "9" * 30]
@@ -475,7 +476,50 @@ def test_steps_written_while_serving_show_after_reload(tmp_path, small_cnn, monk
         assert body["overfit_step"] is None  # the test loss is still falling
         heatmaps = get_json(client, P + "heatmaps?run=live")
         assert heatmaps["step"] == 5 and heatmaps["steps"] == list(range(6))
-        assert get_json(client, P + "runs")["runs"][0]["steps"] == 6
+        assert get_json(client, P + "run?run=live")["steps"] == 6
+
+
+def test_a_runs_version_changes_when_it_logs_a_step_and_only_then(tmp_path, small_cnn):
+    torch.set_num_threads(1)
+    write_run(tmp_path, "done", seed=0, steps=range(3))
+    with nas_logger.watch(small_cnn, tmp_path / "live", probe=torch.randn(4, 1, 8, 8)) as monitor:
+        monitor.log(0, test_loss=1.0)
+        client, multiplexer = app_for(tmp_path)
+        versions = lambda: {r["run"]: (r["max_step"], r["wall_time"]) for r in get_json(client, P + "runs")["runs"]}  # noqa: E731
+        detail = lambda run: (lambda d: (d["max_step"], d["wall_time"]))(get_json(client, P + "run?run=" + run))  # noqa: E731
+        before = versions()
+        assert versions() == before and set(before) == {"done", "live"}
+        assert before["live"][0] == 0 and before["done"][0] == 2
+        assert detail("live") == before["live"]
+        monitor.log(1, test_loss=0.5)
+        multiplexer.Reload()
+        after = versions()
+        assert after["done"] == before["done"] and after["live"][0] == 1 and after["live"][1] > before["live"][1]
+        assert detail("live") == after["live"]
+        write_run(tmp_path, "new", seed=1, steps=range(2))
+        multiplexer.AddRunsFromDirectory(str(tmp_path))
+        multiplexer.Reload()
+        assert set(versions()) == {"done", "live", "new"}
+
+
+def test_runs_lists_one_tag_per_run_and_reads_nothing(tmp_path, monkeypatch):
+    """The cost shape of the run list, which every open tab asks for on each refresh: once the plugin has
+    seen the runs, one listing filtered to the few tags that stand for a run, and no read at all."""
+    runs = [f"g{k}/seed{k % 3}" for k in range(6)]
+    for k, run in enumerate(runs):
+        write_run(tmp_path, run, seed=k, steps=range(3))
+    client, _ = app_for(tmp_path)
+    calls = []
+    for name in ("list_tensors", "read_tensors", "list_scalars", "read_scalars"):
+        original = getattr(MultiplexerDataProvider, name)
+        monkeypatch.setattr(MultiplexerDataProvider, name, lambda self, *a, _n=name, _o=original, **k:
+                            calls.append((_n, k.get("run_tag_filter"))) or _o(self, *a, **k))
+    first = get_json(client, P + "runs")
+    assert [r["run"] for r in first["runs"]] == sorted(runs)
+    calls.clear()
+    assert get_json(client, P + "runs") == first
+    ((name, rtf),) = calls
+    assert name == "list_tensors" and rtf.runs is None and rtf.tags == {nas_logger.format.TABLE_TAG}
 
 
 def test_damaged_files_and_newer_formats_are_logged_and_skipped(tmp_path, caplog):
@@ -495,7 +539,7 @@ def test_damaged_files_and_newer_formats_are_logged_and_skipped(tmp_path, caplog
     writer.close()
     client = app_for(tmp_path)[0]
     with caplog.at_level("WARNING", logger="nas_tb_plugin"):
-        runs = {r["run"]: r for r in get_json(client, P + "runs")["runs"]}
+        runs = {r["run"]: get_json(client, P + "run?run=" + r["run"]) for r in get_json(client, P + "runs")["runs"]}
         get_json(client, P + "runs")
     assert "good" in runs and runs["good"]["steps"] == 4
     assert 1 <= runs["truncated"]["steps"] <= 6

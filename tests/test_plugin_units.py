@@ -123,7 +123,7 @@ def test_plugin_metadata():
     assert plugin.data_plugin_names() == ("nas",)
     meta = plugin.frontend_metadata()
     assert (meta.es_module_path, meta.tab_name) == ("/index.js", "NAS")
-    assert {"/index.js", "/static/*", "/runs", "/lines", "/stripes", "/heatmap", "/heatmaps", "/steps",
+    assert {"/index.js", "/static/*", "/runs", "/run", "/lines", "/stripes", "/heatmap", "/heatmaps", "/steps",
             "/probe", "/export"} == set(plugin.get_plugin_apps())
 
 

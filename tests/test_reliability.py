@@ -206,7 +206,7 @@ def test_older_format_versions_are_read_newer_and_unversioned_are_logged_and_ski
     write_with_version(tmp_path, "unversioned", None)
     client = app_for(tmp_path)[0]
     with caplog.at_level("WARNING", logger="nas_tb_plugin"):
-        runs = {r["run"]: r["steps"] for r in get_json(client, P + "runs")["runs"]}
+        runs = {r["run"]: get_json(client, P + "run?run=" + r["run"])["steps"] for r in get_json(client, P + "runs")["runs"]}
         get_json(client, P + "runs")
     assert runs == {"older": 3, "current": 3}
     assert get_json(client, P + "lines?run=older")["layers"][0]["median"] == pytest.approx([0.4] * 3)
