@@ -230,3 +230,20 @@ def test_with_many_groups_the_first_view_is_the_most_recently_written(tab):
           return firstSelection(entries, runs).map((e) => `${e.type}:${e.name}`);
         }""")
     assert chosen == ["group:g3", "run:solo1", "group:g5", "group:g4"]
+
+
+def test_the_overlay_views_chosen_layers_travel_in_the_url(tab, context):
+    page, frame = tab
+    select(frame, "group:alpha", "group:beta")
+    show(frame, "overlay")
+    frame.click(".nas-layer-choice[data-layer=layer0] input")  # leaves layer1
+    frame.wait_for_function("() => window.nasApp.overlayLayers && window.nasApp.overlayLayers.join() === 'layer1'")
+    wait_ready(frame, "overlay")
+    other, copy = open_tab(context, page.url)
+    try:
+        wait_ready(copy, "overlay")
+        assert copy.evaluate("window.nasApp.overlayLayers") == ["layer1"]
+        assert copy.eval_on_selector_all(".nas-layer-choice", "els => els.map(e => [e.dataset.layer, e.querySelector('input').checked])") == [
+            ["layer0", False], ["layer1", True]]
+    finally:
+        other.close()
