@@ -38,9 +38,11 @@ def test_cli_trains_a_grid_and_logs_nas_for_every_layer(tmp_path, capsys):
     # what the NAS tab lists: one group per model, our layers in depth order, test_loss as the red curve
     from plugin_fixtures import app_for, get_json
 
-    listing = get_json(app_for(tmp_path)[0], "/data/plugin/nas/runs")
+    client = app_for(tmp_path)[0]
+    listing = get_json(client, "/data/plugin/nas/runs")
     assert {g["group"] for g in listing["groups"]} == {"vanilla", "nasreg"}
-    run = next(r for r in listing["runs"] if r["run"] == "vanilla/seed0")
+    assert "vanilla/seed0" in [r["run"] for r in listing["runs"]]
+    run = get_json(client, "/data/plugin/nas/run?run=vanilla%2Fseed0")  # a run's layers and tags: its detail
     assert [layer["name"] for layer in run["layers"]] == ["conv1", "conv2", "conv3", "conv4", "fc1", "prediction"]
     assert run["loss_tag"] == "test_loss" and "distorted_test_loss" in run["scalar_tags"]
 
