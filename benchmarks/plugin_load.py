@@ -120,7 +120,7 @@ def main() -> None:
                 try:
                     with urllib.request.urlopen(url + P + "runs", timeout=60) as response:
                         listed = json.load(response)["runs"]
-                    if len(listed) == len(runs) and all(r["steps"] == args.steps for r in listed):
+                    if len(listed) == len(runs) and all(r["max_step"] == args.steps - 1 for r in listed):
                         break
                 except urllib.error.HTTPError:
                     pass
