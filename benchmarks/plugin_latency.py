@@ -94,13 +94,13 @@ def python_provider(logdir: Path):
 
 
 def loaded(dp, ctx) -> bool:
-    """Whether the data server has read every run of write_logdir: per run the stats and heatmap of every
-    layer and the stats table, to the last step, and the baseline scalars."""
+    """Whether the data server has read every run of write_logdir: per run the heatmap of every layer and
+    the stats table, to the last step, and the baseline scalars."""
     tensors = dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)
     scalars = dp.list_scalars(ctx, experiment_id="", plugin_name="scalars")
     series = [tensors.get(run, {}) for run in RUNS]
     baseline = scalars.get(BASELINE_RUN, {}).get(BASELINE_TAG)
-    return (all(len(tags) == 2 * LAYERS + 1 and all(t.max_step == STEPS - 1 for t in tags.values()) for tags in series)
+    return (all(len(tags) == LAYERS + 1 and all(t.max_step == STEPS - 1 for t in tags.values()) for tags in series)
             and baseline is not None and baseline.max_step == POINTS - 1)
 
 

@@ -26,6 +26,11 @@ version-1 readers read single-monitor runs and skip (with "upgrade") what they c
 A reader reads every version up to FORMAT_VERSION and rejects newer ones with :class:`FormatError`.
 The k probe samples' heatmaps and PNGs kept the version: the tensor's shape tells them apart, and a
 reader from before them shows the mean of the k maps and the first PNG.
+
+Every record also says what its steps count, ``step_unit`` (``watch(..., step_unit=...)``): absent for the
+default ``"epoch"``, so that the records of a default monitor keep their bytes, and a plain key in any
+version otherwise. It needs no version of its own: a reader that predates it reads the steps right and
+only labels them "epoch", as it did before, where a newer version would hide such runs from it.
 """
 from __future__ import annotations
 
@@ -88,6 +93,22 @@ ALARM_TAG = alarm_tag()
 # The probe's first sample, written once through TensorBoard's image plugin.
 PROBE_IMAGE_TAG = probe_tag()
 
+# What a step counts when the writer does not say (every record written before ``step_unit`` existed).
+DEFAULT_STEP_UNIT = "epoch"
+# An axis label, not a sentence: "global step", "optimizer step", "batch (x100)".
+MAX_STEP_UNIT_CHARS = 32
+
+
+def check_step_unit(unit: object) -> str:
+    """``unit`` when it is a step unit a writer may record: a string of 1 to MAX_STEP_UNIT_CHARS printable
+    characters, not all blank; ValueError naming the bad value otherwise."""
+    if not (isinstance(unit, str) and unit.strip() and len(unit) <= MAX_STEP_UNIT_CHARS and unit.isprintable()):
+        shown = repr(unit) if len(repr(unit)) <= 80 else repr(unit)[:80] + "..."
+        raise ValueError(f"step_unit must name what a step counts, such as 'epoch' or 'global step', in 1 to "
+                         f"{MAX_STEP_UNIT_CHARS} printable characters; got {shown}")
+    return unit
+
+
 # Heatmaps are average-pooled down to at most this many cells per side; statistics use every field.
 MAX_HEATMAP_SIDE = 64
 
@@ -133,6 +154,7 @@ class Metadata:
     layer: LayerInfo | None = None  # stats, heatmap: the layer
     layers: tuple[LayerInfo, ...] = ()  # stats_table: the layers of its rows, in order
     fields: tuple[str, ...] = ()  # stats, stats_table: the stat field names, in tensor order
+    step_unit: str = DEFAULT_STEP_UNIT  # what the record's steps count
 
 
 _LAYER_RECORDS = (STATS, HEATMAP)  # the records of one layer; the others belong to a monitor
@@ -148,10 +170,12 @@ def _layer_fields(layer: LayerInfo) -> dict:
 
 def create_summary_metadata(record: str, *, layer: LayerInfo | None = None,
                             layers: Sequence[LayerInfo] | None = None,
-                            monitor: str | None = None) -> summary_pb2.SummaryMetadata:
+                            monitor: str | None = None,
+                            step_unit: str = DEFAULT_STEP_UNIT) -> summary_pb2.SummaryMetadata:
     """Metadata for the first summary of a tag of ``record``: ``layer`` for stats and heatmap records (the
     record belongs to ``layer.monitor``), ``layers`` (the rows) for the stats table, neither for the alarm
-    and the probe PNG of ``monitor``. Version 2 for a named monitor's records and the probe PNG, else 1."""
+    and the probe PNG of ``monitor``; ``step_unit``: what its steps count (see :func:`check_step_unit`).
+    Version 2 for a named monitor's records and the probe PNG, else 1."""
     if record not in RECORD_KINDS:
         raise ValueError(f"record kind {record!r} is not one of {RECORD_KINDS}")
     if (layer is None) == (record in _LAYER_RECORDS):
@@ -168,6 +192,8 @@ def create_summary_metadata(record: str, *, layer: LayerInfo | None = None,
         content["fields"] = list(STAT_FIELDS)
     if monitor is not None:
         content["monitor"] = monitor
+    if check_step_unit(step_unit) != DEFAULT_STEP_UNIT:
+        content["step_unit"] = step_unit
     content["version"] = 1 if monitor is None and record != PROBE else FORMAT_VERSION
     return summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(
@@ -196,6 +222,9 @@ def parse_plugin_metadata(content: bytes) -> Metadata:
         record = data["record"]
         if record not in RECORD_KINDS:
             raise FormatError(f"unknown NAS record kind {record!r}; expected one of {RECORD_KINDS}")
+        step_unit = data.get("step_unit", DEFAULT_STEP_UNIT)
+        if not (isinstance(step_unit, str) and step_unit.strip()):
+            raise FormatError(f"NAS metadata step_unit must be a non-empty string; got {step_unit!r:.80}")
         return Metadata(
             record=record,
             version=version,
@@ -203,6 +232,7 @@ def parse_plugin_metadata(content: bytes) -> Metadata:
             layer=LayerInfo(**data["layer"]) if record in _LAYER_RECORDS else None,
             layers=tuple(LayerInfo(**l) for l in data["layers"]) if record == TABLE else (),
             fields=tuple(data.get("fields", ())),
+            step_unit=step_unit,
         )
     except (KeyError, TypeError) as e:
         raise FormatError(f"NAS metadata version {version} is missing or has a malformed field: {e!r}") from None

@@ -78,6 +78,7 @@ class Monitor:
         bins: int = DEFAULT_BINS,
         stream_every: int = 1,
         name: str | None = None,
+        step_unit: str = fmt.DEFAULT_STEP_UNIT,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -96,6 +97,7 @@ class Monitor:
                 "initialised: call torch.distributed.init_process_group() before watch(), or use ranks='0'"
             )
         namespaces.check(log_dir, name)
+        self.step_unit = fmt.check_step_unit(step_unit)
         self.model = unwrap(model)
         self._sharded = is_sharded(self.model)
         self._modules = select_layers(self.model, layers)
@@ -262,9 +264,10 @@ class Monitor:
         alarm = self._pending_alarm
         alarm_layers = alarm.layers if alarm is not None and alarm.step == step else None
         if alarm is not None and alarm_layers is None:  # it fired at an earlier log whose write failed
-            out.add_summary(step_summary(self.layers, {}, self._table_layers, out.tags, alarm.layers, self.name),
-                            alarm.step)
-        summary = step_summary(self.layers, records, self._table_layers, out.tags, alarm_layers, self.name)
+            out.add_summary(step_summary(self.layers, {}, self._table_layers, out.tags, alarm.layers, self.name,
+                                         self.step_unit), alarm.step)
+        summary = step_summary(self.layers, records, self._table_layers, out.tags, alarm_layers, self.name,
+                               self.step_unit)
         # The scalars ride in the step's event: one event to queue and wake the writer thread for, not 1 + one per scalar.
         summary.value.extend(value for tag, v in scalars.items() for value in scalar_summary(tag, v).value)
         out.add_summary(summary, step)
@@ -272,7 +275,7 @@ class Monitor:
         if image_tag not in out.tags:
             images = first_images(self.probe, self.probe_images) if self.probe is not None else None
             if images is not None:
-                out.add_summary(probe_summary(images, self.name), step)
+                out.add_summary(probe_summary(images, self.name, self.step_unit), step)
             out.tags.add(image_tag)
         out.flush()
         self._pending_alarm = None  # written once the flush went through
@@ -340,5 +343,7 @@ def watch(
     ``name``: several monitors per run (a GAN's two models on one log dir or ``SummaryWriter``): a
     name that prefixes this monitor's layers (``D/conv1``) and tags; by default the run's first open
     monitor has none and every other one its model's class name (``monitor.name``).
+    ``step_unit`` (default ``"epoch"``): what the ``step`` of ``log`` counts, e.g. ``"global step"`` when
+    logging every N optimiser steps; the NAS tab labels its step axes, tooltips and CSV with it.
     """
     return Monitor(model, log_dir, probe=probe, **options)

@@ -5,8 +5,8 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.util import tensor_util
 
-from .format import (ALARM, HEATMAP, PROBE, STAT_FIELDS, STATS, TABLE, LayerInfo, alarm_tag, create_summary_metadata,
-                     probe_png_tag, probe_tag, table_tag, tag_for)
+from .format import (ALARM, DEFAULT_STEP_UNIT, HEATMAP, PROBE, STAT_FIELDS, STATS, TABLE, LayerInfo, alarm_tag,
+                     create_summary_metadata, probe_png_tag, probe_tag, table_tag, tag_for)
 
 
 def _tensor_proto(values: np.ndarray) -> tensor_pb2.TensorProto:
@@ -28,30 +28,32 @@ def _tensor_summary(tag: str, values: np.ndarray,
 
 
 def nas_summary(
-    layer: LayerInfo, record: str, values: np.ndarray, with_metadata: bool
+    layer: LayerInfo, record: str, values: np.ndarray, with_metadata: bool, step_unit: str = DEFAULT_STEP_UNIT
 ) -> summary_pb2.Summary:
     """One tensor summary of ``record`` (stats or heatmap) for ``layer``.
 
     Metadata goes on the first summary of a tag only; readers take it from there.
     """
-    metadata = create_summary_metadata(record, layer=layer) if with_metadata else None
+    metadata = create_summary_metadata(record, layer=layer, step_unit=step_unit) if with_metadata else None
     return _tensor_summary(tag_for(layer.name, record), values, metadata)
 
 
-def alarm_summary(layers: tuple[str, ...], monitor: str | None = None) -> summary_pb2.Summary:
+def alarm_summary(layers: tuple[str, ...], monitor: str | None = None,
+                  step_unit: str = DEFAULT_STEP_UNIT) -> summary_pb2.Summary:
     """The overfitting alarm of ``monitor``: the names of the layers that triggered it (written once)."""
     return _tensor_summary(alarm_tag(monitor), np.array(layers, dtype=object),
-                           create_summary_metadata(ALARM, monitor=monitor))
+                           create_summary_metadata(ALARM, monitor=monitor, step_unit=step_unit))
 
 
 def table_summary(layers: list[LayerInfo], rows: np.ndarray, with_metadata: bool,
-                  monitor: str | None = None) -> summary_pb2.Summary:
+                  monitor: str | None = None, step_unit: str = DEFAULT_STEP_UNIT) -> summary_pb2.Summary:
     """Every layer of ``monitor``: its stats of one step, ``rows``: (len(layers), len(STAT_FIELDS))."""
-    metadata = create_summary_metadata(TABLE, layers=layers, monitor=monitor) if with_metadata else None
+    metadata = (create_summary_metadata(TABLE, layers=layers, monitor=monitor, step_unit=step_unit)
+                if with_metadata else None)
     return _tensor_summary(table_tag(monitor), rows, metadata)
 
 
-def probe_summary(images, monitor: str | None = None) -> summary_pb2.Summary:
+def probe_summary(images, monitor: str | None = None, step_unit: str = DEFAULT_STEP_UNIT) -> summary_pb2.Summary:
     """The probe's first samples, ``images``: (n, C, H, W) float in [0, 1] (a torch tensor on the host):
     the first as TensorBoard's image summary (the Images tab shows it) and all n PNGs as a NAS record, a
     (n,) string tensor, which the plugin can read on every loader and for every run name."""
@@ -62,7 +64,7 @@ def probe_summary(images, monitor: str | None = None) -> summary_pb2.Summary:
     summary = pngs[0]
     encoded = np.array([png.value[0].image.encoded_image_string for png in pngs], dtype=object)
     summary.value.extend(_tensor_summary(probe_png_tag(monitor), encoded,
-                                         create_summary_metadata(PROBE, monitor=monitor)).value)
+                                         create_summary_metadata(PROBE, monitor=monitor, step_unit=step_unit)).value)
     return summary
 
 
@@ -73,12 +75,14 @@ def step_summary(
     written: set[str],
     alarm_layers: tuple[str, ...] | None = None,
     monitor: str | None = None,
+    step_unit: str = DEFAULT_STEP_UNIT,
 ) -> summary_pb2.Summary:
     """Every NAS record of one step in one Summary, i.e. one event and one record of the event file, so
-    a reader sees all layers of the step or none: per layer its stats and heatmap (``records[name] =
-    (stats, heatmap or None)``), the stats table with rows ``table_layers`` (NaN for a layer without
-    a record), and the alarm. Metadata goes on the tags not yet in ``written``, which is updated.
-    ``monitor``: the monitor's name, which prefixes its layers and tags (None: the run's unnamed one)."""
+    a reader sees all layers of the step or none: the stats table with rows ``table_layers`` (NaN for a
+    layer without a record), per layer its heatmap and, only for a layer that is no row of the table, its
+    stats (``records[name] = (stats, heatmap or None)``), and the alarm. Metadata goes on the tags not yet in ``written``, which is updated.
+    ``monitor``: the monitor's name, which prefixes its layers and tags (None: the run's unnamed one);
+    ``step_unit``: what ``step`` counts, in the metadata of every record."""
     summary = summary_pb2.Summary()
     layers = {name: layers[name].in_monitor(monitor) for name in {*records, *table_layers}}
 
@@ -86,19 +90,21 @@ def step_summary(
         summary.value.extend(part.value)
         written.add(tag)
 
+    rows_of_table = set(table_layers)
     for name, (stats, grid) in records.items():
-        for record, values in ((STATS, stats), (HEATMAP, grid)):
+        # The table holds the stats of its rows; see docs/architecture.md "Stats written once" for the numbers.
+        for record, values in ((STATS, None if name in rows_of_table else stats), (HEATMAP, grid)):
             if values is not None:
                 tag = tag_for(layers[name].name, record)
-                add(tag, nas_summary(layers[name], record, values, tag not in written))
+                add(tag, nas_summary(layers[name], record, values, tag not in written, step_unit))
     if records and table_layers:
         rows = np.full((len(table_layers), len(STAT_FIELDS)), np.nan, dtype=np.float32)
         for row, name in enumerate(table_layers):
             if name in records:
                 rows[row] = records[name][0]
         tag = table_tag(monitor)
-        add(tag, table_summary([layers[n] for n in table_layers], rows, tag not in written, monitor))
+        add(tag, table_summary([layers[n] for n in table_layers], rows, tag not in written, monitor, step_unit))
     if alarm_layers is not None:
         named = tuple(layers[n].name if n in layers else n for n in alarm_layers)
-        add(alarm_tag(monitor), alarm_summary(named, monitor))
+        add(alarm_tag(monitor), alarm_summary(named, monitor, step_unit))
     return summary

@@ -60,16 +60,25 @@ class Table(Listed):
     fields: tuple[str, ...]
 
 
+def joint_unit(units) -> str:
+    """One axis label for steps counted in ``units``: the unit they share, else the distinct ones in order
+    joined by " / " (the monitors of a run, the runs of a group, that count differently)."""
+    return " / ".join(dict.fromkeys(units)) or fmt.DEFAULT_STEP_UNIT
+
+
 @dataclass
 class RunListing:
-    """The NAS tags of one run: its stats and heatmap series by layer name; by tag its stats tables and
-    overfitting alarms, and by monitor its probe PNGs (one of each per monitor that wrote the run)."""
+    """The NAS tags of one run: its per-layer stats series (runs written before the stats table, and
+    layers that first ran after a table's rows were fixed) and heatmap series by layer name; by tag its
+    stats tables and overfitting alarms; by monitor its probe PNGs and step units (one of each per
+    monitor that wrote the run)."""
 
     stats: dict[str, Series] = field(default_factory=dict)
     heatmaps: dict[str, Series] = field(default_factory=dict)
     alarms: dict[str, Listed] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
     probes: dict[str | None, Listed] = field(default_factory=dict)
+    units: dict[str | None, str] = field(default_factory=dict)
 
     def index(self) -> list[Listed]:
         """The tags that stand for the run in a cheap listing: its stats tables, else its shallowest layer's
@@ -81,8 +90,16 @@ class RunListing:
         return max(t.version for t in self.index())
 
     def layers(self) -> list[fmt.LayerInfo]:
-        """Layers with statistics: each monitor's by depth, the run's unnamed monitor first."""
-        return sorted((s.layer for s in self.stats.values()), key=fmt.layer_order)
+        """Layers with statistics (in a table or a series): each monitor's by depth, the unnamed monitor first."""
+        found = {layer.name: layer for table in self.tables.values() for layer in table.layers}
+        for name, series in self.stats.items():
+            found.setdefault(name, series.layer)
+        return sorted(found.values(), key=fmt.layer_order)
+
+    @property
+    def step_unit(self) -> str:
+        """What the run's steps count (see :func:`joint_unit`), its unnamed monitor's unit first."""
+        return joint_unit(self.units[m] for m in sorted(self.units, key=lambda m: (m is not None, m or "")))
 
 
 @dataclass(frozen=True)
@@ -195,6 +212,7 @@ class Reader:
                 if meta is None:
                     continue
                 where = (tag, ts.max_step, ts.max_wall_time)
+                entry.units.setdefault(meta.monitor, meta.step_unit)
                 complete = set(_REQUIRED_FIELDS) <= set(meta.fields)
                 if meta.record == fmt.ALARM:
                     entry.alarms[tag] = Listed(*where)
@@ -212,7 +230,7 @@ class Reader:
                 else:
                     self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
                                     "lack one of %r", run, tag, meta.fields, _REQUIRED_FIELDS)
-            if entry.stats:
+            if entry.stats or entry.tables:
                 result[run] = entry
                 self._learn_index(entry)
         return result
@@ -274,6 +292,20 @@ class Reader:
             if meta is not None:
                 records[tag] = (meta, [(p.step, p.numpy) for p in data.get(tag, ())])
         return records
+
+    def read_layer_records(self, ctx, eid: str, run: str
+                           ) -> dict[tuple[str, str], tuple[fmt.LayerInfo, list[tuple[int, np.ndarray]]]]:
+        """{(layer name, record): (layer, [(step, tensor)])} of ``run``'s stats and heatmaps as written, uncached:
+        a layer's stats from its per-layer series where it has one, else its row of its monitor's stats table
+        (a (fields,) tensor per step, NaN where the layer did not run)."""
+        found = {}
+        for meta, points in self.read_records(ctx, eid, run).values():
+            if meta.record == fmt.TABLE:
+                for row, layer in enumerate(meta.layers):
+                    found.setdefault((layer.name, fmt.STATS), (layer, [(step, table[row]) for step, table in points]))
+            elif meta.layer is not None:
+                found[(meta.layer.name, meta.record)] = (meta.layer, points)
+        return found
 
     def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, dict[str, Listed]]:
         """{run: {scalar tag: Listed}} of TensorBoard's scalars plugin, tags sorted."""
@@ -373,9 +405,7 @@ class Reader:
                       if name not in tables[run] and (only is None or name == only[run])]
                 for run, listing in listings.items()}
         per_layer = self.read_stats(ctx, eid, {run: series for run, series in rest.items() if series})
-        return {run: {name: stats for name, stats in {**tables[run], **per_layer.get(run, {})}.items()
-                      if name in listing.stats}
-                for run, listing in listings.items()}
+        return {run: {**tables[run], **per_layer.get(run, {})} for run in listings}
 
     def step_counts(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, int]:
         """{run: number of logged steps}, counted on each run's shallowest layer."""

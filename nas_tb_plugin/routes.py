@@ -28,7 +28,7 @@ from . import assets
 from .aggregate import align, band, mean_curve
 from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_members, group_runs
 from .overfit import default_loss_tag, overfit_step
-from .reading import ProbeUnreadable, Reader, RunListing, Stats
+from .reading import ProbeUnreadable, Reader, RunListing, Stats, joint_unit
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,11 @@ class Selection:
     name: str
     runs: list[str]
     listings: dict[str, RunListing]
+
+    @property
+    def step_unit(self) -> str:
+        """What the selection's steps count: its runs' unit, or their units joined when they differ."""
+        return joint_unit(self.listings[run].step_unit for run in self.runs)
 
 
 @dataclass
@@ -377,7 +382,8 @@ class Routes:
              "median": _floats(l.stats.median), "min": _floats(l.stats.min), "max": _floats(l.stats.max)}
             for l in self._layer_lines(ctx, eid, sel)
         ]
-        return {"layers": layers, **self._overlay(ctx, eid, sel, loss_tags), "runs": sel.runs}
+        return {"layers": layers, **self._overlay(ctx, eid, sel, loss_tags), "runs": sel.runs,
+                "step_unit": sel.step_unit}
 
     def stripes_impl(self, ctx, eid: str, selector: Selector, loss_tags: tuple[str | None, str | None]) -> dict:
         """The layers' medians on the union of their steps (layers x steps), and the overlays."""
@@ -390,14 +396,16 @@ class Routes:
             "steps": _steps(steps),
             "medians": [_floats(row) for row in medians],
             **self._overlay(ctx, eid, sel, loss_tags),
+            "step_unit": sel.step_unit,
         }
 
     def export_impl(self, ctx, eid: str, selector: Selector) -> tuple[str, str]:
-        """(file name, CSV text) of the layers' min/median/max per step."""
+        """(file name, CSV text) of the layers' min/median/max per step; the step column is named by the
+        step unit ("epoch", "global step", ...)."""
         sel = self._select(ctx, eid, selector)
         out = io.StringIO()
         writer = csv.writer(out)  # RFC 4180: CRLF rows, so a CR or LF inside a name is quoted
-        writer.writerow(["run_or_group", "layer", "depth", "step", "min", "median", "max"])
+        writer.writerow(["run_or_group", "layer", "depth", _csv_text(sel.step_unit), "min", "median", "max"])
         for line in self._layer_lines(ctx, eid, sel):
             columns = [_floats(line.stats.min), _floats(line.stats.median), _floats(line.stats.max)]
             for i, step in enumerate(line.stats.steps.tolist()):
@@ -418,7 +426,7 @@ class Routes:
         grid = maps[index][_pick_probe(len(maps[index]), probe, run)]
         return {"run": run, "layer": layer, "step": _step(steps[index]), "shape": list(grid.shape),
                 "values": _floats(grid.ravel()), "steps": _steps(steps), "probes": len(maps[index]),
-                "probe": self._probe_url(ctx, eid, run, listing, probe)}
+                "probe": self._probe_url(ctx, eid, run, listing, probe), "step_unit": listing.step_unit}
 
     def heatmaps_impl(self, ctx, eid: str, run: str, step: int | None, probe: int = 0) -> dict:
         """Every layer's heatmap of probe sample ``probe`` at ``step`` (None: the last of any layer), the
@@ -440,7 +448,7 @@ class Routes:
                    "shape": list(grids[probe].shape), "values": _floats(grids[probe].ravel())}
                   for layer, grids in shown]
         return {"run": run, "step": _step(chosen), "steps": _steps(all_steps), "layers": layers,
-                "probes": count, "probe": self._probe_url(ctx, eid, run, listing, probe)}
+                "probes": count, "probe": self._probe_url(ctx, eid, run, listing, probe), "step_unit": listing.step_unit}
 
     def steps_impl(self, ctx, eid: str, run: str, loss_tags: tuple[str | None, str | None]) -> dict:
         """What the heatmap view draws beside the maps, without them: the run's heatmap steps, the number

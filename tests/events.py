@@ -10,11 +10,10 @@ def provider(logdir):
 
 
 def read_nas(logdir, run="."):
-    """{(layer name, record): (LayerInfo, [(step, numpy array)])} of one run's per-layer records."""
+    """{(layer name, record): (LayerInfo, [(step, numpy array)])} of one run's layers: heatmaps, and stats
+    from their per-layer series or their rows of the stats table."""
     reader, ctx = local_reader(logdir)
-    return {(meta.layer.name, meta.record): (meta.layer, points)
-            for meta, points in reader.read_records(ctx, "", run).values()
-            if meta.layer is not None}  # the alarm, the stats table and the probe belong to no single layer
+    return reader.read_layer_records(ctx, "", run)
 
 
 def read_table(logdir, run="."):

@@ -88,10 +88,11 @@ def test_a_named_monitor_prefixes_its_layers_and_every_tag(tmp_path):
     dp = provider(tmp_path)
     tensors = dp.list_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME)["."]
     for layer in ("conv1", "conv2", "fc1", "fc2"):
-        for record in (fmt.STATS, fmt.HEATMAP):
-            assert fmt.parse_plugin_metadata(tensors[f"nas/{layer}/{record}"].plugin_content).layer.monitor is None
-            info = fmt.parse_plugin_metadata(tensors[f"nas/SmallCNN/{layer}/{record}"].plugin_content).layer
-            assert (info.name, info.monitor) == (f"SmallCNN/{layer}", "SmallCNN")
+        assert fmt.parse_plugin_metadata(tensors[f"nas/{layer}/heatmap"].plugin_content).layer.monitor is None
+        info = fmt.parse_plugin_metadata(tensors[f"nas/SmallCNN/{layer}/heatmap"].plugin_content).layer
+        assert (info.name, info.monitor) == (f"SmallCNN/{layer}", "SmallCNN")
+    assert [(l.name, l.monitor) for l in fmt.parse_plugin_metadata(tensors[fmt.TABLE_TAG].plugin_content).layers] == [
+        (n, None) for n in ("conv1", "conv2", "fc1", "fc2")]
     assert [l.name for l in fmt.parse_plugin_metadata(tensors["nas/SmallCNN/stats_table"].plugin_content).layers] == [
         f"SmallCNN/{n}" for n in ("conv1", "conv2", "fc1", "fc2")]
     assert fmt.TABLE_TAG in tensors and fmt.ALARM_TAG not in tensors

@@ -248,7 +248,7 @@ def test_export_csv_holds_the_line_data(client):
     assert response.headers["Content-Type"].startswith("text/csv")
     assert response.headers["Content-Disposition"] == 'attachment; filename="nas_vanilla.csv"'
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert rows[0] == ["run_or_group", "layer", "depth", "step", "min", "median", "max"]
+    assert rows[0] == ["run_or_group", "layer", "depth", "epoch", "min", "median", "max"]  # the default unit
     assert len(rows) == 1 + len(LAYERS) * STEPS
     lines = get_json(client, P + "lines?group=vanilla")
     fc1 = [r for r in rows[1:] if r[1] == "fc1"]
@@ -612,8 +612,8 @@ def test_error_messages_do_not_echo_huge_values(tmp_path):
     assert body["error"].endswith("characters)") and body["parameter"] == "step"
 
 
-def test_stats_table_and_per_layer_series_serve_the_same_lines(tmp_path, small_cnn, monkeypatch):
-    from events import read_nas
+def test_runs_written_before_the_table_read_as_the_table_serves_them(tmp_path, small_cnn):
+    from events import read_table
 
     torch.manual_seed(3)
     with nas_logger.watch(small_cnn, tmp_path / "tabled", probe=torch.randn(4, 1, 8, 8)) as monitor:
@@ -621,14 +621,43 @@ def test_stats_table_and_per_layer_series_serve_the_same_lines(tmp_path, small_c
             monitor.log(step, test_loss=1.0)
             with torch.no_grad():
                 small_cnn.conv2.weight.mul_(1.3)
+    tags = provider(tmp_path).list_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME)
+    assert not [t for t in tags["tabled"] if t.endswith("/stats")]  # stats are written once, in the table
+    # The same stats as a file from before the table holds them: one per-layer tensor per layer and step.
+    layers, points = read_table(tmp_path, "tabled")
+    writer = SummaryWriter(str(tmp_path / "legacy"))
+    for step, table in points:
+        for row, layer in enumerate(layers):
+            file_writer(writer).add_summary(nas_summary(layer, fmt.STATS, table[row], step == 0), step)
+    writer.close()
     client, _ = app_for(tmp_path)
     lines = get_json(client, P + "lines?run=tabled")["layers"]
-    per_layer = read_nas(tmp_path / "tabled")
-    for layer in lines:
-        stats = np.array([values for _, values in per_layer[(layer["name"], fmt.STATS)][1]])
+    assert [l["name"] for l in lines] == ["conv1", "conv2", "fc1", "fc2"] and lines[0]["steps"] == [0, 1, 2, 3]
+    for layer, row in zip(lines, range(len(layers))):
         for field in ("min", "median", "max"):
-            np.testing.assert_allclose(layer[field], stats[:, fmt.STAT_FIELDS.index(field)], rtol=1e-6)
-    # A reader that could not use the table (here: it is hidden) serves the same from the per-layer series.
-    monkeypatch.setattr(fmt, "TABLE", "not-a-table-kind")
-    fresh, _ = app_for(tmp_path)
-    assert get_json(fresh, P + "lines?run=tabled")["layers"] == lines
+            np.testing.assert_allclose(layer[field], [t[row][fmt.STAT_FIELDS.index(field)] for _, t in points], rtol=1e-6)
+    assert get_json(client, P + "lines?run=legacy")["layers"] == lines
+
+
+def test_a_layer_that_first_runs_after_the_table_was_fixed_is_served_from_its_own_series(tmp_path):
+    class Late(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.late, self.grown = torch.nn.Linear(3, 4), torch.nn.Linear(4, 4), False
+
+        def forward(self, x):
+            x = self.fc(x)
+            return self.late(x) if self.grown else x
+
+    model = Late()
+    with nas_logger.watch(model, tmp_path / "late", probe=torch.randn(8, 3)) as monitor:
+        monitor.log(0)
+        model.grown = True
+        medians = [monitor.log(step) for step in (1, 2)]
+    tags = provider(tmp_path).list_tensors(context.RequestContext(), experiment_id="", plugin_name=fmt.PLUGIN_NAME)
+    assert {t for t in tags["late"] if t.endswith("/stats")} == {"nas/late/stats"}  # fc is a row of the table
+    client, _ = app_for(tmp_path)
+    lines = {l["name"]: l for l in get_json(client, P + "lines?run=late")["layers"]}
+    assert lines["fc"]["steps"] == [0, 1, 2] and lines["late"]["steps"] == [1, 2]
+    np.testing.assert_allclose(lines["late"]["median"], [m["late"] for m in medians], rtol=1e-6)
+    np.testing.assert_allclose(lines["fc"]["median"][1:], [m["fc"] for m in medians], rtol=1e-6)

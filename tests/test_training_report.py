@@ -32,14 +32,13 @@ def test_read_run_gives_the_logged_curves_with_layers_in_depth_order(grid):
     assert [v for _, v in logged["test_loss"]] == pytest.approx([run.scalars["test_loss"][e] for e in (1, 2, 3)])
     assert [run.scalars["test_loss"][e] for e in (1, 2, 3)] == pytest.approx(results["vanilla"][0].test_loss, rel=1e-6)
     assert run.overfit_epoch == results["vanilla"][0].overfit_epoch
-    # Independent of the plugin's reader: TensorBoard's own event accumulator, the median of each feature
-    # layer's stats tensor at epoch 1, averaged in float64.
+    # Independent of the plugin's reader: TensorBoard's own event accumulator, the median column of the
+    # feature layers' rows (the first five) of the stats table at epoch 1, averaged in float64.
     events = EventAccumulator(str(root / "vanilla" / "seed0"), size_guidance={"tensors": 0})
     events.Reload()
     median = fmt.STAT_FIELDS.index("median")
-    medians = [next(float(tensor_util.make_ndarray(e.tensor_proto)[median])
-                    for e in events.Tensors(fmt.tag_for(layer, fmt.STATS)) if e.step == 1)
-               for layer in ["conv1", "conv2", "conv3", "conv4", "fc1"]]
+    table = next(tensor_util.make_ndarray(e.tensor_proto) for e in events.Tensors(fmt.TABLE_TAG) if e.step == 1)
+    medians = [float(v) for v in table[:5, median]]
     assert run.feature_nas(1) == pytest.approx(sum(medians) / len(medians), rel=1e-6)
     assert 0 < run.feature_nas(1) < 1
 

@@ -13,10 +13,11 @@ class NASTrainerCallback(TrainerCallback):
     """Watches the model when training begins and logs at every evaluation, with ``eval_loss`` as the
     test loss, at step ``state.global_step``. ``log_dir`` defaults to ``<args.logging_dir>/nas`` (or
     ``<args.output_dir>/nas``). Other keyword arguments go to :func:`nas_logger.watch`; the probe
-    defaults to the first training batch's first tensor input."""
+    defaults to the first training batch's first tensor input, ``step_unit`` to ``"global step"`` (what
+    ``state.global_step`` counts: optimiser steps, whatever the evaluation strategy)."""
 
     def __init__(self, log_dir: str | os.PathLike | None = None, **watch_options: Any) -> None:
-        self.log_dir, self.watch_options = log_dir, watch_options
+        self.log_dir, self.watch_options = log_dir, {"step_unit": "global step", **watch_options}
         self.monitor: Monitor | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:

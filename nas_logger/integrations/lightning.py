@@ -15,11 +15,13 @@ class NASCallback(pl.Callback):
     the test loss.
 
     ``log_dir``: default the TensorBoardLogger's run (its SummaryWriter is shared) or else
-    ``<trainer.default_root_dir>/nas``. Other keyword arguments go to :func:`nas_logger.watch`.
+    ``<trainer.default_root_dir>/nas``. Other keyword arguments go to :func:`nas_logger.watch`;
+    ``step_unit`` defaults to ``"epoch"`` (it logs at ``trainer.current_epoch``).
     """
 
     def __init__(self, log_dir: str | os.PathLike | None = None, loss_key: str = "val_loss", **watch_options: Any) -> None:
-        self.log_dir, self.loss_key, self.watch_options = log_dir, loss_key, watch_options
+        self.log_dir, self.loss_key = log_dir, loss_key
+        self.watch_options = {"step_unit": "epoch", **watch_options}
         self.monitor: Monitor | None = None
 
     def _target(self, trainer: pl.Trainer) -> Any:
