@@ -29,3 +29,9 @@ def read_scalars(logdir, run="."):
     data = reader.data_provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=10**9,
                                              run_tag_filter=None).get(run, {})
     return {tag: [(d.step, d.value) for d in points] for tag, points in data.items()}
+
+
+def step_unit(logdir, run="."):
+    """What one run's NAS steps count, as its records' metadata say and the NAS tab labels its axes."""
+    reader, ctx = local_reader(logdir)
+    return reader.list_nas(ctx, "", runs=[run])[run].step_unit

@@ -1,4 +1,6 @@
 import json
+import re
+from dataclasses import replace
 
 import pytest
 from tensorboard.compat.proto import summary_pb2
@@ -112,3 +114,36 @@ def test_layers_sort_by_monitor_then_depth():
     layers = [fmt.LayerInfo("b", "linear", 2, 1, 1), fmt.LayerInfo("a", "linear", 2, 1, 0).in_monitor("G"),
               fmt.LayerInfo("z", "linear", 2, 1, 0), fmt.LayerInfo("a", "linear", 2, 1, 0).in_monitor("D")]
     assert [l.name for l in sorted(layers, key=fmt.layer_order)] == ["z", "b", "D/a", "G/a"]
+
+
+def test_step_unit_round_trips_and_old_content_reads_as_epoch():
+    layer = fmt.LayerInfo("conv1", "conv2d", 8, 64, 0)
+    assert fmt.parse_plugin_metadata(V1_STATS).step_unit == "epoch"  # written before units existed
+    assert content(fmt.STATS, layer=layer, step_unit="epoch") == V1_STATS  # the default keeps the v1 bytes
+    for record, kwargs in ((fmt.STATS, {"layer": layer}), (fmt.HEATMAP, {"layer": layer.in_monitor("D")}),
+                           (fmt.TABLE, {"layers": [layer]}), (fmt.ALARM, {}), (fmt.PROBE, {"monitor": "D"})):
+        written = content(record, step_unit="global step", **kwargs)
+        assert json.loads(written)["step_unit"] == "global step"
+        assert json.loads(written)["version"] == json.loads(content(record, **kwargs))["version"]
+        assert fmt.parse_plugin_metadata(written) == replace(fmt.parse_plugin_metadata(content(record, **kwargs)),
+                                                             step_unit="global step")
+
+
+def test_a_version_1_reader_reads_a_step_unit_record(monkeypatch):
+    # No version of its own: an older reader reads the steps, labelled as it labelled them before.
+    written = content(fmt.STATS, layer=fmt.LayerInfo("conv1", "conv2d", 8, 64, 0), step_unit="global step")
+    monkeypatch.setattr(fmt, "FORMAT_VERSION", 1)
+    assert fmt.parse_plugin_metadata(written).layer.name == "conv1"
+
+
+@pytest.mark.parametrize("unit", ["", "   ", "x" * 33, "global\nstep", 5, None, b"epoch"])
+def test_a_bad_step_unit_is_refused_naming_it(unit):
+    with pytest.raises(ValueError, match=r"step_unit must name what a step counts.*'epoch' or 'global step'.*got "
+                                         + re.escape(repr(unit)[:20])):
+        fmt.create_summary_metadata(fmt.ALARM, step_unit=unit)
+
+
+@pytest.mark.parametrize("unit", ['""', "5", "null"])
+def test_a_malformed_step_unit_in_a_file_is_a_format_error(unit):
+    with pytest.raises(fmt.FormatError, match="step_unit must be a non-empty string"):
+        fmt.parse_plugin_metadata(('{"record": "alarm", "version": 1, "step_unit": %s}' % unit).encode())

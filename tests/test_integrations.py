@@ -6,7 +6,7 @@ from torch import nn
 import nas_logger
 from nas_logger import format as fmt
 from conftest import SmallCNN
-from events import read_nas, read_scalars
+from events import read_nas, read_scalars, step_unit
 
 
 def digits_like(n=64, seed=0):
@@ -48,6 +48,7 @@ def test_lightning_callback_logs_every_validation_epoch(tmp_path):
     layer, stats = read_nas(run)[("net.conv2", fmt.STATS)]
     assert [s for s, _ in stats] == [0, 1, 2] and layer.depth == 1
     assert [s for s, _ in read_scalars(run)["test_loss"]] == [0, 1, 2]
+    assert step_unit(run) == "epoch"  # it logs at trainer.current_epoch
 
 
 def test_huggingface_callback_logs_every_evaluation(tmp_path):
@@ -79,6 +80,15 @@ def test_huggingface_callback_logs_every_evaluation(tmp_path):
     layer, stats = read_nas(tmp_path / "nas")[("net.fc1", fmt.STATS)]
     assert [s for s, _ in stats] == [4, 8]  # 64 samples / 16 per step = 4 steps per epoch
     assert len(read_scalars(tmp_path / "nas")["test_loss"]) == 2
+    assert step_unit(tmp_path / "nas") == "global step"  # it logs at state.global_step
+
+
+def test_huggingface_callback_takes_a_users_step_unit():
+    pytest.importorskip("transformers")
+    from nas_logger.integrations.huggingface import NASTrainerCallback
+
+    assert NASTrainerCallback(step_unit="optimizer step").watch_options["step_unit"] == "optimizer step"
+    assert NASTrainerCallback(layers=["fc1"]).watch_options == {"step_unit": "global step", "layers": ["fc1"]}
 
 
 def test_keyword_probe_is_captured_and_replayed(tmp_path):

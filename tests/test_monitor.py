@@ -702,3 +702,21 @@ def test_scalars_ride_in_the_event_of_their_step_as_add_scalar_writes_them(tmp_p
         assert values[tag].SerializeToString() == scalar(tag, number).value[0].SerializeToString()
     scalars = read_scalars(tmp_path)
     assert scalars["test_loss"] == [(3, 0.25)] and scalars["test_accuracy"] == [(3, 0.75)]
+
+
+def test_step_unit_is_in_every_record_and_a_bad_one_fails_at_watch(tmp_path, small_cnn):
+    from nas_tb_plugin.reading import local_reader
+
+    with pytest.raises(ValueError, match=r"step_unit must name what a step counts.*got ''"):
+        nas_logger.watch(small_cnn, tmp_path / "bad", probe=torch.randn(2, 1, 8, 8), step_unit="")
+    writer = SummaryWriter(str(tmp_path / "run"))
+    for name, unit in ((None, "global step"), ("D", "batch")):
+        with nas_logger.watch(small_cnn, writer, probe=torch.randn(2, 1, 8, 8), step_unit=unit, name=name) as monitor:
+            assert monitor.step_unit == unit
+            monitor.log(0)
+    writer.close()
+    reader, ctx = local_reader(tmp_path / "run")
+    metas = [meta for meta, _ in reader.read_records(ctx, "", ".").values()]
+    assert {m.record for m in metas} == {fmt.TABLE, fmt.HEATMAP, fmt.PROBE}
+    assert {(m.monitor, m.step_unit) for m in metas} == {(None, "global step"), ("D", "batch")}
+    assert reader.list_nas(ctx, "")["."].step_unit == "global step / batch"  # the unnamed monitor's first

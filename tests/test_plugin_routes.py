@@ -636,7 +636,8 @@ def test_runs_written_before_the_table_read_as_the_table_serves_them(tmp_path, s
     for layer, row in zip(lines, range(len(layers))):
         for field in ("min", "median", "max"):
             np.testing.assert_allclose(layer[field], [t[row][fmt.STAT_FIELDS.index(field)] for _, t in points], rtol=1e-6)
-    assert get_json(client, P + "lines?run=legacy")["layers"] == lines
+    legacy = get_json(client, P + "lines?run=legacy")
+    assert legacy["layers"] == lines and legacy["step_unit"] == "epoch"  # files without a unit count epochs
 
 
 def test_a_layer_that_first_runs_after_the_table_was_fixed_is_served_from_its_own_series(tmp_path):
@@ -661,3 +662,24 @@ def test_a_layer_that_first_runs_after_the_table_was_fixed_is_served_from_its_ow
     assert lines["fc"]["steps"] == [0, 1, 2] and lines["late"]["steps"] == [1, 2]
     np.testing.assert_allclose(lines["late"]["median"], [m["late"] for m in medians], rtol=1e-6)
     np.testing.assert_allclose(lines["fc"]["median"][1:], [m["fc"] for m in medians], rtol=1e-6)
+
+
+def test_routes_return_the_step_unit_and_the_csv_names_its_column_by_it(tmp_path, small_cnn):
+    units = {"hf/seed0": "global step", "hf/seed1": "global step", "mixed/seed0": "epoch",
+             "mixed/seed1": "global step", "formula": "=1+2"}
+    for run, unit in units.items():
+        with nas_logger.watch(small_cnn, tmp_path / run, probe=torch.randn(2, 1, 8, 8), step_unit=unit) as monitor:
+            for step in (4, 8):
+                monitor.log(step, test_loss=1.0)
+    client, _ = app_for(tmp_path)
+    for route in ("lines", "stripes", "heatmaps"):
+        assert get_json(client, P + f"{route}?run=" + q("hf/seed0"))["step_unit"] == "global step"
+    assert get_json(client, P + "heatmap?layer=conv1&run=" + q("hf/seed0"))["step_unit"] == "global step"
+    assert get_json(client, P + "lines?group=hf")["step_unit"] == "global step"
+    # Runs that count differently, in one group: both units, each once, in the group's run order.
+    assert get_json(client, P + "stripes?group=mixed")["step_unit"] == "epoch / global step"
+    rows = list(csv.reader(io.StringIO(client.get(P + "export?run=" + q("hf/seed0")).get_data(as_text=True))))
+    assert rows[0] == ["run_or_group", "layer", "depth", "global step", "min", "median", "max"]
+    assert [r[3] for r in rows[1:] if r[1] == "conv1"] == ["4", "8"]
+    formula = client.get(P + "export?run=formula").get_data(as_text=True)
+    assert formula.splitlines()[0] == "run_or_group,layer,depth,'=1+2,min,median,max"
