@@ -12,7 +12,7 @@ import { layerChooser, layerSeries, overlayLayers, overlayPanel } from "./overla
 import { Refresher } from "./refresh.js";
 import { firstSelection, inListOrder } from "./selection.js";
 import { Sidebar, key } from "./sidebar.js";
-import { nearestStep, unionSteps } from "./steps.js";
+import { domainsByUnit, nearestStep, stepUnit, unionSteps } from "./steps.js";
 import { stripePlot, stripeStepExtent } from "./stripeplot.js";
 import { adoptParentFonts, isDark, watchTheme } from "./theme.js";
 import { onStateChange, readState, writeState } from "./urlstate.js";
@@ -418,8 +418,8 @@ export class NasApp {
     if (token !== this.token) return;
     const t1 = performance.now();
     const ok = results.filter((r) => r.data);
-    const stepRanges = ok.map((r) => (view === "lines" ? stepExtent(r.data) : stripeStepExtent(r.data))).filter(Boolean);
-    const xDomain = stepRanges.length ? [Math.min(...stepRanges.map((z) => z[0])), Math.max(...stepRanges.map((z) => z[1]))] : null;
+    const xDomains = domainsByUnit(ok.map((r) => r.data), view === "lines" ? stepExtent : stripeStepExtent);
+    this.noteUnits(xDomains);
     const lossRange = extent(...ok.map((r) => lossExtent(r.data) || []));
     const lossDomain = niceLossDomain(lossRange);
     const { width, cols } = this.layout(results.length);
@@ -432,16 +432,23 @@ export class NasApp {
         body.appendChild(this.errorBox(`Could not load ${view} for ${r.e.type} "${r.e.name}"`, r.error));
       } else if (view === "lines") {
         body.appendChild(linePlot(r.data, {
-          width, height: cols > 1 ? 190 : 260, xDomain, lossDomain, hidden: this.hidden, dark: this.dark,
+          width, height: cols > 1 ? 190 : 260, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, hidden: this.hidden, dark: this.dark,
           onToggleLayer: (name) => this.toggleLayer(name),
         }));
       } else {
-        body.appendChild(stripePlot(r.data, { width, xDomain, lossDomain, dark: this.dark, targetHeight: cols > 1 ? 240 : 340 }));
+        body.appendChild(stripePlot(r.data, { width, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, targetHeight: cols > 1 ? 240 : 340 }));
       }
       nodes.push(panel);
     }
     this.panels.replaceChildren(...nodes);
     this.record({ view, panels: results.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
+  }
+
+  /** Panels whose steps count different units get their own step axes: say so above them. */
+  noteUnits(domains) {
+    if (domains.size < 2) return;
+    const units = [...domains.keys()].join(", ");
+    h("div", { class: "nas-note units-note", text: `These runs count steps in different units (${units}): each panel has its own step axis.` }, this.message);
   }
 
   /** Keep the last 200 render timings (window.nasApp.timings) for tests and benchmarks. */
@@ -468,7 +475,8 @@ export class NasApp {
     const chosen = this.overlayLayers ? layers.filter((l) => this.overlayLayers.includes(l.name)) : layers;
     const { xDomain, lossDomain } = sharedDomains(ok.map((r) => r.data));
     const { width, cols } = this.layout(chosen.length);
-    const options = { width, height: cols > 1 ? 190 : 260, xDomain, lossDomain, dark: this.dark };
+    const xLabel = [...new Set(ok.map((r) => stepUnit(r.data)))].join(" / ") || stepUnit(null);
+    const options = { width, height: cols > 1 ? 190 : 260, xDomain, lossDomain, dark: this.dark, xLabel };
     this.panels.replaceChildren(...chosen.map((layer) => overlayPanel(layer, layerSeries(layer.name, ok), options)));
     if (!chosen.length) this.panels.replaceChildren(h("div", { class: "nas-hint", text: "Choose layers above to overlay them." }));
     this.record({ view: "overlay", panels: chosen.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
@@ -496,7 +504,11 @@ export class NasApp {
     if (token !== this.token) return;
     const ok = timelines.filter((r) => r.data);
     this.steps = unionSteps(ok.map((r) => r.data.steps));
-    const { xDomain, lossDomain } = sharedDomains(ok.map((r) => r.data));
+    const { lossDomain } = sharedDomains(ok.map((r) => r.data));
+    const xDomains = domainsByUnit(ok.map((r) => r.data), stepExtent);
+    this.noteUnits(xDomains);
+    this.stepUnit = [...new Set(ok.map((r) => stepUnit(r.data)))].join(" / ") || stepUnit(null);
+    this.slider.setAttribute("aria-label", this.stepUnit);
     if (this.wantStep !== null) {
       const at = this.steps.findIndex((s) => String(s) === this.wantStep);
       if (at >= 0) this.stepIndex = at;
@@ -528,7 +540,7 @@ export class NasApp {
       } else {
         // The server links the probe image of the monitor that logged one (with its monitor= parameter).
         const grid = heatmapGrid(r.heat, { probeUrl: r.heat.probe || null, dark: this.dark, width });
-        const curve = lossCurve(r.data, { width: Math.min(width, 520), height: 120, xDomain, lossDomain, dark: this.dark, step: r.heat.step });
+        const curve = lossCurve(r.data, { width: Math.min(width, 520), height: 120, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, step: r.heat.step });
         body.append(grid, curve);
         this.heatPanels.push({ ...r.p, grid, curve, panel });
         body.exportSvg = () => stackSvg([grid.exportSvg(), curve.cloneNode(true)], themeColors(this.dark).bg);
@@ -568,7 +580,7 @@ export class NasApp {
   }
 
   showStep(step) {
-    this.stepLabel.textContent = `step ${step}  (${this.stepIndex + 1}/${this.steps.length})`;
+    this.stepLabel.textContent = `${this.stepUnit} ${step}  (${this.stepIndex + 1}/${this.steps.length})`;
     this.slider.value = this.stepIndex;
     this.stepBar.dataset.step = step;
   }
@@ -585,7 +597,7 @@ export class NasApp {
     const t = performance.now();
     this.heatPanels.forEach((p, i) => {
       if (data[i] instanceof Error) {
-        this.message.replaceChildren(this.errorBox(`Could not load heatmaps for "${p.run}" at step ${step}`, data[i]));
+        this.message.replaceChildren(this.errorBox(`Could not load heatmaps for "${p.run}" at ${this.stepUnit} ${step}`, data[i]));
         return;
       }
       p.grid.update(data[i]);
@@ -638,7 +650,7 @@ export class NasApp {
       let title = entry ? entry.name : panel.dataset.title || panel.dataset.key;
       if (this.view === "heatmap" && entry) {
         const run = entry.type === "group" ? `run ${this.heatRun(entry)}, ` : "";
-        title += `  (${run}step ${this.steps[this.stepIndex]})`;
+        title += `  (${run}${this.stepUnit} ${this.steps[this.stepIndex]})`;
       }
       panels.push({ title, chip: entry && entry.color, svg: maker() });
     }

@@ -5,6 +5,7 @@
 import { LOSS, themeColors, viridisBar, viridisPixels } from "./colors.js";
 import { FONT, fmt, h, linear, s } from "./dom.js";
 import { drawAxes, drawLosses, lossExtent, niceLossDomain, stepExtent } from "./lineplot.js";
+import { stepUnit } from "./steps.js";
 
 // CSS pixels of the longer side of a heatmap tile: the panel's width shared by the tiles, within these.
 const MIN_TILE = 84;
@@ -105,7 +106,7 @@ export function lossCurve(lines, options = {}) {
   const yLoss = linear(ld[0], ld[1], yb, margin.top);
   const yNas = linear(0, 1, yb, margin.top);
   const svg = s("svg", { class: "nas-losscurve", xmlns: "http://www.w3.org/2000/svg", width, height, "font-family": FONT });
-  drawAxes(svg, { x, yLoss, yNas, theme, right: false, grid: false });
+  drawAxes(svg, { x, yLoss, yNas, theme, right: false, grid: false, xLabel: stepUnit(lines) });
   drawLosses(svg, lines, { x, yLoss, theme });
   if (!lines.loss) s("text", { x: width / 2, y: height / 2 - 8, "text-anchor": "middle", fill: theme.muted, "font-size": 11, text: "no test loss logged" }, svg);
   const marker = s("line", { class: "step-marker", y1: yb, y2: margin.top, stroke: theme.fg, "stroke-width": 1.5 }, svg);
@@ -181,7 +182,7 @@ export function heatmapGrid(data, options = {}) {
       paintHeatmap(t.canvas, layer.shape, layer.values);
       t.layer = layer;
       t.canvas.dataset.step = next.step;
-      t.fig.title = `${layer.name} (${layer.kind || "layer"}, depth ${layer.depth}) at step ${next.step}: mean NAS ${fmt(meanOf(layer.values), 3)} (click to enlarge)`;
+      t.fig.title = `${layer.name} (${layer.kind || "layer"}, depth ${layer.depth}) at ${stepUnit(next)} ${next.step}: mean NAS ${fmt(meanOf(layer.values), 3)} (click to enlarge)`;
     }
     if (zoom && tiles.has(zoom.layer)) zoom.paint(tiles.get(zoom.layer).layer, step, probeUrl);
     root.dataset.step = next.step;

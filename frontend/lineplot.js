@@ -3,7 +3,7 @@
 // dotted purple line at each NAS overfitting alarm.
 import { ALARM, LOSS, LOSS2, OVERFIT, depthColor, themeColors } from "./colors.js";
 import { FONT, bandPath, fmt, h, hoverTip, linear, linePath, nearestIndex, s, stepTickCount, stepTicks, ticks, truncate, uniqueId } from "./dom.js";
-import { stepValue } from "./steps.js";
+import { stepUnit, stepValue } from "./steps.js";
 
 /** [min, max] over finite values (numbers, or steps sent as strings) of the given arrays, or null. */
 export function extent(...arrays) {
@@ -48,7 +48,8 @@ export function niceLossDomain(range) {
   return [Math.min(t[0], lo - pad), Math.max(t[t.length - 1], hi + pad)];
 }
 
-/** Axes shared by every plot of a view: x = steps, left y = loss, right y = NAS in [0, 1]. */
+/** Axes shared by every plot of a view: x = steps (labelled with their unit, xLabel), left y = loss, right
+ * y = NAS in [0, 1]. */
 export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true, grid = true, xLabel = "epoch", lossColour = LOSS, lossLabel = "test loss" }) {
   const [x0, x1] = x.range;
   const [yb, yt] = yNas.range;
@@ -63,7 +64,7 @@ export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true
     s("line", { x1: x(v), x2: x(v), y1: yb, y2: yb + 4, stroke: theme.axis }, g);
     s("text", { class: "x-tick", "data-value": v, x: x(v), y: yb + 14, "text-anchor": "middle", fill: theme.muted, text: v }, g);
   }
-  s("text", { x: (x0 + x1) / 2, y: yb + 26, "text-anchor": "middle", fill: theme.muted, text: xLabel }, g);
+  s("text", { class: "x-label", x: (x0 + x1) / 2, y: yb + 26, "text-anchor": "middle", fill: theme.muted, text: xLabel }, g);
   if (right) {
     s("line", { x1: x1, x2: x1, y1: yb, y2: yt, stroke: theme.axis }, g);
     for (const v of ticks(0, 1, 4)) {
@@ -116,7 +117,7 @@ export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
   for (const alarm of data.alarms || []) {
     const xa = x(alarm.step);
     const marker = s("g", { class: "alarm-marker", "data-step": alarm.step, "data-run": alarm.run }, g);
-    s("title", { text: `NAS overfitting alarm at step ${alarm.step} (${alarm.run}): ${alarm.layers.join(", ")}` }, marker);
+    s("title", { text: `NAS overfitting alarm at ${stepUnit(data)} ${alarm.step} (${alarm.run}): ${alarm.layers.join(", ")}` }, marker);
     s("line", { x1: xa, x2: xa, y1: yb, y2: yt, stroke: ALARM, "stroke-width": 1.6, "stroke-dasharray": "2 3" }, marker);
     s("path", { d: `M${xa - 5},${yt}L${xa + 5},${yt}L${xa},${yt + 8}Z`, fill: ALARM }, marker);
   }
@@ -254,7 +255,8 @@ export function linePlot(data, options = {}) {
   const yLoss = linear(ld[0], ld[1], yBottom, margin.top);
   const hasLoss = !!(data.loss || data.loss2);
 
-  const frame = chartFrame("nas-lineplot", width, height, { x, yLoss: hasLoss ? yLoss : null, yNas, theme });
+  const unit = stepUnit(data);
+  const frame = chartFrame("nas-lineplot", width, height, { x, yLoss: hasLoss ? yLoss : null, yNas, theme, xLabel: unit });
   const { svg, plot } = frame;
 
   const colours = new Map(layers.map((l) => [l.name, depthColor(l.depth, maxDepth, options.dark)]));
@@ -278,7 +280,7 @@ export function linePlot(data, options = {}) {
     }, gl);
   }
   if (hasLoss) drawLosses(plot, data, { x, yLoss, theme });
-  else drawLosses(plot, { overfit_step: data.overfit_step, alarms: data.alarms }, { x, yLoss, theme });
+  else drawLosses(plot, { overfit_step: data.overfit_step, alarms: data.alarms, step_unit: data.step_unit }, { x, yLoss, theme });
 
   // Legend: click an entry to hide or show that layer (in every panel of the view).
   drawLegend(svg, legendRows, {
@@ -289,7 +291,7 @@ export function linePlot(data, options = {}) {
 
   // Hover: the nearest visible layer at the nearest step.
   hoverNearest(frame, { x, yNas, theme }, shown, (l, st, v) => ({
-    title: l.name, rows: [`step ${st}`, `NAS ${fmt(v, 4)}`, ...lossRows(data.loss, st)],
+    title: l.name, rows: [`${unit} ${st}`, `NAS ${fmt(v, 4)}`, ...lossRows(data.loss, st)],
   }));
   return frame.root;
 }

@@ -27,7 +27,8 @@ export function layerSeries(layerName, results) {
 
 /**
  * One layer of several entries. series: [{ name, color, group, line (that layer in the entry's `lines`
- * response, or null: not logged there), loss, overfit }]; options: width, height, xDomain, lossDomain, dark.
+ * response, or null: not logged there), loss, overfit }]; options: width, height, xDomain, lossDomain, dark,
+ * xLabel (the entries' step unit).
  * Returns a <div class="nas-chart"> with exportSvg().
  */
 export function overlayPlot(layer, series, options = {}) {
@@ -46,6 +47,7 @@ export function overlayPlot(layer, series, options = {}) {
   const hasLoss = series.some((e) => e.loss);
   const frame = chartFrame("nas-overlay", width, height, {
     x, yLoss: hasLoss ? yLoss : null, yNas, theme, lossColour: theme.muted, lossLabel: "test loss (dashed)",
+    xLabel: options.xLabel,
   });
   const { svg, plot } = frame;
   frame.root.dataset.layer = layer.name;

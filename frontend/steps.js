@@ -30,3 +30,23 @@ export function nearestStep(sorted, step) {
   for (const s of sorted) if (Math.abs(stepValue(s) - v) < Math.abs(stepValue(best) - v)) best = s;
   return best;
 }
+
+/** What the steps of a response count ("epoch", "global step", ...); responses from before units: epochs. */
+export function stepUnit(data) {
+  return (data && data.step_unit) || "epoch";
+}
+
+/** Map unit -> [lo, hi]: the step range shared by the panels whose data count steps in that unit (their
+ * x axes line up); `extentOf(data)` is one panel's range or null. Panels of different units never share one:
+ * epochs 0..30 beside global steps 0..10000 would squash the epochs into a corner. */
+export function domainsByUnit(datas, extentOf) {
+  const domains = new Map();
+  for (const data of datas) {
+    const range = extentOf(data);
+    if (!range) continue;
+    const unit = stepUnit(data);
+    const seen = domains.get(unit);
+    domains.set(unit, seen ? [Math.min(seen[0], range[0]), Math.max(seen[1], range[1])] : range);
+  }
+  return domains;
+}

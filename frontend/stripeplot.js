@@ -4,7 +4,7 @@
 import { LOSS, themeColors, viridisBar, viridisPixels } from "./colors.js";
 import { FONT, fmt, h, hoverTip, linear, nearestIndex, s, stepTickCount, stepTicks, ticks, truncate, uniqueId } from "./dom.js";
 import { drawLosses, extent, niceLossDomain } from "./lineplot.js";
-import { stepValue } from "./steps.js";
+import { stepUnit, stepValue } from "./steps.js";
 
 /** Pixel edges of each step's cell: halfway between neighbouring steps (numbers, see stepValue). Columns
  * are the steps' indices: a sparse step axis costs one column per logged step, never one per integer. */
@@ -114,7 +114,8 @@ export function stripePlot(data, options = {}) {
     s("line", { x1: x(v), x2: x(v), y1: yBottom, y2: yBottom + 4, stroke: theme.axis }, svg);
     s("text", { class: "x-tick", "data-value": v, x: x(v), y: yBottom + 14, "text-anchor": "middle", fill: theme.muted, text: v }, svg);
   }
-  s("text", { x: (x0 + x1) / 2, y: yBottom + 27, "text-anchor": "middle", fill: theme.muted, text: "epoch" }, svg);
+  const unit = stepUnit(data);
+  s("text", { class: "x-label", x: (x0 + x1) / 2, y: yBottom + 27, "text-anchor": "middle", fill: theme.muted, text: unit }, svg);
   const hasLoss = !!(data.loss || data.loss2);
   if (hasLoss) {
     for (const v of ticks(ld[0], ld[1], Math.max(1, Math.min(4, Math.floor(plotHeight / 30))))) {
@@ -141,7 +142,7 @@ export function stripePlot(data, options = {}) {
     const r = Math.min(n - 1, Math.max(0, Math.floor((my - margin.top) / rowH)));
     const j = nearestIndex(steps, x.invert(mx));
     if (r < 0 || j < 0) return null;
-    return { title: names[r], rows: [`step ${data.steps[j]}`, `NAS ${fmt((data.medians[r] || [])[j], 4)}`],
+    return { title: names[r], rows: [`${unit} ${data.steps[j]}`, `NAS ${fmt((data.medians[r] || [])[j], 4)}`],
              left: Math.min(mx + 12, width - 150), top: Math.max(0, my - 36) };
   });
 

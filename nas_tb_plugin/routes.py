@@ -458,7 +458,8 @@ class Routes:
         data = self._reader.read_heatmaps(ctx, eid, run, list(sel.listings[run].heatmaps.values()))
         steps = np.unique(np.concatenate([s for s, _ in data.values()] or [np.zeros(0, np.int64)]))
         probes = min((len(maps[len(maps) - 1]) for _, maps in data.values() if len(maps)), default=1)
-        return {"run": run, "steps": _steps(steps), "probes": probes, **self._overlay(ctx, eid, sel, loss_tags)}
+        return {"run": run, "steps": _steps(steps), "probes": probes, **self._overlay(ctx, eid, sel, loss_tags),
+                "step_unit": sel.step_unit}
 
     def probe_impl(self, ctx, eid: str, run: str, monitor: str | None, probe: int = 0) -> bytes:
         """The encoded image of probe sample ``probe`` of ``monitor`` (None: the run's unnamed one) in ``run``."""

@@ -150,7 +150,7 @@ def test_hover_shows_layer_step_and_value(tab, session):
     session["page"].mouse.move(box["x"] + px, box["y"] + py)
     tip = tab.wait_for_selector(".nas-panel .nas-tooltip:not([hidden])")
     text = tip.inner_text()
-    assert "fc2" in text and f"step {step}" in text
+    assert "fc2" in text and f"epoch {step}" in text  # the default step unit
     assert tooltip_value(text) == pytest.approx(value, abs=1e-4)
 
 
@@ -201,7 +201,7 @@ def test_stripe_plot_rows_by_depth_viridis_cells_and_overfit_line(tab, logged):
     session_page = tab.page
     session_page.mouse.move(x_of_step(tab, ".nas-panel", 20) + box["x"], cbox["y"] + cbox["height"] * 2.5 / 4)
     tip = tab.wait_for_selector(".nas-panel .nas-tooltip:not([hidden])").inner_text()
-    assert "fc1" in tip and "step 20" in tip
+    assert "fc1" in tip and "epoch 20" in tip
     assert tooltip_value(tip) == pytest.approx(data["medians"][2][20], abs=1e-4)
     session_page.mouse.move(0, 0)
 
@@ -228,7 +228,7 @@ def test_heatmap_grid_slider_and_loss_marker(tab, session):
     marker = tab.query_selector(".nas-panel .step-marker")
     assert marker.get_attribute("data-step") == "3"
     assert float(marker.get_attribute("x1")) == pytest.approx(x_of_step(tab, ".nas-losscurve", 3), abs=0.6)
-    assert "step 3" in tab.inner_text(".nas-step-label")
+    assert "epoch 3" in tab.inner_text(".nas-step-label")
 
 
 def test_heatmap_play_moves_through_steps_with_fast_frames(tab):
