@@ -115,7 +115,7 @@ def test_nas_alarms_are_marked_where_they_fired(tab, logged):
             step = int(m.get_attribute("data-step"))
             assert float(m.query_selector("line").get_attribute("x1")) == pytest.approx(x_of_step(tab, ".nas-panel", step), abs=0.6)
             assert m.query_selector("line").get_attribute("stroke").lower() == "#8e24aa"
-            assert m.query_selector("title").text_content().startswith(f"NAS overfitting alarm at step {step}")
+            assert m.query_selector("title").text_content().startswith(f"NAS overfitting alarm at epoch {step}")
     show(tab, "lines")
 
 
