@@ -7,7 +7,8 @@ files. :func:`create_summary_metadata` writes it, :func:`parse_plugin_metadata` 
 own plugins' ``metadata.py`` pair). The record kinds, by tag (``M/`` only for a named monitor):
 
 - ``stats``, ``nas/[M/]<layer>/stats``: a layer's (len(STAT_FIELDS),) float32 quantiles of s_k per
-  logged step; metadata: ``layer`` (:class:`LayerInfo`), ``fields``.
+  logged step; metadata: ``layer`` (:class:`LayerInfo`), ``fields``. Written now only for a layer that is
+  no row of its monitor's stats table (it first ran after the rows were fixed); older runs hold one per layer.
 - ``heatmap``, ``nas/[M/]<layer>/heatmap``: a layer's (k, H, W) maps of s_k per receptive-field
   position, one per probe sample of the first k (``watch(..., probe_images=k)``), at most
   MAX_HEATMAP_SIDE per side; files written before k probes hold one (H, W) map; metadata: ``layer``.
@@ -49,8 +50,8 @@ HEATMAP = "heatmap"
 # written once, at the alarm step, under ALARM_TAG. It belongs to no layer.
 ALARM = "alarm"
 # Every layer's stats of one step as one (layers, STAT_FIELDS) tensor under TABLE_TAG, rows in the order of
-# the layers listed in its metadata (NaN rows for a layer that did not run). It repeats the per-layer
-# ``stats`` records so that a reader fetches one tensor per step instead of one per layer and step.
+# the layers listed in its metadata (NaN rows for a layer that did not run): a reader fetches one tensor per
+# step instead of one per layer and step. The one place its rows' stats are written (docs/architecture.md).
 TABLE = "stats_table"
 # The probe images' PNG bytes as a (k,) string tensor (0-d: one, in older files), written once beside the image summary under
 # ``probe_png_tag(monitor)``: TensorBoard's Rust data server cannot read the image summary's blob back for
