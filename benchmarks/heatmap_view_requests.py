@@ -57,7 +57,7 @@ def write_run(path: Path, probe_images: int) -> int:
 
 def ready(dp, ctx) -> bool:
     tags = dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME).get(RUN, {})
-    return len(tags) >= 2 * 6 + 2 and all(t.max_step == STEPS - 1 for t in tags.values() if not t.max_step == 0)
+    return len(tags) >= 6 + 2 and all(t.max_step == STEPS - 1 for t in tags.values() if not t.max_step == 0)
 
 
 def main() -> None:

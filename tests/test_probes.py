@@ -135,7 +135,8 @@ def test_files_from_before_k_probes_are_still_served(tmp_path):
     assert "logged 1 probe sample (0..0)" in get_json(client, P + "probe?run=old&probe=1", 400)["error"]
     assert get_json(client, P + "heatmap?run=old&layer=conv1&probe=1", 400)["parameter"] == "probe"
     assert get_json(client, P + "steps?run=old") == {"run": "old", "steps": [0, 1], "probes": 1, "loss": None,
-                                                    "loss2": None, "overfit_step": None, "alarms": []}
+                                                    "loss2": None, "overfit_step": None, "alarms": [],
+                                                    "step_unit": "epoch"}  # files without a unit count epochs
 
 
 # --- steps: what the heatmap view needs beside the maps ---------------------------------------------
