@@ -70,13 +70,13 @@ function zoomDialog(layerName, onClose) {
   return {
     layer: layerName,
     close,
-    paint(layer, step, probeUrl) {
+    paint(layer, step, probeUrl, unit) {
       paintHeatmap(canvas, layer.shape, layer.values);
       const [w, hgt] = tileSize(layer.shape, side);
       canvas.style.width = `${w}px`;
       canvas.style.height = `${hgt}px`;
       canvas.dataset.step = step;
-      caption.textContent = `${layer.name} at step ${step}: mean NAS ${fmt(meanOf(layer.values), 3)}`;
+      caption.textContent = `${layer.name} at ${unit} ${step}: mean NAS ${fmt(meanOf(layer.values), 3)}`;
       probeFig.hidden = !probeUrl;
       if (probeUrl && img.getAttribute("src") !== probeUrl) img.src = probeUrl;
     },
@@ -150,12 +150,13 @@ export function heatmapGrid(data, options = {}) {
   const tiles = new Map();
   let zoom = null;
   let step = data.step;
+  let unit = stepUnit(data);
   root.zoom = (name) => {
     if (zoom) zoom.close();
     const t = tiles.get(name);
     if (!t) return;
     zoom = zoomDialog(name, () => { zoom = null; });
-    zoom.paint(t.layer, step, probeUrl);
+    zoom.paint(t.layer, step, probeUrl, unit);
   };
   for (const layer of layers) {
     const fig = h("figure", { class: "heatmap-tile", "data-layer": layer.name, "data-kind": layer.kind || "" }, grid);
@@ -174,6 +175,7 @@ export function heatmapGrid(data, options = {}) {
 
   root.update = (next) => {
     step = next.step;
+    unit = stepUnit(next);
     if (probe && next.probe && next.probe !== probeUrl) probe.src = next.probe;
     probeUrl = next.probe || probeUrl;
     for (const layer of next.layers || []) {
@@ -182,9 +184,9 @@ export function heatmapGrid(data, options = {}) {
       paintHeatmap(t.canvas, layer.shape, layer.values);
       t.layer = layer;
       t.canvas.dataset.step = next.step;
-      t.fig.title = `${layer.name} (${layer.kind || "layer"}, depth ${layer.depth}) at ${stepUnit(next)} ${next.step}: mean NAS ${fmt(meanOf(layer.values), 3)} (click to enlarge)`;
+      t.fig.title = `${layer.name} (${layer.kind || "layer"}, depth ${layer.depth}) at ${unit} ${next.step}: mean NAS ${fmt(meanOf(layer.values), 3)} (click to enlarge)`;
     }
-    if (zoom && tiles.has(zoom.layer)) zoom.paint(tiles.get(zoom.layer).layer, step, probeUrl);
+    if (zoom && tiles.has(zoom.layer)) zoom.paint(tiles.get(zoom.layer).layer, step, probeUrl, unit);
     root.dataset.step = next.step;
   };
   root.update(data);

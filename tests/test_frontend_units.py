@@ -86,5 +86,9 @@ def test_heatmap_step_label_slider_and_loss_axis_use_the_unit(tab):
     assert tab.inner_text(".nas-step-label").startswith("global step 150")
     title = tab.get_attribute(".nas-panel .heatmap-tile[data-layer=conv1]", "title")
     assert "at global step 150" in title
+    tab.click(".nas-panel .heatmap-tile[data-layer=conv1]")  # enlarged, its caption says the unit too
+    assert "conv1 at global step 150" in tab.wait_for_selector(".nas-zoom figcaption").inner_text()
+    tab.page.keyboard.press("Escape")
+    tab.wait_for_selector(".nas-zoom", state="detached")
     show(tab, "lines")
     wait_ready(tab, "lines")
