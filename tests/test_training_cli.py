@@ -90,6 +90,67 @@ def test_runs_repeat_with_their_seed_and_differ_across_seeds(tmp_path):
     assert a.overfit_epoch in (1, 2)
 
 
+def _events(run):
+    return sorted(f.name for f in run.iterdir() if f.name.startswith("events.out.tfevents."))
+
+
+def test_a_grid_reuses_finished_runs_retrains_unfinished_ones_and_refuses_another_setting(tmp_path, capsys):
+    def argv(epochs=2, repeats=1):
+        return ["--models", "vanilla", "--epochs", str(epochs), "--repeats", str(repeats), "--eb-batches", "1",
+                "--logdir", str(tmp_path)] + TINY
+
+    assert cli.main(argv()) == 0
+    run = tmp_path / "vanilla" / "seed0"
+    first, saved = _events(run), (run / "result.json").read_text()
+    capsys.readouterr()
+    assert cli.main(argv(repeats=2)) == 0  # --repeats 2: seed0 is reused, only seed1 trains
+    out = capsys.readouterr().out
+    assert "VanillaNet seed0" in out and "(finished before: reused)" in out and "VanillaNet: peak test accuracy" in out
+    assert _events(run) == first and (run / "result.json").read_text() == saved
+    assert [s for s, _ in read_scalars(tmp_path / "vanilla" / "seed1")["test_loss"]] == [1, 2]
+    # a run cut short (its result never written) is trained again from epoch 1, not appended to
+    (run / "result.json").unlink()
+    assert cli.main(argv()) == 0
+    assert "unfinished run" in capsys.readouterr().out
+    assert len(_events(run)) == 1 and _events(run) != first and (run / "result.json").exists()
+    assert [s for s, _ in read_scalars(run)["test_loss"]] == [1, 2]
+    # another number of epochs into the same folders: an error that says what differs, nothing overwritten
+    kept = _events(run)
+    assert cli.main(argv(epochs=3)) == 2
+    err = capsys.readouterr().err
+    assert str(run) in err and "epochs 2, now 3" in err and "another --logdir" in err
+    assert _events(run) == kept
+    (run / "notes.txt").write_text("mine")
+    (run / "result.json").unlink()
+    assert cli.main(argv()) == 2 and "notes.txt" in capsys.readouterr().err
+    assert (run / "notes.txt").exists() and _events(run) == kept
+
+
+def test_jobs_train_runs_in_worker_processes_with_the_same_results(tmp_path, capsys):
+    argv = ["--models", "vanilla,nasreg", "--epochs", "2", "--repeats", "1", "--eb-batches", "0", "--threads", "1"] + TINY
+    before = torch.get_num_threads()
+    try:  # --threads 1 in this process and in the workers: both ways compute alike
+        assert cli.main(argv + ["--logdir", str(tmp_path / "serial")]) == 0
+        assert cli.main(argv + ["--jobs", "2", "--logdir", str(tmp_path / "parallel")]) == 0
+    finally:
+        torch.set_num_threads(before)
+    out = capsys.readouterr().out
+    assert "VanillaNet: peak test accuracy" in out and "NASReg: peak test accuracy" in out
+    for model in ("vanilla", "nasreg"):
+        serial = read_scalars(tmp_path / "serial" / model / "seed0")
+        parallel = read_scalars(tmp_path / "parallel" / model / "seed0")
+        assert "eb_criterion" not in parallel  # --eb-batches 0: not measured
+        assert [s for s, _ in parallel["test_loss"]] == [1, 2]
+        assert [v for _, v in parallel["test_loss"]] == pytest.approx([v for _, v in serial["test_loss"]], rel=1e-4)
+        assert {layer for layer, _ in read_nas(tmp_path / "parallel" / model / "seed0")} == VANILLA_LAYERS
+
+
+def test_a_negative_eb_batch_count_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--eb-batches", "-1"])
+    assert "must be >= 0; got -1" in capsys.readouterr().err
+
+
 def test_evaluate_matches_a_direct_computation():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))

@@ -13,7 +13,7 @@ import torch
 
 from .data import DATASETS, DEFAULT_SIZES, load_data
 from .models import MODELS
-from .train import Protocol, run_grid
+from .train import LogDirConflict, Protocol, run_grid
 
 
 def model_list(text: str) -> list[str]:
@@ -36,6 +36,13 @@ def _positive(kind: type):
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0; got {text}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -69,6 +76,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="torch device; default cuda when available, else cpu")
     p.add_argument("--threads", type=_positive(int), default=None,
                    help="CPU threads for torch (default: torch's choice; 1 is fastest for tiny models on a busy machine)")
+    p.add_argument("--eb-batches", type=_non_negative_int, default=4, metavar="N",
+                   help="training batches per epoch on which the EB stopping criterion is measured (0: none; "
+                        "EB's per-sample gradients cost about as much as the epoch's training on CPU)")
+    p.add_argument("--jobs", type=_positive(int), default=1,
+                   help="runs trained at a time, in worker processes (e.g. 2 with --threads 1 on 2 cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -85,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"nas-train: error: {e}", file=sys.stderr)
         return 2
-    protocol = Protocol(args.epochs, args.lr, args.batch_size, args.width, args.nas_strength)
+    protocol = Protocol(args.epochs, args.lr, args.batch_size, args.width, args.nas_strength, args.eb_batches)
     print(
         f"{args.dataset}: {len(data.train)} training, {len(data.test)} test images of "
         f"{data.in_channels}x{data.image_size}x{data.image_size}, {data.classes} classes"
@@ -93,7 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"logs in {args.logdir}",
         file=sys.stderr,
     )
-    run_grid(args.models, data.to(device), protocol, args.repeats, args.logdir, args.seed, not args.no_progress)
+    try:
+        run_grid(args.models, data.to(device), protocol, args.repeats, args.logdir, args.seed, not args.no_progress,
+                 args.jobs, args.threads)
+    except LogDirConflict as e:
+        print(f"nas-train: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

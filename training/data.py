@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -87,6 +88,16 @@ class Data:
     def to(self, device: torch.device | str) -> "Data":
         distorted = self.distorted.to(device) if self.distorted is not None else None
         return replace(self, train=self.train.to(device), test=self.test.to(device), distorted=distorted)
+
+    def fingerprint(self) -> str:
+        """``name:sha1`` over every image and label: equal exactly when two loads hold the same data (the
+        same files, subset sizes and label noise), so that a finished run is reused only for its own data."""
+        digest = hashlib.sha1(self.name.encode())
+        for split in (self.train, self.test, self.distorted):
+            for t in (split.x, split.y) if split is not None else ():
+                digest.update(str(tuple(t.shape)).encode())
+                digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return f"{self.name}:{digest.hexdigest()}"
 
 
 def _shuffled(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> Split:
