@@ -16,6 +16,8 @@ import numpy as np
 
 # Centred moving average used before taking the minimum of a test-loss curve.
 LOSS_SMOOTHING_WINDOW = 3
+# Epochs a climb is measured over at least (from the middle of the slowest window on).
+MIN_CLIMB_POINTS = 4
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class _Layer:
     fastest: float = 0.0
     slowest: float = math.inf
     rise: float = 0.0
+    since: int = 0  # index of the middle of the slowest window: where the climb is measured from
 
 
 @dataclass
@@ -45,8 +48,10 @@ class OverfitDetector:
     the least-squares slope of the median NAS over the last ``window`` epochs (NAS per epoch, from the first
     full window on), and keeps its slowest slope so far, L (a falling layer counts as flat: L >= 0), and its
     rise rate R, the fastest slope it had shown up to the epoch of L (its learning rise; at least
-    ``min_rate``). A layer votes while it climbs faster again: s(t) - L >= ``threshold`` x R, by more than
-    ``noise_z`` standard errors of s (from the robust spread of the layer's second differences). A rise
+    ``min_rate``). A layer votes while it climbs faster again: c - L >= ``threshold`` x R, by more than
+    ``noise_z`` standard errors of c (from the robust spread of the layer's second differences), where c is
+    s(t) or the slope over every epoch since the middle of the slowest window (at least 4): a slow climb that
+    a ``window``-epoch slope cannot tell from the noise shows over the longer span. A rise
     that slows down or keeps one pace never votes, however steep, and measuring each layer against its own
     learning rise makes one setting fit dense and sparse, shallow and deep layers. The alarm fires at the
     first epoch at which at least a ``quorum`` share of the feature layers (those with a finite median)
@@ -100,8 +105,16 @@ class OverfitDetector:
         layer.fastest = max(layer.fastest, slope, self.min_rate)
         if max(slope, 0.0) <= layer.slowest:
             layer.slowest, layer.rise = max(slope, 0.0), layer.fastest
-        climb = slope - layer.slowest
-        return climb >= self.threshold * layer.rise and climb > self.noise_z * _slope_error(layer.values, self.window)
+            layer.since = len(layer.values) - 1 - self.window // 2
+        climbing = layer.values[layer.since:]
+        spans = [(slope, self.window)]
+        if len(climbing) >= MIN_CLIMB_POINTS:
+            spans.append((_slope(climbing), len(climbing)))
+        return any(
+            s - layer.slowest >= self.threshold * layer.rise
+            and s - layer.slowest > self.noise_z * _slope_error(layer.values, n)
+            for s, n in spans
+        )
 
 
 def _slope_error(values: list[float], n: int) -> float:

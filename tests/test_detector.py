@@ -58,6 +58,30 @@ def test_flat_noisy_curves_raise_no_alarm(seed):
     assert nas_alarm(list(range(40)), layers) is None
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_a_slow_climb_in_noise_is_found_by_measuring_it_since_the_plateau(seed):
+    """The digits and Fashion-MNIST runs with wrong labels: NAS flat while the network learns, then a slow
+    climb (0.005 per epoch) in noise of 0.012. A 5-epoch slope cannot tell it from the noise (the rule that
+    used only that missed 5 of these 8 curves); the slope over every epoch since the plateau can."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, 41)
+    layers = {name: base + 0.005 * np.clip(t - 12, 0, None) + rng.normal(0, 0.012, 40) for name, (base, _) in LAYERS.items()}
+    layers["prediction"] = np.full(40, 0.5)
+    alarm = nas_alarm(list(t), layers)
+    assert alarm is not None and 12 < alarm.step <= 25
+
+
+@pytest.mark.parametrize("noise", [0.012, 0.02])
+def test_noisier_flat_and_learning_curves_raise_no_alarm(noise):
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        t = np.arange(1, 41)
+        for learn in (0.0, 1.0):
+            layers = {n: b + learn * g * (1 - np.exp(-t / 3)) + rng.normal(0, noise, 40) for n, (b, g) in LAYERS.items()}
+            layers["prediction"] = np.full(40, 0.5)
+            assert nas_alarm(list(t), layers) is None, (seed, learn)
+
+
 def test_a_network_still_learning_steadily_raises_no_alarm():
     """NAS that keeps rising at one pace never climbs faster than its slowest pace."""
     steps = list(range(1, 31))
