@@ -19,6 +19,11 @@ own plugins' ``metadata.py`` pair). The record kinds, by tag (``M/`` only for a 
 - ``probe``, ``nas/[M/]probe_png``: the PNG bytes of the first k probe samples as a (k,) string tensor
   (the sample of index i beside heatmap i), written once beside the image-plugin summary ``nas/[M/]probe``
   (the first); files written before k probes hold one PNG as a 0-d tensor.
+- ``index``, ``nas/[M/]index``, under its own plugin name ``nas_index`` (INDEX_PLUGIN_NAME): an empty
+  float32 tensor at every logged step; its event's step and time are the record. A listing of one such tag
+  per run tells each run's last step and its time for the few bytes of ``{"record": "index", "version": 1}``,
+  where the stats table's metadata lists every layer (5 KB for 50 layers). Readers of plugin ``nas`` from
+  before it never list it; runs written before it have none, and a reader lists their stats tables instead.
 
 Versions: 1 is the single-monitor format. Version 2 adds named monitors (``watch(..., name=...)``) whose
 name prefixes their layers (``D/conv1``) and run-level tags, and whose records carry ``"monitor"``; and the
@@ -57,7 +62,11 @@ TABLE = "stats_table"
 # ``probe_png_tag(monitor)``: TensorBoard's Rust data server cannot read the image summary's blob back for
 # a run whose name holds a quote, a backslash or a control character, but it reads tensors of any run.
 PROBE = "probe"
-RECORD_KINDS = (STATS, HEATMAP, ALARM, TABLE, PROBE)
+# A marker of each logged step, listed (never read) to tell a run's last step and when cheaply: an empty
+# tensor under ``index_tag(monitor)``, of its own plugin name, which readers of plugin ``nas`` do not list.
+INDEX = "index"
+INDEX_PLUGIN_NAME = "nas_index"
+RECORD_KINDS = (STATS, HEATMAP, ALARM, TABLE, PROBE, INDEX)
 
 # Order of the values in a ``stats`` tensor: quantiles of s_k over all receptive fields of the probe batch.
 STAT_FIELDS = ("min", "q05", "q25", "median", "q75", "q95", "max", "mean")
@@ -87,6 +96,11 @@ def probe_tag(monitor: str | None = None) -> str:
 def probe_png_tag(monitor: str | None = None) -> str:
     """Tag of a monitor's probe PNG as a NAS record: ``nas/probe_png``, ``nas/D/probe_png``."""
     return _run_tag(monitor, "probe_png")
+
+
+def index_tag(monitor: str | None = None) -> str:
+    """Tag of a monitor's index record: ``nas/index`` (the run's unnamed monitor), ``nas/D/index``."""
+    return _run_tag(monitor, INDEX)
 
 
 TABLE_TAG = table_tag()
@@ -175,8 +189,9 @@ def create_summary_metadata(record: str, *, layer: LayerInfo | None = None,
                             step_unit: str = DEFAULT_STEP_UNIT) -> summary_pb2.SummaryMetadata:
     """Metadata for the first summary of a tag of ``record``: ``layer`` for stats and heatmap records (the
     record belongs to ``layer.monitor``), ``layers`` (the rows) for the stats table, neither for the alarm
-    and the probe PNG of ``monitor``; ``step_unit``: what its steps count (see :func:`check_step_unit`).
-    Version 2 for a named monitor's records and the probe PNG, else 1."""
+    and the probe PNG and the index of ``monitor``; ``step_unit``: what its steps count (see
+    :func:`check_step_unit`). Version 2 for a named monitor's records and the probe PNG, else 1. Plugin name
+    INDEX_PLUGIN_NAME for the index, else PLUGIN_NAME."""
     if record not in RECORD_KINDS:
         raise ValueError(f"record kind {record!r} is not one of {RECORD_KINDS}")
     if (layer is None) == (record in _LAYER_RECORDS):
@@ -198,7 +213,8 @@ def create_summary_metadata(record: str, *, layer: LayerInfo | None = None,
     content["version"] = 1 if monitor is None and record != PROBE else FORMAT_VERSION
     return summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(
-            plugin_name=PLUGIN_NAME, content=json.dumps(content, sort_keys=True).encode("utf-8")),
+            plugin_name=INDEX_PLUGIN_NAME if record == INDEX else PLUGIN_NAME,
+            content=json.dumps(content, sort_keys=True).encode("utf-8")),
         data_class=summary_pb2.DATA_CLASS_TENSOR,
     )
 

@@ -5,8 +5,8 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.util import tensor_util
 
-from .format import (ALARM, DEFAULT_STEP_UNIT, HEATMAP, PROBE, STAT_FIELDS, STATS, TABLE, LayerInfo, alarm_tag,
-                     create_summary_metadata, probe_png_tag, probe_tag, table_tag, tag_for)
+from .format import (ALARM, DEFAULT_STEP_UNIT, HEATMAP, INDEX, PROBE, STAT_FIELDS, STATS, TABLE, LayerInfo, alarm_tag,
+                     create_summary_metadata, index_tag, probe_png_tag, probe_tag, table_tag, tag_for)
 
 
 def _tensor_proto(values: np.ndarray) -> tensor_pb2.TensorProto:
@@ -53,6 +53,13 @@ def table_summary(layers: list[LayerInfo], rows: np.ndarray, with_metadata: bool
     return _tensor_summary(table_tag(monitor), rows, metadata)
 
 
+def index_summary(with_metadata: bool, monitor: str | None = None,
+                  step_unit: str = DEFAULT_STEP_UNIT) -> summary_pb2.Summary:
+    """The index record of a step of ``monitor``: an empty tensor; its event's step and time are the record."""
+    metadata = create_summary_metadata(INDEX, monitor=monitor, step_unit=step_unit) if with_metadata else None
+    return _tensor_summary(index_tag(monitor), np.zeros(0, dtype=np.float32), metadata)
+
+
 def probe_summary(images, monitor: str | None = None, step_unit: str = DEFAULT_STEP_UNIT) -> summary_pb2.Summary:
     """The probe's first samples, ``images``: (n, C, H, W) float in [0, 1] (a torch tensor on the host):
     the first as TensorBoard's image summary (the Images tab shows it) and all n PNGs as a NAS record, a
@@ -80,7 +87,8 @@ def step_summary(
     """Every NAS record of one step in one Summary, i.e. one event and one record of the event file, so
     a reader sees all layers of the step or none: the stats table with rows ``table_layers`` (NaN for a
     layer without a record), per layer its heatmap and, only for a layer that is no row of the table, its
-    stats (``records[name] = (stats, heatmap or None)``), and the alarm. Metadata goes on the tags not yet in ``written``, which is updated.
+    stats (``records[name] = (stats, heatmap or None)``), the index record (with any records) and the
+    alarm. Metadata goes on the tags not yet in ``written``, which is updated.
     ``monitor``: the monitor's name, which prefixes its layers and tags (None: the run's unnamed one);
     ``step_unit``: what ``step`` counts, in the metadata of every record."""
     summary = summary_pb2.Summary()
@@ -104,6 +112,9 @@ def step_summary(
                 rows[row] = records[name][0]
         tag = table_tag(monitor)
         add(tag, table_summary([layers[n] for n in table_layers], rows, tag not in written, monitor, step_unit))
+    if records:
+        tag = index_tag(monitor)
+        add(tag, index_summary(tag not in written, monitor, step_unit))
     if alarm_layers is not None:
         named = tuple(layers[n].name if n in layers else n for n in alarm_layers)
         add(alarm_tag(monitor), alarm_summary(named, monitor, step_unit))

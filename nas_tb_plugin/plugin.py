@@ -5,7 +5,7 @@ from __future__ import annotations
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.core import core_plugin
 
-from nas_logger.format import PLUGIN_NAME
+from nas_logger.format import INDEX_PLUGIN_NAME, PLUGIN_NAME
 
 from . import assets
 from .routes import Routes
@@ -33,7 +33,8 @@ class NASPlugin(base_plugin.TBPlugin):
 
 
 class NASLoader(base_plugin.TBLoader):
-    """Loads :class:`NASPlugin` and makes TensorBoard keep every ``nas`` record.
+    """Loads :class:`NASPlugin` and makes TensorBoard keep every ``nas`` record, and of the index records
+    (``nas_index``) the last, the only one read (both loaders always keep a series' last point).
 
     Without it, the Rust data server keeps 100 tensors per series and ``--load_fast=false`` only 10.
     A user's own ``--samples_per_plugin=nas=N`` still wins.
@@ -45,6 +46,7 @@ class NASLoader(base_plugin.TBLoader):
             samples = core_plugin._parse_samples_per_plugin(samples)
         samples = dict(samples or {})
         samples.setdefault(PLUGIN_NAME, 0)
+        samples.setdefault(INDEX_PLUGIN_NAME, 1)
         flags.samples_per_plugin = samples
 
     def load(self, context: base_plugin.TBContext) -> NASPlugin:

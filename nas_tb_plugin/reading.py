@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,13 @@ def joint_unit(units) -> str:
     return " / ".join(dict.fromkeys(units)) or fmt.DEFAULT_STEP_UNIT
 
 
+def index_tags(tables: Iterable[Table], stats: Iterable[Series]) -> list[Listed]:
+    """Of a run's listed stats tables and per-layer stats series, those that stand for it in a cheap listing:
+    its tables, else its shallowest layer's stats (a table or that layer is written at every logged step)."""
+    tables, stats = list(tables), list(stats)
+    return tables or [min(stats, key=lambda s: fmt.layer_order(s.layer))]
+
+
 @dataclass
 class RunListing:
     """The NAS tags of one run: its per-layer stats series (runs written before the stats table, and
@@ -81,9 +89,8 @@ class RunListing:
     units: dict[str | None, str] = field(default_factory=dict)
 
     def index(self) -> list[Listed]:
-        """The tags that stand for the run in a cheap listing: its stats tables, else its shallowest layer's
-        stats (a table or that layer is written at every logged step)."""
-        return list(self.tables.values()) or [min(self.stats.values(), key=lambda s: fmt.layer_order(s.layer))]
+        """The tags that stand for the run in a cheap listing (see :func:`index_tags`)."""
+        return index_tags(self.tables.values(), self.stats.values())
 
     def version(self) -> tuple[int, float]:
         """(max step, max wall time) of the run's index tags: changes when the run logs a step."""
@@ -159,10 +166,13 @@ class Reader:
         self._warned: set[tuple] = set()
         self._lock = threading.Lock()
         self._cache = SeriesCache(cache_cells)
-        # Stats tags that stand for a run in run_versions (its stats tables, else a layer's stats): few
-        # names shared by every run, so one listing filtered to them covers an experiment.
+        # TensorBoard's gRPC data provider (the Rust data server), whose responses are read here directly.
+        self._grpc = type(data_provider) is grpc_provider.GrpcDataProvider
+        self._last: dict[str, tuple] = {}  # see _made_of
+        # Stats tags that stand for a run written before the index record in run_versions (its stats
+        # tables, else a layer's stats): few names shared by every run, so one listing filtered to them
+        # covers such runs.
         self._index_tags: set[str] = set()
-        self._index_kinds: dict[bytes, str | None] = {}
 
     @property
     def data_provider(self):
@@ -193,8 +203,30 @@ class Reader:
     # --- listings -------------------------------------------------------------------------------
 
     def run_names(self, ctx, eid: str) -> list[str]:
-        """Every run of the experiment (with or without NAS data); cheap on every data provider."""
-        return [run.run_name for run in self._provider.list_runs(ctx, experiment_id=eid)]
+        """Every run of the experiment (with or without NAS data); cheap on every data provider. Shared with
+        later calls: not to be changed."""
+        if not self._grpc:
+            return [run.run_name for run in self._provider.list_runs(ctx, experiment_id=eid)]
+        req = grpc_provider.data_provider_pb2.ListRunsRequest()
+        req.experiment_id = eid
+        with grpc_provider._translate_grpc_error():
+            res = self._provider._stub.ListRuns(req)
+        return self._made_of("runs", eid, res, lambda: [run.name for run in res.runs])
+
+    def _made_of(self, kind: str, eid: str, response, make):
+        """``make()``, or what it gave for the last ``kind`` response when ``response`` equals it.
+
+        On TensorBoard's gRPC data provider the listings that every open tab polls are read straight from
+        their responses, and made into Python objects only when a response differs from the last (the data
+        server answers the same bytes while nothing changed): on 10,000 runs the comparison costs a few
+        milliseconds, the Python objects (GrpcDataProvider's, or ours) tens.
+        """
+        last = self._last.get(kind)
+        if last is not None and last[0] == eid and last[1] == response:
+            return last[2]
+        made = make()
+        self._last[kind] = (eid, response, made)
+        return made
 
     def list_nas(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, RunListing]:
         """{run: RunListing} of the runs (all when ``runs`` is None) that hold NAS statistics."""
@@ -205,42 +237,41 @@ class Reader:
             run_tag_filter=provider.RunTagFilter(runs=runs) if runs is not None else None,
         )
         result: dict[str, RunListing] = {}
-        for run, tags in listing.items():
-            entry = RunListing()
-            for tag, ts in tags.items():
-                meta = self._decode(run, tag, ts.plugin_content)
-                if meta is None:
-                    continue
-                where = (tag, ts.max_step, ts.max_wall_time)
-                entry.units.setdefault(meta.monitor, meta.step_unit)
-                complete = set(_REQUIRED_FIELDS) <= set(meta.fields)
-                if meta.record == fmt.ALARM:
-                    entry.alarms[tag] = Listed(*where)
-                elif meta.record == fmt.PROBE:
-                    entry.probes[meta.monitor] = Listed(*where)
-                elif meta.record == fmt.TABLE:
-                    if complete:  # else the per-layer series serve
-                        entry.tables[tag] = Table(*where, meta.layers, meta.fields)
-                elif meta.record == fmt.HEATMAP:
-                    entry.heatmaps[meta.layer.name] = Series(*where, meta.layer, meta.fields)
-                elif meta.record != fmt.STATS:  # a record this reader does not use
-                    continue
-                elif complete:
-                    entry.stats[meta.layer.name] = Series(*where, meta.layer, meta.fields)
-                else:
-                    self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
-                                    "lack one of %r", run, tag, meta.fields, _REQUIRED_FIELDS)
-            if entry.stats or entry.tables:
+        for run, tags in _rows(listing):
+            entry = self._run_listing(run, tags)
+            if entry is not None:
                 result[run] = entry
                 self._learn_index(entry)
         return result
 
-    def _index_kind(self, run: str, tag: str, content: bytes) -> str | None:
-        """fmt.TABLE or fmt.STATS for the metadata of a tag that can stand for its run, else None."""
-        meta = self._decode(run, tag, content)
-        if meta is None or meta.record not in (fmt.TABLE, fmt.STATS) or not set(_REQUIRED_FIELDS) <= set(meta.fields):
-            return None
-        return meta.record
+    def _run_listing(self, run: str, tags: list[tuple[str, bytes, int, float]]) -> RunListing | None:
+        """The RunListing of one run's listed NAS tags [(tag, metadata content, max step, max wall time)];
+        None without statistics."""
+        entry = RunListing()
+        for tag, content, max_step, max_wall_time in tags:
+            meta = self._decode(run, tag, content)
+            if meta is None:
+                continue
+            where = (tag, max_step, max_wall_time)
+            entry.units.setdefault(meta.monitor, meta.step_unit)
+            complete = set(_REQUIRED_FIELDS) <= set(meta.fields)
+            if meta.record == fmt.ALARM:
+                entry.alarms[tag] = Listed(*where)
+            elif meta.record == fmt.PROBE:
+                entry.probes[meta.monitor] = Listed(*where)
+            elif meta.record == fmt.TABLE:
+                if complete:  # else the per-layer series serve
+                    entry.tables[tag] = Table(*where, meta.layers, meta.fields)
+            elif meta.record == fmt.HEATMAP:
+                entry.heatmaps[meta.layer.name] = Series(*where, meta.layer, meta.fields)
+            elif meta.record != fmt.STATS:  # a record this reader does not use
+                continue
+            elif complete:
+                entry.stats[meta.layer.name] = Series(*where, meta.layer, meta.fields)
+            else:
+                self._warn_once(("fields", run, tag), "nas: skipping run %r tag %r: stat fields %r "
+                                "lack one of %r", run, tag, meta.fields, _REQUIRED_FIELDS)
+        return entry if entry.stats or entry.tables else None
 
     def _learn_index(self, entry: RunListing) -> None:
         tags = {t.tag for t in entry.index()}
@@ -249,35 +280,76 @@ class Reader:
                 self._index_tags |= tags
 
     def run_versions(self, ctx, eid: str) -> dict[str, tuple[int, float]]:
-        """{run: (max step, max wall time) of its index tags} of every run with NAS statistics.
+        """{run: (max step, max wall time) of its index records} of every run with NAS statistics: changes
+        whenever the run logs a step.
 
-        Lists only the index tags (see :meth:`_learn_index`) of every run, and the whole NAS listing of the
-        runs that have none of them (new runs, other formats, runs without NAS data), from which new index
-        tags are learned: on many runs a fraction of :meth:`list_nas`, whose tag metadata dominates.
-        The version changes whenever the run logs a step (its table or shallowest layer is written each time).
+        One listing of the ``nas_index`` plugin (a tag per monitor and run, whose metadata is a few bytes)
+        covers the runs written since the index record; the other runs (written before it, or without NAS
+        data) are listed as :meth:`_versions_before_index` says.
+        """
+        versions = self._index_versions(ctx, eid)
+        rest = [run for run in self.run_names(ctx, eid) if run not in versions]
+        if rest:
+            versions = {**versions, **self._versions_before_index(ctx, eid, rest)}
+        return versions
+
+    def _listed(self, ctx, eid: str, plugin: str, run_tag_filter, kind: str, make):
+        """``make(rows)`` of a ``list_tensors`` call, rows [(run, [(tag, metadata content, max step, max wall
+        time)])]. On TensorBoard's gRPC provider the rows come straight from the response, and ``make`` runs
+        only when it differs from the last response of this ``kind`` (see :meth:`_made_of`)."""
+        if not self._grpc:
+            return make(_rows(self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=plugin,
+                                                          run_tag_filter=run_tag_filter)))
+        # As GrpcDataProvider.list_tensors builds the request.
+        req = grpc_provider.data_provider_pb2.ListTensorsRequest()
+        req.experiment_id = eid
+        req.plugin_filter.plugin_name = plugin
+        grpc_provider._populate_rtf(run_tag_filter, req.run_tag_filter)
+        with grpc_provider._translate_grpc_error():
+            res = self._provider._stub.ListTensors(req)
+        return self._made_of(kind, eid, res, lambda: make(
+            (entry.run_name, [(tag.tag_name, tag.metadata.summary_metadata.plugin_data.content,
+                               tag.metadata.max_step, tag.metadata.max_wall_time) for tag in entry.tags])
+            for entry in res.runs))
+
+    def _index_versions(self, ctx, eid: str) -> dict[str, tuple[int, float]]:
+        """{run: (max step, max wall time) over its readable index records} of the runs that have one; shared
+        with later calls while nothing changed: not to be changed."""
+        return self._listed(ctx, eid, fmt.INDEX_PLUGIN_NAME, None, "index", self._index_versions_of)
+
+    def _index_versions_of(self, rows) -> dict[str, tuple[int, float]]:
+        versions = {}
+        for run, tags in rows:
+            found = None
+            for tag, content, step, wall_time in tags:
+                # An index of a newer format version is skipped (logged once): the run's other records are
+                # of that version too, and the run is listed as one without an index would be.
+                meta = self._decode(run, tag, content)
+                if meta is not None and meta.record == fmt.INDEX and (found is None or (step, wall_time) > found):
+                    found = (step, wall_time)
+            if found is not None:
+                versions[run] = found
+        return versions
+
+    def _versions_before_index(self, ctx, eid: str, runs: list[str]) -> dict[str, tuple[int, float]]:
+        """{run: RunListing.version()} of those of ``runs`` that hold NAS statistics but no index record.
+
+        Lists only the stats tags that stood for the runs listed so far (see :meth:`_learn_index`), and the
+        whole NAS listing of the runs that have none of them (new runs, other formats, runs without NAS
+        data), from which new such tags are learned: on many runs a fraction of :meth:`list_nas`, whose
+        tag metadata dominates.
         """
         with self._lock:
             index = sorted(self._index_tags)
-        covered = self._provider.list_tensors(
-            ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, run_tag_filter=provider.RunTagFilter(tags=index),
-        ) if index else {}
-        versions = {}
-        kinds = self._index_kinds  # by metadata content: the runs of an experiment share a few
-        for run, tags in covered.items():
-            # A run's tables stand for it where it has them, as in RunListing.index.
-            tables, stats = [], []
-            for tag, ts in tags.items():
-                kind = kinds.get(ts.plugin_content, kinds)
-                if kind is kinds:
-                    kind = kinds[ts.plugin_content] = self._index_kind(run, tag, ts.plugin_content)
-                if kind is not None:
-                    (tables if kind == fmt.TABLE else stats).append((ts.max_step, ts.max_wall_time))
-            if tables or stats:
-                versions[run] = max(tables or stats)
-        rest = [run for run in self.run_names(ctx, eid) if run not in versions]
-        for run, listing in self.list_nas(ctx, eid, runs=rest).items():
+        versions = dict(self._listed(ctx, eid, fmt.PLUGIN_NAME, provider.RunTagFilter(runs=runs, tags=index),
+                                     "stats index", self._stats_versions_of)) if index else {}
+        for run, listing in self.list_nas(ctx, eid, runs=[run for run in runs if run not in versions]).items():
             versions[run] = listing.version()
         return versions
+
+    def _stats_versions_of(self, rows) -> dict[str, tuple[int, float]]:
+        listings = ((run, self._run_listing(run, tags)) for run, tags in rows)
+        return {run: entry.version() for run, entry in listings if entry is not None}
 
     def read_records(self, ctx, eid: str, run: str) -> dict[str, tuple[fmt.Metadata, list[tuple[int, np.ndarray]]]]:
         """{tag: (metadata, [(step, tensor as written)])} of every readable NAS tag of ``run``, uncached:
@@ -370,7 +442,7 @@ class Reader:
         provider (the Rust data server) the response is read here and each tag's points come as
         :class:`_LazyPoints`, a tensor decoded only when asked for (a heatmap request needs one step of
         the series it reads); other providers as they are."""
-        if type(self._provider) is not grpc_provider.GrpcDataProvider:
+        if not self._grpc:
             return self._provider.read_tensors(ctx, experiment_id=experiment_id, plugin_name=plugin_name,
                                                downsample=downsample, run_tag_filter=run_tag_filter)
         # As GrpcDataProvider.read_tensors builds the request, less its eager decoding of every tensor.
@@ -456,6 +528,15 @@ class Reader:
                                   lambda _, points: _to_png(points))[run]
         return found[0][1] if found else None
 
+    def probe_count(self, ctx, eid: str, run: str, listing: RunListing, monitor: str | None) -> int:
+        """How many images the probe record of ``monitor`` in ``run`` holds (0 without one), counted once per
+        version of the record: the heatmap routes ask on every request of a probe image other than the first."""
+        listed = listing.probes.get(monitor)
+        if listed is None:
+            return 0
+        return self._cached((eid, run, "probe count", listed.tag), listed.version,
+                            lambda: len(self.read_probe(ctx, eid, run, listing, monitor) or ()))
+
     def _legacy_probe(self, ctx, eid: str, run: str) -> bytes | None:
         """The probe as files written before the probe PNG record hold it: an image summary (its last one)."""
         tag = fmt.PROBE_IMAGE_TAG
@@ -507,6 +588,12 @@ def local_reader(logdir) -> tuple[Reader, object]:
     multiplexer.AddRunsFromDirectory(str(logdir))
     multiplexer.Reload()
     return Reader(data_provider.MultiplexerDataProvider(multiplexer, str(logdir))), context.RequestContext()
+
+
+def _rows(listing: dict) -> list[tuple[str, list[tuple[str, bytes, int, float]]]]:
+    """A data provider's list_tensors result as [(run, [(tag, metadata content, max step, max wall time)])]."""
+    return [(run, [(tag, ts.plugin_content, ts.max_step, ts.max_wall_time) for tag, ts in tags.items()])
+            for run, tags in listing.items()]
 
 
 class ProbeUnreadable(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import gzip
 import io
 import json
 import logging
@@ -84,6 +85,11 @@ def _encode(body: dict) -> str:
     return json.dumps(body, separators=(",", ":"), allow_nan=False)
 
 
+def _gzip(text: str) -> bytes:
+    """``text`` as UTF-8, gzipped as http_util.Respond does (level 3, no timestamp)."""
+    return gzip.compress(text.encode("utf-8"), compresslevel=3, mtime=0)
+
+
 SIGNIFICANT_DIGITS = 7  # about float32's precision, in which every NAS value and scalar is stored
 
 
@@ -153,6 +159,16 @@ class Selection:
     def step_unit(self) -> str:
         """What the selection's steps count: its runs' unit, or their units joined when they differ."""
         return joint_unit(self.listings[run].step_unit for run in self.runs)
+
+
+@dataclass(frozen=True)
+class RunList:
+    """A ``runs`` body, what it was made of (experiment, regex text, {run: version}) and its JSON gzipped
+    once: the clients of every open tab poll it, and it changes only when a run logs a step."""
+
+    key: tuple
+    body: dict
+    gzipped: bytes
 
 
 @dataclass
@@ -245,9 +261,8 @@ class Routes:
     def __init__(self, data_provider, frontend_dir: Path | None) -> None:
         self._reader = Reader(data_provider)
         self._frontend = frontend_dir
-        # The run list that every open tab polls: the last body by (experiment, regex, run versions), and its JSON.
-        self._runs_body: tuple | None = None
-        self._runs_json: tuple | None = None
+        # The run list that every open tab polls: the last one made, reused while its key holds.
+        self._runs_last: RunList | None = None
 
     def apps(self) -> dict:
         return {
@@ -268,11 +283,8 @@ class Routes:
 
     @_endpoint
     def runs_route(self, request):
-        body = self.runs_impl(*_where(request), _pattern(request))
-        last = self._runs_json
-        if last is None or last[0] is not body:  # runs_impl returns its last body while nothing changed
-            last = self._runs_json = (body, _encode(body))
-        return http_util.Respond(request, last[1], JSON)
+        listed = self._run_list(*_where(request), _pattern(request))
+        return http_util.Respond(request, listed.gzipped, JSON, content_encoding="gzip")
 
     @_endpoint
     def run_route(self, request):
@@ -341,11 +353,16 @@ class Routes:
         """Every run with NAS data (its group; its last logged step and when, which change together whenever
         it logs a step: clients key their caches on them) and the groups. A listing of one tag per run, no
         read; the rest of a run (layers, scalar tags, step count) is :meth:`run_impl`'s, asked for lazily."""
+        return self._run_list(ctx, eid, pattern).body
+
+    def _run_list(self, ctx, eid: str, pattern: Pattern) -> "RunList":
+        """The run list of :meth:`runs_impl` and its gzipped JSON: the last one while the experiment, the
+        regex and every run's version are unchanged (the versions are listed on every call)."""
         versions = self._reader.run_versions(ctx, eid)
-        key = (eid, pattern.pattern, tuple(versions.items()))
-        last = self._runs_body
-        if last is not None and last[0] == key:
-            return last[1]
+        key = (eid, pattern.pattern, versions)
+        last = self._runs_last
+        if last is not None and last.key == key:
+            return last
         groups = group_runs(versions, pattern)
         runs = []
         for group, members in groups.items():
@@ -356,8 +373,8 @@ class Routes:
         runs.sort(key=lambda r: r["run"])
         body = {"runs": runs, "groups": [{"group": g.name, "runs": rs, "matched": g.matched} for g, rs in groups.items()],
                 "default_group_regex": DEFAULT_GROUP_REGEX}
-        self._runs_body = (key, body)
-        return body
+        listed = self._runs_last = RunList(key, body, _gzip(_encode(body)))
+        return listed
 
     def run_impl(self, ctx, eid: str, run: str) -> dict:
         """One run's layers, scalar tags, default loss tag, logged step count, and max_step and wall_time as in runs."""
@@ -552,13 +569,8 @@ class Routes:
         if found is None:
             return None
         (monitor,) = found
-        if probe > 0:
-            try:
-                images = self._reader.read_probe(ctx, eid, run, listing, monitor)
-            except ProbeUnreadable:
-                return None
-            if images is None or probe >= len(images):
-                return None
+        if probe > 0 and probe >= self._reader.probe_count(ctx, eid, run, listing, monitor):
+            return None  # also for a file from before the probe record: its image summary is one image
         # Probe 0 without its parameter: the URL that files from before k probes were linked with.
         return url_for("probe", run=run, monitor=monitor, probe=str(probe) if probe else None)
 

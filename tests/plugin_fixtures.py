@@ -110,7 +110,7 @@ def build_logdir(path: Path) -> LogDir:
 def app_for(logdir: Path, frontend_dir=None):
     """The werkzeug test client of a TensorBoard app with only the NAS plugin, loaded as TensorBoard's
     `--load_fast=false` path does (every `nas` record kept, as NASLoader.fix_flags asks)."""
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"nas": 0})
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"nas": 0, "nas_index": 1})
     multiplexer.AddRunsFromDirectory(str(logdir))
     multiplexer.Reload()
     provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))

@@ -17,11 +17,13 @@ from nas_logger.writer import file_writer
 
 
 def write_synthetic_runs(root: Path, runs: list[str], layers: int = 2, steps: int | Sequence[int] = 2,
-                         heatmap_side: int = 2, seed: int = 0, loss: Callable[[int], float] | None = None) -> None:
+                         heatmap_side: int = 2, seed: int = 0, loss: Callable[[int], float] | None = None,
+                         index: bool = True) -> None:
     """Runs of NAS records written directly (no model, no training): per step one event holding every
     layer's stats (sorted quantiles, so min <= median <= max), heatmap and the stats table, as the
     monitor writes them, plus a ``test_loss`` scalar, ``loss(i)`` at the i-th step (default 1 / (i + 1)).
-    ``steps``: how many (0, 1, ...) or which."""
+    ``steps``: how many (0, 1, ...) or which. ``index=False``: without the index record, as runs written
+    before it."""
     rng = np.random.default_rng(seed)
     infos = {f"layer{d}": fmt.LayerInfo(f"layer{d}", "conv2d", 16, heatmap_side ** 2, d) for d in range(layers)}
     for run in runs:
@@ -34,7 +36,12 @@ def write_synthetic_runs(root: Path, runs: list[str], layers: int = 2, steps: in
                 stats = np.sort(rng.random(len(fmt.STAT_FIELDS) - 1)).astype(np.float32)
                 stats = np.append(stats, stats.mean()).astype(np.float32)
                 records[name] = (stats, rng.random((heatmap_side, heatmap_side), dtype=np.float32))
-            events.add_summary(step_summary(infos, records, list(infos), written), step)
+            summary = step_summary(infos, records, list(infos), written)
+            if not index:
+                kept = [v for v in summary.value if v.tag != fmt.index_tag()]
+                del summary.value[:]
+                summary.value.extend(kept)
+            events.add_summary(summary, step)
             writer.add_scalar("test_loss", loss(i) if loss else 1.0 / (i + 1), step)
         writer.close()
 

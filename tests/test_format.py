@@ -31,6 +31,12 @@ def test_every_record_kind_round_trips_with_its_monitor():
         assert fmt.parse_plugin_metadata(content(fmt.ALARM, monitor=monitor)) == fmt.Metadata(
             fmt.ALARM, 1 if monitor is None else 2, monitor=monitor)
         assert fmt.parse_plugin_metadata(content(fmt.PROBE, monitor=monitor)) == fmt.Metadata(fmt.PROBE, 2, monitor=monitor)
+        index = fmt.create_summary_metadata(fmt.INDEX, monitor=monitor)
+        assert index.plugin_data.plugin_name == fmt.INDEX_PLUGIN_NAME == "nas_index"
+        assert index.data_class == summary_pb2.DATA_CLASS_TENSOR
+        assert fmt.parse_plugin_metadata(index.plugin_data.content) == fmt.Metadata(
+            fmt.INDEX, 1 if monitor is None else 2, monitor=monitor)
+    assert (fmt.index_tag(None), fmt.index_tag("D")) == ("nas/index", "nas/D/index")
 
 
 def test_newer_version_is_rejected_with_a_clear_message():
@@ -59,6 +65,8 @@ def test_unknown_record_kind_or_missing_layers_cannot_be_written():
         fmt.create_summary_metadata(fmt.ALARM, layer=layer)
     with pytest.raises(ValueError, match="needs row layers"):
         fmt.create_summary_metadata(fmt.TABLE)
+    with pytest.raises(ValueError, match="record kind 'index' takes no layer"):
+        fmt.create_summary_metadata(fmt.INDEX, layer=layer)
 
 
 def test_unnamed_monitors_write_version_1_named_ones_version_2():
@@ -88,6 +96,8 @@ V1_ALARM = b'{"record": "alarm", "version": 1}'
 V2_HEATMAP = (b'{"layer": {"depth": 0, "filters": 8, "kind": "conv2d", "monitor": "D", "name": "D/conv1", '
               b'"receptive_fields": 64}, "monitor": "D", "record": "heatmap", "version": 2}')
 V2_PROBE = b'{"monitor": "D", "record": "probe", "version": 2}'
+# The index record's whole content: what a listing of one index tag per run carries per run.
+V1_INDEX = b'{"record": "index", "version": 1}'
 
 
 def test_old_event_format_versions_still_parse():
@@ -100,7 +110,7 @@ def test_old_event_format_versions_still_parse():
     # and today's writer still writes those bytes
     assert content(fmt.STATS, layer=conv1) == V1_STATS and content(fmt.TABLE, layers=[conv1]) == V1_TABLE
     assert content(fmt.ALARM) == V1_ALARM and content(fmt.HEATMAP, layer=conv1.in_monitor("D")) == V2_HEATMAP
-    assert content(fmt.PROBE, monitor="D") == V2_PROBE
+    assert content(fmt.PROBE, monitor="D") == V2_PROBE and content(fmt.INDEX) == V1_INDEX
 
 
 def test_a_version_1_reader_skips_a_named_monitors_records_with_upgrade(monkeypatch):

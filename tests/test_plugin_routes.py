@@ -1,10 +1,12 @@
 """The plugin's HTTP routes on real event files, read through TensorBoard's MultiplexerDataProvider."""
 import csv
+import gzip
 import io
 import json
 import random
 import struct
 import urllib.parse
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,8 +19,10 @@ from torch.utils.tensorboard import SummaryWriter
 import nas_logger
 from events import provider, read_nas
 from nas_logger import format as fmt
-from nas_logger.summaries import nas_summary
+from nas_logger.summaries import index_summary, nas_summary
 from nas_logger.writer import file_writer
+from nas_tb_plugin.reading import Series, Table, index_tags
+from reliability_support import write_synthetic_runs
 from plugin_fixtures import (GROUPS, HTML_RUN, LAYERS, STEPS, app_for, build_logdir, get_json, write_run,
                              write_two_monitors)
 
@@ -502,24 +506,97 @@ def test_a_runs_version_changes_when_it_logs_a_step_and_only_then(tmp_path, smal
         assert set(versions()) == {"done", "live", "new"}
 
 
-def test_runs_lists_one_tag_per_run_and_reads_nothing(tmp_path, monkeypatch):
-    """The cost shape of the run list, which every open tab asks for on each refresh: once the plugin has
-    seen the runs, one listing filtered to the few tags that stand for a run, and no read at all."""
-    runs = [f"g{k}/seed{k % 3}" for k in range(6)]
-    for k, run in enumerate(runs):
-        write_run(tmp_path, run, seed=k, steps=range(3))
-    client, _ = app_for(tmp_path)
+def spy_on_provider(monkeypatch) -> list:
+    """[(method, plugin name, run-tag filter)] of the MultiplexerDataProvider calls made from now on."""
     calls = []
-    for name in ("list_tensors", "read_tensors", "list_scalars", "read_scalars"):
+    for name in ("list_runs", "list_tensors", "read_tensors", "list_scalars", "read_scalars"):
         original = getattr(MultiplexerDataProvider, name)
         monkeypatch.setattr(MultiplexerDataProvider, name, lambda self, *a, _n=name, _o=original, **k:
-                            calls.append((_n, k.get("run_tag_filter"))) or _o(self, *a, **k))
+                            calls.append((_n, k.get("plugin_name"), k.get("run_tag_filter"))) or _o(self, *a, **k))
+    return calls
+
+
+def test_runs_lists_one_tag_per_run_and_reads_nothing(tmp_path, monkeypatch):
+    """The cost shape of the run list, which every open tab asks for on each refresh: the run names and one
+    listing of the index records (one small tag per run), no NAS listing and no read at all."""
+    runs = [f"g{k}/seed{k % 3}" for k in range(6)]
+    write_synthetic_runs(tmp_path, runs, steps=3)
+    client, _ = app_for(tmp_path)
+    calls = spy_on_provider(monkeypatch)
     first = get_json(client, P + "runs")
-    assert [r["run"] for r in first["runs"]] == sorted(runs)
-    calls.clear()
-    assert get_json(client, P + "runs") == first
-    ((name, rtf),) = calls
-    assert name == "list_tensors" and rtf.runs is None and rtf.tags == {nas_logger.format.TABLE_TAG}
+    assert [(r["run"], r["max_step"]) for r in first["runs"]] == [(run, 2) for run in sorted(runs)]
+    assert calls == [("list_tensors", fmt.INDEX_PLUGIN_NAME, None), ("list_runs", None, None)]
+
+
+def test_runs_json_is_gzipped_once_and_served_plain_to_clients_without_gzip(client):
+    plain = client.get(P + "runs")
+    zipped = client.get(P + "runs", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in plain.headers and zipped.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(zipped.get_data())) == json.loads(plain.get_data()) == get_json(client, P + "runs")
+    assert int(plain.headers["Content-Length"]) == len(plain.get_data())
+
+
+def test_runs_written_before_the_index_record_are_listed_by_their_stats(tmp_path, monkeypatch):
+    """Old runs (no index record) beside new ones: listed by their stats tables (of the runs not covered by an
+    index only, and only the table tags once learned), with versions that follow their steps."""
+    write_synthetic_runs(tmp_path, ["old/seed0", "old/seed1"], steps=3, index=False)
+    write_synthetic_runs(tmp_path, ["new/seed0"], steps=2)
+    (tmp_path / "scalars_only").mkdir()
+    with SummaryWriter(str(tmp_path / "scalars_only")) as writer:
+        writer.add_scalar("loss", 1.0, 0)
+    client, multiplexer = app_for(tmp_path)
+    versions = lambda: {r["run"]: r["max_step"] for r in get_json(client, P + "runs")["runs"]}  # noqa: E731
+    assert versions() == {"old/seed0": 2, "old/seed1": 2, "new/seed0": 1}
+    calls = spy_on_provider(monkeypatch)
+    assert versions() == {"old/seed0": 2, "old/seed1": 2, "new/seed0": 1}
+    listings = [(plugin, rtf and (rtf.runs, rtf.tags)) for name, plugin, rtf in calls if name == "list_tensors"]
+    assert listings == [(fmt.INDEX_PLUGIN_NAME, None),
+                        ("nas", ({"old/seed0", "old/seed1", "scalars_only"}, {fmt.TABLE_TAG})),
+                        ("nas", ({"scalars_only"}, None))]
+    assert not [c for c in calls if c[0].startswith("read")]
+    write_synthetic_runs(tmp_path, ["old/seed1"], steps=range(3, 5), index=False, seed=1)
+    multiplexer.Reload()
+    assert versions() == {"old/seed0": 2, "old/seed1": 4, "new/seed0": 1}
+    assert get_json(client, P + "run?run=old%2Fseed1")["max_step"] == 4
+
+
+def test_an_old_per_layer_run_has_one_version_in_runs_and_run(tmp_path):
+    """Runs of per-layer stats only (no table, no index): both routes take the shallowest layer's, also when
+    a deeper layer is another run's shallowest and so among the tags listed for every run."""
+    a0, b = fmt.LayerInfo("a0", "linear", 4, 1, 0), fmt.LayerInfo("b", "linear", 4, 1, 1)
+    for run, series in (("A", [(a0, range(4)), (b, range(6))]), ("B", [(replace(b, depth=0), range(3))])):
+        with SummaryWriter(str(tmp_path / run)) as writer:
+            for layer, steps in series:
+                for step in steps:
+                    file_writer(writer).add_summary(nas_summary(layer, fmt.STATS, np.full(8, 0.5, np.float32), step == 0), step)
+    client, _ = app_for(tmp_path)
+    for _ in range(2):  # the first run list learns the tags that stand for runs, the second lists only those
+        listed = {r["run"]: r["max_step"] for r in get_json(client, P + "runs")["runs"]}
+        assert listed == {"A": 3, "B": 2}
+    assert get_json(client, P + "run?run=A")["max_step"] == 3
+
+
+def test_index_tags_are_the_tables_else_the_shallowest_layers_stats():
+    layer = lambda name, depth, monitor=None: fmt.LayerInfo(name, "linear", 4, 1, depth, monitor)  # noqa: E731
+    table = Table("nas/stats_table", 3, 1.0, (layer("x", 0),), fmt.STAT_FIELDS)
+    stats = [Series(f"nas/{l.name}/stats", 5, 2.0, l, fmt.STAT_FIELDS)
+             for l in (layer("deep", 2), layer("D/first", 0, "D"), layer("shallow", 1))]
+    assert index_tags([table], stats) == [table]
+    assert index_tags([], stats) == [stats[2]]  # the unnamed monitor's layers come first, then by depth
+
+
+def test_a_run_whose_index_is_of_a_newer_format_is_listed_by_its_stats(tmp_path, caplog):
+    write_synthetic_runs(tmp_path, ["run"], steps=3, index=False)
+    with SummaryWriter(str(tmp_path / "run")) as writer:  # and a later writer's index
+        summary = index_summary(True)
+        summary.value[0].metadata.plugin_data.content = json.dumps({"record": "index", "version": 99}).encode()
+        file_writer(writer).add_summary(summary, 7)
+    client, _ = app_for(tmp_path)
+    with caplog.at_level("WARNING", logger="nas_tb_plugin"):
+        for _ in range(2):
+            assert [(r["run"], r["max_step"]) for r in get_json(client, P + "runs")["runs"]] == [("run", 2)]
+    warnings = [r.getMessage() for r in caplog.records if "version 99 is newer" in r.getMessage()]
+    assert len(warnings) == 1 and "'nas/index'" in warnings[0]
 
 
 def test_damaged_files_and_newer_formats_are_logged_and_skipped(tmp_path, caplog):

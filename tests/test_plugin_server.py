@@ -115,6 +115,15 @@ def poll_lines(url: str, run: str, steps: int, seconds: float = 40):
     return body
 
 
+def poll_max_step(url: str, run: str, step: int, seconds: float = 40):
+    """The max_step that `runs` lists for ``run`` once it is ``step`` (or the last one seen)."""
+    deadline, found = time.monotonic() + seconds, None
+    while time.monotonic() < deadline and found != step:
+        found = {r["run"]: r["max_step"] for r in get(url + "/data/plugin/nas/runs")[1]["runs"]}.get(run)
+        time.sleep(0.3)
+    return found
+
+
 @pytest.mark.parametrize("load_fast", ["true", "false"])
 def test_every_logged_step_is_served_and_live_steps_appear(logdir, load_fast):
     torch.set_num_threads(1)
@@ -130,7 +139,10 @@ def test_every_logged_step_is_served_and_live_steps_appear(logdir, load_fast):
             assert listing["nas"]["enabled"] is True and listing["nas"]["tab_name"] == "NAS"
             status, runs = get(url + "/data/plugin/nas/runs")
             assert {"group": "long", "runs": ["long/seed0"], "matched": True} in runs["groups"]
-            assert "long/seed0" in [r["run"] for r in runs["runs"]]
+            # Each run's last step: from its index record (the last of 150 kept), or from its stats for a
+            # run written before that record.
+            steps = {r["run"]: r["max_step"] for r in runs["runs"]}
+            assert steps["long/seed0"] == STEPS - 1 and steps[LEGACY_ODD_RUN] == 0
             status, run = get(url + "/data/plugin/nas/run?run=long%2Fseed0")
             assert run["steps"] == STEPS
             with urllib.request.urlopen(url + "/data/plugin/nas/index.js", timeout=10) as response:
@@ -142,6 +154,7 @@ def test_every_logged_step_is_served_and_live_steps_appear(logdir, load_fast):
             monitor.log(2, test_loss=3.0)
             body = poll_lines(url, live, 3)
             assert body["layers"][0]["steps"] == [0, 1, 2]
+            assert poll_max_step(url, live, 2) == 2
             assert body["loss"]["values"] == [2.0, 1.0, 3.0]
             # Two monitors in one run (a GAN): each layer with its own values.
             for run, medians in GAN_MEDIANS.items():

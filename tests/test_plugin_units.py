@@ -96,9 +96,9 @@ def test_dedupe_keeps_the_last_value_of_a_repeated_step():
 # --- the loader and TensorBoard flags -----------------------------------------------------------
 
 @pytest.mark.parametrize("argv, want", [
-    ([], {"nas": 0}),
-    (["--samples_per_plugin", "images=3"], {"images": 3, "nas": 0}),
-    (["--samples_per_plugin", "nas=7"], {"nas": 7}),  # the user's value wins
+    ([], {"nas": 0, "nas_index": 1}),  # of the index records only the last is read
+    (["--samples_per_plugin", "images=3"], {"images": 3, "nas": 0, "nas_index": 1}),
+    (["--samples_per_plugin", "nas=7,nas_index=5"], {"nas": 7, "nas_index": 5}),  # the user's values win
 ])
 def test_loader_keeps_every_nas_record_unless_told_otherwise(argv, want, tmp_path):
     tb = program.TensorBoard(plugins=[core_plugin.CorePluginLoader(), NASLoader()])
@@ -109,7 +109,7 @@ def test_loader_keeps_every_nas_record_unless_told_otherwise(argv, want, tmp_pat
 def test_loader_accepts_the_flag_as_a_string_from_configure(tmp_path):
     tb = program.TensorBoard(plugins=[core_plugin.CorePluginLoader(), NASLoader()])
     tb.configure(logdir=str(tmp_path), samples_per_plugin="images=2")
-    assert tb.flags.samples_per_plugin == {"images": 2, "nas": 0}
+    assert tb.flags.samples_per_plugin == {"images": 2, "nas": 0, "nas_index": 1}
 
 
 def test_the_entry_point_gives_tensorboard_the_loader():

@@ -14,7 +14,8 @@ from events import read_nas
 from nas_logger import format as fmt
 from nas_logger.summaries import _tensor_summary, nas_summary
 from nas_logger.writer import file_writer
-from plugin_fixtures import STEPS, app_for, get_json
+from nas_tb_plugin.reading import Reader
+from plugin_fixtures import STEPS, app_for, get_json, write_run
 from test_plugin_routes import P, client, logged  # noqa: F401 (fixtures: the route tests' log directory)
 
 
@@ -101,6 +102,17 @@ def test_each_probe_index_serves_its_own_image_and_maps(client, logged):
         response = client.get(P + body["probe"])  # the server's URL, as the frontend follows it
         assert response.status_code == 200 and response.get_data() == pngs[i]
     assert len({client.get(P + f"probe?run=solo&probe={i}").get_data() for i in range(4)}) == 4
+
+
+def test_the_probe_images_are_counted_once_per_version_of_their_record(tmp_path, monkeypatch):
+    write_run(tmp_path, "run", seed=0, steps=range(2))
+    client, _ = app_for(tmp_path)
+    reads = []
+    original = Reader.read_probe
+    monkeypatch.setattr(Reader, "read_probe", lambda self, *a, **k: reads.append(a) or original(self, *a, **k))
+    for step in (0, 1, 0):
+        assert get_json(client, P + f"heatmaps?run=run&step={step}&probe=2")["probe"] == "probe?run=run&probe=2"
+    assert len(reads) == 1
 
 
 def test_a_bad_probe_index_is_a_400_naming_the_range(client):

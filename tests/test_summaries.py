@@ -20,8 +20,25 @@ def test_step_summary_tensors_are_the_bytes_tensorboards_make_tensor_proto_write
     expected = {
         fmt.tag_for("conv1", fmt.HEATMAP): grid,
         fmt.tag_for("fc", fmt.STATS): records["fc"][0], fmt.table_tag(None): table,
-        fmt.alarm_tag(None): np.array(("conv1",), dtype=object),
+        fmt.alarm_tag(None): np.array(("conv1",), dtype=object), fmt.index_tag(None): np.zeros(0, np.float32),
     }
     assert sorted(v.tag for v in summary.value) == sorted(expected)
     for value in summary.value:
         assert value.tensor.SerializeToString() == tensor_util.make_tensor_proto(expected[value.tag]).SerializeToString()
+
+
+def test_every_logged_step_of_a_monitor_carries_its_index_record_with_metadata_once():
+    layers = {"conv1": fmt.LayerInfo("conv1", "conv2d", 8, 64, 0)}
+    records = {"conv1": (np.zeros(len(fmt.STAT_FIELDS), np.float32), None)}
+    written: set[str] = set()
+    first, second = (step_summary(layers, records, ["conv1"], written, monitor="D", step_unit="global step")
+                     for _ in range(2))
+    (index,) = [v for v in first.value if v.tag == "nas/D/index"]
+    assert index.metadata.plugin_data.plugin_name == fmt.INDEX_PLUGIN_NAME
+    assert fmt.parse_plugin_metadata(index.metadata.plugin_data.content) == fmt.Metadata(
+        fmt.INDEX, 2, monitor="D", step_unit="global step")
+    (again,) = [v for v in second.value if v.tag == "nas/D/index"]
+    assert not again.HasField("metadata")
+    # A step without records (an alarm written late, at the step it fired) adds no index record.
+    late = step_summary(layers, {}, ["conv1"], written, ("conv1",))
+    assert [v.tag for v in late.value] == [fmt.ALARM_TAG]
