@@ -12,15 +12,21 @@ before the request, as after new data arrived in every run), and the response si
 Then the run list at many runs (`--many-runs`, default 10,000 tiny runs of 2 layers x 2 steps in 50
 groups): the NAS `runs` route against TensorBoard's own `/data/runs` on the Rust data server, warm (the
 same plugin asked again, as every open tab does on each refresh) and cold (a fresh plugin, as after a
-restart of TensorBoard).
+restart of TensorBoard). `--many-before-index` writes those runs as nas_logger did before the index
+record (listed by their stats tables); `--compare-with CHECKOUT` adds the `runs` route of another
+checkout's plugin (e.g. the main branch's) on the same data server, in the same alternating rounds;
+`--skip-routes` runs only this part.
 
     python benchmarks/plugin_latency.py [--logdir DIR] [--repeats 9] [--only rust|python]
-                                        [--many-runs 10000] [--many-logdir DIR]
+                                        [--many-runs 10000] [--many-logdir DIR] [--many-before-index]
+                                        [--compare-with CHECKOUT] [--skip-routes]
 """
 from __future__ import annotations
 
 import argparse
 import gzip
+import importlib
+import importlib.util
 import statistics
 import tempfile
 import time
@@ -43,9 +49,8 @@ from werkzeug import test as werkzeug_test
 from nas_logger import format as fmt
 from nas_logger.summaries import step_summary
 from nas_logger.writer import file_writer
-from nas_tb_plugin import grouping
 from nas_tb_plugin.plugin import NASPlugin
-from nas_tb_plugin.reading import Reader, SeriesCache
+from nas_tb_plugin.reading import SeriesCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reliability_support import write_synthetic_runs  # noqa: E402
@@ -110,7 +115,7 @@ def rust_provider(logdir: Path, ready=loaded):
     ingester = server_ingester.SubprocessServerDataIngester(
         server_ingester.get_server_binary(), str(logdir), reload_interval=0,
         channel_creds_type=grpc_util.ChannelCredsType.LOCAL,
-        samples_per_plugin={fmt.PLUGIN_NAME: 0, "scalars": 0})
+        samples_per_plugin={fmt.PLUGIN_NAME: 0, fmt.INDEX_PLUGIN_NAME: 1, "scalars": 0})  # as NASLoader asks
     ingester.start()
     dp, ctx = ingester.data_provider, context.RequestContext()
     deadline = time.monotonic() + 600
@@ -189,35 +194,66 @@ def many_runs(count: int) -> list[str]:
     return [f"group{k % MANY_GROUPS:02d}/seed{k // MANY_GROUPS}" for k in range(count)]
 
 
-def time_run_list(logdir: Path, count: int, repeats: int) -> None:
-    """The NAS `runs` route against TensorBoard's `/data/runs` on ``count`` runs (Rust data server)."""
+def plugin_class_of(checkout: Path):
+    """NASPlugin of another checkout's ``nas_tb_plugin`` (imported as ``other_nas_tb_plugin``; it reads
+    the event files through this checkout's ``nas_logger.format``)."""
+    package = checkout / "nas_tb_plugin"
+    spec = importlib.util.spec_from_file_location("other_nas_tb_plugin", package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module("other_nas_tb_plugin.plugin").NASPlugin
+
+
+def forget(plugin) -> None:
+    """What a restarted TensorBoard knows of its runs: nothing (a new reader, no run list kept)."""
+    routes = plugin._routes
+    routes._reader = type(routes._reader)(routes._reader.data_provider)
+    for name in vars(routes):
+        if name.startswith("_runs"):  # the run lists kept, by whatever name a checkout gives them
+            setattr(routes, name, None)
+    sys.modules[type(plugin).__module__.rpartition(".")[0] + ".grouping"]._memo.cache_clear()
+
+
+def time_run_list(logdir: Path, count: int, repeats: int, before_index: bool = False,
+                  compare_with: Path | None = None) -> None:
+    """The NAS `runs` route against TensorBoard's `/data/runs` on ``count`` runs (Rust data server), and
+    that of the plugin of checkout ``compare_with``."""
     runs = many_runs(count)
     if not (logdir / runs[-1]).exists():
         start = time.perf_counter()
-        write_synthetic_runs(logdir, runs)
-        print(f"\nwrote {count} runs of 2 layers x 2 steps to {logdir} in {time.perf_counter() - start:.1f} s")
+        write_synthetic_runs(logdir, runs, index=not before_index)
+        print(f"\nwrote {count} runs of 2 layers x 2 steps{' without index records' if before_index else ''} "
+              f"to {logdir} in {time.perf_counter() - start:.1f} s")
     provider, ingester = rust_provider(
         logdir, ready=lambda dp, ctx: len(dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)) >= count)
     try:
         context_ = base_plugin.TBContext(logdir=str(logdir), data_provider=provider)
-        plugin = NASPlugin(context_)
-        app = application.TensorBoardWSGI([plugin, core_plugin.CorePlugin(context_)], data_provider=provider)
-        client = werkzeug_test.Client(app)
+        plugins = {"": NASPlugin(context_)}
+        if compare_with is not None:
+            plugins[str(compare_with)] = plugin_class_of(compare_with)(context_)
+        clients = {name: werkzeug_test.Client(application.TensorBoardWSGI(
+            [plugin, core_plugin.CorePlugin(context_)], data_provider=provider)) for name, plugin in plugins.items()}
 
         def fetch(url: str, cold: bool = False) -> bytes:
-            if cold:  # what a restarted TensorBoard knows: nothing
-                plugin._routes._reader = Reader(provider)
-                grouping._memo.cache_clear()
-            response = client.get(url, headers={"Accept-Encoding": "gzip"})
+            checkout, _, path = url.rpartition("@")  # "CHECKOUT@/data/...": that checkout's plugin
+            if cold:
+                forget(plugins[checkout])
+            response = clients[checkout].get(path, headers={"Accept-Encoding": "gzip"})
             assert response.status_code == 200, (url, response.status_code, response.get_data()[:300])
             return response.get_data()
 
-        listed = fetch("/data/plugin/nas/runs")
-        assert listed[:2] == b"\x1f\x8b" and gzip.decompress(listed).count(b'"max_step"') == count
-        results = time_routes(fetch, {"scalars (baseline)": "/data/runs", f"runs ({count} runs)": "/data/plugin/nas/runs"},
-                              repeats, cold=True)
-        report(f"run list, {count} runs in {MANY_GROUPS} groups (Rust data server); baseline: TensorBoard's /data/runs",
-               results)
+        routes = {"scalars (baseline)": "/data/runs", f"runs ({count} runs)": "/data/plugin/nas/runs"}
+        if compare_with is not None:
+            routes[f"runs, {compare_with}"] = f"{compare_with}@/data/plugin/nas/runs"
+        for url in list(routes.values())[1:]:
+            listed = fetch(url)
+            assert listed[:2] == b"\x1f\x8b" and gzip.decompress(listed).count(b'"max_step"') == count
+        results = time_routes(fetch, routes, repeats, cold=True)
+        written = "written before the index record" if before_index else "with index records"
+        report(f"run list, {count} runs in {MANY_GROUPS} groups, {written} (Rust data server); "
+               "baseline: TensorBoard's /data/runs", results)
     finally:
         ingester._stdin_handle.close()
 
@@ -229,10 +265,15 @@ def main() -> None:
     parser.add_argument("--only", choices=["rust", "python"], help="measure one data provider only")
     parser.add_argument("--many-runs", type=int, default=10_000, help="runs of the run-list benchmark (0: skip it)")
     parser.add_argument("--many-logdir", type=Path, help="reuse or create this log dir for it (default: a temp dir)")
+    parser.add_argument("--many-before-index", action="store_true",
+                        help="write the many runs without index records, as nas_logger did before them")
+    parser.add_argument("--compare-with", type=Path, metavar="CHECKOUT",
+                        help="also time the runs route of this checkout's plugin (e.g. a main worktree)")
     parser.add_argument("--skip-routes", action="store_true", help="only the run-list benchmark")
     args = parser.parse_args()
     if args.many_runs:
-        time_run_list(args.many_logdir or Path(tempfile.mkdtemp(prefix="nas_bench_runs_")), args.many_runs, args.repeats)
+        time_run_list(args.many_logdir or Path(tempfile.mkdtemp(prefix="nas_bench_runs_")), args.many_runs,
+                      args.repeats, args.many_before_index, args.compare_with)
     if args.skip_routes:
         return
     logdir = args.logdir or Path(tempfile.mkdtemp(prefix="nas_bench_"))
