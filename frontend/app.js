@@ -116,17 +116,15 @@ export class NasApp {
     this.entryByKey = new Map(entries.map((e) => [key(e), e]));
     const first = !this.panels;
     if (first) this.buildLayout();
-    const wanted = this.restored ? this.restored.runs || [] : this.selected.map(key);
-    this.selected = wanted.filter((k) => this.entryByKey.has(k)).map((k) => this.entryByKey.get(k));
-    if (this.selected.length === 0 && (first || this.restored) && !(this.restored && this.restored.runs && this.restored.runs.length === 0)) {
-      this.selected = firstSelection(entries, this.catalog.runs);
-    }
+    const was = this.selected.map(key).join("\n");
+    this.selected = this.selectionFrom(this.restored ? this.restored.runs : this.selected.map(key));
     this.restored = null;
     this.sidebar.setEntries(entries, new Set(this.selected.map(key)));
     this.sidebar.setRegex(this.regex, this.catalog.defaultRegex, regexError);
     this.root.dataset.state = "ready";
     this.root.dataset.runs = String(this.catalog.runs.length);
-    const changed = first || this.redraw || this.selected.some((e) => e.runs.some((r) => before.get(r) !== this.versions.get(r)));
+    const changed = first || this.redraw || this.selected.map(key).join("\n") !== was ||
+      this.selected.some((e) => e.runs.some((r) => before.get(r) !== this.versions.get(r)));
     this.redraw = false;
     if (changed) {
       this.loadTags();
@@ -153,6 +151,15 @@ export class NasApp {
     return list;
   }
 
+  /** The listed entries of `keys` (a URL's, or the selection before a new list of runs); the first view
+   * (firstSelection) when there are no keys (undefined) or none of them is listed any more. An empty list
+   * stays empty: "nothing selected" is the user's choice. */
+  selectionFrom(keys) {
+    const found = (keys || []).filter((k) => this.entryByKey.has(k)).map((k) => this.entryByKey.get(k));
+    if (found.length || (keys && keys.length === 0)) return found;
+    return firstSelection([...this.entryByKey.values()], this.catalog.runs);
+  }
+
   /** The data versions of an entry's runs: the cache key of every response about it. */
   versionOf(entry) {
     return entry.runs.map((r) => this.versions.get(r) || "").join(",");
@@ -165,6 +172,7 @@ export class NasApp {
       step: this.view === "heatmap" && this.steps.length ? String(this.steps[this.stepIndex]) : null,
       hidden: this.hidden.size ? [...this.hidden] : null, regex: this.regex, refresh: this.refreshS,
       layers: this.overlayLayers, probe: this.probeIndex || null,
+      heatruns: this.heatRuns.size ? Object.fromEntries(this.heatRuns) : null,
     };
   }
 
@@ -175,6 +183,7 @@ export class NasApp {
     this.hidden = new Set(state.hidden || []);
     this.overlayLayers = state.layers || null;
     this.probeIndex = state.probe || 0;
+    this.heatRuns = new Map(Object.entries(state.heatruns || {}));
     this.regex = state.regex || "";
     this.wantStep = state.step === undefined ? null : state.step;
     this.refreshS = state.refresh;
@@ -203,8 +212,7 @@ export class NasApp {
       await this.loadCatalog();
       return;
     }
-    const wanted = (state.runs || []).filter((k) => this.entryByKey.has(k));
-    this.selected = state.runs ? wanted.map((k) => this.entryByKey.get(k)) : firstSelection(this.entries(), this.catalog.runs);
+    this.selected = this.selectionFrom(state.runs);
     this.restored = null;
     this.sidebar.check(new Set(this.selected.map(key)));
     this.loadTags();
@@ -571,7 +579,7 @@ export class NasApp {
     const select = h("select", { class: "nas-heat-run", "aria-label": `run of ${entry.name} shown` });
     for (const run of entry.runs) h("option", { value: run, text: run }, select);
     select.value = this.heatRun(entry);
-    select.addEventListener("change", () => { this.heatRuns.set(key(entry), select.value); this.renderView(); });
+    select.addEventListener("change", () => { this.heatRuns.set(key(entry), select.value); this.saveState(); this.renderView(); });
     sub.after(select);
   }
 

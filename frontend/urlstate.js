@@ -7,8 +7,9 @@
 const PLUGIN = "nas";
 const PREFIX = `p.${PLUGIN}.`;
 
-// One line per piece of state: its key in the URL and how it is written ("string", "number", or "list": a JSON
-// array). To add state (a view's own options, an axis unit), add it here and to NasApp.urlState()/restore().
+// One line per piece of state: its key in the URL and how it is written ("string", "number", "list": a JSON
+// array, or "map": a JSON object of strings). To add state (a view's own options, an axis unit), add it here and
+// to NasApp.urlState()/applyState().
 export const FIELDS = {
   view: "string",
   runs: "list", // selected entries' keys, "group:NAME" / "run:NAME"
@@ -20,6 +21,7 @@ export const FIELDS = {
   refresh: "number", // seconds between refreshes of the run list
   layers: "list", // the overlay view's chosen layers; absent: every layer
   probe: "number", // which probe image the heatmaps show
+  heatruns: "map", // the run that a group's heatmap panel shows, by group key ("group:NAME")
 };
 
 /** The window whose URL a user copies: TensorBoard's page, or this page when opened on its own. */
@@ -49,12 +51,16 @@ export function readState() {
     const text = decodeURIComponent(part.slice(eq + 1));
     if (kind === "string") state[name] = text;
     else if (kind === "number" && Number.isFinite(+text) && text !== "") state[name] = +text;
-    else if (kind === "list") {
+    else if (kind === "list" || kind === "map") {
+      let value;
       try {
-        const list = JSON.parse(text);
-        if (Array.isArray(list)) state[name] = list.map(String);
+        value = JSON.parse(text);
       } catch (e) {
-        // a hand-edited list that is not JSON: as if absent
+        continue; // a hand-edited value that is not JSON: as if absent
+      }
+      if (kind === "list" && Array.isArray(value)) state[name] = value.map(String);
+      else if (kind === "map" && value && typeof value === "object" && !Array.isArray(value)) {
+        state[name] = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]));
       }
     }
   }
@@ -68,7 +74,7 @@ export function hashOf(state) {
   for (const [name, kind] of Object.entries(FIELDS)) {
     const value = state[name];
     if (value === undefined || value === null || value === "") continue;
-    const text = kind === "list" ? JSON.stringify(value) : String(value);
+    const text = kind === "list" || kind === "map" ? JSON.stringify(value) : String(value);
     kept.push(`${encodeURIComponent(PREFIX + name)}=${encodeURIComponent(text)}`);
   }
   return "#" + kept.join("&");

@@ -247,3 +247,54 @@ def test_the_overlay_views_chosen_layers_travel_in_the_url(tab, context):
             ["layer0", False], ["layer1", True]]
     finally:
         other.close()
+
+
+def test_the_run_shown_in_a_groups_heatmap_travels_in_the_url(tab, context):
+    page, frame = tab
+    select(frame, "group:alpha")
+    show(frame, "heatmap")
+    picker = ".nas-panel[data-key='group:alpha'] .nas-heat-run"
+    assert frame.eval_on_selector(picker, "s => s.value") == "alpha/seed0"  # the group's first run
+    frame.select_option(picker, "alpha/seed1")
+    frame.wait_for_function("() => window.nasApp.heatPanels.map(p => p.run).join() === 'alpha/seed1'")
+    wait_ready(frame, "heatmap")
+    assert "p.nas.heatruns" in page.url
+    other, copy = open_tab(context, page.url)
+    try:
+        wait_ready(copy, "heatmap")
+        assert copy.eval_on_selector(picker, "s => s.value") == "alpha/seed1"
+        assert copy.evaluate("window.nasApp.heatPanels.map(p => p.run)") == ["alpha/seed1"]
+    finally:
+        other.close()
+
+
+def test_a_url_whose_runs_are_all_gone_shows_the_first_view(tab):
+    page, frame = tab
+    select(frame, "run:alpha/seed0")  # a run of a group: never in the first view, which shows the group
+    first = frame.evaluate("""async () => {
+        const { firstSelection } = await import('./static/selection.js');
+        return firstSelection([...window.nasApp.entryByKey.values()], window.nasApp.catalog.runs).map(e => e.type + ':' + e.name);
+    }""")
+    page.evaluate("""() => { location.hash = '#nas&' + encodeURIComponent('p.nas.runs') + '=' +
+        encodeURIComponent(JSON.stringify(['run:gone'])) + '&p.nas.refresh=1'; }""")
+    frame.wait_for_function("(keys) => [...document.querySelectorAll('.nas-panel')].map(e => e.dataset.key).join() === keys.join()",
+                            arg=first)
+    wait_ready(frame)
+    assert sorted(checked(frame)) == sorted(first)
+
+
+def test_the_scroll_position_is_kept_across_a_live_refresh(tab, logdir):
+    page, frame = tab
+    page.set_viewport_size({"width": 1280, "height": 520})
+    select(frame, *frame.eval_on_selector_all(".nas-entry", "els => els.map(e => e.dataset.key)"))
+    live = f".nas-panel[data-key='run:{LIVE}'] path.nas-line[data-layer=layer0]"
+    steps = frame.eval_on_selector(live, "p => p.getAttribute('d').split(/[ML]/).length - 1")
+    main = frame.query_selector(".nas-main")
+    scrolled = main.evaluate("m => { m.scrollTop = m.scrollHeight; return m.scrollTop; }")
+    assert scrolled > 200, "the panels must overflow the view for this test to mean anything"
+    write_synthetic_runs(logdir, [LIVE], steps=range(steps, steps + 2), seed=5)
+    frame.wait_for_function(
+        f"() => {{ const p = document.querySelector(\"{live}\"); return p && p.getAttribute('d').split(/[ML]/).length - 1 === {steps + 2}; }}",
+        timeout=WAIT_MS)
+    wait_ready(frame, "lines")
+    assert main.evaluate("m => m.scrollTop") == scrolled
