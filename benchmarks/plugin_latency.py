@@ -12,13 +12,15 @@ before the request, as after new data arrived in every run), and the response si
 Then the run list at many runs (`--many-runs`, default 10,000 tiny runs of 2 layers x 2 steps in 50
 groups): the NAS `runs` route against TensorBoard's own `/data/runs` on the Rust data server, warm (the
 same plugin asked again, as every open tab does on each refresh) and cold (a fresh plugin, as after a
-restart of TensorBoard). `--many-before-index` writes those runs as nas_logger did before the index
+restart of TensorBoard). `--many-layers` gives those runs more layers (a stats table's metadata lists them
+all, an index record's none). `--many-before-index` writes those runs as nas_logger did before the index
 record (listed by their stats tables); `--compare-with CHECKOUT` adds the `runs` route of another
 checkout's plugin (e.g. the main branch's) on the same data server, in the same alternating rounds;
 `--skip-routes` runs only this part.
 
     python benchmarks/plugin_latency.py [--logdir DIR] [--repeats 9] [--only rust|python]
-                                        [--many-runs 10000] [--many-logdir DIR] [--many-before-index]
+                                        [--many-runs 10000] [--many-logdir DIR] [--many-layers 2]
+                                        [--many-before-index]
                                         [--compare-with CHECKOUT] [--skip-routes]
 """
 from __future__ import annotations
@@ -216,15 +218,15 @@ def forget(plugin) -> None:
     sys.modules[type(plugin).__module__.rpartition(".")[0] + ".grouping"]._memo.cache_clear()
 
 
-def time_run_list(logdir: Path, count: int, repeats: int, before_index: bool = False,
+def time_run_list(logdir: Path, count: int, repeats: int, layers: int = 2, before_index: bool = False,
                   compare_with: Path | None = None) -> None:
     """The NAS `runs` route against TensorBoard's `/data/runs` on ``count`` runs (Rust data server), and
     that of the plugin of checkout ``compare_with``."""
     runs = many_runs(count)
     if not (logdir / runs[-1]).exists():
         start = time.perf_counter()
-        write_synthetic_runs(logdir, runs, index=not before_index)
-        print(f"\nwrote {count} runs of 2 layers x 2 steps{' without index records' if before_index else ''} "
+        write_synthetic_runs(logdir, runs, layers=layers, index=not before_index)
+        print(f"\nwrote {count} runs of {layers} layers x 2 steps{' without index records' if before_index else ''} "
               f"to {logdir} in {time.perf_counter() - start:.1f} s")
     provider, ingester = rust_provider(
         logdir, ready=lambda dp, ctx: len(dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)) >= count)
@@ -252,7 +254,7 @@ def time_run_list(logdir: Path, count: int, repeats: int, before_index: bool = F
             assert listed[:2] == b"\x1f\x8b" and gzip.decompress(listed).count(b'"max_step"') == count
         results = time_routes(fetch, routes, repeats, cold=True)
         written = "written before the index record" if before_index else "with index records"
-        report(f"run list, {count} runs in {MANY_GROUPS} groups, {written} (Rust data server); "
+        report(f"run list, {count} runs of {layers} layers in {MANY_GROUPS} groups, {written} (Rust data server); "
                "baseline: TensorBoard's /data/runs", results)
     finally:
         ingester._stdin_handle.close()
@@ -265,6 +267,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["rust", "python"], help="measure one data provider only")
     parser.add_argument("--many-runs", type=int, default=10_000, help="runs of the run-list benchmark (0: skip it)")
     parser.add_argument("--many-logdir", type=Path, help="reuse or create this log dir for it (default: a temp dir)")
+    parser.add_argument("--many-layers", type=int, default=2, help="layers of each of the many runs")
     parser.add_argument("--many-before-index", action="store_true",
                         help="write the many runs without index records, as nas_logger did before them")
     parser.add_argument("--compare-with", type=Path, metavar="CHECKOUT",
@@ -273,7 +276,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.many_runs:
         time_run_list(args.many_logdir or Path(tempfile.mkdtemp(prefix="nas_bench_runs_")), args.many_runs,
-                      args.repeats, args.many_before_index, args.compare_with)
+                      args.repeats, args.many_layers, args.many_before_index, args.compare_with)
     if args.skip_routes:
         return
     logdir = args.logdir or Path(tempfile.mkdtemp(prefix="nas_bench_"))
