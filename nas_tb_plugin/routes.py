@@ -351,11 +351,12 @@ class Routes:
 
     def runs_impl(self, ctx, eid: str, pattern: Pattern) -> dict:
         """Every run with NAS data (its group; its last logged step and when, which change together whenever
-        it logs a step: clients key their caches on them) and the groups. A listing of one tag per run, no
-        read; the rest of a run (layers, scalar tags, step count) is :meth:`run_impl`'s, asked for lazily."""
+        it logs a step: clients key their caches on them) and the groups. The run names and a listing of one
+        index record per run (see :meth:`Reader.run_versions`), no read; the rest of a run (layers, scalar
+        tags, step count) is :meth:`run_impl`'s, asked for lazily."""
         return self._run_list(ctx, eid, pattern).body
 
-    def _run_list(self, ctx, eid: str, pattern: Pattern) -> "RunList":
+    def _run_list(self, ctx, eid: str, pattern: Pattern) -> RunList:
         """The run list of :meth:`runs_impl` and its gzipped JSON: the last one while the experiment, the
         regex and every run's version are unchanged (the versions are listed on every call)."""
         versions = self._reader.run_versions(ctx, eid)
