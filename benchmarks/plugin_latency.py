@@ -6,8 +6,9 @@ Then, in this process, serves it through TensorBoard's WSGI app with the NAS and
 each data provider TensorBoard uses: the Rust data server's gRPC provider (the default path; the data
 server runs as a subprocess, as under `tensorboard`) and MultiplexerDataProvider (`--load_fast=false`).
 It prints the median latency of each NAS route as a ratio to `/data/plugin/scalars/scalars` serving
-the same number of points (15,000), warm (the plugin's series cache filled) and cold (cache emptied
-before the request, as after new data arrived in every run), and the response sizes.
+the same number of points (15,000), warm (the plugin's caches filled: the same request again) and cold
+(its series and response caches emptied before the request, as after new data arrived in every run),
+and the response sizes.
 
 Then the run list at many runs (`--many-runs`, default 10,000 tiny runs of 2 layers x 2 steps in 50
 groups): the NAS `runs` route against TensorBoard's own `/data/runs` on the Rust data server, warm (the
@@ -53,6 +54,7 @@ from nas_logger.summaries import step_summary
 from nas_logger.writer import file_writer
 from nas_tb_plugin.plugin import NASPlugin
 from nas_tb_plugin.reading import SeriesCache
+from nas_tb_plugin.routes import BODY_CACHE_BYTES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reliability_support import write_synthetic_runs  # noqa: E402
@@ -135,8 +137,9 @@ def client_for(logdir: Path, provider):
     client = werkzeug_test.Client(app)
 
     def fetch(url: str, cold: bool = False) -> bytes:
-        if cold:  # forget the converted series, as after new data arrived for every run
+        if cold:  # forget the converted series and the kept bodies, as after new data arrived for every run
             plugin._routes._reader._cache = SeriesCache(10**8)
+            plugin._routes._bodies = SeriesCache(BODY_CACHE_BYTES)
         response = client.get(url, headers={"Accept-Encoding": "gzip"})
         assert response.status_code == 200, (url, response.status_code, response.get_data()[:300])
         return response.get_data()

@@ -87,6 +87,9 @@ class RunListing:
     tables: dict[str, Table] = field(default_factory=dict)
     probes: dict[str | None, Listed] = field(default_factory=dict)
     units: dict[str | None, str] = field(default_factory=dict)
+    # (tag, max_step, max_wall_time) of every NAS tag listed for the run: changes whenever any of its NAS
+    # data does, so it keys what is made from the listing and the data it lists (see SeriesCache).
+    listed: tuple[tuple[str, int, float], ...] = ()
 
     def index(self) -> list[Listed]:
         """The tags that stand for the run in a cheap listing (see :func:`index_tags`)."""
@@ -120,8 +123,9 @@ class Stats:
 
 
 class SeriesCache:
-    """LRU of converted series by (experiment, run, tag), valid while the series' listed
-    (max_step, max_wall_time) is unchanged; holds at most ``budget`` array cells."""
+    """LRU of payloads by key, each valid while the version it was made from (the listed
+    (max_step, max_wall_time) of a series, of every tag of a response) is unchanged; holds at most
+    ``budget`` units of the sizes given to :meth:`put` (array cells of a converted series, bytes of a body)."""
 
     MISS = object()
 
@@ -247,7 +251,7 @@ class Reader:
     def _run_listing(self, run: str, tags: list[tuple[str, bytes, int, float]]) -> RunListing | None:
         """The RunListing of one run's listed NAS tags [(tag, metadata content, max step, max wall time)];
         None without statistics."""
-        entry = RunListing()
+        entry = RunListing(listed=tuple((tag, max_step, max_wall_time) for tag, _, max_step, max_wall_time in tags))
         for tag, content, max_step, max_wall_time in tags:
             meta = self._decode(run, tag, content)
             if meta is None:
@@ -537,13 +541,27 @@ class Reader:
         return self._cached((eid, run, "probe count", listed.tag), listed.version,
                             lambda: len(self.read_probe(ctx, eid, run, listing, monitor) or ()))
 
-    def _legacy_probe(self, ctx, eid: str, run: str) -> bytes | None:
-        """The probe as files written before the probe PNG record hold it: an image summary (its last one)."""
+    def probe_version(self, ctx, eid: str, run: str, listing: RunListing) -> tuple | None:
+        """The listed version of what the run's probe images are read from, beyond its NAS listing (for
+        response caches): nothing when it has probe records, else its image summary's (files written
+        before those records), None when it has none either (probes that are no images)."""
+        if listing.probes:
+            return ()
+        listed = self._legacy_listed(ctx, eid, run)
+        return None if listed is None else (listed.max_step, listed.max_wall_time)
+
+    def _legacy_listed(self, ctx, eid: str, run: str) -> provider.BlobSequenceTimeSeries | None:
+        """The probe's image summary of files written before the probe PNG record, as listed, or None."""
         tag = fmt.PROBE_IMAGE_TAG
-        listed = self._provider.list_blob_sequences(
+        return self._provider.list_blob_sequences(
             ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN,
             run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
         ).get(run, {}).get(tag)
+
+    def _legacy_probe(self, ctx, eid: str, run: str) -> bytes | None:
+        """The probe as files written before the probe PNG record hold it: an image summary (its last one)."""
+        tag = fmt.PROBE_IMAGE_TAG
+        listed = self._legacy_listed(ctx, eid, run)
         if listed is None:
             return None
 

@@ -29,13 +29,16 @@ from . import assets
 from .aggregate import align, band, mean_curve
 from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_members, group_runs
 from .overfit import default_loss_tag, overfit_step
-from .reading import ProbeUnreadable, Reader, RunListing, Stats, joint_unit
+from .reading import Listed, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats, joint_unit
 
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
 STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
 
+
+# Most bytes of response bodies kept for repeated requests (Routes._memo): a few hundred views' worth.
+BODY_CACHE_BYTES = 64 * 2**20
 
 # Longest error message sent back: messages quote the offending value, which a client controls.
 MAX_ERROR_CHARS = 300
@@ -111,6 +114,14 @@ def _floats(values: np.ndarray) -> list:
     return out
 
 
+def _float_lists(arrays: list[np.ndarray]) -> list[list]:
+    """:func:`_floats` of each array (flattened), rounded together: one pass over many small arrays (a
+    response's layers) instead of a pass per array, whose fixed cost exceeds that of its values."""
+    flat = _floats(np.concatenate([np.ravel(a) for a in arrays])) if arrays else []
+    bounds = np.cumsum([0] + [np.size(a) for a in arrays]).tolist()
+    return [flat[start:end] for start, end in zip(bounds, bounds[1:])]
+
+
 def _where(request) -> tuple:
     """(request context, experiment id) for the data provider."""
     return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
@@ -154,11 +165,21 @@ class Selection:
     name: str
     runs: list[str]
     listings: dict[str, RunListing]
+    scalars: dict[str, dict[str, Listed]] | None = None  # the runs' scalar tags, listed for the overlays
 
     @property
     def step_unit(self) -> str:
         """What the selection's steps count: its runs' unit, or their units joined when they differ."""
         return joint_unit(self.listings[run].step_unit for run in self.runs)
+
+    @property
+    def version(self) -> tuple:
+        """The runs and the listed version of each of their NAS tags (and scalar tags, when listed): changes
+        whenever anything a response about the selection is made from does."""
+        nas = tuple((run, self.listings[run].listed) for run in self.runs)
+        if self.scalars is None:
+            return nas
+        return nas, tuple((run, tag, *listed.version) for run, tags in self.scalars.items() for tag, listed in tags.items())
 
 
 @dataclass(frozen=True)
@@ -256,11 +277,14 @@ class Routes:
 
     Each ``*_route`` parses and validates its request, then calls ``*_impl(ctx, eid, ...)``, which reads
     and computes the response body without seeing the request (TensorBoard's scalars plugin's split).
+    The data routes list what they show first and keep their encoded bodies by those listed versions
+    (:meth:`_memo`): a view that every open tab asks for again costs its listing calls only.
     """
 
     def __init__(self, data_provider, frontend_dir: Path | None) -> None:
         self._reader = Reader(data_provider)
         self._frontend = frontend_dir
+        self._bodies = SeriesCache(BODY_CACHE_BYTES)  # see _memo
         # The run list that every open tab polls: the last one made, reused while its key holds.
         self._runs_last: RunList | None = None
 
@@ -292,36 +316,58 @@ class Routes:
 
     @_endpoint
     def lines_route(self, request):
-        return _json(request, self.lines_impl(*_where(request), _selector(request), _loss_tags(request)))
+        return self._selection_json(request, "lines", self.lines_impl)
 
     @_endpoint
     def stripes_route(self, request):
-        return _json(request, self.stripes_impl(*_where(request), _selector(request), _loss_tags(request)))
+        return self._selection_json(request, "stripes", self.stripes_impl)
+
+    def _selection_json(self, request, route: str, impl):
+        """The JSON of ``impl(ctx, eid, selection, loss tags)`` for the requested run or group, kept (see :meth:`_memo`)."""
+        ctx, eid = _where(request)
+        selector, loss_tags = _selector(request), _loss_tags(request)
+        sel = self._select(ctx, eid, selector, scalars=True)
+        return self._kept_json(request, (route, eid, sel.kind, sel.name, loss_tags), sel.version,
+                               lambda: impl(ctx, eid, sel, loss_tags))
 
     @_endpoint
     def export_route(self, request):
         output = _arg(request, "format") or "csv"
         if output != "csv":
             raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
-        filename, text = self.export_impl(*_where(request), _selector(request))
-        headers = [("Content-Disposition", f'attachment; filename="{filename}"')]
+        ctx, eid = _where(request)
+        sel = self._select(ctx, eid, _selector(request))
+        text = self._memo(("export", eid, sel.kind, sel.name), sel.version,
+                          lambda: self.export_impl(ctx, eid, sel).encode())
+        headers = [("Content-Disposition", f'attachment; filename="{_export_filename(sel)}"')]
         return http_util.Respond(request, text, "text/csv", headers=headers)
 
     @_endpoint
     def heatmap_route(self, request):
         run, layer = _arg(request, "run", required=True), _arg(request, "layer", required=True)
-        return _json(request, self.heatmap_impl(*_where(request), run, layer, _int_arg(request, "step"),
-                                                _probe_arg(request)))
+        step, probe = _int_arg(request, "step"), _probe_arg(request)
+        ctx, eid = _where(request)
+        listing = self._run(ctx, eid, run)
+        return self._kept_json(request, ("heatmap", eid, run, layer, step, probe),
+                               self._heatmap_version(ctx, eid, run, listing),
+                               lambda: self.heatmap_impl(ctx, eid, run, listing, layer, step, probe))
 
     @_endpoint
     def heatmaps_route(self, request):
         run = _arg(request, "run", required=True)
-        return _json(request, self.heatmaps_impl(*_where(request), run, _int_arg(request, "step"), _probe_arg(request)))
+        step, probe = _int_arg(request, "step"), _probe_arg(request)
+        ctx, eid = _where(request)
+        listing = self._run(ctx, eid, run)
+        return self._kept_json(request, ("heatmaps", eid, run, step, probe), self._heatmap_version(ctx, eid, run, listing),
+                               lambda: self.heatmaps_impl(ctx, eid, run, listing, step, probe))
 
     @_endpoint
     def steps_route(self, request):
-        run = _arg(request, "run", required=True)
-        return _json(request, self.steps_impl(*_where(request), run, _loss_tags(request)))
+        run, loss_tags = _arg(request, "run", required=True), _loss_tags(request)
+        ctx, eid = _where(request)
+        sel = self._select(ctx, eid, Selector(run=run), scalars=True)
+        return self._kept_json(request, ("steps", eid, run, loss_tags), sel.version,
+                               lambda: self.steps_impl(ctx, eid, sel, loss_tags))
 
     @_endpoint
     def probe_route(self, request):
@@ -392,50 +438,50 @@ class Routes:
             "wall_time": wall_time,
         }
 
-    def lines_impl(self, ctx, eid: str, selector: Selector, loss_tags: tuple[str | None, str | None]) -> dict:
+    def lines_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """Per layer its min/median/max over steps, and the overlays (losses, overfitting step, alarms)."""
-        sel = self._select(ctx, eid, selector)
+        lines = self._layer_lines(ctx, eid, sel)
+        values = iter(_float_lists([a for l in lines for a in (l.stats.median, l.stats.min, l.stats.max)]))
         layers = [
             {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": _steps(l.stats.steps),
-             "median": _floats(l.stats.median), "min": _floats(l.stats.min), "max": _floats(l.stats.max)}
-            for l in self._layer_lines(ctx, eid, sel)
+             "median": next(values), "min": next(values), "max": next(values)}
+            for l in lines
         ]
         return {"layers": layers, **self._overlay(ctx, eid, sel, loss_tags), "runs": sel.runs,
                 "step_unit": sel.step_unit}
 
-    def stripes_impl(self, ctx, eid: str, selector: Selector, loss_tags: tuple[str | None, str | None]) -> dict:
+    def stripes_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """The layers' medians on the union of their steps (layers x steps), and the overlays."""
-        sel = self._select(ctx, eid, selector)
         lines = self._layer_lines(ctx, eid, sel)
         steps, medians = align([(l.stats.steps, l.stats.median) for l in lines])
         return {
             "layers": [l.layer.name for l in lines],
             "depths": [l.layer.depth for l in lines],
             "steps": _steps(steps),
-            "medians": [_floats(row) for row in medians],
+            "medians": _float_lists(list(medians)),
             **self._overlay(ctx, eid, sel, loss_tags),
             "step_unit": sel.step_unit,
         }
 
-    def export_impl(self, ctx, eid: str, selector: Selector) -> tuple[str, str]:
-        """(file name, CSV text) of the layers' min/median/max per step; the step column is named by the
-        step unit ("epoch", "global step", ...)."""
-        sel = self._select(ctx, eid, selector)
+    def export_impl(self, ctx, eid: str, sel: Selection) -> str:
+        """CSV text of the layers' min/median/max per step; the step column is named by the step unit
+        ("epoch", "global step", ...)."""
         out = io.StringIO()
         writer = csv.writer(out)  # RFC 4180: CRLF rows, so a CR or LF inside a name is quoted
         writer.writerow(["run_or_group", "layer", "depth", _csv_text(sel.step_unit), "min", "median", "max"])
-        for line in self._layer_lines(ctx, eid, sel):
-            columns = [_floats(line.stats.min), _floats(line.stats.median), _floats(line.stats.max)]
+        lines = self._layer_lines(ctx, eid, sel)
+        values = iter(_float_lists([a for l in lines for a in (l.stats.min, l.stats.median, l.stats.max)]))
+        for line in lines:
+            columns = [next(values), next(values), next(values)]
             for i, step in enumerate(line.stats.steps.tolist()):
                 writer.writerow([_csv_text(sel.name), _csv_text(line.layer.name), line.layer.depth, step,
                                  *("" if c[i] is None else repr(c[i]) for c in columns)])
-        filename = "nas_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", sel.name).strip("._") or sel.kind) + ".csv"
-        return filename, out.getvalue()
+        return out.getvalue()
 
-    def heatmap_impl(self, ctx, eid: str, run: str, layer: str, step: int | None, probe: int = 0) -> dict:
+    def heatmap_impl(self, ctx, eid: str, run: str, listing: RunListing, layer: str, step: int | None,
+                     probe: int = 0) -> dict:
         """One layer's heatmap of probe sample ``probe`` at ``step`` (None: the last), its steps, the
         number of probe samples and the probe image's URL."""
-        listing = self._run(ctx, eid, run)
         series = listing.heatmaps.get(layer)
         if series is None:
             raise ApiError(404, f"no heatmap of layer {layer!r} in run {run!r}", "layer")
@@ -446,10 +492,9 @@ class Routes:
                 "values": _floats(grid.ravel()), "steps": _steps(steps), "probes": len(maps[index]),
                 "probe": self._probe_url(ctx, eid, run, listing, probe), "step_unit": listing.step_unit}
 
-    def heatmaps_impl(self, ctx, eid: str, run: str, step: int | None, probe: int = 0) -> dict:
+    def heatmaps_impl(self, ctx, eid: str, run: str, listing: RunListing, step: int | None, probe: int = 0) -> dict:
         """Every layer's heatmap of probe sample ``probe`` at ``step`` (None: the last of any layer), the
         steps, the number of probe samples (the fewest of any layer) and the probe image's URL."""
-        listing = self._run(ctx, eid, run)
         series = sorted(listing.heatmaps.values(), key=lambda s: fmt.layer_order(s.layer))
         data = self._reader.read_heatmaps(ctx, eid, run, series)
         all_steps = np.unique(np.concatenate([data[s.layer.name][0] for s in series] or [np.zeros(0, np.int64)]))
@@ -462,17 +507,18 @@ class Routes:
                 shown.append((s.layer, maps[at]))
         count = min((len(grids) for _, grids in shown), default=1)
         _pick_probe(count, probe, run)
+        values = _float_lists([grids[probe] for _, grids in shown])
         layers = [{"name": layer.name, "depth": layer.depth, "kind": layer.kind,
-                   "shape": list(grids[probe].shape), "values": _floats(grids[probe].ravel())}
-                  for layer, grids in shown]
+                   "shape": list(grids[probe].shape), "values": layer_values}
+                  for (layer, grids), layer_values in zip(shown, values)]
         return {"run": run, "step": _step(chosen), "steps": _steps(all_steps), "layers": layers,
                 "probes": count, "probe": self._probe_url(ctx, eid, run, listing, probe), "step_unit": listing.step_unit}
 
-    def steps_impl(self, ctx, eid: str, run: str, loss_tags: tuple[str | None, str | None]) -> dict:
+    def steps_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """What the heatmap view draws beside the maps, without them: the run's heatmap steps, the number
         of probe samples at its last step (the fewest of any layer) and the overlays (losses,
         overfitting step, alarms)."""
-        sel = self._select(ctx, eid, Selector(run=run))
+        (run,) = sel.runs
         data = self._reader.read_heatmaps(ctx, eid, run, list(sel.listings[run].heatmaps.values()))
         steps = np.unique(np.concatenate([s for s, _ in data.values()] or [np.zeros(0, np.int64)]))
         probes = min((len(maps[len(maps) - 1]) for _, maps in data.values() if len(maps)), default=1)
@@ -498,17 +544,43 @@ class Routes:
             raise ApiError(404, f"no NAS data for run {run!r}", "run")
         return listing
 
-    def _select(self, ctx, eid, selector: Selector) -> Selection:
+    def _select(self, ctx, eid, selector: Selector, scalars: bool = False) -> Selection:
+        """The selected run or group with its runs' NAS listings, and their scalar tags if ``scalars``
+        (for the overlays)."""
         if selector.run is not None:
-            return Selection("run", selector.run, [selector.run], {selector.run: self._run(ctx, eid, selector.run)})
-        group = selector.group
-        # Group the run names (a cheap call), then list only the members' NAS series.
-        members = group_members(self._reader.run_names(ctx, eid), selector.pattern, group)
-        listings = self._reader.list_nas(ctx, eid, runs=members)
-        runs = [r for r in members if r in listings]
-        if not runs:
-            raise ApiError(404, f"no group {group!r} among the runs with NAS data", "group")
-        return Selection("group", group, runs, {r: listings[r] for r in runs})
+            sel = Selection("run", selector.run, [selector.run], {selector.run: self._run(ctx, eid, selector.run)})
+        else:
+            group = selector.group
+            # Group the run names (a cheap call), then list only the members' NAS series.
+            members = group_members(self._reader.run_names(ctx, eid), selector.pattern, group)
+            listings = self._reader.list_nas(ctx, eid, runs=members)
+            runs = [r for r in members if r in listings]
+            if not runs:
+                raise ApiError(404, f"no group {group!r} among the runs with NAS data", "group")
+            sel = Selection("group", group, runs, {r: listings[r] for r in runs})
+        if scalars:
+            sel.scalars = self._reader.list_scalar_tags(ctx, eid, runs=sel.runs)
+        return sel
+
+    def _heatmap_version(self, ctx, eid, run: str, listing: RunListing) -> tuple:
+        """What a heatmap response of the run is made from (see :meth:`_memo`): its NAS listing and, for
+        the probe image's URL, where its probe images are read from."""
+        return listing.listed, self._reader.probe_version(ctx, eid, run, listing)
+
+    def _kept_json(self, request, key: tuple, version: tuple, make):
+        """Respond with the JSON of the body ``make()`` returns, kept under ``key`` while ``version`` holds."""
+        return http_util.Respond(request, self._memo(key, version, lambda: _encode(make()).encode()), JSON)
+
+    def _memo(self, key: tuple, version: tuple, make) -> bytes:
+        """``make()``, a response body, kept under ``key`` while ``version`` holds: the listed versions of
+        everything the body is made from, listed for this request, so that identical requests between
+        two of TensorBoard's reloads that changed none of that data are answered without reading or
+        encoding again."""
+        body = self._bodies.get(key, version)
+        if body is SeriesCache.MISS:
+            body = make()
+            self._bodies.put(key, version, body, len(body))
+        return body
 
     def _layer_lines(self, ctx, eid, sel: Selection) -> list[LayerLine]:
         """Per layer (by depth): the run's min/median/max over receptive fields, or the group's
@@ -535,7 +607,7 @@ class Routes:
                 ) -> tuple[Loss | None, Loss | None]:
         """The overlays ``loss_tag`` (default: the tag named like a test loss) and ``loss_tag2``;
         for a group the step-wise mean across its runs that have the tag."""
-        tags = self._reader.list_scalar_tags(ctx, eid, runs=sel.runs)
+        tags = sel.scalars
         available = set().union(*tags.values()) if tags else set()
         result = []
         for param, tag, default in zip(("loss_tag", "loss_tag2"), loss_tags, (default_loss_tag(available), None)):
@@ -574,6 +646,10 @@ class Routes:
             return None  # also for a file from before the probe record: its image summary is one image
         # Probe 0 without its parameter: the URL that files from before k probes were linked with.
         return url_for("probe", run=run, monitor=monitor, probe=str(probe) if probe else None)
+
+
+def _export_filename(sel: Selection) -> str:
+    return "nas_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", sel.name).strip("._") or sel.kind) + ".csv"
 
 
 # First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").

@@ -483,6 +483,72 @@ def test_steps_written_while_serving_show_after_reload(tmp_path, small_cnn, monk
         assert get_json(client, P + "run?run=live")["steps"] == 6
 
 
+def test_a_repeated_request_reuses_its_body_until_what_it_shows_changes(tmp_path, monkeypatch):
+    """Bodies are kept by the listed versions of everything they are made from: an identical request makes
+    nothing again, and the first request after a reload that brought a new step, a new point of the loss
+    alone, a probe image or a new run of the group shows it."""
+    from nas_logger.summaries import step_summary
+    from nas_tb_plugin.routes import Routes
+
+    layers = {f"layer{d}": fmt.LayerInfo(f"layer{d}", "conv2d", 4, 4, d) for d in range(2)}
+    rng = np.random.default_rng(0)
+    writers, written = {}, {}
+
+    def log(run, step, nas=True):
+        if run not in writers:
+            writers[run], written[run] = SummaryWriter(str(tmp_path / run)), set()
+        if nas:
+            records = {name: (np.sort(rng.random(len(fmt.STAT_FIELDS))).astype(np.float32),
+                              rng.random((2, 2), dtype=np.float32)) for name in layers}
+            file_writer(writers[run]).add_summary(step_summary(layers, records, list(layers), written[run]), step)
+        writers[run].add_scalar("test_loss", 1.0 / (step + 1), step)
+        writers[run].flush()
+
+    for step in range(2):
+        log("g/seed0", step)
+        log("g/seed1", step)
+    client, multiplexer = app_for(tmp_path)
+    made = []
+    for name in ("lines_impl", "stripes_impl", "export_impl", "heatmap_impl", "heatmaps_impl", "steps_impl"):
+        original = getattr(Routes, name)
+        monkeypatch.setattr(Routes, name, lambda self, *a, _o=original, _n=name: made.append(_n) or _o(self, *a))
+    urls = ["lines?run=g%2Fseed0", "lines?group=g", "stripes?group=g", "export?group=g", "heatmaps?run=g%2Fseed0",
+            "heatmap?run=g%2Fseed0&layer=layer1", "steps?run=g%2Fseed0"]
+    first = {url: client.get(P + url).get_data() for url in urls}
+    assert len(made) == len(urls)
+    made.clear()
+    assert {url: client.get(P + url).get_data() for url in urls} == first and made == []
+
+    log("g/seed0", 2)
+    multiplexer.Reload()
+    assert get_json(client, P + "lines?run=g%2Fseed0")["layers"][1]["steps"] == [0, 1, 2]
+    assert get_json(client, P + "lines?group=g")["layers"][0]["steps"] == [0, 1, 2]
+    assert get_json(client, P + "stripes?group=g")["steps"] == [0, 1, 2]
+    assert client.get(P + "export?group=g").get_data(as_text=True).splitlines()[-1].startswith("g,layer1,1,2,")
+    assert get_json(client, P + "heatmaps?run=g%2Fseed0")["step"] == 2
+    assert get_json(client, P + "heatmap?run=g%2Fseed0&layer=layer1")["step"] == 2
+    assert get_json(client, P + "steps?run=g%2Fseed0")["steps"] == [0, 1, 2]
+
+    log("g/seed1", 5, nas=False)  # the loss alone: the NAS listing is unchanged
+    multiplexer.Reload()
+    assert get_json(client, P + "lines?run=g%2Fseed1")["loss"]["steps"] == [0, 1, 5]
+    assert get_json(client, P + "stripes?group=g")["loss"]["steps"] == [0, 1, 2, 5]
+
+    assert get_json(client, P + "heatmaps?run=g%2Fseed1")["probe"] is None
+    writers["g/seed1"].add_image(fmt.PROBE_IMAGE_TAG, np.zeros((1, 4, 4), np.float32), 1)  # as files before the probe record
+    writers["g/seed1"].flush()
+    multiplexer.Reload()
+    assert get_json(client, P + "heatmaps?run=g%2Fseed1")["probe"] == "probe?run=g%2Fseed1"
+    assert get_json(client, P + "heatmap?run=g%2Fseed1&layer=layer0")["probe"] == "probe?run=g%2Fseed1"
+
+    log("g/seed2", 0)
+    multiplexer.AddRunsFromDirectory(str(tmp_path))
+    multiplexer.Reload()
+    assert get_json(client, P + "lines?group=g")["runs"] == ["g/seed0", "g/seed1", "g/seed2"]
+    for writer in writers.values():
+        writer.close()
+
+
 def test_a_runs_version_changes_when_it_logs_a_step_and_only_then(tmp_path, small_cnn):
     torch.set_num_threads(1)
     write_run(tmp_path, "done", seed=0, steps=range(3))

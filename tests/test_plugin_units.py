@@ -212,6 +212,16 @@ def test_floats_keep_7_significant_digits_and_send_non_finite_as_null():
     assert json.dumps(out, allow_nan=False)
 
 
+def test_float_lists_round_many_arrays_as_floats_rounds_each():
+    from nas_tb_plugin.routes import _float_lists, _floats
+
+    rng = np.random.default_rng(1)
+    arrays = [rng.random((3, 4), dtype=np.float32), np.zeros(0), rng.normal(size=7) * 1e-9,
+              np.array([np.nan, 1.5, -np.inf]), np.full((2, 2), 123456789.0)]
+    assert _float_lists(arrays) == [_floats(np.ravel(a)) for a in arrays]
+    assert _float_lists([]) == []
+
+
 def test_static_files_under_a_path_prefix(frontend, tmp_path):
     from tensorboard.backend import application
     from werkzeug import test as werkzeug_test
