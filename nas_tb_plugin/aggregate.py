@@ -21,19 +21,22 @@ def dedupe_steps(steps: np.ndarray, values: np.ndarray) -> Series:
 
 
 def align(series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted union of steps (S,), values (len(series), S) with NaN where a series has no step)."""
+    """(sorted union of steps (S,), values (len(series), S) with NaN where a series has no step).
+
+    A series' values may also be (k, n): k value rows on its n steps (layers of one run that share their
+    steps); the matrix is then (len(series), k, S)."""
     if not series:
         return np.zeros(0, np.int64), np.zeros((0, 0))
     union = np.unique(np.concatenate([np.asarray(s, np.int64) for s, _ in series]))
-    matrix = np.full((len(series), union.size), np.nan)
+    matrix = np.full((len(series), *np.shape(series[0][1])[:-1], union.size), np.nan)
     for row, (steps, values) in enumerate(series):
-        matrix[row, np.searchsorted(union, steps)] = values
+        matrix[row][..., np.searchsorted(union, steps)] = values
     return union, matrix
 
 
 def band(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Column-wise (min, median, max) over the rows of ``matrix`` ignoring NaN; NaN where a column
-    has no finite value."""
+    """Column-wise (min, median, max) over the rows (axis 0) of ``matrix`` ignoring NaN; NaN where a
+    column has no finite value."""
     if not np.isnan(matrix).any():  # the common case; nanmedian on small arrays is ~10x slower
         return matrix.min(axis=0), np.median(matrix, axis=0), matrix.max(axis=0)
     with warnings.catch_warnings():

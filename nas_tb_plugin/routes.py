@@ -590,7 +590,7 @@ class Routes:
         for run in sel.runs:
             for layer in sel.listings[run].layers():
                 layers.setdefault(layer.name, layer)
-        lines = []
+        lines, batches = [], {}
         for layer in sorted(layers.values(), key=fmt.layer_order):
             per_run = [stats[r][layer.name] for r in sel.runs if layer.name in stats.get(r, {})]
             if not per_run:
@@ -598,9 +598,15 @@ class Routes:
             if sel.kind == "run":
                 (s,) = per_run
                 lines.append(LayerLine(layer, s))
-            else:
-                steps, matrix = align([(s.steps, s.median) for s in per_run])
-                lines.append(LayerLine(layer, Stats(steps, *band(matrix))))
+            else:  # banded below; the layers whose runs share their step arrays (a table's rows do) at once
+                batches.setdefault(tuple(id(s.steps) for s in per_run), []).append((len(lines), per_run))
+                lines.append(LayerLine(layer, None))
+        for batch in batches.values():
+            runs = batch[0][1]
+            steps, matrix = align([(s.steps, np.stack([per_run[r].median for _, per_run in batch]))
+                                   for r, s in enumerate(runs)])
+            for (at, _), *columns in zip(batch, *band(matrix)):
+                lines[at].stats = Stats(steps, *columns)
         return lines
 
     def _losses(self, ctx, eid, sel: Selection, loss_tags: tuple[str | None, str | None]

@@ -88,6 +88,27 @@ def test_align_and_band_match_numpy_on_the_common_steps():
     assert mean_steps.tolist() == [0, 1, 2, 3]
 
 
+@pytest.mark.parametrize("runs, layers, steps", [(3, 4, 10), (4, 50, 300), (2, 1, 1)])
+def test_layers_aligned_and_banded_at_once_equal_each_layer_alone(runs, layers, steps):
+    """A group's layers that share their steps go through align and band as one (runs, layers, steps)
+    array: the same bits as a pass per layer, NaN gaps (runs of different steps, non-finite stats) included."""
+    rng = np.random.default_rng(runs)
+    series = []
+    for r in range(runs):
+        own = np.sort(rng.choice(steps + 3, size=steps, replace=False))
+        values = rng.random((layers, steps))
+        values[rng.random((layers, steps)) < 0.1] = np.nan
+        series.append((own, values))
+    union, stacked = align(series)
+    assert stacked.shape == (runs, layers, union.size)
+    at_once = band(stacked)
+    for layer in range(layers):
+        alone_steps, alone = align([(own, values[layer]) for own, values in series])
+        assert alone_steps.tolist() == union.tolist()
+        for got, want in zip(at_once, band(alone)):
+            np.testing.assert_array_equal(got[layer], want)
+
+
 def test_dedupe_keeps_the_last_value_of_a_repeated_step():
     steps, values = dedupe_steps(np.array([0, 1, 2, 1, 2]), np.array([0.0, 1.0, 2.0, 10.0, 20.0]))
     assert steps.tolist() == [0, 1, 2] and values.tolist() == [0.0, 10.0, 20.0]
