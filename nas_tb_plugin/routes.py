@@ -6,6 +6,7 @@ answered with a JSON 500 that holds no traceback. Non-finite numbers are sent as
 """
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import functools
 import gzip
@@ -36,6 +37,12 @@ logger = logging.getLogger(__name__)
 JSON = "application/json"
 STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
 
+
+# Threads for a request's calls that do not wait on each other (the NAS and the scalar tags of its runs; the
+# layers' and the overlays' reads): on TensorBoard's gRPC provider a call whose answer exceeds a few hundred
+# bytes waits for the data server's second segment (up to ~40 ms of delayed ACK against Nagle), so calls in
+# a row wait once each.
+_BESIDE = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="nas-listing")
 
 # Most bytes of response bodies kept for repeated requests (Routes._memo): a few hundred views' worth.
 BODY_CACHE_BYTES = 64 * 2**20
@@ -440,6 +447,7 @@ class Routes:
 
     def lines_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """Per layer its min/median/max over steps, and the overlays (losses, overfitting step, alarms)."""
+        overlay = _BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
         lines = self._layer_lines(ctx, eid, sel)
         values = iter(_float_lists([a for l in lines for a in (l.stats.median, l.stats.min, l.stats.max)]))
         layers = [
@@ -447,11 +455,12 @@ class Routes:
              "median": next(values), "min": next(values), "max": next(values)}
             for l in lines
         ]
-        return {"layers": layers, **self._overlay(ctx, eid, sel, loss_tags), "runs": sel.runs,
+        return {"layers": layers, **overlay.result(), "runs": sel.runs,
                 "step_unit": sel.step_unit}
 
     def stripes_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """The layers' medians on the union of their steps (layers x steps), and the overlays."""
+        overlay = _BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
         lines = self._layer_lines(ctx, eid, sel)
         steps, medians = align([(l.stats.steps, l.stats.median) for l in lines])
         return {
@@ -459,7 +468,7 @@ class Routes:
             "depths": [l.layer.depth for l in lines],
             "steps": _steps(steps),
             "medians": _float_lists(list(medians)),
-            **self._overlay(ctx, eid, sel, loss_tags),
+            **overlay.result(),
             "step_unit": sel.step_unit,
         }
 
@@ -519,10 +528,11 @@ class Routes:
         of probe samples at its last step (the fewest of any layer) and the overlays (losses,
         overfitting step, alarms)."""
         (run,) = sel.runs
+        overlay = _BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the heatmaps'
         data = self._reader.read_heatmaps(ctx, eid, run, list(sel.listings[run].heatmaps.values()))
         steps = np.unique(np.concatenate([s for s, _ in data.values()] or [np.zeros(0, np.int64)]))
         probes = min((len(maps[len(maps) - 1]) for _, maps in data.values() if len(maps)), default=1)
-        return {"run": run, "steps": _steps(steps), "probes": probes, **self._overlay(ctx, eid, sel, loss_tags),
+        return {"run": run, "steps": _steps(steps), "probes": probes, **overlay.result(),
                 "step_unit": sel.step_unit}
 
     def probe_impl(self, ctx, eid: str, run: str, monitor: str | None, probe: int = 0) -> bytes:
@@ -547,19 +557,20 @@ class Routes:
     def _select(self, ctx, eid, selector: Selector, scalars: bool = False) -> Selection:
         """The selected run or group with its runs' NAS listings, and their scalar tags if ``scalars``
         (for the overlays)."""
+        # Group the run names (a cheap call), then list only the members' NAS series.
+        members = ([selector.run] if selector.run is not None
+                   else group_members(self._reader.run_names(ctx, eid), selector.pattern, selector.group))
+        tags = _BESIDE.submit(self._reader.list_scalar_tags, ctx, eid, members) if scalars else None
         if selector.run is not None:
             sel = Selection("run", selector.run, [selector.run], {selector.run: self._run(ctx, eid, selector.run)})
         else:
-            group = selector.group
-            # Group the run names (a cheap call), then list only the members' NAS series.
-            members = group_members(self._reader.run_names(ctx, eid), selector.pattern, group)
             listings = self._reader.list_nas(ctx, eid, runs=members)
             runs = [r for r in members if r in listings]
             if not runs:
-                raise ApiError(404, f"no group {group!r} among the runs with NAS data", "group")
-            sel = Selection("group", group, runs, {r: listings[r] for r in runs})
-        if scalars:
-            sel.scalars = self._reader.list_scalar_tags(ctx, eid, runs=sel.runs)
+                raise ApiError(404, f"no group {selector.group!r} among the runs with NAS data", "group")
+            sel = Selection("group", selector.group, runs, {r: listings[r] for r in runs})
+        if tags is not None:
+            sel.scalars = {run: found for run, found in tags.result().items() if run in sel.listings}
         return sel
 
     def _heatmap_version(self, ctx, eid, run: str, listing: RunListing) -> tuple:
