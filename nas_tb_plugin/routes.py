@@ -42,7 +42,7 @@ STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
 # layers' and the overlays' reads): on TensorBoard's gRPC provider a call whose answer exceeds a few hundred
 # bytes waits for the data server's second segment (up to ~40 ms of delayed ACK against Nagle), so calls in
 # a row wait once each.
-_BESIDE = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="nas-listing")
+_BESIDE = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="nas-beside")
 
 # Most bytes of response bodies kept for repeated requests (Routes._memo): a few hundred views' worth.
 BODY_CACHE_BYTES = 64 * 2**20
