@@ -549,6 +549,36 @@ def test_a_repeated_request_reuses_its_body_until_what_it_shows_changes(tmp_path
         writer.close()
 
 
+def test_a_requests_independent_calls_run_side_by_side(tmp_path, monkeypatch):
+    """A selection's NAS and scalar tags are listed at once, and the layers' and the loss's points read at
+    once (on the Rust data server each call in a row waits up to ~40 ms for a delayed segment): here each
+    call waits until its partner is in flight too, which calls made one after the other never are."""
+    import threading
+
+    write_run(tmp_path, "a/seed0", seed=0, steps=range(3), scalars=lambda step: {"test_loss": 1.0 / (step + 1)})
+    write_run(tmp_path, "a/seed1", seed=1, steps=range(3), scalars=lambda step: {"test_loss": 2.0 / (step + 1)})
+
+    def meeting(name, barrier, met):
+        original = getattr(MultiplexerDataProvider, name)
+
+        def call(self, *args, **kwargs):
+            barrier.wait()  # BrokenBarrierError (a 500) after 5 s alone
+            met.append(name)
+            return original(self, *args, **kwargs)
+        return call
+
+    for url in ("lines?run=a%2Fseed0", "stripes?group=a", "steps?run=a%2Fseed1"):
+        client, _ = app_for(tmp_path)  # nothing cached: every call is made
+        met = []
+        for pair in (("list_tensors", "list_scalars"), ("read_tensors", "read_scalars")):
+            barrier = threading.Barrier(2, timeout=5)
+            for name in pair:
+                monkeypatch.setattr(MultiplexerDataProvider, name, meeting(name, barrier, met))
+        assert get_json(client, P + url)["loss"]["tag"] == "test_loss"
+        assert sorted(met) == ["list_scalars", "list_tensors", "read_scalars", "read_tensors"]
+        monkeypatch.undo()
+
+
 def test_a_runs_version_changes_when_it_logs_a_step_and_only_then(tmp_path, small_cnn):
     torch.set_num_threads(1)
     write_run(tmp_path, "done", seed=0, steps=range(3))
