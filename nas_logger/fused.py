@@ -13,6 +13,7 @@ import ctypes
 import functools
 import hashlib
 import logging
+import math
 import os
 import subprocess
 import sysconfig
@@ -86,11 +87,12 @@ def _library() -> ctypes.CDLL | None:
         logger.info("fused NAS kernel unavailable (%s); eager torch computes NAS", _failure(e))
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    library.nas_strided.argtypes = [ptr] * 5 + [i64] * 5
-    library.nas_rows.argtypes = [ptr] * 5 + [i64] * 4
+    library.nas_strided.argtypes = [ptr] * 5 + [i64] * 6
+    library.nas_rows.argtypes = [ptr] * 5 + [i64] * 5
     library.nas_strided_backward.argtypes = [ptr] * 5 + [i64] * 5
     library.nas_rows_backward.argtypes = [ptr] * 5 + [i64] * 4
     library.nas_tile.restype = i64
+    library.tile = library.nas_tile()
     return library
 
 
@@ -114,20 +116,24 @@ def _takes(a: torch.Tensor, dim: int) -> bool:
     return a.dtype in (torch.float32, torch.float16, torch.bfloat16) and a.numel() > 0 and -a.dim() <= dim < a.dim()
 
 
-def _run(kernel: str, a: torch.Tensor, dim: int, *pointers: int) -> None:
-    """Call ``kernel`` of the library on float32 contiguous ``a`` in chunks over torch's intra-op threads."""
+def _run(backward: bool, a: torch.Tensor, dim: int, *args: int | None) -> None:
+    """Call the forward or backward kernel on float32 contiguous ``a`` with ``args`` (the pointers, and the
+    forward's NAS flag) in chunks over torch's intra-op threads. Kept lean: a small layer's whole call
+    is a few microseconds of kernel, so every Python step here shows in its ratio."""
     library = _library()
-    d = a.shape[dim]
-    outer, inner = a.shape[:dim].numel(), a.shape[dim + 1 :].numel()
+    shape = a.shape
+    d, outer, inner = shape[dim], math.prod(shape[:dim]), math.prod(shape[dim + 1 :])
     if inner == 1:
-        units, name, sizes = outer, "nas_rows", (outer, d)
+        units, kernel, sizes = outer, library.nas_rows_backward if backward else library.nas_rows, (outer, d)
     else:
-        units, name, sizes = outer * -(-inner // library.nas_tile()), "nas_strided", (outer, d, inner)
-    call = functools.partial(getattr(library, name + kernel), a.data_ptr(), *pointers, *sizes)
-    threads = min(torch.get_num_threads(), units)
-    if threads <= 1 or a.numel() < _MIN_PARALLEL:
-        call(0, units)
+        units = outer * -(-inner // library.tile)
+        kernel, sizes = library.nas_strided_backward if backward else library.nas_strided, (outer, d, inner)
+    threads = torch.get_num_threads()
+    if threads <= 1 or outer * d * inner < _MIN_PARALLEL:
+        kernel(a.data_ptr(), *args, *sizes, 0, units)
     else:
+        threads = min(threads, units)
+        call = functools.partial(kernel, a.data_ptr(), *args, *sizes)
         bounds = [units * i // threads for i in range(threads + 1)]
         # The calling thread takes the first chunk itself rather than waiting idle for the pool.
         rest = [_pool(threads - 1).submit(call, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
@@ -136,19 +142,35 @@ def _run(kernel: str, a: torch.Tensor, dim: int, *pointers: int) -> None:
             future.result()
 
 
-def partition(a: torch.Tensor, dim: int, for_backward: bool = False) -> tuple[torch.Tensor, ...] | None:
-    """rho of a CPU float32/float16/bfloat16 tensor along ``dim`` (float32, ``a``'s shape without ``dim``),
-    and with ``for_backward`` also z, u and the max m of the same shape; None where the kernel does not
-    apply (other devices and dtypes, no compiler)."""
-    if a.device.type != "cpu" or not _takes(a, dim) or _library() is None:
+def _forward(a: torch.Tensor, dim: int, for_backward: bool, as_nas: bool) -> tuple[torch.Tensor, ...] | None:
+    if not a.is_cpu or not _takes(a, dim) or _library() is None:
         return None
     dim = dim % a.dim()
     a = a.float().contiguous()
     shape = a.shape[:dim] + a.shape[dim + 1 :]
-    outs = [torch.empty(shape, dtype=torch.float32) for _ in range(4 if for_backward else 1)]
-    pointers = [t.data_ptr() for t in outs] + [None] * (4 - len(outs))
-    _run("", a, dim, *pointers)
-    return tuple(outs)
+    if not for_backward:
+        out = torch.empty(shape, dtype=torch.float32)
+        _run(False, a, dim, out.data_ptr(), None, None, None, as_nas)
+        return (out,)
+    # rho, z, u and m in one allocation: each torch.empty is microseconds, a small layer's whole kernel
+    outs = torch.empty((4, *shape), dtype=torch.float32)
+    _run(False, a, dim, *(outs.data_ptr() + 4 * i * outs.stride(0) for i in range(4)), as_nas)
+    return outs.unbind()
+
+
+def partition(a: torch.Tensor, dim: int, for_backward: bool = False) -> tuple[torch.Tensor, ...] | None:
+    """rho of a CPU float32/float16/bfloat16 tensor along ``dim`` (float32, ``a``'s shape without ``dim``),
+    and with ``for_backward`` also z, u and the max m of the same shape; None where the kernel does not
+    apply (other devices and dtypes, no compiler)."""
+    return _forward(a, dim, for_backward, as_nas=False)
+
+
+def sparsity(a: torch.Tensor, dim: int) -> torch.Tensor | None:
+    """The NAS 1 - rho / D of a tensor :func:`partition` takes, written by the kernel itself (the same
+    bits as computing it from rho in torch, without two more passes and their dispatch); None where
+    :func:`partition` would be."""
+    parts = _forward(a, dim, False, as_nas=True)
+    return None if parts is None else parts[0]
 
 
 @functools.lru_cache(maxsize=None)
@@ -177,5 +199,5 @@ def perplexity_backward(a: torch.Tensor, m: torch.Tensor, u: torch.Tensor, scale
     a = a.float().contiguous()
     grad = torch.empty_like(a)
     fields = [t.float().contiguous() for t in (m, u, scale)]
-    _run("_backward", a, dim, *(t.data_ptr() for t in fields), grad.data_ptr())
+    _run(True, a, dim, *(t.data_ptr() for t in fields), grad.data_ptr())
     return grad

@@ -92,11 +92,13 @@ static inline vf vexp(vf x) {
   return p * (vf)(eighths((vi)t) + ((vi)t << 20));
 }
 
-/* rho from z and t = sum e x, clamped to [1, d]; NaN (through t) stays NaN. */
-static inline vf finish(vf z, vf t, float d) {
+/* rho from z and t = sum e x, clamped to [1, d], or with `as_nas` the NAS 1 - rho / d (in float, as
+ * torch computes it from rho: the same bits); NaN (through t) stays NaN. */
+static inline vf finish(vf z, vf t, float d, int64_t as_nas) {
   vf rho = z * vexp(-(t / z));
   rho = sel(rho < 1.0f, splat(1.0f), rho);
-  return sel(rho > d, splat(d), rho);
+  rho = sel(rho > d, splat(d), rho);
+  return as_nas ? 1.0f - rho / d : rho;
 }
 
 /* Where a span of LANES fields starting at field p of `inner` is read and which of its lanes are new:
@@ -148,9 +150,9 @@ static inline __attribute__((always_inline)) void tile_partition(const float *a,
 }
 
 static inline void store_fields(const span *s, int nv, const vf *m, const vf *z, const vf *t, float d,
-                                float *out, float *z_out, float *u_out, float *m_out) {
+                                int64_t as_nas, float *out, float *z_out, float *u_out, float *m_out) {
   for (int k = 0; k < nv; ++k) {
-    store_part(out + s[k].start, finish(z[k], t[k], d), s[k].lo, s[k].hi);
+    store_part(out + s[k].start, finish(z[k], t[k], d, as_nas), s[k].lo, s[k].hi);
     if (z_out) {
       store_part(z_out + s[k].start, z[k], s[k].lo, s[k].hi);
       store_part(u_out + s[k].start, t[k] / z[k], s[k].lo, s[k].hi);
@@ -159,10 +161,11 @@ static inline void store_fields(const span *s, int nv, const vf *m, const vf *z,
   }
 }
 
-/* a: (outer, d, inner) contiguous; rho, and for the backward (where not NULL) z, u = sum e x / z and
- * the max m: (outer, inner); tiles [first_tile, last_tile) of TILE fields. */
-void nas_strided(const float *a, float *out, float *z_out, float *u_out, float *m_out, int64_t outer, int64_t d,
-                 int64_t inner, int64_t first_tile, int64_t last_tile) {
+/* a: (outer, d, inner) contiguous; rho (with `as_nas`, the NAS 1 - rho / d instead), and for the
+ * backward (where not NULL) z, u = sum e x / z and the max m: (outer, inner); tiles [first_tile,
+ * last_tile) of TILE fields. */
+void nas_strided(const float *a, float *out, float *z_out, float *u_out, float *m_out, int64_t as_nas,
+                 int64_t outer, int64_t d, int64_t inner, int64_t first_tile, int64_t last_tile) {
   int64_t tiles = (inner + TILE - 1) / TILE;
   for (int64_t job = first_tile; job < last_tile && job < outer * tiles; ++job) {
     int64_t o = job / tiles, p0 = (job % tiles) * TILE;
@@ -175,7 +178,7 @@ void nas_strided(const float *a, float *out, float *z_out, float *u_out, float *
     if (p0 + TILE <= inner) {
       for (int k = 0; k < VECS; ++k) s[k] = span_at(p0 + k * LANES, inner);
       tile_partition(base + p0, next, d, inner, VECS, LANES, m, z, t);
-      store_fields(s, VECS, m, z, t, (float)d, out + off, zo, uo, mo);
+      store_fields(s, VECS, m, z, t, (float)d, as_nas, out + off, zo, uo, mo);
     } else /* the part tile at the end of a row: one span at a time */
       for (int64_t p = p0; p < inner; p += LANES) {
         s[0] = span_at(p, inner);
@@ -183,7 +186,7 @@ void nas_strided(const float *a, float *out, float *z_out, float *u_out, float *
           tile_partition(base, next, d, inner, 1, s[0].hi, m, z, t);
         else
           tile_partition(base + s[0].start, next, d, inner, 1, LANES, m, z, t);
-        store_fields(s, 1, m, z, t, (float)d, out + off, zo, uo, mo);
+        store_fields(s, 1, m, z, t, (float)d, as_nas, out + off, zo, uo, mo);
       }
   }
 }
@@ -223,9 +226,10 @@ static inline float hsum(vf v) {
   return r;
 }
 
-/* a: (rows, d) contiguous; rho, and where not NULL z, u and m: (rows,); rows [first, last). */
-void nas_rows(const float *a, float *out, float *z_out, float *u_out, float *m_out, int64_t rows, int64_t d,
-              int64_t first, int64_t last) {
+/* a: (rows, d) contiguous; rho (or the NAS, as nas_strided), and where not NULL z, u and m: (rows,);
+ * rows [first, last). */
+void nas_rows(const float *a, float *out, float *z_out, float *u_out, float *m_out, int64_t as_nas, int64_t rows,
+              int64_t d, int64_t first, int64_t last) {
   int64_t full = d - d % LANES;
   for (int64_t r = first; r < last && r < rows; ++r) {
     const float *row = a + r * d;
@@ -247,7 +251,7 @@ void nas_rows(const float *a, float *out, float *z_out, float *u_out, float *m_o
       t += e * x;
     }
     vf zs = splat(hsum(z)), ts = splat(hsum(t));
-    out[r] = finish(zs, ts, (float)d)[0];
+    out[r] = finish(zs, ts, (float)d, as_nas)[0];
     if (z_out) {
       z_out[r] = zs[0];
       u_out[r] = ts[0] / zs[0];

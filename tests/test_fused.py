@@ -111,6 +111,20 @@ def test_half_inputs_are_computed_in_float32_and_other_cases_fall_back():
     assert fused.perplexity(torch.zeros(0, 8), -1) is None
 
 
+@pytest.mark.parametrize("shape, dim", [((3, 37, 5, 7), 1), ((2, 7, 17), 1), ((50, 100), -1), ((6, 5), -1)])
+def test_the_kernel_writes_nas_with_the_bits_of_one_minus_rho_over_d_in_torch(shape, dim):
+    # D = 37, 7, 100, 5: not powers of 2, so a reciprocal or a fused multiply-add in the kernel would show
+    torch.manual_seed(4)
+    a = torch.randn(shape) * 3
+    a.view(-1)[7] = float("nan")
+    d = a.shape[dim]
+    expected = 1 - fused_rho(a, dim) / d
+    s = fused.sparsity(a, dim)
+    assert s.dtype == torch.float32 and s.isnan().sum() == 1
+    torch.testing.assert_close(s, expected, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(nas_sparsity(a, dim), expected, rtol=0, atol=0, equal_nan=True)
+
+
 def test_nas_sparsity_uses_it_and_training_keeps_the_differentiable_path():
     a = torch.randn(2, 8, 70, requires_grad=True)
     with torch.no_grad():
