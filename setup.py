@@ -14,7 +14,7 @@ setup(
     ],
     # The TensorBoard plugin serves the frontend's files from nas_tb_plugin/frontend once installed.
     package_dir={"nas_tb_plugin.frontend": "frontend"},
-    package_data={"nas_logger": ["nas_fused.c"], "nas_tb_plugin.frontend": ["*.js", "*.mjs", "*.css", "*.svg", "*.png", "*/*.js", "*/*.css"]},
+    package_data={"nas_logger": ["nas_fused.c", "crc32c.c"], "nas_tb_plugin.frontend": ["*.js", "*.mjs", "*.css", "*.svg", "*.png", "*/*.js", "*/*.css"]},
     entry_points={
         "tensorboard_plugins": ["nas = nas_tb_plugin.plugin:NASLoader"],
         "console_scripts": ["nas-train = training.cli:main"],

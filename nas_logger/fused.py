@@ -1,72 +1,28 @@
 """The fused CPU kernel for perplexity: one read of the layer output and one exp per element.
 
 Eager torch needs a max pass, a subtraction, an exp and two reductions, each a pass over the tensor
-(16x the fused time, measured idle). ``nas_fused.c`` does it in one pass over a cache-sized tile of fields, in
-plain C that the compiler vectorises. It is compiled on first use with the system C compiler (about a
-second) into a per-user cache and loaded through ctypes, which releases the GIL, so chunks run on
-torch's intra-op thread count. Without a compiler, or with ``NAS_LOGGER_FUSED=0``, :func:`perplexity`
-returns None and the eager path runs; the reason is logged once.
+(16x the fused time, measured idle). ``nas_fused.c`` does it in one pass over a cache-sized tile of fields,
+in plain C with explicit vectors. It is compiled on first use (:mod:`nas_logger.native`) and called
+through ctypes, which releases the GIL, so chunks run on torch's intra-op thread count. Without a
+compiler, or with ``NAS_LOGGER_FUSED=0``, :func:`perplexity` returns None and the eager path runs; the
+reason is logged once.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import logging
 import math
 import os
-import subprocess
-import sysconfig
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import torch
 
+from . import native
+
 logger = logging.getLogger(__name__)
 
-_SOURCE = Path(__file__).with_name("nas_fused.c")
 _MIN_PARALLEL = 1 << 17  # elements below which threads cost more than they save (~40 us of kernel)
-
-
-_PORTABLE_FLAGS = ["-O2", "-shared", "-fPIC"]
-
-
-def _flags() -> list[str]:
-    cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    # The features by name, not -march=native: the cache key then tells two CPUs sharing a home apart.
-    native = ["-mavx2", "-mfma"] if " avx2" in cpu and " fma" in cpu else []
-    # No errno and no trap semantics; IEEE NaN/inf handling stays (no -ffast-math: NaN must spread).
-    return ["-O3", "-fno-math-errno", "-fno-trapping-math", *native, "-shared", "-fPIC"]
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "nas_logger"
-
-
-def _build(compiler: str, flags: list[str]) -> Path:
-    """The shared library built with ``flags`` (cached under a key of source, compiler and flags)."""
-    key = hashlib.sha256(_SOURCE.read_bytes() + " ".join([compiler, *flags]).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"nas_fused-{key}.so"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Built under a private name and renamed: concurrent processes (DDP ranks) never load a half file.
-        fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
-        os.close(fd)
-        try:
-            subprocess.run([compiler, *flags, str(_SOURCE), "-o", partial, "-lm"], check=True,
-                           capture_output=True, timeout=120)
-            os.replace(partial, target)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
-    return target
-
-
-def _failure(e: Exception) -> str:
-    detail = getattr(e, "stderr", b"") or b""
-    return f"{e} {detail.decode(errors='replace')[-300:]}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,17 +30,8 @@ def _library() -> ctypes.CDLL | None:
     if os.environ.get("NAS_LOGGER_FUSED", "1") == "0":
         logger.info("fused NAS kernel off (NAS_LOGGER_FUSED=0): eager torch computes NAS")
         return None
-    compiler = os.environ.get("CC") or (sysconfig.get_config_var("CC") or "cc").split()[0]
-    try:
-        try:
-            target = _build(compiler, _flags())
-        except subprocess.SubprocessError as e:
-            # A compiler that rejects the optimising flags still builds the portable kernel.
-            target = _build(compiler, _PORTABLE_FLAGS)
-            logger.info("fused NAS kernel built with %s only (%s)", " ".join(_PORTABLE_FLAGS), _failure(e))
-        library = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError) as e:
-        logger.info("fused NAS kernel unavailable (%s); eager torch computes NAS", _failure(e))
+    library = native.load("nas_fused.c", "fused NAS kernel", "eager torch computes NAS")
+    if library is None:
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     library.nas_strided.argtypes = [ptr] * 5 + [i64] * 6

@@ -1,6 +1,9 @@
 """Per-layer NAS statistics from a layer's output: pure functions, all on the output's device."""
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,13 +36,22 @@ def distribution(s: torch.Tensor) -> torch.Tensor:
     ordered = np.sort(flat.numpy())
     if ordered.size == 0:
         raise ValueError(f"no NAS values to summarise: s has shape {tuple(s.shape)}; a layer has at least one field")
-    if not (np.isfinite(ordered[0]) and np.isfinite(ordered[-1])):  # NaN sorts last, -inf first
+    if not (math.isfinite(ordered[0]) and math.isfinite(ordered[-1])):  # NaN sorts last, -inf first
         return torch.full((len(STAT_QUANTILES) + 1,), float("nan"))
-    rank = np.asarray(STAT_QUANTILES) * (len(ordered) - 1)
+    below, above, fraction = _interpolation(len(ordered))
+    out = np.empty(len(STAT_QUANTILES) + 1, dtype=np.float32)
+    out[:-1] = ordered[below] + fraction * (ordered[above].astype(np.float64) - ordered[below])
+    out[-1] = np.add.reduce(ordered, dtype=np.float64) / len(ordered)  # ndarray.mean's sum and division, less its checks
+    return torch.from_numpy(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _interpolation(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices below and above each quantile's rank among ``n`` sorted values, and its fraction between
+    them: the same for every log of a layer, so made once (each numpy call is microseconds)."""
+    rank = np.asarray(STAT_QUANTILES) * (n - 1)
     below = np.floor(rank).astype(np.int64)
-    above = np.minimum(below + 1, len(ordered) - 1)
-    q = ordered[below] + (rank - below) * (ordered[above].astype(np.float64) - ordered[below])
-    return torch.from_numpy(np.append(q, ordered.mean(dtype=np.float64)).astype(np.float32))
+    return below, np.minimum(below + 1, n - 1), rank - below
 
 
 def heatmap(s_one: torch.Tensor, max_side: int = MAX_HEATMAP_SIDE) -> torch.Tensor:

@@ -68,6 +68,25 @@ def test_round_trip_every_layer_matches_recomputation(tmp_path, small_cnn):
     assert [s for s, _ in scalars["accuracy"]] == [0, 1, 2]
 
 
+def test_event_records_are_checksummed_in_c_and_tensorboard_reads_them_back(tmp_path, small_cnn):
+    # TensorBoard checksums every record in a Python loop (a few hundred us per step's record); the
+    # monitor swaps in crc32c.c, whose checksums must be TensorBoard's to the bit
+    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
+    from tensorboard.summary.writer import record_writer
+
+    with nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(4, 1, 8, 8)) as monitor:
+        for step in range(3):
+            monitor.log(step)
+    assert record_writer.masked_crc32c is not pywrap_tensorflow.masked_crc32c
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 7, 8, 255, 256, 4097):
+        data = rng.bytes(n)
+        assert record_writer.masked_crc32c(data) == pywrap_tensorflow.masked_crc32c(data), n
+    # TensorBoard's reader checks both checksums of every record and stops at one that fails
+    _, stats = read_nas(tmp_path)[("conv2", fmt.STATS)]
+    assert [step for step, _ in stats] == [0, 1, 2]
+
+
 def test_stats_table_holds_every_layer_of_a_step_in_depth_order(tmp_path, small_cnn):
     from events import read_table
 
