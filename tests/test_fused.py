@@ -89,17 +89,22 @@ def test_non_finite_and_extreme_inputs_give_nan_exactly_where_the_eager_path_doe
         np.testing.assert_allclose(out[~out.isnan()].numpy(), eager[~eager.isnan()].numpy(), rtol=1e-5)
 
 
-def test_threads_split_the_work_without_changing_a_value():
-    a = torch.randn(8, 32, 20, 20)
+@pytest.mark.parametrize("shape, dim", [((8, 64, 20, 20), 1), ((300, 512), -1)])
+def test_threads_split_the_work_without_changing_a_value(shape, dim):
+    a = torch.randn(shape)
+    assert a.numel() >= fused._MIN_PARALLEL  # large enough to be split
+    fields = a.shape[: dim % a.dim()] + a.shape[dim % a.dim() + 1 :]
+    m, u, scale = (torch.rand(fields) for _ in range(3))
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(3)
-        split = fused_rho(a, 1)
+        split = fused.partition(a, dim, for_backward=True), fused.perplexity_backward(a, m, u, scale, dim)
         torch.set_num_threads(1)
-        single = fused_rho(a, 1)
+        single = fused.partition(a, dim, for_backward=True), fused.perplexity_backward(a, m, u, scale, dim)
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(split, single)
+    for got, want in zip([*split[0], split[1]], [*single[0], single[1]]):
+        assert torch.equal(got, want)
 
 
 def test_half_inputs_are_computed_in_float32_and_other_cases_fall_back():
