@@ -13,7 +13,7 @@ from torch import nn
 
 from .hooks import tap_for
 from .probe import Probe, run_probe
-from .statistics import distribution, field_sparsity, heatmap
+from .statistics import distribution, field_sparsity, heatmaps
 from .streaming import NASHistogram
 
 
@@ -66,7 +66,7 @@ class ProbeStatistics:
                 summary.add(s)
             else:
                 summary = distribution(s)
-            maps = torch.stack([heatmap(sample, self.heatmap_side) for sample in s[:self.heatmap_probes]])
+            maps = heatmaps(s[:self.heatmap_probes], self.heatmap_side)
             results[name] = (summary, maps, s[0].numel())
 
         failure: Exception | None = None

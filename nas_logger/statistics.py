@@ -54,17 +54,18 @@ def _interpolation(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return below, np.minimum(below + 1, n - 1), rank - below
 
 
-def heatmap(s_one: torch.Tensor, max_side: int = MAX_HEATMAP_SIDE) -> torch.Tensor:
-    """2-D map of one sample's s_k, average-pooled to at most ``max_side`` cells per side.
+def heatmaps(s: torch.Tensor, max_side: int = MAX_HEATMAP_SIDE) -> torch.Tensor:
+    """2-D maps of s_k, one per sample, average-pooled to at most ``max_side`` cells per side: (k, H, W).
 
-    ``s_one``: (*fields) for one sample. 0-d (a linear layer) -> (1, 1); 1-D (conv1d, tokens) ->
-    (1, L); 3-D (conv3d) -> mean over the first spatial axis.
+    ``s``: (k, *fields), the first samples' s_k, all maps made at once (a few microseconds per torch call
+    is a log's cost for a small model). No field axis (a linear layer) -> (k, 1, 1); 1-D (conv1d,
+    tokens) -> (k, 1, L); 3-D (conv3d) -> mean over the first spatial axis.
     """
-    grid = s_one.float()
-    while grid.dim() > 2:
-        grid = grid.mean(dim=0)
-    grid = grid.reshape((1,) * (2 - grid.dim()) + tuple(grid.shape))
-    h, w = grid.shape
+    grid = s.float()
+    while grid.dim() > 3:
+        grid = grid.mean(dim=1)
+    grid = grid.reshape((grid.shape[0],) + (1,) * (3 - grid.dim()) + tuple(grid.shape[1:]))
+    h, w = grid.shape[1:]
     if h > max_side or w > max_side:
-        grid = F.adaptive_avg_pool2d(grid[None, None], (min(h, max_side), min(w, max_side)))[0, 0]
+        grid = F.adaptive_avg_pool2d(grid[:, None], (min(h, max_side), min(w, max_side)))[:, 0]
     return grid

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from nas_logger import format as fmt
-from nas_logger.statistics import distribution, field_sparsity, heatmap
+from nas_logger.statistics import distribution, field_sparsity, heatmaps
 from reference import nas_reference
 
 
@@ -56,17 +56,23 @@ def test_field_sparsity_uses_the_filter_dimension_of_each_kind(kind, shape, fiel
 
 
 def test_heatmap_shapes():
-    assert heatmap(torch.tensor(0.3)).shape == (1, 1)
-    assert heatmap(torch.rand(9)).shape == (1, 9)
-    assert heatmap(torch.rand(5, 6)).shape == (5, 6)
-    volume = torch.rand(3, 4, 5)
-    assert torch.allclose(heatmap(volume), volume.mean(dim=0))
+    assert heatmaps(torch.tensor([0.3, 0.4])).shape == (2, 1, 1)
+    assert heatmaps(torch.rand(3, 9)).shape == (3, 1, 9)
+    assert heatmaps(torch.rand(1, 5, 6)).shape == (1, 5, 6)
+    volumes = torch.rand(2, 3, 4, 5)
+    assert torch.allclose(heatmaps(volumes), volumes.mean(dim=1))
 
 
 def test_heatmap_is_average_pooled_to_the_maximum_side():
-    s = torch.rand(100, 20)
-    got = heatmap(s, max_side=25)
-    assert got.shape == (25, 20)
-    assert torch.allclose(got, s.reshape(25, 4, 20).mean(dim=1))
-    assert heatmap(torch.rand(40, 90), max_side=25).shape == (25, 25)
+    s = torch.rand(2, 100, 20)
+    got = heatmaps(s, max_side=25)
+    assert got.shape == (2, 25, 20)
+    assert torch.allclose(got, s.reshape(2, 25, 4, 20).mean(dim=2))
+    assert heatmaps(torch.rand(1, 40, 90), max_side=25).shape == (1, 25, 25)
     assert got.mean().item() == pytest.approx(s.mean().item(), abs=1e-6)  # 100 rows pool evenly into 25
+
+
+def test_maps_made_at_once_are_the_maps_made_one_sample_at_a_time():
+    for s in (torch.rand(4, 8, 8), torch.rand(3, 100, 70), torch.rand(4, 3, 5, 6), torch.rand(4, 17), torch.rand(4)):
+        one_by_one = torch.stack([heatmaps(sample[None], max_side=64)[0] for sample in s])
+        assert torch.equal(heatmaps(s, max_side=64), one_by_one)
