@@ -14,6 +14,7 @@
 #define LANES 8
 #define VECS 2 /* vectors per tile: more spill the accumulators (16 AVX registers) and measured slower */
 #define TILE (LANES * VECS)
+#define SUM_BLOCK 32
 
 typedef float vf __attribute__((vector_size(LANES * 4)));
 typedef int32_t vi __attribute__((vector_size(LANES * 4)));
@@ -135,16 +136,28 @@ static inline __attribute__((always_inline)) void tile_partition(const float *a,
     for (int k = 0; k < nv; ++k) m[k] = vmax(m[k], load_n(a + j * inner + k * LANES, n));
 #pragma GCC unroll 8
   for (int k = 0; k < nv; ++k) z[k] = t[k] = splat(0.0f);
-  for (int64_t j = 0; j < d; ++j) {
-    /* the first and last field of the next tile's row: two cache lines where the row is not aligned */
-    __builtin_prefetch(next + j * inner, 0, 2);
-    __builtin_prefetch(next + j * inner + TILE - 1, 0, 2);
+  /* Sums of SUM_BLOCK filters added to the totals: one float32 sum over all d filters in order was 3e-6
+   * off in rho at d = 512 (past the tests' 2e-6); blocks keep it below 1e-6, at 0.99-1.03x the time. */
+  for (int64_t j0 = 0; j0 < d; j0 += SUM_BLOCK) {
+    vf zb[VECS], tb[VECS];
+#pragma GCC unroll 8
+    for (int k = 0; k < nv; ++k) zb[k] = tb[k] = splat(0.0f);
+    for (int64_t j = j0; j < j0 + SUM_BLOCK && j < d; ++j) {
+      /* the first and last field of the next tile's row: two cache lines where the row is not aligned */
+      __builtin_prefetch(next + j * inner, 0, 2);
+      __builtin_prefetch(next + j * inner + TILE - 1, 0, 2);
+#pragma GCC unroll 8
+      for (int k = 0; k < nv; ++k) {
+        vf x = load_n(a + j * inner + k * LANES, n) - m[k];
+        vf e = vexp(x);
+        zb[k] += e;
+        tb[k] += e * x;
+      }
+    }
 #pragma GCC unroll 8
     for (int k = 0; k < nv; ++k) {
-      vf x = load_n(a + j * inner + k * LANES, n) - m[k];
-      vf e = vexp(x);
-      z[k] += e;
-      t[k] += e * x;
+      z[k] += zb[k];
+      t[k] += tb[k];
     }
   }
 }

@@ -40,6 +40,8 @@ def test_the_kernel_builds_here():
     ((2, 5, 17), 1),         # one whole tile and one field: the last vector moved back over done fields
     ((4, 8), -1),            # linear, exactly one vector of filters
     ((9, 1), -1),            # linear, D = 1
+    ((2, 512, 5, 7), 1),     # wide layers: float32 sums over many filters
+    ((2, 2048, 3, 3), 1),
 ])
 def test_matches_the_float64_reference(shape, dim):
     torch.manual_seed(0)
