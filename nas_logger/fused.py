@@ -90,6 +90,7 @@ def _run(backward: bool, a: torch.Tensor, dim: int, *args: int | None) -> None:
 
 
 def _forward(a: torch.Tensor, dim: int, for_backward: bool, as_nas: bool) -> tuple[torch.Tensor, ...] | None:
+    """:func:`partition`, or with ``as_nas`` the NAS in place of rho (see :func:`sparsity`)."""
     if not a.is_cpu or not _takes(a, dim) or _library() is None:
         return None
     dim = dim % a.dim()
@@ -99,7 +100,7 @@ def _forward(a: torch.Tensor, dim: int, for_backward: bool, as_nas: bool) -> tup
         out = torch.empty(size=shape, dtype=torch.float32)  # size= by name: parsed in 1.5 us, not 3-10
         _run(False, a, dim, out.data_ptr(), None, None, None, as_nas)
         return (out,)
-    # rho, z, u and m in one allocation: each torch.empty is microseconds, a small layer's whole kernel
+    # rho, z, u and m in one allocation: a torch.empty costs microseconds, as much as a small layer's kernel
     outs = torch.empty(size=(4, *shape), dtype=torch.float32)
     _run(False, a, dim, *(outs.data_ptr() + 4 * i * outs.stride(0) for i in range(4)), as_nas)
     return outs.unbind()

@@ -43,7 +43,7 @@ class PreActivationTap:
         self._subscribers: dict[Consumer | weakref.WeakMethod, frozenset[str]] = {}
         self._hooks: dict[str, torch.utils.hooks.RemovableHandle] = {}
         # The hook function of each name, made once: the probe pass registers its hooks at every log, and
-        # torch.compiler.disable costs ~50 us per function made (a quarter of a small model's log overhead).
+        # torch.compiler.disable costs ~50 us per function made (~0.2 ms of a small CNN's ~9 ms log).
         self._hook_fns: dict[str, Callable[..., None]] = {}
         self._exclusive: Consumer | None = None
         self._exclusive_names: frozenset[str] = frozenset()
