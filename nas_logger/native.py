@@ -60,9 +60,10 @@ def _failure(e: Exception) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def load(source: str, what: str, instead: str) -> ctypes.CDLL | None:
+def load(source: str, what: str, instead: str, hold_gil: bool = False) -> ctypes.CDLL | None:
     """The library of the package's C file ``source``, or None (logged once as "``what`` unavailable
-    (why); ``instead``") where it cannot be built or loaded."""
+    (why); ``instead``") where it cannot be built or loaded. ``hold_gil``: its calls keep the GIL (for
+    short calls from daemon threads, which must not be inside the library while the interpreter exits)."""
     compiler = os.environ.get("CC") or (sysconfig.get_config_var("CC") or "cc").split()[0]
     path = Path(__file__).with_name(source)
     try:
@@ -72,7 +73,7 @@ def load(source: str, what: str, instead: str) -> ctypes.CDLL | None:
             # A compiler that rejects the optimising flags still builds the portable code.
             target = _build(path, compiler, PORTABLE_FLAGS)
             logger.info("%s built with %s only (%s)", what, " ".join(PORTABLE_FLAGS), _failure(e))
-        return ctypes.CDLL(str(target))
+        return (ctypes.PyDLL if hold_gil else ctypes.CDLL)(str(target))
     except (OSError, subprocess.SubprocessError) as e:
         logger.info("%s unavailable (%s); %s", what, _failure(e), instead)
         return None

@@ -42,7 +42,9 @@ def fast_checksums() -> bool:
     python = pywrap_tensorflow.masked_crc32c
     if record_writer.masked_crc32c is not python:
         return False
-    library = native.load("crc32c.c", "C checksum of event records", "TensorBoard's Python one computes them")
+    # TensorBoard's writer thread is a daemon: with the GIL held, no exit can unmap the code under a checksum.
+    library = native.load("crc32c.c", "C checksum of event records", "TensorBoard's Python one computes them",
+                          hold_gil=True)
     if library is None:
         return False
     c_crc = library.nas_masked_crc32c
