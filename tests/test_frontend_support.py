@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,10 +20,8 @@ from sklearn.datasets import load_digits
 
 import nas_logger
 from conftest import SmallCNN
+from training.figure import CHROMIUM_ARGS, chromium_path, plugin_frame  # noqa: F401 (the tests import them from here)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
 EPOCHS = 30
 # group -> (learning rate, seeds); run names "<group>/seed<N>" are grouped by the plugin's default regex.
 GROUPS = {"vanilla": (0.2, (0, 1, 2)), "vanilla_lowlr": (0.1, (0, 1))}
@@ -152,13 +149,6 @@ class TensorBoard:
                 self.proc.wait()
 
 
-def chromium_path() -> str:
-    path = shutil.which(CHROMIUM) or CHROMIUM
-    if not Path(path).exists():
-        raise RuntimeError(f"{CHROMIUM} is missing: run `make system-deps` (apt-get install -y chromium)")
-    return path
-
-
 @contextlib.contextmanager
 def browser():
     from playwright.sync_api import sync_playwright
@@ -169,19 +159,6 @@ def browser():
             yield b
         finally:
             b.close()
-
-
-def plugin_frame(page, timeout_s: float = 60.0):
-    """The NAS tab's iframe once it has navigated to the plugin's page (a new iframe is about:blank first,
-    for a moment that a loaded machine stretches)."""
-    page.wait_for_selector("iframe", timeout=timeout_s * 1000)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        frame = next((f for f in page.frames if "plugin_entry.html" in f.url), None)
-        if frame is not None:
-            return frame
-        assert time.monotonic() < deadline, f"no frame loaded plugin_entry.html; frames: {[f.url for f in page.frames]}"
-        page.wait_for_timeout(100)
 
 
 @pytest.fixture(scope="module")

@@ -42,9 +42,7 @@ def export_view(logdir: str, view: str, keys: Sequence[str], output: Path, loss:
         from playwright.sync_api import sync_playwright
     except ImportError as e:
         raise RuntimeError("training.figure needs Playwright: pip install playwright") from e
-    chromium = shutil.which(CHROMIUM) or CHROMIUM
-    if not Path(chromium).exists():
-        raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium (make system-deps)")
+    chromium = chromium_path()
     fmt = output.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg"):
         raise ValueError(f"output must end in .png or .svg; got {output}")
@@ -53,7 +51,7 @@ def export_view(logdir: str, view: str, keys: Sequence[str], output: Path, loss:
         try:
             page = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True).new_page()
             page.goto(view_url(served.url, view, keys, loss))
-            frame = _plugin_frame(page, timeout_s)
+            frame = plugin_frame(page, timeout_s)
             frame.wait_for_selector(f".nas-panels[data-ready='1'][data-view='{view}']", state="attached",
                                     timeout=timeout_s * 1000)
             shown = frame.evaluate("() => window.nasApp.selected.map((e) => `${e.type}:${e.name}`)")
@@ -68,8 +66,17 @@ def export_view(logdir: str, view: str, keys: Sequence[str], output: Path, loss:
     return output
 
 
-def _plugin_frame(page, timeout_s: float):
-    """The NAS tab's iframe once it has loaded the plugin's page (about:blank for a moment first)."""
+def chromium_path() -> str:
+    """Debian's chromium, which Playwright drives here (and in the browser tests)."""
+    path = shutil.which(CHROMIUM) or CHROMIUM
+    if not Path(path).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: run `make system-deps` (apt-get install -y chromium)")
+    return path
+
+
+def plugin_frame(page, timeout_s: float = 60.0):
+    """The NAS tab's iframe once it has navigated to the plugin's page (a new iframe is about:blank first,
+    for a moment that a loaded machine stretches)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         frame = next((f for f in page.frames if "plugin_entry.html" in f.url), None)

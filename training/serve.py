@@ -37,13 +37,11 @@ class Served(NamedTuple):
 
 
 @contextlib.contextmanager
-def tensorboard(logdir: str, port: int | None = None, reload_interval: float | None = None) -> Iterator[Served]:
+def tensorboard(logdir: str, port: int | None = None) -> Iterator[Served]:
     """TensorBoard serving ``logdir`` on localhost (``port``: default the first free one from 6006 on),
     yielded once it listens; stopped on exit. Its own output is shown only if it fails to start."""
     port = port or free_port()
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--port", str(port), "--host", "localhost"]
-    if reload_interval is not None:
-        command += ["--reload_interval", str(reload_interval)]
     log = tempfile.TemporaryFile("w+")
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:

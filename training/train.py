@@ -106,7 +106,7 @@ def train_run(
     (step e = 1..N) NAS summaries, nas_logger's NAS-only overfitting alarm (once it fires) and the scalars
     ``test_loss``, ``test_accuracy``, ``train_loss`` (and ``distorted_test_loss``) go to ``log_dir``, with
     ``eb_criterion``, the EB criterion (training/eb.py) averaged over the epoch's first ``protocol.eb_batches``
-    batches (none: no EB). At the end :data:`RESULT_FILE` records the run and its setting in ``log_dir``."""
+    batches (none: no EB)."""
     device = data.train.x.device
     torch.manual_seed(seed)
     model = build_model(name, data.in_channels, data.image_size, data.classes, protocol.width).to(device)
@@ -154,7 +154,6 @@ def train_run(
                 total += cross_entropy.detach() * len(batch)
             log(epoch, total / n, eb)
     result.alarm_epoch = monitor.alarm.step if monitor.alarm is not None else None
-    _write_result(Path(log_dir), run_setting(name, seed, data.fingerprint(), protocol), result)
     return result
 
 
@@ -215,34 +214,40 @@ def run_grid(
     """Every model ``repeats`` times (seeds ``first_seed``, ``first_seed + 1``, ...), each run logged to
     ``<log_dir>/<model>/seed<k>``; prints one summary line per run and per model. A run that finished
     before with the same setting is reused, not trained again, so that a grid can be completed in
-    pieces. ``jobs`` > 1 trains that many runs at a time in worker processes (``threads`` torch threads
+    pieces: when a run has finished, :data:`RESULT_FILE` records it and its setting in its folder. ``jobs`` > 1 trains that many runs at a time in worker processes (``threads`` torch threads
     each; the data is copied to each worker once)."""
     fingerprint = data.fingerprint()
     done: dict[tuple[str, int], RunResult] = {}
     todo = []
+    settings = {}
     for name in names:
         for seed in range(first_seed, first_seed + repeats):
             run_dir = Path(log_dir) / name / f"seed{seed}"
-            reused = finished_run(run_dir, run_setting(name, seed, fingerprint, protocol))
+            settings[name, seed] = run_setting(name, seed, fingerprint, protocol)
+            reused = finished_run(run_dir, settings[name, seed])
             if reused is not None:
                 tqdm.write(f"{reused.summary()} (finished before: reused)")
                 done[name, seed] = reused
             else:
                 todo.append((name, seed, run_dir))
+
+    def finished(name: str, seed: int, run_dir: Path, run: RunResult) -> None:
+        _write_result(run_dir, settings[name, seed], run)
+        done[name, seed] = run
+        tqdm.write(run.summary())
+
     if jobs > 1 and len(todo) > 1:
         device = str(data.train.x.device)
         workers = min(jobs, len(todo))
         context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
         with ProcessPoolExecutor(workers, context, _start_worker, (data.to("cpu"), device, threads)) as pool:
-            futures = {pool.submit(_train_in_worker, name, protocol, seed, run_dir, progress, i % workers): (name, seed)
-                       for i, (name, seed, run_dir) in enumerate(todo)}
+            futures = {pool.submit(_train_in_worker, name, protocol, seed, run_dir, progress, i % workers):
+                       (name, seed, run_dir) for i, (name, seed, run_dir) in enumerate(todo)}
             for future in as_completed(futures):
-                done[futures[future]] = run = future.result()
-                tqdm.write(run.summary())
+                finished(*futures[future], future.result())
     else:
         for name, seed, run_dir in todo:
-            done[name, seed] = run = train_run(name, data, protocol, seed, run_dir, progress)
-            tqdm.write(run.summary())
+            finished(name, seed, run_dir, train_run(name, data, protocol, seed, run_dir, progress))
     results: dict[str, list[RunResult]] = {}
     for name, seed in sorted(done, key=lambda key: (names.index(key[0]), key[1])):
         results.setdefault(name, []).append(done[name, seed])
