@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from training.evaluate_detector import GRID, cost, judge, load_suites, main, summary_rows, tune
+from training.evaluate_detector import (GRID, complete, cost, judge, load_suites, main, read_curves, save_curves,
+                                         summary_rows, tune)
 from training.report import Curves
 
 
@@ -68,3 +69,23 @@ def test_main_reads_suites_and_rejects_a_folder_without_complete_runs(tmp_path, 
     with pytest.raises(SystemExit):
         main(["digits"])  # not DATASET=LOGDIR
     assert "expected DATASET=LOGDIR" in capsys.readouterr().err
+
+
+def test_saved_curves_are_judged_as_the_runs_they_were_read_from(tmp_path, capsys, monkeypatch):
+    suites = {"synthetic": {"VanillaNet seed0": curves(12), "NASReg seed0": curves(None)},
+              "short": {"VanillaNet seed0": curves(12, epochs=10)}}
+    path = tmp_path / "runs.json.gz"
+    monkeypatch.setattr("training.evaluate_detector.load_suites", lambda roots, epochs: {
+        d: {n: r for n, r in suites[d].items() if complete(r, epochs)} for d in roots})
+    assert main(["synthetic=" + str(tmp_path), "--save-curves", str(path)]) == 0
+    from_logs = capsys.readouterr().out
+    assert main([str(path)]) == 0
+    assert capsys.readouterr().out == from_logs and "| synthetic | NAS alarm | 1 / 1 |" in from_logs
+    back = read_curves(path)["synthetic"]["VanillaNet seed0"]
+    assert back.nas == suites["synthetic"]["VanillaNet seed0"].nas and list(back.nas) == ["conv1", "conv2", "conv3", "prediction"]
+    save_curves(suites, path)
+    assert main([str(path)]) == 2  # "short" has no 30-epoch run
+    assert "short holds no run with 30 logged epochs" in capsys.readouterr().err
+    (tmp_path / "bad.json.gz").write_bytes(b"not gzip")
+    assert main([str(tmp_path / "bad.json.gz")]) == 2
+    assert "not a curves file written by --save-curves" in capsys.readouterr().err

@@ -2,10 +2,13 @@
 leave one dataset out.
 
     python -m training.evaluate_detector digits=runs/ew-digits fashion-mnist=runs/ew-fashion \\
-        cifar10=runs/ew-cifar10 --output docs/early-warning-results.md
+        cifar10=runs/ew-cifar10 --output docs/early-warning-results.md --save-curves runs.json.gz
+    python -m training.evaluate_detector runs.json.gz   # the same runs, without their event files
 
 Each DATASET=LOGDIR holds runs ``<LOGDIR>/<model>/seed<k>`` logged by ``python -m training`` (median NAS per
 layer, ``test_loss``, ``train_loss``); runs that logged fewer than ``--epochs`` epochs are left out.
+``--save-curves`` keeps what is judged (each run's scalars and median NAS per layer, a few KB) in one gzipped
+JSON file, which can stand in for the log dirs later: event files of real runs are megabytes each.
 
 1. The detector's built-in defaults are judged on every run.
 2. Leave one dataset out: for each dataset in turn, the detector's grid is tuned on that dataset's runs
@@ -25,7 +28,9 @@ stops trains to the end).
 from __future__ import annotations
 
 import argparse
+import gzip
 import itertools
+import json
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -161,6 +166,11 @@ SUMMARY_HEADER = [
 ]
 
 
+def complete(run: Curves, epochs: int) -> bool:
+    """The run logged at least ``epochs`` test losses (the only runs judged)."""
+    return len(run.scalars.get("test_loss", {})) >= epochs
+
+
 def load_suites(suites: dict[str, Path], epochs: int) -> dict[str, dict[str, Curves]]:
     """``{dataset: {"<Model> seed<k>": curves}}`` for the complete runs under each logdir."""
     loaded = {}
@@ -169,13 +179,30 @@ def load_suites(suites: dict[str, Path], epochs: int) -> dict[str, dict[str, Cur
         for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
             for seed_dir in sorted(model_dir.glob("seed*")):
                 run = read_run(seed_dir)
-                if len(run.scalars.get("test_loss", {})) >= epochs:
+                if complete(run, epochs):
                     paper = MODELS[model_dir.name].paper_name if model_dir.name in MODELS else model_dir.name
                     runs[f"{paper} {seed_dir.name}"] = run
         if not runs:
             raise ValueError(f"{dataset}={root}: no run with {epochs} logged epochs in <model>/seed<k>")
         loaded[dataset] = runs
     return loaded
+
+
+def save_curves(suites: dict[str, dict[str, Curves]], path: Path) -> None:
+    """Write ``suites`` as gzipped JSON ``{dataset: {run: curves}}`` (see :meth:`Curves.to_json`)."""
+    data = {d: {name: run.to_json() for name, run in runs.items()} for d, runs in suites.items()}
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        json.dump(data, f, separators=(",", ":"))
+
+
+def read_curves(path: Path) -> dict[str, dict[str, Curves]]:
+    """The suites :func:`save_curves` wrote to ``path``."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            data = json.load(f)
+        return {d: {name: Curves.from_json(run) for name, run in runs.items()} for d, runs in data.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a curves file written by --save-curves ({e})") from e
 
 
 def report(suites: dict[str, dict[str, Curves]], epochs: int) -> str:
@@ -200,25 +227,43 @@ def report(suites: dict[str, dict[str, Curves]], epochs: int) -> str:
     return "\n".join(lines)
 
 
-def _suite(text: str) -> tuple[str, Path]:
+def _suite(text: str) -> tuple[str | None, Path]:
+    """``DATASET=LOGDIR`` -> (dataset, logdir); a curves file -> (None, file)."""
     name, sep, folder = text.partition("=")
-    if not sep or not name or not Path(folder).is_dir():
-        raise argparse.ArgumentTypeError(f"expected DATASET=LOGDIR with an existing LOGDIR; got {text!r}")
-    return name, Path(folder)
+    if sep and name and Path(folder).is_dir():
+        return name, Path(folder)
+    if not sep and Path(text).is_file():
+        return None, Path(text)
+    raise argparse.ArgumentTypeError(
+        f"expected DATASET=LOGDIR with an existing LOGDIR, or a file written by --save-curves; got {text!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.evaluate_detector", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suites", nargs="+", type=_suite, metavar="DATASET=LOGDIR", help="runs <LOGDIR>/<model>/seed<k>")
+    p.add_argument("suites", nargs="+", type=_suite, metavar="DATASET=LOGDIR|CURVES",
+                   help="runs <LOGDIR>/<model>/seed<k>, or a file written by --save-curves")
     p.add_argument("--epochs", type=int, default=30, help="epochs a run must have logged to be judged (default 30)")
     p.add_argument("--output", default=None, help="write the report (markdown) here as well")
+    p.add_argument("--save-curves", default=None, metavar="FILE",
+                   help="also write the judged runs' curves here (gzipped JSON), to be judged again without the logs")
     args = p.parse_args(argv)
     try:
-        suites = load_suites(dict(args.suites), args.epochs)
+        suites = {}
+        for dataset, path in args.suites:
+            if dataset is None:
+                for d, runs in read_curves(path).items():
+                    kept = {name: run for name, run in runs.items() if complete(run, args.epochs)}
+                    if not kept:
+                        raise ValueError(f"{path}: {d} holds no run with {args.epochs} logged epochs")
+                    suites[d] = kept
+            else:
+                suites.update(load_suites({dataset: path}, args.epochs))
     except ValueError as e:
         print(f"evaluate_detector: error: {e}", file=sys.stderr)
         return 2
+    if args.save_curves:
+        save_curves(suites, Path(args.save_curves))
     text = report(suites, args.epochs)
     print(text)
     if args.output:

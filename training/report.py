@@ -50,6 +50,18 @@ class Curves:
         alarm = nas_logger.nas_alarm(self.epochs, {layer: [v[e] for e in self.epochs] for layer, v in self.nas.items()})
         return alarm.step if alarm is not None else None
 
+    def to_json(self) -> dict:
+        """``{"scalars": {tag: {epoch: value}}, "nas": {layer: {epoch: median}}}`` with string epochs (JSON keys)."""
+        return {"scalars": self.scalars, "nas": self.nas}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Curves":
+        """The inverse of :meth:`to_json` (epochs back to ints, layer order kept)."""
+        def by_epoch(series: dict) -> dict[int, float]:
+            return {int(e): float(v) for e, v in series.items()}
+
+        return cls({t: by_epoch(v) for t, v in data["scalars"].items()}, {l: by_epoch(v) for l, v in data["nas"].items()})
+
     def feature_nas(self, epoch: int) -> float:
         """Mean over the feature layers of their median NAS at ``epoch``."""
         return statistics.mean(self.nas[layer][epoch] for layer in self.feature_layers)
