@@ -205,3 +205,43 @@ def test_free_port_can_be_bound():
     port = free_port()
     with socket.socket() as s:
         s.bind(("localhost", port))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers through /proc")
+def test_workers_stop_when_the_training_command_is_killed(tmp_path):
+    """Killing ``python -m training --jobs 2`` (SIGKILL: no handler can run) must not leave its workers
+    training on and writing into the log dir."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    command = [sys.executable, "-m", "training", "--models", "vanilla", "--repeats", "2", "--epochs", "10000",
+               "--jobs", "2", "--threads", "1", "--logdir", str(tmp_path), *TINY]
+    parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not all(any((tmp_path / "vanilla" / f"seed{k}").glob("events.out.tfevents.*")) for k in (0, 1)):
+            assert parent.poll() is None and time.monotonic() < deadline, "the workers never started logging"
+            time.sleep(0.2)
+        children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+        workers = [int(pid) for pid in children  # not the resource tracker, the other child
+                   if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
+        assert len(workers) == 2
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 60
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    leftover = [pid for pid in workers if alive(pid)]
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    assert not leftover, "workers went on training after the command was killed"

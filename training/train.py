@@ -12,6 +12,7 @@ import math
 import multiprocessing
 import os
 import statistics
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -261,9 +262,18 @@ _worker_data: Data | None = None
 
 def _start_worker(data: Data, device: str, threads: int | None) -> None:
     global _worker_data
+    # A worker whose parent is killed (SIGTERM, SIGKILL, a crash) would go on training and writing into the
+    # log dir, racing the next command's runs there; it leaves with its parent instead. The parent's
+    # sentinel becomes ready when the parent process ends, whatever ended it.
+    threading.Thread(target=_exit_with, args=(multiprocessing.parent_process(),), daemon=True).start()
     if threads:
         torch.set_num_threads(threads)
     _worker_data = data.to(device)
+
+
+def _exit_with(parent) -> None:
+    parent.join()
+    os._exit(1)
 
 
 def _train_in_worker(name: str, protocol: Protocol, seed: int, run_dir: Path, progress: bool, slot: int) -> RunResult:
