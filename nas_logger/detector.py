@@ -37,6 +37,10 @@ class _Layer:
     rise: float = 0.0
     since: int = 0  # index of the middle of the slowest window: where the climb is measured from
 
+    def restart(self) -> None:
+        """Forget the paces: the next window's slope is the new slowest, the climb is measured from now."""
+        self.fastest, self.slowest, self.rise, self.since = 0.0, math.inf, 0.0, len(self.values)
+
 
 @dataclass
 class OverfitDetector:
@@ -56,7 +60,15 @@ class OverfitDetector:
     learning rise makes one setting fit dense and sparse, shallow and deep layers. The alarm fires at the
     first epoch at which at least a ``quorum`` share of the feature layers (those with a finite median)
     votes, ``patience`` epochs in a row, never within the first ``warmup`` epochs; it names the voting
-    layers. Only epochs <= t are used at epoch t; each epoch costs one ``window``-point regression and one
+    layers.
+
+    A network that starts to learn late (it idles at chance, then learns: dropout, poor initialisation) shows
+    the same shape, flat then climbing, while it is still learning. The prediction layer tells the two apart:
+    its NAS measures how confident the outputs are, and it rises fastest while the network learns. So
+    whenever the prediction layer's ``window``-epoch slope exceeds every earlier one by more than
+    ``noise_z`` standard errors (a new learning rise), each feature layer's slowest pace and learning rise
+    are measured afresh from that epoch on; a layer climbing with the outputs' confidence is learning, not
+    memorising. Only epochs <= t are used at epoch t; each epoch costs one ``window``-point regression and one
     median over the history per layer.
     """
 
@@ -69,6 +81,8 @@ class OverfitDetector:
     noise_z: float = 2.0
     alarm: Alarm | None = None
     _layers: dict[str, _Layer] = field(default_factory=dict, repr=False)
+    _outputs: list[float] = field(default_factory=list, repr=False)  # the prediction layer's medians
+    _outputs_fastest: float = field(default=0.0, repr=False)
     _streak: int = field(default=0, repr=False)
     _epochs: int = field(default=0, repr=False)
 
@@ -86,7 +100,11 @@ class OverfitDetector:
         """Feed one epoch's median NAS per layer, in depth order (the prediction layer last, as
         ``Monitor.log`` returns them). Returns the alarm on the epoch it fires, else None."""
         self._epochs += 1
-        features = [n for n in (list(medians)[:-1] if len(medians) > 1 else medians) if math.isfinite(medians[n])]
+        names = list(medians)
+        if len(names) > 1 and math.isfinite(medians[names[-1]]) and self._outputs_learn(medians[names[-1]]):
+            for layer in self._layers.values():
+                layer.restart()
+        features = [n for n in (names[:-1] if len(names) > 1 else names) if math.isfinite(medians[n])]
         voters = tuple(name for name in features if self._votes(name, medians[name]))
         enough = bool(features) and len(voters) >= self.quorum * len(features)
         self._streak = self._streak + 1 if enough else 0
@@ -94,6 +112,16 @@ class OverfitDetector:
             self.alarm = Alarm(int(step), voters)
             return self.alarm
         return None
+
+    def _outputs_learn(self, value: float) -> bool:
+        """Feed the prediction layer's median; True when its slope beats every earlier one beyond the noise."""
+        self._outputs.append(float(value))
+        if len(self._outputs) < self.window:
+            return False
+        slope = _slope(self._outputs[-self.window:])
+        faster = slope > self._outputs_fastest + self.noise_z * _slope_error(self._outputs, self.window)
+        self._outputs_fastest = max(self._outputs_fastest, slope)
+        return faster
 
     def _votes(self, name: str, value: float) -> bool:
         """Update layer ``name`` with this epoch's median; True when it climbs faster than its slowest pace."""

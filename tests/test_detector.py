@@ -217,3 +217,21 @@ def test_loss_minimum_step_is_the_smoothed_minimum_over_finite_points():
     assert loss_minimum_step(steps[:1], np.array([0.3])) == 0
     assert loss_minimum_step(np.array([], int), np.array([])) is None
     assert loss_minimum_step(steps[:2], np.array([np.nan, np.nan])) is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_late_learner_is_told_from_memorisation_by_its_prediction_layer(seed):
+    """DropNet on the noisy digits: flat NAS for 15 epochs at chance, then every layer climbs as the network
+    starts to learn. The feature layers alone show the memorisation shape (flat, then climbing); the
+    prediction layer, whose NAS rises faster than ever before while the outputs grow confident, tells
+    that it is learning. The same features beside a prediction layer that learned early and now rises
+    slowly are memorising: they fire."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, 41)
+    late = np.clip(t - 15, 0, None)
+    features = {name: base + 0.00015 * late**2 + rng.normal(0, 0.003, 40) for name, (base, _) in LAYERS.items()}
+    starting = {**features, "prediction": 0.002 + 0.0001 * late**2 + rng.normal(0, 0.0002, 40)}
+    assert nas_alarm(list(t), starting) is None
+    learned_early = {**features, "prediction": 0.4 + 0.3 * (1 - np.exp(-t / 3)) + rng.normal(0, 0.01, 40)}
+    alarm = nas_alarm(list(t), learned_early)
+    assert alarm is not None and 15 < alarm.step <= 28

@@ -333,10 +333,11 @@ def test_detector_alarm_is_logged_once_at_the_step_it_fires(tmp_path, small_cnn)
     fired_at = None
     for epoch in range(8):
         monitor.log(epoch)
-        if epoch >= 2:  # from epoch 2 on, ever sparser conv responses
+        if epoch >= 2:  # from epoch 2 on, ever sparser features; the outputs' scale (their confidence) kept
             with torch.no_grad():
                 for conv in (small_cnn.conv1, small_cnn.conv2, small_cnn.fc1):
                     conv.weight.mul_(1.8)
+                small_cnn.fc2.weight.div_(1.8**3)
         if monitor.alarm is not None and fired_at is None:
             fired_at = epoch
     monitor.close()
