@@ -2,13 +2,13 @@
 
 Two processes on the gloo backend (CPU), or NCCL with one GPU each when enough are present.
     python benchmarks/ddp_overhead.py [--epochs 4 --steps 20]
-An "epoch" is --steps training steps followed by one monitor.log on rank 0.
+An "epoch" is --steps training steps, followed by one monitor.log (rank 0 writes) in the monitored ones;
+the two alternate as in monitor_overhead.py, the single-process version.
 """
 import argparse
 import os
 import socket
 import tempfile
-import time
 
 import torch
 import torch.distributed as dist
@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import nas_logger
+from monitor_overhead import alternate_epochs, print_ratios
 
 
 def net() -> nn.Module:
@@ -39,28 +40,23 @@ def worker(rank: int, world: int, port: int, args: argparse.Namespace, logdir: s
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = torch.randn(32, 3, 32, 32, device=device), torch.randint(0, 100, (32,), device=device)
     monitor = nas_logger.watch(model, logdir, probe=x)  # once, as in a training script
-    times = {"without monitor": [], "with monitor": []}
-    for epoch in range(args.epochs):
-        for label in times:  # interleaved, so drift hits both alike
-            dist.barrier()
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                optimizer.zero_grad()
-                F.cross_entropy(model(x), y).backward()
-                optimizer.step()
-            if label == "with monitor":
-                monitor.log(epoch, test_loss=1.0)
-            if cuda:
-                torch.cuda.synchronize()
-            dist.barrier()
-            times[label].append(time.perf_counter() - start)
+
+    def train() -> None:
+        for _ in range(args.steps):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+
+    def sync() -> None:  # the epoch ends when every rank's queued work is done
+        if cuda:
+            torch.cuda.synchronize()
+        dist.barrier()
+
+    medians, log = alternate_epochs(train, lambda epoch: monitor.log(epoch, test_loss=1.0), args.epochs, sync)
     monitor.close()
     if rank == 0:
-        median = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
-        base = median["without monitor"]
         print(f"{world} ranks, {'nccl' if cuda else 'gloo'}, epoch = {args.steps} steps of batch 32 per rank")
-        for label, t in median.items():
-            print(f"{label}: {t * 1e3:.1f} ms per epoch = {t / base:.3f}x")
+        print_ratios(medians, log, 1.02)
     dist.destroy_process_group()
 
 

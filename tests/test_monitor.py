@@ -14,6 +14,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 import nas_logger
 from nas_logger import format as fmt
+from devices import DEVICES
 from events import read_nas, read_scalars
 from reference import nas_reference
 
@@ -424,6 +425,34 @@ def test_stream_statistics_cover_every_training_batch_within_one_bin(tmp_path, s
     layer, stats = records[("conv2", fmt.STATS)]
     assert [s for s, _ in stats] == [0, 1] and layer.receptive_fields == 64 and layer.depth == 1
     assert all(not m._forward_hooks for m in small_cnn.modules() if m is not small_cnn.conv2)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("statistics", ["probe", "stream"])
+def test_training_with_nasreg_on_each_device_writes_nas_in_its_range(tmp_path, small_cnn, statistics, device):
+    """The SDK end to end: watch, train 2 epochs with NASReg, log, read back through the plugin's reader."""
+    model = small_cnn.to(device)
+    monitor = nas_logger.watch(model, tmp_path, statistics=statistics)
+    reg = nas_logger.NASReg(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for epoch in range(2):
+        for _ in range(4):
+            x, y = torch.randn(16, 1, 8, 8, device=device), torch.randint(0, 10, (16,), device=device)
+            loss = F.cross_entropy(model(x), y) + reg.penalty()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        monitor.log(epoch, test_loss=loss.detach())
+    monitor.close()
+    reg.remove()
+    records = read_nas(tmp_path)
+    for name, filters in [("conv1", 8), ("conv2", 16), ("fc1", 32), ("fc2", 10)]:
+        layer, stats = records[(name, fmt.STATS)]
+        values = np.stack([v for _, v in stats])
+        assert [s for s, _ in stats] == [0, 1] and layer.filters == filters
+        assert np.isfinite(values).all(), (name, values)
+        assert (values >= 0).all() and (values <= 1 - 1 / filters).all(), (name, values)
+    assert [s for s, _ in read_scalars(tmp_path)["test_loss"]] == [0, 1]
 
 
 def test_stream_every_and_bad_options(tmp_path, small_cnn):

@@ -5,18 +5,20 @@ import pytest
 import torch
 
 from nas_logger import entropy, nas_sparsity, perplexity
+from devices import DEVICES
 from reference import nas_reference, perplexity_reference
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("shape,dim", [((4, 16, 5, 7), 1), ((6, 10), -1), ((3, 8, 9), 1), ((2, 5, 3, 4, 4), 1)])
-def test_float32_matches_float64_reference(shape, dim):
+def test_float32_matches_float64_reference(shape, dim, device):
     torch.manual_seed(0)
     a = torch.randn(shape) * 3
-    got = nas_sparsity(a, dim=dim)
+    got = nas_sparsity(a.to(device), dim=dim)  # the C kernel on the CPU, the Triton one on CUDA
     want = nas_reference(a.double().numpy(), axis=dim)
-    assert got.dtype == torch.float32
+    assert got.dtype == torch.float32 and got.device.type == device
     assert got.shape == tuple(s for i, s in enumerate(shape) if i != dim % len(shape))
-    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=3e-6)
+    np.testing.assert_allclose(got.cpu().numpy(), want, rtol=0, atol=3e-6)
 
 
 def test_float64_input_stays_float64_and_matches_to_rounding():
@@ -88,9 +90,10 @@ def test_non_finite_inputs_give_nan():
     assert torch.isfinite(s[2])
 
 
-def test_gradient_matches_float64_finite_differences():
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradient_matches_float64_finite_differences(device):
     torch.manual_seed(5)
-    a = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(2, 5, 3, dtype=torch.float64, device=device, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: perplexity(x, dim=1), (a,))
     assert torch.autograd.gradcheck(lambda x: nas_sparsity(x, dim=1), (a,))
 
