@@ -92,11 +92,12 @@ def kernel(device: str, shapes: list, rounds: int, min_run_time: float) -> None:
             # Calls queued back to back are what a training loop sees, launch costs included; Triton's do_bench
             # (L2 flushed before each call, events around it) times the kernels alone. The process CPU time
             # is the host's cost of a launch.
-            from triton.testing import do_bench
+            cpu_note = f"host CPU {cpu['nas'] * 1e6:.0f} us per call"
+            if fused._triton() is not None:
+                from triton.testing import do_bench
 
-            alone = {k: do_bench(fns[k], return_mode="median") for k in ("sum", "nas")}
-            cpu_note = (f"kernel alone {alone['nas'] / alone['sum']:.2f}x by do_bench; "
-                        f"host CPU {cpu['nas'] * 1e6:.0f} us per call")
+                alone = {k: do_bench(fns[k], return_mode="median") for k in ("sum", "nas")}
+                cpu_note = f"kernel alone {alone['nas'] / alone['sum']:.2f}x by do_bench; {cpu_note}"
         else:
             cpu_note = f"CPU time {cpu['nas'] / cpu['sum']:.2f}x"
         print(f"[{device}] {tuple(shape)} dim={dim}: sum {base * 1e3:.3f} ms; nas_sparsity ({path}) float32 "
