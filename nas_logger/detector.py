@@ -64,11 +64,11 @@ class OverfitDetector:
 
     A network that starts to learn late (it idles at chance, then learns: dropout, poor initialisation) shows
     the same shape, flat then climbing, while it is still learning. The prediction layer tells the two apart:
-    its NAS measures how confident the outputs are, and it rises fastest while the network learns. So
-    whenever the prediction layer's ``window``-epoch slope exceeds every earlier one by more than
-    ``noise_z`` standard errors (a new learning rise), each feature layer's slowest pace and learning rise
-    are measured afresh from that epoch on; a layer climbing with the outputs' confidence is learning, not
-    memorising. Only epochs <= t are used at epoch t; each epoch costs one ``window``-point regression and one
+    its NAS measures how confident the outputs are, and it starts to rise when the network starts to learn.
+    So while the outputs idle (the prediction layer's ``window``-epoch slope has never exceeded ``min_rate``),
+    each new fastest rise of it (beyond ``noise_z`` standard errors) measures every feature layer's slowest
+    pace and learning rise afresh from that epoch on: a layer that climbs as the outputs wake up is learning,
+    not memorising. Only epochs <= t are used at epoch t; each epoch costs one ``window``-point regression and one
     median over the history per layer.
     """
 
@@ -114,14 +114,16 @@ class OverfitDetector:
         return None
 
     def _outputs_learn(self, value: float) -> bool:
-        """Feed the prediction layer's median; True when its slope beats every earlier one beyond the noise."""
+        """Feed the prediction layer's median; True when, still idle (never faster than ``min_rate``), its slope
+        beats every earlier one and the noise."""
         self._outputs.append(float(value))
         if len(self._outputs) < self.window:
             return False
         slope = _slope(self._outputs[-self.window:])
-        faster = slope > self._outputs_fastest + self.noise_z * _slope_error(self._outputs, self.window)
+        idle = self._outputs_fastest < self.min_rate
+        faster = slope > max(self._outputs_fastest, self.noise_z * _slope_error(self._outputs, self.window))
         self._outputs_fastest = max(self._outputs_fastest, slope)
-        return faster
+        return idle and faster
 
     def _votes(self, name: str, value: float) -> bool:
         """Update layer ``name`` with this epoch's median; True when it climbs faster than its slowest pace."""
