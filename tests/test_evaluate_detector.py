@@ -89,3 +89,13 @@ def test_saved_curves_are_judged_as_the_runs_they_were_read_from(tmp_path, capsy
     (tmp_path / "bad.json.gz").write_bytes(b"not gzip")
     assert main([str(tmp_path / "bad.json.gz")]) == 2
     assert "not a curves file written by --save-curves" in capsys.readouterr().err
+
+
+def test_runs_of_one_dataset_from_a_curves_file_and_a_log_dir_are_judged_together(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "runs.json.gz"
+    save_curves({"synthetic": {"VanillaNet seed0": curves(12)}}, path)
+    monkeypatch.setattr("training.evaluate_detector.load_suites",
+                        lambda roots, epochs: {d: {"VanillaNet seed1": curves(15)} for d in roots})
+    assert main([str(path), "synthetic=" + str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| synthetic | NAS alarm | 2 / 2 |" in out and "| VanillaNet seed0 |" in out and "| VanillaNet seed1 |" in out

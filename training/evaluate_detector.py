@@ -8,7 +8,9 @@ leave one dataset out.
 Each DATASET=LOGDIR holds runs ``<LOGDIR>/<model>/seed<k>`` logged by ``python -m training`` (median NAS per
 layer, ``test_loss``, ``train_loss``); runs that logged fewer than ``--epochs`` epochs are left out.
 ``--save-curves`` keeps what is judged (each run's scalars and median NAS per layer, a few KB) in one gzipped
-JSON file, which can stand in for the log dirs later: event files of real runs are megabytes each.
+JSON file, which can stand in for the log dirs later: event files of real runs are megabytes each. Runs of one
+dataset from several sources are judged together (a later run of the same name replaces the earlier), so new
+seeds can join saved ones: ``python -m training.evaluate_detector saved.json.gz cifar10=runs/more-seeds``.
 
 1. The detector's built-in defaults are judged on every run.
 2. Leave one dataset out: for each dataset in turn, the detector's grid is tuned on that dataset's runs
@@ -256,9 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     kept = {name: run for name, run in runs.items() if complete(run, args.epochs)}
                     if not kept:
                         raise ValueError(f"{path}: {d} holds no run with {args.epochs} logged epochs")
-                    suites[d] = kept
+                    suites.setdefault(d, {}).update(kept)
             else:
-                suites.update(load_suites({dataset: path}, args.epochs))
+                suites.setdefault(dataset, {}).update(load_suites({dataset: path}, args.epochs)[dataset])
     except ValueError as e:
         print(f"evaluate_detector: error: {e}", file=sys.stderr)
         return 2
