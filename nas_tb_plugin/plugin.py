@@ -9,6 +9,7 @@ from nas_logger.format import INDEX_PLUGIN_NAME, PLUGIN_NAME
 
 from . import assets
 from .routes import Routes
+from .sharing import max_age_for
 
 
 class NASPlugin(base_plugin.TBPlugin):
@@ -17,7 +18,9 @@ class NASPlugin(base_plugin.TBPlugin):
     plugin_name = PLUGIN_NAME
 
     def __init__(self, context: base_plugin.TBContext, frontend_dir=None) -> None:
-        self._routes = Routes(context.data_provider, frontend_dir or assets.frontend_dir())
+        # Listings are shared between requests for a fraction of TensorBoard's reload interval (see .sharing).
+        self._routes = Routes(context.data_provider, frontend_dir or assets.frontend_dir(),
+                              max_age_for(getattr(context.flags, "reload_interval", None)))
 
     def get_plugin_apps(self):
         return self._routes.apps()

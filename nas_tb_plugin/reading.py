@@ -21,6 +21,7 @@ from tensorboard.util import tensor_util
 from nas_logger import format as fmt
 
 from .aggregate import dedupe_steps
+from .sharing import SharedListings
 
 logger = logging.getLogger(__name__)
 
@@ -161,10 +162,11 @@ class Reader:
     """Data access for the routes; one per plugin instance, safe to share between request threads.
 
     Converted stats and heatmap series are cached (see :class:`SeriesCache`): a request whose series
-    did not change since the last one costs a listing call, not a read.
+    did not change since the last one costs a listing, not a read; listings are shared between requests
+    for up to ``listing_max_age`` seconds (see :mod:`.sharing`).
     """
 
-    def __init__(self, data_provider, cache_cells: int = 32_000_000) -> None:
+    def __init__(self, data_provider, cache_cells: int = 32_000_000, listing_max_age: float = 0.0) -> None:
         self._provider = data_provider
         self._decoded: dict[bytes, fmt.Metadata | fmt.FormatError] = {}
         self._warned: set[tuple] = set()
@@ -172,7 +174,7 @@ class Reader:
         self._cache = SeriesCache(cache_cells)
         # TensorBoard's gRPC data provider (the Rust data server), whose responses are read here directly.
         self._grpc = type(data_provider) is grpc_provider.GrpcDataProvider
-        self._last: dict[str, tuple] = {}  # see _made_of
+        self._listings = SharedListings(listing_max_age)
         # Stats tags that stand for a run written before the index record in run_versions (its stats
         # tables, else a layer's stats): few names shared by every run, so one listing filtered to them
         # covers such runs.
@@ -210,38 +212,31 @@ class Reader:
         """Every run of the experiment (with or without NAS data); cheap on every data provider. Shared with
         later calls: not to be changed."""
         if not self._grpc:
-            return [run.run_name for run in self._provider.list_runs(ctx, experiment_id=eid)]
+            return self._listings.get(("runs", eid), lambda: self._provider.list_runs(ctx, experiment_id=eid),
+                                      lambda runs: [run.run_name for run in runs])
         req = grpc_provider.data_provider_pb2.ListRunsRequest()
         req.experiment_id = eid
+        return self._listings.get(("runs", eid), lambda: self._rpc("ListRuns", req),
+                                  lambda res: [run.name for run in res.runs])
+
+    def _rpc(self, method: str, request):
+        """A call of TensorBoard's gRPC data provider whose response is read here directly: made into Python
+        objects only when it differs from the last one (see :class:`SharedListings`; on 10,000 runs the
+        comparison costs a few milliseconds, the Python objects tens)."""
         with grpc_provider._translate_grpc_error():
-            res = self._provider._stub.ListRuns(req)
-        return self._made_of("runs", eid, res, lambda: [run.name for run in res.runs])
-
-    def _made_of(self, kind: str, eid: str, response, make):
-        """``make()``, or what it gave for the last ``kind`` response when ``response`` equals it.
-
-        On TensorBoard's gRPC data provider the listings that every open tab polls are read straight from
-        their responses, and made into Python objects only when a response differs from the last (the data
-        server answers the same bytes while nothing changed): on 10,000 runs the comparison costs a few
-        milliseconds, the Python objects (GrpcDataProvider's, or ours) tens.
-        """
-        last = self._last.get(kind)
-        if last is not None and last[0] == eid and last[1] == response:
-            return last[2]
-        made = make()
-        self._last[kind] = (eid, response, made)
-        return made
+            return getattr(self._provider._stub, method)(request)
 
     def list_nas(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, RunListing]:
-        """{run: RunListing} of the runs (all when ``runs`` is None) that hold NAS statistics."""
+        """{run: RunListing} of the runs (all when ``runs`` is None) that hold NAS statistics. Shared with
+        later calls: not to be changed."""
         if runs is not None and not runs:
             return {}
-        listing = self._provider.list_tensors(
-            ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME,
-            run_tag_filter=provider.RunTagFilter(runs=runs) if runs is not None else None,
-        )
+        return self._listed(ctx, eid, fmt.PLUGIN_NAME, provider.RunTagFilter(runs=runs) if runs is not None else None,
+                            "nas", self._listings_of)
+
+    def _listings_of(self, rows) -> dict[str, RunListing]:
         result: dict[str, RunListing] = {}
-        for run, tags in _rows(listing):
+        for run, tags in rows:
             entry = self._run_listing(run, tags)
             if entry is not None:
                 result[run] = entry
@@ -297,24 +292,25 @@ class Reader:
             versions = {**versions, **self._versions_before_index(ctx, eid, rest)}
         return versions
 
-    def _listed(self, ctx, eid: str, plugin: str, run_tag_filter, kind: str, make):
-        """``make(rows)`` of a ``list_tensors`` call, rows [(run, [(tag, metadata content, max step, max wall
-        time)])]. On TensorBoard's gRPC provider the rows come straight from the response, and ``make`` runs
-        only when it differs from the last response of this ``kind`` (see :meth:`_made_of`)."""
+    def _listed(self, ctx, eid: str, plugin: str, run_tag_filter, kind: str, make, data: str = "Tensors"):
+        """``make(rows)`` of a listing of ``data`` ("Tensors", "Scalars" or "BlobSequences"), rows [(run, [(tag,
+        metadata content, max step, max wall time)])], shared (see :class:`SharedListings`): ``make`` runs
+        only when the listing differs from the last one of this ``kind`` and filter. On TensorBoard's gRPC
+        provider the rows come straight from the response."""
+        key = (kind, eid, plugin, _filter_key(run_tag_filter))
         if not self._grpc:
-            return make(_rows(self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=plugin,
-                                                          run_tag_filter=run_tag_filter)))
-        # As GrpcDataProvider.list_tensors builds the request.
-        req = grpc_provider.data_provider_pb2.ListTensorsRequest()
+            method = getattr(self._provider, _PROVIDER_LISTINGS[data])
+            return self._listings.get(key, lambda: method(ctx, experiment_id=eid, plugin_name=plugin,
+                                                          run_tag_filter=run_tag_filter), lambda raw: make(_rows(raw)))
+        # As GrpcDataProvider's list_* build the request (the three requests have the same fields).
+        req = getattr(grpc_provider.data_provider_pb2, f"List{data}Request")()
         req.experiment_id = eid
         req.plugin_filter.plugin_name = plugin
         grpc_provider._populate_rtf(run_tag_filter, req.run_tag_filter)
-        with grpc_provider._translate_grpc_error():
-            res = self._provider._stub.ListTensors(req)
-        return self._made_of(kind, eid, res, lambda: make(
-            (entry.run_name, [(tag.tag_name, tag.metadata.summary_metadata.plugin_data.content,
-                               tag.metadata.max_step, tag.metadata.max_wall_time) for tag in entry.tags])
-            for entry in res.runs))
+        return self._listings.get(key, lambda: self._rpc(f"List{data}", req), lambda res: make(
+            [(entry.run_name, [(tag.tag_name, tag.metadata.summary_metadata.plugin_data.content,
+                                tag.metadata.max_step, tag.metadata.max_wall_time) for tag in entry.tags])
+             for entry in res.runs]))
 
     def _index_versions(self, ctx, eid: str) -> dict[str, tuple[int, float]]:
         """{run: (max step, max wall time) over its readable index records} of the runs that have one; shared
@@ -384,13 +380,10 @@ class Reader:
         return found
 
     def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, dict[str, Listed]]:
-        """{run: {scalar tag: Listed}} of TensorBoard's scalars plugin, tags sorted."""
-        listing = self._provider.list_scalars(
-            ctx, experiment_id=eid, plugin_name=SCALARS_PLUGIN,
-            run_tag_filter=provider.RunTagFilter(runs=runs) if runs is not None else None,
-        )
-        return {run: {tag: Listed(tag, ts.max_step, ts.max_wall_time) for tag, ts in sorted(tags.items())}
-                for run, tags in listing.items()}
+        """{run: {scalar tag: Listed}} of TensorBoard's scalars plugin, tags sorted. Shared with later calls:
+        not to be changed."""
+        return self._listed(ctx, eid, SCALARS_PLUGIN, provider.RunTagFilter(runs=runs) if runs is not None else None,
+                            "scalars", _scalar_tags_of, data="Scalars")
 
     # --- cached reads ---------------------------------------------------------------------------
 
@@ -550,13 +543,12 @@ class Reader:
         listed = self._legacy_listed(ctx, eid, run)
         return None if listed is None else (listed.max_step, listed.max_wall_time)
 
-    def _legacy_listed(self, ctx, eid: str, run: str) -> provider.BlobSequenceTimeSeries | None:
-        """The probe's image summary of files written before the probe PNG record, as listed, or None."""
-        tag = fmt.PROBE_IMAGE_TAG
-        return self._provider.list_blob_sequences(
-            ctx, experiment_id=eid, plugin_name=IMAGES_PLUGIN,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
-        ).get(run, {}).get(tag)
+    def _legacy_listed(self, ctx, eid: str, run: str) -> Listed | None:
+        """The probe's image summary of files written before the probe PNG record, as listed, or None. Listed
+        for every run at once: the heatmap routes ask for it for each run without probe records, and the
+        answer holds only the runs that have such a summary (none, once every run has the record)."""
+        return self._listed(ctx, eid, IMAGES_PLUGIN, provider.RunTagFilter(tags=[fmt.PROBE_IMAGE_TAG]), "probe images",
+                            _image_tags_of, data="BlobSequences").get(run)
 
     def _legacy_probe(self, ctx, eid: str, run: str) -> bytes | None:
         """The probe as files written before the probe PNG record hold it: an image summary (its last one)."""
@@ -606,6 +598,24 @@ def local_reader(logdir) -> tuple[Reader, object]:
     multiplexer.AddRunsFromDirectory(str(logdir))
     multiplexer.Reload()
     return Reader(data_provider.MultiplexerDataProvider(multiplexer, str(logdir))), context.RequestContext()
+
+
+# The data provider's method of each kind of listing that Reader._listed makes.
+_PROVIDER_LISTINGS = {"Tensors": "list_tensors", "Scalars": "list_scalars", "BlobSequences": "list_blob_sequences"}
+
+
+def _scalar_tags_of(rows) -> dict[str, dict[str, Listed]]:
+    return {run: {tag: Listed(tag, step, wall_time) for tag, _, step, wall_time in sorted(tags)} for run, tags in rows}
+
+
+def _image_tags_of(rows) -> dict[str, Listed]:
+    """{run: its listed probe image summary} (the listing asks for that tag only)."""
+    return {run: Listed(tag, step, wall_time) for run, tags in rows for tag, _, step, wall_time in tags}
+
+
+def _filter_key(run_tag_filter: provider.RunTagFilter | None) -> tuple | None:
+    """A RunTagFilter as a key of shared listings (it has no equality of its own)."""
+    return None if run_tag_filter is None else (run_tag_filter.runs, run_tag_filter.tags)
 
 
 def _rows(listing: dict) -> list[tuple[str, list[tuple[str, bytes, int, float]]]]:

@@ -95,9 +95,24 @@ def _encode(body: dict) -> str:
     return json.dumps(body, separators=(",", ":"), allow_nan=False)
 
 
-def _gzip(text: str) -> bytes:
-    """``text`` as UTF-8, gzipped as http_util.Respond does (level 3, no timestamp)."""
-    return gzip.compress(text.encode("utf-8"), compresslevel=3, mtime=0)
+# Accept-Encoding values that http_util.Respond answers gzipped (its own pattern: gzip, x-gzip or *, not q=0).
+_ACCEPTS_GZIP = re.compile(r"(?:^|,|\s)(?:(?:x-)?gzip|\*)(?!;q=0)(?:\s|,|$)")
+
+
+class Body:
+    """A kept response body: its bytes, and the same gzipped once, on the first request that accepts gzip
+    (as browsers do): http_util.Respond would compress them again for every such request."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._gzipped: bytes | None = None
+
+    def respond(self, request, content_type: str, headers=None):
+        if not _ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")):
+            return http_util.Respond(request, self.data, content_type, headers=headers)
+        if self._gzipped is None:  # two requests at once may both compress it: to the same bytes
+            self._gzipped = gzip.compress(self.data, compresslevel=3, mtime=0)  # as Respond does
+        return http_util.Respond(request, self._gzipped, content_type, content_encoding="gzip", headers=headers)
 
 
 SIGNIFICANT_DIGITS = 7  # about float32's precision, in which every NAS value and scalar is stored
@@ -191,12 +206,12 @@ class Selection:
 
 @dataclass(frozen=True)
 class RunList:
-    """A ``runs`` body, what it was made of (experiment, regex text, {run: version}) and its JSON gzipped
+    """A ``runs`` body, what it was made of (experiment, regex text, {run: version}) and its JSON, encoded
     once: the clients of every open tab poll it, and it changes only when a run logs a step."""
 
     key: tuple
     body: dict
-    gzipped: bytes
+    json: Body
 
 
 @dataclass
@@ -288,8 +303,8 @@ class Routes:
     (:meth:`_memo`): a view that every open tab asks for again costs its listing calls only.
     """
 
-    def __init__(self, data_provider, frontend_dir: Path | None) -> None:
-        self._reader = Reader(data_provider)
+    def __init__(self, data_provider, frontend_dir: Path | None, listing_max_age: float = 0.0) -> None:
+        self._reader = Reader(data_provider, listing_max_age=listing_max_age)
         self._frontend = frontend_dir
         self._bodies = SeriesCache(BODY_CACHE_BYTES)  # see _memo
         # The run list that every open tab polls: the last one made, reused while its key holds.
@@ -315,7 +330,7 @@ class Routes:
     @_endpoint
     def runs_route(self, request):
         listed = self._run_list(*_where(request), _pattern(request))
-        return http_util.Respond(request, listed.gzipped, JSON, content_encoding="gzip")
+        return listed.json.respond(request, JSON)
 
     @_endpoint
     def run_route(self, request):
@@ -345,9 +360,9 @@ class Routes:
         ctx, eid = _where(request)
         sel = self._select(ctx, eid, _selector(request))
         text = self._memo(("export", eid, sel.kind, sel.name), sel.version,
-                          lambda: self.export_impl(ctx, eid, sel).encode())
+                          lambda: Body(self.export_impl(ctx, eid, sel).encode()))
         headers = [("Content-Disposition", f'attachment; filename="{_export_filename(sel)}"')]
-        return http_util.Respond(request, text, "text/csv", headers=headers)
+        return text.respond(request, "text/csv", headers=headers)
 
     @_endpoint
     def heatmap_route(self, request):
@@ -427,7 +442,7 @@ class Routes:
         runs.sort(key=lambda r: r["run"])
         body = {"runs": runs, "groups": [{"group": g.name, "runs": rs, "matched": g.matched} for g, rs in groups.items()],
                 "default_group_regex": DEFAULT_GROUP_REGEX}
-        listed = self._runs_last = RunList(key, body, _gzip(_encode(body)))
+        listed = self._runs_last = RunList(key, body, Body(_encode(body).encode()))
         return listed
 
     def run_impl(self, ctx, eid: str, run: str) -> dict:
@@ -580,9 +595,9 @@ class Routes:
 
     def _kept_json(self, request, key: tuple, version: tuple, make):
         """Respond with the JSON of the body ``make()`` returns, kept under ``key`` while ``version`` holds."""
-        return http_util.Respond(request, self._memo(key, version, lambda: _encode(make()).encode()), JSON)
+        return self._memo(key, version, lambda: Body(_encode(make()).encode())).respond(request, JSON)
 
-    def _memo(self, key: tuple, version: tuple, make) -> bytes:
+    def _memo(self, key: tuple, version: tuple, make) -> Body:
         """``make()``, a response body, kept under ``key`` while ``version`` holds: the listed versions of
         everything the body is made from, listed for this request, so that identical requests between
         two of TensorBoard's reloads that changed none of that data are answered without reading or
@@ -590,7 +605,7 @@ class Routes:
         body = self._bodies.get(key, version)
         if body is SeriesCache.MISS:
             body = make()
-            self._bodies.put(key, version, body, len(body))
+            self._bodies.put(key, version, body, len(body.data))  # its gzipped copy is smaller: not counted
         return body
 
     def _layer_lines(self, ctx, eid, sel: Selection) -> list[LayerLine]:

@@ -549,6 +549,54 @@ def test_a_repeated_request_reuses_its_body_until_what_it_shows_changes(tmp_path
         writer.close()
 
 
+def test_listings_are_shared_for_half_a_reload_interval_and_a_reloaded_step_shows_after_it(tmp_path, monkeypatch):
+    """With TensorBoard reloading every second, requests share their listings for half a second: repeated
+    requests make no listing call; a step that a reload brought shows once that time is over, in every
+    route at once (nas_tb_plugin/sharing.py)."""
+    from nas_tb_plugin import sharing
+
+    now = [100.0]
+    monkeypatch.setattr(sharing, "monotonic", lambda: now[0])
+    writer = SummaryWriter(str(tmp_path / "g" / "seed0"))
+    layers = {"layer0": fmt.LayerInfo("layer0", "conv2d", 4, 4, 0)}
+    written, rng = set(), np.random.default_rng(0)
+
+    def log(step):
+        from nas_logger.summaries import step_summary
+        records = {"layer0": (np.sort(rng.random(len(fmt.STAT_FIELDS))).astype(np.float32),
+                              rng.random((2, 2), dtype=np.float32))}
+        file_writer(writer).add_summary(step_summary(layers, records, list(layers), written), step)
+        writer.add_scalar("test_loss", 1.0 / (step + 1), step)
+        writer.flush()
+
+    for step in range(2):
+        log(step)
+    write_synthetic_runs(tmp_path, ["g/seed1"], steps=2)
+    client, multiplexer = app_for(tmp_path, reload_interval=1)
+    listed = []
+    for name in ("list_runs", "list_tensors", "list_scalars", "list_blob_sequences"):
+        original = getattr(MultiplexerDataProvider, name)
+        monkeypatch.setattr(MultiplexerDataProvider, name,
+                            lambda self, *a, _o=original, _n=name, **k: listed.append(_n) or _o(self, *a, **k))
+    urls = ["runs", "lines?run=g%2Fseed0", "lines?group=g", "heatmaps?run=g%2Fseed0&step=1"]
+    for _ in range(2):  # first answers count as changes and drop the others: the second round keeps them all
+        first = {url: client.get(P + url).get_data() for url in urls}
+    listed.clear()
+    assert {url: client.get(P + url).get_data() for url in urls} == first
+    assert listed == []
+
+    log(2)
+    multiplexer.Reload()
+    now[0] += 0.4  # the listings are kept for half the reload interval: the step is not shown yet
+    assert {url: client.get(P + url).get_data() for url in urls} == first and listed == []
+    now[0] += 0.1
+    assert {r["run"]: r["max_step"] for r in get_json(client, P + "runs")["runs"]} == {"g/seed0": 2, "g/seed1": 1}
+    assert get_json(client, P + "lines?run=g%2Fseed0")["layers"][0]["steps"] == [0, 1, 2]
+    assert get_json(client, P + "lines?group=g")["layers"][0]["steps"] == [0, 1, 2]
+    assert get_json(client, P + "heatmaps?run=g%2Fseed0")["step"] == 2
+    writer.close()
+
+
 def test_a_requests_independent_calls_run_side_by_side(tmp_path, monkeypatch):
     """A selection's NAS and scalar tags are listed at once, and the layers' and the loss's points read at
     once (on the Rust data server each call in a row waits up to ~40 ms for a delayed segment): here each
@@ -624,12 +672,18 @@ def test_runs_lists_one_tag_per_run_and_reads_nothing(tmp_path, monkeypatch):
     assert calls == [("list_tensors", fmt.INDEX_PLUGIN_NAME, None), ("list_runs", None, None)]
 
 
-def test_runs_json_is_gzipped_once_and_served_plain_to_clients_without_gzip(client):
-    plain = client.get(P + "runs")
-    zipped = client.get(P + "runs", headers={"Accept-Encoding": "gzip"})
-    assert "Content-Encoding" not in plain.headers and zipped.headers["Content-Encoding"] == "gzip"
-    assert json.loads(gzip.decompress(zipped.get_data())) == json.loads(plain.get_data()) == get_json(client, P + "runs")
+@pytest.mark.parametrize("url", ["runs", "lines?group=vanilla", "heatmaps?run=solo", "export?run=solo"])
+def test_kept_bodies_are_gzipped_once_and_served_plain_to_clients_without_gzip(client, monkeypatch, url):
+    compressed = []
+    original = gzip.compress
+    monkeypatch.setattr(gzip, "compress", lambda data, *a, **k: compressed.append(len(data)) or original(data, *a, **k))
+    plain = client.get(P + url)
+    zipped = [client.get(P + url, headers={"Accept-Encoding": "gzip, deflate"}) for _ in range(3)]
+    assert compressed == [len(plain.get_data())]  # the kept bytes, once; http_util.Respond would each time
+    assert "Content-Encoding" not in plain.headers and zipped[0].headers["Content-Encoding"] == "gzip"
+    assert {gzip.decompress(z.get_data()) for z in zipped} == {plain.get_data()}
     assert int(plain.headers["Content-Length"]) == len(plain.get_data())
+    assert client.get(P + url, headers={"Accept-Encoding": "gzip;q=0"}).get_data() == plain.get_data()
 
 
 def test_runs_written_before_the_index_record_are_listed_by_their_stats(tmp_path, monkeypatch):

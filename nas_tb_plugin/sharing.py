@@ -1,0 +1,98 @@
+"""Data-provider listings shared between requests.
+
+Every NAS request lists what it shows (to know that nothing changed since its body was kept), and on
+TensorBoard's Rust data server a listing is a gRPC call (~1 ms of the plugin's CPU, more in wait). Data only
+changes when TensorBoard reloads its log dir (every ``--reload_interval`` seconds), so a listing is shared:
+
+- identical calls in flight at once are made once (the other requests wait for that answer);
+- an answer is reused for at most ``max_age`` seconds (a fraction of the reload interval, so a step that
+  TensorBoard has loaded shows that much later at most);
+- as soon as any answer differs from the one before it under the same key (TensorBoard reloaded something),
+  every kept answer is dropped: a request that sees the new data in one listing (a run's new step in
+  ``runs``) finds none of its other listings from before it (that step's ``lines``), so a client never keys
+  an old body on a new version.
+"""
+from __future__ import annotations
+
+import threading
+from time import monotonic
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+# Most reload-interval fraction and seconds an answer is reused for: a loaded step shows this much later at most.
+MAX_AGE_FRACTION = 0.5
+MAX_AGE_S = 1.0
+
+
+def max_age_for(reload_interval: float | None) -> float:
+    """Seconds an answer may be reused for with TensorBoard reloading every ``reload_interval`` seconds
+    (0 or None: it loads once, or the interval is unknown; answers are then only shared while in flight)."""
+    if not reload_interval or reload_interval <= 0:
+        return 0.0
+    return min(MAX_AGE_S, MAX_AGE_FRACTION * reload_interval)
+
+
+class _Call:
+    """One call in flight; the requests that ask for its key meanwhile wait on ``done``."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.made = None
+        self.error: BaseException | None = None
+
+
+class SharedListings:
+    """Listing answers by key, shared as the module says; thread-safe. Holds the last raw answer of at most
+    ``capacity`` keys (to tell a changed answer) and what was made of it."""
+
+    def __init__(self, max_age: float, capacity: int = 1024) -> None:
+        self._max_age = max_age
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._epoch = 0  # raised whenever an answer changed: kept answers of older epochs are not reused
+        self._last: OrderedDict = OrderedDict()  # key -> (raw, made, epoch, time fetched)
+        self._flying: dict[Hashable, _Call] = {}
+
+    def get(self, key: Hashable, fetch: Callable[[], object], make: Callable[[object], object]):
+        """``make(fetch())``, shared: fresh enough a kept one, else the one in flight, else a new call.
+        ``make`` runs only when the raw answer differs from the last one under ``key`` (the result is
+        shared: not to be changed)."""
+        with self._lock:
+            kept = self._last.get(key)
+            if kept is not None and kept[2] == self._epoch and monotonic() - kept[3] < self._max_age:
+                return kept[1]
+            call = self._flying.get(key)
+            if call is None:
+                call = self._flying[key] = _Call()
+                epoch = self._epoch
+                owner = True
+            else:
+                owner = False
+        if not owner:
+            call.done.wait()
+            if call.error is not None:
+                raise call.error
+            return call.made
+        try:
+            fetched = monotonic()
+            raw = fetch()
+            with self._lock:
+                last = self._last.get(key)
+            changed = last is None or last[0] != raw
+            call.made = make(raw) if changed else last[1]
+            with self._lock:
+                if changed:
+                    self._epoch += 1
+                # Fetched before another answer changed: kept for telling a change, not for reuse.
+                self._last[key] = (raw, call.made, self._epoch if epoch == self._epoch - changed else -1, fetched)
+                self._last.move_to_end(key)
+                while len(self._last) > self._capacity:
+                    self._last.popitem(last=False)
+            return call.made
+        except BaseException as e:
+            call.error = e
+            raise
+        finally:
+            with self._lock:
+                del self._flying[key]
+            call.done.set()
