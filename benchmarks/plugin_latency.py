@@ -7,7 +7,7 @@ each data provider TensorBoard uses: the Rust data server's gRPC provider (the d
 server runs as a subprocess, as under `tensorboard`) and MultiplexerDataProvider (`--load_fast=false`).
 It prints the median latency of each NAS route as a ratio to `/data/plugin/scalars/scalars` serving
 the same number of points (15,000), warm (the plugin's caches filled: the same request again) and cold
-(its series and response caches emptied before the request, as after new data arrived in every run),
+(its listings, series and response caches emptied before the request, as after new data arrived in every run),
 and the response sizes.
 
 Then the run list at many runs (`--many-runs`, default 10,000 tiny runs of 2 layers x 2 steps in 50
@@ -55,6 +55,7 @@ from nas_logger.writer import file_writer
 from nas_tb_plugin.plugin import NASPlugin
 from nas_tb_plugin.reading import SeriesCache
 from nas_tb_plugin.routes import BODY_CACHE_BYTES
+from nas_tb_plugin.sharing import SharedListings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reliability_support import write_synthetic_runs  # noqa: E402
@@ -137,7 +138,8 @@ def client_for(logdir: Path, provider):
     client = werkzeug_test.Client(app)
 
     def fetch(url: str, cold: bool = False) -> bytes:
-        if cold:  # forget the converted series and the kept bodies, as after new data arrived for every run
+        if cold:  # forget the listings, the converted series and the kept bodies, as after new data arrived for every run
+            plugin._routes._reader._listings = SharedListings(0.0)
             plugin._routes._reader._cache = SeriesCache(10**8)
             plugin._routes._bodies = SeriesCache(BODY_CACHE_BYTES)
         response = client.get(url, headers={"Accept-Encoding": "gzip"})

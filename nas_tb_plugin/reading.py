@@ -292,12 +292,15 @@ class Reader:
             versions = {**versions, **self._versions_before_index(ctx, eid, rest)}
         return versions
 
-    def _listed(self, ctx, eid: str, plugin: str, run_tag_filter, kind: str, make, data: str = "Tensors"):
+    def _listed(self, ctx, eid: str, plugin: str, run_tag_filter, kind: str, make, data: str = "Tensors",
+                kept_only: bool = False):
         """``make(rows)`` of a listing of ``data`` ("Tensors", "Scalars" or "BlobSequences"), rows [(run, [(tag,
         metadata content, max step, max wall time)])], shared (see :class:`SharedListings`): ``make`` runs
         only when the listing differs from the last one of this ``kind`` and filter. On TensorBoard's gRPC
-        provider the rows come straight from the response."""
+        provider the rows come straight from the response. ``kept_only``: a kept answer or None, no call."""
         key = (kind, eid, plugin, _filter_key(run_tag_filter))
+        if kept_only:
+            return self._listings.kept(key)
         if not self._grpc:
             method = getattr(self._provider, _PROVIDER_LISTINGS[data])
             return self._listings.get(key, lambda: method(ctx, experiment_id=eid, plugin_name=plugin,
@@ -379,11 +382,12 @@ class Reader:
                 found[(meta.layer.name, meta.record)] = (meta.layer, points)
         return found
 
-    def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, dict[str, Listed]]:
+    def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None, kept_only: bool = False
+                         ) -> dict[str, dict[str, Listed]] | None:
         """{run: {scalar tag: Listed}} of TensorBoard's scalars plugin, tags sorted. Shared with later calls:
-        not to be changed."""
+        not to be changed. ``kept_only``: only a listing kept from an earlier request, None without one."""
         return self._listed(ctx, eid, SCALARS_PLUGIN, provider.RunTagFilter(runs=runs) if runs is not None else None,
-                            "scalars", _scalar_tags_of, data="Scalars")
+                            "scalars", _scalar_tags_of, data="Scalars", kept_only=kept_only)
 
     # --- cached reads ---------------------------------------------------------------------------
 

@@ -575,7 +575,9 @@ class Routes:
         # Group the run names (a cheap call), then list only the members' NAS series.
         members = ([selector.run] if selector.run is not None
                    else group_members(self._reader.run_names(ctx, eid), selector.pattern, selector.group))
-        tags = _BESIDE.submit(self._reader.list_scalar_tags, ctx, eid, members) if scalars else None
+        # The scalar tags are listed beside the NAS tags, unless kept (a thread would then cost more than it saves).
+        scalar_tags = functools.partial(self._reader.list_scalar_tags, ctx, eid, members)
+        beside = _BESIDE.submit(scalar_tags) if scalars and scalar_tags(kept_only=True) is None else None
         if selector.run is not None:
             sel = Selection("run", selector.run, [selector.run], {selector.run: self._run(ctx, eid, selector.run)})
         else:
@@ -584,8 +586,10 @@ class Routes:
             if not runs:
                 raise ApiError(404, f"no group {selector.group!r} among the runs with NAS data", "group")
             sel = Selection("group", selector.group, runs, {r: listings[r] for r in runs})
-        if tags is not None:
-            sel.scalars = {run: found for run, found in tags.result().items() if run in sel.listings}
+        if scalars:
+            # A kept listing is asked for again: the NAS listing may have found new data and dropped it (.sharing).
+            tags = scalar_tags() if beside is None else beside.result()
+            sel.scalars = {run: found for run, found in tags.items() if run in sel.listings}
         return sel
 
     def _heatmap_version(self, ctx, eid, run: str, listing: RunListing) -> tuple:

@@ -32,6 +32,9 @@ def max_age_for(reload_interval: float | None) -> float:
     return min(MAX_AGE_S, MAX_AGE_FRACTION * reload_interval)
 
 
+_NONE = object()  # no answer kept
+
+
 class _Call:
     """One call in flight; the requests that ask for its key meanwhile wait on ``done``."""
 
@@ -48,19 +51,27 @@ class SharedListings:
     def __init__(self, max_age: float, capacity: int = 1024) -> None:
         self._max_age = max_age
         self._capacity = capacity
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # get() asks kept() under it
         self._epoch = 0  # raised whenever an answer changed: kept answers of older epochs are not reused
         self._last: OrderedDict = OrderedDict()  # key -> (raw, made, epoch, time fetched)
         self._flying: dict[Hashable, _Call] = {}
+
+    def kept(self, key: Hashable, default=None):
+        """What :meth:`get` would answer for ``key`` at once, without a call; ``default`` when it would call."""
+        with self._lock:
+            kept = self._last.get(key)
+            if kept is not None and kept[2] == self._epoch and monotonic() - kept[3] < self._max_age:
+                return kept[1]
+        return default
 
     def get(self, key: Hashable, fetch: Callable[[], object], make: Callable[[object], object]):
         """``make(fetch())``, shared: fresh enough a kept one, else the one in flight, else a new call.
         ``make`` runs only when the raw answer differs from the last one under ``key`` (the result is
         shared: not to be changed)."""
         with self._lock:
-            kept = self._last.get(key)
-            if kept is not None and kept[2] == self._epoch and monotonic() - kept[3] < self._max_age:
-                return kept[1]
+            kept = self.kept(key, _NONE)
+            if kept is not _NONE:
+                return kept
             call = self._flying.get(key)
             if call is None:
                 call = self._flying[key] = _Call()

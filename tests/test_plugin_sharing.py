@@ -36,10 +36,13 @@ def test_max_age_is_a_fraction_of_the_reload_interval_and_none_without_reloads()
 
 def test_an_answer_is_reused_for_max_age_seconds_and_then_listed_again(clock):
     source, listings = Source(a="a1"), SharedListings(max_age=0.5)
+    assert listings.kept("a") is None
     first = source.get(listings, "a")
     clock[0] += 0.49
+    assert listings.kept("a") is first
     assert source.get(listings, "a") is first and source.calls == ["a"]
     clock[0] += 0.02
+    assert listings.kept("a", "none") == "none"
     assert source.get(listings, "a") is first  # listed again; unchanged, so not made again
     assert source.calls == ["a", "a"] and source.made == ["a"]
 
