@@ -425,7 +425,7 @@ class Routes:
         return self._run_list(ctx, eid, pattern).body
 
     def _run_list(self, ctx, eid: str, pattern: Pattern) -> RunList:
-        """The run list of :meth:`runs_impl` and its gzipped JSON: the last one while the experiment, the
+        """The run list of :meth:`runs_impl` and its JSON (see :class:`Body`): the last one while the experiment, the
         regex and every run's version are unchanged (the versions are listed on every call)."""
         versions = self._reader.run_versions(ctx, eid)
         key = (eid, pattern.pattern, versions)
