@@ -138,7 +138,7 @@ def client_for(logdir: Path, provider):
     client = werkzeug_test.Client(app)
 
     def fetch(url: str, cold: bool = False) -> bytes:
-        if cold:  # forget the listings, the converted series and the kept bodies, as after new data arrived for every run
+        if cold:  # forget listings, converted series and kept bodies, as after new data arrived for every run
             plugin._routes._reader._listings = SharedListings(0.0)
             plugin._routes._reader._cache = SeriesCache(10**8)
             plugin._routes._bodies = SeriesCache(BODY_CACHE_BYTES)
