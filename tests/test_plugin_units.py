@@ -277,3 +277,35 @@ def test_regexes_re2_cannot_run_are_refused_with_the_reason():
         compile_group_regex(r"(a)\1")
     with pytest.raises(ValueError, match="invalid perl operator"):
         compile_group_regex(r"(?=seed)")
+
+
+def test_json_floats_are_the_rounded_floats_and_null_for_non_finite():
+    """_json_floats (the JSON of the routes' float arrays, printed at once) holds the values _floats rounds to 7
+    significant digits, to the last printed digit, and null where they are NaN or infinite."""
+    from nas_tb_plugin.routes import _encode, _floats, _json_floats
+
+    rng = np.random.default_rng(2)
+    values = np.concatenate([
+        rng.random(300), rng.normal(size=300) * 10.0 ** rng.integers(-14, 21, size=300),
+        rng.random(50).astype(np.float32), [0.0, -0.0, 1.0, 0.1, 123456789.0, 1e-310, 1e300, -1e-300],
+    ])
+    parsed = json.loads(_encode({"v": _json_floats(values)}))["v"]
+    for x, y, z in zip(values.tolist(), parsed, _floats(values)):
+        assert isinstance(y, (int, float)) and abs(y - z) <= 1e-6 * abs(z) + 1e-300, (x, y, z)
+        assert abs(y - x) <= 5.0000001e-7 * abs(x) + 1e-300
+    grid = np.array([[np.nan, 0.5], [np.inf, -np.inf]], dtype=np.float32)
+    assert json.loads(_encode({"v": _json_floats(grid)}))["v"] == [None, 0.5, None, None]
+    assert _encode({"v": _json_floats(np.zeros(0))}) == '{"v":[]}'
+
+
+def test_encode_splices_made_json_in_place_and_leaves_names_alone():
+    from nas_tb_plugin.routes import _SPLICE, _encode, _json_floats
+
+    # Names like the stand-in (a run cannot know it: it is random) come back as they are.
+    body = {"runs": ["nas-json-0", _SPLICE[:-1], f'"{_SPLICE[:-1]}"'], "a": _json_floats(np.array([1.5, 2.0])),
+            "layers": [{"name": f"l{i}", "values": _json_floats(np.full(2, i))} for i in range(3)], "b": None}
+    decoded = json.loads(_encode(body))
+    assert decoded["a"] == [1.5, 2.0] and [l["values"] for l in decoded["layers"]] == [[0, 0], [1, 1], [2, 2]]
+    assert decoded["runs"] == body["runs"] and decoded["b"] is None
+    with pytest.raises(TypeError, match="set is not JSON serializable"):
+        _encode({"x": {1}})
