@@ -37,10 +37,6 @@ class _Layer:
     rise: float = 0.0
     since: int = 0  # index of the middle of the slowest window: where the climb is measured from
 
-    def restart(self) -> None:
-        """Forget the paces: the next window's slope is the new slowest, the climb is measured from now."""
-        self.fastest, self.slowest, self.rise, self.since = 0.0, math.inf, 0.0, len(self.values)
-
 
 @dataclass
 class OverfitDetector:
@@ -102,8 +98,8 @@ class OverfitDetector:
         self._epochs += 1
         names = list(medians)
         if len(names) > 1 and math.isfinite(medians[names[-1]]) and self._outputs_learn(medians[names[-1]]):
-            for layer in self._layers.values():
-                layer.restart()
+            # Paces forgotten, values kept: each layer's next window sets its slowest pace and learning rise anew.
+            self._layers = {name: _Layer(layer.values) for name, layer in self._layers.items()}
         features = [n for n in (names[:-1] if len(names) > 1 else names) if math.isfinite(medians[n])]
         voters = tuple(name for name in features if self._votes(name, medians[name]))
         enough = bool(features) and len(voters) >= self.quorum * len(features)

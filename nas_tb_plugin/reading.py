@@ -220,9 +220,9 @@ class Reader:
                                   lambda res: [run.name for run in res.runs])
 
     def _rpc(self, method: str, request):
-        """A call of TensorBoard's gRPC data provider whose response is read here directly: made into Python
-        objects only when it differs from the last one (see :class:`SharedListings`; on 10,000 runs the
-        comparison costs a few milliseconds, the Python objects tens)."""
+        """A call of TensorBoard's gRPC data provider whose response is read here directly; the listings
+        hand it to :class:`SharedListings`, which makes Python objects of it only when it differs from the
+        last one (on 10,000 runs the comparison costs a few milliseconds, the Python objects tens)."""
         with grpc_provider._translate_grpc_error():
             return getattr(self._provider._stub, method)(request)
 
