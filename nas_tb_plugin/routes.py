@@ -143,44 +143,31 @@ class Body:
         return http_util.Respond(request, self._gzipped, content_type, content_encoding="gzip", headers=headers)
 
 
-SIGNIFICANT_DIGITS = 7  # about float32's precision, in which every NAS value and scalar is stored
-
-
-def _floats(values: np.ndarray) -> list:
-    """JSON-ready list rounded to 7 significant digits (halves the JSON of float32 data printed as
-    float64); NaN and infinities become ``None``."""
-    v = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(v)
-    nonzero = finite & (v != 0)
-    magnitude = np.floor(np.log10(np.abs(v, where=nonzero, out=np.ones_like(v)), where=nonzero,
-                                  out=np.zeros_like(v)))
-    decimals = SIGNIFICANT_DIGITS - 1 - magnitude
-    with np.errstate(over="ignore", invalid="ignore"):
-        power = 10.0 ** np.abs(decimals)  # exact up to 1e22: the result is the double nearest the decimal
-        rounded = np.where(decimals >= 0, np.round(v * power) / power, np.round(v / power) * power)
-    out = np.where(np.isfinite(rounded), rounded, v).tolist()
-    if not finite.all():
-        out = [x if math.isfinite(x) else None for x in out]
-    return out
-
-
-def _json_floats(values: np.ndarray) -> JSONText:
-    """A JSON array of ``values`` (flattened) with 7 significant digits, as :func:`_floats` rounds them, NaN
-    and infinities as ``null``: printed by C's ``%.7g`` at once, twice as fast as json.dumps printing the
-    shortest repr of each rounded float (a `heatmaps` body holds thousands, a group's `lines` 45,000)."""
+def _printed_floats(values: np.ndarray) -> str:
+    """``values`` (flattened) printed by C's ``%.7g`` at once and joined by commas (7 significant digits:
+    about float32's precision, in which every NAS value and scalar is stored, and half the text of float64's
+    shortest repr); NaN and infinities as ``null``. Twice as fast as json.dumps of the rounded floats: a
+    `heatmaps` body holds thousands, a group's `lines` 45,000."""
     v = np.asarray(values, dtype=np.float64).ravel().tolist()
     text = ("%.7g," * len(v) % tuple(v))[:-1]
     if "n" in text:  # "nan", "inf": no other %g output holds an n
         text = ",".join("%.7g" % x if math.isfinite(x) else "null" for x in v)
-    return JSONText(f"[{text}]")
+    return text
 
 
-def _float_lists(arrays: list[np.ndarray]) -> list[list]:
-    """:func:`_floats` of each array (flattened), rounded together: one pass over many small arrays (a
-    response's layers) instead of a pass per array, whose fixed cost exceeds that of its values."""
-    flat = _floats(np.concatenate([np.ravel(a) for a in arrays])) if arrays else []
+def _json_floats(values: np.ndarray) -> JSONText:
+    """The JSON array of ``values`` (flattened) as :func:`_printed_floats` prints them."""
+    return JSONText(f"[{_printed_floats(values)}]")
+
+
+def _csv_floats(arrays: list[np.ndarray]) -> list[list[str]]:
+    """The cells of each array (flattened) as :func:`_printed_floats` prints them, empty where not finite:
+    one pass over many small arrays (a response's layers), whose fixed cost exceeds that of their values."""
+    if not arrays:
+        return []
+    cells = ["" if c == "null" else c for c in _printed_floats(np.concatenate([np.ravel(a) for a in arrays])).split(",")]
     bounds = np.cumsum([0] + [np.size(a) for a in arrays]).tolist()
-    return [flat[start:end] for start, end in zip(bounds, bounds[1:])]
+    return [cells[start:end] for start, end in zip(bounds, bounds[1:])]
 
 
 def _where(request) -> tuple:
@@ -532,12 +519,12 @@ class Routes:
         writer = csv.writer(out)  # RFC 4180: CRLF rows, so a CR or LF inside a name is quoted
         writer.writerow(["run_or_group", "layer", "depth", _csv_text(sel.step_unit), "min", "median", "max"])
         lines = self._layer_lines(ctx, eid, sel)
-        values = iter(_float_lists([a for l in lines for a in (l.stats.min, l.stats.median, l.stats.max)]))
+        values = iter(_csv_floats([a for l in lines for a in (l.stats.min, l.stats.median, l.stats.max)]))
         for line in lines:
             columns = [next(values), next(values), next(values)]
             for i, step in enumerate(line.stats.steps.tolist()):
                 writer.writerow([_csv_text(sel.name), _csv_text(line.layer.name), line.layer.depth, step,
-                                 *("" if c[i] is None else repr(c[i]) for c in columns)])
+                                 *(c[i] for c in columns)])
         return out.getvalue()
 
     def heatmap_impl(self, ctx, eid: str, run: str, listing: RunListing, layer: str, step: int | None,

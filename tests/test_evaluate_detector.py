@@ -85,7 +85,7 @@ def test_saved_curves_are_judged_as_the_runs_they_were_read_from(tmp_path, capsy
     assert back.nas == suites["synthetic"]["VanillaNet seed0"].nas and list(back.nas) == ["conv1", "conv2", "conv3", "prediction"]
     save_curves(suites, path)
     assert main([str(path)]) == 2  # "short" has no 30-epoch run
-    assert "short holds no run with 30 logged epochs" in capsys.readouterr().err
+    assert "short: no run with 30 logged epochs" in capsys.readouterr().err
     (tmp_path / "bad.json.gz").write_bytes(b"not gzip")
     assert main([str(tmp_path / "bad.json.gz")]) == 2
     assert "not a curves file written by --save-curves" in capsys.readouterr().err

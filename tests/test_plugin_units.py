@@ -213,36 +213,6 @@ def test_frontend_dir_is_the_repository_frontend_in_a_checkout():
 
 # --- JSON numbers -------------------------------------------------------------------------------
 
-def test_floats_keep_7_significant_digits_and_send_non_finite_as_null():
-    from nas_tb_plugin.routes import _floats
-
-    rng = np.random.default_rng(0)
-    values = np.concatenate([
-        rng.random(200), rng.normal(size=200) * 10.0 ** rng.integers(-14, 21, size=200),
-        rng.random(50).astype(np.float32), [0.0, -0.0, 1.0, 0.1, 1e-310, 1e300, -1e-300],
-        [np.nan, np.inf, -np.inf],
-    ])
-    out = _floats(values)
-    for x, y in zip(values.tolist(), out):
-        if not np.isfinite(x):
-            assert y is None
-            continue
-        assert abs(y - x) <= 5.0000001e-7 * abs(x) + 1e-300
-        if 1e-15 < abs(x) < 1e22:  # where powers of ten are exact doubles: a short repr
-            assert len(repr(y).replace("-", "").replace(".", "").split("e")[0].strip("0")) <= 7
-    assert json.dumps(out, allow_nan=False)
-
-
-def test_float_lists_round_many_arrays_as_floats_rounds_each():
-    from nas_tb_plugin.routes import _float_lists, _floats
-
-    rng = np.random.default_rng(1)
-    arrays = [rng.random((3, 4), dtype=np.float32), np.zeros(0), rng.normal(size=7) * 1e-9,
-              np.array([np.nan, 1.5, -np.inf]), np.full((2, 2), 123456789.0)]
-    assert _float_lists(arrays) == [_floats(np.ravel(a)) for a in arrays]
-    assert _float_lists([]) == []
-
-
 def test_static_files_under_a_path_prefix(frontend, tmp_path):
     from tensorboard.backend import application
     from werkzeug import test as werkzeug_test
@@ -279,23 +249,44 @@ def test_regexes_re2_cannot_run_are_refused_with_the_reason():
         compile_group_regex(r"(?=seed)")
 
 
-def test_json_floats_are_the_rounded_floats_and_null_for_non_finite():
-    """_json_floats (the JSON of the routes' float arrays, printed at once) holds the values _floats rounds to 7
-    significant digits, to the last printed digit, and null where they are NaN or infinite."""
-    from nas_tb_plugin.routes import _encode, _floats, _json_floats
-
-    rng = np.random.default_rng(2)
-    values = np.concatenate([
+def _awkward_floats(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([
         rng.random(300), rng.normal(size=300) * 10.0 ** rng.integers(-14, 21, size=300),
         rng.random(50).astype(np.float32), [0.0, -0.0, 1.0, 0.1, 123456789.0, 1e-310, 1e300, -1e-300],
     ])
+
+
+def test_json_floats_keep_7_significant_digits_and_send_non_finite_as_null():
+    """_json_floats (the JSON of the routes' float arrays, printed at once) holds each value to 7 significant
+    digits (within half a unit of the 7th), in at most 7 digits, and null where it is NaN or infinite."""
+    from nas_tb_plugin.routes import _encode, _json_floats
+
+    values = _awkward_floats(2)
     parsed = json.loads(_encode({"v": _json_floats(values)}))["v"]
-    for x, y, z in zip(values.tolist(), parsed, _floats(values)):
-        assert isinstance(y, (int, float)) and abs(y - z) <= 1e-6 * abs(z) + 1e-300, (x, y, z)
-        assert abs(y - x) <= 5.0000001e-7 * abs(x) + 1e-300
+    assert len(parsed) == len(values)
+    for x, y in zip(values.tolist(), parsed):
+        assert isinstance(y, (int, float)) and abs(y - x) <= 5.0000001e-7 * abs(x) + 1e-300, (x, y)
+        assert len(("%.7g" % y).replace("-", "").replace(".", "").split("e")[0].strip("0")) <= 7
     grid = np.array([[np.nan, 0.5], [np.inf, -np.inf]], dtype=np.float32)
     assert json.loads(_encode({"v": _json_floats(grid)}))["v"] == [None, 0.5, None, None]
     assert _encode({"v": _json_floats(np.zeros(0))}) == '{"v":[]}'
+
+
+def test_csv_floats_print_each_array_as_json_floats_does_and_leave_non_finite_cells_empty():
+    """One printer for both: the export's cells are the JSON routes' numbers; empty cells for NaN and infinities."""
+    from nas_tb_plugin.routes import _csv_floats, _encode, _json_floats
+
+    rng = np.random.default_rng(1)
+    arrays = [rng.random((3, 4), dtype=np.float32), np.zeros(0), _awkward_floats(3),
+              np.array([np.nan, 1.5, -np.inf]), np.full((2, 2), 123456789.0)]
+    cells = _csv_floats(arrays)
+    assert [len(c) for c in cells] == [np.size(a) for a in arrays]
+    for array, column in zip(arrays, cells):
+        as_json = json.loads(_encode({"v": _json_floats(array)}))["v"]
+        assert [None if c == "" else float(c) for c in column] == as_json
+    assert cells[3] == ["", "1.5", ""]
+    assert _csv_floats([]) == []
 
 
 def test_encode_splices_made_json_in_place_and_leaves_names_alone():

@@ -173,20 +173,24 @@ def complete(run: Curves, epochs: int) -> bool:
     return len(run.scalars.get("test_loss", {})) >= epochs
 
 
+def complete_runs(where: str, runs: dict[str, Curves], epochs: int) -> dict[str, Curves]:
+    """The :func:`complete` runs of ``runs``; an error that names ``where`` they came from when there is none."""
+    kept = {name: run for name, run in runs.items() if complete(run, epochs)}
+    if not kept:
+        raise ValueError(f"{where}: no run with {epochs} logged epochs")
+    return kept
+
+
 def load_suites(suites: dict[str, Path], epochs: int) -> dict[str, dict[str, Curves]]:
     """``{dataset: {"<Model> seed<k>": curves}}`` for the complete runs under each logdir."""
     loaded = {}
     for dataset, root in suites.items():
         runs = {}
         for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            paper = MODELS[model_dir.name].paper_name if model_dir.name in MODELS else model_dir.name
             for seed_dir in sorted(model_dir.glob("seed*")):
-                run = read_run(seed_dir)
-                if complete(run, epochs):
-                    paper = MODELS[model_dir.name].paper_name if model_dir.name in MODELS else model_dir.name
-                    runs[f"{paper} {seed_dir.name}"] = run
-        if not runs:
-            raise ValueError(f"{dataset}={root}: no run with {epochs} logged epochs in <model>/seed<k>")
-        loaded[dataset] = runs
+                runs[f"{paper} {seed_dir.name}"] = read_run(seed_dir)
+        loaded[dataset] = complete_runs(f"{dataset}={root} (<model>/seed<k>)", runs, epochs)
     return loaded
 
 
@@ -255,10 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for dataset, path in args.suites:
             if dataset is None:
                 for d, runs in read_curves(path).items():
-                    kept = {name: run for name, run in runs.items() if complete(run, args.epochs)}
-                    if not kept:
-                        raise ValueError(f"{path}: {d} holds no run with {args.epochs} logged epochs")
-                    suites.setdefault(d, {}).update(kept)
+                    suites.setdefault(d, {}).update(complete_runs(f"{path}: {d}", runs, args.epochs))
             else:
                 suites.setdefault(dataset, {}).update(load_suites({dataset: path}, args.epochs)[dataset])
     except ValueError as e:
