@@ -15,9 +15,10 @@ groups): the NAS `runs` route against TensorBoard's own `/data/runs` on the Rust
 same plugin asked again, as every open tab does on each refresh) and cold (a fresh plugin, as after a
 restart of TensorBoard). `--many-layers` gives those runs more layers (a stats table's metadata lists them
 all, an index record's none). `--many-before-index` writes those runs as nas_logger did before the index
-record (listed by their stats tables); `--compare-with CHECKOUT` adds the `runs` route of another
-checkout's plugin (e.g. the main branch's) on the same data server, in the same alternating rounds;
-`--skip-routes` runs only this part.
+record (listed by their stats tables); `--skip-routes` runs only this part.
+
+`--compare-with CHECKOUT` adds another checkout's plugin (e.g. the main branch's) on the same data server,
+in the same alternating rounds, to both parts.
 
     python benchmarks/plugin_latency.py [--logdir DIR] [--repeats 9] [--only rust|python]
                                         [--many-runs 10000] [--many-logdir DIR] [--many-layers 2]
@@ -53,9 +54,7 @@ from nas_logger import format as fmt
 from nas_logger.summaries import step_summary
 from nas_logger.writer import file_writer
 from nas_tb_plugin.plugin import NASPlugin
-from nas_tb_plugin.reading import SeriesCache
 from nas_tb_plugin.routes import BODY_CACHE_BYTES
-from nas_tb_plugin.sharing import SharedListings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reliability_support import write_synthetic_runs  # noqa: E402
@@ -129,19 +128,20 @@ def rust_provider(logdir: Path, ready=loaded):
     return dp, ingester
 
 
-def client_for(logdir: Path, provider):
-    """fetch(url, cold=False) through TensorBoard's WSGI app with the NAS and scalars plugins."""
+def client_for(logdir: Path, provider, plugin_class=NASPlugin):
+    """fetch(url, cold=False) through TensorBoard's WSGI app with the NAS (``plugin_class``) and scalars plugins."""
     context_ = base_plugin.TBContext(logdir=str(logdir), data_provider=provider,
                                      sampling_hints={"scalars": 10**6})
-    plugin = NASPlugin(context_)
+    plugin = plugin_class(context_)
     app = application.TensorBoardWSGI([plugin, scalars_plugin.ScalarsPlugin(context_)], data_provider=provider)
     client = werkzeug_test.Client(app)
 
     def fetch(url: str, cold: bool = False) -> bytes:
         if cold:  # forget listings, converted series and kept bodies, as after new data arrived for every run
-            plugin._routes._reader._listings = SharedListings(0.0)
-            plugin._routes._reader._cache = SeriesCache(10**8)
-            plugin._routes._bodies = SeriesCache(BODY_CACHE_BYTES)
+            routes, reader = plugin._routes, plugin._routes._reader  # made anew by the classes of plugin's checkout
+            reader._listings = type(reader._listings)(0.0)
+            reader._cache = type(reader._cache)(10**8)
+            routes._bodies = type(routes._bodies)(BODY_CACHE_BYTES)
         response = client.get(url, headers={"Accept-Encoding": "gzip"})
         assert response.status_code == 200, (url, response.status_code, response.get_data()[:300])
         return response.get_data()
@@ -149,42 +149,54 @@ def client_for(logdir: Path, provider):
     return fetch
 
 
-def time_routes(fetch, routes: dict[str, str], repeats: int, cold: bool) -> dict[str, tuple]:
-    """{name: (median seconds warm, median seconds cold or None, gzip bytes, raw bytes)}; requests
-    interleaved so that drift hits every route alike. Cold: the plugin's series cache emptied first."""
-    warm = {name: [] for name in routes}
-    cold_times = {name: [] for name in routes}
-    sizes = {}
-    for name, url in routes.items():
-        body = fetch(url)
-        sizes[name] = (len(body), len(gzip.decompress(body)) if body[:2] == b"\x1f\x8b" else len(body))
-    for i in range(repeats):
+def time_routes(fetchers: dict, routes: dict[str, str], repeats: int, cold: bool) -> dict[str, dict[str, tuple]]:
+    """{checkout: {name: (median seconds warm, median seconds cold or None, gzip bytes, raw bytes)}} of each
+    checkout's ``fetchers[checkout]`` (the first one's serves the baseline); requests interleaved, route by
+    route and checkout by checkout, so that drift hits every route alike. Cold: the plugin's listings,
+    series and bodies forgotten first, in every round."""
+    results = {}
+    for checkout, fetch in fetchers.items():
+        named = routes if not results else {n: u for n, u in routes.items() if n != BASELINE}
+        results[checkout] = {name: [[], [], *sizes(fetch(url))] for name, url in named.items()}
+    for _ in range(repeats):
         for name, url in routes.items():
-            if cold and i < 3:
+            for checkout, fetch in fetchers.items():
+                times = results[checkout].get(name)
+                if times is None:
+                    continue
+                if cold and name != BASELINE:
+                    start = time.perf_counter()
+                    fetch(url, cold=True)
+                    times[1].append(time.perf_counter() - start)
                 start = time.perf_counter()
-                fetch(url, cold=True)
-                cold_times[name].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            fetch(url)
-            warm[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(warm[name]),
-                   statistics.median(cold_times[name]) if cold_times[name] else None, *sizes[name])
-            for name in routes}
+                fetch(url)
+                times[0].append(time.perf_counter() - start)
+    return {checkout: {name: (statistics.median(warm), statistics.median(colds) if colds else None, *size)
+                       for name, (warm, colds, *size) in timed.items()} for checkout, timed in results.items()}
+
+
+def sizes(body: bytes) -> tuple[int, int]:
+    """(bytes sent, bytes once unzipped) of a response body."""
+    return len(body), len(gzip.decompress(body)) if body[:2] == b"\x1f\x8b" else len(body)
 
 
 def report(title: str, results: dict) -> None:
-    base = results["scalars (baseline)"][0]
+    """The routes' medians of each checkout, as ratios to the first checkout's baseline (warm)."""
+    base = next(iter(results.values()))[BASELINE][0]
     print(f"\n{title}")
-    print(f"{'route':38s} {'warm ms':>8s} {'x base':>9s} {'cold ms':>8s} {'x base':>9s} "
+    print(f"{'route':46s} {'warm ms':>8s} {'x base':>9s} {'cold ms':>8s} {'x base':>9s} "
           f"{'gzip KiB':>9s} {'raw KiB':>8s}")
-    for name, (seconds, cold, zipped, raw) in results.items():
-        cold_text = f"{cold * 1e3:8.1f} {cold / base:9.2f}" if cold is not None else f"{'-':>8s} {'-':>9s}"
-        print(f"{name:38s} {seconds * 1e3:8.1f} {seconds / base:9.2f} {cold_text} "
-              f"{zipped / 1024:9.1f} {raw / 1024:8.1f}")
+    for checkout, timed in results.items():
+        for name, (seconds, cold, zipped, raw) in timed.items():
+            cold_text = f"{cold * 1e3:8.1f} {cold / base:9.2f}" if cold is not None else f"{'-':>8s} {'-':>9s}"
+            label = f"{checkout}: {name}" if checkout else name
+            print(f"{label:46s} {seconds * 1e3:8.1f} {seconds / base:9.2f} {cold_text} "
+                  f"{zipped / 1024:9.1f} {raw / 1024:8.1f}")
 
 
+BASELINE = "scalars (baseline)"
 ROUTES = {
-    "scalars (baseline)": f"/data/plugin/scalars/scalars?run={BASELINE_RUN}&tag={BASELINE_TAG}",
+    BASELINE: f"/data/plugin/scalars/scalars?run={BASELINE_RUN}&tag={BASELINE_TAG}",
     "lines run (15k points)": "/data/plugin/nas/lines?run=vanilla%2Fseed0",
     "stripes run (15k points)": "/data/plugin/nas/stripes?run=vanilla%2Fseed0",
     "lines group (3 runs -> 15k points)": "/data/plugin/nas/lines?group=vanilla",
@@ -243,21 +255,21 @@ def time_run_list(logdir: Path, count: int, repeats: int, layers: int = 2, befor
         clients = {name: werkzeug_test.Client(application.TensorBoardWSGI(
             [plugin, core_plugin.CorePlugin(context_)], data_provider=provider)) for name, plugin in plugins.items()}
 
-        def fetch(url: str, cold: bool = False) -> bytes:
-            checkout, _, path = url.rpartition("@")  # "CHECKOUT@/data/...": that checkout's plugin
-            if cold:
-                forget(plugins[checkout])
-            response = clients[checkout].get(path, headers={"Accept-Encoding": "gzip"})
-            assert response.status_code == 200, (url, response.status_code, response.get_data()[:300])
-            return response.get_data()
+        def fetcher(checkout: str):
+            def fetch(url: str, cold: bool = False) -> bytes:
+                if cold:
+                    forget(plugins[checkout])
+                response = clients[checkout].get(url, headers={"Accept-Encoding": "gzip"})
+                assert response.status_code == 200, (url, response.status_code, response.get_data()[:300])
+                return response.get_data()
+            return fetch
 
-        routes = {"scalars (baseline)": "/data/runs", f"runs ({count} runs)": "/data/plugin/nas/runs"}
-        if compare_with is not None:
-            routes[f"runs, {compare_with}"] = f"{compare_with}@/data/plugin/nas/runs"
-        for url in list(routes.values())[1:]:
-            listed = fetch(url)
+        fetchers = {checkout: fetcher(checkout) for checkout in plugins}
+        routes = {BASELINE: "/data/runs", f"runs ({count} runs)": "/data/plugin/nas/runs"}
+        for fetch in fetchers.values():
+            listed = fetch(routes[f"runs ({count} runs)"])
             assert listed[:2] == b"\x1f\x8b" and gzip.decompress(listed).count(b'"max_step"') == count
-        results = time_routes(fetch, routes, repeats, cold=True)
+        results = time_routes(fetchers, routes, repeats, cold=True)
         written = "written before the index record" if before_index else "with index records"
         report(f"run list, {count} runs of {layers} layers in {MANY_GROUPS} groups, {written} (Rust data server); "
                "baseline: TensorBoard's /data/runs", results)
@@ -276,7 +288,7 @@ def main() -> None:
     parser.add_argument("--many-before-index", action="store_true",
                         help="write the many runs without index records, as nas_logger did before them")
     parser.add_argument("--compare-with", type=Path, metavar="CHECKOUT",
-                        help="also time the runs route of this checkout's plugin (e.g. a main worktree)")
+                        help="also time this checkout's plugin (e.g. a main worktree) in the same rounds")
     parser.add_argument("--skip-routes", action="store_true", help="only the run-list benchmark")
     args = parser.parse_args()
     if args.many_runs:
@@ -299,7 +311,10 @@ def main() -> None:
         provider, ingester = make(logdir)
         print(f"\n{name}: loaded in {time.perf_counter() - start:.1f} s")
         try:
-            report(title, time_routes(client_for(logdir, provider), ROUTES, args.repeats, cold=True))
+            fetchers = {"": client_for(logdir, provider)}
+            if args.compare_with:
+                fetchers[str(args.compare_with)] = client_for(logdir, provider, plugin_class_of(args.compare_with))
+            report(title, time_routes(fetchers, ROUTES, args.repeats, cold=True))
         finally:
             if ingester is not None:
                 ingester._stdin_handle.close()  # the data server runs with --die-after-stdin

@@ -7,6 +7,7 @@ version, foreign content) and tensors of the wrong shape are logged once per ser
 """
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 from collections import OrderedDict
@@ -30,6 +31,12 @@ KEEP_ALL = 10**9  # `downsample` for read calls: every stored point
 SCALARS_PLUGIN = "scalars"
 IMAGES_PLUGIN = "images"
 _REQUIRED_FIELDS = ("min", "median", "max")
+
+# Threads for a request's calls that do not wait on each other (the run names and the index records; the NAS
+# and the scalar tags of its runs; the layers' and the overlays' reads): on TensorBoard's gRPC provider a call
+# whose answer exceeds a few hundred bytes waits for the data server's second segment (up to ~40 ms of delayed
+# ACK against Nagle: the data server writes without TCP_NODELAY), so calls in a row wait once each.
+BESIDE = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="nas-beside")
 
 
 @dataclass(frozen=True)
@@ -208,9 +215,11 @@ class Reader:
 
     # --- listings -------------------------------------------------------------------------------
 
-    def run_names(self, ctx, eid: str) -> list[str]:
+    def run_names(self, ctx, eid: str, kept_only: bool = False) -> list[str] | None:
         """Every run of the experiment (with or without NAS data); cheap on every data provider. Shared with
-        later calls: not to be changed."""
+        later calls: not to be changed. ``kept_only``: only a listing kept from an earlier request, None without one."""
+        if kept_only:
+            return self._listings.kept(("runs", eid))
         if not self._grpc:
             return self._listings.get(("runs", eid), lambda: self._provider.list_runs(ctx, experiment_id=eid),
                                       lambda runs: [run.run_name for run in runs])
@@ -286,8 +295,10 @@ class Reader:
         covers the runs written since the index record; the other runs (written before it, or without NAS
         data) are listed as :meth:`_versions_before_index` says.
         """
+        kept = self.run_names(ctx, eid, kept_only=True)
+        names = BESIDE.submit(self.run_names, ctx, eid) if kept is None else None  # beside the index listing
         versions = self._index_versions(ctx, eid)
-        rest = [run for run in self.run_names(ctx, eid) if run not in versions]
+        rest = [run for run in (kept if names is None else names.result()) if run not in versions]
         if rest:
             versions = {**versions, **self._versions_before_index(ctx, eid, rest)}
         return versions

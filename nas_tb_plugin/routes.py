@@ -6,7 +6,6 @@ answered with a JSON 500 that holds no traceback. Non-finite numbers are sent as
 """
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import functools
 import gzip
@@ -31,7 +30,7 @@ from . import assets
 from .aggregate import align, band, mean_curve
 from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_members, group_runs
 from .overfit import default_loss_tag, overfit_step
-from .reading import Listed, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats, joint_unit
+from .reading import BESIDE, Listed, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats, joint_unit
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +38,8 @@ JSON = "application/json"
 STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
 
 
-# Threads for a request's calls that do not wait on each other (the NAS and the scalar tags of its runs; the
-# layers' and the overlays' reads): on TensorBoard's gRPC provider a call whose answer exceeds a few hundred
-# bytes waits for the data server's second segment (up to ~40 ms of delayed ACK against Nagle), so calls in
-# a row wait once each.
-_BESIDE = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="nas-beside")
+# Groups whose members are remembered for their next request (Routes._group_listings).
+MEMBERS_KEPT = 1024
 
 # Most bytes of response bodies kept for repeated requests (Routes._memo): a few hundred views' worth.
 BODY_CACHE_BYTES = 64 * 2**20
@@ -335,6 +331,8 @@ class Routes:
         self._bodies = SeriesCache(BODY_CACHE_BYTES)  # see _memo
         # The run list that every open tab polls: the last one made, reused while its key holds.
         self._runs_last: RunList | None = None
+        # {(experiment, group_regex, group): its members at its last request} (see _group_listings).
+        self._members_last: dict[tuple, list[str]] = {}
 
     def apps(self) -> dict:
         return {
@@ -488,7 +486,7 @@ class Routes:
 
     def lines_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """Per layer its min/median/max over steps, and the overlays (losses, overfitting step, alarms)."""
-        overlay = _BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
+        overlay = BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
         lines = self._layer_lines(ctx, eid, sel)
         layers = [
             {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": _steps(l.stats.steps),
@@ -500,7 +498,7 @@ class Routes:
 
     def stripes_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """The layers' medians on the union of their steps (layers x steps), and the overlays."""
-        overlay = _BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
+        overlay = BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
         lines = self._layer_lines(ctx, eid, sel)
         steps, medians = align([(l.stats.steps, l.stats.median) for l in lines])
         return {
@@ -567,7 +565,7 @@ class Routes:
         of probe samples at its last step (the fewest of any layer) and the overlays (losses,
         overfitting step, alarms)."""
         (run,) = sel.runs
-        overlay = _BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the heatmaps'
+        overlay = BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the heatmaps'
         data = self._reader.read_heatmaps(ctx, eid, run, list(sel.listings[run].heatmaps.values()))
         steps = np.unique(np.concatenate([s for s, _ in data.values()] or [np.zeros(0, np.int64)]))
         probes = min((len(maps[len(maps) - 1]) for _, maps in data.values() if len(maps)), default=1)
@@ -596,25 +594,51 @@ class Routes:
     def _select(self, ctx, eid, selector: Selector, scalars: bool = False) -> Selection:
         """The selected run or group with its runs' NAS listings, and their scalar tags if ``scalars``
         (for the overlays)."""
-        # Group the run names (a cheap call), then list only the members' NAS series.
-        members = ([selector.run] if selector.run is not None
-                   else group_members(self._reader.run_names(ctx, eid), selector.pattern, selector.group))
-        # The scalar tags are listed beside the NAS tags, unless kept (a thread would then cost more than it saves).
-        scalar_tags = functools.partial(self._reader.list_scalar_tags, ctx, eid, members)
-        beside = _BESIDE.submit(scalar_tags) if scalars and scalar_tags(kept_only=True) is None else None
         if selector.run is not None:
+            tags = self._scalar_tags(ctx, eid, [selector.run], scalars)
             sel = Selection("run", selector.run, [selector.run], {selector.run: self._run(ctx, eid, selector.run)})
         else:
-            listings = self._reader.list_nas(ctx, eid, runs=members)
+            members, listings, tags = self._group_listings(ctx, eid, selector, scalars)
             runs = [r for r in members if r in listings]
             if not runs:
                 raise ApiError(404, f"no group {selector.group!r} among the runs with NAS data", "group")
             sel = Selection("group", selector.group, runs, {r: listings[r] for r in runs})
         if scalars:
-            # A kept listing is asked for again: the NAS listing may have found new data and dropped it (.sharing).
-            tags = scalar_tags() if beside is None else beside.result()
-            sel.scalars = {run: found for run, found in tags.items() if run in sel.listings}
+            sel.scalars = {run: found for run, found in tags().items() if run in sel.listings}
         return sel
+
+    def _scalar_tags(self, ctx, eid, runs: list[str], scalars: bool, early: bool = False):
+        """A call that gives the runs' scalar tags (None without ``scalars``), listed now in a thread beside the
+        caller's NAS listing, unless ``early`` is off and they are kept (a thread would then cost more than it saves)."""
+        if not scalars:
+            return None
+        tags = functools.partial(self._reader.list_scalar_tags, ctx, eid, runs)
+        if early or tags(kept_only=True) is None:
+            return BESIDE.submit(tags).result
+        return tags
+
+    def _group_listings(self, ctx, eid, selector: Selector, scalars: bool) -> tuple:
+        """(members, their NAS listings, a call that gives their scalar tags, see :meth:`_scalar_tags`) of the
+        selected group, whose members are found by grouping the run names (a cheap call).
+
+        When the run names are not kept, the listings of the members the group had at its last request are
+        made beside the run names' call, so that their delayed ACKs (see reading.BESIDE) are waited for at once, not
+        in a row, and used if the members are the same (runs seldom join or leave a group).
+        """
+        key = (eid, selector.pattern.pattern, selector.group)
+        guess = self._members_last.get(key)
+        early = None
+        if guess and self._reader.run_names(ctx, eid, kept_only=True) is None:
+            early = (BESIDE.submit(self._reader.list_nas, ctx, eid, runs=guess),
+                     self._scalar_tags(ctx, eid, guess, scalars, early=True))
+        members = group_members(self._reader.run_names(ctx, eid), selector.pattern, selector.group)
+        if len(self._members_last) >= MEMBERS_KEPT:  # a bound, not an LRU: every key is one regex and group
+            self._members_last.clear()
+        self._members_last[key] = members
+        if early is not None and members == guess:
+            return members, early[0].result(), early[1]
+        tags = self._scalar_tags(ctx, eid, members, scalars)
+        return members, self._reader.list_nas(ctx, eid, runs=members), tags
 
     def _heatmap_version(self, ctx, eid, run: str, listing: RunListing) -> tuple:
         """What a heatmap response of the run is made from (see :meth:`_memo`): its NAS listing and, for

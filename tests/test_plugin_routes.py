@@ -627,6 +627,43 @@ def test_a_requests_independent_calls_run_side_by_side(tmp_path, monkeypatch):
         monkeypatch.undo()
 
 
+def test_the_run_names_are_listed_beside_a_groups_last_members_and_the_index(tmp_path, monkeypatch):
+    """A group's members are found from the run names; the listings of its members at its last request go
+    beside that call (and the run list's index listing beside it too): each of the calls here waits until
+    its partner is in flight, which calls made one after the other never are. A run that joined the group
+    since is listed all the same."""
+    import threading
+
+    for seed in range(2):
+        write_run(tmp_path, f"a/seed{seed}", seed=seed, steps=range(3), scalars=lambda step: {"test_loss": 1.0 / (step + 1)})
+    client, multiplexer = app_for(tmp_path)  # nothing kept: every call is made
+    assert get_json(client, P + "lines?group=a")["runs"] == ["a/seed0", "a/seed1"]
+
+    def meeting(name, barrier, met):
+        original = getattr(MultiplexerDataProvider, name)
+
+        def call(self, *args, **kwargs):
+            if name not in met:  # the first call of each meets its partner's
+                met.append(name)
+                barrier.wait()  # BrokenBarrierError (a 500) after 5 s alone
+            return original(self, *args, **kwargs)
+        return call
+
+    for url, partner in (("lines?group=a", "list_tensors"), ("runs", "list_tensors")):
+        met, barrier = [], threading.Barrier(2, timeout=5)
+        for name in ("list_runs", partner):
+            monkeypatch.setattr(MultiplexerDataProvider, name, meeting(name, barrier, met))
+        get_json(client, P + url)
+        assert sorted(met) == ["list_runs", "list_tensors"]
+        monkeypatch.undo()
+    write_run(tmp_path, "a/seed2", seed=2, steps=range(3), scalars=lambda step: {"test_loss": 4.0 / (step + 1)})
+    multiplexer.AddRunsFromDirectory(str(tmp_path))
+    multiplexer.Reload()
+    body = get_json(client, P + "lines?group=a")
+    assert body["runs"] == ["a/seed0", "a/seed1", "a/seed2"]
+    np.testing.assert_allclose(body["loss"]["values"], [2.0, 1.0, 2.0 / 3.0], rtol=1e-6)  # seed2 in the mean
+
+
 def test_a_runs_version_changes_when_it_logs_a_step_and_only_then(tmp_path, small_cnn):
     torch.set_num_threads(1)
     write_run(tmp_path, "done", seed=0, steps=range(3))
