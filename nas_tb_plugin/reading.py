@@ -686,7 +686,10 @@ class _LazyPoints:
     @classmethod
     def of(cls, data) -> "_LazyPoints":
         steps = np.array(data.step, dtype=np.int64)
-        return cls(steps, data.value, np.arange(steps.size), data.ByteSize() // 4)
+        # Cells for the cache budget, estimated from the last tensor (a series' tensors share a shape, or grow
+        # with the probe count): ByteSize of the whole series walks every tensor (~0.7 ms for 300 heatmaps).
+        cells = steps.size * data.value[-1].ByteSize() // 4 if steps.size else 0
+        return cls(steps, data.value, np.arange(steps.size), cells)
 
     def upto(self, max_step: int) -> "_LazyPoints":
         keep = self.steps <= max_step

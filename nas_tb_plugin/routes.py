@@ -135,7 +135,9 @@ class Body:
         if not _ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")):
             return http_util.Respond(request, self.data, content_type, headers=headers)
         if self._gzipped is None:  # two requests at once may both compress it: to the same bytes
-            self._gzipped = gzip.compress(self.data, compresslevel=3, mtime=0)  # as Respond does
+            # Level 2, not Respond's 3: half the time on a group's `lines` (~10 ms of ~20 for 500 KB of JSON),
+            # 4 % more bytes (benchmarks/plugin_latency.py).
+            self._gzipped = gzip.compress(self.data, compresslevel=2, mtime=0)
         return http_util.Respond(request, self._gzipped, content_type, content_encoding="gzip", headers=headers)
 
 
