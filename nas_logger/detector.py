@@ -68,7 +68,7 @@ class OverfitDetector:
     median over the history per layer.
     """
 
-    threshold: float = 0.5
+    threshold: float = 0.35
     window: int = 5
     min_rate: float = 0.003
     quorum: float = 0.5

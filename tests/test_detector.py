@@ -148,6 +148,21 @@ def test_a_climb_that_speeds_up_from_the_start_fires():
     assert alarm is not None and alarm.step <= 8
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_ramp_that_speeds_up_by_two_fifths_of_its_learning_pace_fires(seed):
+    """CIFAR-10 on 10,000 images: NAS ramps up from epoch 2 while the network learns and keeps ramping, about
+    45 % faster, once it memorises (VanillaNet seed 0: conv3 0.028 then 0.041 NAS per epoch; the test loss
+    doubled and the threshold 0.5 never fired). A layer that speeds up by 40 % of its learning pace votes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, 31)
+    pace = np.where(t <= 8, 0.03, 0.042)
+    layers = {name: np.clip(base + np.cumsum(pace) - 0.03 + rng.normal(0, 0.004, t.size), 0, 0.98)
+              for name, (base, _) in LAYERS.items()}
+    layers["prediction"] = np.full(30, 0.5)
+    alarm = nas_alarm(list(t), layers)
+    assert alarm is not None and 8 < alarm.step <= 15
+
+
 def test_warmup_and_patience():
     """A climb from the first epochs on (no learning phase, e.g. a network that memorises at once) fires
     after warmup; patience delays the alarm by as many epochs."""

@@ -99,3 +99,14 @@ def test_runs_of_one_dataset_from_a_curves_file_and_a_log_dir_are_judged_togethe
     assert main([str(path), "synthetic=" + str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| synthetic | NAS alarm | 2 / 2 |" in out and "| VanillaNet seed0 |" in out and "| VanillaNet seed1 |" in out
+
+
+def test_runs_of_one_name_from_two_sources_are_both_judged(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "runs.json.gz"
+    save_curves({"synthetic": {"VanillaNet seed0": curves(12)}}, path)
+    monkeypatch.setattr("training.evaluate_detector.load_suites",
+                        lambda roots, epochs: {d: {"VanillaNet seed0": curves(15)} for d in roots})
+    (tmp_path / "more").mkdir()
+    assert main([str(path), "synthetic=" + str(tmp_path / "more")]) == 0
+    out = capsys.readouterr().out
+    assert "| synthetic | NAS alarm | 2 / 2 |" in out and "| VanillaNet seed0 (more) |" in out

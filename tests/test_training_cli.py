@@ -245,3 +245,11 @@ def test_workers_stop_when_the_training_command_is_killed(tmp_path):
     for pid in leftover:
         os.kill(pid, signal.SIGKILL)
     assert not leftover, "workers went on training after the command was killed"
+
+
+def test_the_peak_accuracy_line_gives_the_spread_only_over_several_runs():
+    from training.train import RunResult, peak_accuracy_line
+
+    runs = [RunResult("nasreg", seed, "x", test_accuracy=[0.5, peak]) for seed, peak in enumerate((0.9, 0.92, 0.94))]
+    assert peak_accuracy_line("nasreg", runs[:1]) == "NASReg: peak test accuracy 0.9000 (1 run)"
+    assert peak_accuracy_line("nasreg", runs) == "NASReg: peak test accuracy 0.9200 +- 0.0200 (mean +- sd over 3 runs)"

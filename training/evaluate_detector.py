@@ -45,7 +45,7 @@ from nas_logger.detector import (OverfitDetector, generalisation_loss_stop, loss
 from .models import MODELS
 from .report import Curves, read_run
 
-GRID = {"threshold": (0.25, 0.5, 1.0), "window": (3, 4, 5), "quorum": (0.5, 0.75), "patience": (1, 2)}
+GRID = {"threshold": (0.25, 0.35, 0.5, 1.0), "window": (3, 4, 5), "quorum": (0.5, 0.75), "patience": (1, 2)}
 OVERFIT_MARGIN = 0.05  # a run overfits when its smoothed test loss ends this far above its smoothed minimum
 EARLY_MARGIN = 0.10  # a stop is early while the smoothed test loss is this far above its eventual minimum
 BASELINES: dict[str, Callable[[list[int], list[float], list[float]], int | None]] = {
@@ -194,6 +194,13 @@ def load_suites(suites: dict[str, Path], epochs: int) -> dict[str, dict[str, Cur
     return loaded
 
 
+def merge(into: dict[str, Curves], runs: dict[str, Curves], source: Path) -> None:
+    """Add ``runs`` to ``into``, a run whose name is taken already as "<name> (<source's name>)": runs of one
+    dataset from several log dirs or curves files are judged together, none dropped."""
+    for name, run in runs.items():
+        into[f"{name} ({source.name})" if name in into else name] = run
+
+
 def save_curves(suites: dict[str, dict[str, Curves]], path: Path) -> None:
     """Write ``suites`` as gzipped JSON ``{dataset: {run: curves}}`` (see :meth:`Curves.to_json`)."""
     data = {d: {name: run.to_json() for name, run in runs.items()} for d, runs in suites.items()}
@@ -259,9 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for dataset, path in args.suites:
             if dataset is None:
                 for d, runs in read_curves(path).items():
-                    suites.setdefault(d, {}).update(complete_runs(f"{path}: {d}", runs, args.epochs))
+                    merge(suites.setdefault(d, {}), complete_runs(f"{path}: {d}", runs, args.epochs), path)
             else:
-                suites.setdefault(dataset, {}).update(load_suites({dataset: path}, args.epochs)[dataset])
+                merge(suites.setdefault(dataset, {}), load_suites({dataset: path}, args.epochs)[dataset], path)
     except ValueError as e:
         print(f"evaluate_detector: error: {e}", file=sys.stderr)
         return 2

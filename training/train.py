@@ -8,7 +8,6 @@ epoch, and losses are summed on the device and read back once per epoch (no host
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing
 import os
 import statistics
@@ -281,10 +280,9 @@ def _train_in_worker(name: str, protocol: Protocol, seed: int, run_dir: Path, pr
 
 
 def peak_accuracy_line(name: str, runs: list[RunResult]) -> str:
-    """``NASReg: peak test accuracy 0.9120 +- 0.0040 (mean +- sd over 3 runs)``."""
+    """``NASReg: peak test accuracy 0.9120 +- 0.0040 (mean +- sd over 3 runs)``; one run: ``... 0.9120 (1 run)``."""
     peaks = [r.peak_accuracy for r in runs]
-    sd = statistics.stdev(peaks) if len(peaks) > 1 else math.nan
-    return (
-        f"{MODELS[name].paper_name}: peak test accuracy {statistics.mean(peaks):.4f} +- {sd:.4f} "
-        f"(mean +- sd over {len(peaks)} run{'s' if len(peaks) > 1 else ''})"
-    )
+    if len(peaks) == 1:
+        return f"{MODELS[name].paper_name}: peak test accuracy {peaks[0]:.4f} (1 run)"
+    return (f"{MODELS[name].paper_name}: peak test accuracy {statistics.mean(peaks):.4f} +- {statistics.stdev(peaks):.4f} "
+            f"(mean +- sd over {len(peaks)} runs)")
