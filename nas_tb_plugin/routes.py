@@ -617,6 +617,7 @@ class Routes:
         tags = functools.partial(self._reader.list_scalar_tags, ctx, eid, runs)
         if early or tags(kept_only=True) is None:
             return BESIDE.submit(tags).result
+        # Kept: asked for again when used, as the NAS listing may have found new data and dropped it (.sharing).
         return tags
 
     def _group_listings(self, ctx, eid, selector: Selector, scalars: bool) -> tuple:
