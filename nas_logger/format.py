@@ -66,7 +66,16 @@ PROBE = "probe"
 # tensor under ``index_tag(monitor)``, of its own plugin name, which readers of plugin ``nas`` do not list.
 INDEX = "index"
 INDEX_PLUGIN_NAME = "nas_index"
-RECORD_KINDS = (STATS, HEATMAP, ALARM, TABLE, PROBE, INDEX)
+# What the overfitting alarm can say of a run at a logged step (``monitor.alarm_status``): a 0-d string tensor
+# of JSON under ``alarm_status_tag(monitor)``, written at every logged step of a monitor with ``detect=True``;
+# the last one holds. Its fields and their meaning are :data:`ALARM_STATES` and :func:`parse_alarm_status`.
+ALARM_STATUS = "alarm_status"
+RECORD_KINDS = (STATS, HEATMAP, ALARM, TABLE, PROBE, INDEX, ALARM_STATUS)
+# "warming_up": too few epochs to judge yet (``epochs_needed`` more); "watching": it can judge this network
+# and has not fired; "fired": it fired at step ``alarm``, the climb began at step ``onset``; "cannot_judge":
+# the feature layers' NAS does not move beyond its noise, so the alarm cannot see overfitting here.
+ALARM_STATES = ("warming_up", "watching", "fired", "cannot_judge")
+MAX_ALARM_MESSAGE_CHARS = 200
 
 # Order of the values in a ``stats`` tensor: quantiles of s_k over all receptive fields of the probe batch.
 STAT_FIELDS = ("min", "q05", "q25", "median", "q75", "q95", "max", "mean")
@@ -88,6 +97,11 @@ def alarm_tag(monitor: str | None = None) -> str:
     return _run_tag(monitor, "overfit_alarm")
 
 
+def alarm_status_tag(monitor: str | None = None) -> str:
+    """Tag of a monitor's alarm status: ``nas/alarm_status``, ``nas/D/alarm_status``."""
+    return _run_tag(monitor, ALARM_STATUS)
+
+
 def probe_tag(monitor: str | None = None) -> str:
     """Tag of a monitor's probe image (TensorBoard's image plugin): ``nas/probe``, ``nas/D/probe``."""
     return _run_tag(monitor, "probe")
@@ -107,6 +121,37 @@ TABLE_TAG = table_tag()
 ALARM_TAG = alarm_tag()
 # The probe's first sample, written once through TensorBoard's image plugin.
 PROBE_IMAGE_TAG = probe_tag()
+
+def encode_alarm_status(state: str, message: str, *, epochs_needed: int | None = None,
+                        onset: int | None = None, alarm: int | None = None) -> bytes:
+    """The alarm status as the UTF-8 JSON of its record; ValueError naming a bad ``state``."""
+    if state not in ALARM_STATES:
+        raise ValueError(f"alarm state {state!r} is not one of {ALARM_STATES}")
+    status = {"state": state, "message": str(message)[:MAX_ALARM_MESSAGE_CHARS],
+              "epochs_needed": epochs_needed, "onset": onset, "alarm": alarm}
+    return json.dumps(status, sort_keys=True).encode("utf-8")
+
+
+def parse_alarm_status(content: bytes) -> dict | None:
+    """The alarm status of a record's bytes as ``{state, message, epochs_needed, onset, alarm}``, or None for
+    bytes that are not a valid status (a reader skips such a record, as any other bad one)."""
+    try:
+        data = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("state") not in ALARM_STATES:
+        return None
+
+    def step_or_none(value):
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+        return value if ok else None
+
+    message = data.get("message")
+    return {"state": data["state"],
+            "message": message[:MAX_ALARM_MESSAGE_CHARS] if isinstance(message, str) else "",
+            "epochs_needed": step_or_none(data.get("epochs_needed")),
+            "onset": step_or_none(data.get("onset")), "alarm": step_or_none(data.get("alarm"))}
+
 
 # What a step counts when the writer does not say (every record written before ``step_unit`` existed).
 DEFAULT_STEP_UNIT = "epoch"
@@ -210,7 +255,7 @@ def create_summary_metadata(record: str, *, layer: LayerInfo | None = None,
         content["monitor"] = monitor
     if check_step_unit(step_unit) != DEFAULT_STEP_UNIT:
         content["step_unit"] = step_unit
-    content["version"] = 1 if monitor is None and record != PROBE else FORMAT_VERSION
+    content["version"] = 1 if monitor is None and record not in (PROBE, ALARM_STATUS) else FORMAT_VERSION
     return summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(
             plugin_name=INDEX_PLUGIN_NAME if record == INDEX else PLUGIN_NAME,

@@ -5,8 +5,8 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.util import tensor_util
 
-from .format import (ALARM, DEFAULT_STEP_UNIT, HEATMAP, INDEX, PROBE, STAT_FIELDS, STATS, TABLE, LayerInfo, alarm_tag,
-                     create_summary_metadata, index_tag, probe_png_tag, probe_tag, table_tag, tag_for)
+from .format import (ALARM, ALARM_STATUS, DEFAULT_STEP_UNIT, HEATMAP, INDEX, PROBE, STAT_FIELDS, STATS, TABLE, LayerInfo,
+                     alarm_status_tag, alarm_tag, create_summary_metadata, index_tag, probe_png_tag, probe_tag, table_tag, tag_for)
 
 
 def _tensor_proto(values: np.ndarray) -> tensor_pb2.TensorProto:
@@ -43,6 +43,14 @@ def alarm_summary(layers: tuple[str, ...], monitor: str | None = None,
     """The overfitting alarm of ``monitor``: the names of the layers that triggered it (written once)."""
     return _tensor_summary(alarm_tag(monitor), np.array(layers, dtype=object),
                            create_summary_metadata(ALARM, monitor=monitor, step_unit=step_unit))
+
+
+def alarm_status_summary(status: bytes, monitor: str | None = None,
+                         step_unit: str = DEFAULT_STEP_UNIT) -> summary_pb2.Summary:
+    """The alarm status of ``monitor`` at a step: ``status`` as :func:`~nas_logger.format.encode_alarm_status`
+    gives it, a 0-d string tensor (metadata on every one: it is written once per logged step, a few bytes)."""
+    return _tensor_summary(alarm_status_tag(monitor), np.array(status, dtype=object),
+                           create_summary_metadata(ALARM_STATUS, monitor=monitor, step_unit=step_unit))
 
 
 def table_summary(layers: list[LayerInfo], rows: np.ndarray, with_metadata: bool,

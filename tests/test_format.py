@@ -157,3 +157,20 @@ def test_a_bad_step_unit_is_refused_naming_it(unit):
 def test_a_malformed_step_unit_in_a_file_is_a_format_error(unit):
     with pytest.raises(fmt.FormatError, match="step_unit must be a non-empty string"):
         fmt.parse_plugin_metadata(('{"record": "alarm", "version": 1, "step_unit": %s}' % unit).encode())
+
+
+def test_alarm_status_round_trips_and_is_written_as_version_2():
+    encoded = fmt.encode_alarm_status("fired", "NAS alarm at epoch 9", onset=6, alarm=9)
+    assert fmt.parse_alarm_status(encoded) == {"state": "fired", "message": "NAS alarm at epoch 9",
+                                               "epochs_needed": None, "onset": 6, "alarm": 9}
+    assert json.loads(content(fmt.ALARM_STATUS)) == {"record": "alarm_status", "version": 2}
+    assert fmt.alarm_status_tag("D") == "nas/D/alarm_status"
+    with pytest.raises(ValueError, match="'asleep' is not one of"):
+        fmt.encode_alarm_status("asleep", "")
+
+
+@pytest.mark.parametrize("bad", [b"", b"\xff", b"[1]", b'{"state": "calm"}', b"[" * 100000,
+                                 b'{"state": "watching", "message": 3, "onset": 1e400, "alarm": -1}'])
+def test_parse_alarm_status_turns_bad_bytes_into_none_or_safe_fields(bad):
+    parsed = fmt.parse_alarm_status(bad)
+    assert parsed is None or (parsed["message"] == "" and parsed["onset"] is None and parsed["alarm"] is None)
