@@ -3,17 +3,22 @@
 One :class:`PreActivationTap` per model holds at most one hook per module, shared by every consumer
 (the monitor's probe pass and the NASReg penalty), so watching and regularising the same model does
 not double the hooks. A hook exists only while some consumer needs its module: the monitor's probe
-pass adds its hooks for that pass alone, so training steps pay nothing for it.
+pass adds its hooks for that pass alone, so training steps pay nothing for it. The probe pass's routing
+is per thread, and its :class:`~nas_logger.forward_gate.ForwardGate` keeps other threads' forwards out
+of it, so ``log`` on another thread than the training loop changes nothing a training forward sees.
 """
 from __future__ import annotations
 
 import contextlib
 import inspect
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
+
+from .forward_gate import ForwardGate, GuardedForwards
 
 Consumer = Callable[[str, torch.Tensor], None]
 
@@ -47,6 +52,9 @@ class PreActivationTap:
         self._hook_fns: dict[str, Callable[..., None]] = {}
         self._exclusive: Consumer | None = None
         self._exclusive_names: frozenset[str] = frozenset()
+        self._exclusive_thread: int | None = None  # only that thread's outputs go to the exclusive consumer
+        self.gate = ForwardGate()
+        self.guarded_forwards = GuardedForwards(self.gate)
 
     def subscribe(self, consumer: Consumer, modules: dict[str, nn.Module]) -> None:
         """Call ``consumer(name, output)`` after every forward of each module in ``modules``."""
@@ -60,13 +68,15 @@ class PreActivationTap:
     @contextlib.contextmanager
     def exclusive(self, consumer: Consumer, modules: dict[str, nn.Module]) -> Iterator[None]:
         """Within the block, outputs of ``modules`` go to ``consumer`` alone (other subscribers do not
-        see the probe pass), with hooks added for the block where needed."""
+        see the probe pass), with hooks added for the block where needed. Only forwards of the calling
+        thread are routed so; hold :attr:`gate`'s ``probe_pass`` to keep other threads' forwards out."""
         self._exclusive, self._exclusive_names = consumer, frozenset(modules)
+        self._exclusive_thread = threading.get_ident()
         self._sync_hooks(modules)
         try:
             yield
         finally:
-            self._exclusive, self._exclusive_names = None, frozenset()
+            self._exclusive, self._exclusive_names, self._exclusive_thread = None, frozenset(), None
             self._sync_hooks()
 
     def _live_subscribers(self) -> list[tuple[Consumer, frozenset[str]]]:
@@ -100,7 +110,7 @@ class PreActivationTap:
         # runs eagerly between compiled pieces rather than being traced with those side effects.
         @torch.compiler.disable
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            if self._exclusive is not None:
+            if self._exclusive is not None and self._exclusive_thread == threading.get_ident():
                 if name in self._exclusive_names:
                     self._exclusive(name, output)
                 return

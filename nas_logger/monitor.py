@@ -17,7 +17,9 @@ from . import format as fmt
 from . import namespaces
 from .arguments import check_step, scalar_values
 from .detector import Alarm, OverfitDetector
+from .hooks import tap_for
 from .layers import is_sharded, layer_kind, select_layers, unwrap
+from .options import PROBE_IMAGES, LayerChoice, WatchOptions
 from .probe import MAX_PROBE, Probe, capture_call, describe, first_images, prepare_probe
 from .sharded import every_rank, share_probe
 from .sources import LayerResult, ProbeStatistics, StreamStatistics
@@ -27,14 +29,17 @@ from .writer import ResilientWriter, log_dir_of
 
 logger = logging.getLogger(__name__)
 
-# Probe samples whose heatmaps and images are written by default: a few to choose from in the tab, at
-# that many times one sample's heatmap bytes per log.
-PROBE_IMAGES = 4
-
-
 def _is_writer_rank() -> bool:
     dist = torch.distributed
     return not (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
+
+
+def _check_process_group(ranks: str) -> None:
+    if ranks == "all" and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        raise ValueError(
+            "ranks='all' merges the histograms of all torch.distributed ranks, but no process group is "
+            "initialised: call torch.distributed.init_process_group() before watch(), or use ranks='0'"
+        )
 
 
 def _to_host(results: dict[str, LayerResult]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
@@ -54,7 +59,10 @@ class Monitor:
 
     ``statistics="probe"`` (default): at each :meth:`log` the probe batch is run through the model
     (eval mode, no grad, every submodule's train/eval mode restored) with hooks that exist for that
-    pass only, so training forwards carry none of the monitor's. ``statistics="stream"``: s_k of the
+    pass only, so training forwards carry none of the monitor's layer hooks. ``log`` may run on another
+    thread than the training loop: the probe pass waits for running forwards of the model to end, and
+    forwards that start meanwhile wait for it (two lock round trips per training forward, no device work).
+    ``statistics="stream"``: s_k of the
     training forwards since the last ``log`` (every ``stream_every``-th one) is accumulated in a
     ``bins``-bin histogram per layer on the device; no probe, no heatmaps, quantiles within 1/bins.
     ``ranks="all"``: under torch.distributed every rank measures (its probe or its batches) and the
@@ -68,51 +76,42 @@ class Monitor:
         model: nn.Module,
         log_dir: str | os.PathLike | SummaryWriter,
         probe: Any = None,
-        layers: Iterable[str | nn.Module] | str | None = None,
-        heatmap_side: int = fmt.MAX_HEATMAP_SIDE,
-        max_probe: int = MAX_PROBE,
-        probe_images: int = PROBE_IMAGES,
-        detect: bool | OverfitDetector = False,
-        statistics: str = "probe",
-        ranks: str = "0",
-        bins: int = DEFAULT_BINS,
-        stream_every: int = 1,
-        name: str | None = None,
-        step_unit: str = fmt.DEFAULT_STEP_UNIT,
+        options: WatchOptions = WatchOptions(),
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-        if heatmap_side < 1 or max_probe < 1 or probe_images < 1:
-            raise ValueError(
-                f"heatmap_side, max_probe and probe_images must be >= 1; got {heatmap_side}, {max_probe} "
-                f"and {probe_images}"
-            )
-        if statistics not in ("probe", "stream"):
-            raise ValueError(f"statistics must be 'probe' or 'stream'; got {statistics!r}")
-        if ranks not in ("0", "all"):
-            raise ValueError(f"ranks must be '0' (rank 0 measures) or 'all' (histograms merged); got {ranks!r}")
-        if ranks == "all" and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            raise ValueError(
-                "ranks='all' merges the histograms of all torch.distributed ranks, but no process group is "
-                "initialised: call torch.distributed.init_process_group() before watch(), or use ranks='0'"
-            )
-        namespaces.check(log_dir, name)
-        self.step_unit = fmt.check_step_unit(step_unit)
+        _check_process_group(options.ranks)
+        namespaces.check(log_dir, options.name)
+        self.options = options
+        self.step_unit = options.step_unit
+        self.max_probe, self.probe_images = options.max_probe, options.probe_images
         self.model = unwrap(model)
         self._sharded = is_sharded(self.model)
-        self._modules = select_layers(self.model, layers)
+        self._modules = select_layers(self.model, options.layers)
         self._kinds = {name: layer_kind(m) for name, m in self._modules.items()}
-        self.max_probe = max_probe
-        self.probe_images = probe_images
-        self._merge_ranks = ranks == "all"
+        self._merge_ranks = options.ranks == "all"
         # Whether every rank takes part in log: to merge histograms, or to join a sharded probe forward.
-        self._joins = self._merge_ranks or (self._sharded and statistics == "probe")
-        if statistics == "stream":
-            self._source = StreamStatistics(self.model, self._modules, self._kinds, self._merge_ranks, bins, stream_every)
-        else:
-            self._source = ProbeStatistics(self.model, self._modules, self._kinds, heatmap_side, self._merge_ranks, bins,
-                                           probe_images)
-        self.detector = OverfitDetector() if detect is True else (detect or None)
+        self._joins = self._merge_ranks or (self._sharded and options.statistics == "probe")
+        self._source = self._make_source(options)
+        self.detector = OverfitDetector() if options.detect is True else (options.detect or None)
+        self._start_output(log_dir)
+        self._capture = None
+        self.probe: Probe | None = None
+        self._take_probe(model, probe)
+        # Several monitors per run: a second one on this run gets a name that prefixes its layers and tags.
+        self.name = namespaces.claim(self, self._log_dir, options.name, type(self.model).__name__)
+        self._tap = tap_for(self.model)
+        self._tap.guarded_forwards.add(self.model)  # log() on another thread waits for running forwards
+
+    def _make_source(self, options: WatchOptions) -> ProbeStatistics | StreamStatistics:
+        if options.statistics == "stream":
+            return StreamStatistics(self.model, self._modules, self._kinds, self._merge_ranks, options.bins,
+                                    options.stream_every)
+        return ProbeStatistics(self.model, self._modules, self._kinds, options.heatmap_side, self._merge_ranks,
+                               options.bins, options.probe_images)
+
+    def _start_output(self, log_dir: str | os.PathLike | SummaryWriter) -> None:
+        """The writer (rank 0 only) and what the written records remember across logs."""
         self.layers: dict[str, fmt.LayerInfo] = {}
         self._table_layers: list[str] = []  # rows of the stats table, fixed at the first log
         self._warned: set[str] = set()
@@ -120,25 +119,23 @@ class Monitor:
         self._probe_warned = False
         self._pending_alarm: Alarm | None = None  # fired, not yet written (its log's write failed)
         self._closed = False
-        self._out = ResilientWriter(log_dir) if self._writes else None  # rank 0 writes
+        self._out = ResilientWriter(log_dir) if self._writes else None
         self._log_dir = log_dir_of(log_dir)
-        self._capture = None
-        self.probe: Probe | None = None
-        if statistics == "stream":
+
+    def _take_probe(self, model: nn.Module, probe: Any) -> None:
+        """The given probe, checked against the model; or, with none, a hook that captures the first batch."""
+        if not self._source.needs_probe:
             if probe is not None:
                 raise ValueError("statistics='stream' measures the training batches and takes no probe")
-        else:
-            self.probe = None if probe is None else prepare_probe(probe, max_probe)
-            everyone = self.probe is not None
-            if self._sharded:
-                self.probe, everyone = share_probe(self.probe, self._source.device())
-            if self.probe is None:
-                # No probe given: the first batch the model sees becomes the probe.
-                self._capture = model.register_forward_pre_hook(self._capture_probe, with_kwargs=True)
-            elif everyone:  # under FSDP the check pass is a forward of every rank
-                self._check_probe()
-        # Several monitors per run: a second one on this run gets a name that prefixes its layers and tags.
-        self.name = namespaces.claim(self, self._log_dir, name, type(self.model).__name__)
+            return
+        self.probe = None if probe is None else prepare_probe(probe, self.max_probe)
+        everyone = self.probe is not None
+        if self._sharded:
+            self.probe, everyone = share_probe(self.probe, self._source.device())
+        if self.probe is None:
+            self._capture = model.register_forward_pre_hook(self._capture_probe, with_kwargs=True)
+        elif everyone:  # under FSDP the check pass is a forward of every rank
+            self._check_probe()
 
     @property
     def ready(self) -> bool:
@@ -168,14 +165,17 @@ class Monitor:
 
     def _check_probe(self) -> None:
         try:
-            ProbeStatistics(self.model, self._modules, self._kinds, 1, False, 2).collect(self.probe)
+            with tap_for(self.model).gate.probe_pass():
+                ProbeStatistics(self.model, self._modules, self._kinds, 1, False, 2).collect(self.probe)
         except Exception as e:
             raise self._probe_error(e) from e
 
     def _collect(self, step: int) -> dict[str, LayerResult]:
         """The statistics of this log; none while the probe pass fails, with one warning (training goes on)."""
         try:
-            return self._source.collect(self.probe)
+            # Mode switch, hook routing and restore happen with no forward of another thread running.
+            with self._tap.gate.probe_pass():
+                return self._source.collect(self.probe)
         except Exception as e:
             if self._sharded:
                 e.add_note("under FSDP every rank must call log() at the same step, with a probe the model takes")
@@ -203,18 +203,37 @@ class Monitor:
         one-element tensors (ValueError naming the argument). A probe the model cannot take warns once
         and logs no NAS (the scalars still) until it can. RuntimeError after :meth:`close`.
         """
+        self._check_open()
+        step = check_step(step)
+        values = scalar_values(test_loss, scalars)
+        if not self._writes and not self._joins:
+            return {}
+        self._check_ready()
+        results = self._collect(step)
+        if not self._writes:
+            return {}
+        self._describe_layers(results)
+        records = self._host_records(results, step)
+        medians = {name: float(stats[fmt.STAT_FIELDS.index("median")]) for name, (stats, _) in records.items()}
+        self._update_detector(step, medians)
+        try:
+            self._write(step, records, values)
+        except OSError as e:  # disk full, log dir gone, ...: training must go on
+            self._out.failed(f"writing NAS summaries to {self.log_dir!r} failed at step {step}: {e}")
+        return medians
+
+    def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(
                 "monitor is closed: log() after close() would start a new event file; call log() before "
                 "close(), or watch() the model again"
             )
-        step = check_step(step)
-        values = scalar_values(test_loss, scalars)
-        if not self._writes and not self._joins:
-            return {}
+
+    def _check_ready(self) -> None:
+        """RuntimeError while there is no probe to measure (collective under FSDP: every rank answers)."""
         if not self._source.needs_probe:
-            ready = True
-        elif self._sharded:  # every rank runs the probe forward
+            return
+        if self._sharded:  # every rank runs the probe forward
             ready = every_rank(self.probe is not None, self._source.device())
         else:
             ready = self.probe is not None or not self._writes
@@ -223,14 +242,16 @@ class Monitor:
                 "no probe yet: pass probe= to watch() or run one forward pass of the model before log()"
                 + (" (under FSDP on every rank: each rank runs the probe forward)" if self._sharded else "")
             )
-        results = self._collect(step)
-        if not self._writes:
-            return {}
+
+    def _describe_layers(self, results: dict[str, LayerResult]) -> None:
+        """A LayerInfo for each layer the first time it is measured, its depth in order of first measure."""
         for name, result in results.items():
             if name not in self.layers:
-                kind = self._kinds[name]
                 filters = self._modules[name].weight.shape[0]
-                self.layers[name] = fmt.LayerInfo(name, kind, filters, result.fields, len(self.layers))
+                self.layers[name] = fmt.LayerInfo(name, self._kinds[name], filters, result.fields, len(self.layers))
+
+    def _host_records(self, results: dict[str, LayerResult], step: int) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+        """Statistics and heatmaps on the host; a layer's non-finite statistics become NaN, with one warning per layer."""
         records = _to_host(results)
         for name, (stats, grid) in records.items():
             if not np.isfinite(stats).all():
@@ -241,19 +262,19 @@ class Monitor:
                         f"NAS of layer {name!r} is not finite at step {step}: its pre-activations hold "
                         "NaN or inf; its statistics are written as NaN",
                         RuntimeWarning,
-                        stacklevel=2,
+                        stacklevel=3,
                     )
-        medians = {name: float(stats[fmt.STAT_FIELDS.index("median")]) for name, (stats, _) in records.items()}
-        if self.detector is not None and medians:
-            alarm = self.detector.update(step, medians)
-            if alarm is not None:
-                self._pending_alarm = alarm
-                logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
-        try:
-            self._write(step, records, values)
-        except OSError as e:  # disk full, log dir gone, ...: training must go on
-            self._out.failed(f"writing NAS summaries to {self.log_dir!r} failed at step {step}: {e}")
-        return medians
+        return records
+
+    def _update_detector(self, step: int, medians: dict[str, float]) -> None:
+        """Feed the overfitting detector this log's medians; an alarm it raises waits in ``_pending_alarm``
+        until a write carries it."""
+        if self.detector is None or not medians:
+            return
+        alarm = self.detector.update(step, medians)
+        if alarm is not None:
+            self._pending_alarm = alarm
+            logger.warning("NAS overfitting alarm at step %d, raised by layers %s", step, ", ".join(alarm.layers))
 
     def _write(self, step: int, records: dict[str, tuple[np.ndarray, np.ndarray | None]],
                scalars: dict[str, float]) -> None:
@@ -308,6 +329,7 @@ class Monitor:
             self._capture.remove()
             self._capture = None
         self._source.close()
+        self._tap.guarded_forwards.remove()
         self._flush()
         if self._out is not None:
             self._out.close()
@@ -323,7 +345,18 @@ def watch(
     model: nn.Module,
     log_dir: str | os.PathLike | SummaryWriter,
     probe: Any = None,
-    **options: Any,
+    *,
+    layers: LayerChoice = None,
+    heatmap_side: int = fmt.MAX_HEATMAP_SIDE,
+    max_probe: int = MAX_PROBE,
+    probe_images: int = PROBE_IMAGES,
+    detect: bool | OverfitDetector = False,
+    statistics: str = "probe",
+    ranks: str = "0",
+    bins: int = DEFAULT_BINS,
+    stream_every: int = 1,
+    name: str | None = None,
+    step_unit: str = fmt.DEFAULT_STEP_UNIT,
 ) -> Monitor:
     """Watch every Conv1d/2d/3d and Linear layer of ``model`` (or ``layers=[names, globs, modules]``)
     and return a :class:`Monitor` whose ``log(step, test_loss=...)`` writes NAS summaries to ``log_dir``
@@ -346,4 +379,7 @@ def watch(
     ``step_unit`` (default ``"epoch"``): what the ``step`` of ``log`` counts, e.g. ``"global step"`` when
     logging every N optimiser steps; the NAS tab labels its step axes, tooltips and CSV with it.
     """
-    return Monitor(model, log_dir, probe=probe, **options)
+    options = WatchOptions(layers=layers, heatmap_side=heatmap_side, max_probe=max_probe, probe_images=probe_images,
+                           detect=detect, statistics=statistics, ranks=ranks, bins=bins, stream_every=stream_every,
+                           name=name, step_unit=step_unit)
+    return Monitor(model, log_dir, probe, options)

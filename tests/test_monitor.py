@@ -152,11 +152,14 @@ def test_log_restores_train_mode_of_every_submodule_and_grad(tmp_path):
     monitor.close()
 
 
-def test_monitor_leaves_no_hooks_on_training_forwards(tmp_path, small_cnn):
+def test_monitor_leaves_no_layer_hooks_on_training_forwards_and_only_the_gate_on_the_root(tmp_path, small_cnn):
     monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8))
     monitor.log(0)
-    assert all(not m._forward_hooks for m in small_cnn.modules())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in small_cnn.children())
+    # the forward gate: one pre-hook and one always-called hook on the root, gone at close
+    assert (len(small_cnn._forward_pre_hooks), len(small_cnn._forward_hooks)) == (1, 1)
     monitor.close()
+    assert not small_cnn._forward_pre_hooks and not small_cnn._forward_hooks
 
 
 def test_layer_selection_by_name_glob_and_module(tmp_path, small_cnn):
@@ -769,3 +772,29 @@ def test_step_unit_is_in_every_record_and_a_bad_one_fails_at_watch(tmp_path, sma
     assert {m.record for m in metas} == {fmt.TABLE, fmt.HEATMAP, fmt.PROBE}
     assert {(m.monitor, m.step_unit) for m in metas} == {(None, "global step"), ("D", "batch")}
     assert reader.list_nas(ctx, "")["."].step_unit == "global step / batch"  # the unnamed monitor's first
+
+
+def test_watch_signature_lists_every_option_with_its_default():
+    import inspect
+    from dataclasses import fields
+
+    from nas_logger.options import WatchOptions
+
+    parameters = inspect.signature(nas_logger.watch).parameters
+    options = {f.name: f.default for f in fields(WatchOptions)}
+    assert {n: p.default for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY} == options
+    assert not any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    assert options["heatmap_side"] == 64 and options["statistics"] == "probe" and options["step_unit"] == "epoch"
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("heatmap_side", 0, "heatmap_side must be >= 1; got 0"),
+    ("max_probe", 2.5, "max_probe must be an int; got float 2.5"),
+    ("bins", 1, "bins must be >= 2; got 1"),
+    ("detect", "yes", "detect must be True, False or an OverfitDetector; got str"),
+])
+def test_options_are_checked_when_made_naming_the_bad_value(option, value, message):
+    from nas_logger.options import WatchOptions
+
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        WatchOptions(**{option: value})

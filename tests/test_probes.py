@@ -59,7 +59,7 @@ def test_first_k_probe_images_and_maps_are_written(tmp_path, small_cnn, count, w
 
 
 def test_probe_images_must_be_positive(tmp_path, small_cnn):
-    with pytest.raises(ValueError, match="probe_images must be >= 1; got .* and 0"):
+    with pytest.raises(ValueError, match="^probe_images must be >= 1; got 0$"):
         nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), probe_images=0)
 
 
