@@ -82,6 +82,17 @@ def is_sharded(model: nn.Module) -> bool:
     return sharded
 
 
+def _never_called(model: nn.Module) -> dict[str, str]:
+    """Supported modules that their parent applies through their weight without calling them, so that no
+    hook ever sees their output, by qualified name, with why."""
+    return {
+        f"{name}.out_proj" if name else "out_proj":
+            "nn.MultiheadAttention applies its weight with F.linear (multi_head_attention_forward) and never "
+            "calls out_proj, so no hook sees its output"
+        for name, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)
+    }
+
+
 def select_layers(
     model: nn.Module, layers: Iterable[str | nn.Module] | str | None = None, allow_empty: bool = False
 ) -> dict[str, nn.Module]:
@@ -92,9 +103,12 @@ def select_layers(
     supported layers, an empty selection (unless ``allow_empty``: an empty exclusion list) or an item
     that matches nothing. A model that is itself a Conv/Linear layer is named by its class,
     ``type(model).__name__`` (e.g. ``"Linear"``), since its qualified name is the empty string, which no
-    tag or URL can carry.
+    tag or URL can carry. Layers that never run as modules (``nn.MultiheadAttention.out_proj``) are not
+    listed; asking for one alone raises ValueError saying why.
     """
-    supported = {name or type(model).__name__: m for name, m in model.named_modules() if layer_kind(m) is not None}
+    silent = _never_called(model)
+    supported = {name or type(model).__name__: m for name, m in model.named_modules()
+                 if layer_kind(m) is not None and name not in silent}
     if not supported:
         raise ValueError(
             f"{type(model).__name__} has no Conv1d/Conv2d/Conv3d/Linear layer to measure NAS on"
@@ -110,8 +124,13 @@ def select_layers(
             f"or choose from {sorted(supported)}"
         )
     by_module = {id(m): name for name, m in supported.items()}
+    silent_modules = {id(m): name for name, m in model.named_modules() if name in silent}
     chosen: set[str] = set()
     for item in layers:
+        never = silent_modules.get(id(item)) if isinstance(item, nn.Module) else next(
+            (name for name in silent if fnmatch.fnmatchcase(name, item)), None)
+        if never is not None and (isinstance(item, nn.Module) or not any(fnmatch.fnmatchcase(n, item) for n in supported)):
+            raise ValueError(f"layer {never!r} is never called as a module: {silent[never]}; its NAS cannot be measured")
         if isinstance(item, nn.Module):
             if id(item) not in by_module:
                 raise ValueError(

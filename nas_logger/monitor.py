@@ -117,6 +117,7 @@ class Monitor:
         self._warned: set[str] = set()
         self._writes = _is_writer_rank()
         self._probe_warned = False
+        self._unmeasured_warned = False
         self._pending_alarm: Alarm | None = None  # fired, not yet written (its log's write failed)
         self._closed = False
         self._out = ResilientWriter(log_dir) if self._writes else None
@@ -175,7 +176,7 @@ class Monitor:
         try:
             # Mode switch, hook routing and restore happen with no forward of another thread running.
             with self._tap.gate.probe_pass():
-                return self._source.collect(self.probe)
+                results = self._source.collect(self.probe)
         except Exception as e:
             if self._sharded:
                 e.add_note("under FSDP every rank must call log() at the same step, with a probe the model takes")
@@ -190,6 +191,23 @@ class Monitor:
                     stacklevel=3,
                 )
             return {}
+        if self._source.needs_probe:
+            self._warn_unmeasured(results)
+        return results
+
+    def _warn_unmeasured(self, results: dict[str, LayerResult]) -> None:
+        """Once: the watched layers that did not run as modules in a probe pass (a branch the probe does not
+        take, a weight applied with F.linear), which log() therefore leaves out."""
+        missing = [name for name in self._modules if name not in results]
+        if missing and not self._unmeasured_warned:
+            self._unmeasured_warned = True
+            warnings.warn(
+                f"layers {missing} of {type(self.model).__name__} did not run as modules in the probe pass "
+                "(a branch the probe does not take, or a weight applied with F.linear/F.conv*): their NAS is not "
+                "measured; watch only layers the forward calls (layers=...)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def log(self, step: int, test_loss: float | torch.Tensor | None = None, **scalars: Any) -> dict[str, float]:
         """Evaluate the probe and write every watched layer's NAS statistics and heatmap at ``step``.

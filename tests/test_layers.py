@@ -41,3 +41,29 @@ def test_unwrap_sees_through_compile_and_data_parallel(small_cnn):
     assert unwrap(torch.compile(small_cnn, backend="eager")) is small_cnn
     assert unwrap(nn.DataParallel(small_cnn)) is small_cnn
     assert unwrap(small_cnn) is small_cnn
+
+
+class Attention(nn.Module):
+    """A MultiheadAttention (whose out_proj weight it applies with F.linear, never calling out_proj) and a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.attn(x, x, x)[0])
+
+
+def test_multihead_attention_out_proj_is_not_listed_since_it_never_runs_as_a_module():
+    model = Attention()
+    assert list(select_layers(model)) == ["head"]
+    assert list(select_layers(model, "*")) == ["head"]
+
+
+@pytest.mark.parametrize("ask", ["attn.out_proj", "attn.*", "module"])
+def test_asking_for_multihead_attention_out_proj_says_why_it_cannot_be_measured(ask):
+    model = Attention()
+    with pytest.raises(ValueError, match=r"'attn.out_proj' is never called as a module: nn.MultiheadAttention applies "
+                                         r"its weight with F.linear"):
+        select_layers(model, [model.attn.out_proj if ask == "module" else ask])

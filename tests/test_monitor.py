@@ -798,3 +798,21 @@ def test_options_are_checked_when_made_naming_the_bad_value(option, value, messa
 
     with pytest.raises(ValueError, match=f"^{message}$"):
         WatchOptions(**{option: value})
+
+
+def test_a_watched_layer_that_never_runs_in_the_probe_pass_is_named_in_one_warning(tmp_path):
+    class Skips(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.used(x)
+
+    with nas_logger.watch(Skips(), tmp_path, probe=torch.randn(2, 4)) as monitor:
+        with pytest.warns(RuntimeWarning, match=r"layers \['unused'\] of Skips did not run as modules in the probe "
+                                                r"pass.*not measured"):
+            assert list(monitor.log(0)) == ["used"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            monitor.log(1)

@@ -47,7 +47,8 @@ def test_penalty_matches_float64_formula(small_cnn):
     assert reg.layers == ["conv1", "conv2", "fc1"]
     values = reg.values()
     out = outputs_of(small_cnn, x)["conv2"].numpy()
-    assert values["conv2"].item() == pytest.approx(perplexity_reference(out).mean(), rel=1e-12)
+    assert all(type(v) is float for v in values.values())
+    assert values["conv2"] == pytest.approx(perplexity_reference(out).mean(), rel=1e-12)
     assert set(values) == {"conv1", "conv2", "fc1"}
 
 
@@ -294,3 +295,71 @@ def test_a_model_that_is_one_layer_is_regularised_under_its_class_name(layer, x)
     rho = perplexity_reference(out.detach().numpy(), axis=1 if out.dim() == 4 else -1)
     assert got.item() == pytest.approx(-0.5 * rho.reshape(len(rho), -1).sum(axis=1).mean(), rel=1e-12)
     assert NASReg(layer, layers=name, exclude=[]).layers == [name]
+
+
+def test_layers_leave_out_multihead_attention_out_proj_which_never_runs_as_a_module():
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.fc = nn.Linear(8, 8)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.head(self.fc(self.attn(x, x, x)[0]))
+
+    model = Attention()
+    reg = NASReg(model)
+    assert reg.layers == ["fc", "head"]
+    model(torch.randn(2, 4, 8)).sum()
+    reg.penalty()
+    assert reg.layers == ["fc"]
+
+
+def reference_normalized_penalty(model, x, strength):
+    """-strength * mean_i (1/(r_i D_i)) sum_k rho_k, batch mean, all layers but the last executed, in float64."""
+    outputs = outputs_of(model, x)
+    terms = []
+    for name in list(outputs)[:-1]:
+        out = outputs[name].double().numpy()
+        rho = perplexity_reference(out, axis=1 if out.ndim == 4 else -1)
+        filters = out.shape[1 if out.ndim == 4 else -1]
+        terms.append(rho.reshape(len(rho), -1).sum(axis=1).mean() / (rho[0].size * filters))
+    return -strength * float(np.mean(terms))
+
+
+@pytest.mark.parametrize("width", [4, 64])
+def test_normalized_penalty_is_a_mean_over_layers_of_terms_in_0_1_whatever_the_width(width):
+    from conftest import SmallCNN
+
+    torch.manual_seed(0)
+    model = SmallCNN(width=width).double()
+    x = torch.randn(6, 1, 8, 8, dtype=torch.float64)
+    reg = NASReg(model, strength=0.5, normalize=True)
+    model(x)
+    got = reg.penalty()
+    assert got.item() == pytest.approx(reference_normalized_penalty(model, x, 0.5), rel=1e-12)
+    assert -0.5 <= got.item() <= -0.5 / (32 * width)  # rho_k / D in [1/D, 1] per layer, D <= 32 * width
+
+
+def test_default_penalty_grows_with_the_filters_and_the_normalized_one_does_not():
+    from conftest import SmallCNN
+
+    penalties = {}
+    for width in (4, 64):
+        torch.manual_seed(0)
+        model = SmallCNN(width=width).double()
+        x = torch.randn(6, 1, 8, 8, dtype=torch.float64)
+        for normalize in (False, True):
+            reg = NASReg(model, normalize=normalize)
+            model(x)
+            penalties[width, normalize] = reg.penalty().item()
+            reg.remove()
+    # fc1 keeps its 32 filters, the convs get 16x more: the sum of mean perplexities grows several-fold
+    assert penalties[64, False] < 3 * penalties[4, False] < 0
+    assert -1 <= penalties[64, True] < 0 and -1 <= penalties[4, True] < 0
+
+
+def test_normalize_and_weights_are_exclusive(small_cnn):
+    with pytest.raises(ValueError, match="normalize=True sets lambda_i itself"):
+        NASReg(small_cnn, normalize=True, weights={"conv1": 1.0})
