@@ -4,8 +4,8 @@ epoch without it, measured side by side in alternating rounds (medians).
 An epoch is --steps optimiser steps on one synthetic batch (no data loading) of --batch images of
 --size x --size, under autocast (--amp; float16 with a GradScaler, bfloat16 without). ``watch`` is called
 once, before the rounds, as a training script calls it: the first training batch becomes the probe, and
-after that the monitor has no hook on training forwards, so an epoch without ``log`` is an epoch without
-the monitor. The defaults are a CPU smoke run; issue 14's GPU setting:
+after that the monitor's only hooks on training forwards are its forward gate's two on the model's root
+(benchmarks/forward_gate.py measures them), in both arms. The defaults are a CPU smoke run; issue 14's GPU setting:
     python benchmarks/monitor_overhead.py --device cuda --model resnet50 --size 224 --batch 128 --steps 50 \
         --amp auto --channels-last
 """

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import fnmatch
-import sys
 from collections.abc import Iterable
 
 from torch import nn
+
+from . import torch_internals as internals
 
 # Module types whose output is a pre-activation with the D filters along a known dimension.
 _KINDS: tuple[tuple[type[nn.Module], str], ...] = (
@@ -32,18 +33,13 @@ def filter_dim(kind: str) -> int:
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain module behind ``torch.compile``, DataParallel and DistributedDataParallel wrappers."""
     while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
+        inner = internals.compiled_inner(model)
+        if inner is not None:
+            model = inner
         elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             model = model.module
         else:
             return model
-
-
-def _loaded(module: str, name: str) -> type | None:
-    """``module.name`` if the user's program imported ``module`` (no model can be wrapped by it otherwise:
-    importing FSDP here would cost every user seconds), else None."""
-    return getattr(sys.modules.get(module), name, None)
 
 
 def is_sharded(model: nn.Module) -> bool:
@@ -55,25 +51,22 @@ def is_sharded(model: nn.Module) -> bool:
     parameters outside ``fully_shard``), under which a layer's output may hold a slice of its filters.
     """
     modules = list(model.modules())
-    fsdp1 = _loaded("torch.distributed.fsdp", "FullyShardedDataParallel")
+    fsdp1 = internals.loaded("torch.distributed.fsdp", "FullyShardedDataParallel")
     if fsdp1 is not None and any(isinstance(m, fsdp1) for m in modules):
         raise ValueError(
             f"{type(model).__name__} is or holds an FSDP1 FullyShardedDataParallel, under which nas_logger "
             "does not measure NAS; shard the model with torch.distributed.fsdp.fully_shard (FSDP2) instead"
         )
-    parallel = [name or type(model).__name__ for name, m in model.named_modules() if getattr(m, "_distribute_module_applied", False)]
+    parallel = [name or type(model).__name__ for name, m in model.named_modules() if internals.is_tensor_parallel(m)]
     if parallel:
         raise ValueError(
             f"modules {parallel[:3]} of {type(model).__name__} are tensor parallel (parallelize_module / "
             "distribute_module): a layer's output may hold a slice of its filters, so NAS is not measured "
             "under tensor parallelism; shard with torch.distributed.fsdp.fully_shard alone"
         )
-    fsdp2 = tuple(
-        cls for cls in (_loaded("torch.distributed.fsdp", "FSDPModule"),
-                        _loaded("torch.distributed._composable.fsdp", "FSDPModule")) if cls is not None
-    )
+    fsdp2 = tuple(cls for cls in (internals.loaded(*path) for path in internals.FSDP_MODULE_PATHS) if cls is not None)
     sharded = bool(fsdp2) and any(isinstance(m, fsdp2) for m in modules)
-    dtensor = _loaded("torch.distributed.tensor", "DTensor")
+    dtensor = internals.loaded("torch.distributed.tensor", "DTensor")
     if not sharded and dtensor is not None and any(isinstance(p, dtensor) for p in model.parameters()):
         raise ValueError(
             f"{type(model).__name__} has DTensor parameters but no fully_shard module: only FSDP2 sharding "
@@ -124,15 +117,11 @@ def select_layers(
             f"or choose from {sorted(supported)}"
         )
     by_module = {id(m): name for name, m in supported.items()}
-    silent_modules = {id(m): name for name, m in model.named_modules() if name in silent}
     chosen: set[str] = set()
     for item in layers:
-        never = silent_modules.get(id(item)) if isinstance(item, nn.Module) else next(
-            (name for name in silent if fnmatch.fnmatchcase(name, item)), None)
-        if never is not None and (isinstance(item, nn.Module) or not any(fnmatch.fnmatchcase(n, item) for n in supported)):
-            raise ValueError(f"layer {never!r} is never called as a module: {silent[never]}; its NAS cannot be measured")
         if isinstance(item, nn.Module):
             if id(item) not in by_module:
+                _refuse_never_called(model, item, silent)
                 raise ValueError(
                     f"layer {type(item).__name__} is not a Conv/Linear module of {type(model).__name__}"
                 )
@@ -140,9 +129,17 @@ def select_layers(
             continue
         matches = [name for name in supported if fnmatch.fnmatchcase(name, item)]
         if not matches:
+            _refuse_never_called(model, item, silent)
             raise ValueError(
                 f"layer {item!r} matches no Conv/Linear layer of {type(model).__name__}; "
                 f"choose from {sorted(supported)}"
             )
         chosen.update(matches)
     return {name: m for name, m in supported.items() if name in chosen}
+
+
+def _refuse_never_called(model: nn.Module, item: str | nn.Module, never_called: dict[str, str]) -> None:
+    """ValueError saying why, when ``item`` (which selects no measurable layer) names one that never runs."""
+    for name, module in model.named_modules():
+        if name in never_called and (module is item if isinstance(item, nn.Module) else fnmatch.fnmatchcase(name, item)):
+            raise ValueError(f"layer {name!r} is never called as a module: {never_called[name]}; its NAS cannot be measured")

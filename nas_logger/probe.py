@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 import torch
-from torch.utils import _pytree as pytree
+
+from . import torch_internals as internals
 
 # A captured or given probe keeps at most this many samples.
 MAX_PROBE = 64
@@ -59,7 +60,7 @@ def _tensors(probe: Probe) -> list[torch.Tensor]:
     """The probe's tensors in call order (positional, then keyword; nested containers included)."""
     if isinstance(probe, ProbeCall):
         probe = (probe.args, probe.kwargs)
-    return [t for t in pytree.tree_leaves(probe) if isinstance(t, torch.Tensor)]
+    return [t for t in internals.tree_leaves(probe) if isinstance(t, torch.Tensor)]
 
 
 def capture_call(args: tuple, kwargs: dict[str, Any], max_samples: int = MAX_PROBE) -> Probe | None:
@@ -81,7 +82,7 @@ def capture_call(args: tuple, kwargs: dict[str, Any], max_samples: int = MAX_PRO
             t = t[:max_samples]
         return t.detach().clone()
 
-    args, kwargs = pytree.tree_map_only(torch.Tensor, keep, (args, kwargs))
+    args, kwargs = internals.tree_map_only(torch.Tensor, keep, (args, kwargs))
     if len(args) == 1 and isinstance(args[0], torch.Tensor) and not kwargs:
         return args[0]
     if not args and kwargs and all(isinstance(v, torch.Tensor) for v in kwargs.values()):

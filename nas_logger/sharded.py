@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-from torch.utils import _pytree as pytree
 
+from . import torch_internals as internals
 from .probe import Probe, ProbeCall
 
 
@@ -17,9 +17,9 @@ def _moved(probe: Probe, device: torch.device) -> Probe:
     """``probe`` with every tensor on ``device`` (CPU to travel between ranks, the model's on arrival)."""
     move = lambda t: t.to(device)  # noqa: E731
     if isinstance(probe, ProbeCall):
-        args, kwargs = pytree.tree_map_only(torch.Tensor, move, (probe.args, probe.kwargs))
+        args, kwargs = internals.tree_map_only(torch.Tensor, move, (probe.args, probe.kwargs))
         return ProbeCall(tuple(args), dict(kwargs))
-    return pytree.tree_map_only(torch.Tensor, move, probe)
+    return internals.tree_map_only(torch.Tensor, move, probe)
 
 
 def share_probe(probe: Probe | None, device: torch.device) -> tuple[Probe | None, bool]:

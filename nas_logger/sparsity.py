@@ -12,6 +12,7 @@ import math
 import torch
 
 from . import fused as _fused
+from . import torch_internals as internals
 
 __all__ = ["entropy", "perplexity", "nas_sparsity"]
 
@@ -56,10 +57,7 @@ def _keep(a: torch.Tensor) -> torch.Tensor:
     someone writes to ``a``: then that writer gets the copy, one layer output, and these values stay.
     Torch builds without lazy clones (and traced code) copy at once.
     """
-    lazy_clone = getattr(torch, "_lazy_clone", None)
-    if lazy_clone is None or torch.compiler.is_compiling():
-        return a.clone()
-    return lazy_clone(a)
+    return internals.lazy_clone(a)
 
 
 class _PerplexityFunction(torch.autograd.Function):

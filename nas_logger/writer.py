@@ -2,7 +2,8 @@
 
 The only place that reaches TensorBoard's private ``SummaryWriter._get_file_writer()``; code, tests and
 benchmarks that write a ``Summary`` proto call :func:`file_writer`. Also the only place that changes how
-TensorBoard writes: record checksums in C (:func:`fast_checksums`).
+TensorBoard writes: the record checksums of the monitor's own event files in C (:func:`use_c_checksums`,
+through the event file writer's private ``_async_writer._writer``).
 """
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import ctypes
 import functools
 import logging
 import os
+import struct
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from tensorboard.compat.proto import summary_pb2
@@ -30,34 +33,52 @@ def file_writer(writer: SummaryWriter):
 
 
 @functools.lru_cache(maxsize=None)
-def fast_checksums() -> bool:
-    """Checksum event records in C (``crc32c.c``) for every writer of this process; whether that is so.
-
-    TensorBoard's record writer computes each record's masked CRC-32C in a Python loop, ~0.15 us a byte:
-    a few hundred microseconds per step's NAS record (heatmaps), which ``log`` waits for in its flush,
-    3-4 % of a small model's log. The C function replaces the one the record writer calls only where it
-    gives the same checksums on a sample, and only TensorBoard's own (another, TensorFlow's say, stays);
-    the bytes written are the same. Without a C compiler nothing changes.
-    """
+def c_masked_crc32c() -> Callable[[bytes], int] | None:
+    """TensorBoard's masked CRC-32C of a record, computed in C (``crc32c.c``), where it builds and gives
+    TensorBoard's checksums on a sample; else None (TensorBoard's Python one stays)."""
     python = pywrap_tensorflow.masked_crc32c
-    if record_writer.masked_crc32c is not python:
-        return False
     # TensorBoard's writer thread is a daemon: with the GIL held, no exit can unmap the code under a checksum.
     library = native.load("crc32c.c", "C checksum of event records", "TensorBoard's Python one computes them",
                           hold_gil=True)
     if library is None:
-        return False
+        return None
     c_crc = library.nas_masked_crc32c
     c_crc.argtypes, c_crc.restype = [ctypes.c_char_p, ctypes.c_size_t], ctypes.c_uint32
 
-    def masked_crc32c(data) -> int:
+    def masked_crc32c(data: bytes) -> int:
         return c_crc(data, len(data)) if type(data) is bytes else python(data)
 
     sample = bytes(range(256)) * 3 + b"nas"
     if any(masked_crc32c(d) != python(d) for d in (b"", b"a", sample)):
         logger.info("C checksum of event records differs from TensorBoard's; TensorBoard's Python one computes them")
+        return None
+    return masked_crc32c
+
+
+class CChecksumRecordWriter(record_writer.RecordWriter):
+    """TensorBoard's record writer with each record's two checksums computed in C: the same bytes.
+
+    TensorBoard computes them in a Python loop, ~0.15 us a byte: a few hundred microseconds per step's
+    NAS record (heatmaps), which ``log`` waits for in its flush, 3-4 % of a small model's log. Only the
+    record writers of the event files a monitor writes to become this class; every other writer of the
+    process keeps TensorBoard's own, and ``record_writer.masked_crc32c`` is left as it is.
+    """
+
+    def write(self, data: bytes) -> None:
+        crc = c_masked_crc32c()
+        header = struct.pack("<Q", len(data))  # TFRecord framing, as RecordWriter.write lays it out
+        self._writer.write(header + struct.pack("<I", crc(header)) + data + struct.pack("<I", crc(data)))
+
+
+def use_c_checksums(writer: SummaryWriter) -> bool:
+    """Make ``writer``'s event file checksum its records in C; whether it does (False without a C
+    compiler, or where TensorBoard's writer is not built as this expects)."""
+    records = getattr(getattr(getattr(file_writer(writer), "event_writer", None), "_async_writer", None), "_writer", None)
+    if type(records) is CChecksumRecordWriter:
+        return True
+    if type(records) is not record_writer.RecordWriter or c_masked_crc32c() is None:
         return False
-    record_writer.masked_crc32c = masked_crc32c
+    records.__class__ = CChecksumRecordWriter  # the writer thread holds the same object
     return True
 
 
@@ -85,7 +106,6 @@ class ResilientWriter:
     """
 
     def __init__(self, target: str | os.PathLike | SummaryWriter) -> None:
-        fast_checksums()
         self.owns = not isinstance(target, SummaryWriter)
         self.log_dir = log_dir_of(target)
         self.tags: set[str] = set()
@@ -105,6 +125,7 @@ class ResilientWriter:
         if self.writer is None:
             self.writer = _open(self.log_dir)
             self.tags.clear()
+        use_c_checksums(self.writer)  # every file it writes to, reopened ones too
         return self.writer
 
     def add_summary(self, summary: summary_pb2.Summary, step: int) -> None:

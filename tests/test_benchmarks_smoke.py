@@ -26,6 +26,9 @@ CASES = [
      [r"\[cpu\] resnet18, batch 4 of 3x32x32, autocast bfloat16, channels last; epoch = 1 steps; 21 layers",
       r"without monitor: .* = 1\.000x", rf"with monitor: .* per epoch = {RATIO} \(target <= 1.02x\)",
       r"one monitor\.log: \d+\.\d ms"]),
+    (["benchmarks/forward_gate.py", "--size", "8", "--batch", "2", "--rounds", "2"],
+     [rf"\[cpu\] resnet18, batch 2 of 3x8x8: SGD step .* = {RATIO} .*CPU time {RATIO}",
+      rf"\[cpu\] MLP 32-64-10, batch 8: SGD step .* = {RATIO}"]),
 ]
 # One process for all, so that torch is imported once.
 RUN_ALL = ("import runpy, sys\n"

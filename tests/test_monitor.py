@@ -71,21 +71,39 @@ def test_round_trip_every_layer_matches_recomputation(tmp_path, small_cnn):
 
 def test_event_records_are_checksummed_in_c_and_tensorboard_reads_them_back(tmp_path, small_cnn):
     # TensorBoard checksums every record in a Python loop (a few hundred us per step's record); the
-    # monitor swaps in crc32c.c, whose checksums must be TensorBoard's to the bit
+    # monitor's own event files use crc32c.c, whose checksums must be TensorBoard's to the bit
     from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
     from tensorboard.summary.writer import record_writer
 
+    from nas_logger.writer import CChecksumRecordWriter, c_masked_crc32c, file_writer
+
+    if c_masked_crc32c() is None:
+        pytest.skip("no C compiler: TensorBoard's Python checksums are used")
     with nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(4, 1, 8, 8)) as monitor:
         for step in range(3):
             monitor.log(step)
-    assert record_writer.masked_crc32c is not pywrap_tensorflow.masked_crc32c
+        assert type(file_writer(monitor.writer).event_writer._async_writer._writer) is CChecksumRecordWriter
     rng = np.random.default_rng(0)
     for n in (0, 1, 7, 8, 255, 256, 4097):
         data = rng.bytes(n)
-        assert record_writer.masked_crc32c(data) == pywrap_tensorflow.masked_crc32c(data), n
+        assert c_masked_crc32c()(data) == pywrap_tensorflow.masked_crc32c(data), n
     # TensorBoard's reader checks both checksums of every record and stops at one that fails
     _, stats = read_nas(tmp_path)[("conv2", fmt.STATS)]
     assert [step for step, _ in stats] == [0, 1, 2]
+
+
+def test_watch_leaves_tensorboard_checksums_of_other_writers_as_they_are(tmp_path, small_cnn):
+    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
+    from tensorboard.summary.writer import record_writer
+
+    from nas_logger.writer import file_writer
+
+    with nas_logger.watch(small_cnn, tmp_path / "nas", probe=torch.randn(4, 1, 8, 8)) as monitor:
+        monitor.log(0)
+        assert record_writer.masked_crc32c is pywrap_tensorflow.masked_crc32c
+        other = SummaryWriter(str(tmp_path / "other"))
+        assert type(file_writer(other).event_writer._async_writer._writer) is record_writer.RecordWriter
+        other.close()
 
 
 def test_stats_table_holds_every_layer_of_a_step_in_depth_order(tmp_path, small_cnn):
@@ -366,21 +384,23 @@ def test_disk_full_warns_once_training_goes_on_and_logging_resumes(tmp_path, sma
 
     from tensorboard.summary.writer import record_writer
 
+    from nas_logger.writer import CChecksumRecordWriter
+
     monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8))
     monitor.log(0, test_loss=1.0)
-    real_write = record_writer.RecordWriter.write
 
     def full(self, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(record_writer.RecordWriter, "write", full)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        results = [monitor.log(step, test_loss=1.0) for step in (1, 2, 3)]
+    with monkeypatch.context() as patch:
+        for cls in (record_writer.RecordWriter, CChecksumRecordWriter):  # with or without C checksums
+            patch.setattr(cls, "write", full)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results = [monitor.log(step, test_loss=1.0) for step in (1, 2, 3)]
     io_warnings = [w for w in caught if "No space left" in str(w.message)]
     assert len(io_warnings) == 1 and "training goes on" in str(io_warnings[0].message)
     assert all(set(r) == {"conv1", "conv2", "fc1", "fc2"} for r in results)  # statistics still returned
-    monkeypatch.setattr(record_writer.RecordWriter, "write", real_write)
     monitor.log(4, test_loss=1.0)
     monitor.close()
     steps = [s for s, _ in read_nas(tmp_path)[("conv1", fmt.STATS)][1]]
