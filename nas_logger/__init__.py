@@ -13,13 +13,13 @@ from .detector import Alarm, OverfitDetector, generalisation_loss_stop, loss_min
 from .format import LayerInfo
 
 _LAZY = {
-    "Monitor": "monitor", "watch": "monitor", "NASReg": "nasreg",
+    "Monitor": "monitor", "watch": "monitor", "NASReg": "nasreg", "WatchOptions": "options",
     "entropy": "sparsity", "nas_sparsity": "sparsity", "perplexity": "sparsity",
 }
 
 __all__ = [
     "Alarm", "LayerInfo", "Monitor", "NASReg", "OverfitDetector", "entropy", "generalisation_loss_stop",
-    "loss_minimum_step", "nas_alarm", "nas_sparsity", "perplexity", "watch",
+    "loss_minimum_step", "nas_alarm", "nas_sparsity", "perplexity", "watch", "WatchOptions",
 ]
 __version__ = "0.1.0"
 

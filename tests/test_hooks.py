@@ -206,3 +206,19 @@ def test_a_pass_started_inside_a_forward_waits_for_the_other_threads_forward_the
     a.join(60)
     b.join(60)
     assert order == ["b leaves", "a's pass"] and not a.is_alive()
+
+
+def test_exclusive_routing_applies_to_the_calling_thread_only():
+    import threading
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    tap = tap_for(model)
+    persistent, probe = [], []
+    tap.subscribe(lambda n, o: persistent.append(n), {"0": model[0], "1": model[1]})
+    with tap.exclusive(lambda n, o: probe.append(n), {"0": model[0], "1": model[1]}):
+        other = threading.Thread(target=lambda: model(torch.randn(5, 3)))
+        other.start()
+        other.join(60)
+        assert persistent == ["0", "1"] and probe == []  # the other thread's forward kept its subscribers
+        model(torch.randn(5, 3))
+    assert probe == ["0", "1"] and persistent == ["0", "1"]
