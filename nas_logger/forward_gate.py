@@ -30,6 +30,12 @@ class ForwardGate:
         self._writers_waiting = 0
         self._mine = threading.local()  # .forwards: depth of this thread's forwards
 
+    def __getstate__(self) -> dict:
+        return {}  # a pickled model's copy starts with an open gate of its own
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
     def _count(self, what: str) -> int:
         return getattr(self._mine, what, 0)
 
@@ -87,6 +93,27 @@ class ForwardGate:
                 self._condition.notify_all()
 
 
+class _EnterForward:
+    """Root pre-hook: the forward becomes a reader of the gate. An object, not a closure, so that a model
+    carrying it still pickles (``torch.save(model)``); the copy gets a gate of its own."""
+
+    def __init__(self, gate: ForwardGate) -> None:
+        self.gate = gate
+
+    # Under torch.compile these run eagerly between the compiled pieces (a lock is no graph op).
+    @torch.compiler.disable
+    def __call__(self, module: nn.Module, args: tuple) -> None:
+        self.gate.enter_forward()
+
+
+class _LeaveForward(_EnterForward):
+    """Root forward hook, called even when the forward raises, so that the gate is never left held."""
+
+    @torch.compiler.disable
+    def __call__(self, module: nn.Module, args: tuple, output: object) -> None:
+        self.gate.leave_forward()
+
+
 class GuardedForwards:
     """Root-module hooks that make every forward of ``model`` a reader of ``gate``, for as many users as
     :meth:`add` was called (monitors on one model); the hooks go with the last :meth:`remove`."""
@@ -98,20 +125,9 @@ class GuardedForwards:
 
     def add(self, model: nn.Module) -> None:
         if self._users == 0:
-            gate = self.gate
-
-            # Under torch.compile these run eagerly between the compiled pieces (a lock is no graph op).
-            @torch.compiler.disable
-            def enter(module: nn.Module, args: tuple) -> None:
-                gate.enter_forward()
-
-            @torch.compiler.disable
-            def leave(module: nn.Module, args: tuple, output: object) -> None:
-                gate.leave_forward()
-
-            # First of the pre-hooks, and run even when the forward raises, so the gate is never left held.
-            self._handles = [model.register_forward_pre_hook(enter, prepend=True),
-                             model.register_forward_hook(leave, always_call=True)]
+            # The gate's pre-hook runs first of all, so that the others run inside the forward it guards.
+            self._handles = [model.register_forward_pre_hook(_EnterForward(self.gate), prepend=True),
+                             model.register_forward_hook(_LeaveForward(self.gate), always_call=True)]
         self._users += 1
 
     def remove(self) -> None:

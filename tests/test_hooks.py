@@ -222,3 +222,15 @@ def test_exclusive_routing_applies_to_the_calling_thread_only():
         assert persistent == ["0", "1"] and probe == []  # the other thread's forward kept its subscribers
         model(torch.randn(5, 3))
     assert probe == ["0", "1"] and persistent == ["0", "1"]
+
+
+def test_a_model_with_the_forward_gate_still_pickles_and_its_copy_runs(tmp_path):
+    import nas_logger
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    with nas_logger.watch(model, tmp_path, probe=torch.randn(2, 3)):
+        path = tmp_path / "model.pt"
+        torch.save(model, path)
+        copy = torch.load(path, weights_only=False)
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(copy(x), model(x))
