@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from .summaries import probe_summary, step_summary
 from .writer import ResilientWriter, log_dir_of
 
 logger = logging.getLogger(__name__)
+
 
 def _is_writer_rank() -> bool:
     dist = torch.distributed

@@ -73,7 +73,6 @@ def test_event_records_are_checksummed_in_c_and_tensorboard_reads_them_back(tmp_
     # TensorBoard checksums every record in a Python loop (a few hundred us per step's record); the
     # monitor's own event files use crc32c.c, whose checksums must be TensorBoard's to the bit
     from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
-    from tensorboard.summary.writer import record_writer
 
     from nas_logger.writer import CChecksumRecordWriter, c_masked_crc32c, file_writer
 
