@@ -396,6 +396,9 @@ def watch(
     monitor has none and every other one its model's class name (``monitor.name``).
     ``step_unit`` (default ``"epoch"``): what the ``step`` of ``log`` counts, e.g. ``"global step"`` when
     logging every N optimiser steps; the NAS tab labels its step axes, tooltips and CSV with it.
+    The keywords are checked together as a :class:`~nas_logger.options.WatchOptions` (ValueError naming
+    the bad value) before the model is touched. ``log`` may be called from another thread than the
+    training loop: its probe pass and the model's forwards never overlap.
     """
     options = WatchOptions(layers=layers, heatmap_side=heatmap_side, max_probe=max_probe, probe_images=probe_images,
                            detect=detect, statistics=statistics, ranks=ranks, bins=bins, stream_every=stream_every,
