@@ -30,7 +30,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "scipy>=1.9", "scikit-learn>=1.2", "playwright>=1.40", "hypothesis>=6",
-                 "codespell>=2.2", "mdlinkcheck>=0.2"],
+                 "codespell>=2.2", "mdlinkcheck>=0.2", "setuptools>=70.1"],
         "lightning": ["lightning>=2.0"],
         "huggingface": ["transformers>=4.40", "accelerate>=0.26"],
     },
