@@ -40,7 +40,7 @@ system-deps:
 
 # Spelling (codespell) and every relative link and #anchor (mdlinkcheck, offline) of the Markdown docs.
 check-docs: $(VENV)/.installed-test
-	@echo "check-docs: spelling and links of $(DOCS)"
+	@echo "check-docs: spelling and links of README.md, CHANGELOG.md and docs/*.md"
 	@$(PY) -m codespell_lib --ignore-words-list $(SPELLING_IGNORED) $(DOCS)
 	@$(PY) -m mdlinkcheck --quiet --no-git $(DOCS)
 
