@@ -58,7 +58,7 @@ def per_call_seconds(fn, min_run_time: float, cuda: bool = False) -> tuple[float
     return statistics.median(walls), statistics.median(cpus)
 
 
-# The shape, two layers of a small CNN, and linear layers (N, D).
+# A wide conv layer (the kernel target is set on it), two layers of a small CNN, and linear layers (N, D).
 SHAPES = [((32, 512, 16, 16), 1), ((32, 64, 32, 32), 1), ((32, 128, 8, 8), 1), ((32, 1024), -1), ((256, 512), -1)]
 
 
@@ -158,7 +158,7 @@ def main() -> None:
                         help="all: the CPU kernels, the CUDA ones where a GPU is present and monitor.log's cost; "
                              "cpu: no CUDA; cuda: the CUDA kernels alone")
     parser.add_argument("--shape", type=shape_and_dim, action="append", metavar="N,D[,H,W]",
-                        help="a layer output to time, repeatable (default: the issue's and four more)")
+                        help="a layer output to time, repeatable (default: a wide conv layer and four more)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device")
