@@ -7,20 +7,22 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 # Words of this project that codespell takes for misspellings (`runN`, a run-name suffix).
 SPELLING_IGNORED := runn
 DOCS := README.md CHANGELOG.md $(wildcard docs/*.md)
+# `$(call pip,ARGS)`: pip install whose output is shown only when it fails, so that make prints one line per stage.
+pip = $(PY) -m pip install --quiet $(1) >$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log >&2; exit 1; }
 
 .PHONY: demo demo-data test check-docs install install-test system-deps clean
 
 $(VENV)/.installed: setup.py
 	@echo "install: creating $(VENV) with $(TORCH) and nas-tensorboard (a few minutes the first time)"
 	@python3 -m venv $(VENV)
-	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet $(TORCH)
-	@$(PY) -m pip install --quiet -e .
+	@$(call pip,--upgrade pip)
+	@$(call pip,$(TORCH))
+	@$(call pip,-e .)
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed setup.py
 	@echo "install: the test, Lightning and Hugging Face extras into $(VENV)"
-	@$(PY) -m pip install --quiet -e '.[test,lightning,huggingface]'
+	@$(call pip,-e '.[test,lightning,huggingface]')
 	@touch $@
 
 install: $(VENV)/.installed
@@ -69,11 +71,11 @@ demo-data:
 
 demo: install demo-data
 	@rm -rf runs/demo
-	@echo "demo: training 6 runs into runs/demo, two at a time (about 10 minutes on 2 cores)"
+	@echo "demo: training 6 runs into runs/demo, two at a time (half an hour on 2 busy cores)"
 	@if [ -d $(FASHION_MNIST) ]; then \
 	  $(PY) -m training $(DEMO) $(DEMO_FASHION) --logdir runs/demo; \
 	else \
-	  $(PY) -m pip install --quiet scikit-learn && \
+	  { $(call pip,scikit-learn); } && \
 	  $(PY) -m training $(DEMO) $(DEMO_DIGITS) --logdir runs/demo; \
 	fi
 	@$(PY) -m training.report runs/demo
