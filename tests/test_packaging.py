@@ -1,5 +1,6 @@
 """The wheel holds the SDK, the plugin and the frontend it serves, and nothing with a generic top-level name:
 `training/` (the paper's experiments) runs from a checkout and is not installed."""
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,9 +14,16 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy of what setup.py packages, so that no build/ folder of the checkout (stale files of
+    # an earlier build) goes into it, and the checkout stays clean.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("setup.py", "README.md"):
+        shutil.copy(ROOT / name, source)
+    for folder in ("nas_logger", "nas_tb_plugin", "frontend"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     # No build isolation: setuptools and wheel of this environment build it, offline.
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                             "-w", str(out), str(ROOT)], capture_output=True, text=True, timeout=600)
+                             "-w", str(out), str(source)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     (built,) = out.glob("nas_tensorboard-*.whl")
     with zipfile.ZipFile(built) as z:
