@@ -146,7 +146,7 @@ def main() -> None:
     for name, load in loaders:
         provider, ingester = load()
         try:
-            results = time_routes(client_for(logdir, provider), routes, args.repeats, cold=True)
+            results = time_routes({"this": client_for(logdir, provider)}, routes, args.repeats, cold=True)["this"]
         finally:
             if ingester is not None:
                 ingester._stdin_handle.close()  # the data server runs with --die-after-stdin
