@@ -52,11 +52,11 @@ def worker(rank: int, world: int, port: int, args: argparse.Namespace, logdir: s
             torch.cuda.synchronize()
         dist.barrier()
 
-    medians, log = alternate_epochs(train, lambda epoch: monitor.log(epoch, test_loss=1.0), args.epochs, sync)
+    times, logs = alternate_epochs(train, lambda epoch: monitor.log(epoch, test_loss=1.0), args.epochs, sync)
     monitor.close()
     if rank == 0:
         print(f"{world} ranks, {'nccl' if cuda else 'gloo'}, epoch = {args.steps} steps of batch 32 per rank")
-        print_ratios(medians, log, 1.02)
+        print_ratios(times, logs, 1.02)
     dist.destroy_process_group()
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14's GPU checks and measurements in one run, for a machine with a CUDA GPU. From the repository root:
+# The GPU checks and measurements in one run, for a machine with a CUDA GPU. From the repository root:
 #     bash benchmarks/gpu.sh
 # Python: $PY if set, else .venv/bin/python (make install), else python3 (a GPU image whose python3 holds
 # torch, torchvision, triton, tensorboard, scipy, scikit-learn and pytest; the checkout goes on PYTHONPATH).
@@ -10,7 +10,7 @@
 #   nasreg    an SGD step of a width-1 VanillaNet with vs without NASReg (target <= 1.1x)
 #   monitor   a ResNet-50 epoch (224x224, batch 128, autocast, 50 steps) with vs without one monitor.log
 #             (target <= 1.02x)
-# Expected to take about 3 minutes on an H200 (an estimate: not yet run on a GPU); every limit together
+# Expected to take about 3 minutes on an H200 (an estimate); every limit together
 # (the parts' 340 s, the checks before them 80 s) comes to about 7. Each part's whole output is kept in
 # $LOGS/<part>.log (default: $OUT/gpu-bench where OUT is set, else a new temporary folder); a summary ends
 # the output.

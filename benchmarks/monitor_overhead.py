@@ -1,11 +1,11 @@
 """The monitor's cost on a training run: an epoch that ends with one ``monitor.log`` as a ratio to the same
-epoch without it, measured side by side in alternating rounds (medians).
+epoch without it, measured side by side in alternating rounds (median of the per-round ratios, lowest-highest).
 
 An epoch is --steps optimiser steps on one synthetic batch (no data loading) of --batch images of
 --size x --size, under autocast (--amp; float16 with a GradScaler, bfloat16 without). ``watch`` is called
 once, before the rounds, as a training script calls it: the first training batch becomes the probe, and
 after that the monitor's only hooks on training forwards are its forward gate's two on the model's root
-(benchmarks/forward_gate.py measures them), in both arms. The defaults are a CPU smoke run; the GPU setting:
+(benchmarks/forward_gate.py measures them), in both arms. The defaults are a CPU smoke run; the GPU setting that benchmarks/gpu.sh runs:
     python benchmarks/monitor_overhead.py --device cuda --model resnet50 --size 224 --batch 128 --steps 50 \
         --amp auto --channels-last
 """
@@ -21,15 +21,16 @@ import torch.nn.functional as F
 import torchvision
 
 import nas_logger
+from rounds import ratios, spread
 
 WITHOUT, WITH = "without monitor", "with monitor"
 
 
 def alternate_epochs(train: Callable[[], None], log: Callable[[int], None], rounds: int,
-                     sync: Callable[[], None] = lambda: None) -> tuple[dict[str, float], float]:
-    """Median seconds of an epoch without the monitor (``train``) and with it (``train``, then ``log``),
-    and of the ``log`` alone, over ``rounds`` in which the two alternate, in swapped order every other
-    round so that drift hits both alike. ``sync`` waits for queued GPU work (and other ranks)."""
+                     sync: Callable[[], None] = lambda: None) -> tuple[dict[str, list[float]], list[float]]:
+    """Seconds of an epoch without the monitor (``train``) and with it (``train``, then ``log``), one of each
+    per round, and of the ``log`` alone, over ``rounds`` in which the two alternate, in swapped order every
+    other round so that drift hits both alike. ``sync`` waits for queued GPU work (and other ranks)."""
     times = {WITHOUT: [], WITH: []}
     logs = []
     for r in range(rounds):
@@ -45,14 +46,16 @@ def alternate_epochs(train: Callable[[], None], log: Callable[[int], None], roun
                 logs.append(time.perf_counter() - before_log)
             sync()
             times[label].append(time.perf_counter() - start)
-    return {label: statistics.median(t) for label, t in times.items()}, statistics.median(logs)
+    return times, logs
 
 
-def print_ratios(medians: dict[str, float], log: float, target: float) -> None:
-    base = medians[WITHOUT]
-    for label, t in medians.items():
-        print(f"{label}: {t * 1e3:.1f} ms per epoch = {t / base:.3f}x (target <= {target}x)")
-    print(f"one monitor.log: {log * 1e3:.1f} ms; load average {os.getloadavg()[0]:.1f}", flush=True)
+def print_ratios(times: dict[str, list[float]], logs: list[float], target: float) -> None:
+    """Each variant's median epoch and its ratio to the epoch without the monitor: the median of the
+    per-round ratios with their lowest-highest."""
+    for label, ratio in ratios(times, WITHOUT).items():
+        print(f"{label}: {statistics.median(times[label]) * 1e3:.1f} ms per epoch = {spread(ratio)} "
+              f"(target <= {target}x)")
+    print(f"one monitor.log: {statistics.median(logs) * 1e3:.1f} ms; load average {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
@@ -107,13 +110,13 @@ def main() -> None:
         hooked = [n for n, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
         if hooked:
             print(f"note: hooks left on training forwards: {hooked[:3]}")
-        medians, log = alternate_epochs(train, lambda r: monitor.log(r + 1), args.rounds, sync)
+        times, logs = alternate_epochs(train, lambda r: monitor.log(r + 1), args.rounds, sync)
         monitor.close()
     print(f"[{device.type}] {args.model}, batch {args.batch} of 3x{args.size}x{args.size}, "
           f"{'autocast ' + str(dtype).removeprefix('torch.') if dtype else 'float32'}"
           f"{', channels last' if args.channels_last else ''}; epoch = {args.steps} steps; "
           f"{len(monitor.layers)} layers watched; medians over {args.rounds} alternating rounds")
-    print_ratios(medians, log, 1.02)
+    print_ratios(times, logs, 1.02)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Cost of NAS: the kernel against one reduction pass, and a monitor.log call against a training epoch.
 
-Prints ratios of timings measured side by side in this run, in alternating rounds (medians): of wall
-time, and of this process's CPU time (all its threads), which leaves out the time other jobs hold the
-cores and so moves less with their load. On CUDA the kernels' ratio is of GPU time, by CUDA events.
+Prints ratios of timings measured side by side in this run, in alternating rounds: the median of the
+per-round ratios with their lowest-highest, of wall time and of this process's CPU time (all its threads),
+which leaves out the time other jobs hold the cores and so moves less with their load. On CUDA the kernels'
+ratio is of GPU time, by CUDA events.
     python benchmarks/nas_kernel.py [--threads 1] [--device cuda] [--shape 32,512,16,16]
 """
 import argparse
@@ -19,6 +20,7 @@ from torch import nn
 import nas_logger
 from nas_logger import fused
 from nas_logger.sparsity import _perplexity
+from rounds import ratios, spread
 
 
 def timed_block(fn, number: int, cuda: bool) -> tuple[float, float]:
@@ -56,21 +58,20 @@ def per_call_seconds(fn, min_run_time: float, cuda: bool = False) -> tuple[float
     return statistics.median(walls), statistics.median(cpus)
 
 
-# The issue's shape, two layers of a small CNN, and linear layers (N, D).
+# A wide conv layer (the kernel target is set on it), two layers of a small CNN, and linear layers (N, D).
 SHAPES = [((32, 512, 16, 16), 1), ((32, 64, 32, 32), 1), ((32, 128, 8, 8), 1), ((32, 1024), -1), ((256, 512), -1)]
 
 
-def interleaved_medians(fns: dict, rounds: int, min_run_time: float, cuda: bool = False) -> tuple[dict, dict]:
-    """Median wall (on CUDA: GPU) and CPU seconds per call of each of ``fns``, measured round by round in
-    turn so that load hits all alike."""
+def interleaved(fns: dict, rounds: int, min_run_time: float, cuda: bool = False) -> tuple[dict, dict]:
+    """Wall (on CUDA: GPU) and CPU seconds per call of each of ``fns``, one value per round, measured round
+    by round in turn so that load hits all alike."""
     wall, cpu = {name: [] for name in fns}, {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             w, c = per_call_seconds(fn, min_run_time / rounds, cuda)
             wall[name].append(w)
             cpu[name].append(c)
-    return ({name: statistics.median(t) for name, t in wall.items()},
-            {name: statistics.median(t) for name, t in cpu.items()})
+    return wall, cpu
 
 
 def kernel(device: str, shapes: list, rounds: int, min_run_time: float) -> None:
@@ -86,24 +87,26 @@ def kernel(device: str, shapes: list, rounds: int, min_run_time: float) -> None:
             "nas": lambda: nas_logger.nas_sparsity(a, dim=dim),
             "nas_half": lambda: nas_logger.nas_sparsity(half, dim=dim),
         }
-        t, cpu = interleaved_medians(fns, rounds, 4 * min_run_time, cuda)
+        wall, cpu = interleaved(fns, rounds, 4 * min_run_time, cuda)
+        t = {name: statistics.median(v) for name, v in wall.items()}
         base = t["sum"]
+        r, r_cpu = ratios(wall, "sum"), ratios(cpu, "sum")
         if cuda:
             # Calls queued back to back are what a training loop sees, launch costs included; Triton's do_bench
             # (L2 flushed before each call, events around it) times the kernels alone. The process CPU time
             # is the host's cost of a launch.
-            cpu_note = f"host CPU {cpu['nas'] * 1e6:.0f} us per call"
+            cpu_note = f"host CPU {statistics.median(cpu['nas']) * 1e6:.0f} us per call"
             if fused._triton() is not None:
                 from triton.testing import do_bench
 
                 alone = {k: do_bench(fns[k], return_mode="median") for k in ("sum", "nas")}
                 cpu_note = f"kernel alone {alone['nas'] / alone['sum']:.2f}x by do_bench; {cpu_note}"
         else:
-            cpu_note = f"CPU time {cpu['nas'] / cpu['sum']:.2f}x"
+            cpu_note = f"CPU time {spread(r_cpu['nas'], digits=2)}"
         print(f"[{device}] {tuple(shape)} dim={dim}: sum {base * 1e3:.3f} ms; nas_sparsity ({path}) float32 "
-              f"{t['nas'] * 1e3:.3f} ms = {t['nas'] / base:.2f}x ({cpu_note}), "
-              f"{half.dtype} {t['nas_half'] / base:.2f}x; eager float32 {t['eager'] / base:.1f}x one sum pass "
-              f"(target <= {2 if cuda else 4}x)", flush=True)
+              f"{t['nas'] * 1e3:.3f} ms = {spread(r['nas'], digits=2)} ({cpu_note}), "
+              f"{half.dtype} {statistics.median(r['nas_half']):.2f}x; eager float32 "
+              f"{statistics.median(r['eager']):.1f}x one sum pass (target <= {2 if cuda else 4}x)", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f}")
 
 
@@ -128,13 +131,15 @@ def monitor_cost(rounds: int, min_run_time: float) -> None:
     with tempfile.TemporaryDirectory() as logdir:
         monitor = nas_logger.watch(model, logdir, probe=x[:64])
         step = iter(range(10**9))
-        t, cpu = interleaved_medians({"log": lambda: monitor.log(next(step), test_loss=1.0), "epoch": epoch}, rounds,
-                                     2 * min_run_time)
-        log, train = t["log"], t["epoch"]
+        wall, cpu = interleaved({"log": lambda: monitor.log(next(step), test_loss=1.0), "epoch": epoch}, rounds,
+                                2 * min_run_time)
         monitor.close()
-    print(f"training epoch, small CNN on {len(x)} digits, batch 32: {train * 1e3:.1f} ms")
-    print(f"monitor.log with a 64-sample probe, 4 layers: {log * 1e3:.2f} ms = {100 * log / train:.2f} % of an epoch "
-          f"(CPU time {100 * cpu['log'] / cpu['epoch']:.2f} %; target <= 2 %); load average {os.getloadavg()[0]:.1f}")
+    share = {name: [100 * v for v in values] for name, values in ratios(wall, "epoch").items()}
+    share_cpu = {name: [100 * v for v in values] for name, values in ratios(cpu, "epoch").items()}
+    print(f"training epoch, small CNN on {len(x)} digits, batch 32: {statistics.median(wall['epoch']) * 1e3:.1f} ms")
+    print(f"monitor.log with a 64-sample probe, 4 layers: {statistics.median(wall['log']) * 1e3:.2f} ms = "
+          f"{spread(share['log'], ' %', 2)} of an epoch (CPU time {spread(share_cpu['log'], ' %', 2)}; target <= 2 %); "
+          f"load average {os.getloadavg()[0]:.1f}")
 
 
 def shape_and_dim(text: str) -> tuple[tuple[int, ...], int]:
@@ -153,7 +158,7 @@ def main() -> None:
                         help="all: the CPU kernels, the CUDA ones where a GPU is present and monitor.log's cost; "
                              "cpu: no CUDA; cuda: the CUDA kernels alone")
     parser.add_argument("--shape", type=shape_and_dim, action="append", metavar="N,D[,H,W]",
-                        help="a layer output to time, repeatable (default: the issue's and four more)")
+                        help="a layer output to time, repeatable (default: a wide conv layer and four more)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device")

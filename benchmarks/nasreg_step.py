@@ -5,7 +5,8 @@ VanillaNet itself (out-of-place ``torch.relu``) and the same stack built torchvi
 (``torchvision.models.vgg.make_layers``: every ReLU ``inplace=True``, as in AlexNet and VGG).
 Batch 32 (--batch) of 3x32x32 inputs (CIFAR-shaped), plain SGD lr 0.01; --width shrinks every layer for CPU runs.
 The plain and the NASReg step alternate step by step (in swapped order every other round), so that
-the load of a shared machine hits both alike; times are medians.
+the load of a shared machine hits both alike; the ratio is the median of the per-round ratios (of each
+round's median steps) with their lowest-highest.
 Memory: what the forward (with the penalty) leaves allocated for backward, and the peak of a whole
 step, each minus the plain step's; on the CPU from the resident set size with glibc's mmap threshold
 fixed so that freed tensors go back to the system at once.
@@ -13,6 +14,7 @@ fixed so that freed tensors go back to the system at once.
 """
 import argparse
 import ctypes
+import statistics
 import time
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from torch import nn
 import nas_logger
 from training.models import build_model
 from training.models.common import scaled
+
+from rounds import ratios, spread
 
 MIB = 2**20
 
@@ -138,12 +142,15 @@ def measure(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, args,
     for with_reg in (False, True):  # warm-up
         use(with_reg)
         step(with_reg)
-    times = {False: [], True: []}
+    times = {False: [], True: []}  # per round: the median step of each variant
     for r in range(args.rounds):
+        steps = {False: [], True: []}
         for _ in range(args.steps):
             for with_reg in ((False, True) if r % 2 == 0 else (True, False)):
-                times[with_reg].append(timed(with_reg))
-    plain, regularised = (sorted(times[k])[len(times[k]) // 2] for k in (False, True))
+                steps[with_reg].append(timed(with_reg))
+        for k in (False, True):
+            times[k].append(statistics.median(steps[k]))
+    plain, regularised = (statistics.median(times[k]) for k in (False, True))
     mem = {k: sorted((memory_of(k) for _ in range(3)), key=lambda m: m[0])[1] for k in (False, True)}
     use(False)
     outputs = layer_output_bytes(model, x, layers)
@@ -151,7 +158,8 @@ def measure(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, args,
     tag = f"[{device.type}] {name}"
     target = 1.1 if device.type == "cuda" else 1.3
     print(f"{tag}: SGD step without NASReg {plain * 1e3:.1f} ms, with {regularised * 1e3:.1f} ms = "
-          f"{regularised / plain:.3f}x (target <= {target}x)")
+          f"{spread(ratios({'with': times[True], 'without': times[False]}, 'without')['with'])} "
+          f"(target <= {target}x)")
     print(f"{tag}: NASReg on {len(layers)} layers whose outputs take {outputs / MIB:.2f} MiB: "
           f"+{held / MIB:.2f} MiB kept for backward ({held / outputs:.2f}x those outputs; plain step keeps "
           f"{mem[False][0] / MIB:.2f} MiB), +{peak / MIB:.2f} MiB peak ({peak / outputs:.2f}x)", flush=True)

@@ -1,7 +1,8 @@
-"""Stats written once (the stats table, as the monitor writes them now) against twice (the table and a
-per-layer stats tensor per layer, as before): bytes on disk per logged step and `Monitor.log` time for a
+"""Stats written once (the stats table, as the monitor writes them) against twice (the table and a
+per-layer stats tensor per layer): bytes on disk per logged step and `Monitor.log` time for a
 6-layer and a 50-layer model, with a probe (stats and heatmaps) and streaming (stats only), then the `lines` route's warm and cold latency on each data provider for
-runs of both forms, served side by side by one TensorBoard app. The variants alternate within each round.
+runs of both forms, served side by side by one TensorBoard app. The variants alternate within each round;
+the log-time ratio is the median of the per-round ratios with their lowest-highest.
 
     python benchmarks/stats_records.py [--rounds 3] [--logs 20] [--steps 300]
 """
@@ -27,6 +28,7 @@ from nas_logger.writer import file_writer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plugin_latency import client_for, python_provider, rust_provider, time_routes  # noqa: E402
+from rounds import ratios, spread  # noqa: E402
 
 DEPTHS = (6, 50)
 RUNS_PER_FORM = 3
@@ -124,8 +126,9 @@ def main() -> None:
                 print(f"{mode:>6s} {depth:6d} {form:>6s} {statistics.median(sizes):10.0f} "
                       f"{statistics.median(seconds) * 1e3:8.2f}")
             once, both = (found[f] for f in FORMS)
+            log_time = ratios({"once": once[1], "twice": both[1]}, "twice")["once"]
             print(f"{mode:>6s} {depth:6d}  once/twice: bytes {statistics.median(once[0]) / statistics.median(both[0]):.2f}, "
-                  f"log time {statistics.median(once[1]) / statistics.median(both[1]):.2f}")
+                  f"log time {spread(log_time, digits=2)}")
 
     logdir = root / "served"
     start = time.perf_counter()
@@ -143,7 +146,7 @@ def main() -> None:
     for name, load in loaders:
         provider, ingester = load()
         try:
-            results = time_routes(client_for(logdir, provider), routes, args.repeats, cold=True)
+            results = time_routes({"this": client_for(logdir, provider)}, routes, args.repeats, cold=True)["this"]
         finally:
             if ingester is not None:
                 ingester._stdin_handle.close()  # the data server runs with --die-after-stdin

@@ -1,9 +1,13 @@
-"""Streaming statistics against probe mode: time per training step and memory kept per layer.
+"""Streaming statistics against no monitor: time per training step and memory kept per layer.
 
-    python benchmarks/streaming.py [--steps 40]
-Prints ratios measured side by side in this run.
+    python benchmarks/streaming.py [--rounds 15] [--steps 10]
+Every round trains ``--steps`` steps in each configuration, in an order that is reversed every other round,
+after a warm-up round that is not counted; each configuration's ratio to "no monitor" is taken within its
+round, of wall time and of this process's CPU time (which leaves out the time other jobs hold the cores).
+Probe mode does no per-step work, so its ratio shows how far the measurement itself scatters.
 """
 import argparse
+import statistics
 import tempfile
 import time
 
@@ -12,20 +16,22 @@ import torch.nn.functional as F
 from torch import nn
 
 import nas_logger
+from rounds import ratios, spread
 
 
-def model_and_data(device):
+def model_and_data(device, batch):
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(128 * 64, 256), nn.ReLU(), nn.Linear(256, 100),
     ).to(device)
-    x, y = torch.randn(32, 3, 32, 32, device=device), torch.randint(0, 100, (32,), device=device)
+    x, y = torch.randn(batch, 3, 32, 32, device=device), torch.randint(0, 100, (batch,), device=device)
     return model, x, y
 
 
 def seconds_per_step(model, x, y, steps):
+    """Wall and process CPU seconds per training step, after 3 steps that warm up."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 
     def step():
@@ -37,12 +43,12 @@ def seconds_per_step(model, x, y, steps):
         step()
     if x.is_cuda:
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
     if x.is_cuda:
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
 
 
 CONFIGS = {
@@ -54,41 +60,50 @@ CONFIGS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="training steps per configuration and round")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds; configurations alternate within each")
+    parser.add_argument("--rounds", type=int, default=15, help="counted rounds; configurations alternate within each")
+    parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, x, y = model_and_data(device)
-    timings = {label: [] for label in CONFIGS}
+    model, x, y = model_and_data(device, args.batch)
+    wall = {label: [] for label in CONFIGS}
+    cpu = {label: [] for label in CONFIGS}
+    notes = []
     with tempfile.TemporaryDirectory() as logdir:
-        for r in range(args.rounds):
-            for label, options in CONFIGS.items():
+        for r in range(args.rounds + 1):  # round 0 warms up and is not counted
+            order = list(CONFIGS.items()) if r % 2 == 0 else list(reversed(CONFIGS.items()))
+            for label, options in order:
                 monitor = None
                 if options is not None:
                     extra = {"probe": x} if not options else options
                     monitor = nas_logger.watch(model, f"{logdir}/{label}", **extra)
-                timings[label].append(seconds_per_step(model, x, y, args.steps))
+                w, c = seconds_per_step(model, x, y, args.steps)
+                if r > 0:
+                    wall[label].append(w)
+                    cpu[label].append(c)
                 if monitor is None:
                     continue
                 seen = sum(int(h.count) for h in getattr(monitor._source, "histograms", {}).values())
                 start = time.perf_counter()
                 monitor.log(r)
                 log_ms = (time.perf_counter() - start) * 1e3
-                if r == 0:
-                    print(f"{label}: one log() {log_ms:.1f} ms")
+                if r == 1:
+                    notes.append(f"{label}: one log() {log_ms:.1f} ms")
                     if options.get("statistics") == "stream":
                         state = sum(t.numel() * t.element_size() for h in monitor._source.histograms.values()
                                     for t in (h.counts, h.total, h.low, h.high))
-                        print(f"{label}: statistics state {state / 1024:.1f} KiB for {len(monitor.layers)} layers, "
-                              f"whatever the window; keeping the {seen:,} values of this window for exact "
-                              f"quantiles would take {seen * 4 / 2**20:.1f} MiB")
+                        notes.append(f"{label}: statistics state {state / 1024:.1f} KiB for {len(monitor.layers)} "
+                                     f"layers, whatever the window; keeping the {seen:,} values of this window for "
+                                     f"exact quantiles would take {seen * 4 / 2**20:.1f} MiB")
                 monitor.close()
-    median = {label: sorted(ts)[len(ts) // 2] for label, ts in timings.items()}
-    base = median["no monitor"]
-    print(f"[{device}] medians over {args.rounds} interleaved rounds of {args.steps} steps; batch 32, 3x32x32, 6 layers")
-    for label, t in median.items():
-        print(f"[{device}] {label}: {t * 1e3:.2f} ms per step = {t / base:.3f}x no monitor")
+    print("\n".join(notes))
+    print(f"[{device}] batch {args.batch}, 3x32x32, 6 layers; {args.rounds} rounds of {args.steps} steps per configuration, "
+          "ratios to no monitor within each round: median (lowest-highest)")
+    wall_ratios, cpu_ratios = ratios(wall, "no monitor"), ratios(cpu, "no monitor")
+    for label in CONFIGS:
+        print(f"[{device}] {label}: {statistics.median(wall[label]) * 1e3:.2f} ms per step; wall "
+              f"{spread(wall_ratios[label])}, CPU time {spread(cpu_ratios[label])}")
 
 
 if __name__ == "__main__":

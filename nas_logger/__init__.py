@@ -21,7 +21,7 @@ __all__ = [
     "Alarm", "LayerInfo", "Monitor", "NASReg", "OverfitDetector", "entropy", "generalisation_loss_stop",
     "loss_minimum_step", "nas_alarm", "nas_sparsity", "perplexity", "watch", "WatchOptions",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str):

@@ -1,42 +1,9 @@
 """The event-file format that ``nas_logger`` writes and ``nas_tb_plugin`` reads (one module both import).
 
-Every NAS value is a TensorBoard tensor summary (``DATA_CLASS_TENSOR``) with plugin name ``nas``; the first
-summary of each tag carries ``SummaryMetadata.plugin_data.content``: UTF-8 JSON holding the format
-``version``, the ``record`` kind and what a reader needs to interpret the tensors, so it needs no side
-files. :func:`create_summary_metadata` writes it, :func:`parse_plugin_metadata` reads it (as TensorBoard's
-own plugins' ``metadata.py`` pair). The record kinds, by tag (``M/`` only for a named monitor):
-
-- ``stats``, ``nas/[M/]<layer>/stats``: a layer's (len(STAT_FIELDS),) float32 quantiles of s_k per
-  logged step; metadata: ``layer`` (:class:`LayerInfo`), ``fields``. Written now only for a layer that is
-  no row of its monitor's stats table (it first ran after the rows were fixed); older runs hold one per layer.
-- ``heatmap``, ``nas/[M/]<layer>/heatmap``: a layer's (k, H, W) maps of s_k per receptive-field
-  position, one per probe sample of the first k (``watch(..., probe_images=k)``), at most
-  MAX_HEATMAP_SIDE per side; files written before k probes hold one (H, W) map; metadata: ``layer``.
-- ``stats_table``, ``nas/[M/]stats_table``: every layer's stats of one step as one (layers, fields)
-  tensor (NaN rows for a layer that did not run); metadata: ``layers`` (the rows, in order), ``fields``.
-- ``alarm``, ``nas/[M/]overfit_alarm``: a string tensor of the layers that triggered the overfitting
-  alarm, written once at the alarm step.
-- ``probe``, ``nas/[M/]probe_png``: the PNG bytes of the first k probe samples as a (k,) string tensor
-  (the sample of index i beside heatmap i), written once beside the image-plugin summary ``nas/[M/]probe``
-  (the first); files written before k probes hold one PNG as a 0-d tensor.
-- ``index``, ``nas/[M/]index``, under its own plugin name ``nas_index`` (INDEX_PLUGIN_NAME): an empty
-  float32 tensor at every logged step; its event's step and time are the record. A listing of one such tag
-  per run tells each run's last step and its time for the few bytes of ``{"record": "index", "version": 1}``,
-  where the stats table's metadata lists every layer (5 KB for 50 layers). Readers of plugin ``nas`` from
-  before it never list it; runs written before it have none, and a reader lists their stats tables instead.
-
-Versions: 1 is the single-monitor format. Version 2 adds named monitors (``watch(..., name=...)``) whose
-name prefixes their layers (``D/conv1``) and run-level tags, and whose records carry ``"monitor"``; and the
-``probe`` record. Records without a monitor name other than ``probe`` are still written as version 1, so
-version-1 readers read single-monitor runs and skip (with "upgrade") what they could not tell apart.
-A reader reads every version up to FORMAT_VERSION and rejects newer ones with :class:`FormatError`.
-The k probe samples' heatmaps and PNGs kept the version: the tensor's shape tells them apart, and a
-reader from before them shows the mean of the k maps and the first PNG.
-
-Every record also says what its steps count, ``step_unit`` (``watch(..., step_unit=...)``): absent for the
-default ``"epoch"``, so that the records of a default monitor keep their bytes, and a plain key in any
-version otherwise. It needs no version of its own: a reader that predates it reads the steps right and
-only labels them "epoch", as it did before, where a newer version would hide such runs from it.
+Every NAS value is a TensorBoard tensor summary with plugin name ``nas`` whose first summary per tag carries
+UTF-8 JSON metadata (format ``version``, ``record`` kind, the layer or rows), so a reader needs no side files.
+:func:`create_summary_metadata` writes it and :func:`parse_plugin_metadata` reads it, as TensorBoard's own
+plugins' ``metadata.py`` pair. The records, their tags and the format versions: docs/event-format.md.
 """
 from __future__ import annotations
 

@@ -12,23 +12,28 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 RATIO = r"\d+\.\d+x"
+# A figure with its spread: median (lowest-highest, rounds).
+SPREAD = r"\d+\.\d+x \(\d+\.\d+-\d+\.\d+x, \d+ rounds?\)"
 # Each script with tiny arguments, and the lines its output must hold.
 CASES = [
     (["benchmarks/nas_kernel.py", "--device", "cpu", "--shape", "2,8,4,4", "--shape", "4,16", "--rounds", "1",
       "--min-run-time", "0.005"],
-     [rf"\[cpu\] \(2, 8, 4, 4\) dim=1: .* = {RATIO} .*\(target <= 4x\)", rf"\[cpu\] \(4, 16\) dim=-1: .* = {RATIO}",
-      r"monitor\.log .* = \d+\.\d+ % of an epoch"]),
+     [rf"\[cpu\] \(2, 8, 4, 4\) dim=1: .* = {SPREAD} .*\(target <= 4x\)", rf"\[cpu\] \(4, 16\) dim=-1: .* = {SPREAD}",
+      r"monitor\.log .* = \d+\.\d+ % \(\d+\.\d+-\d+\.\d+ %, \d+ rounds?\) of an epoch"]),
     (["benchmarks/nasreg_step.py", "--device", "cpu", "--width", "0.05", "--batch", "4", "--rounds", "2",
       "--steps", "1"],
-     [rf"\[cpu\] VanillaNet \(torch.relu\): SGD step .* = {RATIO} \(target <= 1.3x\)",
-      rf"\[cpu\] VanillaNet layers, ReLU\(inplace=True\): SGD step .* = {RATIO}", r"kept for backward"]),
+     [rf"\[cpu\] VanillaNet \(torch.relu\): SGD step .* = {SPREAD} \(target <= 1.3x\)",
+      rf"\[cpu\] VanillaNet layers, ReLU\(inplace=True\): SGD step .* = {SPREAD}", r"kept for backward"]),
     (["benchmarks/monitor_overhead.py", "--steps", "1", "--rounds", "2", "--amp", "bf16", "--channels-last"],
      [r"\[cpu\] resnet18, batch 4 of 3x32x32, autocast bfloat16, channels last; epoch = 1 steps; 21 layers",
-      r"without monitor: .* = 1\.000x", rf"with monitor: .* per epoch = {RATIO} \(target <= 1.02x\)",
+      r"without monitor: .* = 1\.000x", rf"with monitor: .* per epoch = {SPREAD} \(target <= 1.02x\)",
       r"one monitor\.log: \d+\.\d ms"]),
     (["benchmarks/forward_gate.py", "--size", "8", "--batch", "2", "--rounds", "2"],
      [rf"\[cpu\] resnet18, batch 2 of 3x8x8: SGD step .* = {RATIO} .*CPU time {RATIO}",
       rf"\[cpu\] MLP 32-64-10, batch 8: SGD step .* = {RATIO}"]),
+    (["benchmarks/streaming.py", "--steps", "1", "--rounds", "1", "--batch", "2"],
+     [rf"\[cpu\] stream, every step: .* ms per step; wall {SPREAD}, CPU time {SPREAD}",
+      r"statistics state \d+\.\d KiB for 6 layers"]),
 ]
 # One process for all, so that torch is imported once.
 RUN_ALL = ("import runpy, sys\n"

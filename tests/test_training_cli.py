@@ -253,3 +253,17 @@ def test_the_peak_accuracy_line_gives_the_spread_only_over_several_runs():
     runs = [RunResult("nasreg", seed, "x", test_accuracy=[0.5, peak]) for seed, peak in enumerate((0.9, 0.92, 0.94))]
     assert peak_accuracy_line("nasreg", runs[:1]) == "NASReg: peak test accuracy 0.9000 (1 run)"
     assert peak_accuracy_line("nasreg", runs) == "NASReg: peak test accuracy 0.9200 +- 0.0200 (mean +- sd over 3 runs)"
+
+
+def test_runs_trained_in_parallel_show_one_progress_bar_for_the_grid(tmp_path, capfd):
+    # Two workers' own epoch bars would interleave on one terminal; the grid's bar counts finished runs.
+    argv = ["--models", "vanilla,nasreg", "--epochs", "2", "--repeats", "1", "--eb-batches", "0", "--threads", "1",
+            "--jobs", "2", "--width", "0.0625", "--train-size", "64", "--test-size", "32", "--logdir", str(tmp_path)]
+    before = torch.get_num_threads()
+    try:
+        assert cli.main(argv) == 0
+    finally:
+        torch.set_num_threads(before)
+    err = capfd.readouterr().err
+    assert "2 runs, 2 at a time" in err and "2/2" in err
+    assert "epoch/s" not in err and "s/epoch" not in err  # no worker's per-epoch bar

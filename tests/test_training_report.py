@@ -57,3 +57,29 @@ def test_report_rows_hold_the_peak_accuracy_over_seeds(grid):
 def test_report_of_an_empty_folder_says_so(tmp_path):
     with pytest.raises(ValueError, match="no model folders"):
         report(tmp_path)
+
+
+def test_a_suite_of_a_curves_file_gives_the_tables_of_its_grid_folder(grid, tmp_path):
+    from training.evaluate_detector import save_curves
+
+    root, _ = grid
+    runs = {f"{model} seed{s}": read_run(root / folder / f"seed{s}")
+            for folder, model, seeds in (("vanilla", "VanillaNet", (0, 1)), ("normnet", "NormNet", (0,)))
+            for s in seeds}
+    save_curves({"tiny": runs}, tmp_path / "curves.json.gz")
+    assert report(f"{tmp_path / 'curves.json.gz'}:tiny") == report(root)
+    with pytest.raises(ValueError, match="no suite 'other'; it holds tiny"):
+        report(f"{tmp_path / 'curves.json.gz'}:other")
+
+
+def test_update_rewrites_each_report_block_from_its_own_arguments(grid, tmp_path):
+    from training.report import main
+
+    root, _ = grid
+    page = tmp_path / "page.md"
+    page.write_text(f"# Title\n\ntext\n\n<!-- report: {root} --no-layers -->\nold table\n<!-- end report -->\n\nafter\n")
+    assert main(["--update", str(page)]) == 0
+    expected = f"# Title\n\ntext\n\n<!-- report: {root} --no-layers -->\n\n{report(root, layers=False)}\n\n<!-- end report -->\n\nafter\n"
+    assert page.read_text() == expected
+    main(["--update", str(page)])
+    assert page.read_text() == expected  # a page that is up to date stays as it is

@@ -1,7 +1,7 @@
-"""``nas-train`` / ``python -m training``: train the paper's models with NAS logging.
+"""``python -m training`` (in a checkout): train the paper's models with NAS logging.
 
-    nas-train --model vanilla --dataset digits --epochs 30 --repeats 3 --logdir runs/vanilla
-    nas-train --models vanilla,dropnet,normnet,nasreg --width 0.25 --logdir runs/grid
+    python -m training --model vanilla --dataset digits --epochs 30 --repeats 3 --logdir runs/vanilla
+    python -m training --models vanilla,dropnet,normnet,nasreg --width 0.25 --logdir runs/grid
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def _non_negative_int(text: str) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="nas-train",
+        prog="python -m training",
         description="Train the models of Huesmann et al., 'The Impact of Activation Sparsity on Overfitting "
         "in CNNs', with the paper's protocol (SGD, lr 0.01, batch 32) and log NAS for TensorBoard.",
     )

@@ -241,10 +241,14 @@ def run_grid(
         workers = min(jobs, len(todo))
         context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
         with ProcessPoolExecutor(workers, context, _start_worker, (data.to("cpu"), device, threads)) as pool:
-            futures = {pool.submit(_train_in_worker, name, protocol, seed, run_dir, progress, i % workers):
+            # One bar for the grid: the workers' own bars would interleave on one terminal.
+            futures = {pool.submit(_train_in_worker, name, protocol, seed, run_dir, False, i % workers):
                        (name, seed, run_dir) for i, (name, seed, run_dir) in enumerate(todo)}
-            for future in as_completed(futures):
-                finished(*futures[future], future.result())
+            with tqdm(total=len(todo), desc=f"{len(todo)} runs, {workers} at a time", unit="run",
+                      disable=not progress) as bar:
+                for future in as_completed(futures):
+                    finished(*futures[future], future.result())
+                    bar.update()
     else:
         for name, seed, run_dir in todo:
             finished(name, seed, run_dir, train_run(name, data, protocol, seed, run_dir, progress))
