@@ -5,7 +5,8 @@ An epoch is --steps optimiser steps on one synthetic batch (no data loading) of 
 --size x --size, under autocast (--amp; float16 with a GradScaler, bfloat16 without). ``watch`` is called
 once, before the rounds, as a training script calls it: the first training batch becomes the probe, and
 after that the monitor's only hooks on training forwards are its forward gate's two on the model's root
-(benchmarks/forward_gate.py measures them), in both arms. The defaults are a CPU smoke run; the GPU setting that benchmarks/gpu.sh runs:
+(benchmarks/forward_gate.py measures them), in both arms. The defaults are a CPU smoke run; the GPU
+setting that benchmarks/gpu.sh runs:
     python benchmarks/monitor_overhead.py --device cuda --model resnet50 --size 224 --batch 128 --steps 50 \
         --amp auto --channels-last
 """
