@@ -44,7 +44,7 @@ def fast_checksums() -> bool:
         return False
     # TensorBoard's writer thread is a daemon: with the GIL held, no exit can unmap the code under a checksum.
     library = native.load("crc32c.c", "C checksum of event records", "TensorBoard's Python one computes them",
-                          hold_gil=True)
+                          hold_gil=True, symbols=("nas_masked_crc32c",))
     if library is None:
         return False
     c_crc = library.nas_masked_crc32c
