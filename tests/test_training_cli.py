@@ -72,6 +72,23 @@ def test_missing_dataset_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     assert "cifar-10-python.tar.gz" in capsys.readouterr().err
 
 
+def test_a_crafted_cifar_file_is_an_error_naming_it_and_its_payload_never_runs(tmp_path, capsys):
+    import pickle
+
+    from test_data import _Payload, write_cifar
+
+    folder = write_cifar(tmp_path, "cifar10")
+    marker = tmp_path / "payload-ran"
+    entry = pickle.loads((folder / "data_batch_1").read_bytes())
+    (folder / "data_batch_1").write_bytes(pickle.dumps({**entry, "extra": _Payload(marker)}))
+    argv = ["--dataset", "cifar10", "--data-dir", str(tmp_path), "--logdir", str(tmp_path / "runs"), "--epochs", "1"]
+    assert cli.main(argv) == 2
+    assert f"{folder / 'data_batch_1'}" in capsys.readouterr().err  # md5: not the official file
+    assert cli.main(argv + ["--no-md5-check"]) == 2
+    assert f"{folder / 'data_batch_1'}: not a CIFAR batch, refused: it asks for io.open" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "runs").exists()
+
+
 def test_python_dash_m_training_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "training", "--model", "nope"], capture_output=True, text=True)
     assert done.returncode == 2 and "choose from vanilla" in done.stderr

@@ -57,6 +57,9 @@ def parser() -> argparse.ArgumentParser:
                    help="digits (embedded, default), fashion-mnist, cifar10, cifar100 (the paper's)")
     p.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py/, cifar-100-python/ or Fashion-MNIST's idx files")
     p.add_argument("--download", action="store_true", help="download CIFAR-10 / CIFAR-100 / Fashion-MNIST into --data-dir if missing")
+    p.add_argument("--no-md5-check", dest="verify_md5", action="store_false",
+                   help="read CIFAR files that are not the official ones (a subset of your own) without checking "
+                        "their md5; they are still read as data only")
     p.add_argument("--train-size", type=_positive(int), default=None,
                    help="training images used; default " + ", ".join(
                        f"{k}: {v[0] or 'all'}" for k, v in DEFAULT_SIZES.items()))
@@ -92,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         data = load_data(
-            args.dataset, args.data_dir, args.download, args.train_size, args.test_size, args.distorted, args.label_noise
+            args.dataset, args.data_dir, args.download, args.train_size, args.test_size, args.distorted, args.label_noise,
+            args.verify_md5,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"nas-train: error: {e}", file=sys.stderr)
