@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
@@ -30,8 +31,9 @@ def model_list(text: str) -> list[str]:
 def _positive(kind: type):
     def parse(text: str):
         value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
+        if not (math.isfinite(value) and value > 0):
+            wanted = "an integer >= 1" if kind is int else "a finite number > 0"
+            raise argparse.ArgumentTypeError(f"must be {wanted}; got {text}")
         return value
 
     parse.__name__ = kind.__name__
@@ -43,6 +45,23 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0; got {text}")
     return value
+
+
+def device(text: str) -> torch.device:
+    """A torch device that can train here: cpu, or an accelerator that is present (``cuda``, ``cuda:1``)."""
+    usable = "cpu" + (f" or cuda[:0..{torch.cuda.device_count() - 1}]" if torch.cuda.is_available() else "")
+    try:
+        chosen = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r}; use {usable}") from None
+    if chosen.type == "cpu":
+        return chosen
+    backend = getattr(torch, chosen.type, None)
+    present = backend is not None and hasattr(backend, "is_available") and backend.is_available()
+    if not present or (chosen.index is not None and chosen.index >= backend.device_count()):
+        raise argparse.ArgumentTypeError(f"device {text!r} cannot train here (it holds no data or is not "
+                                         f"present); use {usable}")
+    return chosen
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive(int), default=32)
     p.add_argument("--nas-strength", type=_positive(float), default=1.0, help="NASReg: multiplier of lambda_i = 1/r_i")
     p.add_argument("--logdir", default="runs/train", help="runs go to <logdir>/<model>/seed<k>")
-    p.add_argument("--device", default=None, help="torch device; default cuda when available, else cpu")
+    p.add_argument("--device", type=device, default=None, help="torch device; default cuda when available, else cpu")
     p.add_argument("--threads", type=_positive(int), default=None,
                    help="CPU threads for torch (default: torch's choice; 1 is fastest for tiny models on a busy machine)")
     p.add_argument("--eb-batches", type=_non_negative_int, default=4, metavar="N",
