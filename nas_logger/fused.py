@@ -4,8 +4,8 @@ Eager torch needs a max pass, a subtraction, an exp and two reductions, each a p
 (16x the fused time, measured idle). ``nas_fused.c`` does it in one pass over a cache-sized tile of fields,
 in plain C with explicit vectors. It is compiled on first use (:mod:`nas_logger.native`) and called
 through ctypes, which releases the GIL, so chunks run on torch's intra-op thread count. Without a
-compiler, or with ``NAS_LOGGER_FUSED=0``, :func:`perplexity` returns None and the eager path runs; the
-reason is logged once.
+compiler, with a library that fails its checks (see :mod:`nas_logger.native`), or with
+``NAS_LOGGER_FUSED=0``, :func:`perplexity` returns None and the eager path runs; the reason is logged once.
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def _library() -> ctypes.CDLL | None:
     if os.environ.get("NAS_LOGGER_FUSED", "1") == "0":
         logger.info("fused NAS kernel off (NAS_LOGGER_FUSED=0): eager torch computes NAS")
         return None
-    library = native.load("nas_fused.c", "fused NAS kernel", "eager torch computes NAS")
+    library = native.load("nas_fused.c", "fused NAS kernel", "eager torch computes NAS", symbols=(
+        "nas_strided", "nas_rows", "nas_strided_backward", "nas_rows_backward", "nas_tile"))
     if library is None:
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p

@@ -39,7 +39,7 @@ def c_masked_crc32c() -> Callable[[bytes], int] | None:
     python = pywrap_tensorflow.masked_crc32c
     # TensorBoard's writer thread is a daemon: with the GIL held, no exit can unmap the code under a checksum.
     library = native.load("crc32c.c", "C checksum of event records", "TensorBoard's Python one computes them",
-                          hold_gil=True)
+                          hold_gil=True, symbols=("nas_masked_crc32c",))
     if library is None:
         return None
     c_crc = library.nas_masked_crc32c

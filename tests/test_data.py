@@ -1,6 +1,8 @@
 """training/data: the embedded digits, the Fashion-MNIST idx reader and CIFAR-10/100 through torchvision,
 each on files the tests write themselves (nothing is downloaded)."""
 import gzip
+import hashlib
+import io
 import pickle
 import struct
 
@@ -117,27 +119,28 @@ def _cifar_entry(name, labels, key):
             "filenames": [f"{name}_{i}.png" for i in range(len(labels))], "batch_label": name}
 
 
-def write_cifar(root, dataset, n_train=5, n_test=3):
+def write_cifar(root, dataset, n_train=5, n_test=3, protocol=pickle.DEFAULT_PROTOCOL):
     """Tiny files in torchvision's layout: ``cifar-100-python/{train,test,meta}`` or
-    ``cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}`` (n_train images per batch for CIFAR-10)."""
+    ``cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}`` (n_train images per batch for CIFAR-10),
+    pickled with ``protocol``."""
     if dataset == "cifar100":
         folder = root / "cifar-100-python"
         folder.mkdir(parents=True)
         for name, n in (("train", n_train), ("test", n_test)):
             labels = [(7 * i) % 100 for i in range(n)]
             entry = {**_cifar_entry(name, labels, "fine_labels"), "coarse_labels": [y // 5 for y in labels]}
-            (folder / name).write_bytes(pickle.dumps(entry))
+            (folder / name).write_bytes(pickle.dumps(entry, protocol))
         meta = {"fine_label_names": [f"class{i}" for i in range(100)], "coarse_label_names": [f"super{i}" for i in range(20)]}
-        (folder / "meta").write_bytes(pickle.dumps(meta))
+        (folder / "meta").write_bytes(pickle.dumps(meta, protocol))
         return folder
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     for b in range(1, 6):
         labels = [(3 * i + b) % 10 for i in range(n_train)]
-        (folder / f"data_batch_{b}").write_bytes(pickle.dumps(_cifar_entry(f"batch{b}", labels, "labels")))
+        (folder / f"data_batch_{b}").write_bytes(pickle.dumps(_cifar_entry(f"batch{b}", labels, "labels"), protocol))
     labels = [(3 * i) % 10 for i in range(n_test)]
-    (folder / "test_batch").write_bytes(pickle.dumps(_cifar_entry("test", labels, "labels")))
-    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{i}" for i in range(10)]}))
+    (folder / "test_batch").write_bytes(pickle.dumps(_cifar_entry("test", labels, "labels"), protocol))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{i}" for i in range(10)]}, protocol))
     return folder
 
 
@@ -145,9 +148,10 @@ def write_cifar(root, dataset, n_train=5, n_test=3):
     ("cifar100", 5, [0, 7, 14, 21, 28]),
     ("cifar10", 5 * 2, sorted((3 * i + b) % 10 for b in range(1, 6) for i in range(2))),
 ])
-def test_cifar_loads_torchvisions_format_channels_first(tmp_path, dataset, n_train, train_labels):
-    write_cifar(tmp_path, dataset, n_train=2 if dataset == "cifar10" else 5)
-    train, test = data.cifar(dataset, tmp_path)
+@pytest.mark.parametrize("protocol", [4, 5])  # numpy arrays pickle differently in each
+def test_cifar_loads_torchvisions_format_channels_first(tmp_path, dataset, n_train, train_labels, protocol):
+    write_cifar(tmp_path, dataset, n_train=2 if dataset == "cifar10" else 5, protocol=protocol)
+    train, test = data.cifar(dataset, tmp_path, verify_md5=False)
     assert train.x.shape == (n_train, 3, 32, 32) and test.x.shape == (3, 3, 32, 32)
     assert sorted(train.y.tolist()) == train_labels
     for split in (train, test):
@@ -157,42 +161,93 @@ def test_cifar_loads_torchvisions_format_channels_first(tmp_path, dataset, n_tra
         assert torch.equal(pixels[0, 2], torch.arange(32).view(1, 32).expand(32, 32))  # blue = column
 
 
-@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
-def test_cifar_files_that_are_not_the_official_counts_are_read_unchecked_with_a_note(tmp_path, dataset, caplog):
-    folder = write_cifar(tmp_path, dataset)
-    with caplog.at_level("WARNING", logger="training.data"):
-        train, _ = data.cifar(dataset, tmp_path)
-    assert len(train) > 0
-    assert f"{folder} holds {len(train)} training and 3 test images, not the official 50000 and 10000" in caplog.text
-    with pytest.raises(RuntimeError, match="md5 differs from the official"):  # what the default skips
-        data.cifar(dataset, tmp_path, verify_md5=True)
-
-
-@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
-def test_cifar_files_with_the_official_counts_must_have_the_official_md5(tmp_path, dataset, monkeypatch, caplog):
-    """Pretend the tiny files' counts are the official ones: a wrong md5 is a corrupt download and an error
-    naming the file; the right md5 (the official list patched to these files' sums) loads without a note."""
-    import hashlib
-
-    folder = write_cifar(tmp_path, dataset)
-    n_train = 5 * 5 if dataset == "cifar10" else 5
-    monkeypatch.setattr(data, "CIFAR_OFFICIAL_SIZES", (n_train, 3))
-    reader = data.CIFAR_READERS[dataset]
-    first = reader.train_list[0][0]
-    with pytest.raises(RuntimeError, match=rf"{folder / first}.*md5 differs from the official"):
-        data.cifar(dataset, tmp_path)
+def official_md5s(monkeypatch, reader, folder):
+    """Make the files in ``folder`` the official ones: torchvision's md5 list patched to their sums."""
     md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
     monkeypatch.setattr(reader, "train_list", [[n, md5[n]] for n, _ in reader.train_list])
     monkeypatch.setattr(reader, "test_list", [[n, md5[n]] for n, _ in reader.test_list])
     monkeypatch.setattr(reader, "meta", {**reader.meta, "md5": md5[reader.meta["filename"]]})
-    with caplog.at_level("WARNING", logger="training.data"):
-        train, _ = data.cifar(dataset, tmp_path)
-    assert len(train) == n_train and "not the official" not in caplog.text
-    entry = pickle.loads((folder / first).read_bytes())
-    entry["data"][0, 0] ^= 1  # one pixel changed, same image count
-    (folder / first).write_bytes(pickle.dumps(entry))
-    with pytest.raises(RuntimeError, match="md5 differs"):
+
+
+class _Payload:
+    """Unpickling this runs ``open(marker, "w")``: what a crafted data file would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+def test_cifar_files_whose_md5_differs_from_the_official_are_refused_before_they_are_read(tmp_path, dataset,
+                                                                                          monkeypatch):
+    """Any file count: a wrong md5 is an error naming the file, raised before anything is unpickled (a
+    payload in the file does not run); the files with the official md5 (patched here) load."""
+    folder = write_cifar(tmp_path, dataset)
+    reader = data.CIFAR_READERS[dataset]
+    official_md5s(monkeypatch, reader, folder)
+    train, _ = data.cifar(dataset, tmp_path)
+    assert len(train) == (25 if dataset == "cifar10" else 5)
+    first = folder / reader.train_list[0][0]
+    marker = tmp_path / "payload-ran"
+    entry = pickle.loads(first.read_bytes())
+    first.write_bytes(pickle.dumps({**entry, "extra": _Payload(marker)}))
+    with pytest.raises(data.UntrustedData, match=rf"{first}: md5 differs from the official .*not read.*--no-md5-check"):
         data.cifar(dataset, tmp_path)
+    assert not marker.exists()
+    entry["data"][0, 0] ^= 1  # one pixel changed, same image count
+    first.write_bytes(pickle.dumps(entry))
+    with pytest.raises(data.UntrustedData, match="md5 differs"):
+        data.cifar(dataset, tmp_path)
+    with pytest.raises(data.UntrustedData, match="md5 differs"):
+        load_data(dataset, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+@pytest.mark.parametrize("verify_md5", [True, False])
+def test_a_crafted_cifar_batch_never_runs_its_payload(tmp_path, dataset, verify_md5, monkeypatch):
+    """A batch whose pickle calls a function, even with an md5 that matches (a patched list stands for a
+    list that someone fooled) or with the md5 check off: refused by the unpickler, naming the file."""
+    folder = write_cifar(tmp_path, dataset)
+    reader = data.CIFAR_READERS[dataset]
+    first = folder / reader.train_list[0][0]
+    marker = tmp_path / "payload-ran"
+    entry = pickle.loads(first.read_bytes())
+    first.write_bytes(pickle.dumps({**entry, "extra": _Payload(marker)}))
+    official_md5s(monkeypatch, reader, folder)
+    with pytest.raises(data.UntrustedData, match=rf"{first}: not a CIFAR batch, refused: it asks for io.open, which a CIFAR file never holds"):
+        data.cifar(dataset, tmp_path, verify_md5=verify_md5)
+    assert not marker.exists()
+
+
+def test_the_unpickler_admits_numpys_array_reconstruction_under_the_names_numpy_1_and_2_write():
+    """The official files, pickled under numpy 1, name ``numpy.core.multiarray._reconstruct``."""
+    unpickler = data._CifarUnpickler(io.BytesIO(b""))
+    reconstruct = unpickler.find_class("numpy._core.multiarray", "_reconstruct")
+    assert unpickler.find_class("numpy.core.multiarray", "_reconstruct") is reconstruct
+    assert isinstance(reconstruct(np.ndarray, (0,), b"b"), np.ndarray)
+    assert unpickler.find_class("numpy", "dtype") is np.dtype
+    for module, name in (("numpy", "load"), ("builtins", "eval"), ("os", "system"), ("numpy.core.multiarray", "eval")):
+        with pytest.raises(pickle.UnpicklingError, match=f"asks for {module}.{name}"):
+            unpickler.find_class(module, name)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"data": [1, 2, 3], "labels": []}, r"'data' is an \(N, 3072\) uint8 array"),
+    ({"data": np.zeros((2, 3072), np.float32), "labels": [0, 1]}, "uint8"),
+    ({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}, r"a list of 2 labels in \[0, 10\)"),
+    ({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}, r"labels in \[0, 10\)"),
+    ([1, 2], "'data' is an"),
+])
+def test_a_cifar_batch_that_holds_other_data_is_an_error_naming_the_file(tmp_path, bad, message):
+    folder = write_cifar(tmp_path, "cifar10")
+    (folder / "data_batch_3").write_bytes(pickle.dumps(bad))
+    with pytest.raises(data.UntrustedData, match=rf"{folder / 'data_batch_3'}: not a CIFAR batch.*{message}"):
+        data.cifar("cifar10", tmp_path, verify_md5=False)
+    (folder / "data_batch_3").write_bytes(b"\x80\x04truncated")
+    with pytest.raises(data.UntrustedData, match=rf"{folder / 'data_batch_3'}: not a CIFAR batch, refused"):
+        data.cifar("cifar10", tmp_path, verify_md5=False)
 
 
 @pytest.mark.parametrize("dataset, url, first", [
@@ -208,7 +263,7 @@ def test_missing_cifar_says_what_to_download_and_where(tmp_path, dataset, url, f
 
 def test_cifar10_through_load_data_is_standardised_with_a_distorted_test_set(tmp_path):
     write_cifar(tmp_path, "cifar10", n_train=4, n_test=6)
-    d = load_data("cifar10", data_dir=tmp_path, distorted=True)
+    d = load_data("cifar10", data_dir=tmp_path, distorted=True, verify_md5=False)
     assert (d.name, d.classes, d.in_channels, d.image_size) == ("cifar10", 10, 3, 32)
     assert len(d.train) == 20 and len(d.test) == 6
     assert torch.allclose(d.train.x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)

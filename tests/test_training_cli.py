@@ -72,6 +72,93 @@ def test_missing_dataset_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     assert "cifar-10-python.tar.gz" in capsys.readouterr().err
 
 
+def test_a_crafted_cifar_file_is_an_error_naming_it_and_its_payload_never_runs(tmp_path, capsys):
+    import pickle
+
+    from test_data import _Payload, write_cifar
+
+    folder = write_cifar(tmp_path, "cifar10")
+    marker = tmp_path / "payload-ran"
+    entry = pickle.loads((folder / "data_batch_1").read_bytes())
+    (folder / "data_batch_1").write_bytes(pickle.dumps({**entry, "extra": _Payload(marker)}))
+    argv = ["--dataset", "cifar10", "--data-dir", str(tmp_path), "--logdir", str(tmp_path / "runs"), "--epochs", "1"]
+    assert cli.main(argv) == 2
+    assert f"{folder / 'data_batch_1'}" in capsys.readouterr().err  # md5: not the official file
+    assert cli.main(argv + ["--no-md5-check"]) == 2
+    assert f"{folder / 'data_batch_1'}: not a CIFAR batch, refused: it asks for io.open" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--width", "nan"], "argument --width: must be a finite number > 0; got nan"),
+    (["--lr", "inf"], "argument --lr: must be a finite number > 0; got inf"),
+    (["--epochs", "-1"], "argument --epochs: must be an integer >= 1; got -1"),
+    (["--device", "meta"], "argument --device: device 'meta' cannot train here"),
+    (["--device", "cuda:99"], "argument --device: device 'cuda:99' cannot train here"),
+    (["--device", "gpu0"], "argument --device: not a torch device: 'gpu0'; use cpu"),
+])
+def test_bad_arguments_are_argparse_errors_naming_the_value_and_what_is_valid(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv + ["--logdir", str(tmp_path / "runs")])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_unwritable_save_curves_path_is_an_argparse_error_before_any_work(tmp_path, capsys):
+    from training import evaluate_detector
+
+    for path, why in ((tmp_path / "missing" / "c.json.gz", "No such file or directory"), (tmp_path, "Is a directory")):
+        with pytest.raises(SystemExit) as e:
+            evaluate_detector.main([f"synthetic={tmp_path}", "--save-curves", str(path)])
+        assert e.value.code == 2
+        assert f"argument --save-curves: cannot write '{path}': {why}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate_detector.main([f"synthetic={tmp_path}", "--output", str(tmp_path / "no" / "report.md")])
+    assert "argument --output: cannot write" in capsys.readouterr().err
+
+
+def test_a_diverged_run_is_summarised_as_diverged_and_the_grid_goes_on_and_reuses_it(tmp_path, capsys):
+    """A learning rate that sends every test loss to NaN: both models train, each summary says so, the
+    result files are written, and a second command reuses them."""
+    argv = ["--models", "vanilla,l2net", "--epochs", "2", "--repeats", "1", "--lr", "1e30", "--eb-batches", "0",
+            "--logdir", str(tmp_path)] + TINY
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    for name in ("VanillaNet seed0", "L2Net seed0"):
+        line = next(line for line in out.splitlines() if line.startswith(name))
+        assert "test loss diverged (not finite at any epoch)" in line, out
+    for model in ("vanilla", "l2net"):
+        assert (tmp_path / model / "seed0" / "result.json").exists()
+        assert [v for _, v in read_scalars(tmp_path / model / "seed0")["test_loss"]] != []
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("test loss diverged (not finite at any epoch); NAS overfitting alarm: none (finished before: "
+                     "reused)") == 2, out
+
+
+def test_a_summary_reports_a_loss_that_diverged_late_as_nan(tmp_path):
+    from training.train import RunResult
+
+    run = RunResult("vanilla", 0, str(tmp_path), test_loss=[2.0, 1.0, 0.5, float("nan")],
+                    test_accuracy=[0.1, 0.5, 0.7, 0.1], train_loss=[2.0, 1.0, 0.5, float("nan")])
+    assert "test loss 0.5000 at its (smoothed) minimum, epoch 3, nan (diverged) at the end" in run.summary()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "another version's"])
+def test_a_result_file_that_cannot_be_read_is_an_error_naming_it_and_what_to_do(tmp_path, capsys, damage):
+    argv = ["--model", "vanilla", "--epochs", "1", "--repeats", "1", "--eb-batches", "0", "--logdir", str(tmp_path)]
+    assert cli.main(argv + TINY) == 0
+    recorded = tmp_path / "vanilla" / "seed0" / "result.json"
+    text = recorded.read_text()
+    recorded.write_text(text[: len(text) // 2] if damage == "truncated" else text.replace('"seed": 0', '"seed": 0, "lr": 1'))
+    capsys.readouterr()
+    assert cli.main(argv + TINY) == 2
+    err = capsys.readouterr().err
+    assert f"{recorded} is not a finished run's record that this version can read" in err
+    assert "delete it to train that run again" in err and "Traceback" not in err
+
+
 def test_python_dash_m_training_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "training", "--model", "nope"], capture_output=True, text=True)
     assert done.returncode == 2 and "choose from vanilla" in done.stderr

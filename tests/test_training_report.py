@@ -83,3 +83,21 @@ def test_update_rewrites_each_report_block_from_its_own_arguments(grid, tmp_path
     assert page.read_text() == expected
     main(["--update", str(page)])
     assert page.read_text() == expected  # a page that is up to date stays as it is
+
+
+def test_a_diverged_run_is_reported_as_diverged_beside_the_others(grid, tmp_path):
+    """Every test loss NaN (a learning rate of 1e30): its row and layer table say so, the other seeds count."""
+    root, _ = grid
+    data = load_data("digits", train_size=64, test_size=32, distorted=True)
+    train_run("vanilla", data, Protocol(epochs=2, lr=1e30, width=0.0625, eb_batches=0), 7,
+              tmp_path / "vanilla" / "seed7", progress=False)
+    diverged = read_run(tmp_path / "vanilla" / "seed7")
+    assert diverged.overfit_epoch is None
+    good = read_run(root / "vanilla" / "seed0")
+    row = model_row("vanilla", [good, diverged])
+    assert row[2] == f"{good.overfit_epoch}, diverged"
+    assert row[5].endswith("; diverged")
+    assert row[4].endswith("→ nan ± nan")  # the end's loss: NaN, as logged
+    assert model_row("vanilla", [diverged])[4] == "- → nan"
+    text = report(tmp_path)
+    assert "| VanillaNet |" in text and "| conv1 |" in text

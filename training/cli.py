@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
@@ -30,8 +31,9 @@ def model_list(text: str) -> list[str]:
 def _positive(kind: type):
     def parse(text: str):
         value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
+        if not (math.isfinite(value) and value > 0):
+            wanted = "an integer >= 1" if kind is int else "a finite number > 0"
+            raise argparse.ArgumentTypeError(f"must be {wanted}; got {text}")
         return value
 
     parse.__name__ = kind.__name__
@@ -43,6 +45,23 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0; got {text}")
     return value
+
+
+def device(text: str) -> torch.device:
+    """A torch device that can train here: cpu, or an accelerator that is present (``cuda``, ``cuda:1``)."""
+    usable = "cpu" + (f" or cuda[:0..{torch.cuda.device_count() - 1}]" if torch.cuda.is_available() else "")
+    try:
+        chosen = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r}; use {usable}") from None
+    if chosen.type == "cpu":
+        return chosen
+    backend = getattr(torch, chosen.type, None)
+    present = backend is not None and hasattr(backend, "is_available") and backend.is_available()
+    if not present or (chosen.index is not None and chosen.index >= backend.device_count()):
+        raise argparse.ArgumentTypeError(f"device {text!r} cannot train here (it holds no data or is not "
+                                         f"present); use {usable}")
+    return chosen
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
                    help="digits (embedded, default), fashion-mnist, cifar10, cifar100 (the paper's)")
     p.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py/, cifar-100-python/ or Fashion-MNIST's idx files")
     p.add_argument("--download", action="store_true", help="download CIFAR-10 / CIFAR-100 / Fashion-MNIST into --data-dir if missing")
+    p.add_argument("--no-md5-check", dest="verify_md5", action="store_false",
+                   help="read CIFAR files that are not the official ones (a subset of your own) without checking "
+                        "their md5; they are still read as data only")
     p.add_argument("--train-size", type=_positive(int), default=None,
                    help="training images used; default " + ", ".join(
                        f"{k}: {v[0] or 'all'}" for k, v in DEFAULT_SIZES.items()))
@@ -73,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive(int), default=32)
     p.add_argument("--nas-strength", type=_positive(float), default=1.0, help="NASReg: multiplier of lambda_i = 1/r_i")
     p.add_argument("--logdir", default="runs/train", help="runs go to <logdir>/<model>/seed<k>")
-    p.add_argument("--device", default=None, help="torch device; default cuda when available, else cpu")
+    p.add_argument("--device", type=device, default=None, help="torch device; default cuda when available, else cpu")
     p.add_argument("--threads", type=_positive(int), default=None,
                    help="CPU threads for torch (default: torch's choice; 1 is fastest for tiny models on a busy machine)")
     p.add_argument("--eb-batches", type=_non_negative_int, default=4, metavar="N",
@@ -92,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         data = load_data(
-            args.dataset, args.data_dir, args.download, args.train_size, args.test_size, args.distorted, args.label_noise
+            args.dataset, args.data_dir, args.download, args.train_size, args.test_size, args.distorted, args.label_noise,
+            args.verify_md5,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"nas-train: error: {e}", file=sys.stderr)

@@ -5,10 +5,9 @@
 - ``fashion-mnist``: 28x28 Fashion-MNIST from the standard idx files (``*-idx3-ubyte[.gz]``), found in
   ``--data-dir`` or where Debian's ``dataset-fashion-mnist`` package puts them.
 - ``cifar10`` / ``cifar100``: CIFAR-10 (32x32x3, 10 classes) and the paper's CIFAR-100 (100 classes) through
-  torchvision's readers, from ``<data-dir>/cifar-10-batches-py`` / ``<data-dir>/cifar-100-python``. The md5
-  sums of the official files are checked when the files hold the official 50,000 / 10,000 images; files
-  that hold other counts (a subset someone made, e.g. the tests' tiny files) are not the official files,
-  so they are read without the check and a logged note says so.
+  torchvision's layout, from ``<data-dir>/cifar-10-batches-py`` / ``<data-dir>/cifar-100-python``. Every
+  file's md5 is checked against the official files' before any is read, and batches are unpickled by an
+  unpickler that builds data only (see :func:`cifar`).
 
 Pixels are scaled to [0, 1] and then standardised per channel with the mean and standard deviation of
 the training subset (without it, plain SGD at lr 0.01 idles for dozens of epochs on the 8x8 digits).
@@ -24,8 +23,10 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import importlib
 import logging
 import os
+import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,8 +46,6 @@ DEFAULT_SIZES: dict[str, tuple[int | None, int | None]] = {  # (train, test); No
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 CIFAR_READERS = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}
 CIFAR_ARCHIVE_MB = {"cifar10": 163, "cifar100": 161}
-# Training and test images in the official archives (both CIFARs); other counts are not the official files.
-CIFAR_OFFICIAL_SIZES = (50_000, 10_000)
 log = logging.getLogger(__name__)
 FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -185,14 +184,57 @@ def fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool = Fa
 # --- CIFAR-10 and CIFAR-100 -------------------------------------------------------------------------
 
 
-def _without_checksums(reader: type) -> type:
-    """torchvision's CIFAR reader ``reader`` with its md5 checks switched off (``check_integrity(path, None)``
-    only checks that a file exists); everything else, the download included, is torchvision's code."""
-    return type(f"{reader.__name__}WithoutChecksums", (reader,), {
-        "train_list": [[name, None] for name, _ in reader.train_list],
-        "test_list": [[name, None] for name, _ in reader.test_list],
-        "meta": {**reader.meta, "md5": None},
-    })
+class UntrustedData(ValueError):
+    """A data file that is not what it claims to be: a wrong md5, or a pickle that asks for more than data."""
+
+
+def _numpy_global(modules: tuple[str, ...], name: str):
+    for module in modules:
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"numpy has no {name} in {' or '.join(modules)}")
+
+
+# Every global a CIFAR batch's pickle names: numpy's array reconstruction, as numpy 1 (the official files)
+# and numpy 2 (protocol 4 and 5) write it. Nothing else may be looked up, so unpickling builds data only.
+_CIFAR_GLOBALS = {
+    **{(m, "_reconstruct"): ("numpy._core.multiarray", "numpy.core.multiarray")
+       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "_frombuffer"): ("numpy._core.numeric", "numpy.core.numeric")
+       for m in ("numpy.core.numeric", "numpy._core.numeric")},
+    ("numpy", "ndarray"): ("numpy",),
+    ("numpy", "dtype"): ("numpy",),
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, bytes, numbers and numpy arrays; any other global is refused."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a CIFAR file never holds")
+        return _numpy_global(_CIFAR_GLOBALS[module, name], name)
+
+
+def _cifar_batch(path: Path, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, 32, 32, 3)`` uint8 and labels ``(N,)`` of one CIFAR batch file (a pickled dict with
+    ``data``: ``(N, 3072)`` uint8 rows of 1024 red, 1024 green, 1024 blue pixels, and ``labels`` (CIFAR-10) or
+    ``fine_labels`` (CIFAR-100)), read with :class:`_CifarUnpickler`."""
+    try:
+        with open(path, "rb") as f:
+            entry = _CifarUnpickler(f, encoding="latin1").load()  # latin1: the official files are Python 2's
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise UntrustedData(f"{path}: not a CIFAR batch, refused: {e}") from None
+    entry = entry if isinstance(entry, dict) else {}
+    images, labels = entry.get("data"), entry.get("labels", entry.get("fine_labels"))
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3072:
+        raise UntrustedData(f"{path}: not a CIFAR batch: expected a dict whose 'data' is an (N, 3072) uint8 array")
+    if not isinstance(labels, list) or len(labels) != len(images) or not all(
+            type(y) is int and 0 <= y < classes for y in labels):
+        raise UntrustedData(f"{path}: not a CIFAR batch: expected a list of {len(images)} labels in [0, {classes})")
+    return images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(labels, dtype=np.int64)
 
 
 def _md5_mismatches(reader: type, folder: Path) -> list[str]:
@@ -202,48 +244,50 @@ def _md5_mismatches(reader: type, folder: Path) -> list[str]:
 
 
 def cifar(name: str, data_dir: str | os.PathLike, download: bool = False,
-          verify_md5: bool | None = None) -> tuple[Split, Split]:
+          verify_md5: bool = True) -> tuple[Split, Split]:
     """CIFAR-10 or CIFAR-100 (``name``) from torchvision's layout under ``data_dir``, each split shuffled
     (seed 0). ``download=True`` fetches and extracts the official archive first if files are missing.
 
-    ``verify_md5``: None (default) checks torchvision's md5 sums when the files hold the official 50,000
-    training and 10,000 test images and raises if one differs (a corrupt download); files with other counts
-    are not the official ones, so they are read unchecked with a logged note. True always checks, False never."""
+    Every file's md5 is checked against torchvision's list of the official files before any is read, and
+    the batches are unpickled by :class:`_CifarUnpickler`, which builds dicts, lists, numbers, strings and
+    numpy arrays and nothing else: a file that would run code is refused, naming it. ``verify_md5=False``
+    (``--no-md5-check``) reads files of one's own making (a subset, say) without the md5 check, through the
+    same unpickler."""
     reader = CIFAR_READERS[name]
     folder = Path(data_dir) / reader.base_folder
     needed = [n for n, _ in reader.train_list + reader.test_list] + [reader.meta["filename"]]
     missing = [n for n in needed if not (folder / n).is_file()]
-    if missing and not download:
+    if missing and download:
+        torchvision.datasets.utils.download_and_extract_archive(reader.url, str(data_dir), filename=reader.filename,
+                                                                md5=reader.tgz_md5)
+        missing = [n for n in needed if not (folder / n).is_file()]
+    if missing:
         raise FileNotFoundError(
             f"{name.upper().replace('CIFAR', 'CIFAR-')} not found: {', '.join(str(folder / n) for n in missing)} "
             f"missing. Download {reader.url} ({CIFAR_ARCHIVE_MB[name]} MB) and extract it into {data_dir} "
             f"(giving {folder}/{', '.join(needed)}), or pass --download to fetch it."
         )
+    bad = _md5_mismatches(reader, folder) if verify_md5 else []
+    if bad:
+        raise UntrustedData(
+            f"{', '.join(str(folder / n) for n in bad)}: md5 differs from the official {reader.url}; the "
+            f"download is corrupt or the files were changed, and they were not read. Delete {folder} and pass "
+            f"--download; for files of your own (a subset), pass --no-md5-check (verify_md5=False)."
+        )
     splits = []
-    for train in (True, False):
-        ds = _without_checksums(reader)(str(data_dir), train=train, download=download)
-        splits.append(_shuffled(_images(ds.data, 255.0), torch.tensor(ds.targets, dtype=torch.long)))
-    sizes = (len(splits[0]), len(splits[1]))
-    if verify_md5 or (verify_md5 is None and sizes == CIFAR_OFFICIAL_SIZES):
-        bad = _md5_mismatches(reader, folder)
-        if bad:
-            raise RuntimeError(
-                f"{', '.join(str(folder / n) for n in bad)}: md5 differs from the official {reader.url}; the "
-                f"download is corrupt or the files were changed. Delete {folder} and pass --download, or "
-                f"read them unchecked with verify_md5=False."
-            )
-    elif verify_md5 is None:
-        log.warning("%s holds %d training and %d test images, not the official %d and %d: not the official "
-                    "files, read without their md5 check", folder, *sizes, *CIFAR_OFFICIAL_SIZES)
+    for files in (reader.train_list, reader.test_list):
+        batches = [_cifar_batch(folder / n, CLASSES[name]) for n, _ in files]
+        images, labels = (np.concatenate(parts) for parts in zip(*batches))
+        splits.append(_shuffled(_images(images, 255.0), torch.from_numpy(labels)))
     return splits[0], splits[1]
 
 
-def cifar100(data_dir: str | os.PathLike, download: bool = False, verify_md5: bool | None = None) -> tuple[Split, Split]:
+def cifar100(data_dir: str | os.PathLike, download: bool = False, verify_md5: bool = True) -> tuple[Split, Split]:
     """CIFAR-100 from ``<data_dir>/cifar-100-python/{train,test,meta}``; see :func:`cifar`."""
     return cifar("cifar100", data_dir, download, verify_md5)
 
 
-def cifar10(data_dir: str | os.PathLike, download: bool = False, verify_md5: bool | None = None) -> tuple[Split, Split]:
+def cifar10(data_dir: str | os.PathLike, download: bool = False, verify_md5: bool = True) -> tuple[Split, Split]:
     """CIFAR-10 from ``<data_dir>/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}``; see :func:`cifar`."""
     return cifar("cifar10", data_dir, download, verify_md5)
 
@@ -284,17 +328,18 @@ def load_data(
     test_size: int | None = None,
     distorted: bool = False,
     label_noise: float = 0.0,
+    verify_md5: bool = True,
 ) -> Data:
     """Dataset ``name`` (one of :data:`DATASETS`), cut to ``train_size``/``test_size`` images (defaults in
     :data:`DEFAULT_SIZES`), with a ``label_noise`` fraction of wrong training labels and the distorted test
     set (built after the noise: it holds training images as trained on) when ``distorted``. Subsets are fixed (seed 0):
-    repeats of a training differ in initialisation and batch order, not in data."""
+    repeats of a training differ in initialisation and batch order, not in data. ``verify_md5``: see :func:`cifar`."""
     if name == "digits":
         train, test = digits()
     elif name == "fashion-mnist":
         train, test = fashion_mnist(data_dir, download)
     elif name in CIFAR_READERS:
-        train, test = cifar(name, data_dir if data_dir is not None else "data", download)
+        train, test = cifar(name, data_dir if data_dir is not None else "data", download, verify_md5)
     else:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     default_train, default_test = DEFAULT_SIZES[name]

@@ -251,14 +251,29 @@ def _suite(text: str) -> tuple[str | None, Path]:
         f"expected DATASET=LOGDIR with an existing LOGDIR, or a file written by --save-curves; got {text!r}")
 
 
+def _writable_file(text: str) -> Path:
+    """A file path that can be written (tried now, so that a bad path fails before the work, not after)."""
+    path = Path(text)
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {e.strerror}; give a file in an existing, "
+                                         "writable folder") from None
+    if not existed:
+        path.unlink()
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.evaluate_detector", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suites", nargs="+", type=_suite, metavar="DATASET=LOGDIR|CURVES",
                    help="runs <LOGDIR>/<model>/seed<k>, or a file written by --save-curves")
     p.add_argument("--epochs", type=int, default=30, help="epochs a run must have logged to be judged (default 30)")
-    p.add_argument("--output", default=None, help="write the report (markdown) here as well")
-    p.add_argument("--save-curves", default=None, metavar="FILE",
+    p.add_argument("--output", type=_writable_file, default=None, help="write the report (markdown) here as well")
+    p.add_argument("--save-curves", type=_writable_file, default=None, metavar="FILE",
                    help="also write the judged runs' curves here (gzipped JSON), to be judged again without the logs")
     args = p.parse_args(argv)
     try:
@@ -273,11 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"evaluate_detector: error: {e}", file=sys.stderr)
         return 2
     if args.save_curves:
-        save_curves(suites, Path(args.save_curves))
+        save_curves(suites, args.save_curves)
     text = report(suites, args.epochs)
     print(text)
     if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        args.output.write_text(text + "\n", encoding="utf-8")
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import math
 import statistics
 import sys
 from collections.abc import Sequence
@@ -47,8 +48,8 @@ class Curves:
         return sorted(self.scalars["test_loss"])
 
     @property
-    def overfit_epoch(self) -> int:
-        """Minimum of the 3-epoch moving average of the test loss."""
+    def overfit_epoch(self) -> int | None:
+        """Minimum of the 3-epoch moving average of the test loss; None when it is never finite (diverged)."""
         loss = self.scalars["test_loss"]
         return nas_logger.loss_minimum_step(self.epochs, [loss[e] for e in self.epochs])
 
@@ -93,7 +94,14 @@ def _by_step(steps, values) -> dict[int, float]:
 
 
 def _mean_sd(values: list[float], digits: int = 3) -> str:
-    sd = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    """``mean ± sd`` of ``values``; ``-`` for none (every run diverged)."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    # statistics.stdev fails on NaN (a run that diverged late): its spread is NaN
+    spread = statistics.stdev(values) if all(map(math.isfinite, values)) else math.nan
+    sd = f" ± {spread:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f}{sd}"
 
 
@@ -111,18 +119,21 @@ def model_row(name: str, runs: list[Curves]) -> list[str]:
         peak.append(max(run.scalars["test_accuracy"].values()))
         best.append(m)
         alarms.append(run.alarm_epoch)
-        loss_min.append(_smoothed(loss, m))
         loss_end.append(_smoothed(loss, last))
+        nas1.append(run.feature_nas(first))
+        nas_end.append(run.feature_nas(last))
+        if m is None:  # diverged: no finite test loss, so no minimum to read the other columns at
+            distorted.append("diverged")
+            continue
+        loss_min.append(_smoothed(loss, m))
         if "distorted_test_loss" in run.scalars:
             d = run.scalars["distorted_test_loss"]
             distorted.append(f"{_smoothed(d, m):.2f} → {_smoothed(d, last):.2f}")
-        nas1.append(run.feature_nas(first))
         nas_best.append(run.feature_nas(m))
-        nas_end.append(run.feature_nas(last))
     return [
         MODELS[name].paper_name if name in MODELS else name,
         _mean_sd(peak, 4),
-        ", ".join(map(str, best)),
+        ", ".join("diverged" if m is None else str(m) for m in best),
         ", ".join("-" if a is None else str(a) for a in alarms),
         f"{_mean_sd(loss_min, 2)} → {_mean_sd(loss_end, 2)}",
         "; ".join(distorted) if distorted else "-",
@@ -146,7 +157,8 @@ def layer_table(name: str, runs: list[Curves]) -> list[str]:
     for layer in runs[0].nas:
         cells = []
         for pick in (lambda r: r.epochs[0], lambda r: r.overfit_epoch, lambda r: r.epochs[-1]):
-            cells.append(f"{statistics.mean(r.nas[layer][pick(r)] for r in runs):.3f}")
+            values = [r.nas[layer][pick(r)] for r in runs if pick(r) is not None]  # a diverged run has no minimum
+            cells.append(f"{statistics.mean(values):.3f}" if values else "-")
         lines.append(f"| {layer} | " + " | ".join(cells) + " |")
     return lines
 

@@ -8,6 +8,7 @@ epoch, and losses are summed on the device and read back once per epoch (no host
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -63,19 +64,29 @@ class RunResult:
         return self.test_accuracy.index(self.peak_accuracy) + 1
 
     @property
-    def overfit_epoch(self) -> int:
-        """The moment of overfitting from the test loss: the minimum of its 3-epoch moving average."""
+    def overfit_epoch(self) -> int | None:
+        """The moment of overfitting from the test loss: the minimum of its 3-epoch moving average over the
+        epochs with a finite loss; None when the run diverged (no finite test loss)."""
         epochs = list(range(1, len(self.test_loss) + 1))
         return nas_logger.loss_minimum_step(epochs, self.test_loss)
 
     def summary(self) -> str:
         m = self.overfit_epoch
         alarm = f"epoch {self.alarm_epoch}" if self.alarm_epoch is not None else "none"
+        if m is None:
+            loss = "test loss diverged (not finite at any epoch)"
+        else:
+            loss = (f"test loss {_loss(self.test_loss[m - 1])} at its (smoothed) minimum, epoch {m}, "
+                    f"{_loss(self.test_loss[-1])} at the end")
         return (
             f"{MODELS[self.model].paper_name} seed{self.seed}: peak test accuracy {self.peak_accuracy:.4f} "
-            f"(epoch {self.peak_epoch}); test loss {self.test_loss[m - 1]:.4f} at its (smoothed) minimum, epoch "
-            f"{m}, {self.test_loss[-1]:.4f} at the end; NAS overfitting alarm: {alarm}"
+            f"(epoch {self.peak_epoch}); {loss}; NAS overfitting alarm: {alarm}"
         )
+
+
+def _loss(value: float) -> str:
+    """A loss for the summary: 4 decimals, or what it is when the run diverged (``nan (diverged)``)."""
+    return f"{value:.4f}" if math.isfinite(value) else f"{value} (diverged)"
 
 
 def evaluate(model: nn.Module, split: Split, batch_size: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,8 +191,16 @@ def finished_run(run_dir: Path, setting: dict) -> RunResult | None:
         return None
     recorded = run_dir / RESULT_FILE
     if recorded.exists():
-        saved = json.loads(recorded.read_text())
-        recorded_setting = saved["setting"]
+        try:
+            saved = json.loads(recorded.read_text())
+            recorded_setting, result = saved["setting"], RunResult(**saved["result"])
+            if not isinstance(recorded_setting, dict):
+                raise TypeError(f"its setting is {type(recorded_setting).__name__}, not an object")
+        except (OSError, ValueError, KeyError, TypeError) as e:  # cut short, or written by another version
+            raise LogDirConflict(
+                f"{recorded} is not a finished run's record that this version can read ({type(e).__name__}: "
+                f"{str(e)[:200]}); delete it to train that run again"
+            ) from None
         if recorded_setting != setting:
             changed = [k for k in setting if recorded_setting.get(k) != setting[k]]
             was = "; ".join(f"{k} {recorded_setting.get(k)!r}, now {setting[k]!r}" for k in changed)
@@ -189,7 +208,7 @@ def finished_run(run_dir: Path, setting: dict) -> RunResult | None:
                 f"{run_dir} holds a finished run trained with other settings ({was}); "
                 "use another --logdir or remove that folder"
             )
-        return RunResult(**saved["result"])
+        return result
     leftovers = [f for f in run_dir.iterdir() if not f.name.startswith("events.out.tfevents.") and f.name != RESULT_FILE + ".partial"]
     if leftovers:
         raise LogDirConflict(f"{run_dir} holds files that are not a run's ({leftovers[0].name}); use another --logdir")
