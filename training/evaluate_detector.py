@@ -39,11 +39,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas_logger.detector import (OverfitDetector, generalisation_loss_stop, loss_minimum_step, nas_alarm,
-                                 progress_quotient_stop, smooth, up_stop)
+from nas_logger.detector import OverfitDetector, loss_minimum_step, nas_alarm, smooth
 
 from .models import MODELS
 from .report import Curves, read_run
+from .stopping import generalisation_loss_stop, progress_quotient_stop, up_stop
 
 GRID = {"threshold": (0.25, 0.35, 0.5, 1.0), "window": (3, 4, 5), "quorum": (0.5, 0.75), "patience": (1, 2)}
 OVERFIT_MARGIN = 0.05  # a run overfits when its smoothed test loss ends this far above its smoothed minimum
