@@ -21,7 +21,7 @@ RISE_POINTS = 3
 @dataclass(frozen=True)
 class Alarm:
     """The alarm: the step it fired at, the layers that voted, and ``onset``, the step where their accelerating
-    climb began (the median over the voting layers of the middle of their slowest window)."""
+    climb began (the median over the voting layers of the bend of their curve since their slowest window)."""
 
     step: int
     layers: tuple[str, ...]
@@ -112,9 +112,14 @@ class OverfitDetector:
         return None
 
     def _onset(self, voters: Sequence[str]) -> int | None:
-        """The step where the voters' climb began: the lower median of their slowest windows' middles."""
-        starts = sorted(len(self._steps) - len(self._layers[name].values) + self._layers[name].since
-                        for name in voters)
+        """The step where the voters' climb began: the lower median over them of :func:`_bend`, searched from
+        the start of each one's slowest window on."""
+        starts = []
+        for name in voters:
+            layer = self._layers[name]
+            first = max(layer.since - self.window // 2, 0)
+            starts.append(len(self._steps) - len(layer.values) + first + _bend(layer.values[first:]))
+        starts.sort()
         return self._steps[starts[(len(starts) - 1) // 2]] if starts else None
 
     def status(self) -> dict:
@@ -183,6 +188,22 @@ class OverfitDetector:
         layer.low = min(layer.low, mean)
         noise = _value_noise(layer.values) * math.sqrt(2 / RISE_POINTS)
         layer.moved |= mean - layer.low >= max(self.judge_rise, self.noise_z * noise)
+
+
+def _bend(values: list[float]) -> int:
+    """Index where ``values`` bend upwards: the knot b of the least-squares fit a + c t + d max(t - b, 0) with the
+    smallest squared error (b from 1 to len - 2; 0 for fewer than four values)."""
+    n = len(values)
+    if n < 4:
+        return 0
+    t = np.arange(n, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    errors = []
+    for b in range(1, n - 1):
+        design = np.column_stack([np.ones(n), t, np.maximum(t - b, 0.0)])
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        errors.append(float(np.sum((design @ coef - y) ** 2)))
+    return 1 + int(np.argmin(errors))
 
 
 def _value_noise(values: list[float]) -> float:

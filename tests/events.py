@@ -43,5 +43,7 @@ def read_alarm_status(logdir, monitor=None):
 
     events = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
     events.Reload()
+    if fmt.alarm_status_tag(monitor) not in events.Tags()["tensors"]:
+        return []
     return [(e.step, fmt.parse_alarm_status(e.tensor_proto.string_val[0]))
             for e in events.Tensors(fmt.alarm_status_tag(monitor))]

@@ -217,3 +217,86 @@ def test_a_late_learner_is_told_from_memorisation_by_its_prediction_layer(seed):
     learned_early = {**features, "prediction": 0.4 + 0.3 * (1 - np.exp(-t / 3)) + rng.normal(0, 0.01, 40)}
     alarm = nas_alarm(list(t), learned_early)
     assert alarm is not None and 13 < alarm.step <= 25
+
+
+def statuses(steps, layers, **options):
+    detector = OverfitDetector(**options)
+    out = []
+    for t, step in enumerate(steps):
+        detector.update(step, {name: values[t] for name, values in layers.items()})
+        out.append(detector.status())
+    return out
+
+
+def test_a_short_run_says_how_many_epochs_the_alarm_needs():
+    steps, layers = curves(None, epochs=3)
+    status = statuses(steps, layers)[-1]
+    # A window of 5 epochs and 2 votes in a row: the alarm can fire at the 6th epoch at the earliest; whether the
+    # features' NAS moves at all is known by the 8th (judge_after), 5 more here.
+    assert OverfitDetector().epochs_to_judge == 6
+    assert status == {"state": "warming_up", "epochs_needed": 5, "onset": None, "alarm": None,
+                      "message": "NAS alarm: warming up, 5 more epochs before it can judge"}
+    flat = {name: np.full(8, base) for name, (base, _) in LAYERS.items()} | {"prediction": np.full(8, 0.5)}
+    assert [s["epochs_needed"] for s in statuses(list(range(8)), flat)] == [7, 6, 5, 4, 3, 2, 1, None]
+    # A layer that has moved by then: the alarm can judge as soon as it can fire.
+    assert [s["state"] for s in statuses(*curves(None, epochs=8, learn=2.0))][4:] == ["warming_up", "watching",
+                                                                                          "watching", "watching"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_flat_feature_nas_under_a_learning_output_cannot_be_judged(seed):
+    """A normalised network: the feature layers' NAS stays within its noise while the prediction layer's
+    climbs from the first epoch (its test loss may rise); the alarm cannot see it, and says so."""
+    rng = np.random.default_rng(seed)
+    layers = {name: base + rng.normal(0, 0.006, 30) for name, (base, _) in LAYERS.items()}
+    layers["prediction"] = np.linspace(0.4, 0.7, 30) + rng.normal(0, 0.02, 30)
+    states = [s["state"] for s in statuses(list(range(1, 31)), layers)]
+    assert states[:7] == ["warming_up"] * 7
+    assert states[7:] == ["cannot_judge"] * 23
+    assert "feature-layer NAS is flat" in statuses(list(range(1, 31)), layers)[-1]["message"]
+
+
+@pytest.mark.parametrize("learn", [2.0, 5.0])
+def test_a_learning_rise_is_watched_and_a_second_climb_fires_with_its_onset(learn):
+    steps, layers = curves(None, epochs=30, learn=learn)
+    assert [s["state"] for s in statuses(steps, layers)][7:] == ["watching"] * 23
+    steps, layers = curves(14, epochs=30)
+    final = statuses(steps, layers)[-1]
+    alarm = nas_alarm(steps, layers)
+    assert final["state"] == "fired" and final["alarm"] == alarm.step and final["onset"] == alarm.onset
+    assert 10 <= alarm.onset <= 16 < alarm.step  # the climb starts at 14; the alarm needs a few epochs of it
+    assert final["message"] == f"NAS alarm fired at step {alarm.step}; the climb began at step {alarm.onset}"
+
+
+def test_the_onset_is_the_median_start_of_the_voting_layers_climbs():
+    """Three feature layers, flat, then climbing from epochs 8, 10 and 12: the onset is the middle one's start,
+    within the half window the slowest window's middle is off by."""
+    t = np.arange(1, 31)
+    layers = {f"l{i}": 0.3 + 0.03 * np.clip(t - start, 0, None) for i, start in enumerate((8, 10, 12))}
+    layers["prediction"] = np.full(30, 0.5)
+    alarm = nas_alarm(list(t), layers, quorum=1.0)
+    assert alarm is not None and set(alarm.layers) == {"l0", "l1", "l2"}
+    assert abs(alarm.onset - 10) <= 2
+
+
+def test_the_monitor_writes_its_alarm_status_at_every_log(tmp_path, small_cnn):
+    import torch
+
+    import nas_logger
+    from events import read_alarm_status
+    from nas_logger import format as fmt
+
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), detect=True)
+    for step in range(3):
+        monitor.log(step)
+    assert monitor.alarm_status == fmt.parse_alarm_status(fmt.encode_alarm_status(**monitor.alarm_status))
+    assert monitor.alarm_status["state"] == "warming_up" and monitor.alarm_status["epochs_needed"] == 5
+    monitor.close()
+    written = read_alarm_status(tmp_path)
+    assert [step for step, _ in written] == [0, 1, 2]
+    assert [s["epochs_needed"] for _, s in written] == [7, 6, 5]
+    plain = nas_logger.watch(small_cnn, tmp_path / "plain", probe=torch.randn(2, 1, 8, 8))
+    plain.log(0)
+    assert plain.alarm_status is None
+    plain.close()
+    assert read_alarm_status(tmp_path / "plain") == []
