@@ -300,3 +300,4 @@ def test_the_monitor_writes_its_alarm_status_at_every_log(tmp_path, small_cnn):
     assert plain.alarm_status is None
     plain.close()
     assert read_alarm_status(tmp_path / "plain") == []
+
