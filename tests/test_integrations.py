@@ -15,6 +15,18 @@ def digits_like(n=64, seed=0):
     return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
+def hf_training(transformers, tmp_path, epochs):
+    """The digits-like samples as keyword batches and CPU TrainingArguments evaluating every epoch."""
+    x, y = digits_like()
+    data = [{"pixels": xi, "labels": yi} for xi, yi in zip(x, y)]
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), num_train_epochs=epochs, eval_strategy="epoch", save_strategy="no",
+        per_device_train_batch_size=16, per_device_eval_batch_size=16, learning_rate=0.01, report_to="none",
+        use_cpu=True, disable_tqdm=True,
+    )
+    return data, args
+
+
 def lightning_classifier(pl):
     """A LightningModule over SmallCNN that logs ``val_loss``."""
 
@@ -77,13 +89,7 @@ def test_huggingface_callback_logs_every_evaluation(tmp_path):
     pytest.importorskip("accelerate")
     from nas_logger.integrations.huggingface import NASTrainerCallback
 
-    x, y = digits_like()
-    data = [{"pixels": xi, "labels": yi} for xi, yi in zip(x, y)]
-    args = transformers.TrainingArguments(
-        output_dir=str(tmp_path / "out"), num_train_epochs=2, eval_strategy="epoch", save_strategy="no",
-        per_device_train_batch_size=16, per_device_eval_batch_size=16, learning_rate=0.01, report_to="none",
-        use_cpu=True, disable_tqdm=True,
-    )
+    data, args = hf_training(transformers, tmp_path, epochs=2)
     trainer = transformers.Trainer(model=KeywordModel(), args=args, train_dataset=data, eval_dataset=data,
                                    callbacks=[NASTrainerCallback(tmp_path / "nas")])
     trainer.train()
@@ -196,13 +202,7 @@ def test_huggingface_stops_at_the_alarm_and_rewinds_to_the_onset(tmp_path, resto
         def on_evaluate(self, args, state, control, model=None, **kwargs):
             self.weights[state.global_step] = snapshot(model)
 
-    x, y = digits_like()
-    data = [{"pixels": xi, "labels": yi} for xi, yi in zip(x, y)]
-    args = transformers.TrainingArguments(
-        output_dir=str(tmp_path / "out"), num_train_epochs=10, eval_strategy="epoch", save_strategy="no",
-        per_device_train_batch_size=16, per_device_eval_batch_size=16, learning_rate=0.01, report_to="none",
-        use_cpu=True, disable_tqdm=True,
-    )
+    data, args = hf_training(transformers, tmp_path, epochs=10)
     recorder = Recorder()
     nas = NASTrainerCallback(tmp_path / "nas", stop_on_alarm=True, restore=restore,
                              detect=ScriptedAlarm(fire=3, onset=2))

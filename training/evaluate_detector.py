@@ -1,9 +1,10 @@
-"""``python -m training.evaluate_detector``: the NAS-only overfitting alarm against Prechelt's stopping rules,
-leave one dataset out.
+"""``python -m training.evaluate_detector``: the NAS-only overfitting alarm against Prechelt's stopping rules
+and EB, leave one dataset out; the tables of docs/early-warning.md.
 
-    python -m training.evaluate_detector digits=runs/ew-digits fashion-mnist=runs/ew-fashion \\
-        cifar10=runs/ew-cifar10 --output docs/early-warning-results.md --save-curves runs.json.gz
-    python -m training.evaluate_detector runs.json.gz   # the same runs, without their event files
+    python -m training.evaluate_detector docs/data/early-warning-runs.json.gz --epochs 25 \\
+        --output docs/early-warning-results.md
+    python -m training.evaluate_detector docs/data/early-warning-runs.json.gz --epochs 25 --table onset
+    python -m training.evaluate_detector digits=runs/ew-digits cifar10=runs/ew-cifar10 --save-curves runs.json.gz
 
 Each DATASET=LOGDIR holds runs ``<LOGDIR>/<model>/seed<k>`` logged by ``python -m training`` (median NAS per
 layer, ``test_loss``, ``train_loss``); runs that logged fewer than ``--epochs`` epochs are left out.
@@ -12,7 +13,11 @@ JSON file, which can stand in for the log dirs later: event files of real runs a
 dataset from several sources are judged together (a later run of the same name replaces the earlier), so new
 seeds can join saved ones: ``python -m training.evaluate_detector saved.json.gz cifar10=runs/more-seeds``.
 
-1. The detector's built-in defaults are judged on every run.
+1. The detector's built-in defaults are judged on every run: its alarm, and its stop with rewind to the onset
+   of the climb ("NAS rewind", the weights of the last 8 logged epochs kept, as ``NASCallback`` keeps them).
+   Applicability: the alarm's status at the last epoch (cannot judge / watching / fired) per kind of network
+   (normalised: NormNet, ResNet10-BN, ResNet50; NAS-lowering penalty: L1Net, L2Net, NASReg; plain: the others).
+   Onset: on the runs where the alarm fired, the test loss at the onset, the alarm, the rewind, GL_5 and EB.
 2. Leave one dataset out: for each dataset in turn, the detector's grid is tuned on that dataset's runs
    alone and judged on the runs of the others, which the tuning never saw.
 3. Baselines on the same runs, online: on the test loss (which the NAS alarm never sees) Prechelt's GL_5,

@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1
 
 from .common import he_init, scaled
+from .resnet import ResNet50
 
 RESNET_STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))  # (channels, stride); one BasicBlock each
 VGG_BLOCKS = (64, 128, 256)  # two 3x3 convolutions per block, then a 2x2 pooling
@@ -41,10 +42,7 @@ class ResNet10BN(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(x.mean(dim=(2, 3)))
+    forward = ResNet50.forward  # the same stem, four stages, global average pool and fc
 
 
 class VGG8Drop(nn.Module):
