@@ -9,7 +9,7 @@ LAYERS = {"conv1": (0.35, 0.02), "conv2": (0.28, 0.08), "conv3": (0.37, 0.1), "c
 
 def curves(overfit_at: float | None = None, epochs: int = 30, climb: float = 0.025, learn: float = 3.0,
            noise: float = 0.004, seed: int = 0) -> tuple[list[int], dict[str, np.ndarray]]:
-    """The phenomenon of issue 12: while the network learns, every layer's median NAS rises by ``gain``
+    """Learning then memorising: while the network learns, every layer's median NAS rises by ``gain``
     and levels off (time constant ``learn`` epochs); from ``overfit_at`` on (None: never) it climbs again
     by ``climb`` of its remaining headroom per epoch. Epochs 1..N, Gaussian noise."""
     rng = np.random.default_rng(seed)
@@ -34,7 +34,7 @@ def test_a_learning_rise_that_levels_off_raises_no_alarm(seed, learn):
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("overfit_at", [10, 14, 20])
 def test_the_second_climb_after_the_plateau_fires_within_a_few_epochs(seed, overfit_at):
-    """Issue 12's CIFAR-10 picture: learning rise, plateau, a second climb; the alarm follows the climb."""
+    """Learning rise, plateau, a second climb: the alarm follows the climb."""
     steps, layers = curves(overfit_at, seed=seed)
     alarm = nas_alarm(steps, layers)
     assert alarm is not None
