@@ -14,6 +14,8 @@ import numpy as np
 LOSS_SMOOTHING_WINDOW = 3
 # Epochs a climb is measured over at least (from the middle of the slowest window on).
 MIN_CLIMB_POINTS = 4
+# Prediction-layer median NAS of outputs at chance: near-uniform outputs have logits of one size, NAS near 0.
+CHANCE_NAS = 0.05
 # Epochs in the trailing mean whose rise above its lowest tells whether a layer's NAS moves at all.
 RISE_POINTS = 3
 
@@ -52,8 +54,8 @@ class OverfitDetector:
     slowest window) beats L by ``threshold`` x R and by ``noise_z`` standard errors. The alarm fires when a
     ``quorum`` share of the feature layers votes ``patience`` epochs in a row, after ``warmup`` epochs; it
     names the voters and the onset of their climb. While the prediction layer's NAS (the outputs'
-    confidence) idles and then rises, each new fastest rise restarts every feature layer's L and R: a late
-    start of learning is not memorisation. :meth:`status` says whether the detector can judge the network: a
+    confidence) wakes up (idles, or rises from chance ever faster), each new fastest rise restarts every
+    feature layer's L and R: a late start of learning is not memorisation. :meth:`status` says whether the detector can judge the network: a
     feature layer whose NAS never rises ``judge_rise`` above its lowest (normalised layers) gives it nothing
     to see. Epochs <= t only are used at epoch t. docs/early-warning.md has the method and its evaluation.
     """
@@ -71,6 +73,7 @@ class OverfitDetector:
     _layers: dict[str, _Layer] = field(default_factory=dict, repr=False)
     _outputs: list[float] = field(default_factory=list, repr=False)  # the prediction layer's medians
     _outputs_fastest: float = field(default=0.0, repr=False)
+    _waking: bool | None = field(default=None, repr=False)  # outputs from chance, speeding up without a break
     _streak: int = field(default=0, repr=False)
     _steps: list[int] = field(default_factory=list, repr=False)  # the steps fed so far
     _epochs: int = field(default=0, repr=False)
@@ -146,16 +149,18 @@ class OverfitDetector:
                            f"{self.judge_rise:g} above its lowest; normalised layers?)"}
 
     def _outputs_learn(self, value: float) -> bool:
-        """Feed the prediction layer's median; True when, still idle (never faster than ``min_rate``), its slope
-        beats every earlier one and the noise."""
+        """Feed the prediction layer's median; True when the outputs wake up: while still idle (never faster
+        than ``min_rate``), or, for outputs that started at chance (median below :data:`CHANCE_NAS`), while
+        every window has been faster than all before, its slope beats every earlier one and the noise."""
         self._outputs.append(float(value))
         if len(self._outputs) < self.window:
             return False
         slope = _slope(self._outputs[-self.window:])
-        idle = self._outputs_fastest < self.min_rate
         faster = slope > max(self._outputs_fastest, self.noise_z * _slope_error(self._outputs, self.window))
+        idle = self._outputs_fastest < self.min_rate
         self._outputs_fastest = max(self._outputs_fastest, slope)
-        return idle and faster
+        self._waking = self._outputs[0] < CHANCE_NAS and (idle or faster) and self._waking is not False
+        return faster and (idle or self._waking)
 
     def _votes(self, name: str, value: float) -> bool:
         """Update layer ``name`` with this epoch's median; True when it climbs faster than its slowest pace."""

@@ -301,3 +301,20 @@ def test_the_monitor_writes_its_alarm_status_at_every_log(tmp_path, small_cnn):
     plain.close()
     assert read_alarm_status(tmp_path / "plain") == []
 
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_network_that_learns_from_chance_after_a_slow_start_raises_no_alarm(seed):
+    """The everyday recipe's slow start: outputs at chance (prediction NAS near 0) that wake up ever faster from
+    the first epochs (past ``min_rate`` in the first window, so never idle), while the feature layers' NAS
+    first falls, then climbs as the network learns (epochs 3-12) and levels off. Each new fastest rise of the
+    waking outputs restarts the features' paces: their learning climb is no alarm."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, 31)
+    x = np.clip((t - 3) / 9, 0, 1)
+    learning = x * x * (3 - 2 * x)
+    layers = {name: base - 0.01 * np.clip(t - 1, 0, 2) + 0.1 * learning + rng.normal(0, 0.004, 30)
+              for name, (base, _) in LAYERS.items()}
+    layers["prediction"] = 0.4 / (1 + np.exp(-(t - 7) / 1.5)) + rng.normal(0, 0.005, 30)
+    assert layers["prediction"][0] < 0.05 < (layers["prediction"][4] - layers["prediction"][0]) / 4 * 10
+    assert nas_alarm(list(t), layers) is None
