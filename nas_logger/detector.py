@@ -125,16 +125,17 @@ class OverfitDetector:
         starts.sort()
         return self._steps[starts[(len(starts) - 1) // 2]] if starts else None
 
-    def status(self) -> dict:
+    def status(self, unit: str = "step") -> dict:
         """What the alarm can say now: ``{state, message, epochs_needed, onset, alarm}`` as in
         :func:`nas_logger.format.parse_alarm_status`. "warming_up" until :attr:`epochs_to_judge` epochs (and,
         while no feature layer has moved, ``judge_after``); then "watching" once some feature layer's NAS has
-        risen ``judge_rise`` and its noise above its lowest, else "cannot_judge"; "fired" once it fired."""
+        risen ``judge_rise`` and its noise above its lowest, else "cannot_judge"; "fired" once it fired. ``unit``
+        names the steps in the message ("epoch", "global step")."""
         if self.alarm is not None:
             onset = self.alarm.onset
             return {"state": "fired", "epochs_needed": None, "onset": onset, "alarm": self.alarm.step,
-                    "message": f"NAS alarm fired at step {self.alarm.step}"
-                               + (f"; the climb began at step {onset}" if onset is not None else "")}
+                    "message": f"NAS alarm fired at {unit} {self.alarm.step}"
+                               + (f"; the climb began at {unit} {onset}" if onset is not None else "")}
         seen = self._epochs
         moved = any(layer.moved for layer in self._layers.values())
         needed = max(self.epochs_to_judge - seen, 0 if moved else self.judge_after - seen)

@@ -271,7 +271,7 @@ class Monitor:
         # The scalars ride in the step's event: one event to queue and wake the writer thread for, not 1 + one per scalar.
         summary.value.extend(value for tag, v in scalars.items() for value in scalar_summary(tag, v).value)
         if self.detector is not None:
-            status = self.detector.status()
+            status = self.detector.status(self.step_unit)
             summary.value.extend(alarm_status_summary(fmt.encode_alarm_status(**status), self.name,
                                                       self.step_unit).value)
         out.add_summary(summary, step)
@@ -294,7 +294,7 @@ class Monitor:
         """What the alarm can say at the latest log (``detect=True``; else None): ``{state, message,
         epochs_needed, onset, alarm}``, state one of warming_up, watching, fired, cannot_judge
         (:meth:`OverfitDetector.status`). It is written to the event file at every log."""
-        return self.detector.status() if self.detector is not None else None
+        return self.detector.status(self.step_unit) if self.detector is not None else None
 
     def flush(self) -> None:
         """Flush the writer; nothing to do after :meth:`close`."""
