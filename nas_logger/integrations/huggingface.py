@@ -42,7 +42,8 @@ class NASTrainerCallback(TrainerCallback):
             return
         loss = (metrics or {}).get("eval_loss")
         self.monitor.log(int(state.global_step), test_loss=loss)
-        if self.stop.after_log(self.monitor, kwargs.get("model") or self.model, int(state.global_step)):
+        model = kwargs.get("model")
+        if self.stop.after_log(self.monitor, self.model if model is None else model, int(state.global_step)):
             control.should_training_stop = True
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
