@@ -9,7 +9,7 @@ load torch into the TensorBoard process (hundreds of MiB of resident memory).
 """
 import importlib
 
-from .detector import Alarm, OverfitDetector, generalisation_loss_stop, loss_minimum_step, nas_alarm
+from .detector import Alarm, OverfitDetector, loss_minimum_step, nas_alarm
 from .format import LayerInfo
 
 _LAZY = {
@@ -18,8 +18,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "Alarm", "LayerInfo", "Monitor", "NASReg", "OverfitDetector", "entropy", "generalisation_loss_stop",
-    "loss_minimum_step", "nas_alarm", "nas_sparsity", "perplexity", "watch", "WatchOptions",
+    "Alarm", "LayerInfo", "Monitor", "NASReg", "OverfitDetector", "WatchOptions", "entropy", "loss_minimum_step",
+    "nas_alarm", "nas_sparsity", "perplexity", "watch",
 ]
 __version__ = "0.2.0"
 

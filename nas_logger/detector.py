@@ -1,11 +1,7 @@
-"""Online overfitting signals: a NAS-only alarm and the test-loss baselines it is judged against.
-
-NAS alarm (``OverfitDetector``): NAS climbing faster again after it had slowed down. Fed the per-layer median NAS after each epoch.
-Test-loss baselines (Prechelt 1998, all online): the generalisation loss GL_alpha, the quotient PQ_alpha of
-GL and training progress, and UP_s (s successive strips with a rising test loss); and the step of the
-minimum of the lightly smoothed test loss (offline: it needs the whole curve), the reference they are
-all judged against.
-"""
+"""The NAS-only overfitting alarm (``OverfitDetector``), fed the per-layer median NAS after each epoch, and the
+step of the minimum of the lightly smoothed test loss (offline: it needs the whole curve), the moment of
+overfitting the plugin marks and the alarm is judged against. The test-loss stopping rules it is compared
+with live in ``training/stopping.py``."""
 from __future__ import annotations
 
 import math
@@ -18,12 +14,20 @@ import numpy as np
 LOSS_SMOOTHING_WINDOW = 3
 # Epochs a climb is measured over at least (from the middle of the slowest window on).
 MIN_CLIMB_POINTS = 4
+# Prediction-layer median NAS of outputs at chance: near-uniform outputs have logits of one size, NAS near 0.
+CHANCE_NAS = 0.05
+# Epochs in the trailing mean whose rise above its lowest tells whether a layer's NAS moves at all.
+RISE_POINTS = 3
 
 
 @dataclass(frozen=True)
 class Alarm:
+    """The alarm: the step it fired at, the layers that voted, and ``onset``, the step where their accelerating
+    climb began (the median over the voting layers of the bend of their curve since their slowest window)."""
+
     step: int
     layers: tuple[str, ...]
+    onset: int | None = None
 
 
 @dataclass
@@ -36,36 +40,24 @@ class _Layer:
     slowest: float = math.inf
     rise: float = 0.0
     since: int = 0  # index of the middle of the slowest window: where the climb is measured from
+    low: float = math.inf  # lowest trailing 3-epoch mean so far
+    moved: bool = False  # rose beyond ``judge_rise`` and its noise above ``low`` at some epoch
 
 
 @dataclass
 class OverfitDetector:
-    """NAS-only, online overfitting alarm: a layer's NAS climbing faster again after it had slowed down.
+    """NAS-only, online overfitting alarm: a feature layer's median NAS climbing faster again after it had slowed.
 
-    While a network learns, its layers' median NAS may rise, but the rise slows down and levels off; when
-    the network starts to memorise, NAS climbs again, faster (issue 12's CIFAR-10 picture; the paper's
-    Fig. 2). So for every feature layer (all but the last, the prediction layer) the detector takes s(t),
-    the least-squares slope of the median NAS over the last ``window`` epochs (NAS per epoch, from the first
-    full window on), and keeps its slowest slope so far, L (a falling layer counts as flat: L >= 0), and its
-    rise rate R, the fastest slope it had shown up to the epoch of L (its learning rise; at least
-    ``min_rate``). A layer votes while it climbs faster again: c - L >= ``threshold`` x R, by more than
-    ``noise_z`` standard errors of c (from the robust spread of the layer's second differences), where c is
-    s(t) or the slope over every epoch since the middle of the slowest window (at least 4): a slow climb that
-    a ``window``-epoch slope cannot tell from the noise shows over the longer span. A rise
-    that slows down or keeps one pace never votes, however steep, and measuring each layer against its own
-    learning rise makes one setting fit dense and sparse, shallow and deep layers. The alarm fires at the
-    first epoch at which at least a ``quorum`` share of the feature layers (those with a finite median)
-    votes, ``patience`` epochs in a row, never within the first ``warmup`` epochs; it names the voting
-    layers.
-
-    A network that starts to learn late (it idles at chance, then learns: dropout, poor initialisation) shows
-    the same shape, flat then climbing, while it is still learning. The prediction layer tells the two apart:
-    its NAS measures how confident the outputs are, and it starts to rise when the network starts to learn.
-    So while the outputs idle (the prediction layer's ``window``-epoch slope has never exceeded ``min_rate``),
-    each new fastest rise of it (beyond ``noise_z`` standard errors) measures every feature layer's slowest
-    pace and learning rise afresh from that epoch on: a layer that climbs as the outputs wake up is learning,
-    not memorising. Only epochs <= t are used at epoch t; each epoch costs one ``window``-point regression and one
-    median over the history per layer.
+    Per feature layer (all but the last, the prediction layer): s(t), the slope of its median NAS over the
+    last ``window`` epochs; L, its slowest slope so far (>= 0); R, its learning rise, the fastest slope up to
+    the epoch of L (>= ``min_rate``). It votes while a climb c (s(t), or the slope since the middle of the
+    slowest window) beats L by ``threshold`` x R and by ``noise_z`` standard errors. The alarm fires when a
+    ``quorum`` share of the feature layers votes ``patience`` epochs in a row, after ``warmup`` epochs; it
+    names the voters and the onset of their climb. While the prediction layer's NAS (the outputs'
+    confidence) wakes up (idles, or rises from chance ever faster), each new fastest rise restarts every
+    feature layer's L and R: a late start of learning is not memorisation. :meth:`status` says whether the detector can judge the network: a
+    feature layer whose NAS never rises ``judge_rise`` above its lowest (normalised layers) gives it nothing
+    to see. Epochs <= t only are used at epoch t. docs/early-warning.md has the method and its evaluation.
     """
 
     threshold: float = 0.35
@@ -75,56 +67,107 @@ class OverfitDetector:
     patience: int = 2
     warmup: int = 3
     noise_z: float = 2.0
+    judge_rise: float = 0.04
+    judge_after: int = 8
     alarm: Alarm | None = None
     _layers: dict[str, _Layer] = field(default_factory=dict, repr=False)
     _outputs: list[float] = field(default_factory=list, repr=False)  # the prediction layer's medians
     _outputs_fastest: float = field(default=0.0, repr=False)
+    _waking: bool | None = field(default=None, repr=False)  # outputs from chance, speeding up without a break
     _streak: int = field(default=0, repr=False)
+    _steps: list[int] = field(default_factory=list, repr=False)  # the steps fed so far
     _epochs: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if (not self.threshold > 0 or self.window < 2 or not self.min_rate > 0
-                or not 0 < self.quorum <= 1 or self.patience < 1 or self.warmup < 0 or not self.noise_z >= 0):
+                or not 0 < self.quorum <= 1 or self.patience < 1 or self.warmup < 0 or not self.noise_z >= 0
+                or not self.judge_rise >= 0 or self.judge_after < 1):
             raise ValueError(
                 "OverfitDetector needs threshold > 0, window >= 2, min_rate > 0, 0 < quorum <= 1, "
-                f"patience >= 1, warmup >= 0, noise_z >= 0; got threshold={self.threshold}, "
-                f"window={self.window}, min_rate={self.min_rate}, quorum={self.quorum}, patience={self.patience}, "
-                f"warmup={self.warmup}, noise_z={self.noise_z}"
+                "patience >= 1, warmup >= 0, noise_z >= 0, judge_rise >= 0, judge_after >= 1; got "
+                f"threshold={self.threshold}, window={self.window}, min_rate={self.min_rate}, quorum={self.quorum}, "
+                f"patience={self.patience}, warmup={self.warmup}, noise_z={self.noise_z}, "
+                f"judge_rise={self.judge_rise}, judge_after={self.judge_after}"
             )
+
+    @property
+    def epochs_to_judge(self) -> int:
+        """Logged epochs before the alarm can first fire: a full window, ``patience`` votes, past ``warmup``."""
+        return max(self.window + self.patience - 1, self.warmup + 1)
 
     def update(self, step: int, medians: Mapping[str, float]) -> Alarm | None:
         """Feed one epoch's median NAS per layer, in depth order (the prediction layer last, as
         ``Monitor.log`` returns them). Returns the alarm on the epoch it fires, else None."""
+        self._steps.append(int(step))
         self._epochs += 1
         names = list(medians)
         if len(names) > 1 and math.isfinite(medians[names[-1]]) and self._outputs_learn(medians[names[-1]]):
             # Paces forgotten, values kept: each layer's next window sets its slowest pace and learning rise anew.
-            self._layers = {name: _Layer(layer.values) for name, layer in self._layers.items()}
+            self._layers = {name: _Layer(layer.values, low=layer.low, moved=layer.moved)
+                            for name, layer in self._layers.items()}
         features = [n for n in (names[:-1] if len(names) > 1 else names) if math.isfinite(medians[n])]
         voters = tuple(name for name in features if self._votes(name, medians[name]))
         enough = bool(features) and len(voters) >= self.quorum * len(features)
         self._streak = self._streak + 1 if enough else 0
         if self.alarm is None and self._streak >= self.patience and self._epochs > self.warmup:
-            self.alarm = Alarm(int(step), voters)
+            self.alarm = Alarm(int(step), voters, self._onset(voters))
             return self.alarm
         return None
 
+    def _onset(self, voters: Sequence[str]) -> int | None:
+        """The step where the voters' climb began: the lower median over them of :func:`_bend`, searched from
+        the start of each one's slowest window on."""
+        starts = []
+        for name in voters:
+            layer = self._layers[name]
+            first = max(layer.since - self.window // 2, 0)
+            starts.append(len(self._steps) - len(layer.values) + first + _bend(layer.values[first:]))
+        starts.sort()
+        return self._steps[starts[(len(starts) - 1) // 2]] if starts else None
+
+    def status(self, unit: str = "step") -> dict:
+        """What the alarm can say now: ``{state, message, epochs_needed, onset, alarm}`` as in
+        :func:`nas_logger.format.parse_alarm_status`. "warming_up" until :attr:`epochs_to_judge` epochs (and,
+        while no feature layer has moved, ``judge_after``); then "watching" once some feature layer's NAS has
+        risen ``judge_rise`` and its noise above its lowest, else "cannot_judge"; "fired" once it fired. ``unit``
+        names the steps in the message ("epoch", "global step")."""
+        if self.alarm is not None:
+            onset = self.alarm.onset
+            return {"state": "fired", "epochs_needed": None, "onset": onset, "alarm": self.alarm.step,
+                    "message": f"NAS alarm fired at {unit} {self.alarm.step}"
+                               + (f"; the climb began at {unit} {onset}" if onset is not None else "")}
+        seen = self._epochs
+        moved = any(layer.moved for layer in self._layers.values())
+        needed = max(self.epochs_to_judge - seen, 0 if moved else self.judge_after - seen)
+        if needed > 0:
+            return {"state": "warming_up", "epochs_needed": needed, "onset": None, "alarm": None,
+                    "message": f"NAS alarm: warming up, {needed} more epoch{'s' * (needed > 1)} before it can judge"}
+        if moved:
+            return {"state": "watching", "epochs_needed": None, "onset": None, "alarm": None,
+                    "message": "NAS alarm: watching"}
+        return {"state": "cannot_judge", "epochs_needed": None, "onset": None, "alarm": None,
+                "message": f"NAS alarm: cannot judge this network: feature-layer NAS is flat (no layer rose "
+                           f"{self.judge_rise:g} above its lowest; normalised layers?)"}
+
     def _outputs_learn(self, value: float) -> bool:
-        """Feed the prediction layer's median; True when, still idle (never faster than ``min_rate``), its slope
-        beats every earlier one and the noise."""
+        """Feed the prediction layer's median; True when the outputs wake up: while still idle (never faster
+        than ``min_rate``), or, for outputs that started at chance (median below :data:`CHANCE_NAS`), while
+        every window has been faster than all before, its slope beats every earlier one and the noise."""
         self._outputs.append(float(value))
         if len(self._outputs) < self.window:
             return False
         slope = _slope(self._outputs[-self.window:])
-        idle = self._outputs_fastest < self.min_rate
         faster = slope > max(self._outputs_fastest, self.noise_z * _slope_error(self._outputs, self.window))
+        idle = self._outputs_fastest < self.min_rate
         self._outputs_fastest = max(self._outputs_fastest, slope)
-        return idle and faster
+        self._waking = self._outputs[0] < CHANCE_NAS and (idle or faster) and self._waking is not False
+        return faster and (idle or self._waking)
 
     def _votes(self, name: str, value: float) -> bool:
         """Update layer ``name`` with this epoch's median; True when it climbs faster than its slowest pace."""
         layer = self._layers.setdefault(name, _Layer())
         layer.values.append(float(value))
+        self._track_rise(layer)
         if len(layer.values) < self.window:
             return False
         slope = _slope(layer.values[-self.window:])
@@ -142,16 +185,46 @@ class OverfitDetector:
             for s, n in spans
         )
 
+    def _track_rise(self, layer: _Layer) -> None:
+        """Whether the layer's NAS moves: its trailing 3-epoch mean rose ``judge_rise`` above its lowest so far,
+        and by more than ``noise_z`` standard errors of such a difference."""
+        if len(layer.values) < RISE_POINTS:
+            return
+        mean = sum(layer.values[-RISE_POINTS:]) / RISE_POINTS
+        layer.low = min(layer.low, mean)
+        noise = _value_noise(layer.values) * math.sqrt(2 / RISE_POINTS)
+        layer.moved |= mean - layer.low >= max(self.judge_rise, self.noise_z * noise)
 
-def _slope_error(values: list[float], n: int) -> float:
-    """Standard error of an ``n``-point least-squares slope, the noise of one value estimated from the
-    robust spread (1.4826 x MAD) of the second differences of ``values`` (which a linear trend leaves at
-    zero) divided by sqrt(6), times sqrt(12 / (n^3 - n)). 0 with fewer than four values."""
+
+def _bend(values: list[float]) -> int:
+    """Index where ``values`` bend upwards: the knot b of the least-squares fit a + c t + d max(t - b, 0) with the
+    smallest squared error (b from 1 to len - 2; 0 for fewer than four values)."""
+    n = len(values)
+    if n < 4:
+        return 0
+    t = np.arange(n, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    errors = []
+    for b in range(1, n - 1):
+        design = np.column_stack([np.ones(n), t, np.maximum(t - b, 0.0)])
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        errors.append(float(np.sum((design @ coef - y) ** 2)))
+    return 1 + int(np.argmin(errors))
+
+
+def _value_noise(values: list[float]) -> float:
+    """Noise of one value: the robust spread (1.4826 x MAD) of the second differences of ``values`` (which a
+    linear trend leaves at zero) over sqrt(6). 0 with fewer than four values."""
     if len(values) < 4:
         return 0.0
     second = np.diff(values, 2)
-    noise = 1.4826 * float(np.median(np.abs(second - np.median(second)))) / math.sqrt(6)
-    return noise * math.sqrt(12.0 / (n**3 - n))
+    return 1.4826 * float(np.median(np.abs(second - np.median(second)))) / math.sqrt(6)
+
+
+def _slope_error(values: list[float], n: int) -> float:
+    """Standard error of an ``n``-point least-squares slope of ``values`` (:func:`_value_noise` times
+    sqrt(12 / (n^3 - n)))."""
+    return _value_noise(values) * math.sqrt(12.0 / (n**3 - n))
 
 
 def _slope(values: list[float]) -> float:
@@ -188,57 +261,3 @@ def loss_minimum_step(steps: Sequence[int], losses: Sequence[float], window: int
         return None
     kept = np.asarray(steps)[finite]
     return int(kept[int(np.argmin(smooth(values[finite], window)))])
-
-
-def generalisation_loss_stop(steps: Sequence[int], losses: Sequence[float], alpha: float = 5.0) -> int | None:
-    """Prechelt's GL_alpha (1998): the first step t with 100 * (E(t) / min_{t'<=t} E(t') - 1) > alpha.
-
-    Online: the decision at t uses losses up to t only. None when the criterion never fires.
-    """
-    best = math.inf
-    for step, loss in zip(steps, losses):
-        if not math.isfinite(loss):
-            continue
-        best = min(best, loss)
-        if best > 0 and 100.0 * (loss / best - 1.0) > alpha:
-            return int(step)
-    return None
-
-
-def _strip_ends(steps: Sequence[int], k: int) -> range:
-    """Positions of the last epoch of each strip of ``k`` epochs."""
-    return range(k - 1, len(steps), k)
-
-
-def progress_quotient_stop(steps: Sequence[int], losses: Sequence[float], train_losses: Sequence[float],
-                           alpha: float = 3.0, strip: int = 5) -> int | None:
-    """Prechelt's PQ_alpha (1998): at the end of each strip of ``strip`` epochs, stop when
-    GL(t) / P_k(t) > alpha, with GL(t) = 100 * (E(t) / min_{t'<=t} E(t') - 1) on the test loss E and the
-    training progress P_k(t) = 1000 * (sum of the strip's training losses / (k * their minimum) - 1).
-    Online; None when it never fires."""
-    best = math.inf
-    for i, (step, loss) in enumerate(zip(steps, losses)):
-        if math.isfinite(loss):
-            best = min(best, loss)
-        if (i + 1) % strip or not math.isfinite(loss) or not best > 0:
-            continue
-        window = [v for v in train_losses[i + 1 - strip: i + 1] if math.isfinite(v)]
-        if not window or min(window) <= 0:
-            continue
-        progress = 1000.0 * (sum(window) / (len(window) * min(window)) - 1.0)
-        gl = 100.0 * (loss / best - 1.0)
-        if gl > 0 and (progress <= 0 or gl / progress > alpha):
-            return int(step)
-    return None
-
-
-def up_stop(steps: Sequence[int], losses: Sequence[float], s: int = 2, strip: int = 5) -> int | None:
-    """Prechelt's UP_s (1998): stop at the end of the s-th successive strip of ``strip`` epochs at whose end
-    the test loss is higher than at the end of the strip before. Online; None when it never fires."""
-    ends = list(_strip_ends(steps, strip))
-    rises = 0
-    for previous, current in zip(ends, ends[1:]):
-        rises = rises + 1 if losses[current] > losses[previous] else 0
-        if rises >= s:
-            return int(steps[current])
-    return None

@@ -23,7 +23,7 @@ from .probe import MAX_PROBE, Probe, capture_call, describe, first_images, prepa
 from .sharded import every_rank, share_probe
 from .sources import LayerResult, ProbeStatistics, StreamStatistics
 from .streaming import DEFAULT_BINS
-from .summaries import probe_summary, step_summary
+from .summaries import alarm_status_summary, probe_summary, step_summary
 from .writer import ResilientWriter, log_dir_of
 
 logger = logging.getLogger(__name__)
@@ -309,6 +309,10 @@ class Monitor:
                                self.step_unit)
         # The scalars ride in the step's event: one event to queue and wake the writer thread for, not 1 + one per scalar.
         summary.value.extend(value for tag, v in scalars.items() for value in scalar_summary(tag, v).value)
+        if self.detector is not None:
+            status = self.detector.status(self.step_unit)
+            summary.value.extend(alarm_status_summary(fmt.encode_alarm_status(**status), self.name,
+                                                      self.step_unit).value)
         out.add_summary(summary, step)
         image_tag = fmt.probe_tag(self.name)
         if image_tag not in out.tags:
@@ -323,6 +327,13 @@ class Monitor:
     def alarm(self) -> Alarm | None:
         """The NAS overfitting alarm once it has fired (``detect=True``), else None."""
         return self.detector.alarm if self.detector is not None else None
+
+    @property
+    def alarm_status(self) -> dict | None:
+        """What the alarm can say at the latest log (``detect=True``; else None): ``{state, message,
+        epochs_needed, onset, alarm}``, state one of warming_up, watching, fired, cannot_judge
+        (:meth:`OverfitDetector.status`). It is written to the event file at every log."""
+        return self.detector.status(self.step_unit) if self.detector is not None else None
 
     def flush(self) -> None:
         """Flush the writer; nothing to do after :meth:`close`."""

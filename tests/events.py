@@ -35,3 +35,15 @@ def step_unit(logdir, run="."):
     """What one run's NAS steps count, as its records' metadata say and the NAS tab labels its axes."""
     reader, ctx = local_reader(logdir)
     return reader.list_nas(ctx, "", runs=[run])[run].step_unit
+
+
+def read_alarm_status(logdir, monitor=None):
+    """[(step, status dict)] of the alarm status records in ``logdir``'s event files, in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
+    events.Reload()
+    if fmt.alarm_status_tag(monitor) not in events.Tags()["tensors"]:
+        return []
+    return [(e.step, fmt.parse_alarm_status(e.tensor_proto.string_val[0]))
+            for e in events.Tensors(fmt.alarm_status_tag(monitor))]

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from nas_logger.detector import (OverfitDetector, generalisation_loss_stop, loss_minimum_step, nas_alarm,
-                                 progress_quotient_stop, smooth, up_stop)
+from nas_logger.detector import OverfitDetector, loss_minimum_step, nas_alarm, smooth
 
 # Feature layers as (NAS before training, rise while learning), and a prediction layer the detector ignores.
 LAYERS = {"conv1": (0.35, 0.02), "conv2": (0.28, 0.08), "conv3": (0.37, 0.1), "conv4": (0.3, 0.12), "fc1": (0.75, 0.15)}
@@ -10,7 +9,7 @@ LAYERS = {"conv1": (0.35, 0.02), "conv2": (0.28, 0.08), "conv3": (0.37, 0.1), "c
 
 def curves(overfit_at: float | None = None, epochs: int = 30, climb: float = 0.025, learn: float = 3.0,
            noise: float = 0.004, seed: int = 0) -> tuple[list[int], dict[str, np.ndarray]]:
-    """The phenomenon of issue 12: while the network learns, every layer's median NAS rises by ``gain``
+    """Learning then memorising: while the network learns, every layer's median NAS rises by ``gain``
     and levels off (time constant ``learn`` epochs); from ``overfit_at`` on (None: never) it climbs again
     by ``climb`` of its remaining headroom per epoch. Epochs 1..N, Gaussian noise."""
     rng = np.random.default_rng(seed)
@@ -35,7 +34,7 @@ def test_a_learning_rise_that_levels_off_raises_no_alarm(seed, learn):
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("overfit_at", [10, 14, 20])
 def test_the_second_climb_after_the_plateau_fires_within_a_few_epochs(seed, overfit_at):
-    """Issue 12's CIFAR-10 picture: learning rise, plateau, a second climb; the alarm follows the climb."""
+    """Learning rise, plateau, a second climb: the alarm follows the climb."""
     steps, layers = curves(overfit_at, seed=seed)
     alarm = nas_alarm(steps, layers)
     assert alarm is not None
@@ -183,39 +182,6 @@ def test_loss_minimum_uses_a_centred_moving_average():
     assert loss_minimum_step([], []) is None
 
 
-def test_generalisation_loss_criterion():
-    steps = list(range(6))
-    losses = [2.0, 1.5, 1.0, 1.04, 1.06, 1.2]
-    assert generalisation_loss_stop(steps, losses, alpha=5.0) == 4  # 6 % above the minimum 1.0
-    assert generalisation_loss_stop(steps, losses, alpha=10.0) == 5
-    assert generalisation_loss_stop(steps, losses, alpha=50.0) is None
-    # Online: the answer at step t only depends on losses up to t.
-    assert generalisation_loss_stop(steps[:5], losses[:5], alpha=5.0) == 4
-
-
-def test_progress_quotient_criterion_by_hand():
-    """PQ_alpha at strip ends (k = 2 here): GL(t) / P_k(t), P_k = 1000 (mean strip train loss / its min - 1)."""
-    steps = [1, 2, 3, 4, 5, 6]
-    test = [2.0, 1.0, 1.02, 1.1, 1.2, 1.3]
-    train = [2.0, 1.5, 1.0, 0.9, 0.895, 0.894]
-    # epoch 2: GL 0; epoch 4: GL 10, P = 1000 * (0.95 / 0.9 - 1) = 55.6 -> 0.18; epoch 6: GL 30,
-    # P = 1000 * (0.8945 / 0.894 - 1) = 0.559 -> 53.7
-    assert progress_quotient_stop(steps, test, train, alpha=0.1, strip=2) == 4
-    assert progress_quotient_stop(steps, test, train, alpha=1.0, strip=2) == 6
-    assert progress_quotient_stop(steps, test, train, alpha=100.0, strip=2) is None
-    assert progress_quotient_stop(steps[:5], test[:5], train[:5], alpha=1.0, strip=2) is None  # online
-
-
-def test_up_criterion_counts_successive_rising_strips():
-    steps = list(range(1, 13))
-    #       strip ends (k = 2) at epochs 2, 4, 6, 8, 10, 12
-    test = [3, 2.0, 2, 1.5, 2, 1.7, 2, 1.8, 2, 1.9, 2, 1.6]
-    assert up_stop(steps, test, s=1, strip=2) == 6  # 1.7 > 1.5
-    assert up_stop(steps, test, s=2, strip=2) == 8  # 1.5 < 1.7 < 1.8
-    assert up_stop(steps, test, s=3, strip=2) == 10
-    assert up_stop(steps, test, s=4, strip=2) is None  # 1.6 < 1.9 resets the run
-
-
 def test_smooth_is_a_centred_window_3_mean_truncated_at_the_ends():
     rng = np.random.default_rng(0)
     for size in [1, 2, 3, 4, 7, 40]:
@@ -251,3 +217,109 @@ def test_a_late_learner_is_told_from_memorisation_by_its_prediction_layer(seed):
     learned_early = {**features, "prediction": 0.4 + 0.3 * (1 - np.exp(-t / 3)) + rng.normal(0, 0.01, 40)}
     alarm = nas_alarm(list(t), learned_early)
     assert alarm is not None and 13 < alarm.step <= 25
+
+
+def statuses(steps, layers, **options):
+    detector = OverfitDetector(**options)
+    out = []
+    for t, step in enumerate(steps):
+        detector.update(step, {name: values[t] for name, values in layers.items()})
+        out.append(detector.status())
+    return out
+
+
+def test_a_short_run_says_how_many_epochs_the_alarm_needs():
+    steps, layers = curves(None, epochs=3)
+    status = statuses(steps, layers)[-1]
+    # A window of 5 epochs and 2 votes in a row: the alarm can fire at the 6th epoch at the earliest; whether the
+    # features' NAS moves at all is known by the 8th (judge_after), 5 more here.
+    assert OverfitDetector().epochs_to_judge == 6
+    assert status == {"state": "warming_up", "epochs_needed": 5, "onset": None, "alarm": None,
+                      "message": "NAS alarm: warming up, 5 more epochs before it can judge"}
+    flat = {name: np.full(8, base) for name, (base, _) in LAYERS.items()} | {"prediction": np.full(8, 0.5)}
+    assert [s["epochs_needed"] for s in statuses(list(range(8)), flat)] == [7, 6, 5, 4, 3, 2, 1, None]
+    # A layer that has moved by then: the alarm can judge as soon as it can fire.
+    assert [s["state"] for s in statuses(*curves(None, epochs=8, learn=2.0))][4:] == ["warming_up", "watching",
+                                                                                          "watching", "watching"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_flat_feature_nas_under_a_learning_output_cannot_be_judged(seed):
+    """A normalised network: the feature layers' NAS stays within its noise while the prediction layer's
+    climbs from the first epoch (its test loss may rise); the alarm cannot see it, and says so."""
+    rng = np.random.default_rng(seed)
+    layers = {name: base + rng.normal(0, 0.006, 30) for name, (base, _) in LAYERS.items()}
+    layers["prediction"] = np.linspace(0.4, 0.7, 30) + rng.normal(0, 0.02, 30)
+    states = [s["state"] for s in statuses(list(range(1, 31)), layers)]
+    assert states[:7] == ["warming_up"] * 7
+    assert states[7:] == ["cannot_judge"] * 23
+    assert "feature-layer NAS is flat" in statuses(list(range(1, 31)), layers)[-1]["message"]
+
+
+@pytest.mark.parametrize("learn", [2.0, 5.0])
+def test_a_learning_rise_is_watched_and_a_second_climb_fires_with_its_onset(learn):
+    steps, layers = curves(None, epochs=30, learn=learn)
+    assert [s["state"] for s in statuses(steps, layers)][7:] == ["watching"] * 23
+    steps, layers = curves(14, epochs=30)
+    final = statuses(steps, layers)[-1]
+    alarm = nas_alarm(steps, layers)
+    assert final["state"] == "fired" and final["alarm"] == alarm.step and final["onset"] == alarm.onset
+    assert 10 <= alarm.onset <= 16 < alarm.step  # the climb starts at 14; the alarm needs a few epochs of it
+    assert final["message"] == f"NAS alarm fired at step {alarm.step}; the climb began at step {alarm.onset}"
+    detector = OverfitDetector()
+    for t, step in enumerate(steps):
+        detector.update(step, {name: values[t] for name, values in layers.items()})
+    assert detector.status("epoch")["message"] == (f"NAS alarm fired at epoch {alarm.step}; "
+                                                   f"the climb began at epoch {alarm.onset}")
+
+
+def test_the_onset_is_the_median_start_of_the_voting_layers_climbs():
+    """Three feature layers, flat, then climbing from epochs 8, 10 and 12: the onset is the middle one's start,
+    within the half window the slowest window's middle is off by."""
+    t = np.arange(1, 31)
+    layers = {f"l{i}": 0.3 + 0.03 * np.clip(t - start, 0, None) for i, start in enumerate((8, 10, 12))}
+    layers["prediction"] = np.full(30, 0.5)
+    alarm = nas_alarm(list(t), layers, quorum=1.0)
+    assert alarm is not None and set(alarm.layers) == {"l0", "l1", "l2"}
+    assert abs(alarm.onset - 10) <= 2
+
+
+def test_the_monitor_writes_its_alarm_status_at_every_log(tmp_path, small_cnn):
+    import torch
+
+    import nas_logger
+    from events import read_alarm_status
+    from nas_logger import format as fmt
+
+    monitor = nas_logger.watch(small_cnn, tmp_path, probe=torch.randn(2, 1, 8, 8), detect=True)
+    for step in range(3):
+        monitor.log(step)
+    assert monitor.alarm_status == fmt.parse_alarm_status(fmt.encode_alarm_status(**monitor.alarm_status))
+    assert monitor.alarm_status["state"] == "warming_up" and monitor.alarm_status["epochs_needed"] == 5
+    monitor.close()
+    written = read_alarm_status(tmp_path)
+    assert [step for step, _ in written] == [0, 1, 2]
+    assert [s["epochs_needed"] for _, s in written] == [7, 6, 5]
+    plain = nas_logger.watch(small_cnn, tmp_path / "plain", probe=torch.randn(2, 1, 8, 8))
+    plain.log(0)
+    assert plain.alarm_status is None
+    plain.close()
+    assert read_alarm_status(tmp_path / "plain") == []
+
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_network_that_learns_from_chance_after_a_slow_start_raises_no_alarm(seed):
+    """The everyday recipe's slow start: outputs at chance (prediction NAS near 0) that wake up ever faster from
+    the first epochs (past ``min_rate`` in the first window, so never idle), while the feature layers' NAS
+    first falls, then climbs as the network learns (epochs 3-12) and levels off. Each new fastest rise of the
+    waking outputs restarts the features' paces: their learning climb is no alarm."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, 31)
+    x = np.clip((t - 3) / 9, 0, 1)
+    learning = x * x * (3 - 2 * x)
+    layers = {name: base - 0.01 * np.clip(t - 1, 0, 2) + 0.1 * learning + rng.normal(0, 0.004, 30)
+              for name, (base, _) in LAYERS.items()}
+    layers["prediction"] = 0.4 / (1 + np.exp(-(t - 7) / 1.5)) + rng.normal(0, 0.005, 30)
+    assert layers["prediction"][0] < 0.05 < (layers["prediction"][4] - layers["prediction"][0]) / 4 * 10
+    assert nas_alarm(list(t), layers) is None

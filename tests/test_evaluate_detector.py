@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from training.evaluate_detector import (GRID, complete, cost, judge, load_suites, main, read_curves, save_curves,
-                                         summary_rows, tune)
+from training.evaluate_detector import (GRID, applicability_rows, complete, cost, judge, load_suites, main,
+                                         onset_rows, read_curves, save_curves, summary_rows, tune)
 from training.report import Curves
 
 
@@ -110,3 +110,50 @@ def test_runs_of_one_name_from_two_sources_are_both_judged(tmp_path, capsys, mon
     assert main([str(path), "synthetic=" + str(tmp_path / "more")]) == 0
     out = capsys.readouterr().out
     assert "| synthetic | NAS alarm | 2 / 2 |" in out and "| VanillaNet seed0 (more) |" in out
+
+
+def test_rewind_goes_to_the_onset_within_the_kept_epochs():
+    j = judge("VanillaNet seed0", curves(12))
+    assert j.onset is not None and j.onset <= j.alarm
+    assert j.stops["NAS rewind"] == j.onset  # within the 8 kept epochs
+    short = judge("VanillaNet seed0", curves(12), keep=1)
+    assert short.stops["NAS rewind"] == short.alarm  # only the alarm's own weights kept
+    assert j.loss_at(j.stops["NAS rewind"]) == pytest.approx(1.0 + 0.01 * (j.onset - 12) ** 2)
+    assert judge("b", curves(None)).stops["NAS rewind"] is None
+
+
+def test_applicability_counts_states_per_kind_of_network():
+    flat = curves(12)
+    flat.nas = {name: {e: 0.3 for e in values} for name, values in flat.nas.items()}  # NAS does not move
+    judged = [judge("NormNet seed0", flat), judge("ResNet10-BN seed0", flat), judge("VanillaNet seed0", curves(12)),
+              judge("VanillaNet seed1", curves(None)), judge("NASReg seed0", flat)]
+    assert [j.kind for j in judged] == ["normalised", "normalised", "plain", "plain", "NAS-lowering penalty"]
+    assert [j.state for j in judged] == ["cannot_judge", "cannot_judge", "fired", "cannot_judge", "cannot_judge"]
+    rows = applicability_rows(judged)
+    assert rows[2] == "| normalised | 2 | 2 | 0 | 0 | 2 / 2 |"  # both overfit without an alarm: both told
+    assert rows[3] == "| plain | 2 | 1 | 0 | 1 | 0 / 0 |"
+    assert rows[4] == "| NAS-lowering penalty | 1 | 1 | 0 | 0 | 1 / 1 |"
+
+
+def test_onset_rows_compare_the_test_loss_at_each_stop_on_the_alarmed_runs():
+    runs = [judge("VanillaNet seed0", curves(12)), judge("VanillaNet seed1", curves(None))]
+    j = runs[0]
+    row = onset_rows("synthetic", runs)[0].split(" | ")
+    last = max(j.losses)
+    want = [1.0, j.loss_at(j.onset), j.loss_at(j.alarm), j.loss_at(j.stops["NAS rewind"]),
+            j.loss_at(j.stops["GL_5"] or last), j.loss_at(last)]  # EB is not logged: the last epoch
+    assert row[1] == "1" and [float(v) for v in row[2:8]] == pytest.approx(want, abs=5e-4)
+    assert float(row[8].rstrip(" |")) == j.alarm - j.onset
+    assert onset_rows("none", runs[1:])[0].startswith("| none | 0 | -")
+
+
+def test_one_table_alone_is_the_same_text_as_in_the_whole_report(tmp_path, capsys):
+    path = tmp_path / "runs.json.gz"
+    save_curves({"synthetic": {"VanillaNet seed0": curves(12), "NormNet seed0": curves(None)}}, path)
+    assert main([str(path)]) == 0
+    whole = capsys.readouterr().out
+    assert main([str(path), "--table", "applicability"]) == 0
+    alone = capsys.readouterr().out
+    assert "## Applicability" in alone and "## Every run" not in alone and "## Onset" not in alone
+    body = alone.split("\n", 1)[1]
+    assert body.strip() in whole

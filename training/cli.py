@@ -92,6 +92,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--width", type=_positive(float), default=1.0, help="factor on every layer's channels (e.g. 0.25 on CPU)")
     p.add_argument("--lr", type=_positive(float), default=0.01)
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default sgd (the paper's)")
+    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default 0, the paper's)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay of the optimiser (default 0)")
+    p.add_argument("--augment", action="store_true", help="random crop (4 pixels of padding) and flip of training batches")
     p.add_argument("--batch-size", type=_positive(int), default=32)
     p.add_argument("--nas-strength", type=_positive(float), default=1.0, help="NASReg: multiplier of lambda_i = 1/r_i")
     p.add_argument("--logdir", default="runs/train", help="runs go to <logdir>/<model>/seed<k>")
@@ -120,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"nas-train: error: {e}", file=sys.stderr)
         return 2
-    protocol = Protocol(args.epochs, args.lr, args.batch_size, args.width, args.nas_strength, args.eb_batches)
+    protocol = Protocol(args.epochs, args.lr, args.batch_size, args.width, args.nas_strength, args.eb_batches,
+                        args.optimizer, args.momentum, args.weight_decay, args.augment)
     print(
         f"{args.dataset}: {len(data.train)} training, {len(data.test)} test images of "
         f"{data.in_channels}x{data.image_size}x{data.image_size}, {data.classes} classes"

@@ -1,9 +1,10 @@
-"""``python -m training.evaluate_detector``: the NAS-only overfitting alarm against Prechelt's stopping rules,
-leave one dataset out.
+"""``python -m training.evaluate_detector``: the NAS-only overfitting alarm against Prechelt's stopping rules
+and EB, leave one dataset out; the tables of docs/early-warning.md.
 
-    python -m training.evaluate_detector digits=runs/ew-digits fashion-mnist=runs/ew-fashion \\
-        cifar10=runs/ew-cifar10 --output docs/early-warning-results.md --save-curves runs.json.gz
-    python -m training.evaluate_detector runs.json.gz   # the same runs, without their event files
+    python -m training.evaluate_detector docs/data/early-warning-runs.json.gz --epochs 25 \\
+        --output docs/early-warning-results.md
+    python -m training.evaluate_detector docs/data/early-warning-runs.json.gz --epochs 25 --table onset
+    python -m training.evaluate_detector digits=runs/ew-digits cifar10=runs/ew-cifar10 --save-curves runs.json.gz
 
 Each DATASET=LOGDIR holds runs ``<LOGDIR>/<model>/seed<k>`` logged by ``python -m training`` (median NAS per
 layer, ``test_loss``, ``train_loss``); runs that logged fewer than ``--epochs`` epochs are left out.
@@ -12,7 +13,11 @@ JSON file, which can stand in for the log dirs later: event files of real runs a
 dataset from several sources are judged together (a later run of the same name replaces the earlier), so new
 seeds can join saved ones: ``python -m training.evaluate_detector saved.json.gz cifar10=runs/more-seeds``.
 
-1. The detector's built-in defaults are judged on every run.
+1. The detector's built-in defaults are judged on every run: its alarm, and its stop with rewind to the onset
+   of the climb ("NAS rewind", the weights of the last 8 logged epochs kept, as ``NASCallback`` keeps them).
+   Applicability: the alarm's status at the last epoch (cannot judge / watching / fired) per kind of network
+   (normalised: NormNet, ResNet10-BN, ResNet50; NAS-lowering penalty: L1Net, L2Net, NASReg; plain: the others).
+   Onset: on the runs where the alarm fired, the test loss at the onset, the alarm, the rewind, GL_5 and EB.
 2. Leave one dataset out: for each dataset in turn, the detector's grid is tuned on that dataset's runs
    alone and judged on the runs of the others, which the tuning never saw.
 3. Baselines on the same runs, online: on the test loss (which the NAS alarm never sees) Prechelt's GL_5,
@@ -39,11 +44,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas_logger.detector import (OverfitDetector, generalisation_loss_stop, loss_minimum_step, nas_alarm,
-                                 progress_quotient_stop, smooth, up_stop)
+from nas_logger.detector import OverfitDetector, loss_minimum_step, smooth
+from nas_logger.integrations.rewind import DEFAULT_KEEP
 
 from .models import MODELS
 from .report import Curves, read_run
+from .stopping import generalisation_loss_stop, progress_quotient_stop, up_stop
 
 GRID = {"threshold": (0.25, 0.35, 0.5, 1.0), "window": (3, 4, 5), "quorum": (0.5, 0.75), "patience": (1, 2)}
 OVERFIT_MARGIN = 0.05  # a run overfits when its smoothed test loss ends this far above its smoothed minimum
@@ -54,7 +60,14 @@ BASELINES: dict[str, Callable[[list[int], list[float], list[float]], int | None]
     "UP_2": lambda steps, loss, train: up_stop(steps, loss, 2, 5),
 }
 EB = "EB"
-METHODS = ("NAS alarm", *BASELINES, EB)
+ALARM, REWIND = "NAS alarm", "NAS rewind"
+METHODS = (ALARM, REWIND, *BASELINES, EB)
+# Networks whose feature layers are normalised (NAS measured before a batch norm): the alarm should say it
+# cannot judge them. By the run's model name (its paper name).
+NORMALISED_MODELS = ("NormNet", "ResNet10-BN", "ResNet50")
+# Penalties that pull NAS down (weights shrunk, NAS regularised): NAS falls or stays low while they overfit.
+NAS_LOWERING_MODELS = ("L1Net", "L2Net", "NASReg")
+STATES = ("cannot_judge", "watching", "fired")
 
 
 @dataclass
@@ -62,15 +75,28 @@ class Judged:
     name: str
     overfits: bool
     loss_min: int  # epoch of the smoothed test-loss minimum
-    stops: dict[str, int | None]  # per method, the epoch it stops (None: never)
+    stops: dict[str, int | None]  # per method, the epoch it stops (None: never); NAS rewind: the weights' epoch
     alarm_layers: tuple[str, ...]
     losses: dict[int, float]  # raw test loss per epoch
     smoothed: dict[int, float]
     has_eb: bool = True  # the run logged eb_criterion
+    state: str = "watching"  # the alarm's status at the last epoch
+    onset: int | None = None  # where the climb began, by the alarm
 
     @property
     def alarm(self) -> int | None:
-        return self.stops["NAS alarm"]
+        return self.stops[ALARM]
+
+    @property
+    def kind(self) -> str:
+        """normalised, NAS-lowering penalty, or plain (by model name)."""
+        model = self.name.split(" ")[0]
+        if model in NORMALISED_MODELS:
+            return "normalised"
+        return "NAS-lowering penalty" if model in NAS_LOWERING_MODELS else "plain"
+
+    def loss_at(self, epoch: int) -> float:
+        return self.losses[epoch] / min(self.losses.values())
 
     def early(self, method: str) -> bool:
         """Stopped before the test-loss minimum, while the smoothed test loss was still more than 10 % above
@@ -85,19 +111,27 @@ class Judged:
         return self.losses[stop if stop is not None else max(self.losses)] / min(self.losses.values())
 
 
-def judge(name: str, run: Curves, **options: float) -> Judged:
+def judge(name: str, run: Curves, keep: int = DEFAULT_KEEP, **options: float) -> Judged:
+    """``run`` judged by the NAS alarm (``options``: the detector's), its stop with rewind to the onset (the
+    weights of the last ``keep`` logged epochs kept, as ``NASCallback(restore="onset")`` does) and the baselines."""
     epochs = run.epochs
     loss = [run.scalars["test_loss"][e] for e in epochs]
     train = [run.scalars.get("train_loss", {}).get(e, float("nan")) for e in epochs]
     smoothed = smooth(loss)
-    alarm = nas_alarm(epochs, {layer: [v[e] for e in epochs] for layer, v in run.nas.items()}, **options)
-    stops = {"NAS alarm": alarm.step if alarm else None}
+    detector = OverfitDetector(**options)
+    for e in epochs:
+        detector.update(e, {layer: v[e] for layer, v in run.nas.items()})
+    alarm = detector.alarm
+    stops = {ALARM: alarm.step if alarm else None, REWIND: None}
+    if alarm is not None:
+        kept = epochs[max(epochs.index(alarm.step) - keep + 1, 0)]
+        stops[REWIND] = max(alarm.onset, kept) if alarm.onset is not None else alarm.step
     stops.update({method: rule(epochs, loss, train) for method, rule in BASELINES.items()})
     eb = run.scalars.get("eb_criterion", {})
     stops[EB] = next((e for e in epochs if eb.get(e, -1.0) > 0), None) if eb else None
     return Judged(name, bool(smoothed[-1] > (1 + OVERFIT_MARGIN) * smoothed.min()), loss_minimum_step(epochs, loss),
                   stops, alarm.layers if alarm else (), dict(zip(epochs, loss)), dict(zip(epochs, smoothed.tolist())),
-                  bool(eb))
+                  bool(eb), detector.status()["state"], alarm.onset if alarm else None)
 
 
 def cost(judged: list[Judged], epochs: int) -> float:
@@ -130,15 +164,56 @@ def _settings(options: dict[str, float] | None = None) -> str:
 
 
 def run_table(judged: list[Judged]) -> list[str]:
-    lines = ["| run | overfits | test-loss min | " + " | ".join(METHODS) + " | NAS lead | alarm layers |",
-             "|---|---|---|" + "---|" * len(METHODS) + "---|---|"]
+    lines = ["| run | overfits | test-loss min | " + " | ".join(METHODS) + " | NAS lead | status | alarm layers |",
+             "|---|---|---|" + "---|" * len(METHODS) + "---|---|---|"]
     for j in judged:
         stops = " | ".join("-" if j.stops[m] is None else f"{j.stops[m]}{' (early)' if j.early(m) else ''}"
                            for m in METHODS)
         lead = "-" if j.alarm is None else f"{j.loss_min - j.alarm:+d}"
         lines.append(f"| {j.name} | {'yes' if j.overfits else 'no'} | {j.loss_min} | {stops} | {lead} | "
-                     f"{', '.join(j.alarm_layers) or '-'} |")
+                     f"{j.state.replace('_', ' ')} | {', '.join(j.alarm_layers) or '-'} |")
     return lines
+
+
+def applicability_rows(judged: list[Judged]) -> list[str]:
+    """Confusion table: the kind of network against the alarm's status at the last epoch; and, per kind, how
+    many runs whose test loss rises while no alarm fires are told "cannot judge"."""
+    rows = ["| network | runs | " + " | ".join(s.replace("_", " ") for s in STATES)
+            + " | overfitting runs without an alarm: cannot judge |", "|---|---|" + "---|" * len(STATES) + "---|"]
+    for kind in ("normalised", "plain", "NAS-lowering penalty"):
+        runs = [j for j in judged if j.kind == kind]
+        if not runs:
+            continue
+        silent = [j for j in runs if j.overfits and j.alarm is None]
+        rows.append(f"| {kind} | {len(runs)} | " + " | ".join(str(sum(j.state == s for j in runs)) for s in STATES)
+                    + f" | {sum(j.state == 'cannot_judge' for j in silent)} / {len(silent)} |")
+    return rows
+
+
+ONSET_METHODS = ("minimum", "NAS onset", ALARM, REWIND, "GL_5", EB)
+
+
+def onset_rows(dataset: str, judged: list[Judged]) -> list[str]:
+    """On the runs where the alarm fired: mean test loss over the run's minimum at the onset, the alarm, the
+    rewind, GL_5 and EB (a rule that never stops: the last epoch), and the mean epochs from onset to alarm."""
+    fired = [j for j in judged if j.alarm is not None]
+    if not fired:
+        return [f"| {dataset} | 0 | " + " | ".join("-" for _ in ONSET_METHODS) + " | - |"]
+    last = {j.name: max(j.losses) for j in fired}
+
+    def at(j: Judged, method: str) -> float:
+        if method == "minimum":
+            return 1.0
+        stop = j.onset if method == "NAS onset" else j.stops[method]
+        return j.loss_at(stop if stop is not None else last[j.name])
+
+    means = [statistics.mean(at(j, m) for j in fired) for m in ONSET_METHODS]
+    gap = statistics.mean(j.alarm - j.onset for j in fired)
+    return [f"| {dataset} | {len(fired)} | " + " | ".join(f"{v:.3f}" for v in means) + f" | {gap:.1f} |"]
+
+
+ONSET_HEADER = ["| dataset | alarms | " + " | ".join(ONSET_METHODS) + " | epochs onset to alarm |",
+                "|---|---|" + "---|" * len(ONSET_METHODS) + "---|"]
 
 
 def summary_rows(dataset: str, judged: list[Judged], methods: Sequence[str] = METHODS,
@@ -218,13 +293,26 @@ def read_curves(path: Path) -> dict[str, dict[str, Curves]]:
         raise ValueError(f"{path}: not a curves file written by --save-curves ({e})") from e
 
 
-def report(suites: dict[str, dict[str, Curves]], epochs: int) -> str:
+TABLES = ("summary", "applicability", "onset", "leave-one-out", "runs")
+
+
+def report(suites: dict[str, dict[str, Curves]], epochs: int, tables: Sequence[str] = TABLES) -> str:
+    """The markdown report: the ``tables`` asked for, in :data:`TABLES` order."""
     defaults = {d: [judge(n, r) for n, r in runs.items()] for d, runs in suites.items()}
-    lines = [f"Detector defaults: {_settings()}.", "", "## Every run, built-in defaults and baselines", "",
-             *SUMMARY_HEADER]
-    for dataset, judged in defaults.items():
-        lines += summary_rows(dataset, judged)
-    if len(suites) > 1:
+    everyone = [j for judged in defaults.values() for j in judged]
+    lines = [f"Detector defaults: {_settings()}; stop with rewind keeps {DEFAULT_KEEP} epochs."]
+    if "summary" in tables:
+        lines += ["", "## Every run, built-in defaults and baselines", "", *SUMMARY_HEADER]
+        for dataset, judged in defaults.items():
+            lines += summary_rows(dataset, judged)
+    if "applicability" in tables:
+        lines += ["", "## Applicability: the alarm's status at the last epoch, every run", "",
+                  *applicability_rows(everyone)]
+    if "onset" in tables:
+        lines += ["", "## Onset: test loss / minimum on the runs where the alarm fired (mean)", "", *ONSET_HEADER]
+        for dataset, judged in defaults.items():
+            lines += onset_rows(dataset, judged)
+    if "leave-one-out" in tables and len(suites) > 1:
         tuned, rows = [], []
         for tuned_on, runs in suites.items():
             options, c = tune(runs, epochs)
@@ -232,11 +320,12 @@ def report(suites: dict[str, dict[str, Curves]], epochs: int) -> str:
             for dataset, held_out in suites.items():
                 if dataset != tuned_on:
                     judged = [judge(n, r, **options) for n, r in held_out.items()]
-                    rows += summary_rows(dataset, judged, ("NAS alarm",), lambda m: f"NAS alarm tuned on {tuned_on}")
+                    rows += summary_rows(dataset, judged, (ALARM, REWIND), lambda m: f"{m} tuned on {tuned_on}")
         lines += ["", "## Leave one dataset out: tuned on one dataset, judged on the others", "",
                   f"Grid: {GRID}.", "", *tuned, "", *SUMMARY_HEADER, *rows]
-    for dataset, judged in defaults.items():
-        lines += ["", f"## {dataset}: per run, built-in defaults", "", *run_table(judged)]
+    if "runs" in tables:
+        for dataset, judged in defaults.items():
+            lines += ["", f"## {dataset}: per run, built-in defaults", "", *run_table(judged)]
     return "\n".join(lines)
 
 
@@ -273,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="runs <LOGDIR>/<model>/seed<k>, or a file written by --save-curves")
     p.add_argument("--epochs", type=int, default=30, help="epochs a run must have logged to be judged (default 30)")
     p.add_argument("--output", type=_writable_file, default=None, help="write the report (markdown) here as well")
+    p.add_argument("--table", dest="tables", action="append", choices=TABLES, default=None,
+                   help="only this table (repeatable; default all): the tables of docs/early-warning.md")
     p.add_argument("--save-curves", type=_writable_file, default=None, metavar="FILE",
                    help="also write the judged runs' curves here (gzipped JSON), to be judged again without the logs")
     args = p.parse_args(argv)
@@ -289,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.save_curves:
         save_curves(suites, args.save_curves)
-    text = report(suites, args.epochs)
+    text = report(suites, args.epochs, args.tables or TABLES)
     print(text)
     if args.output:
         args.output.write_text(text + "\n", encoding="utf-8")

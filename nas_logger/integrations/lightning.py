@@ -7,6 +7,8 @@ from typing import Any
 import lightning.pytorch as pl
 
 from ..monitor import Monitor, watch
+from .rewind import DEFAULT_KEEP
+from .stopping import AlarmStop
 
 
 class NASCallback(pl.Callback):
@@ -17,11 +19,18 @@ class NASCallback(pl.Callback):
     ``log_dir``: default the TensorBoardLogger's run (its SummaryWriter is shared) or else
     ``<trainer.default_root_dir>/nas``. Other keyword arguments go to :func:`nas_logger.watch`;
     ``step_unit`` defaults to ``"epoch"`` (it logs at ``trainer.current_epoch``).
+
+    ``stop_on_alarm=True`` turns the NAS alarm on and sets ``trainer.should_stop`` when it fires;
+    ``restore="onset"`` then loads the weights of the epoch where the climb began, kept on the CPU for the last
+    ``keep`` validation epochs (``keep`` copies of the state dict; see ``nas_logger.integrations.rewind``).
     """
 
-    def __init__(self, log_dir: str | os.PathLike | None = None, loss_key: str = "val_loss", **watch_options: Any) -> None:
+    def __init__(self, log_dir: str | os.PathLike | None = None, loss_key: str = "val_loss", *,
+                 stop_on_alarm: bool = False, restore: str | None = None, keep: int = DEFAULT_KEEP,
+                 **watch_options: Any) -> None:
         self.log_dir, self.loss_key = log_dir, loss_key
-        self.watch_options = {"step_unit": "epoch", **watch_options}
+        self.stop = AlarmStop(stop_on_alarm, restore, keep)
+        self.watch_options = self.stop.watch_options({"step_unit": "epoch", **watch_options})
         self.monitor: Monitor | None = None
 
     def _target(self, trainer: pl.Trainer) -> Any:
@@ -42,6 +51,8 @@ class NASCallback(pl.Callback):
             return
         loss = trainer.callback_metrics.get(self.loss_key)
         self.monitor.log(trainer.current_epoch, test_loss=loss)
+        if self.stop.after_log(self.monitor, pl_module, trainer.current_epoch):
+            trainer.should_stop = True
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.monitor is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .resnet import ResNet50, resnet50_nobn
+from .small import ResNet10BN, VGG8Drop
 from .vanillanet import VanillaNet, dropnet, normnet
 from .vgg import VGG16
 from .xception import Xception
@@ -35,6 +36,8 @@ MODELS: dict[str, ModelSpec] = {
     "resnet50": ModelSpec("ResNet50", ResNet50),
     "resnet50-nobn": ModelSpec("ResNet50-noBN", resnet50_nobn),
     "xception": ModelSpec("Xception", Xception),
+    "resnet10-bn": ModelSpec("ResNet10-BN", ResNet10BN),
+    "vgg8-drop": ModelSpec("VGG8-Drop", VGG8Drop),
 }
 
 
