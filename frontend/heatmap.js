@@ -4,7 +4,7 @@
 // rewrites canvas pixels.
 import { LOSS, themeColors, viridisBar, viridisPixels } from "./colors.js";
 import { FONT, fmt, h, linear, s } from "./dom.js";
-import { drawAxes, drawLosses, lossExtent, niceLossDomain, stepExtent } from "./lineplot.js";
+import { drawAxes, drawLosses, lossExtent, niceLossDomain, stepExtent } from "./chart.js";
 import { stepUnit } from "./steps.js";
 
 // CSS pixels of the longer side of a heatmap tile: the panel's width shared by the tiles, within these.

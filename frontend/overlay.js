@@ -4,7 +4,7 @@
 import { themeColors } from "./colors.js";
 import { bandPath, fmt, h, linear, linePath, s } from "./dom.js";
 import { csvText, downloadText, fileName } from "./export.js";
-import { chartFrame, drawLegend, hoverNearest, layoutLegend, lossRows } from "./lineplot.js";
+import { chartFrame, drawLegend, hoverNearest, layoutLegend, lossRows } from "./chart.js";
 
 /** The layers of `lines` responses, each once: those of the first response in its order (by depth),
  * then the layers only later responses have. [{ name, depth, kind }] */

@@ -3,7 +3,7 @@
 // drawn in an SVG overlay.
 import { LOSS, themeColors, viridisBar, viridisPixels } from "./colors.js";
 import { FONT, fmt, h, hoverTip, linear, nearestIndex, s, stepTickCount, stepTicks, ticks, truncate, uniqueId } from "./dom.js";
-import { drawLosses, extent, niceLossDomain } from "./lineplot.js";
+import { drawLosses, extent, niceLossDomain } from "./chart.js";
 import { stepUnit, stepValue } from "./steps.js";
 
 /** Pixel edges of each step's cell: halfway between neighbouring steps (numbers, see stepValue). Columns
