@@ -3,8 +3,8 @@
 // Live: refreshes with TensorBoard (refresh.js), refetching only runs whose data version changed; its view
 // state lives in the top page's URL (urlstate.js); the run list is sidebar.js's.
 import { fetchJSON, getJSON, url, clearCache } from "./api.js";
-import { RUN_PALETTE, themeColors } from "./colors.js";
-import { h } from "./dom.js";
+import { runColor, themeColors } from "./colors.js";
+import { h, middleEllipsis } from "./dom.js";
 import { composeSvg, downloadPng, downloadSvg, fileName, stackSvg } from "./export.js";
 import { heatmapGrid, lossCurve } from "./heatmap.js";
 import { extent, lossExtent, niceLossDomain, sharedDomains, stepExtent } from "./chart.js";
@@ -12,7 +12,7 @@ import { linePlot } from "./lineplot.js";
 import { layerChooser, layerSeries, overlayLayers, overlayPanel } from "./overlay.js";
 import { Refresher } from "./refresh.js";
 import { firstSelection, inListOrder } from "./selection.js";
-import { Sidebar, key } from "./sidebar.js";
+import { Sidebar, displayOrder, key } from "./sidebar.js";
 import { domainsByUnit, nearestStep, stepUnit, unionSteps } from "./steps.js";
 import { stripePlot, stripeStepExtent } from "./stripeplot.js";
 import { adoptParentFonts, isDark, watchTheme } from "./theme.js";
@@ -28,6 +28,20 @@ const EMPTY_CODE = [
   "    monitor.log(epoch, test_loss=test_loss)           # once per epoch",
 ];
 const PLAY_MS = 350;
+// Up to this many overlaid entries the overlay draws their losses unless the URL says otherwise.
+const OVERLAY_LOSSES = 3;
+const MIN_PANEL_W = 420;
+const MIN_PLOT_H = 150;
+const MAX_PLOT_H = 520;
+const PANEL_CHROME = 120;
+
+/** Where a heatmap panel opens, from its `steps` response: { step, why }. */
+function openingStep(timeline) {
+  const steps = timeline.steps || [];
+  if (timeline.overfit_step !== null && timeline.overfit_step !== undefined) return { step: timeline.overfit_step, why: "lowest test loss of this run" };
+  if (steps.length) return { step: steps[steps.length - 1], why: "last logged step (no test-loss minimum to open at yet)" };
+  return { step: null, why: "" };
+}
 
 export class NasApp {
   constructor(body) {
@@ -38,6 +52,7 @@ export class NasApp {
     this.lossTag = "";
     this.loss2Tag = "";
     this.stepIndex = null;
+    this.stepChosen = false; // a step picked on the slider or in the URL: every heatmap panel shows it
     this.steps = [];
     this.heatPanels = [];
     this.playTimer = null;
@@ -115,6 +130,7 @@ export class NasApp {
     }
     const entries = this.entries();
     this.entryByKey = new Map(entries.map((e) => [key(e), e]));
+    this.listOrder = displayOrder(entries); // panels follow the list's order
     const first = !this.panels;
     if (first) this.buildLayout();
     const was = this.selected.map(key).join("\n");
@@ -146,7 +162,7 @@ export class NasApp {
       ...this.catalog.runs.map((r) => ({ type: "run", name: r.run, runs: [r.run], info: r })),
     ];
     for (const e of list) {
-      if (!this.colors.has(key(e))) this.colors.set(key(e), RUN_PALETTE[this.colors.size % RUN_PALETTE.length]);
+      if (!this.colors.has(key(e))) this.colors.set(key(e), runColor(this.colors.size));
       e.color = this.colors.get(key(e));
     }
     return list;
@@ -157,8 +173,8 @@ export class NasApp {
    * stays empty: "nothing selected" is the user's choice. */
   selectionFrom(keys) {
     const found = (keys || []).filter((k) => this.entryByKey.has(k)).map((k) => this.entryByKey.get(k));
-    if (found.length || (keys && keys.length === 0)) return found;
-    return firstSelection([...this.entryByKey.values()], this.catalog.runs);
+    if (found.length || (keys && keys.length === 0)) return inListOrder(found, this.listOrder);
+    return inListOrder(firstSelection([...this.entryByKey.values()], this.catalog.runs), this.listOrder);
   }
 
   /** The data versions of an entry's runs: the cache key of every response about it. */
@@ -170,10 +186,11 @@ export class NasApp {
   urlState() {
     return {
       view: this.view, runs: this.selected.map(key), loss: this.lossTag, loss2: this.loss2Tag,
-      step: this.view === "heatmap" && this.steps.length ? String(this.steps[this.stepIndex]) : null,
+      step: this.view === "heatmap" && this.stepChosen && this.steps.length ? String(this.steps[this.stepIndex]) : null,
       hidden: this.hidden.size ? [...this.hidden] : null, regex: this.regex, refresh: this.refreshS,
       layers: this.overlayLayers, probe: this.probeIndex || null,
       heatruns: this.heatRuns.size ? Object.fromEntries(this.heatRuns) : null,
+      losses: this.overlayLosses, height: this.panelHeight,
     };
   }
 
@@ -183,9 +200,11 @@ export class NasApp {
     this.loss2Tag = state.loss2 || "";
     this.hidden = new Set(state.hidden || []);
     this.overlayLayers = state.layers || null;
-    this.probeIndex = state.probe || 0;
+    this.probeIndex = Number.isInteger(state.probe) && state.probe > 0 ? state.probe : 0; // a hand-edited -1 or 1.5: the first
     this.heatRuns = new Map(Object.entries(state.heatruns || {}));
     this.regex = state.regex || "";
+    this.panelHeight = Number.isFinite(state.height) && state.height > 0 ? Math.max(80, Math.min(2000, Math.round(state.height))) : null;
+    this.overlayLosses = state.losses === "on" || state.losses === "off" ? state.losses : null;
     this.wantStep = state.step === undefined ? null : state.step;
     this.refreshS = state.refresh;
     this.refresher.setPeriod(state.refresh);
@@ -203,6 +222,7 @@ export class NasApp {
     this.applyState(state);
     this.restored = state;
     this.stepIndex = null;
+    this.stepChosen = false;
     if (!this.panels) return;
     this.updateViewButtons();
     this.lossSelect.value = this.lossTag;
@@ -327,7 +347,7 @@ export class NasApp {
   toggleEntry(entry, on) {
     this.selected = this.selected.filter((e) => key(e) !== key(entry));
     if (on) this.selected.push(entry);
-    this.selected = inListOrder(this.selected, [...this.entryByKey.values()]);
+    this.selected = inListOrder(this.selected, this.listOrder);
     this.saveState();
     this.loadTags();
     this.renderView();
@@ -338,7 +358,7 @@ export class NasApp {
     const these = new Set(keys);
     this.selected = this.selected.filter((e) => !these.has(key(e)));
     if (on) this.selected.push(...keys.map((k) => this.entryByKey.get(k)).filter(Boolean));
-    this.selected = inListOrder(this.selected, [...this.entryByKey.values()]);
+    this.selected = inListOrder(this.selected, this.listOrder);
     this.sidebar.check(new Set(this.selected.map(key)));
     this.saveState();
     this.loadTags();
@@ -376,7 +396,7 @@ export class NasApp {
     const panel = h("section", { class: "nas-panel", "data-key": key(entry), "data-type": entry.type });
     const head = h("header", {}, panel);
     h("span", { class: "chip", style: { background: entry.color } }, head);
-    h("span", { class: "title", text: entry.name, title: entry.name }, head);
+    h("span", { class: "title", text: middleEllipsis(entry.name, this.titleChars || 40), title: entry.name }, head);
     if (subtitle) h("span", { class: "sub", text: subtitle }, head);
     h("span", { class: "spacer" }, head);
     h("a", { class: "nas-csv", href: url("export", { ...this.params(entry), format: "csv" }), download: fileName(["nas", entry.name], "csv"), text: "CSV", title: "Download the data as CSV" }, head);
@@ -384,13 +404,35 @@ export class NasApp {
     return { panel, body };
   }
 
+  /** One line under a panel's header with the NAS alarm's status of its runs (alarm_status records), the
+   * full text of every run on hover; none without records. */
+  alarmStatusLine(panel, data) {
+    const status = Object.entries((data && data.alarm_status) || {}).filter(([, st]) => st && st.message);
+    if (!status.length) return;
+    const shown = status.find(([, st]) => st.state === "fired") || status[0];
+    const text = status.length > 1 ? `${shown[0]}: ${shown[1].message}` : shown[1].message;
+    const line = h("div", { class: "nas-alarm-status", "data-state": shown[1].state, text, title: status.map(([run, st]) => `${run}: ${st.message}`).join("\n") });
+    panel.querySelector("header").after(line);
+  }
+
+  /** Columns and panel size for `n` panels: as many columns of >= MIN_PANEL_W px as fit, and plots as tall
+   * as the window's height shared by the rows leaves (between MIN_PLOT_H and MAX_PLOT_H), or the URL's
+   * p.nas.height. Also sets how many characters of a name fit a panel's title. */
   layout(n) {
     const avail = Math.max(320, this.panels.clientWidth || 900);
-    const cols = n <= 1 ? 1 : Math.max(1, Math.min(n, Math.floor(avail / 440)));
+    const cols = n <= 1 ? 1 : Math.max(1, Math.min(n, Math.floor((avail + 12) / (MIN_PANEL_W + 12))));
     const width = Math.floor((avail - (cols - 1) * 12) / cols) - 18;
     this.panels.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
-    return { cols, width: Math.min(width, n <= 1 ? 1100 : width) };
+    const rows = Math.ceil(Math.max(1, n) / cols);
+    const top = this.panels.getBoundingClientRect().top + (window.scrollY || 0);
+    const room = (window.innerHeight || 800) - top - 24 - (rows - 1) * 12;
+    // A panel's header, axes and a legend row take about PANEL_CHROME px besides the plot.
+    const fit = Math.floor(Math.min(room / Math.min(rows, 2), room) - PANEL_CHROME);
+    const height = this.panelHeight || Math.max(MIN_PLOT_H, Math.min(MAX_PLOT_H, fit));
+    this.titleChars = Math.max(12, Math.floor((width - 90) / 7.5));
+    return { cols, width, height };
   }
+
 
   async renderView() {
     const token = ++this.token;
@@ -417,21 +459,51 @@ export class NasApp {
     }
   }
 
-  seriesUrl(view, entry) {
-    return url(view, { ...this.params(entry), loss_tag: this.lossTag, loss_tag2: this.loss2Tag });
+  /** The `route` response for `params` with the chosen loss tags. A loss tag that the selection lacks
+   * leaves that loss out (data.missing_loss_tags names it): the server says so in a 200 answer, or, from a
+   * server that answers 404 for it, the request is made again without that tag. */
+  async fetchWithLosses(route, params, version) {
+    const tags = { loss_tag: this.lossTag, loss_tag2: this.loss2Tag };
+    for (;;) {
+      try {
+        const data = await getJSON(url(route, { ...params, ...tags }), version);
+        const missing = [...(data.missing_loss_tags || [])];
+        for (const [param, tag] of [["loss_tag", this.lossTag], ["loss_tag2", this.loss2Tag]]) {
+          if (tag && !tags[param] && !missing.includes(tag)) missing.push(tag);
+        }
+        return missing.length ? { ...data, missing_loss_tags: missing } : data;
+      } catch (error) {
+        if (!(error.status === 404 && tags[error.parameter])) throw error;
+        tags[error.parameter] = "";
+      }
+    }
+  }
+
+  /** The `view` response of `e` as { e, data } or { e, error }. */
+  fetchSeries(view, e) {
+    return this.fetchWithLosses(view, this.params(e), this.versionOf(e)).then((data) => ({ e, data }), (error) => ({ e, error }));
+  }
+
+  /** One note above the panels per loss tag that some entries lack: "TAG is not logged by: a, b". */
+  noteMissingLosses(results) {
+    const by = new Map();
+    for (const r of results) {
+      for (const tag of (r.data && r.data.missing_loss_tags) || []) by.set(tag, [...(by.get(tag) || []), r.e.name]);
+    }
+    for (const [tag, names] of by) h("div", { class: "nas-note missing-loss-note", text: `${tag} is not logged by: ${names.join(", ")}` }, this.message);
   }
 
   async renderSeries(view, token, t0) {
-    const results = await Promise.all(this.selected.map((e) =>
-      getJSON(this.seriesUrl(view, e), this.versionOf(e)).then((data) => ({ e, data }), (error) => ({ e, error }))));
+    const results = await Promise.all(this.selected.map((e) => this.fetchSeries(view, e)));
     if (token !== this.token) return;
+    this.noteMissingLosses(results);
     const t1 = performance.now();
     const ok = results.filter((r) => r.data);
     const xDomains = domainsByUnit(ok.map((r) => r.data), view === "lines" ? stepExtent : stripeStepExtent);
     this.noteUnits(xDomains);
     const lossRange = extent(...ok.map((r) => lossExtent(r.data) || []));
     const lossDomain = niceLossDomain(lossRange);
-    const { width, cols } = this.layout(results.length);
+    const { width, height } = this.layout(results.length);
     const nodes = [];
     for (const r of results) {
       const what = view === "lines" ? "band = min..max across them" : "median across them";
@@ -440,14 +512,20 @@ export class NasApp {
       if (r.error) {
         body.appendChild(this.errorBox(`Could not load ${view} for ${r.e.type} "${r.e.name}"`, r.error));
       } else if (view === "lines") {
+        this.alarmStatusLine(panel, r.data);
         body.appendChild(linePlot(r.data, {
-          width, height: cols > 1 ? 190 : 260, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, hidden: this.hidden, dark: this.dark,
+          width, height, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, hidden: this.hidden, dark: this.dark,
           onToggleLayer: (name) => this.toggleLayer(name),
         }));
       } else {
-        body.appendChild(stripePlot(r.data, { width, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, targetHeight: cols > 1 ? 240 : 340 }));
+        this.alarmStatusLine(panel, r.data);
+        body.appendChild(stripePlot(r.data, { width, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, targetHeight: height + 40 }));
       }
       nodes.push(panel);
+    }
+    // Every panel of a row keeps its plot at one height: a status line in one means a (blank) line in all.
+    if (nodes.some((n) => n.querySelector(".nas-alarm-status"))) {
+      for (const n of nodes) if (!n.querySelector(".nas-alarm-status")) n.querySelector("header").after(h("div", { class: "nas-alarm-status", text: "\u00a0" }));
     }
     this.panels.replaceChildren(...nodes);
     this.record({ view, panels: results.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
@@ -469,23 +547,29 @@ export class NasApp {
   /** The overlay view: the `lines` responses of the selection (shared with the line plot's cache), one
    * panel per chosen layer with every entry in its chip colour. */
   async renderOverlay(token, t0) {
-    const results = await Promise.all(this.selected.map((entry) =>
-      getJSON(this.seriesUrl("lines", entry), this.versionOf(entry)).then((data) => ({ entry, data }), (error) => ({ entry, error }))));
+    const results = (await Promise.all(this.selected.map((e) => this.fetchSeries("lines", e)))).map((r) => ({ ...r, entry: r.e }));
     if (token !== this.token) return;
+    this.noteMissingLosses(results);
     const t1 = performance.now();
     const ok = results.filter((r) => r.data);
     const failed = results.filter((r) => r.error);
-    if (failed.length) this.message.replaceChildren(...failed.map((r) => this.errorBox(`Could not load lines for ${r.entry.type} "${r.entry.name}"`, r.error)));
+    if (failed.length) this.message.append(...failed.map((r) => this.errorBox(`Could not load lines for ${r.entry.type} "${r.entry.name}"`, r.error)));
     const layers = overlayLayers(ok.map((r) => r.data));
     const bar = layerChooser(layers, this.overlayLayers, (names) => { this.overlayLayers = names; this.saveState(); this.renderView(); });
+    const losses = this.overlayLosses ? this.overlayLosses === "on" : ok.length <= OVERLAY_LOSSES;
+    const lossToggle = h("label", { class: "nas-layer-choice nas-overlay-losses", title: "Draw each entry's test loss (dashed, left axis) in every panel" }, bar);
+    const lossBox = h("input", { type: "checkbox" }, lossToggle);
+    lossBox.checked = losses;
+    h("span", { text: "show losses" }, lossToggle);
+    lossBox.addEventListener("change", () => { this.overlayLosses = lossBox.checked ? "on" : "off"; this.saveState(); this.renderView(); });
     if (this.overlayBar) this.overlayBar.replaceWith(bar);
     else this.panels.before(bar);
     this.overlayBar = bar;
     const chosen = this.overlayLayers ? layers.filter((l) => this.overlayLayers.includes(l.name)) : layers;
     const { xDomain, lossDomain } = sharedDomains(ok.map((r) => r.data));
-    const { width, cols } = this.layout(chosen.length);
+    const { width, height } = this.layout(chosen.length);
     const xLabel = [...new Set(ok.map((r) => stepUnit(r.data)))].join(" / ") || stepUnit(null);
-    const options = { width, height: cols > 1 ? 190 : 260, xDomain, lossDomain, dark: this.dark, xLabel };
+    const options = { width, height, xDomain, lossDomain, dark: this.dark, xLabel, losses };
     this.panels.replaceChildren(...chosen.map((layer) => overlayPanel(layer, layerSeries(layer.name, ok), options)));
     if (!chosen.length) this.panels.replaceChildren(h("div", { class: "nas-hint", text: "Choose layers above to overlay them." }));
     this.record({ view: "overlay", panels: chosen.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
@@ -509,8 +593,9 @@ export class NasApp {
   async renderHeatmaps(token, t0) {
     const entries = this.selected;
     const timelines = await Promise.all(entries.map((e) =>
-      getJSON(url("steps", { run: this.heatRun(e), loss_tag: this.lossTag, loss_tag2: this.loss2Tag }), this.versions.get(this.heatRun(e))).then((data) => ({ e, data }), (error) => ({ e, error }))));
+      this.fetchWithLosses("steps", { run: this.heatRun(e) }, this.versions.get(this.heatRun(e))).then((data) => ({ e, data }), (error) => ({ e, error }))));
     if (token !== this.token) return;
+    this.noteMissingLosses(timelines);
     const ok = timelines.filter((r) => r.data);
     this.steps = unionSteps(ok.map((r) => r.data.steps));
     const { lossDomain } = sharedDomains(ok.map((r) => r.data));
@@ -520,12 +605,20 @@ export class NasApp {
     this.slider.setAttribute("aria-label", this.stepUnit);
     if (this.wantStep !== null) {
       const at = this.steps.findIndex((s) => String(s) === this.wantStep);
-      if (at >= 0) this.stepIndex = at;
+      if (at >= 0) {
+        this.stepIndex = at;
+        this.stepChosen = true;
+      }
       this.wantStep = null;
     }
-    if (this.stepIndex === null || this.stepIndex >= this.steps.length) {
-      const overfit = ok.length ? ok[0].data.overfit_step : null;
-      this.stepIndex = overfit !== null && overfit !== undefined ? Math.max(0, this.steps.indexOf(nearestStep(this.steps, overfit))) : this.steps.length - 1;
+    // Opened without a chosen step, each panel starts at its own run's test-loss minimum (else its last
+    // step) and says so; a step chosen on the slider or in the URL applies to every panel.
+    if (this.stepIndex !== null && this.stepIndex >= this.steps.length) this.stepChosen = false;
+    const own = !this.stepChosen;
+    const opening = new Map(ok.map((r) => [r.e, openingStep(r.data)]));
+    if (own) {
+      const first = ok.length ? opening.get(ok[0].e).step : null;
+      this.stepIndex = first !== null ? Math.max(0, this.steps.indexOf(nearestStep(this.steps, first))) : this.steps.length - 1;
     }
     this.slider.max = Math.max(0, this.steps.length - 1);
     this.slider.value = this.stepIndex;
@@ -533,8 +626,9 @@ export class NasApp {
     const { width } = this.layout(entries.length);
     const first = await Promise.all(timelines.map((r) => {
       if (r.error) return r;
-      const p = { run: this.heatRun(r.e), runSteps: r.data.steps, probe: Math.min(this.probeIndex, r.data.probes - 1) };
-      return getJSON(this.heatUrl(p, step), this.versions.get(p.run)).then((heat) => ({ ...r, p, heat }), (error) => ({ ...r, error }));
+      const open = own ? opening.get(r.e) : { step, why: "the step chosen on the slider" };
+      const p = { run: this.heatRun(r.e), runSteps: r.data.steps, probe: Math.max(0, Math.min(this.probeIndex, r.data.probes - 1)) };
+      return getJSON(this.heatUrl(p, open.step), this.versions.get(p.run)).then((heat) => ({ ...r, p, heat, open }), (error) => ({ ...r, error }));
     }));
     if (token !== this.token) return;
     const t1 = performance.now();
@@ -548,9 +642,11 @@ export class NasApp {
         body.appendChild(this.errorBox(`Could not load heatmaps for "${this.heatRun(r.e)}"`, r.error));
       } else {
         // The server links the probe image of the monitor that logged one (with its monitor= parameter).
-        const grid = heatmapGrid(r.heat, { probeUrl: r.heat.probe || null, dark: this.dark, width });
+        const grid = heatmapGrid(r.heat, { probeUrl: r.heat.probe || null, dark: this.dark, width, run: this.heatRun(r.e) });
+        const why = h("div", { class: "nas-note nas-heat-why", text: `${stepUnit(r.heat)} ${r.heat.step}: ${r.open.why}` }, body);
         const curve = lossCurve(r.data, { width: Math.min(width, 520), height: 120, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, step: r.heat.step });
         body.append(grid, curve);
+        grid.why = why;
         this.heatPanels.push({ ...r.p, grid, curve, panel });
         body.exportSvg = () => stackSvg([grid.exportSvg(), curve.cloneNode(true)], themeColors(this.dark).bg);
       }
@@ -597,6 +693,7 @@ export class NasApp {
   /** Move every heatmap panel to steps[index]; the frame is drawn once all of its data is here. */
   async setStep(index) {
     if (!this.steps.length) return;
+    this.stepChosen = true;
     this.stepIndex = Math.max(0, Math.min(this.steps.length - 1, index));
     const step = this.steps[this.stepIndex];
     const token = this.token;
@@ -610,6 +707,7 @@ export class NasApp {
         return;
       }
       p.grid.update(data[i]);
+      p.grid.why.textContent = `${stepUnit(data[i])} ${data[i].step}: the step chosen on the slider`;
       p.curve.setStep(data[i].step);
     });
     this.record({ view: "heatmap-step", step, drawMs: performance.now() - t });

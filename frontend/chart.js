@@ -3,7 +3,7 @@
 // clip and export, and hover tooltips. Views (lineplot, stripeplot, overlay, heatmap) call only into this
 // file and dom.js/colors.js, never into each other.
 import { ALARM, LOSS, LOSS2, OVERFIT, themeColors } from "./colors.js";
-import { FONT, bandPath, fmt, h, hoverTip, linear, linePath, nearestIndex, s, stepTickCount, stepTicks, ticks, truncate, uniqueId } from "./dom.js";
+import { FONT, bandPath, fmt, h, hoverTip, linear, linePath, nearestIndex, s, stepTickCount, stepTicks, ticks, middleEllipsis, uniqueId } from "./dom.js";
 import { stepUnit, stepValue } from "./steps.js";
 
 /** [min, max] over finite values (numbers, or steps sent as strings) of the given arrays, or null. */
@@ -49,6 +49,33 @@ export function niceLossDomain(range) {
   return [Math.min(t[0], lo - pad), Math.max(t[t.length - 1], hi + pad)];
 }
 
+/** The step axis along y = `y`: its line, ticks that fit, and the unit's label below. */
+export function drawStepAxis(g, x, { y, theme, label }) {
+  const [x0, x1] = x.range;
+  s("line", { x1: x0, x2: x1, y1: y, y2: y, stroke: theme.axis }, g);
+  for (const v of stepTicks(x.domain[0], x.domain[1], stepTickCount(x1 - x0, x.domain[0], x.domain[1]))) {
+    s("line", { x1: x(v), x2: x(v), y1: y, y2: y + 4, stroke: theme.axis }, g);
+    s("text", { class: "x-tick", "data-value": v, x: x(v), y: y + 14, "text-anchor": "middle", fill: theme.muted, text: v }, g);
+  }
+  s("text", { class: "x-label", x: (x0 + x1) / 2, y: y + 26, "text-anchor": "middle", fill: theme.muted, text: label }, g);
+}
+
+/** A loss axis at x = `x` on the left or right of a plot: ticks in the loss colour (as many as fit) and
+ * its rotated label. */
+export function drawLossAxis(g, yLoss, { x, side, colour, label }) {
+  const [lo, hi] = yLoss.domain;
+  const [yb, yt] = yLoss.range;
+  const dir = side === "left" ? -1 : 1;
+  for (const v of ticks(lo, hi, Math.max(1, Math.min(4, Math.floor((yb - yt) / 30))))) {
+    if (v < lo || v > hi) continue;
+    s("line", { x1: x, x2: x + 4 * dir, y1: yLoss(v), y2: yLoss(v), stroke: colour }, g);
+    s("text", { class: "loss-tick", "data-value": v, x: x + 6 * dir, y: yLoss(v) + 3, "text-anchor": side === "left" ? "end" : "start", fill: colour, text: fmt(v, 2) }, g);
+  }
+  s("text", {
+    transform: `translate(${x + 38 * dir},${(yb + yt) / 2}) rotate(${90 * dir})`, "text-anchor": "middle", fill: colour, text: label,
+  }, g);
+}
+
 /** Axes shared by every plot of a view: x = steps (labelled with their unit, xLabel), left y = loss, right
  * y = NAS in [0, 1]. */
 export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true, grid = true, xLabel = "epoch", lossColour = LOSS, lossLabel = "test loss" }) {
@@ -60,12 +87,7 @@ export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true
       s("line", { x1: x0, x2: x1, y1: yNas(v), y2: yNas(v), stroke: theme.grid, "stroke-width": 1 }, g);
     }
   }
-  s("line", { x1: x0, x2: x1, y1: yb, y2: yb, stroke: theme.axis }, g);
-  for (const v of stepTicks(x.domain[0], x.domain[1], stepTickCount(x1 - x0, x.domain[0], x.domain[1]))) {
-    s("line", { x1: x(v), x2: x(v), y1: yb, y2: yb + 4, stroke: theme.axis }, g);
-    s("text", { class: "x-tick", "data-value": v, x: x(v), y: yb + 14, "text-anchor": "middle", fill: theme.muted, text: v }, g);
-  }
-  s("text", { class: "x-label", x: (x0 + x1) / 2, y: yb + 26, "text-anchor": "middle", fill: theme.muted, text: xLabel }, g);
+  drawStepAxis(g, x, { y: yb, theme, label: xLabel });
   if (right) {
     s("line", { x1: x1, x2: x1, y1: yb, y2: yt, stroke: theme.axis }, g);
     for (const v of ticks(0, 1, 4)) {
@@ -78,20 +100,50 @@ export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true
   }
   if (left && yLoss) {
     s("line", { x1: x0, x2: x0, y1: yb, y2: yt, stroke: theme.axis }, g);
-    for (const v of ticks(yLoss.domain[0], yLoss.domain[1], 4)) {
-      if (v < yLoss.domain[0] || v > yLoss.domain[1]) continue;
-      s("text", { class: "loss-tick", "data-value": v, x: x0 - 5, y: yLoss(v) + 3, "text-anchor": "end", fill: lossColour, text: fmt(v, 2) }, g);
-    }
-    s("text", {
-      transform: `translate(${x0 - 36},${(yb + yt) / 2}) rotate(-90)`, "text-anchor": "middle",
-      fill: lossColour, text: lossLabel,
-    }, g);
+    drawLossAxis(g, yLoss, { x: x0, side: "left", colour: lossColour, label: lossLabel });
   }
   return g;
 }
 
-/** Loss curves, the dashed overfit line and the NAS alarms (dotted purple, a triangle on top, the
- * triggering layers in its tooltip), drawn over a plot. */
+/** The text of the note above a plot whose loss has no overfit step: its lowest point lies within the last
+ * few logged points (the server's smoothing window), so nothing can be judged yet; null otherwise. */
+export function lossNote(data) {
+  const logged = data.loss && (data.loss.values || []).some((v) => v !== null && !Number.isNaN(v));
+  return logged && (data.overfit_step === null || data.overfit_step === undefined)
+    ? "too few epochs after the lowest test loss to judge" : null;
+}
+
+/** A one-line note in a plot's top margin (above the plot area, never over its marks), right-aligned. */
+export function drawNote(svg, text, { x, theme }) {
+  return s("text", { class: "overfit-note", x: x.range[1], y: 12, "text-anchor": "end", "font-size": 10.5, fill: theme.muted, text }, svg);
+}
+
+/** Onset steps of the NAS alarms of a response's runs (contract: alarm_status[run].onset). */
+export function alarmOnsets(data) {
+  const status = data.alarm_status || {};
+  return Object.entries(status).filter(([, st]) => st && st.onset !== null && st.onset !== undefined)
+    .map(([run, st]) => ({ run, step: st.onset }));
+}
+
+/** A NAS alarm marker: dotted purple line, a triangle on top (filled with `fill`), its description in a <title>. */
+function alarmMarker(g, alarm, { x, yb, yt, unit, fill = ALARM }) {
+  const xa = x(alarm.step);
+  const marker = s("g", { class: "alarm-marker", "data-step": alarm.step, "data-run": alarm.run }, g);
+  s("title", { text: `NAS overfitting alarm at ${unit} ${alarm.step} (${alarm.run}): ${(alarm.layers || []).join(", ")}` }, marker);
+  s("line", { x1: xa, x2: xa, y1: yb, y2: yt, stroke: ALARM, "stroke-width": 1.6, "stroke-dasharray": "2 3" }, marker);
+  s("path", { d: `M${xa - 5},${yt}L${xa + 5},${yt}L${xa},${yt + 8}Z`, fill }, marker);
+  return marker;
+}
+
+/** The alarm's onset on the x axis: an upward purple triangle at the axis line. */
+function onsetMarker(g, onset, { x, yb, unit }) {
+  const xo = x(onset.step);
+  const m = s("path", { class: "onset-marker", "data-step": onset.step, "data-run": onset.run, d: `M${xo - 5},${yb}L${xo + 5},${yb}L${xo},${yb - 8}Z`, fill: "none", stroke: ALARM, "stroke-width": 1.5 }, g);
+  s("title", { text: `NAS alarm onset: the climb began at ${unit} ${onset.step} (${onset.run})` }, m);
+}
+
+/** Loss curves, the dashed overfit line, the NAS alarms (dotted purple, a triangle on top, the triggering
+ * layers in its tooltip) and their onsets on the x axis, drawn over a plot. */
 export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
   const g = s("g", { class: "losses" }, svg);
   const [yb, yt] = yLoss.range;
@@ -108,21 +160,61 @@ export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
       class: "overfit-line", x1: xo, x2: xo, y1: yb, y2: yt, stroke: OVERFIT, "stroke-width": 1.6,
       "stroke-dasharray": "6 4", "data-step": data.overfit_step,
     }, g);
-  } else if (data.loss && (data.loss.values || []).some((v) => v !== null)) {
-    // A loss with no overfit step is still at (or next to) its minimum at the last step: not yet.
-    s("text", {
-      class: "overfit-note", x: x.range[1] - 4, y: yt + 11, "text-anchor": "end", "font-size": 10,
-      fill: OVERFIT, text: "test loss still falling: no overfitting yet",
-    }, g);
   }
-  for (const alarm of data.alarms || []) {
-    const xa = x(alarm.step);
-    const marker = s("g", { class: "alarm-marker", "data-step": alarm.step, "data-run": alarm.run }, g);
-    s("title", { text: `NAS overfitting alarm at ${stepUnit(data)} ${alarm.step} (${alarm.run}): ${alarm.layers.join(", ")}` }, marker);
-    s("line", { x1: xa, x2: xa, y1: yb, y2: yt, stroke: ALARM, "stroke-width": 1.6, "stroke-dasharray": "2 3" }, marker);
-    s("path", { d: `M${xa - 5},${yt}L${xa + 5},${yt}L${xa},${yt + 8}Z`, fill: ALARM }, marker);
+  const unit = stepUnit(data);
+  for (const alarm of data.alarms || []) alarmMarker(g, alarm, { x, yb, yt, unit });
+  for (const onset of alarmOnsets(data)) onsetMarker(g, onset, { x, yb, unit });
+  return g;
+}
+
+/** The alarms of several entries in one plot (the overlay): each marker's triangle in its entry's colour. */
+export function drawEntryAlarms(svg, entries, { x, yNas, unit }) {
+  const g = s("g", { class: "alarms" }, svg);
+  const [yb, yt] = yNas.range;
+  for (const e of entries) {
+    for (const alarm of e.alarms || []) alarmMarker(g, alarm, { x, yb, yt, unit, fill: e.color }).setAttribute("data-entry", e.name);
+    for (const onset of e.onsets || []) onsetMarker(g, onset, { x, yb, unit });
   }
   return g;
+}
+
+/** Legend keys of the marks drawn for `data` (drawLosses), for a legend's end: [{ name, mark, title }]. */
+export function markKeys(data, { losses = true } = {}) {
+  const keys = [];
+  if (losses && data.loss) keys.push({ name: data.loss.tag || "test loss", mark: "loss", title: "test loss (left axis)" });
+  if (losses && data.loss2) keys.push({ name: data.loss2.tag || "2nd loss", mark: "loss2", title: "second loss (left axis)" });
+  if (data.overfit_step !== null && data.overfit_step !== undefined) {
+    keys.push({ name: "test-loss minimum", mark: "overfit", title: "dashed: the step of the lowest (smoothed) test loss" });
+  }
+  if ((data.alarms || []).length) keys.push({ name: "NAS alarm", mark: "alarm", title: "dotted, triangle on top: the NAS overfitting alarm" });
+  if (alarmOnsets(data).length) keys.push({ name: "NAS alarm onset", mark: "onset", title: "triangle on the step axis: where the NAS climb began" });
+  return keys;
+}
+
+/** The swatch of a legend item at (0, -2): a line in `colour`, or the symbol of a mark key. */
+function swatch(g, item, colour) {
+  const marks = {
+    loss: () => s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: LOSS, "stroke-width": 2 }, g),
+    loss2: () => s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: LOSS2, "stroke-width": 2 }, g),
+    overfit: () => s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: OVERFIT, "stroke-width": 1.6, "stroke-dasharray": "6 4" }, g),
+    alarm: () => {
+      s("line", { x1: 8, x2: 8, y1: -9, y2: 5, stroke: ALARM, "stroke-width": 1.6, "stroke-dasharray": "2 3" }, g);
+      s("path", { d: "M3,-9L13,-9L8,-2Z", fill: ALARM }, g);
+    },
+    onset: () => s("path", { d: "M3,3L13,3L8,-5Z", fill: "none", stroke: ALARM, "stroke-width": 1.5 }, g),
+    entryMin: () => s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: "#9e9e9e", "stroke-width": 1.6, "stroke-dasharray": "2 4" }, g),
+    dashed: () => s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: "#9e9e9e", "stroke-width": 2, "stroke-dasharray": "5 3" }, g),
+  };
+  if (item.mark && marks[item.mark]) marks[item.mark]();
+  else s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: colour, "stroke-width": 3 }, g);
+}
+
+/** Fade every series of `svg` but the one whose `attr` is `name` (null: show all evenly). */
+export function focusSeries(svg, attr, name) {
+  svg.classList.toggle("focus", name !== null);
+  for (const el of svg.querySelectorAll(`.lines [${attr}], .bands [${attr}], .losses [${attr}]`)) {
+    el.classList.toggle("focused", el.getAttribute(attr) === name);
+  }
 }
 
 /** Legend rows fitting `width` px: [[{ item, x, w }]], items (with a .name) in order. */
@@ -131,7 +223,7 @@ export function layoutLegend(items, width) {
   let row = [];
   let used = 0;
   for (const item of items) {
-    const w = 26 + Math.min(24, item.name.length) * 6.2;
+    const w = 26 + Math.min(24, (item.label || item.name).length) * 6.2;
     if (row.length > 0 && used + w > width) {
       rows.push(row);
       row = [];
@@ -148,7 +240,7 @@ export function layoutLegend(items, width) {
  * Draw legend `rows` (from layoutLegend) into `svg` from (left, top), 16 px a row: a line swatch in
  * colourOf(item) and the truncated name; dimmed where off(item), a <title> of titleOf(item), onClick(item).
  */
-export function drawLegend(svg, rows, { left, top, theme, colourOf, titleOf, off = () => false, onClick = null, attr = "data-layer", dash = null }) {
+export function drawLegend(svg, rows, { left, top, theme, colourOf, titleOf, off = () => false, onClick = null, attr = "data-layer" }) {
   const legend = s("g", { class: "legend", "font-size": 10.5 }, svg);
   rows.forEach((row, r) => {
     for (const { item, x: lx, w } of row) {
@@ -158,10 +250,19 @@ export function drawLegend(svg, rows, { left, top, theme, colourOf, titleOf, off
         transform: `translate(${left + lx},${top + r * 16})`, opacity: hidden ? 0.35 : 1,
       }, legend);
       s("rect", { x: -2, y: -9, width: w - 4, height: 14, fill: "transparent" }, g);
-      s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: colourOf(item), "stroke-width": 3, "stroke-dasharray": dash }, g);
-      s("text", { x: 20, y: 2, fill: theme.fg, text: truncate(item.name) }, g);
-      s("title", { text: titleOf(item) }, g);
+      swatch(g, item, item.mark ? null : colourOf(item));
+      s("text", { x: 20, y: 2, fill: theme.fg, text: middleEllipsis(item.label || item.name) }, g);
+      s("title", { text: item.mark ? item.title : titleOf(item) }, g);
+      if (item.mark) {
+        g.setAttribute("class", "legend-item legend-key");
+        g.setAttribute("data-mark", item.mark);
+        g.removeAttribute(attr);
+        continue;
+      }
       if (onClick) g.addEventListener("click", () => onClick(item));
+      // Hovering a key fades every other series of the plot (its lines and bands carry the same attribute).
+      g.addEventListener("mouseenter", () => focusSeries(svg, attr, item.name));
+      g.addEventListener("mouseleave", () => focusSeries(svg, attr, null));
     }
   });
   return legend;

@@ -142,9 +142,18 @@ export function uniqueId(prefix) {
   return `${prefix}-${uid}`;
 }
 
-/** `name` cut to `max` characters with an ellipsis (the full name belongs in a <title>). */
-export function truncate(name, max = 24) {
-  return name.length > max ? name.slice(0, max - 1) + "\u2026" : name;
+/** A layer's name as shown: a bare number (a child of a top-level nn.Sequential, "0") with its kind,
+ * "0 (conv2d)"; other names as they are. */
+export function layerLabel(name, kind) {
+  return /^\d+$/.test(name) && kind ? `${name} (${kind})` : name;
+}
+
+/** `name` cut to `max` characters by an ellipsis in its middle, keeping both ends (runs that differ only
+ * in a seed suffix stay apart); the full name belongs in a <title>. */
+export function middleEllipsis(name, max = 24) {
+  if (name.length <= max) return name;
+  const tail = Math.floor((max - 1) / 2);
+  return name.slice(0, max - 1 - tail) + "\u2026" + name.slice(name.length - tail);
 }
 
 /**

@@ -2,8 +2,8 @@
 // test loss in red on the left axis, optional second loss in orange, dashed red line at the overfit step,
 // dotted purple line at each NAS overfitting alarm.
 import { depthColor, themeColors } from "./colors.js";
-import { bandPath, fmt, linear, linePath, s } from "./dom.js";
-import { chartFrame, drawLegend, drawLosses, hoverNearest, layoutLegend, lossExtent, lossRows, niceLossDomain, stepExtent } from "./chart.js";
+import { bandPath, fmt, layerLabel, linear, linePath, s } from "./dom.js";
+import { chartFrame, drawLegend, drawLosses, drawNote, hoverNearest, layoutLegend, lossExtent, lossNote, lossRows, markKeys, niceLossDomain, stepExtent } from "./chart.js";
 import { stepUnit } from "./steps.js";
 
 /**
@@ -17,10 +17,12 @@ export function linePlot(data, options = {}) {
   const width = options.width || 640;
   const plotHeight = options.height || 240;
   const hidden = options.hidden || new Set();
-  const layers = [...(data.layers || [])]; // the server's order: each monitor's layers by depth
+  // The server's order: each monitor's layers by depth.
+  const layers = (data.layers || []).map((l) => ({ ...l, label: layerLabel(l.name, l.kind) }));
   const maxDepth = layers.reduce((m, l) => Math.max(m, l.depth), 0);
-  const margin = { left: 48, right: 42, top: 8, bottom: 32 };
-  const legendRows = layoutLegend(layers, width - margin.left - margin.right);
+  const note = lossNote(data);
+  const margin = { left: 48, right: 42, top: note ? 20 : 8, bottom: 32 };
+  const legendRows = layoutLegend([...layers, ...markKeys(data)], width - margin.left - margin.right);
   const legendHeight = legendRows.length * 16 + 4;
   const height = margin.top + plotHeight + margin.bottom + legendHeight;
 
@@ -59,6 +61,7 @@ export function linePlot(data, options = {}) {
   if (hasLoss) drawLosses(plot, data, { x, yLoss, theme });
   else drawLosses(plot, { overfit_step: data.overfit_step, alarms: data.alarms, step_unit: data.step_unit }, { x, yLoss, theme });
 
+  if (note) drawNote(svg, note, { x, theme });
   // Legend: click an entry to hide or show that layer (in every panel of the view).
   drawLegend(svg, legendRows, {
     left: margin.left, top: yBottom + 38, theme, colourOf: (l) => colours.get(l.name), off: (l) => hidden.has(l.name),
@@ -68,7 +71,7 @@ export function linePlot(data, options = {}) {
 
   // Hover: the nearest visible layer at the nearest step.
   hoverNearest(frame, { x, yNas, theme }, shown, (l, st, v) => ({
-    title: l.name, rows: [`${unit} ${st}`, `NAS ${fmt(v, 4)}`, ...lossRows(data.loss, st)],
+    title: l.label, rows: [`${unit} ${st}`, `NAS ${fmt(v, 4)}`, ...lossRows(data.loss, st)],
   }));
   return frame.root;
 }

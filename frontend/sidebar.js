@@ -1,12 +1,22 @@
 // The run list: grouping regex, filter, select/clear what is shown, groups that fold over their runs. Built once;
 // setEntries() redraws the rows and keeps the filter, the folded groups and the scroll position.
-import { h } from "./dom.js";
+import { h, middleEllipsis } from "./dom.js";
 
 // Above this many runs, groups start folded.
 const UNFOLDED_RUNS = 40;
 
 export function key(entry) {
   return `${entry.type}:${entry.name}`;
+}
+
+/** `entries` in the order the list shows them: each group followed by its runs, then the runs in no group. */
+export function displayOrder(entries) {
+  const groups = entries.filter((e) => e.type === "group");
+  const inGroup = new Set(groups.flatMap((g) => g.runs));
+  const byRun = new Map(entries.filter((e) => e.type === "run").map((e) => [e.name, e]));
+  const out = [];
+  for (const g of groups) out.push(g, ...g.runs.filter((r) => byRun.has(r)).map((r) => byRun.get(r)));
+  return [...out, ...entries.filter((e) => e.type === "run" && !inGroup.has(e.name))];
 }
 
 export class Sidebar {
@@ -78,7 +88,7 @@ export class Sidebar {
     const box = h("input", { type: "checkbox" }, row);
     box.checked = selected.has(key(entry));
     h("span", { class: "chip", style: { background: entry.color } }, row);
-    h("span", { class: "name", text: entry.name, title: entry.name }, row);
+    h("span", { class: "name", text: middleEllipsis(entry.name, group ? 26 : 28), title: entry.name }, row);
     if (entry.type === "group") h("span", { class: "count", text: `${entry.runs.length}` }, row);
     box.addEventListener("change", () => this.on.toggle(entry, box.checked));
     return row;

@@ -24,7 +24,7 @@ WAIT_MS = 60_000
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("nas_frontend_seen")
-    write_synthetic_runs(root, GROUPED, layers=LAYERS, steps=8)
+    write_synthetic_runs(root, GROUPED, layers=LAYERS, steps=8, loss=lambda i: 1 + (i - 3) ** 2 / 10)
     write_synthetic_runs(root, [RISING], layers=LAYERS, steps=8, seed=1, loss=lambda i: RISING_LOSS[i])
     write_synthetic_runs(root, SOLOS, layers=2, steps=3, seed=2)
     return root
@@ -146,3 +146,88 @@ def test_the_filter_and_folding_take_rows_off_the_screen_and_select_shown_ticks_
     frame.click(".nas-entry[data-key='group:lr0.01_b'] .nas-fold")
     assert "run:lr0.01_b/seed0" in shown_rows(frame)
     select(frame)
+
+
+# --- colours ----------------------------------------------------------------------------------------------
+
+def test_neighbouring_layers_differ_and_keep_dark_to_light_by_depth(tab):
+    _, frame = tab
+    select(frame, f"run:{RISING}")
+    show(frame, "lines")
+    strokes = frame.eval_on_selector_all(".nas-panel path.nas-line", "els => els.map(e => e.getAttribute('stroke'))")
+    assert len(strokes) == LAYERS
+    lightness = [_srgb_to_lab(c)[0] for c in strokes]
+    assert lightness == sorted(lightness)  # the paper's ordering: dark (early) to light (deep)
+    gaps = [ciede2000(a, b) for a, b in zip(strokes, strokes[1:])]
+    assert min(gaps) >= 10, gaps
+    assert all(ciede2000(c, "#ffffff") >= 15 for c in strokes)  # none washed out on the light background
+
+
+def test_hovering_a_legend_key_fades_the_other_layers(tab):
+    _, frame = tab
+    select(frame, f"run:{RISING}")
+    show(frame, "lines")
+    frame.hover(".nas-panel .legend-item[data-layer=layer2]")
+    opacity = frame.eval_on_selector_all(
+        ".nas-panel path.nas-line", "els => els.map(e => [e.dataset.layer, +getComputedStyle(e).opacity])")
+    assert dict(opacity)["layer2"] == 1 and all(o < 0.5 for name, o in opacity if name != "layer2")
+    frame.hover(".nas-panel .nas-chart svg .x-label")
+    assert all(o == 1 for _, o in frame.eval_on_selector_all(".nas-panel path.nas-line", "els => els.map(e => [0, +getComputedStyle(e).opacity])"))
+
+
+def chip_colours(frame) -> dict[str, str]:
+    return dict(frame.eval_on_selector_all(
+        ".nas-entry", "els => els.map(e => [e.dataset.key, getComputedStyle(e.querySelector('.chip')).backgroundColor])"))
+
+
+def test_twelve_run_colours_stay_apart_from_each_other_and_from_the_loss_red(tab):
+    _, frame = tab
+    chips = chip_colours(frame)
+    assert len(chips) == 2 + len(GROUPED) + 1 + len(SOLOS)
+    colours = list(chips.values())
+    assert len(set(colours)) == len(colours)  # no colour repeats while there are few entries
+    first = colours[:12]
+    pairs = [ciede2000(a, b) for i, a in enumerate(first) for b in first[i + 1:]]
+    assert min(pairs) >= 15, min(pairs)
+    assert min(ciede2000(c, LOSS_RED) for c in colours) >= 20
+
+
+def test_a_run_has_one_colour_in_the_list_and_the_overlay(tab):
+    _, frame = tab
+    select(frame, "group:lr0.1_a", f"run:{RISING}", "run:solo0")
+    show(frame, "overlay")
+    chips = chip_colours(frame)
+    drawn = dict(frame.eval_on_selector_all(
+        ".nas-overlay-panel:first-of-type path.nas-line", "els => els.map(e => [e.dataset.entry, getComputedStyle(e).stroke])"))
+    assert drawn == {"lr0.1_a": chips["group:lr0.1_a"], RISING: chips[f"run:{RISING}"], "solo0": chips["run:solo0"]}
+    show(frame, "lines")
+
+
+# --- keys and messages ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("view", ["lines", "stripes"])
+def test_a_minimum_within_the_last_points_says_it_is_too_early_above_the_plot(tab, view):
+    _, frame = tab
+    select(frame, f"run:{RISING}")
+    show(frame, view)
+    note = frame.wait_for_selector(".nas-panel .overfit-note")
+    assert note.text_content() == "too few epochs after the lowest test loss to judge"
+    note_bottom, plot_top = frame.eval_on_selector(
+        ".nas-panel", """p => { const c = p.querySelector('.stripe-canvas') || p.querySelector('.hover');
+          return [p.querySelector('.overfit-note').getBoundingClientRect().bottom, c.getBoundingClientRect().top]; }""")
+    assert note_bottom <= plot_top + 1  # above the plot, not over it
+
+
+@pytest.mark.parametrize("view", ["lines", "stripes"])
+def test_the_minimum_and_alarm_marks_have_legend_keys(tab, view):
+    _, frame = tab
+    select(frame, "run:lr0.1_a/seed0")
+    show(frame, view)
+    data = frame.evaluate("fetch('lines?run=lr0.1_a/seed0').then(r => r.json())")
+    assert data["overfit_step"] is not None
+    keys = frame.eval_on_selector_all(".nas-panel .legend-key", "els => els.map(e => [e.dataset.mark, e.querySelector('text').textContent])")
+    assert ["overfit", "test-loss minimum"] in [list(k) for k in keys]
+    key = frame.query_selector(".nas-panel .legend-key[data-mark=overfit]")
+    assert key.is_visible()
+    dash = frame.eval_on_selector(".nas-panel .legend-key[data-mark=overfit] line", "e => [e.getAttribute('stroke'), e.getAttribute('stroke-dasharray')]")
+    assert dash == [frame.get_attribute(".nas-panel line.overfit-line", "stroke"), frame.get_attribute(".nas-panel line.overfit-line", "stroke-dasharray")]
