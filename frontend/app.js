@@ -34,6 +34,8 @@ const MIN_PANEL_W = 420;
 const MIN_PLOT_H = 150;
 const MAX_PLOT_H = 520;
 const PANEL_CHROME = 120;
+const ASPECT_MIN = 1.2;
+const ASPECT_MAX = 3;
 
 /** Where a heatmap panel opens, from its `steps` response: { step, why }. */
 function openingStep(timeline) {
@@ -415,23 +417,30 @@ export class NasApp {
     panel.querySelector("header").after(line);
   }
 
-  /** Columns and panel size for `n` panels: as many columns of >= MIN_PANEL_W px as fit, and plots as tall
-   * as the window's height shared by the rows leaves (between MIN_PLOT_H and MAX_PLOT_H), or the URL's
-   * p.nas.height. Also sets how many characters of a name fit a panel's title. */
+  /** Columns and panel size for `n` panels: of the column counts whose panels are >= MIN_PANEL_W px wide,
+   * the one whose plots cover most of the window (a plot counts up to ASPECT_MIN..ASPECT_MAX width/height),
+   * the window's height shared by the rows (plots between MIN_PLOT_H and MAX_PLOT_H px, more rows scroll),
+   * or the URL's p.nas.height. Also sets how many characters of a name fit a panel's title. */
   layout(n) {
     const avail = Math.max(320, this.panels.clientWidth || 900);
-    const cols = n <= 1 ? 1 : Math.max(1, Math.min(n, Math.floor((avail + 12) / (MIN_PANEL_W + 12))));
-    const width = Math.floor((avail - (cols - 1) * 12) / cols) - 18;
-    this.panels.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
-    const rows = Math.ceil(Math.max(1, n) / cols);
     const top = this.panels.getBoundingClientRect().top + (window.scrollY || 0);
-    const room = (window.innerHeight || 800) - top - 24 - (rows - 1) * 12;
-    // A panel's header, axes and a legend row take about PANEL_CHROME px besides the plot.
-    const fit = Math.floor(Math.min(room / Math.min(rows, 2), room) - PANEL_CHROME);
-    const height = this.panelHeight || Math.max(MIN_PLOT_H, Math.min(MAX_PLOT_H, fit));
-    this.titleChars = Math.max(12, Math.floor((width - 90) / 7.5));
-    return { cols, width, height };
+    const room = (window.innerHeight || 800) - top - 16;
+    const maxCols = n <= 1 ? 1 : Math.max(1, Math.min(n, Math.floor((avail + 12) / (MIN_PANEL_W + 12))));
+    let best = null;
+    for (let cols = 1; cols <= maxCols; cols++) {
+      const rows = Math.ceil(Math.max(1, n) / cols);
+      const width = Math.floor((avail - (cols - 1) * 12) / cols) - 18;
+      const fit = Math.floor((room - (rows - 1) * 12) / rows - PANEL_CHROME);
+      const height = this.panelHeight || Math.max(MIN_PLOT_H, Math.min(MAX_PLOT_H, fit));
+      const shownRows = Math.min(rows, Math.max(1, Math.floor((room + 12) / (height + PANEL_CHROME + 12))));
+      const used = Math.min(width, height * ASPECT_MAX) * Math.min(height, width / ASPECT_MIN) * Math.min(n, cols * shownRows);
+      if (!best || used > best.used) best = { cols, width, height, used };
+    }
+    this.panels.style.gridTemplateColumns = `repeat(${best.cols}, minmax(0, 1fr))`;
+    this.titleChars = Math.max(12, Math.floor((best.width - 90) / 7.5));
+    return best;
   }
+
 
 
   async renderView() {
@@ -557,7 +566,7 @@ export class NasApp {
     const layers = overlayLayers(ok.map((r) => r.data));
     const bar = layerChooser(layers, this.overlayLayers, (names) => { this.overlayLayers = names; this.saveState(); this.renderView(); });
     const losses = this.overlayLosses ? this.overlayLosses === "on" : ok.length <= OVERLAY_LOSSES;
-    const lossToggle = h("label", { class: "nas-layer-choice nas-overlay-losses", title: "Draw each entry's test loss (dashed, left axis) in every panel" }, bar);
+    const lossToggle = h("label", { class: "nas-toggle nas-overlay-losses", title: "Draw each entry's test loss (dashed, left axis) in every panel" }, bar);
     const lossBox = h("input", { type: "checkbox" }, lossToggle);
     lossBox.checked = losses;
     h("span", { text: "show losses" }, lossToggle);

@@ -83,7 +83,7 @@ function zoomDialog(layerName, run, dark, onClose) {
       canvas.style.width = `${w}px`;
       canvas.style.height = `${hgt}px`;
       canvas.dataset.step = step;
-      caption.textContent = `mean NAS ${fmt(meanOf(layer.values), 3)}`;
+      caption.textContent = `${layer.name} at ${unit} ${step}: mean NAS ${fmt(meanOf(layer.values), 3)}`;
       title.textContent = `${run ? `${run} \u00b7 ` : ""}${layer.name}${layer.kind ? ` (${layer.kind})` : ""} \u00b7 ${unit} ${step}`;
       probeFig.hidden = !probeUrl;
       if (probeUrl && img.getAttribute("src") !== probeUrl) img.src = probeUrl;

@@ -21,7 +21,8 @@ export function linePlot(data, options = {}) {
   const layers = (data.layers || []).map((l) => ({ ...l, label: layerLabel(l.name, l.kind) }));
   const maxDepth = layers.reduce((m, l) => Math.max(m, l.depth), 0);
   const note = lossNote(data);
-  const margin = { left: 48, right: 42, top: note ? 20 : 8, bottom: 32 };
+  // The top margin holds the note, and is kept without one so that the plots of a row line up.
+  const margin = { left: 48, right: 42, top: 20, bottom: 32 };
   const legendRows = layoutLegend([...layers, ...markKeys(data)], width - margin.left - margin.right);
   const legendHeight = legendRows.length * 16 + 4;
   const height = margin.top + plotHeight + margin.bottom + legendHeight;

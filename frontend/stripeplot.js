@@ -47,7 +47,8 @@ export function stripePlot(data, options = {}) {
   const longest = names.reduce((m, name) => Math.max(m, name.length), 0);
   const labelWidth = Math.max(36, Math.min(150, longest * 6 + 10));
   const note = lossNote(data);
-  const margin = { left: labelWidth, right: 44 + 56, top: note ? 20 : 8, bottom: 34 };
+  // The top margin holds the note, and is kept without one so that the plots of a row line up.
+  const margin = { left: labelWidth, right: 44 + 56, top: 20, bottom: 34 };
   const legendRows = layoutLegend(markKeys(data), width - margin.left - margin.right);
   const height = margin.top + plotHeight + margin.bottom + (legendRows.length ? legendRows.length * 16 + 6 : 0);
   const x0 = margin.left;
@@ -109,7 +110,7 @@ export function stripePlot(data, options = {}) {
       class: "stripe-label", x: x0 - 5, y: margin.top + (r + 0.5) * rowH + 3.5, "text-anchor": "end",
       fill: theme.fg, "font-size": Math.min(10.5, Math.max(8, rowH)), text: label, "data-layer": name,
     }, gLabels);
-    s("title", { text: full }, t);
+    if (label !== name) s("title", { text: full }, t);
   }
   // Axes: steps below, loss on the right of the stripes.
   s("rect", { x: x0, y: margin.top, width: x1 - x0, height: plotHeight, fill: "none", stroke: theme.axis }, svg);

@@ -255,7 +255,7 @@ def test_comparison_shows_small_multiples_with_shared_axes(tab, session):
     show(tab, "lines")
     select(tab, "group:vanilla", "group:vanilla_lowlr", "run:vanilla/seed2")
     panels = tab.eval_on_selector_all(".nas-panel", "els => els.map(e => e.dataset.key)")
-    assert panels == ["group:vanilla", "group:vanilla_lowlr", "run:vanilla/seed2"]
+    assert panels == ["group:vanilla", "run:vanilla/seed2", "group:vanilla_lowlr"]  # the list's order
     assert tab.evaluate("getComputedStyle(document.querySelector('.nas-panels')).gridTemplateColumns.split(' ').length") >= 2
     for view in ("lines", "stripes"):
         show(tab, view)
@@ -274,8 +274,10 @@ def test_comparison_shows_small_multiples_with_shared_axes(tab, session):
 def test_hostile_run_name_is_shown_as_text_and_runs_nothing(tab, session):
     show(tab, "lines")
     select(tab, f"run:{HOSTILE_RUN}")
-    assert tab.inner_text(".nas-panel header .title") == HOSTILE_RUN
-    assert tab.inner_text(".nas-entry[data-type=run]:not(.member) .name >> nth=0") == HOSTILE_RUN  # in no group
+    assert tab.get_attribute(".nas-panel header .title", "title") == HOSTILE_RUN
+    assert tab.get_attribute(".nas-entry[data-type=run]:not(.member) .name >> nth=0", "title") == HOSTILE_RUN  # in no group
+    shown = tab.inner_text(".nas-panel header .title")
+    assert shown == HOSTILE_RUN or (shown[:8] == HOSTILE_RUN[:8] and shown[-8:] == HOSTILE_RUN[-8:])  # cut in the middle
     for view in ("stripes", "heatmap", "lines"):
         show(tab, view)
     assert tab.evaluate("document.querySelectorAll('img[src=x], img[onerror]').length") == 0

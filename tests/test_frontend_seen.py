@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
+from torch.utils.tensorboard import SummaryWriter
 
 from reliability_support import write_synthetic_runs
 from test_frontend_support import TensorBoard, browser, plugin_frame, select, show, wait_ready
@@ -16,7 +18,9 @@ GROUPED = ["lr0.1_a/seed0", "lr0.1_a/seed1", "lr0.01_b/seed0", "lr0.01_b/seed1"]
 RISING = "rising"  # its test loss rises 2.34 -> 2.43 -> 2.60 over the last three steps
 RISING_LOSS = [3.0, 2.8, 2.6, 2.5, 2.45, 2.34, 2.43, 2.60]
 SOLOS = [f"solo{i}" for i in range(6)]
+LONG = [f"a_very_long_experiment_name_lr0.001_wd0.0_bs128_x{i}" for i in (1, 2)]  # differ only at the end
 LAYERS = 6
+ENTRIES = 2 + len(GROUPED) + 1 + len(SOLOS) + len(LONG)  # two groups and every run
 LOSS_RED = "#d32f2f"
 WAIT_MS = 60_000
 
@@ -27,13 +31,17 @@ def logdir(tmp_path_factory):
     write_synthetic_runs(root, GROUPED, layers=LAYERS, steps=8, loss=lambda i: 1 + (i - 3) ** 2 / 10)
     write_synthetic_runs(root, [RISING], layers=LAYERS, steps=8, seed=1, loss=lambda i: RISING_LOSS[i])
     write_synthetic_runs(root, SOLOS, layers=2, steps=3, seed=2)
+    write_synthetic_runs(root, LONG, layers=2, steps=3, seed=3)
+    with SummaryWriter(str(root / RISING)) as writer:  # a second loss that only this run logs
+        for i, value in enumerate(RISING_LOSS):
+            writer.add_scalar("distorted_test_loss", value + 0.5, i)
     return root
 
 
 @pytest.fixture(scope="module")
 def server(logdir):
     tb = TensorBoard(logdir)
-    tb.wait_for_runs(len(GROUPED) + 1 + len(SOLOS))
+    tb.wait_for_runs(len(GROUPED) + 1 + len(SOLOS) + len(LONG))
     yield tb
     tb.close()
 
@@ -49,7 +57,7 @@ def context(server):
 
 def open_tab(context, url: str):
     page = context.new_page()
-    page.on("pageerror", lambda e: context.errors.append(str(e)))
+    page.on("pageerror", lambda e: context.errors.append(f"{e}\n{e.stack}"))
     page.goto(url)
     frame = plugin_frame(page)
     wait_ready(frame, timeout=WAIT_MS)
@@ -140,7 +148,7 @@ def test_the_filter_and_folding_take_rows_off_the_screen_and_select_shown_ticks_
     ticked = frame.eval_on_selector_all(".nas-entry", "els => els.filter(e => e.querySelector('input').checked).map(e => e.dataset.key)")
     assert ticked == ["group:lr0.1_a", "run:lr0.1_a/seed0", "run:lr0.1_a/seed1"]
     frame.fill(".nas-filter", "")
-    assert len(shown_rows(frame)) == 2 + len(GROUPED) + 1 + len(SOLOS)
+    assert len(shown_rows(frame)) == ENTRIES
     frame.click(".nas-entry[data-key='group:lr0.01_b'] .nas-fold")
     assert "run:lr0.01_b/seed0" not in shown_rows(frame) and "group:lr0.01_b" in shown_rows(frame)
     frame.click(".nas-entry[data-key='group:lr0.01_b'] .nas-fold")
@@ -183,7 +191,7 @@ def chip_colours(frame) -> dict[str, str]:
 def test_twelve_run_colours_stay_apart_from_each_other_and_from_the_loss_red(tab):
     _, frame = tab
     chips = chip_colours(frame)
-    assert len(chips) == 2 + len(GROUPED) + 1 + len(SOLOS)
+    assert len(chips) == ENTRIES
     colours = list(chips.values())
     assert len(set(colours)) == len(colours)  # no colour repeats while there are few entries
     first = colours[:12]
@@ -231,3 +239,186 @@ def test_the_minimum_and_alarm_marks_have_legend_keys(tab, view):
     assert key.is_visible()
     dash = frame.eval_on_selector(".nas-panel .legend-key[data-mark=overfit] line", "e => [e.getAttribute('stroke'), e.getAttribute('stroke-dasharray')]")
     assert dash == [frame.get_attribute(".nas-panel line.overfit-line", "stroke"), frame.get_attribute(".nas-panel line.overfit-line", "stroke-dasharray")]
+
+
+def test_an_invalid_group_regex_is_one_plain_line_with_a_way_back_to_the_default(tab):
+    _, frame = tab
+    frame.fill(".nas-regex", "(seed")
+    frame.press(".nas-regex", "Enter")
+    error = frame.wait_for_selector(".nas-regex-error:not([hidden])", timeout=WAIT_MS)
+    text = error.query_selector(".text")
+    assert text.inner_text() == "Not a valid regular expression: missing ) in (seed"
+    line_height = frame.eval_on_selector(".nas-regex-error .text", "e => parseFloat(getComputedStyle(e).lineHeight) || 16")
+    assert error.bounding_box()["height"] <= 2 * line_height  # one line, not five
+    frame.click(".nas-regex-reset")
+    frame.wait_for_selector(".nas-regex-error", state="hidden", timeout=WAIT_MS)
+    assert frame.input_value(".nas-regex") == ""
+    assert "p.nas.regex" not in tab[0].url
+
+
+def test_long_names_keep_both_ends_with_the_full_name_on_hover(tab):
+    _, frame = tab
+    texts = [frame.eval_on_selector(f".nas-entry[data-key='run:{name}'] .name", "e => [e.textContent, e.title, e.scrollWidth <= e.clientWidth + 1]")
+             for name in LONG]
+    (text1, title1, fits1), (text2, title2, fits2) = texts
+    assert "\u2026" in text1 and text1 != text2 and text1.endswith("x1") and text2.endswith("x2")
+    assert (title1, title2) == tuple(LONG) and fits1 and fits2
+
+
+# --- panels: order, layout, alignment -----------------------------------------------------------------------
+
+def panel_keys(frame) -> list[str]:
+    return frame.eval_on_selector_all(".nas-panel", "els => els.map(e => e.dataset.key)")
+
+
+def test_panels_follow_the_order_of_the_list(context, server):
+    url = f"{server.url}/#nas&p.nas.runs=" + '["run:solo3","run:solo1","group:lr0.1_a"]'
+    page, frame = open_tab(context, url)
+    try:
+        assert panel_keys(frame) == ["group:lr0.1_a", "run:solo1", "run:solo3"]
+        frame.click(".nas-entry[data-key='run:solo2'] input")
+        frame.wait_for_function("document.querySelectorAll('.nas-panel').length === 4 && document.querySelector('.nas-panels').dataset.ready === '1'")
+        assert panel_keys(frame) == ["group:lr0.1_a", "run:solo1", "run:solo2", "run:solo3"]
+        rows = [k for k in shown_rows(frame) if k in panel_keys(frame)]
+        assert rows == panel_keys(frame)
+    finally:
+        page.close()
+
+
+def test_panels_fill_the_window_and_plots_of_a_row_start_at_one_height(tab):
+    _, frame = tab
+    select(frame, "group:lr0.1_a", f"run:{RISING}", "run:solo0")
+    show(frame, "lines")
+    boxes = frame.eval_on_selector_all(".nas-panel", """els => els.map(p => {
+        const plot = p.querySelector('rect.hover').getBoundingClientRect();
+        const box = p.getBoundingClientRect();
+        return [box.top, box.bottom, plot.top, plot.height]; })""")
+    for row in {round(b[0]) for b in boxes}:  # plots of a row aligned whatever their subtitles and notes
+        tops = [b[2] for b in boxes if round(b[0]) == row]
+        assert max(tops) - min(tops) <= 1, boxes
+    height = frame.evaluate("window.innerHeight")
+    assert max(b[1] for b in boxes) >= 0.8 * height  # the panels use the window's height
+    assert boxes[0][3] >= 250
+
+
+def test_the_url_can_fix_the_plot_height(context, server):
+    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.height=180&p.nas.runs=" + '["run:solo0"]')
+    try:
+        frame.wait_for_function("(document.querySelector('.nas-panel rect.hover') || { getBoundingClientRect: () => ({}) }).getBoundingClientRect().height > 0", timeout=WAIT_MS)
+        assert frame.eval_on_selector(".nas-panel rect.hover", "e => e.getBoundingClientRect().height") == pytest.approx(180, abs=1)
+    finally:
+        page.close()
+
+
+# --- URL values out of range ----------------------------------------------------------------------------------
+
+def test_a_refresh_period_beyond_settimeouts_range_does_not_refetch_at_once(context, server):
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if "/data/plugin/nas/runs" in r.url else None)
+    page.on("pageerror", lambda e: context.errors.append(str(e)))
+    try:
+        page.goto(f"{server.url}/#nas&p.nas.refresh=1e10")
+        frame = plugin_frame(page)
+        wait_ready(frame, timeout=WAIT_MS)
+        page.wait_for_timeout(3000)  # an overflowing timer refetches every few ms meanwhile
+        assert len(requests) <= 2, len(requests)
+    finally:
+        page.close()
+    assert context.errors == []
+
+
+def test_a_malformed_escape_typed_into_the_hash_leaves_the_tab_working(context, server):
+    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.runs=" + '["run:solo0"]')
+    try:
+        page.evaluate("""location.hash = '#nas&p.nas.view=stripes&p.nas.runs=%5B%22run%3Asolo1%22%5D&p.nas.loss=%E0%A4%A'""")
+        frame.wait_for_function("document.querySelector('.nas-panels').dataset.view === 'stripes'", timeout=WAIT_MS)
+        wait_ready(frame, "stripes", timeout=WAIT_MS)
+        assert panel_keys(frame) == ["run:solo1"]
+        assert frame.query_selector(".nas-error") is None
+    finally:
+        page.close()
+    # TensorBoard's own page also throws on such a hash; the tab's modules must not.
+    errors, context.errors[:] = list(context.errors), []
+    assert not [e for e in errors if "/data/plugin/nas/" in e or "static/" in e], errors
+
+
+def test_a_negative_probe_in_the_url_shows_the_first_probe(context, server):
+    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.view=heatmap&p.nas.probe=-1&p.nas.runs=" + '["run:solo0"]')
+    try:
+        wait_ready(frame, "heatmap", timeout=WAIT_MS)
+        assert frame.query_selector(".nas-panel .nas-error") is None
+        assert frame.query_selector(".nas-panel canvas.heatmap-canvas").is_visible()
+    finally:
+        page.close()
+
+
+# --- losses that some runs lack, alarm status -------------------------------------------------------------------
+
+@pytest.mark.parametrize("view", ["lines", "stripes", "overlay", "heatmap"])
+def test_a_loss_that_some_runs_lack_is_left_out_with_one_note(context, server, view):
+    runs = '["group:lr0.1_a","run:rising","run:solo0"]'
+    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.view={view}&p.nas.loss2=distorted_test_loss&p.nas.runs={runs}")
+    try:
+        wait_ready(frame, view, timeout=WAIT_MS)
+        assert frame.query_selector(".nas-error") is None
+        notes = frame.eval_on_selector_all(".missing-loss-note", "els => els.map(e => e.textContent)")
+        assert notes == ["distorted_test_loss is not logged by: lr0.1_a, solo0"]
+        assert frame.query_selector(".nas-note.missing-loss-note").is_visible()
+        if view in ("lines", "stripes"):
+            assert frame.query_selector(".nas-panel[data-key='run:rising'] path.loss2-line") is not None
+            assert frame.query_selector(".nas-panel[data-key='run:solo0'] path.loss-line") is not None
+    finally:
+        page.close()
+    assert context.errors == []
+
+
+STATUS = {"state": "fired", "message": "NAS alarm fired at epoch 6; the climb began at epoch 4", "epochs_needed": None,
+          "onset": 4, "alarm": 6}
+
+
+def with_alarm_status(route):
+    """Answer a `lines`/`stripes` request as the server does, plus an alarm_status record for its run."""
+    response = route.fetch()
+    body = response.json()
+    query = parse_qs(urlsplit(route.request.url).query)
+    for run in body.get("runs") or query.get("run", []):
+        body.setdefault("alarm_status", {})[run] = STATUS
+    route.fulfill(response=response, json=body)
+
+
+@pytest.mark.parametrize("view", ["lines", "stripes"])
+def test_the_alarm_status_shows_under_the_title_and_its_onset_on_the_axis(context, server, view):
+    page = context.new_page()
+    page.on("pageerror", lambda e: context.errors.append(str(e)))
+    page.route(re.compile(r".*/data/plugin/nas/(lines|stripes)\?.*"), with_alarm_status)
+    try:
+        page.goto(f"{server.url}/#nas&p.nas.view={view}&p.nas.runs=" + '["run:solo0","group:lr0.1_a"]')
+        frame = plugin_frame(page)
+        wait_ready(frame, view, timeout=WAIT_MS)
+        line = frame.query_selector(".nas-panel[data-key='run:solo0'] .nas-alarm-status")
+        assert line.is_visible() and line.inner_text() == STATUS["message"]
+        onset = frame.query_selector(".nas-panel[data-key='run:solo0'] .onset-marker")
+        assert onset.get_attribute("data-step") == "4"
+        assert frame.query_selector(".nas-panel[data-key='run:solo0'] .legend-key[data-mark=onset]").is_visible()
+    finally:
+        page.close()
+    assert context.errors == []
+
+
+# --- the heatmap view -----------------------------------------------------------------------------------------
+
+def test_each_heatmap_panel_opens_at_its_own_minimum_and_says_why(tab):
+    _, frame = tab
+    select(frame, "run:lr0.1_a/seed0", f"run:{RISING}")
+    show(frame, "heatmap")
+    why = dict(frame.eval_on_selector_all(".nas-panel", "els => els.map(p => [p.dataset.key, p.querySelector('.nas-heat-why').textContent])"))
+    assert why == {"run:lr0.1_a/seed0": "epoch 3: lowest test loss of this run",
+                   f"run:{RISING}": "epoch 7: last logged step (no test-loss minimum to open at yet)"}
+    frame.click(".nas-panel[data-key='run:lr0.1_a/seed0'] .heatmap-tile[data-layer=layer1]")
+    dialog = frame.wait_for_selector(".nas-zoom", timeout=WAIT_MS)
+    assert dialog.query_selector(".nas-zoom-title").inner_text() == "lr0.1_a/seed0 \u00b7 layer1 (conv2d) \u00b7 epoch 3"
+    assert dialog.query_selector(".nas-colorbar").is_visible()
+    frame.click(".nas-zoom-close")
+    frame.wait_for_selector(".nas-zoom", state="detached")
+    show(frame, "lines")
