@@ -7,7 +7,7 @@ import { runColor, themeColors } from "./colors.js";
 import { h, middleEllipsis } from "./dom.js";
 import { composeSvg, downloadPng, downloadSvg, fileName, stackSvg } from "./export.js";
 import { heatmapGrid, lossCurve } from "./heatmap.js";
-import { extent, lossExtent, niceLossDomain, sharedDomains, stepExtent } from "./chart.js";
+import { extent, lossExtent, makeCursor, niceLossDomain, sharedDomains, stepExtent } from "./chart.js";
 import { linePlot } from "./lineplot.js";
 import { layerChooser, layerSeries, overlayLayers, overlayPanel } from "./overlay.js";
 import { Refresher } from "./refresh.js";
@@ -193,6 +193,8 @@ export class NasApp {
       layers: this.overlayLayers, probe: this.probeIndex || null,
       heatruns: this.heatRuns.size ? Object.fromEntries(this.heatRuns) : null,
       losses: this.overlayLosses, height: this.panelHeight,
+      smooth: this.smoothing || null, yfit: this.fitY ? "1" : null, logloss: this.logLoss ? "1" : null,
+      enlarge: this.enlarged,
     };
   }
 
@@ -205,6 +207,11 @@ export class NasApp {
     this.probeIndex = Number.isInteger(state.probe) && state.probe > 0 ? state.probe : 0; // a hand-edited -1 or 1.5: the first
     this.heatRuns = new Map(Object.entries(state.heatruns || {}));
     this.regex = state.regex || "";
+    this.smoothing = Number.isFinite(state.smooth) ? Math.max(0, Math.min(0.99, state.smooth)) : 0;
+    this.fitY = state.yfit === "1";
+    this.logLoss = state.logloss === "1";
+    this.enlarged = state.enlarge || null;
+    if (this.controls) this.controls.sync();
     this.panelHeight = Number.isFinite(state.height) && state.height > 0 ? Math.max(80, Math.min(2000, Math.round(state.height))) : null;
     this.overlayLosses = state.losses === "on" || state.losses === "off" ? state.losses : null;
     this.wantStep = state.step === undefined ? null : state.step;
@@ -301,6 +308,7 @@ export class NasApp {
     });
     this.lossSelect = this.tagSelect(bar, "Loss", "nas-loss", [["", "default"]], (v) => { this.lossTag = v; });
     this.loss2Select = this.tagSelect(bar, "2nd loss", "nas-loss2", [["", "none"]], (v) => { this.loss2Tag = v; });
+    this.controls = this.chartControls(bar);
     h("span", { class: "spacer" }, bar);
     for (const [format, label] of [["png", "PNG"], ["svg", "SVG"]]) {
       const b = h("button", { class: "nas-export", "data-format": format, text: label, title: `Download this view as ${label}` }, bar);
@@ -335,6 +343,45 @@ export class NasApp {
       clearTimeout(timer);
       timer = setTimeout(() => this.rerender(), 150);
     }).observe(this.panels);
+  }
+
+  /** The toolbar's chart controls, TensorBoard's: loss smoothing, NAS axis fitted to the data, log loss
+   * axis. Returns { sync() } that shows the current state in them. */
+  chartControls(bar) {
+    const wrap = h("label", { class: "nas-field", title: "Smoothing of the loss curves: TensorBoard's debiased exponential moving average (the raw curve stays faint)" }, bar);
+    h("span", { text: "Smoothing" }, wrap);
+    const slider = h("input", { class: "nas-smoothing", type: "range", min: 0, max: 0.99, step: 0.01, "aria-label": "smoothing" }, wrap);
+    const value = h("span", { class: "nas-smoothing-value" }, wrap);
+    slider.addEventListener("input", () => { this.smoothing = +slider.value; value.textContent = slider.value; this.renderView(); });
+    slider.addEventListener("change", () => this.saveState(true));
+    const toggle = (cls, label, title, get, set) => {
+      const t = h("label", { class: `nas-toggle ${cls}`, title }, bar);
+      const box = h("input", { type: "checkbox" }, t);
+      h("span", { text: label }, t);
+      box.addEventListener("change", () => { set(box.checked); this.saveState(); this.renderView(); });
+      return () => { box.checked = get(); };
+    };
+    const syncFit = toggle("nas-fit-y", "Fit NAS axis", "Fit the NAS axis to the values shown instead of 0..1", () => this.fitY, (v) => { this.fitY = v; });
+    const syncLog = toggle("nas-log-loss", "Log loss", "Show the loss axis in log scale", () => this.logLoss, (v) => { this.logLoss = v; });
+    const sync = () => {
+      slider.value = this.smoothing;
+      value.textContent = String(this.smoothing);
+      syncFit();
+      syncLog();
+    };
+    sync();
+    return { sync };
+  }
+
+  /** The entries that get a panel: the enlarged one alone, else every selected one. */
+  panelEntries() {
+    const one = this.enlarged && this.selected.find((e) => key(e) === this.enlarged);
+    return one ? [one] : this.selected;
+  }
+
+  /** Options every chart of a view shares: the toolbar's controls and one crosshair. */
+  chartOptions() {
+    return { smoothing: this.smoothing, fitY: this.fitY, logLoss: this.logLoss, cursor: makeCursor() };
   }
 
   tagSelect(parent, label, cls, options, onChange) {
@@ -402,6 +449,9 @@ export class NasApp {
     if (subtitle) h("span", { class: "sub", text: subtitle }, head);
     h("span", { class: "spacer" }, head);
     h("a", { class: "nas-csv", href: url("export", { ...this.params(entry), format: "csv" }), download: fileName(["nas", entry.name], "csv"), text: "CSV", title: "Download the data as CSV" }, head);
+    const big = this.enlarged === key(entry);
+    const enlarge = h("button", { class: "nas-enlarge", text: big ? "\u2921 all" : "\u2922", title: big ? "Back to every panel" : "Enlarge this panel", "aria-label": big ? "back to every panel" : "enlarge" }, head);
+    enlarge.addEventListener("click", () => { this.enlarged = big ? null : key(entry); this.saveState(); this.renderView(); });
     const body = h("div", { class: "body" }, panel);
     return { panel, body };
   }
@@ -503,7 +553,7 @@ export class NasApp {
   }
 
   async renderSeries(view, token, t0) {
-    const results = await Promise.all(this.selected.map((e) => this.fetchSeries(view, e)));
+    const results = await Promise.all(this.panelEntries().map((e) => this.fetchSeries(view, e)));
     if (token !== this.token) return;
     this.noteMissingLosses(results);
     const t1 = performance.now();
@@ -511,7 +561,8 @@ export class NasApp {
     const xDomains = domainsByUnit(ok.map((r) => r.data), view === "lines" ? stepExtent : stripeStepExtent);
     this.noteUnits(xDomains);
     const lossRange = extent(...ok.map((r) => lossExtent(r.data) || []));
-    const lossDomain = niceLossDomain(lossRange);
+    const lossDomain = niceLossDomain(lossRange, this.logLoss);
+    const shared = this.chartOptions();
     const { width, height } = this.layout(results.length);
     const nodes = [];
     for (const r of results) {
@@ -523,12 +574,13 @@ export class NasApp {
       } else if (view === "lines") {
         this.alarmStatusLine(panel, r.data);
         body.appendChild(linePlot(r.data, {
+          ...shared,
           width, height, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, hidden: this.hidden, dark: this.dark,
           onToggleLayer: (name) => this.toggleLayer(name),
         }));
       } else {
         this.alarmStatusLine(panel, r.data);
-        body.appendChild(stripePlot(r.data, { width, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, targetHeight: height + 40 }));
+        body.appendChild(stripePlot(r.data, { ...shared, width, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, targetHeight: height + 40 }));
       }
       nodes.push(panel);
     }
@@ -575,10 +627,10 @@ export class NasApp {
     else this.panels.before(bar);
     this.overlayBar = bar;
     const chosen = this.overlayLayers ? layers.filter((l) => this.overlayLayers.includes(l.name)) : layers;
-    const { xDomain, lossDomain } = sharedDomains(ok.map((r) => r.data));
+    const { xDomain, lossDomain } = sharedDomains(ok.map((r) => r.data), this.logLoss);
     const { width, height } = this.layout(chosen.length);
     const xLabel = [...new Set(ok.map((r) => stepUnit(r.data)))].join(" / ") || stepUnit(null);
-    const options = { width, height, xDomain, lossDomain, dark: this.dark, xLabel, losses };
+    const options = { ...this.chartOptions(), width, height, xDomain, lossDomain, dark: this.dark, xLabel, losses };
     this.panels.replaceChildren(...chosen.map((layer) => overlayPanel(layer, layerSeries(layer.name, ok), options)));
     if (!chosen.length) this.panels.replaceChildren(h("div", { class: "nas-hint", text: "Choose layers above to overlay them." }));
     this.record({ view: "overlay", panels: chosen.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
@@ -600,14 +652,14 @@ export class NasApp {
 
   /** Per panel one light `steps` request (steps, losses, overfit step) and one `heatmaps` request. */
   async renderHeatmaps(token, t0) {
-    const entries = this.selected;
+    const entries = this.panelEntries();
     const timelines = await Promise.all(entries.map((e) =>
       this.fetchWithLosses("steps", { run: this.heatRun(e) }, this.versions.get(this.heatRun(e))).then((data) => ({ e, data }), (error) => ({ e, error }))));
     if (token !== this.token) return;
     this.noteMissingLosses(timelines);
     const ok = timelines.filter((r) => r.data);
     this.steps = unionSteps(ok.map((r) => r.data.steps));
-    const { lossDomain } = sharedDomains(ok.map((r) => r.data));
+    const { lossDomain } = sharedDomains(ok.map((r) => r.data), this.logLoss);
     const xDomains = domainsByUnit(ok.map((r) => r.data), stepExtent);
     this.noteUnits(xDomains);
     this.stepUnit = [...new Set(ok.map((r) => stepUnit(r.data)))].join(" / ") || stepUnit(null);
@@ -653,7 +705,7 @@ export class NasApp {
         // The server links the probe image of the monitor that logged one (with its monitor= parameter).
         const grid = heatmapGrid(r.heat, { probeUrl: r.heat.probe || null, dark: this.dark, width, run: this.heatRun(r.e) });
         const why = h("div", { class: "nas-note nas-heat-why", text: `${stepUnit(r.heat)} ${r.heat.step}: ${r.open.why}` }, body);
-        const curve = lossCurve(r.data, { width: Math.min(width, 520), height: 120, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, step: r.heat.step });
+        const curve = lossCurve(r.data, { smoothing: this.smoothing, logLoss: this.logLoss, width: Math.min(width, 520), height: 120, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, step: r.heat.step });
         body.append(grid, curve);
         grid.why = why;
         this.heatPanels.push({ ...r.p, grid, curve, panel });

@@ -3,7 +3,7 @@
 // clip and export, and hover tooltips. Views (lineplot, stripeplot, overlay, heatmap) call only into this
 // file and dom.js/colors.js, never into each other.
 import { ALARM, LOSS, LOSS2, OVERFIT, themeColors } from "./colors.js";
-import { FONT, bandPath, fmt, h, hoverTip, linear, linePath, nearestIndex, s, stepTickCount, stepTicks, ticks, middleEllipsis, uniqueId } from "./dom.js";
+import { FONT, bandPath, fmt, h, hoverTip, linear, linePath, logScale, nearestIndex, s, stepTickCount, stepTicks, ticks, middleEllipsis, uniqueId } from "./dom.js";
 import { stepUnit, stepValue } from "./steps.js";
 
 /** [min, max] over finite values (numbers, or steps sent as strings) of the given arrays, or null. */
@@ -29,10 +29,10 @@ export function stepExtent(data) {
 }
 
 /** Step and loss axes shared by the panels of `lines`/`steps` responses: { xDomain (or null), lossDomain }. */
-export function sharedDomains(responses) {
+export function sharedDomains(responses, logLoss = false) {
   return {
     xDomain: extent(...responses.map((d) => stepExtent(d) || [])),
-    lossDomain: niceLossDomain(extent(...responses.map((d) => lossExtent(d) || []))),
+    lossDomain: niceLossDomain(extent(...responses.map((d) => lossExtent(d) || [])), logLoss),
   };
 }
 
@@ -41,8 +41,39 @@ export function lossExtent(data) {
   return extent(data.loss && data.loss.values, data.loss2 && data.loss2.values);
 }
 
-export function niceLossDomain(range) {
+/** TensorBoard's scalar smoothing: an exponential moving average with weight `w` in [0, 1), debiased
+ * (divided by 1 - w^n) so that the first points are not pulled towards 0; non-finite values pass through
+ * and do not advance it. */
+export function smoothEma(values, w) {
+  if (!(w > 0)) return values;
+  let last = 0;
+  let n = 0;
+  return values.map((y) => {
+    if (y === null || y === undefined || !Number.isFinite(y)) return y;
+    last = last * w + (1 - w) * y;
+    n += 1;
+    return last / (1 - w ** n);
+  });
+}
+
+/** The loss axis' scale: log10 when `log` and the domain is positive, else linear. */
+export function lossScale(domain, r0, r1, log = false) {
+  return log && domain[0] > 0 ? logScale(domain[0], domain[1], r0, r1) : linear(domain[0], domain[1], r0, r1);
+}
+
+/** The NAS axis' domain: 0..1, or fitted to the medians (and, when drawn, the bands) of `layers` when
+ * `fit`, padded by 5 %. */
+export function nasDomain(layers, fit, bands = false) {
+  if (!fit) return [0, 1];
+  const range = extent(...layers.flatMap((l) => (bands ? [l.median, l.min, l.max] : [l.median])));
   if (!range) return [0, 1];
+  const pad = (range[1] - range[0]) * 0.05 || 0.01;
+  return [Math.max(0, range[0] - pad), Math.min(1, range[1] + pad)];
+}
+
+export function niceLossDomain(range, log = false) {
+  if (!range) return [0, 1];
+  if (log && range[0] > 0) return [range[0] / 1.08, range[1] * 1.08];
   const [lo, hi] = range;
   const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
   const t = ticks(lo - pad, hi + pad, 4);
@@ -66,7 +97,7 @@ export function drawLossAxis(g, yLoss, { x, side, colour, label }) {
   const [lo, hi] = yLoss.domain;
   const [yb, yt] = yLoss.range;
   const dir = side === "left" ? -1 : 1;
-  for (const v of ticks(lo, hi, Math.max(1, Math.min(4, Math.floor((yb - yt) / 30))))) {
+  for (const v of yLoss.ticks(Math.max(1, Math.min(4, Math.floor((yb - yt) / 30))))) {
     if (v < lo || v > hi) continue;
     s("line", { x1: x, x2: x + 4 * dir, y1: yLoss(v), y2: yLoss(v), stroke: colour }, g);
     s("text", { class: "loss-tick", "data-value": v, x: x + 6 * dir, y: yLoss(v) + 3, "text-anchor": side === "left" ? "end" : "start", fill: colour, text: fmt(v, 2) }, g);
@@ -83,14 +114,14 @@ export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true
   const [yb, yt] = yNas.range;
   const g = s("g", { class: "axes", "font-family": FONT, "font-size": 10 }, svg);
   if (grid) {
-    for (const v of ticks(0, 1, 4)) {
+    for (const v of yNas.ticks(4)) {
       s("line", { x1: x0, x2: x1, y1: yNas(v), y2: yNas(v), stroke: theme.grid, "stroke-width": 1 }, g);
     }
   }
   drawStepAxis(g, x, { y: yb, theme, label: xLabel });
   if (right) {
     s("line", { x1: x1, x2: x1, y1: yb, y2: yt, stroke: theme.axis }, g);
-    for (const v of ticks(0, 1, 4)) {
+    for (const v of yNas.ticks(4)) {
       s("text", { class: "nas-tick", "data-value": v, x: x1 + 5, y: yNas(v) + 3, fill: theme.muted, text: v }, g);
     }
     s("text", {
@@ -144,13 +175,15 @@ function onsetMarker(g, onset, { x, yb, unit }) {
 
 /** Loss curves, the dashed overfit line, the NAS alarms (dotted purple, a triangle on top, the triggering
  * layers in its tooltip) and their onsets on the x axis, drawn over a plot. */
-export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
+export function drawLosses(svg, data, { x, yLoss, theme, halo = false, smoothing = 0 }) {
   const g = s("g", { class: "losses" }, svg);
   const [yb, yt] = yLoss.range;
   const curves = [[data.loss2, LOSS2, "loss2-line"], [data.loss, LOSS, "loss-line"]];
   for (const [curve, colour, cls] of curves) {
     if (!curve || !curve.steps || curve.steps.length === 0) continue;
-    const d = linePath(curve.steps, curve.values, x, yLoss);
+    // Smoothed as TensorBoard's scalars: the raw curve stays, faint, behind the smoothed one.
+    if (smoothing > 0) s("path", { class: `${cls}-raw`, d: linePath(curve.steps, curve.values, x, yLoss), fill: "none", stroke: colour, "stroke-width": 1.2, "stroke-opacity": 0.25 }, g);
+    const d = linePath(curve.steps, smoothEma(curve.values, smoothing), x, yLoss);
     if (halo) s("path", { d, fill: "none", stroke: theme.halo, "stroke-width": 3.5, "stroke-opacity": 0.7 }, g);
     s("path", { class: cls, d, fill: "none", stroke: colour, "stroke-width": 1.8, "data-tag": curve.tag || "" }, g);
   }
@@ -294,16 +327,39 @@ export function chartFrame(cls, width, height, axes) {
   return { root, svg, plot };
 }
 
+/** A crosshair shared by the panels of one view: move(step) tells every subscriber where the pointer is
+ * (null: it left). */
+export function makeCursor() {
+  const listeners = new Set();
+  return {
+    subscribe: (fn) => listeners.add(fn),
+    move: (step) => listeners.forEach((fn) => fn(step)),
+  };
+}
+
 /**
- * Hover over the plot area of a chartFrame: the point of `series` ([{ steps, median }]) nearest the
- * pointer gets a ring and a tooltip { title, rows } from describe(item, step, value).
+ * Hover over the plot area of a chartFrame: the point of `series` ([{ steps, median, colour, label }])
+ * nearest the pointer gets a ring and a tooltip { title, rows } from describe(item, step, value), followed by
+ * every series' value at that step (largest first); a crosshair at that step in this plot and, through
+ * `cursor` (makeCursor), in every other plot of the view.
  */
-export function hoverNearest(frame, { x, yNas, theme }, series, describe) {
+export function hoverNearest(frame, { x, yNas, theme }, series, describe, cursor = null) {
   const { root, svg } = frame;
   const [left, right] = x.range;
   const [bottom, top] = yNas.range;
   const width = +svg.getAttribute("width");
+  const cross = s("line", { class: "crosshair", y1: bottom, y2: top, stroke: theme.muted, "stroke-width": 1, "stroke-dasharray": "3 3", visibility: "hidden", "pointer-events": "none" }, svg);
   const dot = s("circle", { r: 3.5, fill: "none", stroke: theme.fg, "stroke-width": 1.5, visibility: "hidden" }, svg);
+  const showCross = (step) => {
+    const inside = step !== null && step !== undefined && x(step) >= left - 0.5 && x(step) <= right + 0.5;
+    cross.setAttribute("visibility", inside ? "visible" : "hidden");
+    if (inside) {
+      cross.setAttribute("x1", x(step));
+      cross.setAttribute("x2", x(step));
+      cross.dataset.step = step;
+    }
+  };
+  if (cursor) cursor.subscribe(showCross);
   const area = s("rect", { class: "hover", x: left, y: top, width: right - left, height: bottom - top, fill: "transparent" }, svg);
   hoverTip(root, svg, area, (mx, my) => {
     const step = x.invert(mx);
@@ -321,8 +377,19 @@ export function hoverNearest(frame, { x, yNas, theme }, series, describe) {
     dot.setAttribute("cy", yNas(best.v));
     dot.setAttribute("visibility", "visible");
     const { title, rows } = describe(best.item, st, best.v);
-    return { title, rows, left: Math.min(x(st) + 12, width - 150), top: Math.max(0, yNas(best.v) - 30) };
-  }, () => dot.setAttribute("visibility", "hidden"));
+    const others = series.filter((item) => item !== best.item).map((item) => {
+      const j = item.steps.indexOf(st);
+      return { item, v: j < 0 ? null : item.median[j] };
+    }).filter((o) => o.v !== null && o.v !== undefined).sort((a, b) => b.v - a.v);
+    const all = others.map((o) => ({ class: "series", text: `${o.item.label || o.item.name}  ${fmt(o.v, 4)}`, style: { borderLeft: `8px solid ${o.item.colour || "transparent"}`, paddingLeft: "4px" } }));
+    if (cursor) cursor.move(st);
+    else showCross(st);
+    return { title, rows: [...rows, ...all], left: Math.min(x(st) + 12, width - 170), top: Math.max(0, yNas(best.v) - 30) };
+  }, () => {
+    dot.setAttribute("visibility", "hidden");
+    if (cursor) cursor.move(null);
+    else showCross(null);
+  });
 }
 
 /** Tooltip row of the loss at `step` of a { steps, values } curve, or none. */

@@ -4,7 +4,7 @@
 // rewrites canvas pixels.
 import { LOSS, themeColors, viridisBar, viridisPixels } from "./colors.js";
 import { FONT, fmt, h, layerLabel, linear, s } from "./dom.js";
-import { drawAxes, drawLegend, drawLosses, drawNote, layoutLegend, lossExtent, lossNote, markKeys, niceLossDomain, stepExtent } from "./chart.js";
+import { drawAxes, drawLegend, drawLosses, drawNote, layoutLegend, lossExtent, lossNote, lossScale, markKeys, niceLossDomain, stepExtent } from "./chart.js";
 import { stepUnit } from "./steps.js";
 
 // CSS pixels of the longer side of a heatmap tile: the panel's width shared by the tiles, within these.
@@ -112,12 +112,12 @@ export function lossCurve(lines, options = {}) {
   const xr = options.xDomain || stepExtent(lines) || [0, 1];
   const x = linear(xr[0], xr[1], margin.left, width - margin.right);
   const yb = height - margin.bottom - legendRows.length * 16;
-  const ld = options.lossDomain || niceLossDomain(lossExtent(lines));
-  const yLoss = linear(ld[0], ld[1], yb, margin.top);
+  const ld = options.lossDomain || niceLossDomain(lossExtent(lines), options.logLoss);
+  const yLoss = lossScale(ld, yb, margin.top, options.logLoss);
   const yNas = linear(0, 1, yb, margin.top);
   const svg = s("svg", { class: "nas-losscurve", xmlns: "http://www.w3.org/2000/svg", width, height, "font-family": FONT });
   drawAxes(svg, { x, yLoss, yNas, theme, right: false, grid: false, xLabel: stepUnit(lines) });
-  drawLosses(svg, lines, { x, yLoss, theme });
+  drawLosses(svg, lines, { x, yLoss, theme, smoothing: options.smoothing || 0 });
   if (note) drawNote(svg, note, { x, theme });
   drawLegend(svg, legendRows, { left: margin.left, top: yb + 40, theme, colourOf: () => null, titleOf: (k) => k.title });
   if (!lines.loss) s("text", { x: width / 2, y: height / 2 - 8, "text-anchor": "middle", fill: theme.muted, "font-size": 11, text: "no test loss logged" }, svg);

@@ -3,7 +3,7 @@
 // dotted purple line at each NAS overfitting alarm.
 import { depthColor, themeColors } from "./colors.js";
 import { bandPath, fmt, layerLabel, linear, linePath, s } from "./dom.js";
-import { chartFrame, drawLegend, drawLosses, drawNote, hoverNearest, layoutLegend, lossExtent, lossNote, lossRows, markKeys, niceLossDomain, stepExtent } from "./chart.js";
+import { chartFrame, drawLegend, drawLosses, drawNote, hoverNearest, layoutLegend, lossExtent, lossNote, lossRows, lossScale, markKeys, nasDomain, niceLossDomain, stepExtent } from "./chart.js";
 import { stepUnit } from "./steps.js";
 
 /**
@@ -30,9 +30,11 @@ export function linePlot(data, options = {}) {
   const xr = options.xDomain || stepExtent(data) || [0, 1];
   const x = linear(xr[0], xr[1], margin.left, width - margin.right);
   const yBottom = margin.top + plotHeight;
-  const yNas = linear(0, 1, yBottom, margin.top);
-  const ld = options.lossDomain || niceLossDomain(lossExtent(data));
-  const yLoss = linear(ld[0], ld[1], yBottom, margin.top);
+  const shownLayers = layers.filter((l) => !hidden.has(l.name));
+  const band = options.band !== undefined ? options.band : (data.runs || []).length > 1;
+  const yNas = linear(...nasDomain(shownLayers, options.fitY, band), yBottom, margin.top);
+  const ld = options.lossDomain || niceLossDomain(lossExtent(data), options.logLoss);
+  const yLoss = lossScale(ld, yBottom, margin.top, options.logLoss);
   const hasLoss = !!(data.loss || data.loss2);
 
   const unit = stepUnit(data);
@@ -40,8 +42,7 @@ export function linePlot(data, options = {}) {
   const { svg, plot } = frame;
 
   const colours = new Map(layers.map((l) => [l.name, depthColor(l.depth, maxDepth, options.dark)]));
-  const band = options.band !== undefined ? options.band : (data.runs || []).length > 1;
-  const shown = layers.filter((l) => !hidden.has(l.name));
+  const shown = shownLayers;
   if (band) {
     const gb = s("g", { class: "bands" }, plot);
     for (const l of shown) {
@@ -59,7 +60,7 @@ export function linePlot(data, options = {}) {
       fill: "none", stroke: colours.get(l.name), "stroke-width": 1.8, "stroke-linejoin": "round",
     }, gl);
   }
-  if (hasLoss) drawLosses(plot, data, { x, yLoss, theme });
+  if (hasLoss) drawLosses(plot, data, { x, yLoss, theme, smoothing: options.smoothing || 0 });
   else drawLosses(plot, { overfit_step: data.overfit_step, alarms: data.alarms, step_unit: data.step_unit }, { x, yLoss, theme });
 
   if (note) drawNote(svg, note, { x, theme });
@@ -71,8 +72,9 @@ export function linePlot(data, options = {}) {
   });
 
   // Hover: the nearest visible layer at the nearest step.
-  hoverNearest(frame, { x, yNas, theme }, shown, (l, st, v) => ({
+  const hoverable = shown.map((l) => ({ ...l, colour: colours.get(l.name) }));
+  hoverNearest(frame, { x, yNas, theme }, hoverable, (l, st, v) => ({
     title: l.label, rows: [`${unit} ${st}`, `NAS ${fmt(v, 4)}`, ...lossRows(data.loss, st)],
-  }));
+  }), options.cursor);
   return frame.root;
 }

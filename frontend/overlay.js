@@ -4,7 +4,7 @@
 import { themeColors } from "./colors.js";
 import { bandPath, fmt, h, layerLabel, linear, linePath, s } from "./dom.js";
 import { csvText, downloadText, fileName } from "./export.js";
-import { alarmOnsets, chartFrame, drawEntryAlarms, drawLegend, hoverNearest, layoutLegend, lossRows } from "./chart.js";
+import { alarmOnsets, chartFrame, drawEntryAlarms, drawLegend, hoverNearest, layoutLegend, lossRows, lossScale, nasDomain, smoothEma } from "./chart.js";
 
 /** The layers of `lines` responses, each once: those of the first response in its order (by depth),
  * then the layers only later responses have. [{ name, depth, kind }] */
@@ -48,9 +48,9 @@ export function overlayPlot(layer, series, options = {}) {
   const xr = options.xDomain || [0, 1];
   const x = linear(xr[0], xr[1], margin.left, width - margin.right);
   const yBottom = margin.top + plotHeight;
-  const yNas = linear(0, 1, yBottom, margin.top);
+  const yNas = linear(...nasDomain(series.filter((e) => e.line).map((e) => (e.group ? e.line : { median: e.line.median })), options.fitY, true), yBottom, margin.top);
   const ld = options.lossDomain || [0, 1];
-  const yLoss = linear(ld[0], ld[1], yBottom, margin.top);
+  const yLoss = lossScale(ld, yBottom, margin.top, options.logLoss);
   const hasLoss = showLosses && series.some((e) => e.loss);
   const frame = chartFrame("nas-overlay", width, height, {
     x, yLoss: hasLoss ? yLoss : null, yNas, theme, lossColour: theme.muted, lossLabel: "test loss (dashed)",
@@ -65,7 +65,7 @@ export function overlayPlot(layer, series, options = {}) {
   for (const e of series) {
     if (showLosses && e.loss && e.loss.steps.length) {
       s("path", {
-        class: "loss-line", "data-entry": e.name, d: linePath(e.loss.steps, e.loss.values, x, yLoss),
+        class: "loss-line", "data-entry": e.name, d: linePath(e.loss.steps, smoothEma(e.loss.values, options.smoothing || 0), x, yLoss),
         fill: "none", stroke: e.color, "stroke-width": 1.3, "stroke-dasharray": "5 3", "stroke-opacity": 0.85,
       }, losses);
     }
@@ -94,10 +94,10 @@ export function overlayPlot(layer, series, options = {}) {
     titleOf: (e) => (e.line ? `${e.name}: median NAS${e.group ? ", band min..max across its runs" : ""}; dashed: its test loss`
       : `${e.name} logged no layer ${layer.name}`),
   });
-  const drawn = series.filter((e) => e.line).map((e) => ({ ...e, steps: e.line.steps, median: e.line.median }));
+  const drawn = series.filter((e) => e.line).map((e) => ({ ...e, colour: e.color, steps: e.line.steps, median: e.line.median }));
   hoverNearest(frame, { x, yNas, theme }, drawn, (e, step, v) => ({
     title: e.name, rows: [`${layer.name}, ${options.xLabel || "step"} ${step}`, `NAS ${fmt(v, 4)}`, ...(showLosses ? lossRows(e.loss, step) : [])],
-  }));
+  }), options.cursor);
   return frame.root;
 }
 

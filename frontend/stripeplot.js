@@ -3,7 +3,7 @@
 // drawn in an SVG overlay.
 import { LOSS, themeColors, viridisBar, viridisPixels } from "./colors.js";
 import { FONT, fmt, h, hoverTip, linear, nearestIndex, s, layerLabel, middleEllipsis, uniqueId } from "./dom.js";
-import { drawLegend, drawLossAxis, drawLosses, drawNote, drawStepAxis, extent, layoutLegend, lossNote, markKeys, niceLossDomain } from "./chart.js";
+import { drawLegend, drawLossAxis, drawLosses, drawNote, drawStepAxis, extent, layoutLegend, lossNote, lossScale, markKeys, niceLossDomain } from "./chart.js";
 import { stepUnit, stepValue } from "./steps.js";
 
 /** Pixel edges of each step's cell: halfway between neighbouring steps (numbers, see stepValue). Columns
@@ -56,8 +56,8 @@ export function stripePlot(data, options = {}) {
   const xr = options.xDomain || stripeStepExtent(data) || [0, 1];
   const x = linear(xr[0], xr[1], x0, x1);
   const yBottom = margin.top + plotHeight;
-  const ld = options.lossDomain || niceLossDomain(extent(data.loss && data.loss.values, data.loss2 && data.loss2.values));
-  const yLoss = linear(ld[0], ld[1], yBottom, margin.top);
+  const ld = options.lossDomain || niceLossDomain(extent(data.loss && data.loss.values, data.loss2 && data.loss2.values), options.logLoss);
+  const yLoss = lossScale(ld, yBottom, margin.top, options.logLoss);
 
   const root = h("div", { class: "nas-chart nas-stripes-chart", style: { width: `${width}px`, height: `${height}px` } });
   // Cells: one pixel per (step, layer) in an offscreen canvas, stretched column by column.
@@ -123,7 +123,7 @@ export function stripePlot(data, options = {}) {
   drawLegend(svg, layoutLegend(keys, x1 - x0), { left: x0, top: yBottom + 42, theme, colourOf: () => null, titleOf: (k) => k.title });
   const clipId = uniqueId("clip");
   s("rect", { x: x0, y: margin.top, width: x1 - x0, height: plotHeight }, s("clipPath", { id: clipId }, s("defs", {}, svg)));
-  drawLosses(s("g", { "clip-path": `url(#${clipId})` }, svg), data, { x, yLoss, theme, halo: true });
+  drawLosses(s("g", { "clip-path": `url(#${clipId})` }, svg), data, { x, yLoss, theme, halo: true, smoothing: options.smoothing || 0 });
 
   // Colour bar: viridis, 0 (bottom) to 1 (top).
   const barH = Math.max(60, Math.min(plotHeight, 240));

@@ -422,3 +422,86 @@ def test_each_heatmap_panel_opens_at_its_own_minimum_and_says_why(tab):
     frame.click(".nas-zoom-close")
     frame.wait_for_selector(".nas-zoom", state="detached")
     show(frame, "lines")
+
+
+# --- chart controls ---------------------------------------------------------------------------------------------
+
+def path_points(d: str) -> list[tuple[float, float]]:
+    return [tuple(map(float, p.split(","))) for p in re.split(r"[ML]", d) if p]
+
+
+def loss_axis(frame, panel: str):
+    """value -> y pixel of the drawn loss ticks (linear in the value, or in its log10 when `log`)."""
+    return frame.eval_on_selector_all(f"{panel} .loss-tick", "els => els.map(e => [+e.dataset.value, +e.getAttribute('y') - 3])")
+
+
+def test_smoothing_is_tensorboards_debiased_ema_with_the_raw_curve_faint(context, server):
+    weight = 0.6
+    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.smooth={weight}&p.nas.runs=" + '["run:rising"]')
+    try:
+        panel = ".nas-panel[data-key='run:rising']"
+        (v0, y0), (v1, y1) = loss_axis(frame, panel)[0], loss_axis(frame, panel)[-1]
+        last, smoothed = 0.0, []
+        for n, value in enumerate(np.asarray(RISING_LOSS, dtype=np.float64), start=1):
+            last = last * weight + (1 - weight) * value
+            smoothed.append(last / (1 - weight ** n))
+        drawn = [y for _, y in path_points(frame.get_attribute(f"{panel} path.loss-line", "d"))]
+        expected = [y0 + (v - v0) * (y1 - y0) / (v1 - v0) for v in smoothed]
+        assert drawn == pytest.approx(expected, abs=0.11)
+        raw = [y for _, y in path_points(frame.get_attribute(f"{panel} path.loss-line-raw", "d"))]
+        assert raw == pytest.approx([y0 + (v - v0) * (y1 - y0) / (v1 - v0) for v in RISING_LOSS], abs=0.11)
+        assert float(frame.get_attribute(f"{panel} path.loss-line-raw", "stroke-opacity")) < 0.5
+        assert frame.input_value(".nas-smoothing") == str(weight)
+    finally:
+        page.close()
+
+
+def test_the_log_loss_axis_spaces_ticks_by_their_logarithm(context, server):
+    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.logloss=1&p.nas.runs=" + '["run:rising"]')
+    try:
+        assert frame.is_checked(".nas-log-loss input")
+        ticks = loss_axis(frame, ".nas-panel")
+        assert len(ticks) >= 3
+        (v0, y0), (v1, y1) = ticks[0], ticks[-1]
+        for v, y in ticks:
+            assert y == pytest.approx(y0 + (math.log10(v) - math.log10(v0)) * (y1 - y0) / (math.log10(v1) - math.log10(v0)), abs=0.6)
+    finally:
+        page.close()
+
+
+def test_fitting_the_nas_axis_spreads_the_lines_over_the_plot(context, server):
+    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.yfit=1&p.nas.runs=" + '["run:rising"]')
+    try:
+        top, bottom = frame.eval_on_selector(".nas-panel rect.hover", "e => [+e.getAttribute('y'), +e.getAttribute('y') + +e.getAttribute('height')]")
+        ys = [y for d in frame.eval_on_selector_all(".nas-panel path.nas-line", "els => els.map(e => e.getAttribute('d'))") for _, y in path_points(d)]
+        span = bottom - top
+        assert min(ys) <= top + 0.1 * span and max(ys) >= bottom - 0.1 * span
+        assert frame.is_checked(".nas-fit-y input")
+    finally:
+        page.close()
+
+
+def test_the_tooltip_lists_every_layer_and_the_crosshair_crosses_every_panel(tab):
+    page, frame = tab
+    select(frame, "run:lr0.1_a/seed0", f"run:{RISING}")
+    show(frame, "lines")
+    area = frame.query_selector(f".nas-panel[data-key='run:{RISING}'] rect.hover").bounding_box()
+    page.mouse.move(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.5)
+    tip = frame.wait_for_selector(f".nas-panel[data-key='run:{RISING}'] .nas-tooltip:not([hidden])")
+    assert len(tip.query_selector_all(".series")) == LAYERS - 1  # the nearest layer on top, then the others
+    crosses = frame.eval_on_selector_all(".nas-panel line.crosshair", "els => els.map(e => [e.getAttribute('visibility'), e.dataset.step])")
+    assert len(crosses) == 2 and all(v == "visible" for v, _ in crosses) and crosses[0][1] == crosses[1][1]
+
+
+def test_a_panel_can_be_enlarged_and_put_back(tab):
+    page, frame = tab
+    select(frame, "run:lr0.1_a/seed0", f"run:{RISING}", "run:solo0")
+    show(frame, "lines")
+    small = frame.eval_on_selector(f".nas-panel[data-key='run:{RISING}']", "e => e.getBoundingClientRect().width")
+    frame.click(f".nas-panel[data-key='run:{RISING}'] .nas-enlarge")
+    frame.wait_for_function("document.querySelectorAll('.nas-panel').length === 1 && document.querySelector('.nas-panels').dataset.ready === '1'")
+    big = frame.eval_on_selector(".nas-panel", "e => [e.dataset.key, e.getBoundingClientRect().width, document.querySelector('.nas-panels').clientWidth]")
+    assert big[0] == f"run:{RISING}" and big[1] > 1.5 * small and big[1] >= 0.95 * big[2]
+    assert "p.nas.enlarge" in page.url
+    frame.click(".nas-panel .nas-enlarge")
+    frame.wait_for_function("document.querySelectorAll('.nas-panel').length === 3")
