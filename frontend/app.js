@@ -16,6 +16,7 @@ import { Sidebar, displayOrder, key } from "./sidebar.js";
 import { domainsByUnit, nearestStep, stepUnit, unionSteps } from "./steps.js";
 import { stripePlot, stripeStepExtent } from "./stripeplot.js";
 import { adoptParentFonts, isDark, watchTheme } from "./theme.js";
+import { X_AXES, hasTimes, onXAxis } from "./timeaxis.js";
 import { onStateChange, readState, writeState } from "./urlstate.js";
 
 const VIEWS = [["lines", "Line plot"], ["stripes", "Stripe plot"], ["heatmap", "Heatmap"], ["overlay", "Overlay"]];
@@ -193,7 +194,7 @@ export class NasApp {
       layers: this.overlayLayers, probe: this.probeIndex || null,
       heatruns: this.heatRuns.size ? Object.fromEntries(this.heatRuns) : null,
       losses: this.overlayLosses, height: this.panelHeight,
-      smooth: this.smoothing || null, yfit: this.fitY ? "1" : null, logloss: this.logLoss ? "1" : null,
+      smooth: this.smoothing || null, xaxis: this.xAxis === "step" ? null : this.xAxis, yfit: this.fitY ? "1" : null, logloss: this.logLoss ? "1" : null,
       enlarge: this.enlarged,
     };
   }
@@ -209,6 +210,7 @@ export class NasApp {
     this.regex = state.regex || "";
     this.smoothing = Number.isFinite(state.smooth) ? Math.max(0, Math.min(0.99, state.smooth)) : 0;
     this.fitY = state.yfit === "1";
+    this.xAxis = X_AXES.some(([id]) => id === state.xaxis) ? state.xaxis : "step";
     this.logLoss = state.logloss === "1";
     this.enlarged = state.enlarge || null;
     if (this.controls) this.controls.sync();
@@ -361,16 +363,31 @@ export class NasApp {
       box.addEventListener("change", () => { set(box.checked); this.saveState(); this.renderView(); });
       return () => { box.checked = get(); };
     };
+    const axis = h("label", { class: "nas-field nas-xaxis-field" }, bar);
+    h("span", { text: "X axis" }, axis);
+    this.xSelect = h("select", { class: "nas-xaxis", "aria-label": "x axis" }, axis);
+    for (const [value, text] of X_AXES) h("option", { value, text }, this.xSelect);
+    this.xSelect.addEventListener("change", () => { this.xAxis = this.xSelect.value; this.saveState(); this.renderView(); });
     const syncFit = toggle("nas-fit-y", "Fit NAS axis", "Fit the NAS axis to the values shown instead of 0..1", () => this.fitY, (v) => { this.fitY = v; });
     const syncLog = toggle("nas-log-loss", "Log loss", "Show the loss axis in log scale", () => this.logLoss, (v) => { this.logLoss = v; });
     const sync = () => {
       slider.value = this.smoothing;
+      this.xSelect.value = this.xAxis;
       value.textContent = String(this.smoothing);
       syncFit();
       syncLog();
     };
     sync();
     return { sync };
+  }
+
+  /** The x axis menu: Relative and Wall need the wall times of the responses (`results`); without them
+   * it is disabled and says why. */
+  xAxisChoice(results) {
+    const timed = results.some((r) => hasTimes(r.data));
+    this.xSelect.disabled = !timed;
+    this.xSelect.parentElement.title = timed ? "Steps, hours since the first logged step, or clock time"
+      : "Relative and Wall need the wall times of the logged steps, which these runs' answers lack";
   }
 
   /** The entries that get a panel: the enlarged one alone, else every selected one. */
@@ -557,6 +574,8 @@ export class NasApp {
     if (token !== this.token) return;
     this.noteMissingLosses(results);
     const t1 = performance.now();
+    this.xAxisChoice(results);
+    for (const r of results) if (r.data) r.data = onXAxis(r.data, this.xAxis);
     const ok = results.filter((r) => r.data);
     const xDomains = domainsByUnit(ok.map((r) => r.data), view === "lines" ? stepExtent : stripeStepExtent);
     this.noteUnits(xDomains);
@@ -612,6 +631,8 @@ export class NasApp {
     if (token !== this.token) return;
     this.noteMissingLosses(results);
     const t1 = performance.now();
+    this.xAxisChoice(results);
+    for (const r of results) if (r.data) r.data = onXAxis(r.data, this.xAxis);
     const ok = results.filter((r) => r.data);
     const failed = results.filter((r) => r.error);
     if (failed.length) this.message.append(...failed.map((r) => this.errorBox(`Could not load lines for ${r.entry.type} "${r.entry.name}"`, r.error)));
@@ -630,7 +651,8 @@ export class NasApp {
     const { xDomain, lossDomain } = sharedDomains(ok.map((r) => r.data), this.logLoss);
     const { width, height } = this.layout(chosen.length);
     const xLabel = [...new Set(ok.map((r) => stepUnit(r.data)))].join(" / ") || stepUnit(null);
-    const options = { ...this.chartOptions(), width, height, xDomain, lossDomain, dark: this.dark, xLabel, losses };
+    const xFormat = ok.length ? ok[0].data.x_format : null;
+    const options = { ...this.chartOptions(), width, height, xDomain, lossDomain, dark: this.dark, xLabel, xFormat, losses };
     this.panels.replaceChildren(...chosen.map((layer) => overlayPanel(layer, layerSeries(layer.name, ok), options)));
     if (!chosen.length) this.panels.replaceChildren(h("div", { class: "nas-hint", text: "Choose layers above to overlay them." }));
     this.record({ view: "overlay", panels: chosen.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });

@@ -5,6 +5,7 @@
 import { ALARM, LOSS, LOSS2, OVERFIT, themeColors } from "./colors.js";
 import { FONT, bandPath, fmt, h, hoverTip, linear, linePath, logScale, nearestIndex, s, stepTickCount, stepTicks, ticks, middleEllipsis, uniqueId } from "./dom.js";
 import { stepUnit, stepValue } from "./steps.js";
+import { formatX } from "./timeaxis.js";
 
 /** [min, max] over finite values (numbers, or steps sent as strings) of the given arrays, or null. */
 export function extent(...arrays) {
@@ -81,12 +82,16 @@ export function niceLossDomain(range, log = false) {
 }
 
 /** The step axis along y = `y`: its line, ticks that fit, and the unit's label below. */
-export function drawStepAxis(g, x, { y, theme, label }) {
+export function drawStepAxis(g, x, { y, theme, label, format = null }) {
   const [x0, x1] = x.range;
   s("line", { x1: x0, x2: x1, y1: y, y2: y, stroke: theme.axis }, g);
-  for (const v of stepTicks(x.domain[0], x.domain[1], stepTickCount(x1 - x0, x.domain[0], x.domain[1]))) {
+  // Steps are integers; hours and clock times (timeaxis.js) take round fractional ticks.
+  const values = format ? ticks(x.domain[0], x.domain[1], Math.max(2, Math.floor((x1 - x0) / 80)))
+    : stepTicks(x.domain[0], x.domain[1], stepTickCount(x1 - x0, x.domain[0], x.domain[1]));
+  for (const v of values) {
+    if (v < x.domain[0] || v > x.domain[1]) continue;
     s("line", { x1: x(v), x2: x(v), y1: y, y2: y + 4, stroke: theme.axis }, g);
-    s("text", { class: "x-tick", "data-value": v, x: x(v), y: y + 14, "text-anchor": "middle", fill: theme.muted, text: v }, g);
+    s("text", { class: "x-tick", "data-value": v, x: x(v), y: y + 14, "text-anchor": "middle", fill: theme.muted, text: formatX(v, format) }, g);
   }
   s("text", { class: "x-label", x: (x0 + x1) / 2, y: y + 26, "text-anchor": "middle", fill: theme.muted, text: label }, g);
 }
@@ -109,7 +114,7 @@ export function drawLossAxis(g, yLoss, { x, side, colour, label }) {
 
 /** Axes shared by every plot of a view: x = steps (labelled with their unit, xLabel), left y = loss, right
  * y = NAS in [0, 1]. */
-export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true, grid = true, xLabel = "epoch", lossColour = LOSS, lossLabel = "test loss" }) {
+export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true, grid = true, xLabel = "epoch", xFormat = null, lossColour = LOSS, lossLabel = "test loss" }) {
   const [x0, x1] = x.range;
   const [yb, yt] = yNas.range;
   const g = s("g", { class: "axes", "font-family": FONT, "font-size": 10 }, svg);
@@ -118,7 +123,7 @@ export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true
       s("line", { x1: x0, x2: x1, y1: yNas(v), y2: yNas(v), stroke: theme.grid, "stroke-width": 1 }, g);
     }
   }
-  drawStepAxis(g, x, { y: yb, theme, label: xLabel });
+  drawStepAxis(g, x, { y: yb, theme, label: xLabel, format: xFormat });
   if (right) {
     s("line", { x1: x1, x2: x1, y1: yb, y2: yt, stroke: theme.axis }, g);
     for (const v of yNas.ticks(4)) {

@@ -38,7 +38,7 @@ export function linePlot(data, options = {}) {
   const hasLoss = !!(data.loss || data.loss2);
 
   const unit = stepUnit(data);
-  const frame = chartFrame("nas-lineplot", width, height, { x, yLoss: hasLoss ? yLoss : null, yNas, theme, xLabel: unit });
+  const frame = chartFrame("nas-lineplot", width, height, { x, yLoss: hasLoss ? yLoss : null, yNas, theme, xLabel: unit, xFormat: data.x_format });
   const { svg, plot } = frame;
 
   const colours = new Map(layers.map((l) => [l.name, depthColor(l.depth, maxDepth, options.dark)]));

@@ -54,7 +54,7 @@ export function overlayPlot(layer, series, options = {}) {
   const hasLoss = showLosses && series.some((e) => e.loss);
   const frame = chartFrame("nas-overlay", width, height, {
     x, yLoss: hasLoss ? yLoss : null, yNas, theme, lossColour: theme.muted, lossLabel: "test loss (dashed)",
-    xLabel: options.xLabel,
+    xLabel: options.xLabel, xFormat: options.xFormat,
   });
   const { svg, plot } = frame;
   frame.root.dataset.layer = layer.name;

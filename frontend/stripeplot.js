@@ -115,7 +115,7 @@ export function stripePlot(data, options = {}) {
   // Axes: steps below, loss on the right of the stripes.
   s("rect", { x: x0, y: margin.top, width: x1 - x0, height: plotHeight, fill: "none", stroke: theme.axis }, svg);
   const unit = stepUnit(data);
-  drawStepAxis(svg, x, { y: yBottom, theme, label: unit });
+  drawStepAxis(svg, x, { y: yBottom, theme, label: unit, format: data.x_format });
   const hasLoss = !!(data.loss || data.loss2);
   if (hasLoss) drawLossAxis(svg, yLoss, { x: x1, side: "right", colour: LOSS, label: "test loss" });
   if (note) drawNote(svg, note, { x, theme });

@@ -24,6 +24,7 @@ export const FIELDS = {
   heatruns: "map", // the run that a group's heatmap panel shows, by group key ("group:NAME")
   height: "number", // plot height of every panel in px; absent: fitted to the window
   smooth: "number", // loss smoothing weight in [0, 1), TensorBoard's slider; absent: 0
+  xaxis: "string", // "relative" / "wall" x axis (timeaxis.js); absent: steps
   yfit: "string", // "1": the NAS axis fitted to the shown values; absent: 0..1
   logloss: "string", // "1": the loss axis in log scale
   enlarge: "string", // the key of the one panel shown enlarged

@@ -505,3 +505,42 @@ def test_a_panel_can_be_enlarged_and_put_back(tab):
     assert "p.nas.enlarge" in page.url
     frame.click(".nas-panel .nas-enlarge")
     frame.wait_for_function("document.querySelectorAll('.nas-panel').length === 3")
+
+
+T0 = 1_700_000_000.0  # the wall time of step 0 in the answers below; each later step 30 minutes on
+
+
+def with_times(route):
+    """Answer a `lines`/`stripes` request as the server does, plus the wall times of its steps."""
+    response = route.fetch()
+    body = response.json()
+    body["times"] = {"steps": list(range(8)), "wall_times": [T0 + 1800 * i for i in range(8)]}
+    route.fulfill(response=response, json=body)
+
+
+def test_without_wall_times_the_x_axis_menu_is_disabled_and_says_why(tab):
+    _, frame = tab
+    show(frame, "lines")
+    assert frame.is_disabled(".nas-xaxis")
+    assert "wall times" in frame.get_attribute(".nas-xaxis-field", "title")
+
+
+@pytest.mark.parametrize("view", ["lines", "stripes"])
+def test_the_relative_x_axis_places_steps_at_their_hours(context, server, view):
+    page = context.new_page()
+    page.on("pageerror", lambda e: context.errors.append(str(e)))
+    page.route(re.compile(r".*/data/plugin/nas/(lines|stripes)\?.*"), with_times)
+    try:
+        page.goto(f"{server.url}/#nas&p.nas.view={view}&p.nas.xaxis=relative&p.nas.runs=" + '["run:rising"]')
+        frame = plugin_frame(page)
+        wait_ready(frame, view, timeout=WAIT_MS)
+        assert frame.input_value(".nas-xaxis") == "relative" and not frame.is_disabled(".nas-xaxis")
+        assert frame.text_content(".nas-panel .x-label") == "hours since the first step"
+        ticks = frame.eval_on_selector_all(".nas-panel .x-tick", "els => els.map(e => [+e.dataset.value, +e.getAttribute('x'), e.textContent])")
+        (v0, p0, _), (v1, p1, _) = ticks[0], ticks[-1]
+        assert all(label.endswith("h") for *_, label in ticks)
+        xs = [x for x, _ in path_points(frame.get_attribute(".nas-panel path.loss-line", "d"))]
+        assert xs == pytest.approx([p0 + (0.5 * i - v0) * (p1 - p0) / (v1 - v0) for i in range(8)], abs=0.11)
+    finally:
+        page.close()
+    assert context.errors == []
