@@ -33,8 +33,8 @@ const PLAY_MS = 350;
 const OVERLAY_LOSSES = 3;
 const MIN_PANEL_W = 420;
 const MIN_PLOT_H = 150;
-const MAX_PLOT_H = 520;
-const PANEL_CHROME = 120;
+const MAX_PLOT_H = 700;
+const PANEL_CHROME = 150;
 const ASPECT_MIN = 1.2;
 const ASPECT_MAX = 3;
 
