@@ -129,6 +129,16 @@ export class Sidebar {
         row.hidden = !match(row);
       }
     }
+    // A section heading stays only while a row under it does.
+    let heading = null;
+    for (const el of this.list.children) {
+      if (el.classList.contains("nas-section")) {
+        heading = el;
+        heading.hidden = true;
+      } else if (heading && !el.hidden) {
+        heading.hidden = false;
+      }
+    }
   }
 
   /** Keys of the entries whose rows are shown now. */

@@ -141,6 +141,7 @@ def test_the_filter_and_folding_take_rows_off_the_screen_and_select_shown_ticks_
     select(frame)
     frame.fill(".nas-filter", "lr0.1_")
     assert shown_rows(frame) == ["group:lr0.1_a", "run:lr0.1_a/seed0", "run:lr0.1_a/seed1"]
+    assert [h.inner_text() for h in frame.query_selector_all(".nas-section") if h.is_visible()] == ["GROUPS (REPEATS)"]
     box = frame.query_selector(".nas-entry[data-key='run:solo0']").bounding_box()
     assert box is None or box["height"] == 0
     frame.click(".nas-select-shown")
