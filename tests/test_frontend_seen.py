@@ -316,10 +316,10 @@ def test_the_url_can_fix_the_plot_height(context, server):
 def test_a_refresh_period_beyond_settimeouts_range_does_not_refetch_at_once(context, server):
     page = context.new_page()
     requests = []
-    page.on("request", lambda r: requests.append(r.url) if "/data/plugin/nas/runs" in r.url else None)
+    page.on("request", lambda r: requests.append(r.url) if "/data/plugin/nas/runs" in r.url else None)  # 2,147,484,000 ms: negative as a 32-bit delay
     page.on("pageerror", lambda e: context.errors.append(str(e)))
     try:
-        page.goto(f"{server.url}/#nas&p.nas.refresh=1e10")
+        page.goto(f"{server.url}/#nas&p.nas.refresh=2147484")
         frame = plugin_frame(page)
         wait_ready(frame, timeout=WAIT_MS)
         page.wait_for_timeout(3000)  # an overflowing timer refetches every few ms meanwhile
