@@ -8,7 +8,7 @@ import re
 import pytest
 
 from reliability_support import write_synthetic_runs
-from test_frontend_support import TensorBoard, browser, plugin_frame, select, show, wait_ready
+from test_frontend_support import TensorBoard, browser_context, open_tab, plugin_frame, select, show, wait_ready
 
 GROUPED = ["alpha/seed0", "alpha/seed1", "beta/seed0", "beta/seed1"]
 LIVE = "live"
@@ -36,20 +36,8 @@ def server(logdir):
 
 @pytest.fixture(scope="module")
 def context(server):
-    with browser() as b:
-        ctx = b.new_context(viewport={"width": 1280, "height": 820})
-        ctx.errors = []
+    with browser_context(1280, 820) as ctx:
         yield ctx
-        ctx.close()
-
-
-def open_tab(context, url: str):
-    page = context.new_page()
-    page.on("pageerror", lambda e: context.errors.append(str(e)))
-    page.goto(url)
-    frame = plugin_frame(page)
-    wait_ready(frame)
-    return page, frame
 
 
 @pytest.fixture

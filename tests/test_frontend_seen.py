@@ -12,7 +12,7 @@ import pytest
 from torch.utils.tensorboard import SummaryWriter
 
 from reliability_support import write_synthetic_runs
-from test_frontend_support import TensorBoard, browser, plugin_frame, select, show, wait_ready
+from test_frontend_support import TensorBoard, browser_context, open_tab, plugin_frame, select, show, wait_ready
 
 GROUPED = ["lr0.1_a/seed0", "lr0.1_a/seed1", "lr0.01_b/seed0", "lr0.01_b/seed1"]
 RISING = "rising"  # its test loss rises 2.34 -> 2.43 -> 2.60 over the last three steps
@@ -48,25 +48,13 @@ def server(logdir):
 
 @pytest.fixture(scope="module")
 def context(server):
-    with browser() as b:
-        ctx = b.new_context(viewport={"width": 1600, "height": 1000})
-        ctx.errors = []
+    with browser_context(1600, 1000) as ctx:
         yield ctx
-        ctx.close()
-
-
-def open_tab(context, url: str):
-    page = context.new_page()
-    page.on("pageerror", lambda e: context.errors.append(f"{e}\n{e.stack}"))
-    page.goto(url)
-    frame = plugin_frame(page)
-    wait_ready(frame, timeout=WAIT_MS)
-    return page, frame
 
 
 @pytest.fixture
 def tab(context, server):
-    page, frame = open_tab(context, f"{server.url}/#nas")
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas")
     yield page, frame
     page.close()
     assert context.errors == [], context.errors
@@ -274,7 +262,7 @@ def panel_keys(frame) -> list[str]:
 
 def test_panels_follow_the_order_of_the_list(context, server):
     url = f"{server.url}/#nas&p.nas.runs=" + '["run:solo3","run:solo1","group:lr0.1_a"]'
-    page, frame = open_tab(context, url)
+    page, frame = open_tab(context, url, timeout=WAIT_MS)
     try:
         assert panel_keys(frame) == ["group:lr0.1_a", "run:solo1", "run:solo3"]
         frame.click(".nas-entry[data-key='run:solo2'] input")
@@ -303,7 +291,7 @@ def test_panels_fill_the_window_and_plots_of_a_row_start_at_one_height(tab):
 
 
 def test_the_url_can_fix_the_plot_height(context, server):
-    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.height=180&p.nas.runs=" + '["run:solo0"]')
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.height=180&p.nas.runs=" + '["run:solo0"]')
     try:
         frame.wait_for_function("(document.querySelector('.nas-panel rect.hover') || { getBoundingClientRect: () => ({}) }).getBoundingClientRect().height > 0", timeout=WAIT_MS)
         assert frame.eval_on_selector(".nas-panel rect.hover", "e => e.getBoundingClientRect().height") == pytest.approx(180, abs=1)
@@ -330,7 +318,7 @@ def test_a_refresh_period_beyond_settimeouts_range_does_not_refetch_at_once(cont
 
 
 def test_a_malformed_escape_typed_into_the_hash_leaves_the_tab_working(context, server):
-    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.runs=" + '["run:solo0"]')
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.runs=" + '["run:solo0"]')
     try:
         page.evaluate("""location.hash = '#nas&p.nas.view=stripes&p.nas.runs=%5B%22run%3Asolo1%22%5D&p.nas.loss=%E0%A4%A'""")
         frame.wait_for_function("document.querySelector('.nas-panels').dataset.view === 'stripes'", timeout=WAIT_MS)
@@ -345,7 +333,7 @@ def test_a_malformed_escape_typed_into_the_hash_leaves_the_tab_working(context, 
 
 
 def test_a_negative_probe_in_the_url_shows_the_first_probe(context, server):
-    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.view=heatmap&p.nas.probe=-1&p.nas.runs=" + '["run:solo0"]')
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.view=heatmap&p.nas.probe=-1&p.nas.runs=" + '["run:solo0"]')
     try:
         wait_ready(frame, "heatmap", timeout=WAIT_MS)
         assert frame.query_selector(".nas-panel .nas-error") is None
@@ -359,7 +347,7 @@ def test_a_negative_probe_in_the_url_shows_the_first_probe(context, server):
 @pytest.mark.parametrize("view", ["lines", "stripes", "overlay", "heatmap"])
 def test_a_loss_that_some_runs_lack_is_left_out_with_one_note(context, server, view):
     runs = '["group:lr0.1_a","run:rising","run:solo0"]'
-    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.view={view}&p.nas.loss2=distorted_test_loss&p.nas.runs={runs}")
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.view={view}&p.nas.loss2=distorted_test_loss&p.nas.runs={runs}")
     try:
         wait_ready(frame, view, timeout=WAIT_MS)
         assert frame.query_selector(".nas-error") is None
@@ -378,24 +366,26 @@ STATUS = {"state": "fired", "message": "NAS alarm fired at epoch 6; the climb be
           "onset": 4, "alarm": 6}
 
 
-def with_alarm_status(route):
-    """Answer a `lines`/`stripes` request as the server does, plus an alarm_status record for its run."""
-    response = route.fetch()
-    body = response.json()
-    query = parse_qs(urlsplit(route.request.url).query)
+def answered_with(extra):
+    """A route handler that answers a `lines`/`stripes` request as the server does, plus extra(body, query)."""
+    def handle(route):
+        response = route.fetch()
+        body = response.json()
+        extra(body, parse_qs(urlsplit(route.request.url).query))
+        route.fulfill(response=response, json=body)
+    return handle
+
+
+def add_alarm_status(body, query):
     for run in body.get("runs") or query.get("run", []):
         body.setdefault("alarm_status", {})[run] = STATUS
-    route.fulfill(response=response, json=body)
 
 
 @pytest.mark.parametrize("view", ["lines", "stripes"])
 def test_the_alarm_status_shows_under_the_title_and_its_onset_on_the_axis(context, server, view):
-    page = context.new_page()
-    page.on("pageerror", lambda e: context.errors.append(str(e)))
-    page.route(re.compile(r".*/data/plugin/nas/(lines|stripes)\?.*"), with_alarm_status)
+    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.view={view}&p.nas.runs=" + '["run:solo0","group:lr0.1_a"]',
+                           timeout=WAIT_MS, series_handler=answered_with(add_alarm_status))
     try:
-        page.goto(f"{server.url}/#nas&p.nas.view={view}&p.nas.runs=" + '["run:solo0","group:lr0.1_a"]')
-        frame = plugin_frame(page)
         wait_ready(frame, view, timeout=WAIT_MS)
         line = frame.query_selector(".nas-panel[data-key='run:solo0'] .nas-alarm-status")
         assert line.is_visible() and line.inner_text() == STATUS["message"]
@@ -438,7 +428,7 @@ def loss_axis(frame, panel: str):
 
 def test_smoothing_is_tensorboards_debiased_ema_with_the_raw_curve_faint(context, server):
     weight = 0.6
-    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.smooth={weight}&p.nas.runs=" + '["run:rising"]')
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.smooth={weight}&p.nas.runs=" + '["run:rising"]')
     try:
         panel = ".nas-panel[data-key='run:rising']"
         (v0, y0), (v1, y1) = loss_axis(frame, panel)[0], loss_axis(frame, panel)[-1]
@@ -458,7 +448,7 @@ def test_smoothing_is_tensorboards_debiased_ema_with_the_raw_curve_faint(context
 
 
 def test_the_log_loss_axis_spaces_ticks_by_their_logarithm(context, server):
-    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.logloss=1&p.nas.runs=" + '["run:rising"]')
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.logloss=1&p.nas.runs=" + '["run:rising"]')
     try:
         assert frame.is_checked(".nas-log-loss input")
         ticks = loss_axis(frame, ".nas-panel")
@@ -471,7 +461,7 @@ def test_the_log_loss_axis_spaces_ticks_by_their_logarithm(context, server):
 
 
 def test_fitting_the_nas_axis_spreads_the_lines_over_the_plot(context, server):
-    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.yfit=1&p.nas.runs=" + '["run:rising"]')
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.yfit=1&p.nas.runs=" + '["run:rising"]')
     try:
         top, bottom = frame.eval_on_selector(".nas-panel rect.hover", "e => [+e.getAttribute('y'), +e.getAttribute('y') + +e.getAttribute('height')]")
         ys = [y for d in frame.eval_on_selector_all(".nas-panel path.nas-line", "els => els.map(e => e.getAttribute('d'))") for _, y in path_points(d)]
@@ -511,12 +501,8 @@ def test_a_panel_can_be_enlarged_and_put_back(tab):
 T0 = 1_700_000_000.0  # the wall time of step 0 in the answers below; each later step 30 minutes on
 
 
-def with_times(route):
-    """Answer a `lines`/`stripes` request as the server does, plus the wall times of its steps."""
-    response = route.fetch()
-    body = response.json()
+def add_times(body, query):
     body["times"] = {"steps": list(range(8)), "wall_times": [T0 + 1800 * i for i in range(8)]}
-    route.fulfill(response=response, json=body)
 
 
 def test_without_wall_times_the_x_axis_menu_is_disabled_and_says_why(tab):
@@ -528,12 +514,9 @@ def test_without_wall_times_the_x_axis_menu_is_disabled_and_says_why(tab):
 
 @pytest.mark.parametrize("view", ["lines", "stripes"])
 def test_the_relative_x_axis_places_steps_at_their_hours(context, server, view):
-    page = context.new_page()
-    page.on("pageerror", lambda e: context.errors.append(str(e)))
-    page.route(re.compile(r".*/data/plugin/nas/(lines|stripes)\?.*"), with_times)
+    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.view={view}&p.nas.xaxis=relative&p.nas.runs=" + '["run:rising"]',
+                           timeout=WAIT_MS, series_handler=answered_with(add_times))
     try:
-        page.goto(f"{server.url}/#nas&p.nas.view={view}&p.nas.xaxis=relative&p.nas.runs=" + '["run:rising"]')
-        frame = plugin_frame(page)
         wait_ready(frame, view, timeout=WAIT_MS)
         assert frame.input_value(".nas-xaxis") == "relative" and not frame.is_disabled(".nas-xaxis")
         assert frame.text_content(".nas-panel .x-label") == "hours since the first step"
