@@ -343,15 +343,21 @@ export class NasApp {
     this.panels = h("div", { class: "nas-panels" }, main);
     this.root.replaceChildren(sidebar, main);
     this.updateViewButtons();
-    let lastWidth = 0;
+    // Panels are sized to the window's width and height (layout): redraw when either changes, but not for
+    // the observer's first report of the width the first view was laid out for.
+    let lastWidth = this.panels.clientWidth;
+    let lastHeight = window.innerHeight;
     let timer = null;
-    new ResizeObserver(() => {
+    const resized = () => {
       const w = this.panels.clientWidth;
-      if (Math.abs(w - lastWidth) < 8) return;
+      if (Math.abs(w - lastWidth) < 8 && Math.abs(window.innerHeight - lastHeight) < 8) return;
       lastWidth = w;
+      lastHeight = window.innerHeight;
       clearTimeout(timer);
       timer = setTimeout(() => this.rerender(), 150);
-    }).observe(this.panels);
+    };
+    new ResizeObserver(resized).observe(this.panels);
+    window.addEventListener("resize", resized);
   }
 
   /** The toolbar's chart controls, TensorBoard's: loss smoothing, NAS axis fitted to the data, log loss

@@ -351,6 +351,7 @@ def test_a_loss_that_some_runs_lack_is_left_out_with_one_note(context, server, v
     try:
         wait_ready(frame, view, timeout=WAIT_MS)
         assert frame.query_selector(".nas-error") is None
+        frame.wait_for_selector(".missing-loss-note", timeout=WAIT_MS)
         notes = frame.eval_on_selector_all(".missing-loss-note", "els => els.map(e => e.textContent)")
         assert notes == ["distorted_test_loss is not logged by: lr0.1_a, solo0"]
         assert frame.query_selector(".nas-note.missing-loss-note").is_visible()
