@@ -3,18 +3,20 @@
 // Live: refreshes with TensorBoard (refresh.js), refetching only runs whose data version changed; its view
 // state lives in the top page's URL (urlstate.js); the run list is sidebar.js's.
 import { fetchJSON, getJSON, url, clearCache } from "./api.js";
-import { RUN_PALETTE, themeColors } from "./colors.js";
-import { h } from "./dom.js";
+import { runColor, themeColors } from "./colors.js";
+import { h, middleEllipsis } from "./dom.js";
 import { composeSvg, downloadPng, downloadSvg, fileName, stackSvg } from "./export.js";
 import { heatmapGrid, lossCurve } from "./heatmap.js";
-import { extent, linePlot, lossExtent, niceLossDomain, sharedDomains, stepExtent } from "./lineplot.js";
+import { extent, lossExtent, makeCursor, niceLossDomain, sharedDomains, stepExtent } from "./chart.js";
+import { linePlot } from "./lineplot.js";
 import { layerChooser, layerSeries, overlayLayers, overlayPanel } from "./overlay.js";
 import { Refresher } from "./refresh.js";
 import { firstSelection, inListOrder } from "./selection.js";
-import { Sidebar, key } from "./sidebar.js";
+import { Sidebar, displayOrder, key } from "./sidebar.js";
 import { domainsByUnit, nearestStep, stepUnit, unionSteps } from "./steps.js";
 import { stripePlot, stripeStepExtent } from "./stripeplot.js";
 import { adoptParentFonts, isDark, watchTheme } from "./theme.js";
+import { X_AXES, hasTimes, onXAxis } from "./timeaxis.js";
 import { onStateChange, readState, writeState } from "./urlstate.js";
 
 const VIEWS = [["lines", "Line plot"], ["stripes", "Stripe plot"], ["heatmap", "Heatmap"], ["overlay", "Overlay"]];
@@ -27,6 +29,22 @@ const EMPTY_CODE = [
   "    monitor.log(epoch, test_loss=test_loss)           # once per epoch",
 ];
 const PLAY_MS = 350;
+// Up to this many overlaid entries the overlay draws their losses unless the URL says otherwise.
+const OVERLAY_LOSSES = 3;
+const MIN_PANEL_W = 420;
+const MIN_PLOT_H = 150;
+const MAX_PLOT_H = 700;
+const PANEL_CHROME = 150;
+const ASPECT_MIN = 1.2;
+const ASPECT_MAX = 3;
+
+/** Where a heatmap panel opens, from its `steps` response: { step, why }. */
+function openingStep(timeline) {
+  const steps = timeline.steps || [];
+  if (timeline.overfit_step !== null && timeline.overfit_step !== undefined) return { step: timeline.overfit_step, why: "lowest test loss of this run" };
+  if (steps.length) return { step: steps[steps.length - 1], why: "last logged step (no test-loss minimum to open at yet)" };
+  return { step: null, why: "" };
+}
 
 export class NasApp {
   constructor(body) {
@@ -37,6 +55,7 @@ export class NasApp {
     this.lossTag = "";
     this.loss2Tag = "";
     this.stepIndex = null;
+    this.stepChosen = false; // a step picked on the slider or in the URL: every heatmap panel shows it
     this.steps = [];
     this.heatPanels = [];
     this.playTimer = null;
@@ -57,6 +76,12 @@ export class NasApp {
   }
 
   async start() {
+    performance.mark("nas-start");
+    this.restored = readState();
+    this.applyState(this.restored);
+    // The run list is asked for while the style sheet loads: the first plot waits for one round trip less.
+    this.pendingRuns = fetchJSON(url("runs", { group_regex: this.regex }));
+    this.pendingRuns.catch(() => {});
     const css = h("link", { rel: "stylesheet", href: new URL("./style.css", import.meta.url).href }, document.head);
     await new Promise((resolve) => {
       css.addEventListener("load", resolve);
@@ -72,8 +97,6 @@ export class NasApp {
       this.rerender();
     });
     this.root = h("div", { class: "nas-app" }, this.body);
-    this.restored = readState();
-    this.applyState(this.restored);
     this.root.replaceChildren(h("div", { class: "nas-loading", text: "Loading NAS runs\u2026" }));
     await this.loadCatalog();
     // Back in this tab from another: its URL is "#nas", so put the state that is still shown back in it.
@@ -88,7 +111,10 @@ export class NasApp {
     let regexError = null;
     try {
       try {
-        catalog = await fetchJSON(url("runs", { group_regex: this.regex }));
+        const pending = this.pendingRuns;
+        this.pendingRuns = null;
+        catalog = await (pending || fetchJSON(url("runs", { group_regex: this.regex })));
+        performance.mark("nas-runs");
       } catch (e) {
         if (!this.regex || e.parameter !== "group_regex") throw e;
         regexError = e.message;
@@ -114,6 +140,7 @@ export class NasApp {
     }
     const entries = this.entries();
     this.entryByKey = new Map(entries.map((e) => [key(e), e]));
+    this.listOrder = displayOrder(entries); // panels follow the list's order
     const first = !this.panels;
     if (first) this.buildLayout();
     const was = this.selected.map(key).join("\n");
@@ -145,7 +172,7 @@ export class NasApp {
       ...this.catalog.runs.map((r) => ({ type: "run", name: r.run, runs: [r.run], info: r })),
     ];
     for (const e of list) {
-      if (!this.colors.has(key(e))) this.colors.set(key(e), RUN_PALETTE[this.colors.size % RUN_PALETTE.length]);
+      if (!this.colors.has(key(e))) this.colors.set(key(e), runColor(this.colors.size));
       e.color = this.colors.get(key(e));
     }
     return list;
@@ -156,8 +183,8 @@ export class NasApp {
    * stays empty: "nothing selected" is the user's choice. */
   selectionFrom(keys) {
     const found = (keys || []).filter((k) => this.entryByKey.has(k)).map((k) => this.entryByKey.get(k));
-    if (found.length || (keys && keys.length === 0)) return found;
-    return firstSelection([...this.entryByKey.values()], this.catalog.runs);
+    if (found.length || (keys && keys.length === 0)) return inListOrder(found, this.listOrder);
+    return inListOrder(firstSelection([...this.entryByKey.values()], this.catalog.runs), this.listOrder);
   }
 
   /** The data versions of an entry's runs: the cache key of every response about it. */
@@ -169,10 +196,13 @@ export class NasApp {
   urlState() {
     return {
       view: this.view, runs: this.selected.map(key), loss: this.lossTag, loss2: this.loss2Tag,
-      step: this.view === "heatmap" && this.steps.length ? String(this.steps[this.stepIndex]) : null,
+      step: this.view === "heatmap" && this.stepChosen && this.steps.length ? String(this.steps[this.stepIndex]) : null,
       hidden: this.hidden.size ? [...this.hidden] : null, regex: this.regex, refresh: this.refreshS,
       layers: this.overlayLayers, probe: this.probeIndex || null,
       heatruns: this.heatRuns.size ? Object.fromEntries(this.heatRuns) : null,
+      losses: this.overlayLosses, height: this.panelHeight,
+      smooth: this.smoothing || null, xaxis: this.xAxis === "step" ? null : this.xAxis, yfit: this.fitY ? "1" : null, logloss: this.logLoss ? "1" : null,
+      enlarge: this.enlarged,
     };
   }
 
@@ -182,9 +212,17 @@ export class NasApp {
     this.loss2Tag = state.loss2 || "";
     this.hidden = new Set(state.hidden || []);
     this.overlayLayers = state.layers || null;
-    this.probeIndex = state.probe || 0;
+    this.probeIndex = Number.isInteger(state.probe) && state.probe > 0 ? state.probe : 0; // a hand-edited -1 or 1.5: the first
     this.heatRuns = new Map(Object.entries(state.heatruns || {}));
     this.regex = state.regex || "";
+    this.smoothing = Number.isFinite(state.smooth) ? Math.max(0, Math.min(0.99, state.smooth)) : 0;
+    this.fitY = state.yfit === "1";
+    this.xAxis = X_AXES.some(([id]) => id === state.xaxis) ? state.xaxis : "step";
+    this.logLoss = state.logloss === "1";
+    this.enlarged = state.enlarge || null;
+    if (this.controls) this.controls.sync();
+    this.panelHeight = Number.isFinite(state.height) && state.height > 0 ? Math.max(80, Math.min(2000, Math.round(state.height))) : null;
+    this.overlayLosses = state.losses === "on" || state.losses === "off" ? state.losses : null;
     this.wantStep = state.step === undefined ? null : state.step;
     this.refreshS = state.refresh;
     this.refresher.setPeriod(state.refresh);
@@ -202,6 +240,7 @@ export class NasApp {
     this.applyState(state);
     this.restored = state;
     this.stepIndex = null;
+    this.stepChosen = false;
     if (!this.panels) return;
     this.updateViewButtons();
     this.lossSelect.value = this.lossTag;
@@ -278,6 +317,7 @@ export class NasApp {
     });
     this.lossSelect = this.tagSelect(bar, "Loss", "nas-loss", [["", "default"]], (v) => { this.lossTag = v; });
     this.loss2Select = this.tagSelect(bar, "2nd loss", "nas-loss2", [["", "none"]], (v) => { this.loss2Tag = v; });
+    this.controls = this.chartControls(bar);
     h("span", { class: "spacer" }, bar);
     for (const [format, label] of [["png", "PNG"], ["svg", "SVG"]]) {
       const b = h("button", { class: "nas-export", "data-format": format, text: label, title: `Download this view as ${label}` }, bar);
@@ -303,15 +343,75 @@ export class NasApp {
     this.panels = h("div", { class: "nas-panels" }, main);
     this.root.replaceChildren(sidebar, main);
     this.updateViewButtons();
-    let lastWidth = 0;
+    // Panels are sized to the window's width and height (layout): redraw when either changes, but not for
+    // the observer's first report of the width the first view was laid out for.
+    let lastWidth = this.panels.clientWidth;
+    let lastHeight = window.innerHeight;
     let timer = null;
-    new ResizeObserver(() => {
+    const resized = () => {
       const w = this.panels.clientWidth;
-      if (Math.abs(w - lastWidth) < 8) return;
+      if (Math.abs(w - lastWidth) < 8 && Math.abs(window.innerHeight - lastHeight) < 8) return;
       lastWidth = w;
+      lastHeight = window.innerHeight;
       clearTimeout(timer);
       timer = setTimeout(() => this.rerender(), 150);
-    }).observe(this.panels);
+    };
+    new ResizeObserver(resized).observe(this.panels);
+    window.addEventListener("resize", resized);
+  }
+
+  /** The toolbar's chart controls, TensorBoard's: loss smoothing, NAS axis fitted to the data, log loss
+   * axis. Returns { sync() } that shows the current state in them. */
+  chartControls(bar) {
+    const wrap = h("label", { class: "nas-field", title: "Smoothing of the loss curves: TensorBoard's debiased exponential moving average (the raw curve stays faint)" }, bar);
+    h("span", { text: "Smoothing" }, wrap);
+    const slider = h("input", { class: "nas-smoothing", type: "range", min: 0, max: 0.99, step: 0.01, "aria-label": "smoothing" }, wrap);
+    const value = h("span", { class: "nas-smoothing-value" }, wrap);
+    slider.addEventListener("input", () => { this.smoothing = +slider.value; value.textContent = slider.value; this.renderView(); });
+    slider.addEventListener("change", () => this.saveState(true));
+    const toggle = (cls, label, title, get, set) => {
+      const t = h("label", { class: `nas-toggle ${cls}`, title }, bar);
+      const box = h("input", { type: "checkbox" }, t);
+      h("span", { text: label }, t);
+      box.addEventListener("change", () => { set(box.checked); this.saveState(); this.renderView(); });
+      return () => { box.checked = get(); };
+    };
+    const axis = h("label", { class: "nas-field nas-xaxis-field" }, bar);
+    h("span", { text: "X axis" }, axis);
+    this.xSelect = h("select", { class: "nas-xaxis", "aria-label": "x axis" }, axis);
+    for (const [value, text] of X_AXES) h("option", { value, text }, this.xSelect);
+    this.xSelect.addEventListener("change", () => { this.xAxis = this.xSelect.value; this.saveState(); this.renderView(); });
+    const syncFit = toggle("nas-fit-y", "Fit NAS axis", "Fit the NAS axis to the values shown instead of 0..1", () => this.fitY, (v) => { this.fitY = v; });
+    const syncLog = toggle("nas-log-loss", "Log loss", "Show the loss axis in log scale", () => this.logLoss, (v) => { this.logLoss = v; });
+    const sync = () => {
+      slider.value = this.smoothing;
+      this.xSelect.value = this.xAxis;
+      value.textContent = String(this.smoothing);
+      syncFit();
+      syncLog();
+    };
+    sync();
+    return { sync };
+  }
+
+  /** The x axis menu: Relative and Wall need the wall times of the responses (`results`); without them
+   * it is disabled and says why. */
+  xAxisChoice(results) {
+    const timed = results.some((r) => hasTimes(r.data));
+    this.xSelect.disabled = !timed;
+    this.xSelect.parentElement.title = timed ? "Steps, hours since the first logged step, or clock time"
+      : "Relative and Wall need the wall times of the logged steps, which these runs' answers lack";
+  }
+
+  /** The entries that get a panel: the enlarged one alone, else every selected one. */
+  panelEntries() {
+    const one = this.enlarged && this.selected.find((e) => key(e) === this.enlarged);
+    return one ? [one] : this.selected;
+  }
+
+  /** Options every chart of a view shares: the toolbar's controls and one crosshair. */
+  chartOptions() {
+    return { smoothing: this.smoothing, fitY: this.fitY, logLoss: this.logLoss, cursor: makeCursor() };
   }
 
   tagSelect(parent, label, cls, options, onChange) {
@@ -326,7 +426,7 @@ export class NasApp {
   toggleEntry(entry, on) {
     this.selected = this.selected.filter((e) => key(e) !== key(entry));
     if (on) this.selected.push(entry);
-    this.selected = inListOrder(this.selected, [...this.entryByKey.values()]);
+    this.selected = inListOrder(this.selected, this.listOrder);
     this.saveState();
     this.loadTags();
     this.renderView();
@@ -337,7 +437,7 @@ export class NasApp {
     const these = new Set(keys);
     this.selected = this.selected.filter((e) => !these.has(key(e)));
     if (on) this.selected.push(...keys.map((k) => this.entryByKey.get(k)).filter(Boolean));
-    this.selected = inListOrder(this.selected, [...this.entryByKey.values()]);
+    this.selected = inListOrder(this.selected, this.listOrder);
     this.sidebar.check(new Set(this.selected.map(key)));
     this.saveState();
     this.loadTags();
@@ -375,21 +475,53 @@ export class NasApp {
     const panel = h("section", { class: "nas-panel", "data-key": key(entry), "data-type": entry.type });
     const head = h("header", {}, panel);
     h("span", { class: "chip", style: { background: entry.color } }, head);
-    h("span", { class: "title", text: entry.name, title: entry.name }, head);
+    h("span", { class: "title", text: middleEllipsis(entry.name, this.titleChars || 40), title: entry.name }, head);
     if (subtitle) h("span", { class: "sub", text: subtitle }, head);
     h("span", { class: "spacer" }, head);
     h("a", { class: "nas-csv", href: url("export", { ...this.params(entry), format: "csv" }), download: fileName(["nas", entry.name], "csv"), text: "CSV", title: "Download the data as CSV" }, head);
+    const big = this.enlarged === key(entry);
+    const enlarge = h("button", { class: "nas-enlarge", text: big ? "\u2921 all" : "\u2922", title: big ? "Back to every panel" : "Enlarge this panel", "aria-label": big ? "back to every panel" : "enlarge" }, head);
+    enlarge.addEventListener("click", () => { this.enlarged = big ? null : key(entry); this.saveState(); this.renderView(); });
     const body = h("div", { class: "body" }, panel);
     return { panel, body };
   }
 
+  /** One line under a panel's header with the NAS alarm's status of its runs (alarm_status records), the
+   * full text of every run on hover; none without records. */
+  alarmStatusLine(panel, data) {
+    const status = Object.entries((data && data.alarm_status) || {}).filter(([, st]) => st && st.message);
+    if (!status.length) return;
+    const shown = status.find(([, st]) => st.state === "fired") || status[0];
+    const text = status.length > 1 ? `${shown[0]}: ${shown[1].message}` : shown[1].message;
+    const line = h("div", { class: "nas-alarm-status", "data-state": shown[1].state, text, title: status.map(([run, st]) => `${run}: ${st.message}`).join("\n") });
+    panel.querySelector("header").after(line);
+  }
+
+  /** Columns and panel size for `n` panels: of the column counts whose panels are >= MIN_PANEL_W px wide,
+   * the one whose plots cover most of the window (a plot counts up to ASPECT_MIN..ASPECT_MAX width/height),
+   * the window's height shared by the rows (plots between MIN_PLOT_H and MAX_PLOT_H px, more rows scroll),
+   * or the URL's p.nas.height. Also sets how many characters of a name fit a panel's title. */
   layout(n) {
     const avail = Math.max(320, this.panels.clientWidth || 900);
-    const cols = n <= 1 ? 1 : Math.max(1, Math.min(n, Math.floor(avail / 440)));
-    const width = Math.floor((avail - (cols - 1) * 12) / cols) - 18;
-    this.panels.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
-    return { cols, width: Math.min(width, n <= 1 ? 1100 : width) };
+    const top = this.panels.getBoundingClientRect().top + (window.scrollY || 0);
+    const room = (window.innerHeight || 800) - top - 16;
+    const maxCols = n <= 1 ? 1 : Math.max(1, Math.min(n, Math.floor((avail + 12) / (MIN_PANEL_W + 12))));
+    let best = null;
+    for (let cols = 1; cols <= maxCols; cols++) {
+      const rows = Math.ceil(Math.max(1, n) / cols);
+      const width = Math.floor((avail - (cols - 1) * 12) / cols) - 18;
+      const fit = Math.floor((room - (rows - 1) * 12) / rows - PANEL_CHROME);
+      const height = this.panelHeight || Math.max(MIN_PLOT_H, Math.min(MAX_PLOT_H, fit));
+      const shownRows = Math.min(rows, Math.max(1, Math.floor((room + 12) / (height + PANEL_CHROME + 12))));
+      const used = Math.min(width, height * ASPECT_MAX) * Math.min(height, width / ASPECT_MIN) * Math.min(n, cols * shownRows);
+      if (!best || used > best.used) best = { cols, width, height, used };
+    }
+    this.panels.style.gridTemplateColumns = `repeat(${best.cols}, minmax(0, 1fr))`;
+    this.titleChars = Math.max(12, Math.floor((best.width - 90) / 7.5));
+    return best;
   }
+
+
 
   async renderView() {
     const token = ++this.token;
@@ -413,24 +545,58 @@ export class NasApp {
     if (token === this.token) {
       this.panels.dataset.view = view;
       this.panels.dataset.ready = "1";
+      if (!performance.getEntriesByName("nas-first-plot").length) performance.mark("nas-first-plot");
     }
   }
 
-  seriesUrl(view, entry) {
-    return url(view, { ...this.params(entry), loss_tag: this.lossTag, loss_tag2: this.loss2Tag });
+  /** The `route` response for `params` with the chosen loss tags. A loss tag that the selection lacks
+   * leaves that loss out (data.missing_loss_tags names it): the server says so in a 200 answer, or, from a
+   * server that answers 404 for it, the request is made again without that tag. */
+  async fetchWithLosses(route, params, version) {
+    const tags = { loss_tag: this.lossTag, loss_tag2: this.loss2Tag };
+    for (;;) {
+      try {
+        const data = await getJSON(url(route, { ...params, ...tags }), version);
+        const missing = [...(data.missing_loss_tags || [])];
+        for (const [param, tag] of [["loss_tag", this.lossTag], ["loss_tag2", this.loss2Tag]]) {
+          if (tag && !tags[param] && !missing.includes(tag)) missing.push(tag);
+        }
+        return missing.length ? { ...data, missing_loss_tags: missing } : data;
+      } catch (error) {
+        if (!(error.status === 404 && tags[error.parameter])) throw error;
+        tags[error.parameter] = "";
+      }
+    }
+  }
+
+  /** The `view` response of `e` as { e, data } or { e, error }. */
+  fetchSeries(view, e) {
+    return this.fetchWithLosses(view, this.params(e), this.versionOf(e)).then((data) => ({ e, data }), (error) => ({ e, error }));
+  }
+
+  /** One note above the panels per loss tag that some entries lack: "TAG is not logged by: a, b". */
+  noteMissingLosses(results) {
+    const by = new Map();
+    for (const r of results) {
+      for (const tag of (r.data && r.data.missing_loss_tags) || []) by.set(tag, [...(by.get(tag) || []), r.e.name]);
+    }
+    for (const [tag, names] of by) h("div", { class: "nas-note missing-loss-note", text: `${tag} is not logged by: ${names.join(", ")}` }, this.message);
   }
 
   async renderSeries(view, token, t0) {
-    const results = await Promise.all(this.selected.map((e) =>
-      getJSON(this.seriesUrl(view, e), this.versionOf(e)).then((data) => ({ e, data }), (error) => ({ e, error }))));
+    const results = await Promise.all(this.panelEntries().map((e) => this.fetchSeries(view, e)));
     if (token !== this.token) return;
+    this.noteMissingLosses(results);
     const t1 = performance.now();
+    this.xAxisChoice(results);
+    for (const r of results) if (r.data) r.data = onXAxis(r.data, this.xAxis);
     const ok = results.filter((r) => r.data);
     const xDomains = domainsByUnit(ok.map((r) => r.data), view === "lines" ? stepExtent : stripeStepExtent);
     this.noteUnits(xDomains);
     const lossRange = extent(...ok.map((r) => lossExtent(r.data) || []));
-    const lossDomain = niceLossDomain(lossRange);
-    const { width, cols } = this.layout(results.length);
+    const lossDomain = niceLossDomain(lossRange, this.logLoss);
+    const shared = this.chartOptions();
+    const { width, height } = this.layout(results.length);
     const nodes = [];
     for (const r of results) {
       const what = view === "lines" ? "band = min..max across them" : "median across them";
@@ -439,14 +605,21 @@ export class NasApp {
       if (r.error) {
         body.appendChild(this.errorBox(`Could not load ${view} for ${r.e.type} "${r.e.name}"`, r.error));
       } else if (view === "lines") {
+        this.alarmStatusLine(panel, r.data);
         body.appendChild(linePlot(r.data, {
-          width, height: cols > 1 ? 190 : 260, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, hidden: this.hidden, dark: this.dark,
+          ...shared,
+          width, height, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, hidden: this.hidden, dark: this.dark,
           onToggleLayer: (name) => this.toggleLayer(name),
         }));
       } else {
-        body.appendChild(stripePlot(r.data, { width, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, targetHeight: cols > 1 ? 240 : 340 }));
+        this.alarmStatusLine(panel, r.data);
+        body.appendChild(stripePlot(r.data, { ...shared, width, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, targetHeight: height + 40 }));
       }
       nodes.push(panel);
+    }
+    // Every panel of a row keeps its plot at one height: a status line in one means a (blank) line in all.
+    if (nodes.some((n) => n.querySelector(".nas-alarm-status"))) {
+      for (const n of nodes) if (!n.querySelector(".nas-alarm-status")) n.querySelector("header").after(h("div", { class: "nas-alarm-status", text: "\u00a0" }));
     }
     this.panels.replaceChildren(...nodes);
     this.record({ view, panels: results.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
@@ -468,23 +641,32 @@ export class NasApp {
   /** The overlay view: the `lines` responses of the selection (shared with the line plot's cache), one
    * panel per chosen layer with every entry in its chip colour. */
   async renderOverlay(token, t0) {
-    const results = await Promise.all(this.selected.map((entry) =>
-      getJSON(this.seriesUrl("lines", entry), this.versionOf(entry)).then((data) => ({ entry, data }), (error) => ({ entry, error }))));
+    const results = (await Promise.all(this.selected.map((e) => this.fetchSeries("lines", e)))).map((r) => ({ ...r, entry: r.e }));
     if (token !== this.token) return;
+    this.noteMissingLosses(results);
     const t1 = performance.now();
+    this.xAxisChoice(results);
+    for (const r of results) if (r.data) r.data = onXAxis(r.data, this.xAxis);
     const ok = results.filter((r) => r.data);
     const failed = results.filter((r) => r.error);
-    if (failed.length) this.message.replaceChildren(...failed.map((r) => this.errorBox(`Could not load lines for ${r.entry.type} "${r.entry.name}"`, r.error)));
+    if (failed.length) this.message.append(...failed.map((r) => this.errorBox(`Could not load lines for ${r.entry.type} "${r.entry.name}"`, r.error)));
     const layers = overlayLayers(ok.map((r) => r.data));
     const bar = layerChooser(layers, this.overlayLayers, (names) => { this.overlayLayers = names; this.saveState(); this.renderView(); });
+    const losses = this.overlayLosses ? this.overlayLosses === "on" : ok.length <= OVERLAY_LOSSES;
+    const lossToggle = h("label", { class: "nas-toggle nas-overlay-losses", title: "Draw each entry's test loss (dashed, left axis) in every panel" }, bar);
+    const lossBox = h("input", { type: "checkbox" }, lossToggle);
+    lossBox.checked = losses;
+    h("span", { text: "show losses" }, lossToggle);
+    lossBox.addEventListener("change", () => { this.overlayLosses = lossBox.checked ? "on" : "off"; this.saveState(); this.renderView(); });
     if (this.overlayBar) this.overlayBar.replaceWith(bar);
     else this.panels.before(bar);
     this.overlayBar = bar;
     const chosen = this.overlayLayers ? layers.filter((l) => this.overlayLayers.includes(l.name)) : layers;
-    const { xDomain, lossDomain } = sharedDomains(ok.map((r) => r.data));
-    const { width, cols } = this.layout(chosen.length);
+    const { xDomain, lossDomain } = sharedDomains(ok.map((r) => r.data), this.logLoss);
+    const { width, height } = this.layout(chosen.length);
     const xLabel = [...new Set(ok.map((r) => stepUnit(r.data)))].join(" / ") || stepUnit(null);
-    const options = { width, height: cols > 1 ? 190 : 260, xDomain, lossDomain, dark: this.dark, xLabel };
+    const xFormat = ok.length ? ok[0].data.x_format : null;
+    const options = { ...this.chartOptions(), width, height, xDomain, lossDomain, dark: this.dark, xLabel, xFormat, losses };
     this.panels.replaceChildren(...chosen.map((layer) => overlayPanel(layer, layerSeries(layer.name, ok), options)));
     if (!chosen.length) this.panels.replaceChildren(h("div", { class: "nas-hint", text: "Choose layers above to overlay them." }));
     this.record({ view: "overlay", panels: chosen.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
@@ -506,25 +688,34 @@ export class NasApp {
 
   /** Per panel one light `steps` request (steps, losses, overfit step) and one `heatmaps` request. */
   async renderHeatmaps(token, t0) {
-    const entries = this.selected;
+    const entries = this.panelEntries();
     const timelines = await Promise.all(entries.map((e) =>
-      getJSON(url("steps", { run: this.heatRun(e), loss_tag: this.lossTag, loss_tag2: this.loss2Tag }), this.versions.get(this.heatRun(e))).then((data) => ({ e, data }), (error) => ({ e, error }))));
+      this.fetchWithLosses("steps", { run: this.heatRun(e) }, this.versions.get(this.heatRun(e))).then((data) => ({ e, data }), (error) => ({ e, error }))));
     if (token !== this.token) return;
+    this.noteMissingLosses(timelines);
     const ok = timelines.filter((r) => r.data);
     this.steps = unionSteps(ok.map((r) => r.data.steps));
-    const { lossDomain } = sharedDomains(ok.map((r) => r.data));
+    const { lossDomain } = sharedDomains(ok.map((r) => r.data), this.logLoss);
     const xDomains = domainsByUnit(ok.map((r) => r.data), stepExtent);
     this.noteUnits(xDomains);
     this.stepUnit = [...new Set(ok.map((r) => stepUnit(r.data)))].join(" / ") || stepUnit(null);
     this.slider.setAttribute("aria-label", this.stepUnit);
     if (this.wantStep !== null) {
       const at = this.steps.findIndex((s) => String(s) === this.wantStep);
-      if (at >= 0) this.stepIndex = at;
+      if (at >= 0) {
+        this.stepIndex = at;
+        this.stepChosen = true;
+      }
       this.wantStep = null;
     }
-    if (this.stepIndex === null || this.stepIndex >= this.steps.length) {
-      const overfit = ok.length ? ok[0].data.overfit_step : null;
-      this.stepIndex = overfit !== null && overfit !== undefined ? Math.max(0, this.steps.indexOf(nearestStep(this.steps, overfit))) : this.steps.length - 1;
+    // Opened without a chosen step, each panel starts at its own run's test-loss minimum (else its last
+    // step) and says so; a step chosen on the slider or in the URL applies to every panel.
+    if (this.stepIndex !== null && this.stepIndex >= this.steps.length) this.stepChosen = false;
+    const own = !this.stepChosen;
+    const opening = new Map(ok.map((r) => [r.e, openingStep(r.data)]));
+    if (own) {
+      const first = ok.length ? opening.get(ok[0].e).step : null;
+      this.stepIndex = first !== null ? Math.max(0, this.steps.indexOf(nearestStep(this.steps, first))) : this.steps.length - 1;
     }
     this.slider.max = Math.max(0, this.steps.length - 1);
     this.slider.value = this.stepIndex;
@@ -532,8 +723,9 @@ export class NasApp {
     const { width } = this.layout(entries.length);
     const first = await Promise.all(timelines.map((r) => {
       if (r.error) return r;
-      const p = { run: this.heatRun(r.e), runSteps: r.data.steps, probe: Math.min(this.probeIndex, r.data.probes - 1) };
-      return getJSON(this.heatUrl(p, step), this.versions.get(p.run)).then((heat) => ({ ...r, p, heat }), (error) => ({ ...r, error }));
+      const open = own ? opening.get(r.e) : { step, why: "the step chosen on the slider" };
+      const p = { run: this.heatRun(r.e), runSteps: r.data.steps, probe: Math.max(0, Math.min(this.probeIndex, r.data.probes - 1)) };
+      return getJSON(this.heatUrl(p, open.step), this.versions.get(p.run)).then((heat) => ({ ...r, p, heat, open }), (error) => ({ ...r, error }));
     }));
     if (token !== this.token) return;
     const t1 = performance.now();
@@ -547,9 +739,11 @@ export class NasApp {
         body.appendChild(this.errorBox(`Could not load heatmaps for "${this.heatRun(r.e)}"`, r.error));
       } else {
         // The server links the probe image of the monitor that logged one (with its monitor= parameter).
-        const grid = heatmapGrid(r.heat, { probeUrl: r.heat.probe || null, dark: this.dark, width });
-        const curve = lossCurve(r.data, { width: Math.min(width, 520), height: 120, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, step: r.heat.step });
+        const grid = heatmapGrid(r.heat, { probeUrl: r.heat.probe || null, dark: this.dark, width, run: this.heatRun(r.e) });
+        const why = h("div", { class: "nas-note nas-heat-why", text: `${stepUnit(r.heat)} ${r.heat.step}: ${r.open.why}` }, body);
+        const curve = lossCurve(r.data, { smoothing: this.smoothing, logLoss: this.logLoss, width: Math.min(width, 520), height: 120, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, step: r.heat.step });
         body.append(grid, curve);
+        grid.why = why;
         this.heatPanels.push({ ...r.p, grid, curve, panel });
         body.exportSvg = () => stackSvg([grid.exportSvg(), curve.cloneNode(true)], themeColors(this.dark).bg);
       }
@@ -596,6 +790,7 @@ export class NasApp {
   /** Move every heatmap panel to steps[index]; the frame is drawn once all of its data is here. */
   async setStep(index) {
     if (!this.steps.length) return;
+    this.stepChosen = true;
     this.stepIndex = Math.max(0, Math.min(this.steps.length - 1, index));
     const step = this.steps[this.stepIndex];
     const token = this.token;
@@ -609,6 +804,7 @@ export class NasApp {
         return;
       }
       p.grid.update(data[i]);
+      p.grid.why.textContent = `${stepUnit(data[i])} ${data[i].step}: the step chosen on the slider`;
       p.curve.setStep(data[i].step);
     });
     this.record({ view: "heatmap-step", step, drawMs: performance.now() - t });

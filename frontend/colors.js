@@ -1,4 +1,5 @@
-// Colours of the paper's figures: viridis for NAS values, blue shades by depth, red/orange losses.
+// Colours of the paper's figures: viridis for NAS values and (over most of its range) for layers by depth,
+// red/orange losses, a run palette that stays distinct.
 import { linear, s, uniqueId } from "./dom.js";
 
 // Viridis at 0, 0.1, ..., 1 (matplotlib); linear interpolation between them is visually exact.
@@ -88,16 +89,36 @@ function hslToHex(h, s, l) {
   return rgbToHex([f(0) * 255, f(8) * 255, f(4) * 255]);
 }
 
-/** Blue of a layer at `depth` out of [0, maxDepth]: dark for early layers, bright for deep ones.
- *  The dark theme shifts the whole ramp lighter so that the first layer stays visible on #303030. */
-export function depthColor(depth, maxDepth, dark = false) {
-  const t = maxDepth > 0 ? Math.max(0, Math.min(1, depth / maxDepth)) : 0;
-  const [l0, l1] = dark ? [38, 78] : [20, 64];
-  return hslToHex(212, 90, l0 + (l1 - l0) * t);
+/** RGB of viridis at t in [0, 1]. */
+function viridisAt(t) {
+  const k = Math.max(0, Math.min(255, Math.round(t * 255))) * 3;
+  return [VIRIDIS_LUT[k], VIRIDIS_LUT[k + 1], VIRIDIS_LUT[k + 2]];
 }
 
-// TensorBoard's run palette, for the colour chips of selected runs and groups.
-export const RUN_PALETTE = ["#ff7043", "#0077bb", "#cc3311", "#33bbee", "#ee3377", "#009988", "#bbbbbb"];
+/** Colour of a layer at `depth` out of [0, maxDepth]: viridis, dark for early layers and light for deep
+ * ones (the paper's ordering), over 85 % of its range so that neighbouring layers stay apart (CIEDE2000
+ * >= 14 between 6 layers). The light theme leaves out viridis' pale yellow end, the dark theme its
+ * near-black start. */
+export function depthColor(depth, maxDepth, dark = false) {
+  const t = maxDepth > 0 ? Math.max(0, Math.min(1, depth / maxDepth)) : 0;
+  const [t0, t1] = dark ? [0.15, 1] : [0, 0.85];
+  return rgbToHex(viridisAt(t0 + (t1 - t0) * t));
+}
+
+// Run and group colours: 12 colours chosen by CIEDE2000 (every pair >= 19 apart, each >= 23 from the loss
+// red and >= 12 from the second loss's orange and the alarm's purple, readable on both themes' backgrounds).
+export const RUN_PALETTE = [
+  "#0077bb", "#117733", "#9467bd", "#17becf", "#bcbd22", "#e7298a",
+  "#a6761d", "#332288", "#fdbf6f", "#882255", "#c49c94", "#7f7f7f",
+];
+
+/** The colour of the i-th listed run or group: the palette, then golden-angle hues that skip the reds. */
+export function runColor(i) {
+  if (i < RUN_PALETTE.length) return RUN_PALETTE[i];
+  const k = i - RUN_PALETTE.length;
+  const hue = 50 + ((k * 137.508) % 260); // 50..310 degrees: far from the loss red (CIEDE2000 > 30)
+  return hslToHex(hue, 60, k % 2 ? 58 : 42);
+}
 
 /** Colours of text, axes and grid for the current TensorBoard theme. */
 export function themeColors(dark) {

@@ -37,6 +37,33 @@ export function linear(d0, d1, r0, r1) {
   f.invert = (p) => (r1 === r0 ? d0 : d0 + ((p - r0) * span) / (r1 - r0));
   f.domain = [d0, d1];
   f.range = [r0, r1];
+  f.ticks = (n = 4) => ticks(d0, d1, n);
+  return f;
+}
+
+/** Log10 map from [d0, d1] (both > 0) to [r0, r1], with invert/domain/range as linear's and ticks(n):
+ * 1, 2, 5 x 10^k inside the domain (or the powers of ten when there are many). */
+export function logScale(d0, d1, r0, r1) {
+  const l0 = Math.log10(d0);
+  const inner = linear(l0, Math.log10(d1), r0, r1);
+  const f = (v) => (v > 0 ? inner(Math.log10(v)) : r0);
+  f.invert = (p) => 10 ** inner.invert(p);
+  f.domain = [d0, d1];
+  f.range = [r0, r1];
+  f.log = true;
+  f.ticks = (n = 4) => {
+    const out = [];
+    const decades = Math.log10(d1) - l0;
+    if (decades < 0.3) return ticks(d0, d1, 2 * n); // within a factor of 2: round values, placed on the log axis
+    const mults = decades > 2 ? [1] : decades > 0.7 ? [1, 2, 5] : [1, 1.5, 2, 3, 4, 5, 6, 8];
+    for (let k = Math.floor(l0); k <= Math.ceil(Math.log10(d1)); k++) {
+      for (const m of mults) {
+        const v = +(m * 10 ** k).toPrecision(6);
+        if (v >= d0 && v <= d1) out.push(v);
+      }
+    }
+    return out.length > 1 ? out : ticks(d0, d1, n);
+  };
   return f;
 }
 
@@ -142,9 +169,18 @@ export function uniqueId(prefix) {
   return `${prefix}-${uid}`;
 }
 
-/** `name` cut to `max` characters with an ellipsis (the full name belongs in a <title>). */
-export function truncate(name, max = 24) {
-  return name.length > max ? name.slice(0, max - 1) + "\u2026" : name;
+/** A layer's name as shown: a bare number (a child of a top-level nn.Sequential, "0") with its kind,
+ * "0 (conv2d)"; other names as they are. */
+export function layerLabel(name, kind) {
+  return /^\d+$/.test(name) && kind ? `${name} (${kind})` : name;
+}
+
+/** `name` cut to `max` characters by an ellipsis in its middle, keeping both ends (runs that differ only
+ * in a seed suffix stay apart); the full name belongs in a <title>. */
+export function middleEllipsis(name, max = 24) {
+  if (name.length <= max) return name;
+  const tail = Math.floor((max - 1) / 2);
+  return name.slice(0, max - 1 - tail) + "\u2026" + name.slice(name.length - tail);
 }
 
 /**

@@ -3,8 +3,8 @@
 // with a marker at the chosen step. update(data) redraws in place, so moving the step slider only
 // rewrites canvas pixels.
 import { LOSS, themeColors, viridisBar, viridisPixels } from "./colors.js";
-import { FONT, fmt, h, linear, s } from "./dom.js";
-import { drawAxes, drawLosses, lossExtent, niceLossDomain, stepExtent } from "./lineplot.js";
+import { FONT, fmt, h, layerLabel, linear, s } from "./dom.js";
+import { drawAxes, drawLegend, drawLosses, drawNote, layoutLegend, lossExtent, lossNote, lossScale, markKeys, niceLossDomain, stepExtent } from "./chart.js";
 import { stepUnit } from "./steps.js";
 
 // CSS pixels of the longer side of a heatmap tile: the panel's width shared by the tiles, within these.
@@ -49,9 +49,14 @@ function meanOf(values) {
  * One layer's map enlarged beside the probe image in a dialog over the page; closed by Esc or a click.
  * Returns { layer, paint(layer, step, probeUrl), close() }.
  */
-function zoomDialog(layerName, onClose) {
-  const backdrop = h("div", { class: "nas-zoom", role: "dialog", "aria-label": `${layerName} enlarged`, title: "Esc or click to close" }, document.body);
-  const box = h("div", { class: "nas-zoom-box" }, backdrop);
+function zoomDialog(layerName, run, dark, onClose) {
+  const backdrop = h("div", { class: "nas-zoom", role: "dialog", "aria-label": `${layerName} enlarged`, title: "Esc or click outside to close" }, document.body);
+  const outer = h("div", { class: "nas-zoom-outer" }, backdrop);
+  outer.addEventListener("click", (ev) => ev.stopPropagation());
+  const head = h("div", { class: "nas-zoom-head" }, outer);
+  const title = h("span", { class: "nas-zoom-title" }, head);
+  const closeButton = h("button", { class: "nas-zoom-close", text: "\u2715", title: "Close (Esc)", "aria-label": "close" }, head);
+  const box = h("div", { class: "nas-zoom-box" }, outer);
   const side = Math.max(160, Math.min(520, window.innerHeight - 160, (window.innerWidth - 120) / 2));
   const mapFig = h("figure", { class: "zoom-map" }, box);
   const canvas = h("canvas", { class: "heatmap-canvas zoom-canvas", "data-layer": layerName }, mapFig);
@@ -59,6 +64,7 @@ function zoomDialog(layerName, onClose) {
   const probeFig = h("figure", { class: "zoom-probe" }, box);
   const img = h("img", { class: "probe zoom-probe-img", alt: "probe image", width: side, height: side }, probeFig);
   h("figcaption", { text: "probe" }, probeFig);
+  outer.appendChild(colorBar(Math.min(420, 2 * side), dark));
   const close = () => {
     document.removeEventListener("keydown", onKey);
     backdrop.remove();
@@ -67,6 +73,7 @@ function zoomDialog(layerName, onClose) {
   const onKey = (ev) => { if (ev.key === "Escape") close(); };
   document.addEventListener("keydown", onKey);
   backdrop.addEventListener("click", close);
+  closeButton.addEventListener("click", close);
   return {
     layer: layerName,
     close,
@@ -77,6 +84,7 @@ function zoomDialog(layerName, onClose) {
       canvas.style.height = `${hgt}px`;
       canvas.dataset.step = step;
       caption.textContent = `${layer.name} at ${unit} ${step}: mean NAS ${fmt(meanOf(layer.values), 3)}`;
+      title.textContent = `${run ? `${run} \u00b7 ` : ""}${layer.name}${layer.kind ? ` (${layer.kind})` : ""} \u00b7 ${unit} ${step}`;
       probeFig.hidden = !probeUrl;
       if (probeUrl && img.getAttribute("src") !== probeUrl) img.src = probeUrl;
     },
@@ -97,17 +105,21 @@ export function colorBar(width, dark) {
 export function lossCurve(lines, options = {}) {
   const theme = themeColors(!!options.dark);
   const width = options.width || 360;
-  const height = options.height || 120;
-  const margin = { left: 48, right: 12, top: 8, bottom: 32 };
+  const note = lossNote(lines);
+  const margin = { left: 48, right: 12, top: note ? 20 : 8, bottom: 32 };
+  const legendRows = layoutLegend(markKeys(lines, { losses: false }), width - margin.left - margin.right);
+  const height = (options.height || 120) + (note ? 12 : 0) + legendRows.length * 16;
   const xr = options.xDomain || stepExtent(lines) || [0, 1];
   const x = linear(xr[0], xr[1], margin.left, width - margin.right);
-  const yb = height - margin.bottom;
-  const ld = options.lossDomain || niceLossDomain(lossExtent(lines));
-  const yLoss = linear(ld[0], ld[1], yb, margin.top);
+  const yb = height - margin.bottom - legendRows.length * 16;
+  const ld = options.lossDomain || niceLossDomain(lossExtent(lines), options.logLoss);
+  const yLoss = lossScale(ld, yb, margin.top, options.logLoss);
   const yNas = linear(0, 1, yb, margin.top);
   const svg = s("svg", { class: "nas-losscurve", xmlns: "http://www.w3.org/2000/svg", width, height, "font-family": FONT });
   drawAxes(svg, { x, yLoss, yNas, theme, right: false, grid: false, xLabel: stepUnit(lines) });
-  drawLosses(svg, lines, { x, yLoss, theme });
+  drawLosses(svg, lines, { x, yLoss, theme, smoothing: options.smoothing || 0 });
+  if (note) drawNote(svg, note, { x, theme });
+  drawLegend(svg, legendRows, { left: margin.left, top: yb + 40, theme, colourOf: () => null, titleOf: (k) => k.title });
   if (!lines.loss) s("text", { x: width / 2, y: height / 2 - 8, "text-anchor": "middle", fill: theme.muted, "font-size": 11, text: "no test loss logged" }, svg);
   const marker = s("line", { class: "step-marker", y1: yb, y2: margin.top, stroke: theme.fg, "stroke-width": 1.5 }, svg);
   const dot = s("circle", { r: 3.5, fill: LOSS, stroke: theme.bg, "stroke-width": 1 }, svg);
@@ -129,7 +141,8 @@ export function lossCurve(lines, options = {}) {
 
 /**
  * The heatmap grid of one run: probe image, one tile per layer (in the server's order), colour bar.
- * data: a `heatmaps` response; options: probeUrl, dark, width (the tiles share it). Returns an element
+ * data: a `heatmaps` response; options: probeUrl, dark, width (the tiles share it), run (named in the
+ * enlarged view). Returns an element
  * with update(data) and zoom(layer name), which enlarges a layer (also on a click on its tile).
  */
 export function heatmapGrid(data, options = {}) {
@@ -155,7 +168,7 @@ export function heatmapGrid(data, options = {}) {
     if (zoom) zoom.close();
     const t = tiles.get(name);
     if (!t) return;
-    zoom = zoomDialog(name, () => { zoom = null; });
+    zoom = zoomDialog(name, options.run || "", options.dark, () => { zoom = null; });
     zoom.paint(t.layer, step, probeUrl, unit);
   };
   for (const layer of layers) {
@@ -166,7 +179,7 @@ export function heatmapGrid(data, options = {}) {
     canvas.style.width = `${w}px`;
     canvas.style.height = `${hgt}px`;
     const cap = h("figcaption", {}, fig);
-    h("span", { class: "name", text: layer.name }, cap);
+    h("span", { class: "name", text: layerLabel(layer.name, layer.kind) }, cap);
     h("span", { class: "shape", text: ` ${layer.shape[0]}\u00d7${layer.shape[1]}` }, cap);
     fig.title = `${layer.name} (${layer.kind || "layer"}, depth ${layer.depth})`;
     tiles.set(layer.name, { canvas, fig, layer });

@@ -1,233 +1,10 @@
 // NAS Line Plot: median NAS per layer against step (right axis, 0..1), blue by depth, min..max band,
 // test loss in red on the left axis, optional second loss in orange, dashed red line at the overfit step,
 // dotted purple line at each NAS overfitting alarm.
-import { ALARM, LOSS, LOSS2, OVERFIT, depthColor, themeColors } from "./colors.js";
-import { FONT, bandPath, fmt, h, hoverTip, linear, linePath, nearestIndex, s, stepTickCount, stepTicks, ticks, truncate, uniqueId } from "./dom.js";
-import { stepUnit, stepValue } from "./steps.js";
-
-/** [min, max] over finite values (numbers, or steps sent as strings) of the given arrays, or null. */
-export function extent(...arrays) {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const a of arrays) {
-    if (!a) continue;
-    for (const value of a) {
-      if (value === null || value === undefined) continue;
-      const v = stepValue(value);
-      if (Number.isNaN(v)) continue;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-  }
-  return lo <= hi ? [lo, hi] : null;
-}
-
-/** Step range [first, last] over every series of a `lines` (or `steps`) response. */
-export function stepExtent(data) {
-  return extent(...(data.layers || []).map((l) => l.steps), data.steps, data.loss && data.loss.steps, data.loss2 && data.loss2.steps);
-}
-
-/** Step and loss axes shared by the panels of `lines`/`steps` responses: { xDomain (or null), lossDomain }. */
-export function sharedDomains(responses) {
-  return {
-    xDomain: extent(...responses.map((d) => stepExtent(d) || [])),
-    lossDomain: niceLossDomain(extent(...responses.map((d) => lossExtent(d) || []))),
-  };
-}
-
-/** Loss range of a `lines` response (both losses), padded to round numbers. */
-export function lossExtent(data) {
-  return extent(data.loss && data.loss.values, data.loss2 && data.loss2.values);
-}
-
-export function niceLossDomain(range) {
-  if (!range) return [0, 1];
-  const [lo, hi] = range;
-  const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
-  const t = ticks(lo - pad, hi + pad, 4);
-  return [Math.min(t[0], lo - pad), Math.max(t[t.length - 1], hi + pad)];
-}
-
-/** Axes shared by every plot of a view: x = steps (labelled with their unit, xLabel), left y = loss, right
- * y = NAS in [0, 1]. */
-export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true, grid = true, xLabel = "epoch", lossColour = LOSS, lossLabel = "test loss" }) {
-  const [x0, x1] = x.range;
-  const [yb, yt] = yNas.range;
-  const g = s("g", { class: "axes", "font-family": FONT, "font-size": 10 }, svg);
-  if (grid) {
-    for (const v of ticks(0, 1, 4)) {
-      s("line", { x1: x0, x2: x1, y1: yNas(v), y2: yNas(v), stroke: theme.grid, "stroke-width": 1 }, g);
-    }
-  }
-  s("line", { x1: x0, x2: x1, y1: yb, y2: yb, stroke: theme.axis }, g);
-  for (const v of stepTicks(x.domain[0], x.domain[1], stepTickCount(x1 - x0, x.domain[0], x.domain[1]))) {
-    s("line", { x1: x(v), x2: x(v), y1: yb, y2: yb + 4, stroke: theme.axis }, g);
-    s("text", { class: "x-tick", "data-value": v, x: x(v), y: yb + 14, "text-anchor": "middle", fill: theme.muted, text: v }, g);
-  }
-  s("text", { class: "x-label", x: (x0 + x1) / 2, y: yb + 26, "text-anchor": "middle", fill: theme.muted, text: xLabel }, g);
-  if (right) {
-    s("line", { x1: x1, x2: x1, y1: yb, y2: yt, stroke: theme.axis }, g);
-    for (const v of ticks(0, 1, 4)) {
-      s("text", { class: "nas-tick", "data-value": v, x: x1 + 5, y: yNas(v) + 3, fill: theme.muted, text: v }, g);
-    }
-    s("text", {
-      transform: `translate(${x1 + 32},${(yb + yt) / 2}) rotate(90)`, "text-anchor": "middle",
-      fill: theme.muted, text: "NAS (median)",
-    }, g);
-  }
-  if (left && yLoss) {
-    s("line", { x1: x0, x2: x0, y1: yb, y2: yt, stroke: theme.axis }, g);
-    for (const v of ticks(yLoss.domain[0], yLoss.domain[1], 4)) {
-      if (v < yLoss.domain[0] || v > yLoss.domain[1]) continue;
-      s("text", { class: "loss-tick", "data-value": v, x: x0 - 5, y: yLoss(v) + 3, "text-anchor": "end", fill: lossColour, text: fmt(v, 2) }, g);
-    }
-    s("text", {
-      transform: `translate(${x0 - 36},${(yb + yt) / 2}) rotate(-90)`, "text-anchor": "middle",
-      fill: lossColour, text: lossLabel,
-    }, g);
-  }
-  return g;
-}
-
-/** Loss curves, the dashed overfit line and the NAS alarms (dotted purple, a triangle on top, the
- * triggering layers in its tooltip), drawn over a plot. */
-export function drawLosses(svg, data, { x, yLoss, theme, halo = false }) {
-  const g = s("g", { class: "losses" }, svg);
-  const [yb, yt] = yLoss.range;
-  const curves = [[data.loss2, LOSS2, "loss2-line"], [data.loss, LOSS, "loss-line"]];
-  for (const [curve, colour, cls] of curves) {
-    if (!curve || !curve.steps || curve.steps.length === 0) continue;
-    const d = linePath(curve.steps, curve.values, x, yLoss);
-    if (halo) s("path", { d, fill: "none", stroke: theme.halo, "stroke-width": 3.5, "stroke-opacity": 0.7 }, g);
-    s("path", { class: cls, d, fill: "none", stroke: colour, "stroke-width": 1.8, "data-tag": curve.tag || "" }, g);
-  }
-  if (data.overfit_step !== null && data.overfit_step !== undefined) {
-    const xo = x(data.overfit_step);
-    s("line", {
-      class: "overfit-line", x1: xo, x2: xo, y1: yb, y2: yt, stroke: OVERFIT, "stroke-width": 1.6,
-      "stroke-dasharray": "6 4", "data-step": data.overfit_step,
-    }, g);
-  } else if (data.loss && (data.loss.values || []).some((v) => v !== null)) {
-    // A loss with no overfit step is still at (or next to) its minimum at the last step: not yet.
-    s("text", {
-      class: "overfit-note", x: x.range[1] - 4, y: yt + 11, "text-anchor": "end", "font-size": 10,
-      fill: OVERFIT, text: "test loss still falling: no overfitting yet",
-    }, g);
-  }
-  for (const alarm of data.alarms || []) {
-    const xa = x(alarm.step);
-    const marker = s("g", { class: "alarm-marker", "data-step": alarm.step, "data-run": alarm.run }, g);
-    s("title", { text: `NAS overfitting alarm at ${stepUnit(data)} ${alarm.step} (${alarm.run}): ${alarm.layers.join(", ")}` }, marker);
-    s("line", { x1: xa, x2: xa, y1: yb, y2: yt, stroke: ALARM, "stroke-width": 1.6, "stroke-dasharray": "2 3" }, marker);
-    s("path", { d: `M${xa - 5},${yt}L${xa + 5},${yt}L${xa},${yt + 8}Z`, fill: ALARM }, marker);
-  }
-  return g;
-}
-
-/** Legend rows fitting `width` px: [[{ item, x, w }]], items (with a .name) in order. */
-export function layoutLegend(items, width) {
-  const rows = [];
-  let row = [];
-  let used = 0;
-  for (const item of items) {
-    const w = 26 + Math.min(24, item.name.length) * 6.2;
-    if (row.length > 0 && used + w > width) {
-      rows.push(row);
-      row = [];
-      used = 0;
-    }
-    row.push({ item, x: used, w });
-    used += w;
-  }
-  if (row.length) rows.push(row);
-  return rows;
-}
-
-/**
- * Draw legend `rows` (from layoutLegend) into `svg` from (left, top), 16 px a row: a line swatch in
- * colourOf(item) and the truncated name; dimmed where off(item), a <title> of titleOf(item), onClick(item).
- */
-export function drawLegend(svg, rows, { left, top, theme, colourOf, titleOf, off = () => false, onClick = null, attr = "data-layer", dash = null }) {
-  const legend = s("g", { class: "legend", "font-size": 10.5 }, svg);
-  rows.forEach((row, r) => {
-    for (const { item, x: lx, w } of row) {
-      const hidden = off(item);
-      const g = s("g", {
-        class: "legend-item" + (hidden ? " off" : ""), [attr]: item.name, cursor: onClick ? "pointer" : null,
-        transform: `translate(${left + lx},${top + r * 16})`, opacity: hidden ? 0.35 : 1,
-      }, legend);
-      s("rect", { x: -2, y: -9, width: w - 4, height: 14, fill: "transparent" }, g);
-      s("line", { x1: 0, x2: 16, y1: -2, y2: -2, stroke: colourOf(item), "stroke-width": 3, "stroke-dasharray": dash }, g);
-      s("text", { x: 20, y: 2, fill: theme.fg, text: truncate(item.name) }, g);
-      s("title", { text: titleOf(item) }, g);
-      if (onClick) g.addEventListener("click", () => onClick(item));
-    }
-  });
-  return legend;
-}
-
-/**
- * A chart's frame: <div class="nas-chart"> holding <svg class=cls> (width x height) on the theme's
- * background with drawAxes(axes) under a <g> clipped to the plot area, whose top and bottom are
- * yNas's range and left and right x's. root.exportSvg() copies the SVG without its hover layer.
- */
-export function chartFrame(cls, width, height, axes) {
-  const root = h("div", { class: "nas-chart" });
-  const svg = s("svg", {
-    class: cls, xmlns: "http://www.w3.org/2000/svg", width, height, viewBox: `0 0 ${width} ${height}`, "font-family": FONT,
-  }, root);
-  s("rect", { class: "bg", x: 0, y: 0, width, height, fill: axes.theme.bg }, svg);
-  drawAxes(svg, axes);
-  const [left, right] = axes.x.range;
-  const [bottom, top] = axes.yNas.range;
-  const clipId = uniqueId("clip");
-  const clip = s("clipPath", { id: clipId }, s("defs", {}, svg));
-  s("rect", { x: left, y: top - 2, width: right - left, height: bottom - top + 4 }, clip);
-  const plot = s("g", { "clip-path": `url(#${clipId})` }, svg);
-  root.exportSvg = () => {
-    const copy = svg.cloneNode(true);
-    copy.querySelectorAll(".hover").forEach((n) => n.remove());
-    return copy;
-  };
-  return { root, svg, plot };
-}
-
-/**
- * Hover over the plot area of a chartFrame: the point of `series` ([{ steps, median }]) nearest the
- * pointer gets a ring and a tooltip { title, rows } from describe(item, step, value).
- */
-export function hoverNearest(frame, { x, yNas, theme }, series, describe) {
-  const { root, svg } = frame;
-  const [left, right] = x.range;
-  const [bottom, top] = yNas.range;
-  const width = +svg.getAttribute("width");
-  const dot = s("circle", { r: 3.5, fill: "none", stroke: theme.fg, "stroke-width": 1.5, visibility: "hidden" }, svg);
-  const area = s("rect", { class: "hover", x: left, y: top, width: right - left, height: bottom - top, fill: "transparent" }, svg);
-  hoverTip(root, svg, area, (mx, my) => {
-    const step = x.invert(mx);
-    let best = null;
-    for (const item of series) {
-      const i = nearestIndex(item.steps, step);
-      const v = i < 0 ? null : item.median[i];
-      if (v === null || v === undefined) continue;
-      const dist = Math.abs(yNas(v) - my) + Math.abs(x(item.steps[i]) - mx) * 0.2;
-      if (!best || dist < best.dist) best = { item, i, v, dist };
-    }
-    if (!best) return null;
-    const st = best.item.steps[best.i];
-    dot.setAttribute("cx", x(st));
-    dot.setAttribute("cy", yNas(best.v));
-    dot.setAttribute("visibility", "visible");
-    const { title, rows } = describe(best.item, st, best.v);
-    return { title, rows, left: Math.min(x(st) + 12, width - 150), top: Math.max(0, yNas(best.v) - 30) };
-  }, () => dot.setAttribute("visibility", "hidden"));
-}
-
-/** Tooltip row of the loss at `step` of a { steps, values } curve, or none. */
-export function lossRows(loss, step, label = "test loss") {
-  const j = loss ? loss.steps.indexOf(step) : -1;
-  return j >= 0 ? [{ class: "loss", text: `${label} ${fmt(loss.values[j], 4)}` }] : [];
-}
+import { depthColor, themeColors } from "./colors.js";
+import { bandPath, fmt, layerLabel, linear, linePath, s } from "./dom.js";
+import { chartFrame, drawLegend, drawLosses, drawNote, hoverNearest, layoutLegend, lossExtent, lossNote, lossRows, lossScale, markKeys, nasDomain, niceLossDomain, stepExtent } from "./chart.js";
+import { stepUnit } from "./steps.js";
 
 /**
  * Draw a `lines` response as an SVG line plot.
@@ -240,28 +17,32 @@ export function linePlot(data, options = {}) {
   const width = options.width || 640;
   const plotHeight = options.height || 240;
   const hidden = options.hidden || new Set();
-  const layers = [...(data.layers || [])]; // the server's order: each monitor's layers by depth
+  // The server's order: each monitor's layers by depth.
+  const layers = (data.layers || []).map((l) => ({ ...l, label: layerLabel(l.name, l.kind) }));
   const maxDepth = layers.reduce((m, l) => Math.max(m, l.depth), 0);
-  const margin = { left: 48, right: 42, top: 8, bottom: 32 };
-  const legendRows = layoutLegend(layers, width - margin.left - margin.right);
+  const note = lossNote(data);
+  // The top margin holds the note, and is kept without one so that the plots of a row line up.
+  const margin = { left: 48, right: 42, top: 20, bottom: 32 };
+  const legendRows = layoutLegend([...layers, ...markKeys(data)], width - margin.left - margin.right);
   const legendHeight = legendRows.length * 16 + 4;
   const height = margin.top + plotHeight + margin.bottom + legendHeight;
 
   const xr = options.xDomain || stepExtent(data) || [0, 1];
   const x = linear(xr[0], xr[1], margin.left, width - margin.right);
   const yBottom = margin.top + plotHeight;
-  const yNas = linear(0, 1, yBottom, margin.top);
-  const ld = options.lossDomain || niceLossDomain(lossExtent(data));
-  const yLoss = linear(ld[0], ld[1], yBottom, margin.top);
+  const shownLayers = layers.filter((l) => !hidden.has(l.name));
+  const band = options.band !== undefined ? options.band : (data.runs || []).length > 1;
+  const yNas = linear(...nasDomain(shownLayers, options.fitY, band), yBottom, margin.top);
+  const ld = options.lossDomain || niceLossDomain(lossExtent(data), options.logLoss);
+  const yLoss = lossScale(ld, yBottom, margin.top, options.logLoss);
   const hasLoss = !!(data.loss || data.loss2);
 
   const unit = stepUnit(data);
-  const frame = chartFrame("nas-lineplot", width, height, { x, yLoss: hasLoss ? yLoss : null, yNas, theme, xLabel: unit });
+  const frame = chartFrame("nas-lineplot", width, height, { x, yLoss: hasLoss ? yLoss : null, yNas, theme, xLabel: unit, xFormat: data.x_format });
   const { svg, plot } = frame;
 
   const colours = new Map(layers.map((l) => [l.name, depthColor(l.depth, maxDepth, options.dark)]));
-  const band = options.band !== undefined ? options.band : (data.runs || []).length > 1;
-  const shown = layers.filter((l) => !hidden.has(l.name));
+  const shown = shownLayers;
   if (band) {
     const gb = s("g", { class: "bands" }, plot);
     for (const l of shown) {
@@ -279,9 +60,10 @@ export function linePlot(data, options = {}) {
       fill: "none", stroke: colours.get(l.name), "stroke-width": 1.8, "stroke-linejoin": "round",
     }, gl);
   }
-  if (hasLoss) drawLosses(plot, data, { x, yLoss, theme });
+  if (hasLoss) drawLosses(plot, data, { x, yLoss, theme, smoothing: options.smoothing || 0 });
   else drawLosses(plot, { overfit_step: data.overfit_step, alarms: data.alarms, step_unit: data.step_unit }, { x, yLoss, theme });
 
+  if (note) drawNote(svg, note, { x, theme });
   // Legend: click an entry to hide or show that layer (in every panel of the view).
   drawLegend(svg, legendRows, {
     left: margin.left, top: yBottom + 38, theme, colourOf: (l) => colours.get(l.name), off: (l) => hidden.has(l.name),
@@ -290,8 +72,9 @@ export function linePlot(data, options = {}) {
   });
 
   // Hover: the nearest visible layer at the nearest step.
-  hoverNearest(frame, { x, yNas, theme }, shown, (l, st, v) => ({
-    title: l.name, rows: [`${unit} ${st}`, `NAS ${fmt(v, 4)}`, ...lossRows(data.loss, st)],
-  }));
+  const hoverable = shown.map((l) => ({ ...l, colour: colours.get(l.name) }));
+  hoverNearest(frame, { x, yNas, theme }, hoverable, (l, st, v) => ({
+    title: l.label, rows: [`${unit} ${st}`, `NAS ${fmt(v, 4)}`, ...lossRows(data.loss, st)],
+  }), options.cursor);
   return frame.root;
 }

@@ -2,9 +2,9 @@
 // (right axis, solid), for a group the min..max band across its runs, and its test loss (left axis,
 // dashed) with a dashed mark at its overfitting step. Answers "did NASReg keep conv3 sparser than Vanilla?".
 import { themeColors } from "./colors.js";
-import { bandPath, fmt, h, linear, linePath, s } from "./dom.js";
+import { bandPath, fmt, h, layerLabel, linear, linePath, s } from "./dom.js";
 import { csvText, downloadText, fileName } from "./export.js";
-import { chartFrame, drawLegend, hoverNearest, layoutLegend, lossRows } from "./lineplot.js";
+import { alarmOnsets, chartFrame, drawEntryAlarms, drawLegend, hoverNearest, layoutLegend, lossRows, lossScale, nasDomain, smoothEma } from "./chart.js";
 
 /** The layers of `lines` responses, each once: those of the first response in its order (by depth),
  * then the layers only later responses have. [{ name, depth, kind }] */
@@ -21,14 +21,15 @@ export function layerSeries(layerName, results) {
   return results.map(({ entry, data }) => ({
     name: entry.name, color: entry.color, group: entry.type === "group",
     line: (data.layers || []).find((l) => l.name === layerName) || null,
-    loss: data.loss, overfit: data.overfit_step,
+    loss: data.loss, overfit: data.overfit_step, alarms: data.alarms || [], onsets: alarmOnsets(data),
   }));
 }
 
 /**
  * One layer of several entries. series: [{ name, color, group, line (that layer in the entry's `lines`
- * response, or null: not logged there), loss, overfit }]; options: width, height, xDomain, lossDomain, dark,
- * xLabel (the entries' step unit).
+ * response, or null: not logged there), loss, overfit, alarms, onsets }]; options: width, height, xDomain,
+ * lossDomain, dark, xLabel (the entries' step unit), losses (false: leave out the dashed losses and their
+ * axis, which with many entries crowd the panel).
  * Returns a <div class="nas-chart"> with exportSvg().
  */
 export function overlayPlot(layer, series, options = {}) {
@@ -36,18 +37,24 @@ export function overlayPlot(layer, series, options = {}) {
   const width = options.width || 640;
   const plotHeight = options.height || 220;
   const margin = { left: 48, right: 42, top: 8, bottom: 32 };
-  const legendRows = layoutLegend(series, width - margin.left - margin.right);
+  const showLosses = options.losses !== false;
+  const keys = [];
+  if (showLosses && series.some((e) => e.loss)) keys.push({ name: "test loss", mark: "dashed", title: "dashed, in each entry's colour: its test loss (left axis)" });
+  if (series.some((e) => e.overfit !== null && e.overfit !== undefined)) keys.push({ name: "test-loss minimum", mark: "entryMin", title: "dotted, in each entry's colour: the step of its lowest test loss" });
+  if (series.some((e) => e.alarms.length)) keys.push({ name: "NAS alarm", mark: "alarm", title: "dotted purple, triangle in the entry's colour: its NAS overfitting alarm" });
+  if (series.some((e) => e.onsets.length)) keys.push({ name: "NAS alarm onset", mark: "onset", title: "triangle on the step axis: where the NAS climb began" });
+  const legendRows = layoutLegend([...series, ...keys], width - margin.left - margin.right);
   const height = margin.top + plotHeight + margin.bottom + legendRows.length * 16 + 4;
   const xr = options.xDomain || [0, 1];
   const x = linear(xr[0], xr[1], margin.left, width - margin.right);
   const yBottom = margin.top + plotHeight;
-  const yNas = linear(0, 1, yBottom, margin.top);
+  const yNas = linear(...nasDomain(series.filter((e) => e.line).map((e) => (e.group ? e.line : { median: e.line.median })), options.fitY, true), yBottom, margin.top);
   const ld = options.lossDomain || [0, 1];
-  const yLoss = linear(ld[0], ld[1], yBottom, margin.top);
-  const hasLoss = series.some((e) => e.loss);
+  const yLoss = lossScale(ld, yBottom, margin.top, options.logLoss);
+  const hasLoss = showLosses && series.some((e) => e.loss);
   const frame = chartFrame("nas-overlay", width, height, {
     x, yLoss: hasLoss ? yLoss : null, yNas, theme, lossColour: theme.muted, lossLabel: "test loss (dashed)",
-    xLabel: options.xLabel,
+    xLabel: options.xLabel, xFormat: options.xFormat,
   });
   const { svg, plot } = frame;
   frame.root.dataset.layer = layer.name;
@@ -56,9 +63,9 @@ export function overlayPlot(layer, series, options = {}) {
   const losses = s("g", { class: "losses" }, plot);
   const lines = s("g", { class: "lines" }, plot);
   for (const e of series) {
-    if (e.loss && e.loss.steps.length) {
+    if (showLosses && e.loss && e.loss.steps.length) {
       s("path", {
-        class: "loss-line", "data-entry": e.name, d: linePath(e.loss.steps, e.loss.values, x, yLoss),
+        class: "loss-line", "data-entry": e.name, d: linePath(e.loss.steps, smoothEma(e.loss.values, options.smoothing || 0), x, yLoss),
         fill: "none", stroke: e.color, "stroke-width": 1.3, "stroke-dasharray": "5 3", "stroke-opacity": 0.85,
       }, losses);
     }
@@ -81,15 +88,16 @@ export function overlayPlot(layer, series, options = {}) {
     }, lines);
   }
 
+  drawEntryAlarms(plot, series, { x, yNas, unit: options.xLabel || "step" });
   drawLegend(svg, legendRows, {
     left: margin.left, top: yBottom + 38, theme, attr: "data-entry", colourOf: (e) => e.color, off: (e) => !e.line,
     titleOf: (e) => (e.line ? `${e.name}: median NAS${e.group ? ", band min..max across its runs" : ""}; dashed: its test loss`
       : `${e.name} logged no layer ${layer.name}`),
   });
-  const drawn = series.filter((e) => e.line).map((e) => ({ ...e, steps: e.line.steps, median: e.line.median }));
+  const drawn = series.filter((e) => e.line).map((e) => ({ ...e, colour: e.color, steps: e.line.steps, median: e.line.median }));
   hoverNearest(frame, { x, yNas, theme }, drawn, (e, step, v) => ({
-    title: e.name, rows: [`${layer.name}, step ${step}`, `NAS ${fmt(v, 4)}`, ...lossRows(e.loss, step)],
-  }));
+    title: e.name, rows: [`${layer.name}, ${options.xLabel || "step"} ${step}`, `NAS ${fmt(v, 4)}`, ...(showLosses ? lossRows(e.loss, step) : [])],
+  }), options.cursor);
   return frame.root;
 }
 
@@ -107,7 +115,7 @@ export function overlayCsv(layer, series) {
 export function overlayPanel(layer, series, options) {
   const panel = h("section", { class: "nas-panel nas-overlay-panel", "data-key": `layer:${layer.name}`, "data-title": layer.name });
   const head = h("header", {}, panel);
-  h("span", { class: "title", text: layer.name, title: layer.name }, head);
+  h("span", { class: "title", text: layerLabel(layer.name, layer.kind), title: `${layer.name} (${layer.kind || "layer"})` }, head);
   h("span", { class: "sub", text: `depth ${layer.depth}${layer.kind ? `, ${layer.kind}` : ""}` }, head);
   h("span", { class: "spacer" }, head);
   const csv = h("button", { class: "nas-csv", text: "CSV", title: "Download this layer of every entry as CSV" }, head);
@@ -129,7 +137,7 @@ export function layerChooser(layers, chosen, onChange) {
     const label = h("label", { class: "nas-layer-choice", "data-layer": l.name }, bar);
     const box = h("input", { type: "checkbox" }, label);
     box.checked = !chosen || chosen.includes(l.name);
-    h("span", { text: l.name }, label);
+    h("span", { text: layerLabel(l.name, l.kind) }, label);
     boxes.push([l.name, box]);
     box.addEventListener("change", () => {
       const names = boxes.filter(([, b]) => b.checked).map(([n]) => n);

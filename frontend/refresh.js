@@ -4,6 +4,8 @@ import { onDataReloaded } from "./tbhost.js";
 
 export const DEFAULT_PERIOD_S = 30;
 const MIN_PERIOD_S = 0.5;
+// setTimeout fires at once for delays above 2^31 - 1 ms (about 24.8 days): longer periods wait this long.
+const MAX_PERIOD_S = 2 ** 31 / 1000 - 1;
 
 export class Refresher {
   /** `refresh()`: an async function that fetches what changed and redraws. */
@@ -20,7 +22,8 @@ export class Refresher {
   }
 
   setPeriod(periodS) {
-    this.periodMs = 1000 * Math.max(MIN_PERIOD_S, Number.isFinite(periodS) && periodS > 0 ? periodS : DEFAULT_PERIOD_S);
+    const wanted = Number.isFinite(periodS) && periodS > 0 ? periodS : DEFAULT_PERIOD_S;
+    this.periodMs = 1000 * Math.min(MAX_PERIOD_S, Math.max(MIN_PERIOD_S, wanted));
     if (this.timer !== null) this.schedule();
   }
 

@@ -1,12 +1,31 @@
 // The run list: grouping regex, filter, select/clear what is shown, groups that fold over their runs. Built once;
 // setEntries() redraws the rows and keeps the filter, the folded groups and the scroll position.
-import { h } from "./dom.js";
+import { h, middleEllipsis } from "./dom.js";
 
 // Above this many runs, groups start folded.
 const UNFOLDED_RUNS = 40;
 
 export function key(entry) {
   return `${entry.type}:${entry.name}`;
+}
+
+/** `entries` in the order the list shows them: each group followed by its runs, then the runs in no group. */
+export function displayOrder(entries) {
+  const groups = entries.filter((e) => e.type === "group");
+  const inGroup = new Set(groups.flatMap((g) => g.runs));
+  const byRun = new Map(entries.filter((e) => e.type === "run").map((e) => [e.name, e]));
+  const out = [];
+  for (const g of groups) out.push(g, ...g.runs.filter((r) => byRun.has(r)).map((r) => byRun.get(r)));
+  return [...out, ...entries.filter((e) => e.type === "run" && !inGroup.has(e.name))];
+}
+
+/** The server's 400 about a group regex in a person's words: "Not a valid regular expression: missing )
+ * in (seed" (RE2's reason and the part it stopped at); the server's whole text stays in the title. */
+export function plainRegexError(message) {
+  const m = /not a valid regular expression[^:]*:\s*(.*)$/s.exec(message);
+  if (!m) return message;
+  const cut = m[1].lastIndexOf(": ");
+  return cut > 0 ? `Not a valid regular expression: ${m[1].slice(0, cut)} in ${m[1].slice(cut + 2)}` : `Not a valid regular expression: ${m[1]}`;
 }
 
 export class Sidebar {
@@ -20,6 +39,12 @@ export class Sidebar {
     this.regexInput = h("input", { class: "nas-regex", type: "text", spellcheck: "false", "aria-label": "group regex" }, grouping);
     this.regexInput.addEventListener("change", () => this.on.regex(this.regexInput.value.trim()));
     this.regexError = h("div", { class: "nas-regex-error", role: "alert", hidden: true }, this.el);
+    this.regexErrorText = h("span", { class: "text" }, this.regexError);
+    const reset = h("button", { class: "nas-regex-reset", text: "use default", title: "Group by the default regular expression" }, this.regexError);
+    reset.addEventListener("click", () => {
+      this.regexInput.value = "";
+      this.on.regex("");
+    });
     this.filter = h("input", { class: "nas-filter", type: "search", placeholder: "Filter runs", "aria-label": "Filter runs" }, this.el);
     this.filter.addEventListener("input", () => this.applyFilter());
     const bulk = h("div", { class: "nas-bulk" }, this.el);
@@ -35,7 +60,8 @@ export class Sidebar {
     if (document.activeElement !== this.regexInput) this.regexInput.value = text;
     this.regexInput.placeholder = fallback || "";
     this.regexError.hidden = !error;
-    this.regexError.textContent = error || "";
+    this.regexErrorText.textContent = error ? plainRegexError(error) : "";
+    this.regexError.title = error || "";
     this.regexInput.classList.toggle("invalid", Boolean(error));
   }
 
@@ -78,7 +104,7 @@ export class Sidebar {
     const box = h("input", { type: "checkbox" }, row);
     box.checked = selected.has(key(entry));
     h("span", { class: "chip", style: { background: entry.color } }, row);
-    h("span", { class: "name", text: entry.name, title: entry.name }, row);
+    h("span", { class: "name", text: middleEllipsis(entry.name, group ? 19 : 22), title: entry.name }, row);
     if (entry.type === "group") h("span", { class: "count", text: `${entry.runs.length}` }, row);
     box.addEventListener("change", () => this.on.toggle(entry, box.checked));
     return row;
@@ -101,6 +127,16 @@ export class Sidebar {
         row.hidden = q === "" ? this.folded.has(row.dataset.group) : !match(row);
       } else {
         row.hidden = !match(row);
+      }
+    }
+    // A section heading stays only while a row under it does.
+    let heading = null;
+    for (const el of this.list.children) {
+      if (el.classList.contains("nas-section")) {
+        heading = el;
+        heading.hidden = true;
+      } else if (heading && !el.hidden) {
+        heading.hidden = false;
       }
     }
   }

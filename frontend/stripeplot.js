@@ -2,8 +2,8 @@
 // median NAS on viridis (canvas), with the test loss, the dashed overfit line, layer names and a colour bar
 // drawn in an SVG overlay.
 import { LOSS, themeColors, viridisBar, viridisPixels } from "./colors.js";
-import { FONT, fmt, h, hoverTip, linear, nearestIndex, s, stepTickCount, stepTicks, ticks, truncate, uniqueId } from "./dom.js";
-import { drawLosses, extent, niceLossDomain } from "./lineplot.js";
+import { FONT, fmt, h, hoverTip, linear, nearestIndex, s, layerLabel, middleEllipsis, uniqueId } from "./dom.js";
+import { drawLegend, drawLossAxis, drawLosses, drawNote, drawStepAxis, extent, layoutLegend, lossNote, lossScale, markKeys, niceLossDomain } from "./chart.js";
 import { stepUnit, stepValue } from "./steps.js";
 
 /** Pixel edges of each step's cell: halfway between neighbouring steps (numbers, see stepValue). Columns
@@ -46,15 +46,18 @@ export function stripePlot(data, options = {}) {
   const plotHeight = Math.max(1, Math.round(n * rowH));
   const longest = names.reduce((m, name) => Math.max(m, name.length), 0);
   const labelWidth = Math.max(36, Math.min(150, longest * 6 + 10));
-  const margin = { left: labelWidth, right: 44 + 56, top: 8, bottom: 34 };
-  const height = margin.top + plotHeight + margin.bottom;
+  const note = lossNote(data);
+  // The top margin holds the note, and is kept without one so that the plots of a row line up.
+  const margin = { left: labelWidth, right: 44 + 56, top: 20, bottom: 34 };
+  const legendRows = layoutLegend(markKeys(data), width - margin.left - margin.right);
+  const height = margin.top + plotHeight + margin.bottom + (legendRows.length ? legendRows.length * 16 + 6 : 0);
   const x0 = margin.left;
   const x1 = width - margin.right;
   const xr = options.xDomain || stripeStepExtent(data) || [0, 1];
   const x = linear(xr[0], xr[1], x0, x1);
   const yBottom = margin.top + plotHeight;
-  const ld = options.lossDomain || niceLossDomain(extent(data.loss && data.loss.values, data.loss2 && data.loss2.values));
-  const yLoss = linear(ld[0], ld[1], yBottom, margin.top);
+  const ld = options.lossDomain || niceLossDomain(extent(data.loss && data.loss.values, data.loss2 && data.loss2.values), options.logLoss);
+  const yLoss = lossScale(ld, yBottom, margin.top, options.logLoss);
 
   const root = h("div", { class: "nas-chart nas-stripes-chart", style: { width: `${width}px`, height: `${height}px` } });
   // Cells: one pixel per (step, layer) in an offscreen canvas, stretched column by column.
@@ -101,36 +104,26 @@ export function stripePlot(data, options = {}) {
   const gLabels = s("g", { class: "stripe-labels" }, svg);
   for (let r = 0; r < n; r += every) {
     const name = names[r];
-    const label = truncate(name);
+    const full = layerLabel(name, (data.kinds || [])[r]);
+    const label = middleEllipsis(full);
     const t = s("text", {
       class: "stripe-label", x: x0 - 5, y: margin.top + (r + 0.5) * rowH + 3.5, "text-anchor": "end",
       fill: theme.fg, "font-size": Math.min(10.5, Math.max(8, rowH)), text: label, "data-layer": name,
     }, gLabels);
-    if (label !== name) s("title", { text: name }, t);
+    if (label !== name) s("title", { text: full }, t);
   }
   // Axes: steps below, loss on the right of the stripes.
   s("rect", { x: x0, y: margin.top, width: x1 - x0, height: plotHeight, fill: "none", stroke: theme.axis }, svg);
-  for (const v of stepTicks(Math.ceil(xr[0]), Math.floor(xr[1]), stepTickCount(x1 - x0, xr[0], xr[1]))) {
-    s("line", { x1: x(v), x2: x(v), y1: yBottom, y2: yBottom + 4, stroke: theme.axis }, svg);
-    s("text", { class: "x-tick", "data-value": v, x: x(v), y: yBottom + 14, "text-anchor": "middle", fill: theme.muted, text: v }, svg);
-  }
   const unit = stepUnit(data);
-  s("text", { class: "x-label", x: (x0 + x1) / 2, y: yBottom + 27, "text-anchor": "middle", fill: theme.muted, text: unit }, svg);
+  drawStepAxis(svg, x, { y: yBottom, theme, label: unit, format: data.x_format });
   const hasLoss = !!(data.loss || data.loss2);
-  if (hasLoss) {
-    for (const v of ticks(ld[0], ld[1], Math.max(1, Math.min(4, Math.floor(plotHeight / 30))))) {
-      if (v < ld[0] || v > ld[1]) continue;
-      s("line", { x1: x1, x2: x1 + 4, y1: yLoss(v), y2: yLoss(v), stroke: LOSS }, svg);
-      s("text", { class: "loss-tick", "data-value": v, x: x1 + 6, y: yLoss(v) + 3, fill: LOSS, text: fmt(v, 2) }, svg);
-    }
-    s("text", {
-      transform: `translate(${x1 + 38},${(margin.top + yBottom) / 2}) rotate(90)`, "text-anchor": "middle",
-      fill: LOSS, text: "test loss",
-    }, svg);
-  }
+  if (hasLoss) drawLossAxis(svg, yLoss, { x: x1, side: "right", colour: LOSS, label: "test loss" });
+  if (note) drawNote(svg, note, { x, theme });
+  const keys = markKeys(data);
+  drawLegend(svg, layoutLegend(keys, x1 - x0), { left: x0, top: yBottom + 42, theme, colourOf: () => null, titleOf: (k) => k.title });
   const clipId = uniqueId("clip");
   s("rect", { x: x0, y: margin.top, width: x1 - x0, height: plotHeight }, s("clipPath", { id: clipId }, s("defs", {}, svg)));
-  drawLosses(s("g", { "clip-path": `url(#${clipId})` }, svg), data, { x, yLoss, theme, halo: true });
+  drawLosses(s("g", { "clip-path": `url(#${clipId})` }, svg), data, { x, yLoss, theme, halo: true, smoothing: options.smoothing || 0 });
 
   // Colour bar: viridis, 0 (bottom) to 1 (top).
   const barH = Math.max(60, Math.min(plotHeight, 240));

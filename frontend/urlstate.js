@@ -22,6 +22,13 @@ export const FIELDS = {
   layers: "list", // the overlay view's chosen layers; absent: every layer
   probe: "number", // which probe image the heatmaps show
   heatruns: "map", // the run that a group's heatmap panel shows, by group key ("group:NAME")
+  height: "number", // plot height of every panel in px; absent: fitted to the window
+  smooth: "number", // loss smoothing weight in [0, 1), TensorBoard's slider; absent: 0
+  xaxis: "string", // "relative" / "wall" x axis (timeaxis.js); absent: steps
+  yfit: "string", // "1": the NAS axis fitted to the shown values; absent: 0..1
+  logloss: "string", // "1": the loss axis in log scale
+  enlarge: "string", // the key of the one panel shown enlarged
+  losses: "string", // the overlay's dashed losses: "on" / "off"; absent: on for up to OVERLAY_LOSSES entries
 };
 
 /** The window whose URL a user copies: TensorBoard's page, or this page when opened on its own. */
@@ -34,6 +41,15 @@ export function topWindow() {
   return window;
 }
 
+/** decodeURIComponent, or null for a malformed escape ("%E0%A4%A" typed into the address bar). */
+function decode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch (e) {
+    return null;
+  }
+}
+
 function parts(hash) {
   return hash.replace(/^#/, "").split("&").filter((p) => p !== "");
 }
@@ -44,11 +60,12 @@ export function readState() {
   for (const part of parts(topWindow().location.hash)) {
     const eq = part.indexOf("=");
     if (eq < 0) continue;
-    const key = decodeURIComponent(part.slice(0, eq));
-    if (!key.startsWith(PREFIX)) continue;
+    const key = decode(part.slice(0, eq));
+    if (key === null || !key.startsWith(PREFIX)) continue;
     const name = key.slice(PREFIX.length);
     const kind = FIELDS[name];
-    const text = decodeURIComponent(part.slice(eq + 1));
+    const text = decode(part.slice(eq + 1));
+    if (text === null) continue; // a malformed value: as if absent
     if (kind === "string") state[name] = text;
     else if (kind === "number" && Number.isFinite(+text) && text !== "") state[name] = +text;
     else if (kind === "list" || kind === "map") {
@@ -70,7 +87,7 @@ export function readState() {
 /** The top page's hash with `state`'s fields in place of the tab's old ones; null, undefined and "" are left
  * out (an empty list is written: "nothing selected" is not "the default"). */
 export function hashOf(state) {
-  const kept = parts(topWindow().location.hash).filter((p) => !decodeURIComponent(p.split("=")[0]).startsWith(PREFIX));
+  const kept = parts(topWindow().location.hash).filter((p) => !(decode(p.split("=")[0]) || "").startsWith(PREFIX));
   for (const [name, kind] of Object.entries(FIELDS)) {
     const value = state[name];
     if (value === undefined || value === null || value === "") continue;
@@ -94,7 +111,7 @@ export function writeState(state, { replace = false } = {}) {
 /** TensorBoard's active tab in a hash ("#nas&..." -> "nas"); "" for none (this page opened on its own). */
 function tabOf(hash) {
   const first = parts(hash)[0] || "";
-  return first.includes("=") ? "" : decodeURIComponent(first);
+  return first.includes("=") ? "" : decode(first) || "";
 }
 
 /** Call `callback(readState(), stayed)` when the user moves through history or edits the URL while the tab

@@ -34,14 +34,14 @@ def server(tmp_path_factory):
 
 
 @pytest.mark.parametrize("view", ["lines", "stripes", "heatmap"])
-def test_a_loss_still_falling_at_the_last_step_has_no_overfit_line_but_a_note(tab, view):
+def test_a_loss_still_falling_at_the_last_step_has_no_overfit_line_but_says_it_is_too_early(tab, view):
     select(tab, f"run:{FALLING}")
     show(tab, view)
     loss = tab.evaluate(f"fetch('lines?run={FALLING}').then(r => r.json())")
     assert loss["overfit_step"] is None and len(loss["loss"]["values"]) == FALLING_STEPS
     assert tab.query_selector(".nas-panel line.overfit-line") is None
     note = tab.query_selector(".nas-panel .overfit-note")
-    assert note is not None and "still falling" in note.text_content()
+    assert note is not None and note.text_content() == "too few epochs after the lowest test loss to judge"
     assert tab.query_selector(".nas-panel .nas-error") is None
 
 
@@ -50,7 +50,7 @@ def test_two_monitors_in_one_run_show_each_models_layers_together(tab):
     served = LAYERS + [f"SmallCNN/{n}" for n in LAYERS]  # the unnamed monitor's layers, then SmallCNN's
     show(tab, "lines")
     assert tab.eval_on_selector_all(".nas-panel path.nas-line", "els => els.map(e => e.dataset.layer)") == served
-    assert tab.eval_on_selector_all(".nas-panel .legend-item", "els => els.map(e => e.dataset.layer)") == served
+    assert tab.eval_on_selector_all(".nas-panel .legend-item[data-layer]", "els => els.map(e => e.dataset.layer)") == served
     show(tab, "stripes")
     assert tab.eval_on_selector_all(".nas-panel .stripe-label", "els => els.map(e => e.dataset.layer)") == served
     show(tab, "heatmap")

@@ -61,21 +61,21 @@ def test_overlay_shows_each_entry_per_layer_in_its_chip_colour(tab, session):
     show(tab, "overlay")
     assert tab.eval_on_selector_all(".nas-panel", "els => els.map(e => e.dataset.key)") == [f"layer:{n}" for n in LAYERS]
     chips = chip_colours(tab)
-    names = ["vanilla", "vanilla_lowlr", "vanilla/seed2"]
+    names = ["vanilla", "vanilla/seed2", "vanilla_lowlr"]  # the list's order
     for layer in LAYERS:
         panel = f".nas-panel[data-key='layer:{layer}']"
         lines = tab.eval_on_selector_all(f"{panel} path.nas-line", "els => els.map(e => [e.dataset.entry, e.getAttribute('stroke'), e.getAttribute('d')])")
         assert [l[0] for l in lines] == names
         assert [rgb(l[1]) for l in lines] == [chips[n] for n in names]
         # Bands for the groups only; every entry's loss dashed in its colour.
-        assert tab.eval_on_selector_all(f"{panel} path.nas-band", "els => els.map(e => e.dataset.entry)") == names[:2]
+        assert tab.eval_on_selector_all(f"{panel} path.nas-band", "els => els.map(e => e.dataset.entry)") == ["vanilla", "vanilla_lowlr"]
         losses = tab.eval_on_selector_all(f"{panel} path.loss-line", "els => els.map(e => [e.dataset.entry, e.getAttribute('stroke'), e.getAttribute('stroke-dasharray')])")
         assert [(l[0], rgb(l[1])) for l in losses] == [(n, chips[n]) for n in names] and all(l[2] for l in losses)
     # The drawn medians are the served ones: first point of conv2 of each entry on the NAS axis.
     panel = ".nas-panel[data-key='layer:conv2']"
     y_of = nas_axis(tab, panel)
     for (name, _, d), param in zip(tab.eval_on_selector_all(f"{panel} path.nas-line", "els => els.map(e => [e.dataset.entry, 0, e.getAttribute('d')])"),
-                                   [{"group": "vanilla"}, {"group": "vanilla_lowlr"}, {"run": "vanilla/seed2"}]):
+                                   [{"group": "vanilla"}, {"run": "vanilla/seed2"}, {"group": "vanilla_lowlr"}]):
         served = next(l for l in fetch_json(tab, "lines", **param)["layers"] if l["name"] == "conv2")
         assert first_point(d)[1] == pytest.approx(y_of(served["median"][0]), abs=0.6), name
     # Shared axes: every panel has the same step and loss ticks.
@@ -95,7 +95,7 @@ def test_overlay_hover_names_the_entry_and_its_value(tab, session):
     box = tab.query_selector(f"{panel} svg.nas-overlay").bounding_box()
     session["page"].mouse.move(box["x"] + x_of_step(tab, panel, step), box["y"] + nas_axis(tab, panel)(value))
     tip = tab.wait_for_selector(f"{panel} .nas-tooltip:not([hidden])").inner_text()
-    assert tip.startswith("vanilla_lowlr") and f"conv1, step {step}" in tip
+    assert tip.startswith("vanilla_lowlr") and f"conv1, epoch {step}" in tip
     assert float(re.search(r"NAS ([-+0-9.e]+)", tip).group(1)) == pytest.approx(value, abs=1e-4)
     assert "test loss" in tip
     session["page"].mouse.move(0, 0)
@@ -206,7 +206,10 @@ def test_click_enlarges_a_layer_beside_its_probe_and_esc_or_click_closes(tab, se
     tab.wait_for_selector(".nas-zoom", state="detached")
     tab.click(".nas-panel .heatmap-tile[data-layer=conv1]")
     tab.wait_for_selector(".nas-zoom canvas[data-layer=conv1]")
-    tab.click(".nas-zoom")
+    tab.click(".nas-zoom", position={"x": 4, "y": 4})  # the backdrop around the dialog
+    tab.wait_for_selector(".nas-zoom", state="detached")
+    tab.click(".nas-panel .heatmap-tile[data-layer=conv1]")
+    tab.click(".nas-zoom .nas-zoom-close")
     tab.wait_for_selector(".nas-zoom", state="detached")
 
 

@@ -185,6 +185,29 @@ def tab(session):
     assert session["errors"] == [], session["errors"]
 
 
+@contextlib.contextmanager
+def browser_context(width: int, height: int):
+    """A browser context of that viewport whose pages' uncaught errors (with their stacks) collect in .errors."""
+    with browser() as b:
+        ctx = b.new_context(viewport={"width": width, "height": height})
+        ctx.errors = []
+        yield ctx
+        ctx.close()
+
+
+def open_tab(context, url: str, timeout: float = 30000, series_handler=None):
+    """A new page of `context` on `url`, its NAS tab drawn: (page, the tab's frame). series_handler: a
+    Playwright route handler for the tab's `lines` and `stripes` requests (to serve hand-made fields)."""
+    page = context.new_page()
+    page.on("pageerror", lambda e: context.errors.append(f"{e}\n{e.stack}"))
+    if series_handler:
+        page.route(re.compile(r".*/data/plugin/nas/(lines|stripes)\?.*"), series_handler)
+    page.goto(url)
+    frame = plugin_frame(page)
+    wait_ready(frame, timeout=timeout)
+    return page, frame
+
+
 def wait_ready(frame, view: str | None = None, timeout: float = 30000):
     """Wait until the tab has drawn (the given view)."""
     selector = ".nas-panels[data-ready='1']" + (f"[data-view='{view}']" if view else "")

@@ -1,0 +1,531 @@
+"""The NAS tab as a person sees it, in headless Chromium against a real `tensorboard`: rows that the filter
+or a folded group hides are off the screen, colours that can be told apart (CIEDE2000 computed here),
+keys for every mark, plain messages, and controls whose effect shows in the drawn pixels."""
+from __future__ import annotations
+
+import math
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pytest
+from torch.utils.tensorboard import SummaryWriter
+
+from reliability_support import write_synthetic_runs
+from test_frontend_support import TensorBoard, browser_context, open_tab, plugin_frame, select, show, wait_ready
+
+GROUPED = ["lr0.1_a/seed0", "lr0.1_a/seed1", "lr0.01_b/seed0", "lr0.01_b/seed1"]
+RISING = "rising"  # its test loss rises 2.34 -> 2.43 -> 2.60 over the last three steps
+RISING_LOSS = [3.0, 2.8, 2.6, 2.5, 2.45, 2.34, 2.43, 2.60]
+SOLOS = [f"solo{i}" for i in range(6)]
+LONG = [f"a_very_long_experiment_name_lr0.001_wd0.0_bs128_x{i}" for i in (1, 2)]  # differ only at the end
+LAYERS = 6
+ENTRIES = 2 + len(GROUPED) + 1 + len(SOLOS) + len(LONG)  # two groups and every run
+LOSS_RED = "#d32f2f"
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nas_frontend_seen")
+    write_synthetic_runs(root, GROUPED, layers=LAYERS, steps=8, loss=lambda i: 1 + (i - 3) ** 2 / 10)
+    write_synthetic_runs(root, [RISING], layers=LAYERS, steps=8, seed=1, loss=lambda i: RISING_LOSS[i])
+    write_synthetic_runs(root, SOLOS, layers=2, steps=3, seed=2)
+    write_synthetic_runs(root, LONG, layers=2, steps=3, seed=3)
+    with SummaryWriter(str(root / RISING)) as writer:  # a second loss that only this run logs
+        for i, value in enumerate(RISING_LOSS):
+            writer.add_scalar("distorted_test_loss", value + 0.5, i)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(logdir):
+    tb = TensorBoard(logdir)
+    tb.wait_for_runs(len(GROUPED) + 1 + len(SOLOS) + len(LONG))
+    yield tb
+    tb.close()
+
+
+@pytest.fixture(scope="module")
+def context(server):
+    with browser_context(1600, 1000) as ctx:
+        yield ctx
+
+
+@pytest.fixture
+def tab(context, server):
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas")
+    yield page, frame
+    page.close()
+    assert context.errors == [], context.errors
+
+
+# --- colour distances (CIEDE2000, Sharma, Wu & Dalal 2005), computed here in float64 -----------------
+
+def _srgb_to_lab(colour: str) -> np.ndarray:
+    m = re.fullmatch(r"#([0-9a-f]{6})", colour.lower())
+    if m:
+        rgb = np.array([int(m.group(1)[i:i + 2], 16) for i in (0, 2, 4)], dtype=np.float64) / 255
+    else:
+        rgb = np.array([float(v) for v in re.findall(r"[\d.]+", colour)[:3]], dtype=np.float64) / 255
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                    [0.0193339, 0.1191920, 0.9503041]]) @ lin
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def ciede2000(c1: str, c2: str) -> float:
+    (l1, a1, b1), (l2, a2, b2) = _srgb_to_lab(c1), _srgb_to_lab(c2)
+    cbar = (math.hypot(a1, b1) + math.hypot(a2, b2)) / 2
+    g = 0.5 * (1 - math.sqrt(cbar ** 7 / (cbar ** 7 + 25 ** 7)))
+    a1p, a2p = a1 * (1 + g), a2 * (1 + g)
+    c1p, c2p = math.hypot(a1p, b1), math.hypot(a2p, b2)
+    h1p = math.degrees(math.atan2(b1, a1p)) % 360
+    h2p = math.degrees(math.atan2(b2, a2p)) % 360
+    dl, dc = l2 - l1, c2p - c1p
+    dh = 0.0 if c1p * c2p == 0 else (h2p - h1p if abs(h2p - h1p) <= 180 else h2p - h1p - 360 * math.copysign(1, h2p - h1p))
+    dH = 2 * math.sqrt(c1p * c2p) * math.sin(math.radians(dh / 2))
+    lbar, cbarp = (l1 + l2) / 2, (c1p + c2p) / 2
+    if c1p * c2p == 0:
+        hbar = h1p + h2p
+    elif abs(h1p - h2p) <= 180:
+        hbar = (h1p + h2p) / 2
+    else:
+        hbar = (h1p + h2p + 360) / 2 if h1p + h2p < 360 else (h1p + h2p - 360) / 2
+    t = (1 - 0.17 * math.cos(math.radians(hbar - 30)) + 0.24 * math.cos(math.radians(2 * hbar))
+         + 0.32 * math.cos(math.radians(3 * hbar + 6)) - 0.20 * math.cos(math.radians(4 * hbar - 63)))
+    sl = 1 + 0.015 * (lbar - 50) ** 2 / math.sqrt(20 + (lbar - 50) ** 2)
+    sc, sh = 1 + 0.045 * cbarp, 1 + 0.015 * cbarp * t
+    rt = (-2 * math.sqrt(cbarp ** 7 / (cbarp ** 7 + 25 ** 7))
+          * math.sin(math.radians(60 * math.exp(-(((hbar - 275) / 25) ** 2)))))
+    return math.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dH / sh) ** 2 + rt * (dc / sc) * (dH / sh))
+
+
+def test_ciede2000_matches_sharmas_published_pairs():
+    # Pairs 1 and 7 of Sharma et al.'s test data, given in Lab; converted back to check the formula alone.
+    def lab_pair(lab1, lab2):
+        global _srgb_to_lab
+        saved = _srgb_to_lab
+        try:
+            table = {"x": np.array(lab1), "y": np.array(lab2)}
+            globals()["_srgb_to_lab"] = lambda c: table[c]
+            return ciede2000("x", "y")
+        finally:
+            globals()["_srgb_to_lab"] = saved
+    assert lab_pair((50, 2.6772, -79.7751), (50, 0, -82.7485)) == pytest.approx(2.0425, abs=1e-4)
+    assert lab_pair((50, 0, 0), (50, -1, 2)) == pytest.approx(2.3669, abs=1e-4)
+
+
+# --- the run list ---------------------------------------------------------------------------------------
+
+def shown_rows(frame) -> list[str]:
+    return [r.get_attribute("data-key") for r in frame.query_selector_all(".nas-entry") if r.is_visible()]
+
+
+def test_the_filter_and_folding_take_rows_off_the_screen_and_select_shown_ticks_them(tab):
+    _, frame = tab
+    select(frame)
+    frame.fill(".nas-filter", "lr0.1_")
+    assert shown_rows(frame) == ["group:lr0.1_a", "run:lr0.1_a/seed0", "run:lr0.1_a/seed1"]
+    assert [h.inner_text() for h in frame.query_selector_all(".nas-section") if h.is_visible()] == ["GROUPS (REPEATS)"]
+    box = frame.query_selector(".nas-entry[data-key='run:solo0']").bounding_box()
+    assert box is None or box["height"] == 0
+    frame.click(".nas-select-shown")
+    wait_ready(frame, timeout=WAIT_MS)
+    ticked = frame.eval_on_selector_all(".nas-entry", "els => els.filter(e => e.querySelector('input').checked).map(e => e.dataset.key)")
+    assert ticked == ["group:lr0.1_a", "run:lr0.1_a/seed0", "run:lr0.1_a/seed1"]
+    frame.fill(".nas-filter", "")
+    assert len(shown_rows(frame)) == ENTRIES
+    frame.click(".nas-entry[data-key='group:lr0.01_b'] .nas-fold")
+    assert "run:lr0.01_b/seed0" not in shown_rows(frame) and "group:lr0.01_b" in shown_rows(frame)
+    frame.click(".nas-entry[data-key='group:lr0.01_b'] .nas-fold")
+    assert "run:lr0.01_b/seed0" in shown_rows(frame)
+    select(frame)
+
+
+# --- colours ----------------------------------------------------------------------------------------------
+
+def test_neighbouring_layers_differ_and_keep_dark_to_light_by_depth(tab):
+    _, frame = tab
+    select(frame, f"run:{RISING}")
+    show(frame, "lines")
+    strokes = frame.eval_on_selector_all(".nas-panel path.nas-line", "els => els.map(e => e.getAttribute('stroke'))")
+    assert len(strokes) == LAYERS
+    lightness = [_srgb_to_lab(c)[0] for c in strokes]
+    assert lightness == sorted(lightness)  # the paper's ordering: dark (early) to light (deep)
+    gaps = [ciede2000(a, b) for a, b in zip(strokes, strokes[1:])]
+    assert min(gaps) >= 10, gaps
+    assert all(ciede2000(c, "#ffffff") >= 15 for c in strokes)  # none washed out on the light background
+
+
+def test_hovering_a_legend_key_fades_the_other_layers(tab):
+    _, frame = tab
+    select(frame, f"run:{RISING}")
+    show(frame, "lines")
+    frame.hover(".nas-panel .legend-item[data-layer=layer2]")
+    opacity = frame.eval_on_selector_all(
+        ".nas-panel path.nas-line", "els => els.map(e => [e.dataset.layer, +getComputedStyle(e).opacity])")
+    assert dict(opacity)["layer2"] == 1 and all(o < 0.5 for name, o in opacity if name != "layer2")
+    frame.hover(".nas-panel .nas-chart svg .x-label")
+    assert all(o == 1 for _, o in frame.eval_on_selector_all(".nas-panel path.nas-line", "els => els.map(e => [0, +getComputedStyle(e).opacity])"))
+
+
+def chip_colours(frame) -> dict[str, str]:
+    return dict(frame.eval_on_selector_all(
+        ".nas-entry", "els => els.map(e => [e.dataset.key, getComputedStyle(e.querySelector('.chip')).backgroundColor])"))
+
+
+def test_twelve_run_colours_stay_apart_from_each_other_and_from_the_loss_red(tab):
+    _, frame = tab
+    chips = chip_colours(frame)
+    assert len(chips) == ENTRIES
+    colours = list(chips.values())
+    assert len(set(colours)) == len(colours)  # no colour repeats while there are few entries
+    first = colours[:12]
+    pairs = [ciede2000(a, b) for i, a in enumerate(first) for b in first[i + 1:]]
+    assert min(pairs) >= 15, min(pairs)
+    assert min(ciede2000(c, LOSS_RED) for c in colours) >= 20
+
+
+def test_a_run_has_one_colour_in_the_list_and_the_overlay(tab):
+    _, frame = tab
+    select(frame, "group:lr0.1_a", f"run:{RISING}", "run:solo0")
+    show(frame, "overlay")
+    chips = chip_colours(frame)
+    drawn = dict(frame.eval_on_selector_all(
+        ".nas-overlay-panel:first-of-type path.nas-line", "els => els.map(e => [e.dataset.entry, getComputedStyle(e).stroke])"))
+    assert drawn == {"lr0.1_a": chips["group:lr0.1_a"], RISING: chips[f"run:{RISING}"], "solo0": chips["run:solo0"]}
+    show(frame, "lines")
+
+
+# --- keys and messages ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("view", ["lines", "stripes"])
+def test_a_minimum_within_the_last_points_says_it_is_too_early_above_the_plot(tab, view):
+    _, frame = tab
+    select(frame, f"run:{RISING}")
+    show(frame, view)
+    note = frame.wait_for_selector(".nas-panel .overfit-note")
+    assert note.text_content() == "too few epochs after the lowest test loss to judge"
+    note_bottom, plot_top = frame.eval_on_selector(
+        ".nas-panel", """p => { const c = p.querySelector('.stripe-canvas') || p.querySelector('.hover');
+          return [p.querySelector('.overfit-note').getBoundingClientRect().bottom, c.getBoundingClientRect().top]; }""")
+    assert note_bottom <= plot_top + 1  # above the plot, not over it
+
+
+@pytest.mark.parametrize("view", ["lines", "stripes"])
+def test_the_minimum_and_alarm_marks_have_legend_keys(tab, view):
+    _, frame = tab
+    select(frame, "run:lr0.1_a/seed0")
+    show(frame, view)
+    data = frame.evaluate("fetch('lines?run=lr0.1_a/seed0').then(r => r.json())")
+    assert data["overfit_step"] is not None
+    keys = frame.eval_on_selector_all(".nas-panel .legend-key", "els => els.map(e => [e.dataset.mark, e.querySelector('text').textContent])")
+    assert ["overfit", "test-loss minimum"] in [list(k) for k in keys]
+    key = frame.query_selector(".nas-panel .legend-key[data-mark=overfit]")
+    assert key.is_visible()
+    dash = frame.eval_on_selector(".nas-panel .legend-key[data-mark=overfit] line", "e => [e.getAttribute('stroke'), e.getAttribute('stroke-dasharray')]")
+    assert dash == [frame.get_attribute(".nas-panel line.overfit-line", "stroke"), frame.get_attribute(".nas-panel line.overfit-line", "stroke-dasharray")]
+
+
+def test_an_invalid_group_regex_is_one_plain_line_with_a_way_back_to_the_default(tab):
+    _, frame = tab
+    frame.fill(".nas-regex", "(seed")
+    frame.press(".nas-regex", "Enter")
+    error = frame.wait_for_selector(".nas-regex-error:not([hidden])", timeout=WAIT_MS)
+    text = error.query_selector(".text")
+    assert text.inner_text() == "Not a valid regular expression: missing ) in (seed"
+    line_height = frame.eval_on_selector(".nas-regex-error .text", "e => parseFloat(getComputedStyle(e).lineHeight) || 16")
+    assert error.bounding_box()["height"] <= 2 * line_height  # one line, not five
+    frame.click(".nas-regex-reset")
+    frame.wait_for_selector(".nas-regex-error", state="hidden", timeout=WAIT_MS)
+    assert frame.input_value(".nas-regex") == ""
+    assert "p.nas.regex" not in tab[0].url
+
+
+def test_long_names_keep_both_ends_with_the_full_name_on_hover(tab):
+    _, frame = tab
+    texts = [frame.eval_on_selector(f".nas-entry[data-key='run:{name}'] .name", "e => [e.textContent, e.title, e.scrollWidth <= e.clientWidth + 1]")
+             for name in LONG]
+    (text1, title1, fits1), (text2, title2, fits2) = texts
+    assert "\u2026" in text1 and text1 != text2 and text1.endswith("x1") and text2.endswith("x2")
+    assert (title1, title2) == tuple(LONG) and fits1 and fits2
+
+
+# --- panels: order, layout, alignment -----------------------------------------------------------------------
+
+def panel_keys(frame) -> list[str]:
+    return frame.eval_on_selector_all(".nas-panel", "els => els.map(e => e.dataset.key)")
+
+
+def test_panels_follow_the_order_of_the_list(context, server):
+    url = f"{server.url}/#nas&p.nas.runs=" + '["run:solo3","run:solo1","group:lr0.1_a"]'
+    page, frame = open_tab(context, url, timeout=WAIT_MS)
+    try:
+        assert panel_keys(frame) == ["group:lr0.1_a", "run:solo1", "run:solo3"]
+        frame.click(".nas-entry[data-key='run:solo2'] input")
+        frame.wait_for_function("document.querySelectorAll('.nas-panel').length === 4 && document.querySelector('.nas-panels').dataset.ready === '1'")
+        assert panel_keys(frame) == ["group:lr0.1_a", "run:solo1", "run:solo2", "run:solo3"]
+        rows = [k for k in shown_rows(frame) if k in panel_keys(frame)]
+        assert rows == panel_keys(frame)
+    finally:
+        page.close()
+
+
+def test_panels_fill_the_window_and_plots_of_a_row_start_at_one_height(tab):
+    _, frame = tab
+    select(frame, "group:lr0.1_a", f"run:{RISING}", "run:solo0")
+    show(frame, "lines")
+    boxes = frame.eval_on_selector_all(".nas-panel", """els => els.map(p => {
+        const plot = p.querySelector('rect.hover').getBoundingClientRect();
+        const box = p.getBoundingClientRect();
+        return [box.top, box.bottom, plot.top, plot.height]; })""")
+    for row in {round(b[0]) for b in boxes}:  # plots of a row aligned whatever their subtitles and notes
+        tops = [b[2] for b in boxes if round(b[0]) == row]
+        assert max(tops) - min(tops) <= 1, boxes
+    height = frame.evaluate("window.innerHeight")
+    assert max(b[1] for b in boxes) >= 0.8 * height  # the panels use the window's height
+    assert boxes[0][3] >= 250
+
+
+def test_the_url_can_fix_the_plot_height(context, server):
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.height=180&p.nas.runs=" + '["run:solo0"]')
+    try:
+        frame.wait_for_function("(document.querySelector('.nas-panel rect.hover') || { getBoundingClientRect: () => ({}) }).getBoundingClientRect().height > 0", timeout=WAIT_MS)
+        assert frame.eval_on_selector(".nas-panel rect.hover", "e => e.getBoundingClientRect().height") == pytest.approx(180, abs=1)
+    finally:
+        page.close()
+
+
+# --- URL values out of range ----------------------------------------------------------------------------------
+
+def test_a_refresh_period_beyond_settimeouts_range_does_not_refetch_at_once(context, server):
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if "/data/plugin/nas/runs" in r.url else None)  # 2,147,484,000 ms: negative as a 32-bit delay
+    page.on("pageerror", lambda e: context.errors.append(str(e)))
+    try:
+        page.goto(f"{server.url}/#nas&p.nas.refresh=2147484")
+        frame = plugin_frame(page)
+        wait_ready(frame, timeout=WAIT_MS)
+        page.wait_for_timeout(3000)  # an overflowing timer refetches every few ms meanwhile
+        assert len(requests) <= 2, len(requests)
+    finally:
+        page.close()
+    assert context.errors == []
+
+
+def test_a_malformed_escape_typed_into_the_hash_leaves_the_tab_working(context, server):
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.runs=" + '["run:solo0"]')
+    try:
+        page.evaluate("""location.hash = '#nas&p.nas.view=stripes&p.nas.runs=%5B%22run%3Asolo1%22%5D&p.nas.loss=%E0%A4%A'""")
+        frame.wait_for_function("document.querySelector('.nas-panels').dataset.view === 'stripes'", timeout=WAIT_MS)
+        wait_ready(frame, "stripes", timeout=WAIT_MS)
+        assert panel_keys(frame) == ["run:solo1"]
+        assert frame.query_selector(".nas-error") is None
+    finally:
+        page.close()
+    # TensorBoard's own page also throws on such a hash; the tab's modules must not.
+    errors, context.errors[:] = list(context.errors), []
+    assert not [e for e in errors if "/data/plugin/nas/" in e or "static/" in e], errors
+
+
+def test_a_negative_probe_in_the_url_shows_the_first_probe(context, server):
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.view=heatmap&p.nas.probe=-1&p.nas.runs=" + '["run:solo0"]')
+    try:
+        wait_ready(frame, "heatmap", timeout=WAIT_MS)
+        assert frame.query_selector(".nas-panel .nas-error") is None
+        assert frame.query_selector(".nas-panel canvas.heatmap-canvas").is_visible()
+    finally:
+        page.close()
+
+
+# --- losses that some runs lack, alarm status -------------------------------------------------------------------
+
+@pytest.mark.parametrize("view", ["lines", "stripes", "overlay", "heatmap"])
+def test_a_loss_that_some_runs_lack_is_left_out_with_one_note(context, server, view):
+    runs = '["group:lr0.1_a","run:rising","run:solo0"]'
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.view={view}&p.nas.loss2=distorted_test_loss&p.nas.runs={runs}")
+    try:
+        wait_ready(frame, view, timeout=WAIT_MS)
+        assert frame.query_selector(".nas-error") is None
+        frame.wait_for_selector(".missing-loss-note", timeout=WAIT_MS)
+        notes = frame.eval_on_selector_all(".missing-loss-note", "els => els.map(e => e.textContent)")
+        assert notes == ["distorted_test_loss is not logged by: lr0.1_a, solo0"]
+        assert frame.query_selector(".nas-note.missing-loss-note").is_visible()
+        if view in ("lines", "stripes"):
+            assert frame.query_selector(".nas-panel[data-key='run:rising'] path.loss2-line") is not None
+            assert frame.query_selector(".nas-panel[data-key='run:solo0'] path.loss-line") is not None
+    finally:
+        page.close()
+    assert context.errors == []
+
+
+STATUS = {"state": "fired", "message": "NAS alarm fired at epoch 6; the climb began at epoch 4", "epochs_needed": None,
+          "onset": 4, "alarm": 6}
+
+
+def answered_with(extra):
+    """A route handler that answers a `lines`/`stripes` request as the server does, plus extra(body, query)."""
+    def handle(route):
+        response = route.fetch()
+        body = response.json()
+        extra(body, parse_qs(urlsplit(route.request.url).query))
+        route.fulfill(response=response, json=body)
+    return handle
+
+
+def add_alarm_status(body, query):
+    for run in body.get("runs") or query.get("run", []):
+        body.setdefault("alarm_status", {})[run] = STATUS
+
+
+@pytest.mark.parametrize("view", ["lines", "stripes"])
+def test_the_alarm_status_shows_under_the_title_and_its_onset_on_the_axis(context, server, view):
+    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.view={view}&p.nas.runs=" + '["run:solo0","group:lr0.1_a"]',
+                           timeout=WAIT_MS, series_handler=answered_with(add_alarm_status))
+    try:
+        wait_ready(frame, view, timeout=WAIT_MS)
+        line = frame.query_selector(".nas-panel[data-key='run:solo0'] .nas-alarm-status")
+        assert line.is_visible() and line.inner_text() == STATUS["message"]
+        onset = frame.query_selector(".nas-panel[data-key='run:solo0'] .onset-marker")
+        assert onset.get_attribute("data-step") == "4"
+        assert frame.query_selector(".nas-panel[data-key='run:solo0'] .legend-key[data-mark=onset]").is_visible()
+    finally:
+        page.close()
+    assert context.errors == []
+
+
+# --- the heatmap view -----------------------------------------------------------------------------------------
+
+def test_each_heatmap_panel_opens_at_its_own_minimum_and_says_why(tab):
+    _, frame = tab
+    select(frame, "run:lr0.1_a/seed0", f"run:{RISING}")
+    show(frame, "heatmap")
+    why = dict(frame.eval_on_selector_all(".nas-panel", "els => els.map(p => [p.dataset.key, p.querySelector('.nas-heat-why').textContent])"))
+    assert why == {"run:lr0.1_a/seed0": "epoch 3: lowest test loss of this run",
+                   f"run:{RISING}": "epoch 7: last logged step (no test-loss minimum to open at yet)"}
+    frame.click(".nas-panel[data-key='run:lr0.1_a/seed0'] .heatmap-tile[data-layer=layer1]")
+    dialog = frame.wait_for_selector(".nas-zoom", timeout=WAIT_MS)
+    assert dialog.query_selector(".nas-zoom-title").inner_text() == "lr0.1_a/seed0 \u00b7 layer1 (conv2d) \u00b7 epoch 3"
+    assert dialog.query_selector(".nas-colorbar").is_visible()
+    frame.click(".nas-zoom-close")
+    frame.wait_for_selector(".nas-zoom", state="detached")
+    show(frame, "lines")
+
+
+# --- chart controls ---------------------------------------------------------------------------------------------
+
+def path_points(d: str) -> list[tuple[float, float]]:
+    return [tuple(map(float, p.split(","))) for p in re.split(r"[ML]", d) if p]
+
+
+def loss_axis(frame, panel: str):
+    """value -> y pixel of the drawn loss ticks (linear in the value, or in its log10 when `log`)."""
+    return frame.eval_on_selector_all(f"{panel} .loss-tick", "els => els.map(e => [+e.dataset.value, +e.getAttribute('y') - 3])")
+
+
+def test_smoothing_is_tensorboards_debiased_ema_with_the_raw_curve_faint(context, server):
+    weight = 0.6
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.smooth={weight}&p.nas.runs=" + '["run:rising"]')
+    try:
+        panel = ".nas-panel[data-key='run:rising']"
+        (v0, y0), (v1, y1) = loss_axis(frame, panel)[0], loss_axis(frame, panel)[-1]
+        last, smoothed = 0.0, []
+        for n, value in enumerate(np.asarray(RISING_LOSS, dtype=np.float64), start=1):
+            last = last * weight + (1 - weight) * value
+            smoothed.append(last / (1 - weight ** n))
+        drawn = [y for _, y in path_points(frame.get_attribute(f"{panel} path.loss-line", "d"))]
+        expected = [y0 + (v - v0) * (y1 - y0) / (v1 - v0) for v in smoothed]
+        assert drawn == pytest.approx(expected, abs=0.11)
+        raw = [y for _, y in path_points(frame.get_attribute(f"{panel} path.loss-line-raw", "d"))]
+        assert raw == pytest.approx([y0 + (v - v0) * (y1 - y0) / (v1 - v0) for v in RISING_LOSS], abs=0.11)
+        assert float(frame.get_attribute(f"{panel} path.loss-line-raw", "stroke-opacity")) < 0.5
+        assert frame.input_value(".nas-smoothing") == str(weight)
+    finally:
+        page.close()
+
+
+def test_the_log_loss_axis_spaces_ticks_by_their_logarithm(context, server):
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.logloss=1&p.nas.runs=" + '["run:rising"]')
+    try:
+        assert frame.is_checked(".nas-log-loss input")
+        ticks = loss_axis(frame, ".nas-panel")
+        assert len(ticks) >= 3
+        (v0, y0), (v1, y1) = ticks[0], ticks[-1]
+        for v, y in ticks:
+            assert y == pytest.approx(y0 + (math.log10(v) - math.log10(v0)) * (y1 - y0) / (math.log10(v1) - math.log10(v0)), abs=0.6)
+    finally:
+        page.close()
+
+
+def test_fitting_the_nas_axis_spreads_the_lines_over_the_plot(context, server):
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.yfit=1&p.nas.runs=" + '["run:rising"]')
+    try:
+        top, bottom = frame.eval_on_selector(".nas-panel rect.hover", "e => [+e.getAttribute('y'), +e.getAttribute('y') + +e.getAttribute('height')]")
+        ys = [y for d in frame.eval_on_selector_all(".nas-panel path.nas-line", "els => els.map(e => e.getAttribute('d'))") for _, y in path_points(d)]
+        span = bottom - top
+        assert min(ys) <= top + 0.1 * span and max(ys) >= bottom - 0.1 * span
+        assert frame.is_checked(".nas-fit-y input")
+    finally:
+        page.close()
+
+
+def test_the_tooltip_lists_every_layer_and_the_crosshair_crosses_every_panel(tab):
+    page, frame = tab
+    select(frame, "run:lr0.1_a/seed0", f"run:{RISING}")
+    show(frame, "lines")
+    area = frame.query_selector(f".nas-panel[data-key='run:{RISING}'] rect.hover").bounding_box()
+    page.mouse.move(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.5)
+    tip = frame.wait_for_selector(f".nas-panel[data-key='run:{RISING}'] .nas-tooltip:not([hidden])")
+    assert len(tip.query_selector_all(".series")) == LAYERS - 1  # the nearest layer on top, then the others
+    crosses = frame.eval_on_selector_all(".nas-panel line.crosshair", "els => els.map(e => [e.getAttribute('visibility'), e.dataset.step])")
+    assert len(crosses) == 2 and all(v == "visible" for v, _ in crosses) and crosses[0][1] == crosses[1][1]
+
+
+def test_a_panel_can_be_enlarged_and_put_back(tab):
+    page, frame = tab
+    select(frame, "run:lr0.1_a/seed0", f"run:{RISING}", "run:solo0")
+    show(frame, "lines")
+    small = frame.eval_on_selector(f".nas-panel[data-key='run:{RISING}']", "e => e.getBoundingClientRect().width")
+    frame.click(f".nas-panel[data-key='run:{RISING}'] .nas-enlarge")
+    frame.wait_for_function("document.querySelectorAll('.nas-panel').length === 1 && document.querySelector('.nas-panels').dataset.ready === '1'")
+    big = frame.eval_on_selector(".nas-panel", "e => [e.dataset.key, e.getBoundingClientRect().width, document.querySelector('.nas-panels').clientWidth]")
+    assert big[0] == f"run:{RISING}" and big[1] > 1.5 * small and big[1] >= 0.95 * big[2]
+    assert "p.nas.enlarge" in page.url
+    frame.click(".nas-panel .nas-enlarge")
+    frame.wait_for_function("document.querySelectorAll('.nas-panel').length === 3")
+
+
+T0 = 1_700_000_000.0  # the wall time of step 0 in the answers below; each later step 30 minutes on
+
+
+def add_times(body, query):
+    body["times"] = {"steps": list(range(8)), "wall_times": [T0 + 1800 * i for i in range(8)]}
+
+
+def test_without_wall_times_the_x_axis_menu_is_disabled_and_says_why(tab):
+    _, frame = tab
+    show(frame, "lines")
+    assert frame.is_disabled(".nas-xaxis")
+    assert "wall times" in frame.get_attribute(".nas-xaxis-field", "title")
+
+
+@pytest.mark.parametrize("view", ["lines", "stripes"])
+def test_the_relative_x_axis_places_steps_at_their_hours(context, server, view):
+    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.view={view}&p.nas.xaxis=relative&p.nas.runs=" + '["run:rising"]',
+                           timeout=WAIT_MS, series_handler=answered_with(add_times))
+    try:
+        wait_ready(frame, view, timeout=WAIT_MS)
+        assert frame.input_value(".nas-xaxis") == "relative" and not frame.is_disabled(".nas-xaxis")
+        assert frame.text_content(".nas-panel .x-label") == "hours since the first step"
+        ticks = frame.eval_on_selector_all(".nas-panel .x-tick", "els => els.map(e => [+e.dataset.value, +e.getAttribute('x'), e.textContent])")
+        (v0, p0, _), (v1, p1, _) = ticks[0], ticks[-1]
+        assert all(label.endswith("h") for *_, label in ticks)
+        xs = [x for x, _ in path_points(frame.get_attribute(".nas-panel path.loss-line", "d"))]
+        assert xs == pytest.approx([p0 + (0.5 * i - v0) * (p1 - p0) / (v1 - v0) for i in range(8)], abs=0.11)
+    finally:
+        page.close()
+    assert context.errors == []
