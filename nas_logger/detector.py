@@ -92,8 +92,9 @@ class OverfitDetector:
 
     @property
     def epochs_to_judge(self) -> int:
-        """Logged epochs before the alarm can first fire: a full window, ``patience`` votes, past ``warmup``."""
-        return max(self.window + self.patience - 1, self.warmup + 1)
+        """Logged epochs before the alarm can first fire: a full window that sets the slowest pace, then
+        ``patience`` windows that vote, past ``warmup``."""
+        return max(self.window + self.patience, self.warmup + 1)
 
     def update(self, step: int, medians: Mapping[str, float]) -> Alarm | None:
         """Feed one epoch's median NAS per layer, in depth order (the prediction layer last, as

@@ -231,15 +231,15 @@ def statuses(steps, layers, **options):
 def test_a_short_run_says_how_many_epochs_the_alarm_needs():
     steps, layers = curves(None, epochs=3)
     status = statuses(steps, layers)[-1]
-    # A window of 5 epochs and 2 votes in a row: the alarm can fire at the 6th epoch at the earliest; whether the
-    # features' NAS moves at all is known by the 8th (judge_after), 5 more here.
-    assert OverfitDetector().epochs_to_judge == 6
+    # A window of 5 epochs sets the slowest pace, then 2 votes in a row: the alarm can fire at the 7th epoch at the
+    # earliest; whether the features' NAS moves at all is known by the 8th (judge_after), 5 more here.
+    assert OverfitDetector().epochs_to_judge == 7
     assert status == {"state": "warming_up", "epochs_needed": 5, "onset": None, "alarm": None,
                       "message": "NAS alarm: warming up, 5 more epochs before it can judge"}
     flat = {name: np.full(8, base) for name, (base, _) in LAYERS.items()} | {"prediction": np.full(8, 0.5)}
     assert [s["epochs_needed"] for s in statuses(list(range(8)), flat)] == [7, 6, 5, 4, 3, 2, 1, None]
     # A layer that has moved by then: the alarm can judge as soon as it can fire.
-    assert [s["state"] for s in statuses(*curves(None, epochs=8, learn=2.0))][4:] == ["warming_up", "watching",
+    assert [s["state"] for s in statuses(*curves(None, epochs=8, learn=2.0))][4:] == ["warming_up", "warming_up",
                                                                                           "watching", "watching"]
 
 
