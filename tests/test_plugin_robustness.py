@@ -1,0 +1,149 @@
+"""One crafted metadata record or one wrong-shaped tensor never takes down a route: it is skipped with one
+log line and the rest of its run (and every other run) is served, on both of TensorBoard's loaders."""
+import json
+import logging
+import urllib.parse
+
+import numpy as np
+import pytest
+from tensorboard.compat.proto import summary_pb2
+
+from nas_logger import format as fmt
+from nas_logger.summaries import index_summary, nas_summary, table_summary
+from plugin_fixtures import both_loaders, get_json, write_summaries
+
+P = "/data/plugin/nas/"
+LAYERS = (fmt.LayerInfo("conv1", "conv2d", 4, 9, 0), fmt.LayerInfo("fc1", "linear", 8, 1, 1))
+STEPS = 3
+
+
+def q(value) -> str:
+    return urllib.parse.quote(str(value), safe="")
+
+
+def stats_rows(step: int, layers=LAYERS) -> np.ndarray:
+    """(layers, fields) float32 stats of a step: sorted quantiles, rising with the step and the row."""
+    base = np.linspace(0.1, 0.7, len(fmt.STAT_FIELDS)).astype(np.float64)
+    return np.stack([base + step / 100 + row / 10 for row in range(len(layers))]).astype(np.float32)
+
+
+def step_summary(step: int, first: bool, layers=LAYERS, rows=None, heatmap=None, index=True) -> summary_pb2.Summary:
+    """The stats table, each layer's heatmap and the index record (unless not ``index``: a run written before
+    it) of one step, as the monitor writes them."""
+    parts = [table_summary(list(layers), stats_rows(step, layers) if rows is None else rows, first)]
+    for layer in layers:
+        maps = np.full((1, 3, 3), step + layer.depth, np.float32) if heatmap is None else heatmap
+        parts.append(nas_summary(layer, fmt.HEATMAP, maps, first))
+    if index:
+        parts.append(index_summary(first))
+    return summary_pb2.Summary(value=[v for part in parts for v in part.value])
+
+
+def crafted(tag: str, content: bytes, values: np.ndarray) -> summary_pb2.Summary:
+    """A NAS tensor summary of ``tag`` whose metadata content is ``content`` (bytes as they come)."""
+    summary = nas_summary(LAYERS[0], fmt.STATS, values, True)
+    value = summary.value[0]
+    value.tag = tag
+    value.metadata.plugin_data.content = content
+    return summary
+
+
+def content(kind: str = fmt.TABLE, **changes) -> bytes:
+    """Metadata JSON of a valid record of kind ``kind`` with ``changes`` applied (a value of None deletes)."""
+    data = json.loads(fmt.create_summary_metadata(
+        kind, **({"layers": list(LAYERS)} if kind == fmt.TABLE else {"layer": LAYERS[0]})).plugin_data.content)
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return json.dumps(data).encode()
+
+
+def with_layer(**fields) -> dict:
+    return {**{k: v for k, v in vars(LAYERS[0]).items() if k != "monitor"}, **fields}
+
+
+# name -> (tag, metadata content, tensor): each written into a run of its own beside good records.
+CRAFTED = {
+    "version_1e400": ("nas/evil/stats_table", b'{"record": "stats_table", "version": 1e400}', np.zeros((2, 8), np.float32)),
+    "version_-1e400": ("nas/evil/stats", b'{"record": "stats", "version": -1e400}', np.zeros(8, np.float32)),
+    "deep_list": ("nas/evil/stats", b'{"version": 1, "record": "stats", "layer": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                  np.zeros(8, np.float32)),
+    "deep_object": ("nas/evil/stats", b'{"a":' * 50_000 + b"1" + b"}" * 50_000, np.zeros(8, np.float32)),
+    "not_utf8": ("nas/evil/stats", b"\xff\xfe{", np.zeros(8, np.float32)),
+    "layer_name_int": ("nas/evil/stats", content(fmt.STATS, layer=with_layer(name=5)), np.zeros(8, np.float32)),
+    "layer_name_list": ("nas/evil/stats", content(fmt.STATS, layer=with_layer(name=[])), np.zeros(8, np.float32)),
+    "layer_depth_str": ("nas/evil/stats", content(fmt.STATS, layer=with_layer(depth="x")), np.zeros(8, np.float32)),
+    "layer_depth_inf": ("nas/evil/stats", content(fmt.STATS, layer=with_layer(depth=1e400)).replace(b"Infinity", b"1e400"),
+                        np.zeros(8, np.float32)),
+    "layer_depth_bool": ("nas/evil/stats", content(fmt.STATS, layer=with_layer(depth=True)), np.zeros(8, np.float32)),
+    "layer_null": ("nas/evil/heatmap", content(fmt.HEATMAP, layer=[]), np.zeros((1, 2, 2), np.float32)),
+    "layer_extra_field": ("nas/evil/stats", content(fmt.STATS, layer=with_layer(extra=1)), np.zeros(8, np.float32)),
+    "layers_int": ("nas/evil/stats_table", content(layers=5), np.zeros((2, 8), np.float32)),
+    "layers_object": ("nas/evil/stats_table", content(layers={"a": 1}), np.zeros((2, 8), np.float32)),
+    "layers_of_strings": ("nas/evil/stats_table", content(layers=["conv1", "fc1"]), np.zeros((2, 8), np.float32)),
+    "layers_depth_mixed": ("nas/evil/stats_table", content(layers=[with_layer(depth="0"), with_layer(name="b", depth=1)]),
+                           np.zeros((2, 8), np.float32)),
+    "fields_string": ("nas/evil/stats_table", content(fields="minmedianmax"), np.zeros((2, 8), np.float32)),
+    "fields_ints": ("nas/evil/stats_table", content(fields=[1, 2, 3]), np.zeros((2, 8), np.float32)),
+    "monitor_object": ("nas/evil/stats_table", content(monitor={"a": 1}, version=2), np.zeros((2, 8), np.float32)),
+    "monitor_list": ("nas/evil/stats", content(fmt.STATS, monitor=[1], version=2), np.zeros(8, np.float32)),
+    "record_list": ("nas/evil/stats", content(fmt.STATS, record=["stats"]), np.zeros(8, np.float32)),
+    "step_unit_int": ("nas/evil/stats", content(fmt.STATS, step_unit=5), np.zeros(8, np.float32)),
+    "not_an_object": ("nas/evil/stats", b"[1, 2, 3]", np.zeros(8, np.float32)),
+    "huge_int_version": ("nas/evil/stats", b'{"version": ' + b"9" * 5000 + b"}", np.zeros(8, np.float32)),
+}
+
+
+@pytest.fixture(scope="module")
+def crafted_logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crafted")
+    write_summaries(root / "good", [(s, step_summary(s, s == 0)) for s in range(STEPS)])
+    for name, (tag, meta, values) in CRAFTED.items():
+        for run, index in ((name, True), (f"{name}_noindex", False)):
+            records = [(s, step_summary(s, s == 0, index=index)) for s in range(STEPS)]
+            records.insert(1, (0, crafted(tag, meta, values)))
+            write_summaries(root / run, records)
+    return root
+
+
+# Every crafted run, and the same without index records (listed through its stats).
+CRAFTED_RUNS = [run for name in CRAFTED for run in (name, f"{name}_noindex")]
+
+
+@pytest.fixture(scope="module")
+def crafted_clients(crafted_logdir):
+    with both_loaders(crafted_logdir) as clients:
+        yield clients
+
+
+def served_medians(body: dict) -> dict:
+    return {layer["name"]: layer["median"] for layer in body["layers"]}
+
+
+@pytest.mark.parametrize("loader", ["python", "rust"])
+def test_a_crafted_metadata_record_is_skipped_and_the_rest_of_its_run_served(crafted_clients, loader, caplog):
+    client = crafted_clients[loader]
+    with caplog.at_level(logging.WARNING, logger="nas_tb_plugin"):
+        runs = {r["run"]: r for r in get_json(client, P + "runs")["runs"]}
+        assert set(runs) == {"good", *CRAFTED_RUNS}
+        want = {layer.name: [pytest.approx(float(stats_rows(s)[row, 3]), rel=1e-6) for s in range(STEPS)]
+                for row, layer in enumerate(LAYERS)}
+        for run in ["good", *CRAFTED_RUNS]:
+            assert runs[run]["max_step"] == STEPS - 1, run
+            body = get_json(client, P + "run?run=" + q(run))
+            assert [layer["name"] for layer in body["layers"]] == ["conv1", "fc1"], run
+            assert body["steps"] == STEPS and body["max_step"] == STEPS - 1, run
+            assert served_medians(get_json(client, P + "lines?run=" + q(run))) == want, run
+            assert get_json(client, P + "stripes?run=" + q(run))["layers"] == ["conv1", "fc1"], run
+            heatmaps = get_json(client, P + "heatmaps?run=" + q(run))
+            assert [layer["name"] for layer in heatmaps["layers"]] == ["conv1", "fc1"], run
+            assert heatmaps["steps"] == list(range(STEPS)), run
+            assert get_json(client, P + "heatmap?layer=fc1&run=" + q(run))["values"] == [STEPS] * 9, run
+            get_json(client, P + "steps?run=" + q(run))
+            assert client.get(P + "export?run=" + q(run)).status_code == 200, run
+        get_json(client, P + "runs")  # asked again: no second log line
+    skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    for run in CRAFTED_RUNS:
+        assert len([m for m in skipped if f"run {run!r} tag 'nas/evil/" in m]) == 1, (run, skipped)
