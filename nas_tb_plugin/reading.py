@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from tensorboard import errors
+from tensorboard.compat.proto import tensor_pb2, types_pb2
 from tensorboard.data import grpc_provider, provider
 from tensorboard.util import tensor_util
 
@@ -407,8 +409,9 @@ class Reader:
         """{run: [(listed tag, convert(tag, points))]} of the ``wanted`` tags of each run, in order.
 
         A conversion is cached while its tag's listed version holds; the misses of every run are read in
-        one call. ``convert`` returns ``(payload, cells)`` (cells: its size, for the cache budget) or
-        raises ``ValueError`` naming what is wrong with the data: that tag is then logged once and left out.
+        one call. ``convert(listed, points, warn)`` returns ``(payload, cells)`` (cells: its size, for the
+        cache budget), calling ``warn(problem)`` for points it skips (logged once per tag), or raises
+        ``ValueError`` naming what is wrong with the data: that tag is then logged once and left out.
         ``lazy``: tensors may come undecoded (see :meth:`_read_tensors_lazily`).
         """
         result: dict[str, list] = {run: [] for run in wanted}
@@ -438,11 +441,13 @@ class Reader:
                         points = points.upto(listed.max_step)
                     else:
                         points = [p for p in points if p.step <= listed.max_step]
+                    def warn(problem, run=run, tag=listed.tag):
+                        self._warn_once(("data", run, tag), "nas: skipping run %r tag %r: %s", run, tag, problem)
+
                     try:
-                        payload, cells = convert(listed, points)
+                        payload, cells = convert(listed, points, warn)
                     except ValueError as e:
-                        self._warn_once(("data", run, listed.tag), "nas: skipping run %r tag %r: %s",
-                                        run, listed.tag, e)
+                        warn(e)
                         payload, cells = None, 0
                     self._cache.put((eid, plugin, run, listed.tag), listed.version, payload, cells)
                     if payload is not None:
@@ -501,21 +506,21 @@ class Reader:
                       ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
         """{layer name: (steps (n,), the (k, H, W) float maps by step index (:class:`Maps`))} of one run."""
         found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, {run: series_list},
-                                  lambda _, points: _to_maps(points), lazy=True)[run]
+                                  lambda _, points, warn: _to_maps(points, warn), lazy=True)[run]
         return {series.layer.name: maps for series, maps in found}
 
     def read_scalar(self, ctx, eid: str, listed: dict[str, Listed]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """{run: (steps, values float64)} of one scalar tag in each run of ``listed`` ({run: that tag as
         :meth:`list_scalar_tags` listed it}), the runs without points left out."""
         found = self._read_cached(ctx, eid, SCALARS_PLUGIN, {run: [t] for run, t in listed.items()},
-                                  lambda _, points: _to_curve(points))
+                                  lambda _, points, warn: _to_curve(points))
         return {run: curve for run, pairs in found.items() for _, curve in pairs if curve[0].size}
 
     def read_alarms(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, list[tuple[int, list[str]]]]:
         """{run: [(alarm step, triggering layers)]} of the runs whose listing has alarms (one per monitor
         at most), by step."""
         wanted = {run: list(listing.alarms.values()) for run, listing in listings.items() if listing.alarms}
-        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, lambda _, points: _to_alarm(points))
+        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, lambda _, points, warn: _to_alarm(points))
         return {run: sorted(alarm for _, alarm in pairs) for run, pairs in found.items() if pairs}
 
     def probe_monitor(self, ctx, eid: str, run: str, listing: RunListing) -> tuple[str | None] | None:
@@ -537,7 +542,7 @@ class Reader:
             legacy = self._legacy_probe(ctx, eid, run) if monitor is None else None
             return None if legacy is None else [legacy]
         found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, {run: [listing.probes[monitor]]},
-                                  lambda _, points: _to_png(points))[run]
+                                  lambda _, points, warn: _to_png(points, warn))[run]
         return found[0][1] if found else None
 
     def probe_count(self, ctx, eid: str, run: str, listing: RunListing, monitor: str | None) -> int:
@@ -649,31 +654,63 @@ def _steps(points) -> np.ndarray:
     return np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
 
 
-def _to_stats(series: Series, points) -> tuple[Stats, int]:
-    """A layer's per-layer stats series; ValueError when its tensors do not hold its fields."""
-    try:
-        values = np.array([p.numpy for p in points], dtype=np.float64).reshape(len(points), len(series.fields))
-    except ValueError as e:
-        raise ValueError(f"stats tensors do not hold {len(series.fields)} fields each ({e})") from None
+def _to_stats(series: Series, points, warn) -> tuple[Stats, int]:
+    """A layer's per-layer stats series, less the points whose tensor does not hold its fields (warned)."""
+    points = _well_shaped(points, lambda shape: math.prod(shape) == len(series.fields), warn,
+                          f"{len(series.fields)} stat fields")
+    if not points:
+        raise ValueError(f"no step of the stats series holds its {len(series.fields)} fields")
+    values = np.array([p.numpy for p in points], dtype=np.float64).reshape(len(points), len(series.fields))
     steps, values = dedupe_steps(_steps(points), values)
     col = {name: np.ascontiguousarray(values[:, i]) for i, name in enumerate(series.fields)}
     return Stats(steps, col["min"], col["median"], col["max"]), 4 * steps.size
 
 
-def _split_table(table: Table, points) -> tuple[dict[str, Stats], int]:
-    """{layer name: Stats} of a stats table's rows; ValueError when its tensors do not fit its metadata
-    (the reader then uses the per-layer series)."""
-    try:
-        values = _float_rows(points) if isinstance(points, _LazyPoints) else np.array([p.numpy for p in points], dtype=np.float64)
-        values = values.reshape(len(points), len(table.layers), len(table.fields))
-    except ValueError as e:
-        raise ValueError(f"the stats table does not hold {len(table.layers)} layers x {len(table.fields)} "
-                         f"fields ({e}); using the per-layer series") from None
-    steps, values = dedupe_steps(points.steps if isinstance(points, _LazyPoints) else _steps(points), values)
+def _split_table(table: Table, points, warn) -> tuple[dict[str, Stats], int]:
+    """{layer name: Stats} of a stats table's rows, less the steps whose tensor does not hold its layers x
+    fields (warned: a step another model wrote into the run, a torn one)."""
+    size = len(table.layers) * len(table.fields)
+    points = _well_shaped(points, lambda shape: math.prod(shape) == size, warn,
+                          f"{len(table.layers)} layers x {len(table.fields)} fields")
+    if not len(points):
+        raise ValueError(f"no step of the stats table holds its {len(table.layers)} layers")
+    lazy = isinstance(points, _LazyPoints)
+    values = _float_rows(points) if lazy else np.array([p.numpy for p in points], dtype=np.float64)
+    values = values.reshape(len(points), len(table.layers), len(table.fields))
+    steps, values = dedupe_steps(points.steps if lazy else _steps(points), values)
     col = [table.fields.index(f) for f in _REQUIRED_FIELDS]
     stats = {layer.name: Stats(steps, *(np.ascontiguousarray(values[:, row, c]) for c in col))
              for row, layer in enumerate(table.layers)}
     return stats, 4 * steps.size * len(table.layers)
+
+
+# The tensor types that hold numbers a NAS value can be made of.
+_NUMERIC = frozenset((types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_HALF, types_pb2.DT_BFLOAT16,
+                      types_pb2.DT_INT8, types_pb2.DT_INT16, types_pb2.DT_INT32, types_pb2.DT_INT64,
+                      types_pb2.DT_UINT8, types_pb2.DT_UINT16, types_pb2.DT_UINT32, types_pb2.DT_UINT64))
+
+
+def _numeric_shape(point) -> tuple[int, ...] | None:
+    """The shape of a point's tensor (a TensorProto, or a point with ``numpy``), None when it holds no numbers."""
+    if isinstance(point, tensor_pb2.TensorProto):
+        return tuple(d.size for d in point.tensor_shape.dim) if point.dtype in _NUMERIC else None
+    array = np.asarray(point.numpy)
+    return array.shape if array.dtype.kind in "fiu" else None
+
+
+def _well_shaped(points, fits, warn, wanted: str):
+    """``points`` (a list, or :class:`_LazyPoints`) less those whose tensor holds no numbers or has a shape
+    that ``fits(shape)`` refuses; the skipped steps named in ``warn``."""
+    lazy = isinstance(points, _LazyPoints)
+    shapes = [_numeric_shape(points.values[int(i)]) for i in points.index] if lazy else map(_numeric_shape, points)
+    keep = np.array([shape is not None and fits(shape) for shape in shapes], dtype=bool)
+    if keep.all():
+        return points
+    steps = points.steps if lazy else _steps(points)
+    bad = steps[~keep].tolist()
+    warn(f"{len(bad)} step{'s' if len(bad) > 1 else ''} ({', '.join(map(str, bad[:5]))}{', ...' if len(bad) > 5 else ''})"
+         f" whose tensor does not hold {wanted}, skipped")
+    return points.subset(keep) if lazy else [p for p, k in zip(points, keep) if k]
 
 
 class _LazyPoints:
@@ -693,8 +730,10 @@ class _LazyPoints:
 
     def upto(self, max_step: int) -> "_LazyPoints":
         keep = self.steps <= max_step
-        if keep.all():
-            return self
+        return self if keep.all() else self.subset(keep)
+
+    def subset(self, keep: np.ndarray) -> "_LazyPoints":
+        """The points where ``keep`` (a bool mask) holds."""
         return _LazyPoints(self.steps[keep], self.values, self.index[keep], self.cells)
 
     def __len__(self) -> int:
@@ -723,8 +762,10 @@ class Maps:
         return (self[i] for i in range(len(self)))
 
 
-def _to_maps(points) -> tuple[tuple[np.ndarray, Maps], int]:
-    """(steps (n,), Maps) of a heatmap series (a list of points, or :class:`_LazyPoints`)."""
+def _to_maps(points, warn) -> tuple[tuple[np.ndarray, Maps], int]:
+    """(steps (n,), Maps) of a heatmap series (a list of points, or :class:`_LazyPoints`), less the steps
+    whose tensor is no map of numbers (warned)."""
+    points = _well_shaped(points, lambda shape: len(shape) <= 3, warn, "(probe, H, W) numbers")
     if isinstance(points, _LazyPoints):
         steps, order = dedupe_steps(points.steps, points.index)
         values = points.values
@@ -761,10 +802,19 @@ def _to_alarm(points) -> tuple[tuple[int, list[str]] | None, int]:
     return (int(first.step), [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]), 1
 
 
-def _to_png(points) -> tuple[list[bytes] | None, int]:
+def _to_png(points, warn) -> tuple[list[bytes] | None, int]:
     """The encoded images of a probe PNG record (its last one; one per probe sample, one in files written
-    before k probes), None without points."""
-    return (list(np.asarray(points[-1].numpy).reshape(-1)) if points else None), 1
+    before k probes), None without points or when it holds no PNG bytes (warned)."""
+    if not points:
+        return None, 1
+    images = list(np.asarray(points[-1].numpy).reshape(-1))
+    if not images or not all(isinstance(image, bytes) and image.startswith(_PNG) for image in images):
+        warn("the probe record holds no PNG images")
+        return None, 1
+    return images, 1
+
+
+_PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _as_maps(array: np.ndarray) -> np.ndarray:

@@ -729,8 +729,10 @@ class Routes:
         if found is None:
             return None
         (monitor,) = found
-        if probe > 0 and probe >= self._reader.probe_count(ctx, eid, run, listing, monitor):
-            return None  # also for a file from before the probe record: its image summary is one image
+        # A file from before the probe record holds one image (its image summary); a probe record, those it holds.
+        count = self._reader.probe_count(ctx, eid, run, listing, monitor) if monitor in listing.probes else 1
+        if probe >= count:
+            return None
         # Probe 0 without its parameter: the URL that files from before k probes were linked with.
         return url_for("probe", run=run, monitor=monitor, probe=str(probe) if probe else None)
 

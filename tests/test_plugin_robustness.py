@@ -147,3 +147,91 @@ def test_a_crafted_metadata_record_is_skipped_and_the_rest_of_its_run_served(cra
     skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
     for run in CRAFTED_RUNS:
         assert len([m for m in skipped if f"run {run!r} tag 'nas/evil/" in m]) == 1, (run, skipped)
+
+
+# --- wrong-shaped tensors ---------------------------------------------------------------------------
+
+OTHER_MODEL = (fmt.LayerInfo("a", "linear", 2, 1, 0), fmt.LayerInfo("b", "linear", 2, 1, 1),
+               fmt.LayerInfo("c", "linear", 2, 1, 2))
+
+
+@pytest.fixture(scope="module")
+def shaped_logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    # A 1-row stats table at step 1 (of 0, 1, 2).
+    write_summaries(root / "short_row", [(s, step_summary(s, s == 0, rows=stats_rows(s)[:1] if s == 1 else None))
+                                         for s in range(STEPS)])
+    # A 4-d heatmap at the last step; a string heatmap at step 1 of the second run.
+    write_summaries(root / "heatmap_4d", [(s, step_summary(s, s == 0, heatmap=np.zeros((1, 1, 3, 3), np.float32)
+                                                           if s == STEPS - 1 else None)) for s in range(STEPS)])
+    text = [(s, step_summary(s, s == 0)) for s in range(STEPS)]
+    (fc1,) = [v for v in text[1][1].value if v.tag == "nas/fc1/heatmap"]
+    fc1.tensor.CopyFrom(nas_summary(LAYERS[1], fmt.HEATMAP, np.array([b"x", b"y"], dtype=object), False).value[0].tensor)
+    write_summaries(root / "heatmap_text", text)
+    # Two processes writing different models into one run directory (two event files, one stats-table tag).
+    write_summaries(root / "two_models", [(s, step_summary(s, s == 0)) for s in range(STEPS)])
+    write_summaries(root / "two_models", [(s, step_summary(s, s == 0, layers=OTHER_MODEL)) for s in range(STEPS)])
+    # A per-layer stats series (runs written before the stats table) with a 3-value tensor at step 1.
+    write_summaries(root / "stats_series", [(s, nas_summary(LAYERS[0], fmt.STATS, stats_rows(s)[0, :3 if s == 1 else None],
+                                                            s == 0)) for s in range(STEPS)])
+    # A probe record holding numbers, not PNG bytes.
+    probe = nas_summary(LAYERS[0], fmt.STATS, np.zeros(2, np.float32), True)
+    probe.value[0].tag = fmt.probe_png_tag()
+    probe.value[0].metadata.CopyFrom(fmt.create_summary_metadata(fmt.PROBE))
+    write_summaries(root / "probe_numbers", [(s, step_summary(s, s == 0)) for s in range(STEPS)] + [(0, probe)])
+    return root
+
+
+@pytest.fixture(scope="module")
+def shaped_clients(shaped_logdir):
+    with both_loaders(shaped_logdir) as clients:
+        yield clients
+
+
+def medians_of(rows_by_step: dict, layers=LAYERS) -> dict:
+    return {layer.name: [pytest.approx(float(rows[row, 3]), rel=1e-6) for rows in rows_by_step.values()]
+            for row, layer in enumerate(layers)}
+
+
+@pytest.mark.parametrize("loader", ["python", "rust"])
+def test_a_wrong_shaped_tensor_skips_its_step_and_serves_the_rest(shaped_clients, loader, caplog):
+    client = shaped_clients[loader]
+    with caplog.at_level(logging.WARNING, logger="nas_tb_plugin"):
+        runs = {r["run"] for r in get_json(client, P + "runs")["runs"]}
+        assert runs == {"short_row", "heatmap_4d", "heatmap_text", "two_models", "stats_series", "probe_numbers"}
+        for run in runs:
+            for route in ("run", "lines", "stripes", "heatmaps", "steps"):  # stats_series: no heatmaps
+                get_json(client, P + f"{route}?run={run}", 404 if (run, route) == ("stats_series", "heatmaps") else 200)
+            assert client.get(P + "export?run=" + run).status_code == 200
+
+        lines = get_json(client, P + "lines?run=short_row")
+        assert served_medians(lines) == medians_of({s: stats_rows(s) for s in (0, 2)})
+        assert [layer["steps"] for layer in lines["layers"]] == [[0, 2], [0, 2]]
+        assert get_json(client, P + "run?run=short_row")["steps"] == 2
+
+        heatmaps = get_json(client, P + "heatmaps?run=heatmap_4d")
+        assert heatmaps["steps"] == [0, 1] and [l["values"][0] for l in heatmaps["layers"]] == [1, 2]
+        assert get_json(client, P + "heatmap?run=heatmap_4d&layer=fc1")["step"] == 1
+        assert get_json(client, P + f"heatmap?run=heatmap_4d&layer=fc1&step={STEPS - 1}", 404)["parameter"] == "step"
+        assert get_json(client, P + "heatmap?run=heatmap_text&layer=fc1")["steps"] == [0, 2]
+
+        # The Python loader keeps both writers' steps and serves the rows of the model whose metadata it
+        # listed; the Rust data server lists the first writer's metadata but keeps only the later writer's
+        # steps (it drops a series' steps from an out-of-order one on), so no row fits: no stats lines.
+        two = get_json(client, P + "lines?run=two_models")
+        served = [layer["name"] for layer in two["layers"]]
+        if loader == "python" or served:
+            model = LAYERS if served == ["conv1", "fc1"] else OTHER_MODEL
+            assert served_medians(two) == medians_of({s: stats_rows(s, model) for s in range(STEPS)}, model)
+        assert [l["name"] for l in get_json(client, P + "heatmaps?run=two_models")["layers"]] == ["a", "conv1", "b", "fc1", "c"]  # by depth, then name
+
+        series = get_json(client, P + "lines?run=stats_series")["layers"]
+        assert [(l["name"], l["steps"]) for l in series] == [("conv1", [0, 2])]
+
+        assert get_json(client, P + "heatmaps?run=probe_numbers")["probe"] is None
+        assert get_json(client, P + "probe?run=probe_numbers", 404)["parameter"] == "run"
+    skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    for run, tag in (("short_row", fmt.TABLE_TAG), ("heatmap_4d", "nas/conv1/heatmap"), ("heatmap_4d", "nas/fc1/heatmap"),
+                     ("heatmap_text", "nas/fc1/heatmap"), ("two_models", fmt.TABLE_TAG), ("stats_series", "nas/conv1/stats"),
+                     ("probe_numbers", fmt.probe_png_tag())):
+        assert len([m for m in skipped if f"run {run!r} tag {tag!r}" in m]) == 1, (run, tag, skipped)
