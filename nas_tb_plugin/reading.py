@@ -96,6 +96,7 @@ class RunListing:
     alarms: dict[str, Listed] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
     probes: dict[str | None, Listed] = field(default_factory=dict)
+    statuses: dict[str | None, Listed] = field(default_factory=dict)  # alarm status records by monitor
     units: dict[str | None, str] = field(default_factory=dict)
     # (tag, max_step, max_wall_time) of every NAS tag listed for the run: changes whenever any of its NAS
     # data does, so it keys what is made from the listing and the data it lists (see SeriesCache).
@@ -124,12 +125,14 @@ class RunListing:
 
 @dataclass(frozen=True)
 class Stats:
-    """A layer's statistics in one run: steps (n,) and the min/median/max columns (n,), float64."""
+    """A layer's statistics in one run: steps (n,) and the min/median/max columns (n,), float64; the wall
+    time of each step (n,) in seconds since the epoch, as its events say (None across the runs of a group)."""
 
     steps: np.ndarray
     min: np.ndarray
     median: np.ndarray
     max: np.ndarray
+    wall_times: np.ndarray | None = None
 
 
 class SeriesCache:
@@ -269,6 +272,8 @@ class Reader:
                 entry.alarms[tag] = Listed(*where)
             elif meta.record == fmt.PROBE:
                 entry.probes[meta.monitor] = Listed(*where)
+            elif meta.record == fmt.ALARM_STATUS:
+                entry.statuses[meta.monitor] = Listed(*where)
             elif meta.record == fmt.TABLE:
                 if complete:  # else the per-layer series serve
                     entry.tables[tag] = Table(*where, meta.layers, meta.fields)
@@ -523,11 +528,20 @@ class Reader:
         found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, lambda _, points, warn: _to_alarm(points))
         return {run: sorted(alarm for _, alarm in pairs) for run, pairs in found.items() if pairs}
 
+    def read_alarm_statuses(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, dict]:
+        """{run: its alarm status (see :func:`nas_logger.format.parse_alarm_status`)} of the runs whose listing
+        has an alarm status record: its unnamed monitor's, else its first named one's; the record of its last
+        step. A record that is no valid status is logged once and the run left out."""
+        wanted = {run: [listing.statuses[min(listing.statuses, key=_monitor_order)]]
+                  for run, listing in listings.items() if listing.statuses}
+        found = self._read_cached(ctx, eid, fmt.PLUGIN_NAME, wanted, lambda _, points, warn: _to_status(points, warn))
+        return {run: pairs[0][1] for run, pairs in found.items() if pairs}
+
     def probe_monitor(self, ctx, eid: str, run: str, listing: RunListing) -> tuple[str | None] | None:
         """``(monitor,)`` of the first of the run's monitors (unnamed first) whose probe image this data
         provider can read, or ``None``."""
         if listing.probes:
-            return (min(listing.probes, key=lambda m: (m is not None, m or "")),)
+            return (min(listing.probes, key=_monitor_order),)
         try:  # a file written before the probe PNG record: the image summary alone
             return (None,) if self._legacy_probe(ctx, eid, run) is not None else None
         except ProbeUnreadable:
@@ -654,6 +668,13 @@ def _steps(points) -> np.ndarray:
     return np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
 
 
+def _wall_times(points) -> np.ndarray:
+    """The wall time of each point (a list, or :class:`_LazyPoints`), seconds since the epoch (n,)."""
+    if isinstance(points, _LazyPoints):
+        return points.wall_times
+    return np.fromiter((p.wall_time for p in points), dtype=np.float64, count=len(points))
+
+
 def _to_stats(series: Series, points, warn) -> tuple[Stats, int]:
     """A layer's per-layer stats series, less the points whose tensor does not hold its fields (warned)."""
     points = _well_shaped(points, lambda shape: math.prod(shape) == len(series.fields), warn,
@@ -661,9 +682,10 @@ def _to_stats(series: Series, points, warn) -> tuple[Stats, int]:
     if not points:
         raise ValueError(f"no step of the stats series holds its {len(series.fields)} fields")
     values = np.array([p.numpy for p in points], dtype=np.float64).reshape(len(points), len(series.fields))
-    steps, values = dedupe_steps(_steps(points), values)
+    steps, order = dedupe_steps(_steps(points), np.arange(len(points)))
+    values, wall_times = values[order], _wall_times(points)[order]
     col = {name: np.ascontiguousarray(values[:, i]) for i, name in enumerate(series.fields)}
-    return Stats(steps, col["min"], col["median"], col["max"]), 4 * steps.size
+    return Stats(steps, col["min"], col["median"], col["max"], wall_times), 5 * steps.size
 
 
 def _split_table(table: Table, points, warn) -> tuple[dict[str, Stats], int]:
@@ -677,11 +699,12 @@ def _split_table(table: Table, points, warn) -> tuple[dict[str, Stats], int]:
     lazy = isinstance(points, _LazyPoints)
     values = _float_rows(points) if lazy else np.array([p.numpy for p in points], dtype=np.float64)
     values = values.reshape(len(points), len(table.layers), len(table.fields))
-    steps, values = dedupe_steps(points.steps if lazy else _steps(points), values)
+    steps, order = dedupe_steps(points.steps if lazy else _steps(points), np.arange(len(points)))
+    values, wall_times = values[order], _wall_times(points)[order]
     col = [table.fields.index(f) for f in _REQUIRED_FIELDS]
-    stats = {layer.name: Stats(steps, *(np.ascontiguousarray(values[:, row, c]) for c in col))
+    stats = {layer.name: Stats(steps, *(np.ascontiguousarray(values[:, row, c]) for c in col), wall_times)
              for row, layer in enumerate(table.layers)}
-    return stats, 4 * steps.size * len(table.layers)
+    return stats, (3 * len(table.layers) + 2) * steps.size
 
 
 # The tensor types that hold numbers a NAS value can be made of.
@@ -717,8 +740,8 @@ class _LazyPoints:
     """The points of one tag as :meth:`Reader._read_tensors_lazily` reads them from the gRPC response: the
     steps, and the tensor protos undecoded (``index`` into ``values``)."""
 
-    def __init__(self, steps: np.ndarray, values, index: np.ndarray, cells: int) -> None:
-        self.steps, self.values, self.index, self.cells = steps, values, index, cells
+    def __init__(self, steps: np.ndarray, wall_times: np.ndarray, values, index: np.ndarray, cells: int) -> None:
+        self.steps, self.wall_times, self.values, self.index, self.cells = steps, wall_times, values, index, cells
 
     @classmethod
     def of(cls, data) -> "_LazyPoints":
@@ -726,7 +749,7 @@ class _LazyPoints:
         # Cells for the cache budget, estimated from the last tensor (a series' tensors share a shape, or grow
         # with the probe count): ByteSize of the whole series walks every tensor (~0.7 ms for 300 heatmaps).
         cells = steps.size * data.value[-1].ByteSize() // 4 if steps.size else 0
-        return cls(steps, data.value, np.arange(steps.size), cells)
+        return cls(steps, np.array(data.wall_time, dtype=np.float64), data.value, np.arange(steps.size), cells)
 
     def upto(self, max_step: int) -> "_LazyPoints":
         keep = self.steps <= max_step
@@ -734,7 +757,7 @@ class _LazyPoints:
 
     def subset(self, keep: np.ndarray) -> "_LazyPoints":
         """The points where ``keep`` (a bool mask) holds."""
-        return _LazyPoints(self.steps[keep], self.values, self.index[keep], self.cells)
+        return _LazyPoints(self.steps[keep], self.wall_times[keep], self.values, self.index[keep], self.cells)
 
     def __len__(self) -> int:
         return self.steps.size
@@ -800,6 +823,24 @@ def _to_alarm(points) -> tuple[tuple[int, list[str]] | None, int]:
     first = min(points, key=lambda p: p.step)
     names = np.asarray(first.numpy).reshape(-1)
     return (int(first.step), [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]), 1
+
+
+def _monitor_order(monitor: str | None) -> tuple:
+    """Sort key of monitor names: the run's unnamed monitor first, then by name."""
+    return monitor is not None, monitor or ""
+
+
+def _to_status(points, warn) -> tuple[dict | None, int]:
+    """The alarm status of the last step of an alarm status series (the last one written for it), None
+    without points or when that record is no valid status (warned)."""
+    if not points:
+        return None, 0
+    last = max(range(len(points)), key=lambda i: (points[i].step, i))
+    value = np.asarray(points[last].numpy)
+    parsed = fmt.parse_alarm_status(value.item()) if value.size == 1 and isinstance(value.item(), bytes) else None
+    if parsed is None:
+        warn(f"the alarm status at step {points[last].step} is no valid status")
+    return parsed, 1
 
 
 def _to_png(points, warn) -> tuple[list[bytes] | None, int]:

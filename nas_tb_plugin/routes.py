@@ -484,24 +484,25 @@ class Routes:
             "steps": self._reader.step_counts(ctx, eid, {run: listing})[run],
             "max_step": _step(step),
             "wall_time": wall_time,
+            "alarm_status": self._reader.read_alarm_statuses(ctx, eid, {run: listing}),
         }
 
     def lines_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """Per layer its min/median/max over steps, and the overlays (losses, overfitting step, alarms)."""
         overlay = BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
-        lines = self._layer_lines(ctx, eid, sel)
+        lines, times = self._layer_lines(ctx, eid, sel)
         layers = [
             {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": _steps(l.stats.steps),
              **{name: _json_floats(getattr(l.stats, name)) for name in ("median", "min", "max")}}
             for l in lines
         ]
-        return {"layers": layers, **overlay.result(), "runs": sel.runs,
+        return {"layers": layers, **overlay.result(), "runs": sel.runs, "times": times,
                 "step_unit": sel.step_unit}
 
     def stripes_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """The layers' medians on the union of their steps (layers x steps), and the overlays."""
         overlay = BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
-        lines = self._layer_lines(ctx, eid, sel)
+        lines, times = self._layer_lines(ctx, eid, sel)
         steps, medians = align([(l.stats.steps, l.stats.median) for l in lines])
         return {
             "layers": [l.layer.name for l in lines],
@@ -509,6 +510,7 @@ class Routes:
             "steps": _steps(steps),
             "medians": [_json_floats(m) for m in medians],
             **overlay.result(),
+            "times": times,
             "step_unit": sel.step_unit,
         }
 
@@ -518,7 +520,7 @@ class Routes:
         out = io.StringIO()
         writer = csv.writer(out)  # RFC 4180: CRLF rows, so a CR or LF inside a name is quoted
         writer.writerow(["run_or_group", "layer", "depth", _csv_text(sel.step_unit), "min", "median", "max"])
-        lines = self._layer_lines(ctx, eid, sel)
+        lines, _ = self._layer_lines(ctx, eid, sel)
         values = iter(_csv_floats([a for l in lines for a in (l.stats.min, l.stats.median, l.stats.max)]))
         for line in lines:
             columns = [next(values), next(values), next(values)]
@@ -663,10 +665,12 @@ class Routes:
             self._bodies.put(key, version, body, len(body.data))  # its gzipped copy is smaller: not counted
         return body
 
-    def _layer_lines(self, ctx, eid, sel: Selection) -> list[LayerLine]:
+    def _layer_lines(self, ctx, eid, sel: Selection) -> tuple[list[LayerLine], dict]:
         """Per layer (by depth): the run's min/median/max over receptive fields, or the group's
-        min/median/max across its runs of the per-run medians."""
+        min/median/max across its runs of the per-run medians; and the ``times`` of the response (see
+        :func:`_times`)."""
         stats = self._reader.read_run_stats(ctx, eid, sel.listings)
+        times = _times(stats.get(sel.runs[0], {}).values())
         layers: dict[str, fmt.LayerInfo] = {}
         for run in sel.runs:
             for layer in sel.listings[run].layers():
@@ -688,18 +692,21 @@ class Routes:
                                    for r, s in enumerate(runs)])
             for (at, _), *columns in zip(batch, *band(matrix)):
                 lines[at].stats = Stats(steps, *columns)
-        return lines
+        return lines, times
 
     def _losses(self, ctx, eid, sel: Selection, loss_tags: tuple[str | None, str | None]
-                ) -> tuple[Loss | None, Loss | None]:
-        """The overlays ``loss_tag`` (default: the tag named like a test loss) and ``loss_tag2``;
-        for a group the step-wise mean across its runs that have the tag."""
+                ) -> tuple[Loss | None, Loss | None, list[str]]:
+        """The overlays ``loss_tag`` (default: the tag named like a test loss) and ``loss_tag2``, for a group
+        the step-wise mean across its runs that have the tag; and the requested tags that none of the
+        selection's runs has (their overlay is None: a view of runs that log different losses still draws)."""
         tags = sel.scalars
         available = set().union(*tags.values()) if tags else set()
-        result = []
-        for param, tag, default in zip(("loss_tag", "loss_tag2"), loss_tags, (default_loss_tag(available), None)):
+        result, missing = [], []
+        for tag, default in zip(loss_tags, (default_loss_tag(available), None)):
             if tag is not None and tag not in available:
-                raise ApiError(404, f"no scalar tag {tag!r} in {sel.kind} {sel.name!r}", param)
+                missing.append(tag)
+                result.append(None)
+                continue
             tag = tag or default
             listed = {run: run_tags[tag] for run, run_tags in tags.items() if tag in run_tags}
             curves = self._reader.read_scalar(ctx, eid, listed) if tag else {}
@@ -709,15 +716,17 @@ class Routes:
                 result.append(Loss(tag, *curves[sel.name]))
             else:
                 result.append(Loss(tag, *mean_curve(list(curves.values()))))
-        return result[0], result[1]
+        return result[0], result[1], missing
 
     def _overlay(self, ctx, eid, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """What ``lines`` and ``stripes`` draw over the layers: the losses, the overfitting step, the alarms."""
-        loss, loss2 = self._losses(ctx, eid, sel, loss_tags)
+        loss, loss2, missing = self._losses(ctx, eid, sel, loss_tags)
         alarms = self._reader.read_alarms(ctx, eid, sel.listings)
         return {
+            "alarm_status": self._reader.read_alarm_statuses(ctx, eid, sel.listings),
             "loss": loss.json() if loss else None,
             "loss2": loss2.json() if loss2 else None,
+            "missing_loss_tags": missing,
             "overfit_step": _step(overfit_step(loss.steps, loss.values)) if loss else None,
             "alarms": [{"run": run, "step": _step(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
         }
@@ -735,6 +744,16 @@ class Routes:
             return None
         # Probe 0 without its parameter: the URL that files from before k probes were linked with.
         return url_for("probe", run=run, monitor=monitor, probe=str(probe) if probe else None)
+
+
+def _times(stats) -> dict:
+    """``{"steps": [...], "wall_times": [seconds since the epoch]}`` of a run's logged steps: those of its
+    layer with the most steps (a stats table's rows share theirs), as its events say; empty without any."""
+    found = max(stats, key=lambda s: s.steps.size, default=None)
+    if found is None or found.wall_times is None:
+        return {"steps": [], "wall_times": []}
+    # Wall times keep their full precision: _json_floats' 7 digits would round them to ~1000 s.
+    return {"steps": _steps(found.steps), "wall_times": found.wall_times.tolist()}
 
 
 def _export_filename(sel: Selection) -> str:

@@ -139,11 +139,11 @@ def get_json(client, url: str, status: int = 200):
 
 
 def write_summaries(path: Path, summaries) -> None:
-    """``summaries`` [(step, Summary proto)] into one event file of the run directory ``path``, through the
-    writer the SDK uses (a SummaryWriter's event-file writer)."""
+    """``summaries`` [(step, Summary proto[, wall time])] into one event file of the run directory ``path``,
+    through the writer the SDK uses (a SummaryWriter's event-file writer)."""
     writer = SummaryWriter(str(path))
-    for step, summary in summaries:
-        file_writer(writer).add_summary(summary, step)
+    for step, summary, *wall_time in summaries:
+        file_writer(writer).add_summary(summary, step, *wall_time)
     writer.close()
 
 

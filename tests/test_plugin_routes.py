@@ -388,8 +388,6 @@ def test_steps_beyond_2_to_the_53_are_sent_as_exact_strings(tmp_path):
     ("lines?group=nope", 404, "group"),
     ("lines?run=solo&group=vanilla", 400, "group"),
     ("lines?group=vanilla&group_regex=(", 400, "group_regex"),
-    ("lines?run=solo&loss_tag=nope", 404, "loss_tag"),
-    ("lines?run=solo&loss_tag2=test_loss", 404, "loss_tag2"),  # solo logs loss/val only
     ("stripes?group=", 400, "run"),
     ("heatmap?run=solo&layer=conv1&step=x", 400, "step"),
     ("heatmap?run=solo&layer=conv1&step=99", 404, "step"),
@@ -407,13 +405,22 @@ def test_steps_beyond_2_to_the_53_are_sent_as_exact_strings(tmp_path):
     ("heatmap?run=solo&layer=conv1&probe=1.5", 400, "probe"),
     ("steps", 400, "run"),
     ("steps?run=nope", 404, "run"),
-    ("steps?run=solo&loss_tag=nope", 404, "loss_tag"),
     ("export?run=solo&format=xlsx", 400, "format"),
     ("export?group=nope", 404, "group"),
 ])
 def test_bad_requests_answer_json_errors_naming_the_parameter(client, url, status, parameter):
     body = get_json(client, P + url, status)
     assert body["parameter"] == parameter and body["error"]
+
+
+@pytest.mark.parametrize("url, missing", [
+    ("lines?run=solo&loss_tag=nope", ["nope"]),
+    ("lines?run=solo&loss_tag2=test_loss", ["test_loss"]),  # solo logs loss/val only
+    ("steps?run=solo&loss_tag=nope&loss_tag2=nope2", ["nope", "nope2"]),
+])
+def test_a_loss_tag_the_selection_lacks_is_no_error(client, url, missing):
+    body = get_json(client, P + url)
+    assert body["missing_loss_tags"] == missing and body["loss2"] is None
 
 
 def random_requests(count: int, seed: int = 0):
