@@ -10,14 +10,16 @@ Series = tuple[np.ndarray, np.ndarray]  # (steps: (n,) int64, values: (n,) float
 
 
 def dedupe_steps(steps: np.ndarray, values: np.ndarray) -> Series:
-    """Sort by step and keep the last value written for a repeated step (a restarted run)."""
+    """The points of a series in the order they were written, less those a later point's step is at or
+    before (steps (m,) increasing, values (m, ...)): TensorBoard's purge of out-of-order steps, which its
+    Rust data server does and its Python loader does not for files without restart events. A run restarted
+    at step 0 in the same directory shows the records of its latest start; a repeated step, its last value."""
     steps = np.asarray(steps, dtype=np.int64)
-    if steps.size and np.all(steps[1:] > steps[:-1]):
+    if steps.size < 2 or np.all(steps[1:] > steps[:-1]):
         return steps, values
-    reversed_steps = steps[::-1]
-    unique, first_in_reversed = np.unique(reversed_steps, return_index=True)
-    keep = steps.size - 1 - first_in_reversed
-    return unique, values[keep]
+    later_min = np.minimum.accumulate(steps[::-1])[::-1]  # the least step from each point on
+    keep = np.append(steps[:-1] < later_min[1:], True)
+    return steps[keep], values[keep]
 
 
 def align(series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:

@@ -34,6 +34,9 @@ SCALARS_PLUGIN = "scalars"
 IMAGES_PLUGIN = "images"
 _REQUIRED_FIELDS = ("min", "median", "max")
 
+# Runs whose index version is checked against their stats, remembered (a few hundred bytes each).
+MAX_CHECKED_RUNS = 200_000
+
 # Threads for a request's calls that do not wait on each other (the run names and the index records; the NAS
 # and the scalar tags of its runs; the layers' and the overlays' reads): on TensorBoard's gRPC provider a call
 # whose answer exceeds a few hundred bytes waits for the data server's second segment (up to ~40 ms of delayed
@@ -187,10 +190,12 @@ class Reader:
         # TensorBoard's gRPC data provider (the Rust data server), whose responses are read here directly.
         self._grpc = type(data_provider) is grpc_provider.GrpcDataProvider
         self._listings = SharedListings(listing_max_age)
-        # Stats tags that stand for a run written before the index record in run_versions (its stats
-        # tables, else a layer's stats): few names shared by every run, so one listing filtered to them
-        # covers such runs.
-        self._index_tags: set[str] = set()
+        # Stats tags that stand for a run in run_versions (its stats tables, else a layer's stats): few names
+        # shared by every run, so one listing filtered to them covers the runs; the unnamed monitor's table
+        # from the start, the others as listings show them.
+        self._index_tags: set[str] = {fmt.TABLE_TAG}
+        # {(experiment, run): (its index version, the version its stats agree to)} (see _checked_index_versions).
+        self._checked: dict[tuple[str, str], tuple] = {}
 
     @property
     def data_provider(self):
@@ -299,16 +304,33 @@ class Reader:
         whenever the run logs a step.
 
         One listing of the ``nas_index`` plugin (a tag per monitor and run, whose metadata is a few bytes)
-        covers the runs written since the index record; the other runs (written before it, or without NAS
-        data) are listed as :meth:`_versions_before_index` says.
+        covers the runs written since the index record, checked against their stats as
+        :meth:`_checked_index_versions` says; the other runs (written before it, or without NAS data) are
+        listed as :meth:`_stats_versions` says.
         """
         kept = self.run_names(ctx, eid, kept_only=True)
         names = BESIDE.submit(self.run_names, ctx, eid) if kept is None else None  # beside the index listing
-        versions = self._index_versions(ctx, eid)
-        rest = [run for run in (kept if names is None else names.result()) if run not in versions]
-        if rest:
-            versions = {**versions, **self._versions_before_index(ctx, eid, rest)}
-        return versions
+        indexed = self._index_versions(ctx, eid)
+        rest = [run for run in (kept if names is None else names.result()) if run not in indexed]
+        versions = self._stats_versions(ctx, eid, rest) if rest else {}
+        return {**self._checked_index_versions(ctx, eid, indexed), **versions}
+
+    def _checked_index_versions(self, ctx, eid: str, indexed: dict[str, tuple[int, float]]
+                                ) -> dict[str, tuple[int, float]]:
+        """{run: version} of the runs with index records, each the earlier of its index's and its stats'
+        (the last step with NAS data, which every route of the run serves: an index record beyond the stats,
+        or stats beyond a restart that the loader kept, do not count); runs whose stats are unreadable left
+        out. A run's stats are listed again only when its index version changed."""
+        changed = [run for run, version in indexed.items() if self._checked.get((eid, run), (None,))[0] != version]
+        if changed:
+            stats = self._stats_versions(ctx, eid, changed)
+            if len(self._checked) + len(changed) > MAX_CHECKED_RUNS:
+                self._checked.clear()
+            for run in changed:
+                found = stats.get(run)
+                self._checked[(eid, run)] = (indexed[run], None if found is None else min(found, indexed[run]))
+        checked = ((run, self._checked.get((eid, run), (None, None))[1]) for run in indexed)
+        return {run: version for run, version in checked if version is not None}
 
     def _listed(self, ctx, eid: str, plugin: str, run_tag_filter, kind: str, make, data: str = "Tensors",
                 kept_only: bool = False):
@@ -352,8 +374,8 @@ class Reader:
                 versions[run] = found
         return versions
 
-    def _versions_before_index(self, ctx, eid: str, runs: list[str]) -> dict[str, tuple[int, float]]:
-        """{run: RunListing.version()} of those of ``runs`` that hold NAS statistics but no index record.
+    def _stats_versions(self, ctx, eid: str, runs: list[str]) -> dict[str, tuple[int, float]]:
+        """{run: RunListing.version()} of those of ``runs`` that hold NAS statistics.
 
         Lists only the stats tags that stood for the runs listed so far (see :meth:`_learn_index`), and the
         whole NAS listing of the runs that have none of them (new runs, other formats, runs without NAS
@@ -501,11 +523,12 @@ class Reader:
         per_layer = self.read_stats(ctx, eid, {run: series for run, series in rest.items() if series})
         return {run: {**tables[run], **per_layer.get(run, {})} for run in listings}
 
-    def step_counts(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, int]:
-        """{run: number of logged steps}, counted on each run's shallowest layer."""
+    def logged_steps(self, ctx, eid: str, listings: dict[str, RunListing]) -> dict[str, Stats | None]:
+        """{run: the Stats of its shallowest layer (its steps and their wall times), None without any}: the
+        steps a run logged NAS data at, which every route of it serves."""
         shallowest = {run: listing.layers()[0].name for run, listing in listings.items()}
         stats = self.read_run_stats(ctx, eid, listings, only=shallowest)
-        return {run: stats[run][name].steps.size if name in stats[run] else 0 for run, name in shallowest.items()}
+        return {run: stats[run].get(name) for run, name in shallowest.items()}
 
     def read_heatmaps(self, ctx, eid: str, run: str, series_list: list[Series]
                       ) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
@@ -681,7 +704,7 @@ def _to_stats(series: Series, points, warn) -> tuple[Stats, int]:
                           f"{len(series.fields)} stat fields")
     if not points:
         raise ValueError(f"no step of the stats series holds its {len(series.fields)} fields")
-    values = np.array([p.numpy for p in points], dtype=np.float64).reshape(len(points), len(series.fields))
+    values = np.array([np.ravel(p.numpy) for p in points], dtype=np.float64)
     steps, order = dedupe_steps(_steps(points), np.arange(len(points)))
     values, wall_times = values[order], _wall_times(points)[order]
     col = {name: np.ascontiguousarray(values[:, i]) for i, name in enumerate(series.fields)}
@@ -697,7 +720,7 @@ def _split_table(table: Table, points, warn) -> tuple[dict[str, Stats], int]:
     if not len(points):
         raise ValueError(f"no step of the stats table holds its {len(table.layers)} layers")
     lazy = isinstance(points, _LazyPoints)
-    values = _float_rows(points) if lazy else np.array([p.numpy for p in points], dtype=np.float64)
+    values = _float_rows(points) if lazy else np.array([np.ravel(p.numpy) for p in points], dtype=np.float64)
     values = values.reshape(len(points), len(table.layers), len(table.fields))
     steps, order = dedupe_steps(points.steps if lazy else _steps(points), np.arange(len(points)))
     values, wall_times = values[order], _wall_times(points)[order]
@@ -800,13 +823,13 @@ def _to_maps(points, warn) -> tuple[tuple[np.ndarray, Maps], int]:
 
 def _float_rows(points: _LazyPoints) -> np.ndarray:
     """The tensors of ``points`` as float64 rows, one per point: float32 tensors of one shape from their
-    bytes at once, anything else through ``make_ndarray`` (ValueError when they differ in shape)."""
+    bytes at once, anything else through ``make_ndarray`` (ValueError when they differ in size)."""
     protos = [points.values[int(i)] for i in points.index]
     if protos and all(p.dtype == _DT_FLOAT and p.tensor_content and p.tensor_shape == protos[0].tensor_shape
                       for p in protos):
         return np.frombuffer(b"".join(p.tensor_content for p in protos), dtype="<f4").astype(np.float64
                                                                                            ).reshape(len(protos), -1)
-    return np.array([tensor_util.make_ndarray(p) for p in protos], dtype=np.float64)
+    return np.array([np.ravel(tensor_util.make_ndarray(p)) for p in protos], dtype=np.float64)
 
 
 def _to_curve(points) -> tuple[tuple[np.ndarray, np.ndarray], int]:

@@ -472,18 +472,20 @@ class Routes:
         return listed
 
     def run_impl(self, ctx, eid: str, run: str) -> dict:
-        """One run's layers, scalar tags, default loss tag, logged step count, and max_step and wall_time as in runs."""
+        """One run's layers, scalar tags, default loss tag, logged step count, and the last logged step and its
+        wall time (as in runs)."""
         listing = self._run(ctx, eid, run)
-        step, wall_time = listing.version()
+        logged = self._reader.logged_steps(ctx, eid, {run: listing})[run]
         tags = list(self._reader.list_scalar_tags(ctx, eid, runs=[run]).get(run, {}))
+        last = logged is not None and logged.steps.size > 0
         return {
             "run": run,
             "layers": [asdict(l) for l in listing.layers()],
             "scalar_tags": tags,
             "loss_tag": default_loss_tag(tags),
-            "steps": self._reader.step_counts(ctx, eid, {run: listing})[run],
-            "max_step": _step(step),
-            "wall_time": wall_time,
+            "steps": logged.steps.size if last else 0,
+            "max_step": _step(logged.steps[-1]) if last else None,
+            "wall_time": float(logged.wall_times[-1]) if last else None,
             "alarm_status": self._reader.read_alarm_statuses(ctx, eid, {run: listing}),
         }
 

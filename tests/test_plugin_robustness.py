@@ -235,3 +235,40 @@ def test_a_wrong_shaped_tensor_skips_its_step_and_serves_the_rest(shaped_clients
                      ("heatmap_text", "nas/fc1/heatmap"), ("two_models", fmt.TABLE_TAG), ("stats_series", "nas/conv1/stats"),
                      ("probe_numbers", fmt.probe_png_tag())):
         assert len([m for m in skipped if f"run {run!r} tag {tag!r}" in m]) == 1, (run, tag, skipped)
+
+
+# --- restarts and index records ahead of the stats ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def restart_clients(tmp_path_factory):
+    root = tmp_path_factory.mktemp("restart")
+    # Logged to step 5, then restarted at step 0 by a new process in the same directory (a new event file).
+    write_summaries(root / "restarted", [(s, step_summary(s, s == 0, rows=stats_rows(s) + 0.1)) for s in range(6)])
+    write_summaries(root / "restarted", [(s, step_summary(s, s == 0)) for s in range(STEPS)])
+    # An index record at step 1000 with no stats at that step.
+    write_summaries(root / "index_ahead", [(s, step_summary(s, s == 0)) for s in range(STEPS)] + [(1000, index_summary(False))])
+    with both_loaders(root) as clients:
+        yield clients
+
+
+@pytest.mark.parametrize("loader", ["python", "rust"])
+def test_a_restarted_run_shows_the_records_of_its_latest_start_on_both_loaders(restart_clients, loader):
+    client = restart_clients[loader]
+    lines = get_json(client, P + "lines?run=restarted")
+    assert [layer["steps"] for layer in lines["layers"]] == [list(range(STEPS))] * 2
+    assert served_medians(lines) == medians_of({s: stats_rows(s) for s in range(STEPS)})
+    assert get_json(client, P + "heatmaps?run=restarted")["steps"] == list(range(STEPS))
+    assert get_json(client, P + "stripes?run=restarted")["steps"] == list(range(STEPS))
+    run = get_json(client, P + "run?run=restarted")
+    assert (run["steps"], run["max_step"]) == (STEPS, STEPS - 1)
+    runs = {r["run"]: r["max_step"] for r in get_json(client, P + "runs")["runs"]}
+    assert runs["restarted"] == STEPS - 1
+
+
+@pytest.mark.parametrize("loader", ["python", "rust"])
+def test_runs_and_run_agree_on_the_last_step_with_nas_data(restart_clients, loader):
+    client = restart_clients[loader]
+    runs = {r["run"]: (r["max_step"], r["wall_time"]) for r in get_json(client, P + "runs")["runs"]}
+    run = get_json(client, P + "run?run=index_ahead")
+    assert runs["index_ahead"] == (run["max_step"], run["wall_time"])
+    assert run["max_step"] == STEPS - 1

@@ -694,26 +694,50 @@ def test_a_runs_version_changes_when_it_logs_a_step_and_only_then(tmp_path, smal
         assert set(versions()) == {"done", "live", "new"}
 
 
+def _comparable(run_tag_filter):
+    if run_tag_filter is None:
+        return None
+    return (None if run_tag_filter.runs is None else frozenset(run_tag_filter.runs),
+            None if run_tag_filter.tags is None else frozenset(run_tag_filter.tags))
+
+
 def spy_on_provider(monkeypatch) -> list:
     """[(method, plugin name, run-tag filter)] of the MultiplexerDataProvider calls made from now on."""
     calls = []
     for name in ("list_runs", "list_tensors", "read_tensors", "list_scalars", "read_scalars"):
         original = getattr(MultiplexerDataProvider, name)
         monkeypatch.setattr(MultiplexerDataProvider, name, lambda self, *a, _n=name, _o=original, **k:
-                            calls.append((_n, k.get("plugin_name"), k.get("run_tag_filter"))) or _o(self, *a, **k))
+                            calls.append((_n, k.get("plugin_name"), _comparable(k.get("run_tag_filter"))))
+                            or _o(self, *a, **k))
     return calls
 
 
 def test_runs_lists_one_tag_per_run_and_reads_nothing(tmp_path, monkeypatch):
     """The cost shape of the run list, which every open tab asks for on each refresh: the run names and one
-    listing of the index records (one small tag per run), no NAS listing and no read at all."""
+    listing of the index records (one small tag per run), no read at all; the stats tables (their listed last
+    step) only of the runs whose index changed since the last request."""
     runs = [f"g{k}/seed{k % 3}" for k in range(6)]
     write_synthetic_runs(tmp_path, runs, steps=3)
-    client, _ = app_for(tmp_path)
+    client, multiplexer = app_for(tmp_path)
     calls = spy_on_provider(monkeypatch)
     first = get_json(client, P + "runs")
     assert [(r["run"], r["max_step"]) for r in first["runs"]] == [(run, 2) for run in sorted(runs)]
+    tables = provider_filter(runs=runs, tags=[fmt.TABLE_TAG])
+    assert calls == [("list_tensors", fmt.INDEX_PLUGIN_NAME, None), ("list_runs", None, None),
+                     ("list_tensors", fmt.PLUGIN_NAME, tables)]
+    del calls[:]
+    assert get_json(client, P + "runs") == first
     assert calls == [("list_tensors", fmt.INDEX_PLUGIN_NAME, None), ("list_runs", None, None)]
+    write_synthetic_runs(tmp_path, runs[:1], steps=[3])
+    multiplexer.Reload()
+    del calls[:]
+    assert {r["run"]: r["max_step"] for r in get_json(client, P + "runs")["runs"]}[runs[0]] == 3
+    assert calls[2:] == [("list_tensors", fmt.PLUGIN_NAME, provider_filter(runs=runs[:1], tags=[fmt.TABLE_TAG]))]
+
+
+def provider_filter(runs, tags):
+    """A RunTagFilter as the spy records it, comparable (RunTagFilter has no equality of its own)."""
+    return (frozenset(runs), frozenset(tags))
 
 
 @pytest.mark.parametrize("url", ["runs", "lines?group=vanilla", "heatmaps?run=solo", "export?run=solo"])
@@ -743,10 +767,10 @@ def test_runs_written_before_the_index_record_are_listed_by_their_stats(tmp_path
     assert versions() == {"old/seed0": 2, "old/seed1": 2, "new/seed0": 1}
     calls = spy_on_provider(monkeypatch)
     assert versions() == {"old/seed0": 2, "old/seed1": 2, "new/seed0": 1}
-    listings = [(plugin, rtf and (rtf.runs, rtf.tags)) for name, plugin, rtf in calls if name == "list_tensors"]
+    listings = [(plugin, rtf) for name, plugin, rtf in calls if name == "list_tensors"]
     assert listings == [(fmt.INDEX_PLUGIN_NAME, None),
-                        ("nas", ({"old/seed0", "old/seed1", "scalars_only"}, {fmt.TABLE_TAG})),
-                        ("nas", ({"scalars_only"}, None))]
+                        ("nas", provider_filter({"old/seed0", "old/seed1", "scalars_only"}, {fmt.TABLE_TAG})),
+                        ("nas", (frozenset({"scalars_only"}), None))]
     assert not [c for c in calls if c[0].startswith("read")]
     write_synthetic_runs(tmp_path, ["old/seed1"], steps=range(3, 5), index=False, seed=1)
     multiplexer.Reload()

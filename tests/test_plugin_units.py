@@ -114,6 +114,23 @@ def test_dedupe_keeps_the_last_value_of_a_repeated_step():
     assert steps.tolist() == [0, 1, 2] and values.tolist() == [0.0, 10.0, 20.0]
 
 
+@pytest.mark.parametrize("steps, kept", [
+    ([0, 1, 2, 3, 4, 5, 0, 1, 2], [6, 7, 8]),  # restarted at 0: only the latest start
+    ([0, 1, 2, 3, 4, 5, 3, 4], [0, 1, 2, 6, 7]),  # resumed from a checkpoint at step 3
+    ([5, 6, 2, 9, 7], [2, 4]),
+    ([3, 3, 3], [2]),
+    ([], []),
+])
+def test_dedupe_drops_every_point_a_later_step_is_at_or_before(steps, kept):
+    """TensorBoard's Rust data server's purge: a point at step s drops the earlier points at steps >= s."""
+    reference = []
+    for i, s in enumerate(steps):  # the purge, point by point
+        reference = [j for j in reference if steps[j] < s] + [i]
+    assert reference == kept
+    found, index = dedupe_steps(np.array(steps, dtype=np.int64), np.arange(len(steps)))
+    assert index.tolist() == kept and found.tolist() == [steps[i] for i in kept]
+
+
 # --- the loader and TensorBoard flags -----------------------------------------------------------
 
 @pytest.mark.parametrize("argv, want", [
