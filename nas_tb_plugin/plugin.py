@@ -8,7 +8,7 @@ from tensorboard.plugins.core import core_plugin
 from nas_logger.format import INDEX_PLUGIN_NAME, PLUGIN_NAME
 
 from . import assets
-from .routes import Routes
+from .routes import CacheBudgets, Routes
 from .sharing import max_age_for
 
 
@@ -17,10 +17,15 @@ class NASPlugin(base_plugin.TBPlugin):
 
     plugin_name = PLUGIN_NAME
 
-    def __init__(self, context: base_plugin.TBContext, frontend_dir=None) -> None:
+    def __init__(self, context: base_plugin.TBContext, frontend_dir=None, budgets: CacheBudgets | None = None) -> None:
         # Listings are shared between requests for a fraction of TensorBoard's reload interval (see .sharing).
         self._routes = Routes(context.data_provider, frontend_dir or assets.frontend_dir(),
-                              max_age_for(getattr(context.flags, "reload_interval", None)))
+                              max_age_for(getattr(context.flags, "reload_interval", None)), budgets)
+
+    @property
+    def routes(self) -> Routes:
+        """The plugin's handlers (their caches' accounted bytes: ``routes.cached_bytes``)."""
+        return self._routes
 
     def get_plugin_apps(self):
         return self._routes.apps()

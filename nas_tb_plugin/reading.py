@@ -24,7 +24,7 @@ from tensorboard.util import tensor_util
 from nas_logger import format as fmt
 
 from .aggregate import dedupe_steps
-from .sharing import SharedListings
+from .sharing import LISTING_CACHE_BYTES, SharedListings
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,19 @@ KEEP_ALL = 10**9  # `downsample` for read calls: every stored point
 SCALARS_PLUGIN = "scalars"
 IMAGES_PLUGIN = "images"
 _REQUIRED_FIELDS = ("min", "median", "max")
+
+# Bytes of converted series kept (a series' arrays counted as 8 bytes a cell).
+SERIES_CACHE_BYTES = 256 * 2**20
+# Bytes of parsed metadata kept, by content (what the log dir's files hold; a table's layers counted each).
+DECODED_BYTES = 16 * 2**20
+_METADATA_BYTES = 400  # a parsed Metadata or LayerInfo with its strings, as tracemalloc counts them
+# The Python objects of a listed tag or run, or of a kept entry, beside its content bytes (tracemalloc: a listed
+# tag of MultiplexerDataProvider with its RunListing entry takes ~950 bytes).
+_ENTRY_BYTES = 1024
+# A gRPC listing's Python objects per byte of its wire size (its response, and what is made of its rows).
+_GRPC_LISTING_FACTOR = 8
+# Log lines remembered as said (see Reader._warn_once).
+MAX_WARNED = 10_000
 
 # Runs whose index version is checked against their stats, remembered (a few hundred bytes each).
 MAX_CHECKED_RUNS = 200_000
@@ -141,15 +154,20 @@ class Stats:
 class SeriesCache:
     """LRU of payloads by key, each valid while the version it was made from (the listed
     (max_step, max_wall_time) of a series, of every tag of a response) is unchanged; holds at most
-    ``budget`` units of the sizes given to :meth:`put` (array cells of a converted series, bytes of a body)."""
+    ``budget`` bytes, as given to :meth:`put`."""
 
     MISS = object()
 
     def __init__(self, budget: int) -> None:
-        self._entries: OrderedDict = OrderedDict()  # key -> (version, payload, cells)
-        self._cells = 0
+        self._entries: OrderedDict = OrderedDict()  # key -> (version, payload, bytes)
+        self._bytes = 0
         self._budget = budget
         self._lock = threading.Lock()
+
+    @property
+    def kept_bytes(self) -> int:
+        """The bytes of the payloads kept, as given to :meth:`put`."""
+        return self._bytes
 
     def get(self, key: tuple, version: tuple):
         with self._lock:
@@ -159,18 +177,18 @@ class SeriesCache:
             self._entries.move_to_end(key)
             return entry[1]
 
-    def put(self, key: tuple, version: tuple, payload, cells: int) -> None:
-        if cells > self._budget:
+    def put(self, key: tuple, version: tuple, payload, size: int) -> None:
+        if size > self._budget:
             return
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._cells -= old[2]
-            self._entries[key] = (version, payload, cells)
-            self._cells += cells
-            while self._cells > self._budget:
+                self._bytes -= old[2]
+            self._entries[key] = (version, payload, size)
+            self._bytes += size
+            while self._bytes > self._budget:
                 _, evicted = self._entries.popitem(last=False)
-                self._cells -= evicted[2]
+                self._bytes -= evicted[2]
 
 
 class Reader:
@@ -181,21 +199,28 @@ class Reader:
     for up to ``listing_max_age`` seconds (see :mod:`.sharing`).
     """
 
-    def __init__(self, data_provider, cache_cells: int = 32_000_000, listing_max_age: float = 0.0) -> None:
+    def __init__(self, data_provider, cache_bytes: int = SERIES_CACHE_BYTES, listing_max_age: float = 0.0,
+                 listing_bytes: int = LISTING_CACHE_BYTES) -> None:
         self._provider = data_provider
         self._decoded: dict[bytes, fmt.Metadata | fmt.FormatError] = {}
+        self._decoded_bytes = 0
         self._warned: set[tuple] = set()
         self._lock = threading.Lock()
-        self._cache = SeriesCache(cache_cells)
+        self._cache = SeriesCache(cache_bytes)
         # TensorBoard's gRPC data provider (the Rust data server), whose responses are read here directly.
         self._grpc = type(data_provider) is grpc_provider.GrpcDataProvider
-        self._listings = SharedListings(listing_max_age)
+        self._listings = SharedListings(listing_max_age, listing_bytes)
         # Stats tags that stand for a run in run_versions (its stats tables, else a layer's stats): few names
         # shared by every run, so one listing filtered to them covers the runs; the unnamed monitor's table
         # from the start, the others as listings show them.
         self._index_tags: set[str] = {fmt.TABLE_TAG}
         # {(experiment, run): (its index version, the version its stats agree to)} (see _checked_index_versions).
         self._checked: dict[tuple[str, str], tuple] = {}
+
+    @property
+    def cached_bytes(self) -> dict[str, int]:
+        """{cache: the bytes it holds, as accounted against its budget}."""
+        return {"listings": self._listings.kept_bytes, "series": self._cache.kept_bytes, "metadata": self._decoded_bytes}
 
     @property
     def data_provider(self):
@@ -206,6 +231,8 @@ class Reader:
         with self._lock:
             if key in self._warned:
                 return
+            if len(self._warned) >= MAX_WARNED:  # said again after so many others: still bounded
+                self._warned.clear()
             self._warned.add(key)
         logger.warning(message, *args)
 
@@ -217,7 +244,13 @@ class Reader:
                 result = fmt.parse_plugin_metadata(content)
             except fmt.FormatError as e:
                 result = e
-            self._decoded[content] = result
+            with self._lock:
+                if self._decoded_bytes > DECODED_BYTES:  # distinct contents come from the files: seldom
+                    self._decoded.clear()
+                    self._decoded_bytes = 0
+                self._decoded[content] = result
+                self._decoded_bytes += _METADATA_BYTES * (1 + len(result.layers) if isinstance(result, fmt.Metadata)
+                                                         else 1) + len(content)
         if isinstance(result, fmt.FormatError):
             self._warn_once(("meta", run, tag), "nas: skipping run %r tag %r: %s", run, tag, result)
             return None
@@ -232,11 +265,12 @@ class Reader:
             return self._listings.kept(("runs", eid))
         if not self._grpc:
             return self._listings.get(("runs", eid), lambda: self._provider.list_runs(ctx, experiment_id=eid),
-                                      lambda runs: [run.run_name for run in runs])
+                                      lambda runs: [run.run_name for run in runs],
+                                      lambda runs: _ENTRY_BYTES * len(runs))
         req = grpc_provider.data_provider_pb2.ListRunsRequest()
         req.experiment_id = eid
         return self._listings.get(("runs", eid), lambda: self._rpc("ListRuns", req),
-                                  lambda res: [run.name for run in res.runs])
+                                  lambda res: [run.name for run in res.runs], lambda res: _ENTRY_BYTES * len(res.runs))
 
     def _rpc(self, method: str, request):
         """A call of TensorBoard's gRPC data provider whose response is read here directly; the listings
@@ -344,7 +378,8 @@ class Reader:
         if not self._grpc:
             method = getattr(self._provider, _PROVIDER_LISTINGS[data])
             return self._listings.get(key, lambda: method(ctx, experiment_id=eid, plugin_name=plugin,
-                                                          run_tag_filter=run_tag_filter), lambda raw: make(_rows(raw)))
+                                                          run_tag_filter=run_tag_filter), lambda raw: make(_rows(raw)),
+                                      _listing_bytes)
         # As GrpcDataProvider's list_* build the request (the three requests have the same fields).
         req = getattr(grpc_provider.data_provider_pb2, f"List{data}Request")()
         req.experiment_id = eid
@@ -353,7 +388,7 @@ class Reader:
         return self._listings.get(key, lambda: self._rpc(f"List{data}", req), lambda res: make(
             [(entry.run_name, [(tag.tag_name, tag.metadata.summary_metadata.plugin_data.content,
                                 tag.metadata.max_step, tag.metadata.max_wall_time) for tag in entry.tags])
-             for entry in res.runs]))
+             for entry in res.runs]), lambda res: _GRPC_LISTING_FACTOR * res.ByteSize())
 
     def _index_versions(self, ctx, eid: str) -> dict[str, tuple[int, float]]:
         """{run: (max step, max wall time) over its readable index records} of the runs that have one; shared
@@ -476,7 +511,7 @@ class Reader:
                     except ValueError as e:
                         warn(e)
                         payload, cells = None, 0
-                    self._cache.put((eid, plugin, run, listed.tag), listed.version, payload, cells)
+                    self._cache.put((eid, plugin, run, listed.tag), listed.version, payload, _ENTRY_BYTES + 8 * cells)
                     if payload is not None:
                         result[run].append((listed, payload))
         return result
@@ -640,7 +675,7 @@ class Reader:
         hit = self._cache.get(key, version)
         if hit is SeriesCache.MISS:
             hit = load()
-            self._cache.put(key, version, hit, 1)
+            self._cache.put(key, version, hit, _ENTRY_BYTES + len(hit) if isinstance(hit, bytes) else _ENTRY_BYTES)
         return hit
 
 
@@ -668,6 +703,11 @@ def _scalar_tags_of(rows) -> dict[str, dict[str, Listed]]:
 def _image_tags_of(rows) -> dict[str, Listed]:
     """{run: its listed probe image summary} (the listing asks for that tag only)."""
     return {run: Listed(tag, step, wall_time) for run, tags in rows for tag, _, step, wall_time in tags}
+
+
+def _listing_bytes(listing: dict) -> int:
+    """The bytes a data provider's list_* result and what is made of it hold, estimated (see _ENTRY_BYTES)."""
+    return sum(_ENTRY_BYTES + len(getattr(ts, "plugin_content", b"")) for tags in listing.values() for ts in tags.values())
 
 
 def _filter_key(run_tag_filter: provider.RunTagFilter | None) -> tuple | None:

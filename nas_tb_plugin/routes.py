@@ -15,7 +15,9 @@ import logging
 import math
 import re
 import secrets
+import threading
 import urllib.parse
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,7 +32,9 @@ from . import assets
 from .aggregate import align, band, mean_curve
 from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_members, group_runs
 from .overfit import default_loss_tag, overfit_step
-from .reading import BESIDE, Listed, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats, joint_unit
+from .reading import (BESIDE, SERIES_CACHE_BYTES, Listed, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats,
+                      joint_unit)
+from .sharing import LISTING_CACHE_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +42,9 @@ JSON = "application/json"
 STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
 
 
-# Groups whose members are remembered for their next request (Routes._group_listings).
-MEMBERS_KEPT = 1024
+# Run names (over all groups) of the groups whose members are remembered for their next request
+# (Routes._group_listings): a list entry each, the names themselves are the run list's.
+MEMBERS_KEPT = 100_000
 
 # Most bytes of response bodies kept for repeated requests (Routes._memo): a few hundred views' worth.
 BODY_CACHE_BYTES = 64 * 2**20
@@ -267,14 +272,21 @@ def _arg(request, name: str, required: bool = False) -> str | None:
     return value
 
 
+# Steps and indices are int64 in event files: a value beyond is no step of any run.
+INT64 = (-2**63, 2**63 - 1)
+
+
 def _int_arg(request, name: str) -> int | None:
     value = _arg(request, name)
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ApiError(400, f"parameter {name!r} must be an integer; got {value!r}", name) from None
+    if not INT64[0] <= number <= INT64[1]:
+        raise ApiError(400, f"parameter {name!r} must be an integer from -2**63 to 2**63 - 1; got {value!r}", name)
+    return number
 
 
 def _probe_arg(request) -> int:
@@ -318,6 +330,15 @@ def _loss_tags(request) -> tuple[str | None, str | None]:
     return _arg(request, "loss_tag"), _arg(request, "loss_tag2")
 
 
+@dataclass(frozen=True)
+class CacheBudgets:
+    """The most bytes each of the plugin's caches holds: data-provider listings, converted series, response bodies."""
+
+    listings: int = LISTING_CACHE_BYTES
+    series: int = SERIES_CACHE_BYTES
+    bodies: int = BODY_CACHE_BYTES
+
+
 class Routes:
     """The plugin's WSGI apps; ``frontend_dir`` holds ``index.js`` and the other static files.
 
@@ -327,14 +348,24 @@ class Routes:
     (:meth:`_memo`): a view that every open tab asks for again costs its listing calls only.
     """
 
-    def __init__(self, data_provider, frontend_dir: Path | None, listing_max_age: float = 0.0) -> None:
-        self._reader = Reader(data_provider, listing_max_age=listing_max_age)
+    def __init__(self, data_provider, frontend_dir: Path | None, listing_max_age: float = 0.0,
+                 budgets: CacheBudgets | None = None) -> None:
+        budgets = budgets or CacheBudgets()
+        self._reader = Reader(data_provider, budgets.series, listing_max_age, budgets.listings)
         self._frontend = frontend_dir
-        self._bodies = SeriesCache(BODY_CACHE_BYTES)  # see _memo
+        self._bodies = SeriesCache(budgets.bodies)  # see _memo
         # The run list that every open tab polls: the last one made, reused while its key holds.
         self._runs_last: RunList | None = None
-        # {(experiment, group_regex, group): its members at its last request} (see _group_listings).
-        self._members_last: dict[tuple, list[str]] = {}
+        # {(experiment, group_regex, group): its members at its last request} (see _group_listings), least
+        # recently asked first, MEMBERS_KEPT names at most.
+        self._members_last: OrderedDict[tuple, list[str]] = OrderedDict()
+        self._members_count = 0
+        self._members_lock = threading.Lock()
+
+    @property
+    def cached_bytes(self) -> dict[str, int]:
+        """{cache: the bytes it holds, as accounted against its budget} of every cache of the plugin."""
+        return {**self._reader.cached_bytes, "bodies": self._bodies.kept_bytes, "group members": 8 * self._members_count}  # a list entry each
 
     def apps(self) -> dict:
         return {
@@ -639,13 +670,19 @@ class Routes:
             early = (BESIDE.submit(self._reader.list_nas, ctx, eid, runs=guess),
                      self._scalar_tags(ctx, eid, guess, scalars, early=True))
         members = group_members(self._reader.run_names(ctx, eid), selector.pattern, selector.group)
-        if len(self._members_last) >= MEMBERS_KEPT:  # a bound, not an LRU: every key is one regex and group
-            self._members_last.clear()
-        self._members_last[key] = members
+        self._remember_members(key, members)
         if early is not None and members == guess:
             return members, early[0].result(), early[1]
         tags = self._scalar_tags(ctx, eid, members, scalars)
         return members, self._reader.list_nas(ctx, eid, runs=members), tags
+
+    def _remember_members(self, key: tuple, members: list[str]) -> None:
+        with self._members_lock:
+            old = self._members_last.pop(key, None)
+            self._members_count += len(members) - (len(old) if old is not None else 0)
+            self._members_last[key] = members
+            while self._members_count > MEMBERS_KEPT and len(self._members_last) > 1:
+                self._members_count -= len(self._members_last.popitem(last=False)[1])
 
     def _heatmap_version(self, ctx, eid, run: str, listing: RunListing) -> tuple:
         """What a heatmap response of the run is made from (see :meth:`_memo`): its NAS listing and, for
@@ -664,7 +701,8 @@ class Routes:
         body = self._bodies.get(key, version)
         if body is SeriesCache.MISS:
             body = make()
-            self._bodies.put(key, version, body, len(body.data))  # its gzipped copy is smaller: not counted
+            # Its gzipped copy, made on the first request that accepts gzip, is counted as half its size.
+            self._bodies.put(key, version, body, len(body.data) * 3 // 2)
         return body
 
     def _layer_lines(self, ctx, eid, sel: Selection) -> tuple[list[LayerLine], dict]:

@@ -115,20 +115,22 @@ def build_logdir(path: Path) -> LogDir:
     return log
 
 
-def app_for(logdir: Path, frontend_dir=None, reload_interval: float | None = None):
+def app_for(logdir: Path, frontend_dir=None, reload_interval: float | None = None, budgets=None, plugin=False):
     """The werkzeug test client of a TensorBoard app with only the NAS plugin, loaded as TensorBoard's
     `--load_fast=false` path does (every `nas` record kept, as NASLoader.fix_flags asks). With
     ``reload_interval`` the plugin is told TensorBoard's `--reload_interval` (it shares listings for a part
-    of it); the test calls ``multiplexer.Reload()`` itself."""
+    of it); the test calls ``multiplexer.Reload()`` itself. ``budgets``: the plugin's cache budgets
+    (:class:`~nas_tb_plugin.routes.CacheBudgets`). Returns (client, multiplexer), or (client, the plugin's
+    routes) with ``plugin``."""
     multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"nas": 0, "nas_index": 1})
     multiplexer.AddRunsFromDirectory(str(logdir))
     multiplexer.Reload()
     provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
     flags = argparse.Namespace(reload_interval=reload_interval) if reload_interval is not None else None
     context = base_plugin.TBContext(logdir=str(logdir), data_provider=provider, flags=flags)
-    plugin = NASPlugin(context, frontend_dir=frontend_dir)
-    app = application.TensorBoardWSGI([plugin], data_provider=provider)
-    return werkzeug_test.Client(app), multiplexer
+    nas = NASPlugin(context, frontend_dir=frontend_dir, budgets=budgets)
+    app = application.TensorBoardWSGI([nas], data_provider=provider)
+    return werkzeug_test.Client(app), (nas.routes if plugin else multiplexer)
 
 
 def get_json(client, url: str, status: int = 200):

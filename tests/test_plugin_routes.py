@@ -407,6 +407,10 @@ def test_steps_beyond_2_to_the_53_are_sent_as_exact_strings(tmp_path):
     ("steps?run=nope", 404, "run"),
     ("export?run=solo&format=xlsx", 400, "format"),
     ("export?group=nope", 404, "group"),
+    (f"heatmaps?run=solo&step={2**63}", 400, "step"),  # beyond an event file's int64 steps
+    (f"heatmap?run=solo&layer=conv1&step={-2**63 - 1}", 400, "step"),
+    (f"heatmaps?run=solo&probe={10**30}", 400, "probe"),
+    ("heatmap?run=solo&layer=conv1&probe=-1", 400, "probe"),
 ])
 def test_bad_requests_answer_json_errors_naming_the_parameter(client, url, status, parameter):
     body = get_json(client, P + url, status)
