@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-Series = tuple[np.ndarray, np.ndarray]  # (steps: (n,) int64, values: (n,) float64)
+Curve = tuple[np.ndarray, np.ndarray]  # (steps: (n,) int64, values: (n,) float64)
 
 
-def dedupe_steps(steps: np.ndarray, values: np.ndarray) -> Series:
+def dedupe_steps(steps: np.ndarray, values: np.ndarray) -> Curve:
     """The points of a series in the order they were written, less those a later point's step is at or
     before (steps (m,) increasing, values (m, ...)): TensorBoard's purge of out-of-order steps, which its
     Rust data server does and its Python loader does not for files without restart events. A run restarted
@@ -22,7 +22,7 @@ def dedupe_steps(steps: np.ndarray, values: np.ndarray) -> Series:
     return steps[keep], values[keep]
 
 
-def align(series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
+def align(series: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray]:
     """(sorted union of steps (S,), values (len(series), S) with NaN where a series has no step).
 
     A series' values may also be (k, n): k value rows on its n steps (layers of one run that share their
@@ -46,7 +46,7 @@ def band(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.nanmin(matrix, axis=0), np.nanmedian(matrix, axis=0), np.nanmax(matrix, axis=0)
 
 
-def mean_curve(series: Sequence[Series]) -> Series:
+def mean_curve(series: Sequence[Curve]) -> Curve:
     """Step-wise mean over the series that have each step (NaN ignored)."""
     steps, matrix = align(series)
     with warnings.catch_warnings():

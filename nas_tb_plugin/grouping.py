@@ -89,11 +89,6 @@ def _group_key(run: str, pattern: Pattern) -> Group:
     return Group(name, True) if name else Group(run, False)
 
 
-def group_of(run: str, pattern: Pattern) -> str:
-    """Group name of ``run`` under ``pattern``."""
-    return group_key(run, pattern).name
-
-
 def group_runs(runs: Iterable[str], pattern: Pattern) -> dict[Group, list[str]]:
     """{group: sorted run names}, by name, a matched group before the unmatched run of the same name."""
     groups: dict[Group, list[str]] = {}

@@ -54,7 +54,7 @@ MAX_CHECKED_RUNS = 200_000
 # and the scalar tags of its runs; the layers' and the overlays' reads): on TensorBoard's gRPC provider a call
 # whose answer exceeds a few hundred bytes waits for the data server's second segment (up to ~40 ms of delayed
 # ACK against Nagle: the data server writes without TCP_NODELAY), so calls in a row wait once each.
-BESIDE = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="nas-beside")
+PARALLEL_CALLS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="nas-parallel-calls")
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,8 @@ class RunListing:
         """The tags that stand for the run in a cheap listing (see :func:`index_tags`)."""
         return index_tags(self.tables.values(), self.stats.values())
 
-    def version(self) -> tuple[int, float]:
-        """(max step, max wall time) of the run's index tags: changes when the run logs a step."""
+    def last_logged(self) -> tuple[int, float]:
+        """(max step, max wall time) of the run's index tags, as listed: changes when the run logs a step."""
         return max(t.version for t in self.index())
 
     def layers(self) -> list[fmt.LayerInfo]:
@@ -258,11 +258,13 @@ class Reader:
 
     # --- listings -------------------------------------------------------------------------------
 
-    def run_names(self, ctx, eid: str, kept_only: bool = False) -> list[str] | None:
+    def kept_run_names(self, eid: str) -> list[str] | None:
+        """What :meth:`run_names` answers at once from a listing kept from an earlier request; None without one."""
+        return self._listings.kept(("runs", eid))
+
+    def run_names(self, ctx, eid: str) -> list[str]:
         """Every run of the experiment (with or without NAS data); cheap on every data provider. Shared with
-        later calls: not to be changed. ``kept_only``: only a listing kept from an earlier request, None without one."""
-        if kept_only:
-            return self._listings.kept(("runs", eid))
+        later calls: not to be changed."""
         if not self._grpc:
             return self._listings.get(("runs", eid), lambda: self._provider.list_runs(ctx, experiment_id=eid),
                                       lambda runs: [run.run_name for run in runs],
@@ -342,8 +344,8 @@ class Reader:
         :meth:`_checked_index_versions` says; the other runs (written before it, or without NAS data) are
         listed as :meth:`_stats_versions` says.
         """
-        kept = self.run_names(ctx, eid, kept_only=True)
-        names = BESIDE.submit(self.run_names, ctx, eid) if kept is None else None  # beside the index listing
+        kept = self.kept_run_names(eid)
+        names = PARALLEL_CALLS.submit(self.run_names, ctx, eid) if kept is None else None  # beside the index listing
         indexed = self._index_versions(ctx, eid)
         rest = [run for run in (kept if names is None else names.result()) if run not in indexed]
         versions = self._stats_versions(ctx, eid, rest) if rest else {}
@@ -366,15 +368,12 @@ class Reader:
         checked = ((run, self._checked.get((eid, run), (None, None))[1]) for run in indexed)
         return {run: version for run, version in checked if version is not None}
 
-    def _listed(self, ctx, eid: str, plugin: str, run_tag_filter, kind: str, make, data: str = "Tensors",
-                kept_only: bool = False):
+    def _listed(self, ctx, eid: str, plugin: str, run_tag_filter, kind: str, make, data: str = "Tensors"):
         """``make(rows)`` of a listing of ``data`` ("Tensors", "Scalars" or "BlobSequences"), rows [(run, [(tag,
         metadata content, max step, max wall time)])], shared (see :class:`SharedListings`): ``make`` runs
         only when the listing differs from the last one of this ``kind`` and filter. On TensorBoard's gRPC
-        provider the rows come straight from the response. ``kept_only``: a kept answer or None, no call."""
+        provider the rows come straight from the response."""
         key = (kind, eid, plugin, _filter_key(run_tag_filter))
-        if kept_only:
-            return self._listings.kept(key)
         if not self._grpc:
             method = getattr(self._provider, _PROVIDER_LISTINGS[data])
             return self._listings.get(key, lambda: method(ctx, experiment_id=eid, plugin_name=plugin,
@@ -410,7 +409,7 @@ class Reader:
         return versions
 
     def _stats_versions(self, ctx, eid: str, runs: list[str]) -> dict[str, tuple[int, float]]:
-        """{run: RunListing.version()} of those of ``runs`` that hold NAS statistics.
+        """{run: RunListing.last_logged()} of those of ``runs`` that hold NAS statistics.
 
         Lists only the stats tags that stood for the runs listed so far (see :meth:`_learn_index`), and the
         whole NAS listing of the runs that have none of them (new runs, other formats, runs without NAS
@@ -422,47 +421,21 @@ class Reader:
         versions = dict(self._listed(ctx, eid, fmt.PLUGIN_NAME, provider.RunTagFilter(runs=runs, tags=index),
                                      "stats index", self._stats_versions_of)) if index else {}
         for run, listing in self.list_nas(ctx, eid, runs=[run for run in runs if run not in versions]).items():
-            versions[run] = listing.version()
+            versions[run] = listing.last_logged()
         return versions
 
     def _stats_versions_of(self, rows) -> dict[str, tuple[int, float]]:
         listings = ((run, self._run_listing(run, tags)) for run, tags in rows)
-        return {run: entry.version() for run, entry in listings if entry is not None}
+        return {run: entry.last_logged() for run, entry in listings if entry is not None}
 
-    def read_records(self, ctx, eid: str, run: str) -> dict[str, tuple[fmt.Metadata, list[tuple[int, np.ndarray]]]]:
-        """{tag: (metadata, [(step, tensor as written)])} of every readable NAS tag of ``run``, uncached:
-        the raw records, for scripts and tests that check what was written."""
-        tags = self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME,
-                                           run_tag_filter=provider.RunTagFilter(runs=[run])).get(run, {})
-        data = self._provider.read_tensors(ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
-                                           run_tag_filter=provider.RunTagFilter(runs=[run])).get(run, {})
-        records = {}
-        for tag, ts in tags.items():
-            meta = self._decode(run, tag, ts.plugin_content)
-            if meta is not None:
-                records[tag] = (meta, [(p.step, p.numpy) for p in data.get(tag, ())])
-        return records
-
-    def read_layer_records(self, ctx, eid: str, run: str
-                           ) -> dict[tuple[str, str], tuple[fmt.LayerInfo, list[tuple[int, np.ndarray]]]]:
-        """{(layer name, record): (layer, [(step, tensor)])} of ``run``'s stats and heatmaps as written, uncached:
-        a layer's stats from its per-layer series where it has one, else its row of its monitor's stats table
-        (a (fields,) tensor per step, NaN where the layer did not run)."""
-        found = {}
-        for meta, points in self.read_records(ctx, eid, run).values():
-            if meta.record == fmt.TABLE:
-                for row, layer in enumerate(meta.layers):
-                    found.setdefault((layer.name, fmt.STATS), (layer, [(step, table[row]) for step, table in points]))
-            elif meta.layer is not None:
-                found[(meta.layer.name, meta.record)] = (meta.layer, points)
-        return found
-
-    def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None, kept_only: bool = False
-                         ) -> dict[str, dict[str, Listed]] | None:
+    def list_scalar_tags(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, dict[str, Listed]]:
         """{run: {scalar tag: Listed}} of TensorBoard's scalars plugin, tags sorted. Shared with later calls:
-        not to be changed. ``kept_only``: only a listing kept from an earlier request, None without one."""
-        return self._listed(ctx, eid, SCALARS_PLUGIN, provider.RunTagFilter(runs=runs) if runs is not None else None,
-                            "scalars", _scalar_tags_of, data="Scalars", kept_only=kept_only)
+        not to be changed."""
+        return self._listed(ctx, eid, SCALARS_PLUGIN, _runs_filter(runs), "scalars", _scalar_tags_of, data="Scalars")
+
+    def kept_scalar_tags(self, eid: str, runs: list[str] | None = None) -> dict[str, dict[str, Listed]] | None:
+        """What :meth:`list_scalar_tags` answers at once from a listing kept from an earlier request; None without one."""
+        return self._listings.kept(("scalars", eid, SCALARS_PLUGIN, _filter_key(_runs_filter(runs))))
 
     # --- cached reads ---------------------------------------------------------------------------
 
@@ -710,6 +683,10 @@ def _listing_bytes(listing: dict) -> int:
     return sum(_ENTRY_BYTES + len(getattr(ts, "plugin_content", b"")) for tags in listing.values() for ts in tags.values())
 
 
+def _runs_filter(runs: list[str] | None) -> provider.RunTagFilter | None:
+    return provider.RunTagFilter(runs=runs) if runs is not None else None
+
+
 def _filter_key(run_tag_filter: provider.RunTagFilter | None) -> tuple | None:
     """A RunTagFilter as a key of shared listings (it has no equality of its own)."""
     return None if run_tag_filter is None else (run_tag_filter.runs, run_tag_filter.tags)
@@ -776,20 +753,25 @@ _NUMERIC = frozenset((types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_HALF
                       types_pb2.DT_UINT8, types_pb2.DT_UINT16, types_pb2.DT_UINT32, types_pb2.DT_UINT64))
 
 
-def _numeric_shape(point) -> tuple[int, ...] | None:
-    """The shape of a point's tensor (a TensorProto, or a point with ``numpy``), None when it holds no numbers."""
+def _numeric_shape(point, rank_only: bool) -> tuple[int, ...] | int | None:
+    """The shape (or with ``rank_only`` the rank) of a point's tensor (a TensorProto, or a point with
+    ``numpy``), None when it holds no numbers. A rank is read ~10x faster from a TensorProto than a shape,
+    which counts for the thousands of tensors of a heatmap listing."""
     if isinstance(point, tensor_pb2.TensorProto):
-        return tuple(d.size for d in point.tensor_shape.dim) if point.dtype in _NUMERIC else None
+        if point.dtype not in _NUMERIC:
+            return None
+        return len(point.tensor_shape.dim) if rank_only else tuple(d.size for d in point.tensor_shape.dim)
     array = np.asarray(point.numpy)
-    return array.shape if array.dtype.kind in "fiu" else None
+    return None if array.dtype.kind not in "fiu" else array.ndim if rank_only else array.shape
 
 
-def _well_shaped(points, fits, warn, wanted: str):
+def _well_shaped(points, fits, warn, wanted: str, rank_only: bool = False):
     """``points`` (a list, or :class:`_LazyPoints`) less those whose tensor holds no numbers or has a shape
-    that ``fits(shape)`` refuses; the skipped steps named in ``warn``."""
+    (with ``rank_only``, a rank) that ``fits`` refuses; the skipped steps named in ``warn``."""
     lazy = isinstance(points, _LazyPoints)
-    shapes = [_numeric_shape(points.values[int(i)]) for i in points.index] if lazy else map(_numeric_shape, points)
-    keep = np.array([shape is not None and fits(shape) for shape in shapes], dtype=bool)
+    items = [points.values[int(i)] for i in points.index] if lazy else points
+    keep = np.array([shape is not None and fits(shape) for shape in (_numeric_shape(p, rank_only) for p in items)],
+                    dtype=bool)
     if keep.all():
         return points
     steps = points.steps if lazy else _steps(points)
@@ -851,7 +833,7 @@ class Maps:
 def _to_maps(points, warn) -> tuple[tuple[np.ndarray, Maps], int]:
     """(steps (n,), Maps) of a heatmap series (a list of points, or :class:`_LazyPoints`), less the steps
     whose tensor is no map of numbers (warned)."""
-    points = _well_shaped(points, lambda shape: len(shape) <= 3, warn, "(probe, H, W) numbers")
+    points = _well_shaped(points, lambda rank: rank <= 3, warn, "(probe, H, W) numbers", rank_only=True)
     if isinstance(points, _LazyPoints):
         steps, order = dedupe_steps(points.steps, points.index)
         values = points.values

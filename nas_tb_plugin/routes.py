@@ -32,7 +32,7 @@ from . import assets
 from .aggregate import align, band, mean_curve
 from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_members, group_runs
 from .overfit import default_loss_tag, overfit_step
-from .reading import (BESIDE, SERIES_CACHE_BYTES, Listed, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats,
+from .reading import (PARALLEL_CALLS, SERIES_CACHE_BYTES, Listed, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats,
                       joint_unit)
 from .sharing import LISTING_CACHE_BYTES
 
@@ -224,7 +224,7 @@ class Selection:
         return joint_unit(self.listings[run].step_unit for run in self.runs)
 
     @property
-    def version(self) -> tuple:
+    def listed(self) -> tuple:
         """The runs and the listed version of each of their NAS tags (and scalar tags, when listed): changes
         whenever anything a response about the selection is made from does."""
         nas = tuple((run, self.listings[run].listed) for run in self.runs)
@@ -406,7 +406,7 @@ class Routes:
         ctx, eid = _where(request)
         selector, loss_tags = _selector(request), _loss_tags(request)
         sel = self._select(ctx, eid, selector, scalars=True)
-        return self._kept_json(request, (route, eid, sel.kind, sel.name, loss_tags), sel.version,
+        return self._kept_json(request, (route, eid, sel.kind, sel.name, loss_tags), sel.listed,
                                lambda: impl(ctx, eid, sel, loss_tags))
 
     @_endpoint
@@ -416,7 +416,7 @@ class Routes:
             raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
         ctx, eid = _where(request)
         sel = self._select(ctx, eid, _selector(request))
-        text = self._memo(("export", eid, sel.kind, sel.name), sel.version,
+        text = self._memo(("export", eid, sel.kind, sel.name), sel.listed,
                           lambda: Body(self.export_impl(ctx, eid, sel).encode()))
         headers = [("Content-Disposition", f'attachment; filename="{_export_filename(sel)}"')]
         return text.respond(request, "text/csv", headers=headers)
@@ -445,7 +445,7 @@ class Routes:
         run, loss_tags = _arg(request, "run", required=True), _loss_tags(request)
         ctx, eid = _where(request)
         sel = self._select(ctx, eid, Selector(run=run), scalars=True)
-        return self._kept_json(request, ("steps", eid, run, loss_tags), sel.version,
+        return self._kept_json(request, ("steps", eid, run, loss_tags), sel.listed,
                                lambda: self.steps_impl(ctx, eid, sel, loss_tags))
 
     @_endpoint
@@ -474,16 +474,12 @@ class Routes:
 
     # --- implementations: (ctx, experiment id, parsed parameters) -> response body ---------------
 
-    def runs_impl(self, ctx, eid: str, pattern: Pattern) -> dict:
-        """Every run with NAS data (its group; its last logged step and when, which change together whenever
-        it logs a step: clients key their caches on them) and the groups. The run names and a listing of one
-        index record per run (see :meth:`Reader.run_versions`), no read; the rest of a run (layers, scalar
-        tags, step count) is :meth:`run_impl`'s, asked for lazily."""
-        return self._run_list(ctx, eid, pattern).body
-
     def _run_list(self, ctx, eid: str, pattern: Pattern) -> RunList:
-        """The run list of :meth:`runs_impl` and its JSON (see :class:`Body`): the last one while the experiment, the
-        regex and every run's version are unchanged (the versions are listed on every call)."""
+        """Every run with NAS data (its group; its last logged step and when, which change together whenever
+        it logs a step: clients key their caches on them) and the groups, and its JSON (see :class:`Body`): the
+        run names and a listing of one index record per run (see :meth:`Reader.run_versions`), no read; the
+        rest of a run (layers, scalar tags, step count) is :meth:`run_impl`'s, asked for lazily. The last one
+        made while the experiment, the regex and every run's version are unchanged (listed on every call)."""
         versions = self._reader.run_versions(ctx, eid)
         key = (eid, pattern.pattern, versions)
         last = self._runs_last
@@ -522,7 +518,7 @@ class Routes:
 
     def lines_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """Per layer its min/median/max over steps, and the overlays (losses, overfitting step, alarms)."""
-        overlay = BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
+        overlay = PARALLEL_CALLS.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
         lines, times = self._layer_lines(ctx, eid, sel)
         layers = [
             {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": _steps(l.stats.steps),
@@ -534,7 +530,7 @@ class Routes:
 
     def stripes_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """The layers' medians on the union of their steps (layers x steps), and the overlays."""
-        overlay = BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
+        overlay = PARALLEL_CALLS.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
         lines, times = self._layer_lines(ctx, eid, sel)
         steps, medians = align([(l.stats.steps, l.stats.median) for l in lines])
         return {
@@ -602,7 +598,7 @@ class Routes:
         of probe samples at its last step (the fewest of any layer) and the overlays (losses,
         overfitting step, alarms)."""
         (run,) = sel.runs
-        overlay = BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the heatmaps'
+        overlay = PARALLEL_CALLS.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the heatmaps'
         data = self._reader.read_heatmaps(ctx, eid, run, list(sel.listings[run].heatmaps.values()))
         steps = np.unique(np.concatenate([s for s, _ in data.values()] or [np.zeros(0, np.int64)]))
         probes = min((len(maps[len(maps) - 1]) for _, maps in data.values() if len(maps)), default=1)
@@ -650,8 +646,8 @@ class Routes:
         if not scalars:
             return None
         tags = functools.partial(self._reader.list_scalar_tags, ctx, eid, runs)
-        if early or tags(kept_only=True) is None:
-            return BESIDE.submit(tags).result
+        if early or self._reader.kept_scalar_tags(eid, runs) is None:
+            return PARALLEL_CALLS.submit(tags).result
         # Kept: asked for again when used, as the NAS listing may have found new data and dropped it (.sharing).
         return tags
 
@@ -660,14 +656,14 @@ class Routes:
         selected group, whose members are found by grouping the run names (a cheap call).
 
         When the run names are not kept, the listings of the members the group had at its last request are
-        made beside the run names' call, so that their delayed ACKs (see reading.BESIDE) are waited for at once, not
+        made beside the run names' call, so that their delayed ACKs (see reading.PARALLEL_CALLS) are waited for at once, not
         in a row, and used if the members are the same (runs seldom join or leave a group).
         """
         key = (eid, selector.pattern.pattern, selector.group)
         guess = self._members_last.get(key)
         early = None
-        if guess and self._reader.run_names(ctx, eid, kept_only=True) is None:
-            early = (BESIDE.submit(self._reader.list_nas, ctx, eid, runs=guess),
+        if guess and self._reader.kept_run_names(eid) is None:
+            early = (PARALLEL_CALLS.submit(self._reader.list_nas, ctx, eid, runs=guess),
                      self._scalar_tags(ctx, eid, guess, scalars, early=True))
         members = group_members(self._reader.run_names(ctx, eid), selector.pattern, selector.group)
         self._remember_members(key, members)

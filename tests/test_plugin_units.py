@@ -10,7 +10,7 @@ from tensorboard.plugins import base_plugin
 
 from nas_tb_plugin import assets
 from nas_tb_plugin.aggregate import align, band, dedupe_steps, mean_curve
-from nas_tb_plugin.grouping import Group, compile_group_regex, group_key, group_of, group_members, group_runs
+from nas_tb_plugin.grouping import Group, compile_group_regex, group_key, group_members, group_runs
 from nas_tb_plugin.overfit import default_loss_tag
 from nas_tb_plugin.plugin import NASLoader, NASPlugin
 from plugin_fixtures import app_for, get_json
@@ -19,6 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 # --- grouping -----------------------------------------------------------------------------------
+
+def group_of(run: str, pattern) -> str:
+    """Group name of ``run`` under ``pattern``."""
+    return group_key(run, pattern).name
+
 
 @pytest.mark.parametrize("run, group", [
     ("vanilla/seed0", "vanilla"), ("vanilla/seed12", "vanilla"), ("x_rep2", "x"), ("x_run3", "x"),
