@@ -3,13 +3,13 @@ and the plugin object that maps routes to the handlers in :mod:`.routes`."""
 from __future__ import annotations
 
 from tensorboard.plugins import base_plugin
-from tensorboard.plugins.core import core_plugin
 
 from nas_logger.format import INDEX_PLUGIN_NAME, PLUGIN_NAME
 
 from . import assets
 from .routes import CacheBudgets, Routes
 from .sharing import max_age_for
+from .tensorboard_private import parse_samples_per_plugin
 
 
 class NASPlugin(base_plugin.TBPlugin):
@@ -51,7 +51,7 @@ class NASLoader(base_plugin.TBLoader):
     def fix_flags(self, flags) -> None:
         samples = getattr(flags, "samples_per_plugin", None)
         if isinstance(samples, str):  # e.g. program.TensorBoard().configure(samples_per_plugin="x=1")
-            samples = core_plugin._parse_samples_per_plugin(samples)
+            samples = parse_samples_per_plugin(samples)
         samples = dict(samples or {})
         samples.setdefault(PLUGIN_NAME, 0)
         samples.setdefault(INDEX_PLUGIN_NAME, 1)

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from tensorboard import errors
 from tensorboard.compat.proto import tensor_pb2, types_pb2
-from tensorboard.data import grpc_provider, provider
+from tensorboard.data import provider
 from tensorboard.util import tensor_util
 
 from nas_logger import format as fmt
 
 from .aggregate import dedupe_steps
 from .sharing import LISTING_CACHE_BYTES, SharedListings
+from .tensorboard_private import GrpcCalls
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class Reader:
         self._lock = threading.Lock()
         self._cache = SeriesCache(cache_bytes)
         # TensorBoard's gRPC data provider (the Rust data server), whose responses are read here directly.
-        self._grpc = type(data_provider) is grpc_provider.GrpcDataProvider
+        self._grpc = GrpcCalls.of(data_provider)
         self._listings = SharedListings(listing_max_age, listing_bytes)
         # Stats tags that stand for a run in run_versions (its stats tables, else a layer's stats): few names
         # shared by every run, so one listing filtered to them covers the runs; the unnamed monitor's table
@@ -269,17 +270,9 @@ class Reader:
             return self._listings.get(("runs", eid), lambda: self._provider.list_runs(ctx, experiment_id=eid),
                                       lambda runs: [run.run_name for run in runs],
                                       lambda runs: _ENTRY_BYTES * len(runs))
-        req = grpc_provider.data_provider_pb2.ListRunsRequest()
-        req.experiment_id = eid
-        return self._listings.get(("runs", eid), lambda: self._rpc("ListRuns", req),
+        req = self._grpc.request("ListRuns", eid)
+        return self._listings.get(("runs", eid), lambda: self._grpc.call("ListRuns", req),
                                   lambda res: [run.name for run in res.runs], lambda res: _ENTRY_BYTES * len(res.runs))
-
-    def _rpc(self, method: str, request):
-        """A call of TensorBoard's gRPC data provider whose response is read here directly; the listings
-        hand it to :class:`SharedListings`, which makes Python objects of it only when it differs from the
-        last one (on 10,000 runs the comparison costs a few milliseconds, the Python objects tens)."""
-        with grpc_provider._translate_grpc_error():
-            return getattr(self._provider._stub, method)(request)
 
     def list_nas(self, ctx, eid: str, runs: list[str] | None = None) -> dict[str, RunListing]:
         """{run: RunListing} of the runs (all when ``runs`` is None) that hold NAS statistics. Shared with
@@ -379,12 +372,10 @@ class Reader:
             return self._listings.get(key, lambda: method(ctx, experiment_id=eid, plugin_name=plugin,
                                                           run_tag_filter=run_tag_filter), lambda raw: make(_rows(raw)),
                                       _listing_bytes)
-        # As GrpcDataProvider's list_* build the request (the three requests have the same fields).
-        req = getattr(grpc_provider.data_provider_pb2, f"List{data}Request")()
-        req.experiment_id = eid
-        req.plugin_filter.plugin_name = plugin
-        grpc_provider._populate_rtf(run_tag_filter, req.run_tag_filter)
-        return self._listings.get(key, lambda: self._rpc(f"List{data}", req), lambda res: make(
+        # The response is handed to SharedListings, which makes Python objects of it only when it differs
+        # from the last one (on 10,000 runs the comparison costs a few milliseconds, the Python objects tens).
+        req = self._grpc.request(f"List{data}", eid, plugin, run_tag_filter)
+        return self._listings.get(key, lambda: self._grpc.call(f"List{data}", req), lambda res: make(
             [(entry.run_name, [(tag.tag_name, tag.metadata.summary_metadata.plugin_data.content,
                                 tag.metadata.max_step, tag.metadata.max_wall_time) for tag in entry.tags])
              for entry in res.runs]), lambda res: _GRPC_LISTING_FACTOR * res.ByteSize())
@@ -498,13 +489,9 @@ class Reader:
             return self._provider.read_tensors(ctx, experiment_id=experiment_id, plugin_name=plugin_name,
                                                downsample=downsample, run_tag_filter=run_tag_filter)
         # As GrpcDataProvider.read_tensors builds the request, less its eager decoding of every tensor.
-        req = grpc_provider.data_provider_pb2.ReadTensorsRequest()
-        req.experiment_id = experiment_id
-        req.plugin_filter.plugin_name = plugin_name
-        grpc_provider._populate_rtf(run_tag_filter, req.run_tag_filter)
+        req = self._grpc.request("ReadTensors", experiment_id, plugin_name, run_tag_filter)
         req.downsample.num_points = downsample
-        with grpc_provider._translate_grpc_error():
-            res = self._provider._stub.ReadTensors(req)
+        res = self._grpc.call("ReadTensors", req)
         return {run_entry.run_name: {tag_entry.tag_name: _LazyPoints.of(tag_entry.data) for tag_entry in run_entry.tags}
                 for run_entry in res.runs}
 

@@ -774,9 +774,10 @@ class Routes:
         if found is None:
             return None
         (monitor,) = found
-        # A file from before the probe record holds one image (its image summary); a probe record, those it holds.
-        count = self._reader.probe_count(ctx, eid, run, listing, monitor) if monitor in listing.probes else 1
-        if probe >= count:
+        # A file from before the probe record holds one image (its image summary); a probe record, those it
+        # holds, counted only for a later sample: the first one's URL costs no read (a record without PNG
+        # images answers the URL with a 404).
+        if probe > 0 and probe >= self._reader.probe_count(ctx, eid, run, listing, monitor):
             return None
         # Probe 0 without its parameter: the URL that files from before k probes were linked with.
         return url_for("probe", run=run, monitor=monitor, probe=str(probe) if probe else None)

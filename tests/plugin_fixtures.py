@@ -149,7 +149,8 @@ def write_summaries(path: Path, summaries) -> None:
     writer.close()
 
 
-def _client(logdir: Path, provider, frontend_dir=None, flags=None):
+def client_of(logdir: Path, provider, frontend_dir=None, flags=None):
+    """The werkzeug test client of a TensorBoard app with only the NAS plugin over ``provider``."""
     context = base_plugin.TBContext(logdir=str(logdir), data_provider=provider, flags=flags)
     plugin = NASPlugin(context, frontend_dir=frontend_dir)
     return werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=provider))
@@ -167,10 +168,18 @@ def _snapshot(provider) -> tuple:
 
 
 @contextmanager
-def rust_app_for(logdir: Path, frontend_dir=None, settle: float = 1.5, timeout: float = 120):
+def rust_app_for(logdir: Path, frontend_dir=None):
     """The werkzeug test client of a TensorBoard app with only the NAS plugin over TensorBoard's Rust data
-    server (its gRPC data provider, TensorBoard's default loader), which reads ``logdir`` once with the
-    samples NASLoader asks for. Yields once what it lists has not changed for ``settle`` seconds."""
+    server (see :func:`rust_provider`)."""
+    with rust_provider(logdir) as provider:
+        yield client_of(logdir, provider, frontend_dir)
+
+
+@contextmanager
+def rust_provider(logdir: Path, settle: float = 1.5, timeout: float = 120):
+    """TensorBoard's Rust data server (its gRPC data provider, TensorBoard's default loader), which reads
+    ``logdir`` once with the samples NASLoader asks for. Yields once what it lists has not changed for
+    ``settle`` seconds."""
     ingester = server_ingester.SubprocessServerDataIngester(
         server_ingester.get_server_binary(), str(logdir), reload_interval=0,
         channel_creds_type=grpc_util.ChannelCredsType.LOCAL,
@@ -186,7 +195,7 @@ def rust_app_for(logdir: Path, frontend_dir=None, settle: float = 1.5, timeout: 
             elif now[0] and time.monotonic() - since >= settle:
                 break
             time.sleep(0.25)
-        yield _client(logdir, provider, frontend_dir)
+        yield provider
     finally:
         ingester._stdin_handle.close()  # the data server exits when its stdin closes (--die-after-stdin)
 

@@ -228,7 +228,7 @@ def test_a_wrong_shaped_tensor_skips_its_step_and_serves_the_rest(shaped_clients
         series = get_json(client, P + "lines?run=stats_series")["layers"]
         assert [(l["name"], l["steps"]) for l in series] == [("conv1", [0, 2])]
 
-        assert get_json(client, P + "heatmaps?run=probe_numbers")["probe"] is None
+        assert get_json(client, P + "heatmaps?run=probe_numbers&probe=1", 400)["parameter"] == "probe"
         assert get_json(client, P + "probe?run=probe_numbers", 404)["parameter"] == "run"
     skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
     for run, tag in (("short_row", fmt.TABLE_TAG), ("heatmap_4d", "nas/conv1/heatmap"), ("heatmap_4d", "nas/fc1/heatmap"),
