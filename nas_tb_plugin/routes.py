@@ -1,20 +1,15 @@
 """HTTP handlers of the ``nas`` plugin (all under ``/data/plugin/nas/``; see README "HTTP API").
 
-Every response goes through ``http_util.Respond``. Bad or unknown parameters give 400/404 with
-``{"error": message, "parameter": name}``; an unexpected failure is logged with its traceback and
-answered with a JSON 500 that holds no traceback. Non-finite numbers are sent as JSON ``null``; floats with 7 significant digits.
+Bad or unknown parameters give 400/404 with ``{"error": message, "parameter": name}``; an unexpected
+failure is logged with its traceback and answered with a JSON 500 that holds no traceback (the encoding
+of every response: :mod:`.responses`).
 """
 from __future__ import annotations
 
 import csv
 import functools
-import gzip
 import io
-import json
-import logging
-import math
 import re
-import secrets
 import threading
 import urllib.parse
 from collections import OrderedDict
@@ -22,9 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tensorboard import errors, plugin_util
+from tensorboard import plugin_util
 from tensorboard.backend import http_util
-from werkzeug import wrappers
 
 from nas_logger import format as fmt
 
@@ -34,13 +28,12 @@ from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_m
 from .overfit import default_loss_tag, overfit_step
 from .reading import (PARALLEL_CALLS, SERIES_CACHE_BYTES, Listed, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats,
                       joint_unit)
+from .responses import (JSON, ApiError, Body, csv_floats, encode, endpoint, image_type, json_floats, json_response,
+                        step_json, steps_json)
 from .sharing import LISTING_CACHE_BYTES
 
-logger = logging.getLogger(__name__)
 
-JSON = "application/json"
 STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
-
 
 # Run names (over all groups) of the groups whose members are remembered for their next request
 # (Routes._group_listings): a list entry each, the names themselves are the run list's.
@@ -49,154 +42,12 @@ MEMBERS_KEPT = 100_000
 # Most bytes of response bodies kept for repeated requests (Routes._memo): a few hundred views' worth.
 BODY_CACHE_BYTES = 64 * 2**20
 
-# Longest error message sent back: messages quote the offending value, which a client controls.
-MAX_ERROR_CHARS = 300
-
-
-class ApiError(Exception):
-    """A client error: HTTP ``status`` with ``{"error": message, "parameter": parameter}``."""
-
-    def __init__(self, status: int, message: str, parameter: str | None) -> None:
-        if len(message) > MAX_ERROR_CHARS:
-            message = f"{message[:MAX_ERROR_CHARS]}... ({len(message)} characters)"
-        super().__init__(message)
-        self.status, self.message, self.parameter = status, message, parameter
-
-
-def _endpoint(handler):
-    """Make ``handler(self, request) -> Response`` a WSGI app that answers errors as JSON."""
-
-    @functools.wraps(handler)
-    def app(self, environ, start_response):
-        request = wrappers.Request(environ)
-        try:
-            response = handler(self, request)
-        except ApiError as e:
-            response = _error(request, e.status, e.message, e.parameter)
-        except errors.PublicError as e:
-            response = _error(request, e.http_code, str(e), None)
-        except Exception as e:  # a bug or a failing data provider: log it, show no traceback
-            logger.exception("nas: %s failed", request.path)
-            response = _error(request, 500, f"internal error ({type(e).__name__}); see the TensorBoard log", None)
-        return response(environ, start_response)
-
-    return app
-
-
-def _error(request, status: int, message: str, parameter: str | None):
-    return _json(request, {"error": message, "parameter": parameter}, status)
-
-
-def _json(request, body: dict, status: int = 200):
-    """Respond with ``body`` as compact JSON. Serialised here rather than by Respond, whose
-    recursive NaN-cleansing costs more than the encoding itself; non-finite floats are already None."""
-    return http_util.Respond(request, _encode(body), JSON, code=status)
-
-
-class JSONText:
-    """A value whose JSON is made beforehand (see :func:`_json_floats`), spliced into the body by :func:`_encode`."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-# Stands for a JSONText in json.dumps' output until _encode splices the text in: random, so that no string of
-# a body (a run name) is taken for it.
-_SPLICE = "nas-json-" + secrets.token_hex(16)
-
-
-def _encode(body: dict) -> str:
-    """Compact JSON of ``body``, with the text of each :class:`JSONText` in it as it stands."""
-    texts: list[str] = []
-
-    def splice(value):
-        if not isinstance(value, JSONText):
-            raise TypeError(f"{type(value).__name__} is not JSON serializable")
-        texts.append(value.text)
-        return _SPLICE
-
-    out = json.dumps(body, separators=(",", ":"), allow_nan=False, default=splice)
-    if not texts:
-        return out
-    pieces = out.split(f'"{_SPLICE}"')  # in the order json.dumps asked for them
-    return "".join(piece + text for piece, text in zip(pieces, texts)) + pieces[-1]
-
-
-# Accept-Encoding values that http_util.Respond answers gzipped (its own pattern: gzip, x-gzip or *, not q=0).
-_ACCEPTS_GZIP = re.compile(r"(?:^|,|\s)(?:(?:x-)?gzip|\*)(?!;q=0)(?:\s|,|$)")
-
-
-class Body:
-    """A kept response body: its bytes, and the same gzipped once, on the first request that accepts gzip
-    (as browsers do): http_util.Respond would compress them again for every such request."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self._gzipped: bytes | None = None
-
-    def respond(self, request, content_type: str, headers=None):
-        if not _ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")):
-            return http_util.Respond(request, self.data, content_type, headers=headers)
-        if self._gzipped is None:  # two requests at once may both compress it: to the same bytes
-            # Level 2, not Respond's 3: half the time on a group's `lines` (~10 ms of ~20 for 500 KB of JSON),
-            # 4 % more bytes (benchmarks/plugin_latency.py).
-            self._gzipped = gzip.compress(self.data, compresslevel=2, mtime=0)
-        return http_util.Respond(request, self._gzipped, content_type, content_encoding="gzip", headers=headers)
-
-
-def _printed_floats(values: np.ndarray) -> str:
-    """``values`` (flattened) printed by C's ``%.7g`` at once and joined by commas (7 significant digits:
-    about float32's precision, in which every NAS value and scalar is stored, and half the text of float64's
-    shortest repr); NaN and infinities as ``null``. Twice as fast as json.dumps of the rounded floats: a
-    `heatmaps` body holds thousands, a group's `lines` 45,000."""
-    v = np.asarray(values, dtype=np.float64).ravel().tolist()
-    text = ("%.7g," * len(v) % tuple(v))[:-1]
-    if "n" in text:  # "nan", "inf": no other %g output holds an n
-        text = ",".join("%.7g" % x if math.isfinite(x) else "null" for x in v)
-    return text
-
-
-def _json_floats(values: np.ndarray) -> JSONText:
-    """The JSON array of ``values`` (flattened) as :func:`_printed_floats` prints them."""
-    return JSONText(f"[{_printed_floats(values)}]")
-
-
-def _csv_floats(arrays: list[np.ndarray]) -> list[list[str]]:
-    """The cells of each array (flattened) as :func:`_printed_floats` prints them, empty where not finite:
-    one pass over many small arrays (a response's layers), whose fixed cost exceeds that of their values."""
-    if not arrays:
-        return []
-    cells = ["" if c == "null" else c for c in _printed_floats(np.concatenate([np.ravel(a) for a in arrays])).split(",")]
-    bounds = np.cumsum([0] + [np.size(a) for a in arrays]).tolist()
-    return [cells[start:end] for start, end in zip(bounds, bounds[1:])]
-
 
 def _where(request) -> tuple:
     """(request context, experiment id) for the data provider."""
     return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
 
 
-# The largest integer a JavaScript number holds exactly (Number.MAX_SAFE_INTEGER).
-MAX_SAFE_STEP = 2**53 - 1
-
-
-def _step(step: int | None) -> int | str | None:
-    """A step for JSON: an int, or its decimal string beyond +-(2**53 - 1), where a browser's JSON.parse
-    would round it (steps are int64 in event files)."""
-    if step is None:
-        return None
-    step = int(step)
-    return step if -MAX_SAFE_STEP <= step <= MAX_SAFE_STEP else str(step)
-
-
-def _steps(steps: np.ndarray) -> list[int | str]:
-    """Steps for JSON, see :func:`_step`."""
-    steps = np.asarray(steps, dtype=np.int64)
-    if steps.size == 0 or (steps.min() >= -MAX_SAFE_STEP and steps.max() <= MAX_SAFE_STEP):
-        return steps.tolist()
-    return [_step(s) for s in steps.tolist()]
 
 
 @dataclass(frozen=True)
@@ -258,7 +109,7 @@ class Loss:
     values: np.ndarray
 
     def json(self) -> dict:
-        return {"tag": self.tag, "steps": _steps(self.steps), "values": _json_floats(self.values)}
+        return {"tag": self.tag, "steps": steps_json(self.steps), "values": json_floats(self.values)}
 
 
 # --- parameters: parsed and validated in the routes, before any read --------------------------------
@@ -384,20 +235,20 @@ class Routes:
 
     # --- routes: parse, validate, respond -------------------------------------------------------
 
-    @_endpoint
+    @endpoint
     def runs_route(self, request):
         listed = self._run_list(*_where(request), _pattern(request))
         return listed.json.respond(request, JSON)
 
-    @_endpoint
+    @endpoint
     def run_route(self, request):
-        return _json(request, self.run_impl(*_where(request), _arg(request, "run", required=True)))
+        return json_response(request, self.run_impl(*_where(request), _arg(request, "run", required=True)))
 
-    @_endpoint
+    @endpoint
     def lines_route(self, request):
         return self._selection_json(request, "lines", self.lines_impl)
 
-    @_endpoint
+    @endpoint
     def stripes_route(self, request):
         return self._selection_json(request, "stripes", self.stripes_impl)
 
@@ -409,7 +260,7 @@ class Routes:
         return self._kept_json(request, (route, eid, sel.kind, sel.name, loss_tags), sel.listed,
                                lambda: impl(ctx, eid, sel, loss_tags))
 
-    @_endpoint
+    @endpoint
     def export_route(self, request):
         output = _arg(request, "format") or "csv"
         if output != "csv":
@@ -421,7 +272,7 @@ class Routes:
         headers = [("Content-Disposition", f'attachment; filename="{_export_filename(sel)}"')]
         return text.respond(request, "text/csv", headers=headers)
 
-    @_endpoint
+    @endpoint
     def heatmap_route(self, request):
         run, layer = _arg(request, "run", required=True), _arg(request, "layer", required=True)
         step, probe = _int_arg(request, "step"), _probe_arg(request)
@@ -431,7 +282,7 @@ class Routes:
                                self._heatmap_version(ctx, eid, run, listing),
                                lambda: self.heatmap_impl(ctx, eid, run, listing, layer, step, probe))
 
-    @_endpoint
+    @endpoint
     def heatmaps_route(self, request):
         run = _arg(request, "run", required=True)
         step, probe = _int_arg(request, "step"), _probe_arg(request)
@@ -440,7 +291,7 @@ class Routes:
         return self._kept_json(request, ("heatmaps", eid, run, step, probe), self._heatmap_version(ctx, eid, run, listing),
                                lambda: self.heatmaps_impl(ctx, eid, run, listing, step, probe))
 
-    @_endpoint
+    @endpoint
     def steps_route(self, request):
         run, loss_tags = _arg(request, "run", required=True), _loss_tags(request)
         ctx, eid = _where(request)
@@ -448,17 +299,17 @@ class Routes:
         return self._kept_json(request, ("steps", eid, run, loss_tags), sel.listed,
                                lambda: self.steps_impl(ctx, eid, sel, loss_tags))
 
-    @_endpoint
+    @endpoint
     def probe_route(self, request):
         run, monitor = _arg(request, "run", required=True), _arg(request, "monitor")
         image = self.probe_impl(*_where(request), run, monitor, _probe_arg(request))
-        return http_util.Respond(request, image, _image_type(image))
+        return http_util.Respond(request, image, image_type(image))
 
-    @_endpoint
+    @endpoint
     def index_js_route(self, request):
         return self._asset(request, "index.js")
 
-    @_endpoint
+    @endpoint
     def static_route(self, request):
         path = request.path
         if not path.startswith(STATIC_PREFIX):
@@ -491,11 +342,11 @@ class Routes:
             for run in members:
                 step, wall_time = versions[run]
                 runs.append({"run": run, "group": group.name, "matched": group.matched,
-                             "max_step": _step(step), "wall_time": wall_time})
+                             "max_step": step_json(step), "wall_time": wall_time})
         runs.sort(key=lambda r: r["run"])
         body = {"runs": runs, "groups": [{"group": g.name, "runs": rs, "matched": g.matched} for g, rs in groups.items()],
                 "default_group_regex": DEFAULT_GROUP_REGEX}
-        listed = self._runs_last = RunList(key, body, Body(_encode(body).encode()))
+        listed = self._runs_last = RunList(key, body, Body(encode(body).encode()))
         return listed
 
     def run_impl(self, ctx, eid: str, run: str) -> dict:
@@ -511,7 +362,7 @@ class Routes:
             "scalar_tags": tags,
             "loss_tag": default_loss_tag(tags),
             "steps": logged.steps.size if last else 0,
-            "max_step": _step(logged.steps[-1]) if last else None,
+            "max_step": step_json(logged.steps[-1]) if last else None,
             "wall_time": float(logged.wall_times[-1]) if last else None,
             "alarm_status": self._reader.read_alarm_statuses(ctx, eid, {run: listing}),
         }
@@ -521,8 +372,8 @@ class Routes:
         overlay = PARALLEL_CALLS.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
         lines, times = self._layer_lines(ctx, eid, sel)
         layers = [
-            {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": _steps(l.stats.steps),
-             **{name: _json_floats(getattr(l.stats, name)) for name in ("median", "min", "max")}}
+            {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": steps_json(l.stats.steps),
+             **{name: json_floats(getattr(l.stats, name)) for name in ("median", "min", "max")}}
             for l in lines
         ]
         return {"layers": layers, **overlay.result(), "runs": sel.runs, "times": times,
@@ -536,8 +387,8 @@ class Routes:
         return {
             "layers": [l.layer.name for l in lines],
             "depths": [l.layer.depth for l in lines],
-            "steps": _steps(steps),
-            "medians": [_json_floats(m) for m in medians],
+            "steps": steps_json(steps),
+            "medians": [json_floats(m) for m in medians],
             **overlay.result(),
             "times": times,
             "step_unit": sel.step_unit,
@@ -550,7 +401,7 @@ class Routes:
         writer = csv.writer(out)  # RFC 4180: CRLF rows, so a CR or LF inside a name is quoted
         writer.writerow(["run_or_group", "layer", "depth", _csv_text(sel.step_unit), "min", "median", "max"])
         lines, _ = self._layer_lines(ctx, eid, sel)
-        values = iter(_csv_floats([a for l in lines for a in (l.stats.min, l.stats.median, l.stats.max)]))
+        values = iter(csv_floats([a for l in lines for a in (l.stats.min, l.stats.median, l.stats.max)]))
         for line in lines:
             columns = [next(values), next(values), next(values)]
             for i, step in enumerate(line.stats.steps.tolist()):
@@ -568,8 +419,8 @@ class Routes:
         steps, maps = self._reader.read_heatmaps(ctx, eid, run, [series])[layer]
         index = _step_index(steps, step)
         grid = maps[index][_pick_probe(len(maps[index]), probe, run)]
-        return {"run": run, "layer": layer, "step": _step(steps[index]), "shape": list(grid.shape),
-                "values": _json_floats(grid), "steps": _steps(steps), "probes": len(maps[index]),
+        return {"run": run, "layer": layer, "step": step_json(steps[index]), "shape": list(grid.shape),
+                "values": json_floats(grid), "steps": steps_json(steps), "probes": len(maps[index]),
                 "probe": self._probe_url(ctx, eid, run, listing, probe), "step_unit": listing.step_unit}
 
     def heatmaps_impl(self, ctx, eid: str, run: str, listing: RunListing, step: int | None, probe: int = 0) -> dict:
@@ -588,9 +439,9 @@ class Routes:
         count = min((len(grids) for _, grids in shown), default=1)
         _pick_probe(count, probe, run)
         layers = [{"name": layer.name, "depth": layer.depth, "kind": layer.kind,
-                   "shape": list(grids[probe].shape), "values": _json_floats(grids[probe])}
+                   "shape": list(grids[probe].shape), "values": json_floats(grids[probe])}
                   for layer, grids in shown]
-        return {"run": run, "step": _step(chosen), "steps": _steps(all_steps), "layers": layers,
+        return {"run": run, "step": step_json(chosen), "steps": steps_json(all_steps), "layers": layers,
                 "probes": count, "probe": self._probe_url(ctx, eid, run, listing, probe), "step_unit": listing.step_unit}
 
     def steps_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
@@ -602,7 +453,7 @@ class Routes:
         data = self._reader.read_heatmaps(ctx, eid, run, list(sel.listings[run].heatmaps.values()))
         steps = np.unique(np.concatenate([s for s, _ in data.values()] or [np.zeros(0, np.int64)]))
         probes = min((len(maps[len(maps) - 1]) for _, maps in data.values() if len(maps)), default=1)
-        return {"run": run, "steps": _steps(steps), "probes": probes, **overlay.result(),
+        return {"run": run, "steps": steps_json(steps), "probes": probes, **overlay.result(),
                 "step_unit": sel.step_unit}
 
     def probe_impl(self, ctx, eid: str, run: str, monitor: str | None, probe: int = 0) -> bytes:
@@ -687,7 +538,7 @@ class Routes:
 
     def _kept_json(self, request, key: tuple, version: tuple, make):
         """Respond with the JSON of the body ``make()`` returns, kept under ``key`` while ``version`` holds."""
-        return self._memo(key, version, lambda: Body(_encode(make()).encode())).respond(request, JSON)
+        return self._memo(key, version, lambda: Body(encode(make()).encode())).respond(request, JSON)
 
     def _memo(self, key: tuple, version: tuple, make) -> Body:
         """``make()``, a response body, kept under ``key`` while ``version`` holds: the listed versions of
@@ -763,8 +614,8 @@ class Routes:
             "loss": loss.json() if loss else None,
             "loss2": loss2.json() if loss2 else None,
             "missing_loss_tags": missing,
-            "overfit_step": _step(overfit_step(loss.steps, loss.values)) if loss else None,
-            "alarms": [{"run": run, "step": _step(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
+            "overfit_step": step_json(overfit_step(loss.steps, loss.values)) if loss else None,
+            "alarms": [{"run": run, "step": step_json(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
         }
 
     def _probe_url(self, ctx, eid, run: str, listing: RunListing, probe: int = 0) -> str | None:
@@ -789,8 +640,8 @@ def _times(stats) -> dict:
     found = max(stats, key=lambda s: s.steps.size, default=None)
     if found is None or found.wall_times is None:
         return {"steps": [], "wall_times": []}
-    # Wall times keep their full precision: _json_floats' 7 digits would round them to ~1000 s.
-    return {"steps": _steps(found.steps), "wall_times": found.wall_times.tolist()}
+    # Wall times keep their full precision: json_floats' 7 digits would round them to ~1000 s.
+    return {"steps": steps_json(found.steps), "wall_times": found.wall_times.tolist()}
 
 
 def _export_filename(sel: Selection) -> str:
@@ -823,13 +674,3 @@ def _step_index(steps: np.ndarray, step: int | None) -> int:
     if at == steps.size or steps[at] != step:
         raise ApiError(404, f"no heatmap at step {step}", "step")
     return at
-
-
-def _image_type(data: bytes) -> str:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    return "application/octet-stream"

@@ -902,7 +902,7 @@ def test_overfitting_alarm_is_served_with_its_layers(tmp_path):
 
 
 def test_error_messages_do_not_echo_huge_values(tmp_path):
-    from nas_tb_plugin.routes import MAX_ERROR_CHARS
+    from nas_tb_plugin.responses import MAX_ERROR_CHARS
 
     build_logdir(tmp_path)
     client, _ = app_for(tmp_path)

@@ -282,7 +282,7 @@ def _awkward_floats(seed: int) -> np.ndarray:
 def test_json_floats_keep_7_significant_digits_and_send_non_finite_as_null():
     """_json_floats (the JSON of the routes' float arrays, printed at once) holds each value to 7 significant
     digits (within half a unit of the 7th), in at most 7 digits, and null where it is NaN or infinite."""
-    from nas_tb_plugin.routes import _encode, _json_floats
+    from nas_tb_plugin.responses import encode as _encode, json_floats as _json_floats
 
     values = _awkward_floats(2)
     parsed = json.loads(_encode({"v": _json_floats(values)}))["v"]
@@ -297,7 +297,7 @@ def test_json_floats_keep_7_significant_digits_and_send_non_finite_as_null():
 
 def test_csv_floats_print_each_array_as_json_floats_does_and_leave_non_finite_cells_empty():
     """One printer for both: the export's cells are the JSON routes' numbers; empty cells for NaN and infinities."""
-    from nas_tb_plugin.routes import _csv_floats, _encode, _json_floats
+    from nas_tb_plugin.responses import csv_floats as _csv_floats, encode as _encode, json_floats as _json_floats
 
     rng = np.random.default_rng(1)
     arrays = [rng.random((3, 4), dtype=np.float32), np.zeros(0), _awkward_floats(3),
@@ -312,7 +312,7 @@ def test_csv_floats_print_each_array_as_json_floats_does_and_leave_non_finite_ce
 
 
 def test_encode_splices_made_json_in_place_and_leaves_names_alone():
-    from nas_tb_plugin.routes import _SPLICE, _encode, _json_floats
+    from nas_tb_plugin.responses import SPLICE as _SPLICE, encode as _encode, json_floats as _json_floats
 
     # Names like the stand-in (a run cannot know it: it is random) come back as they are.
     body = {"runs": ["nas-json-0", _SPLICE[:-1], f'"{_SPLICE[:-1]}"'], "a": _json_floats(np.array([1.5, 2.0])),
