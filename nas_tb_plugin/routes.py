@@ -7,12 +7,9 @@ of every response: :mod:`.responses`).
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import re
-import threading
 import urllib.parse
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,20 +21,17 @@ from nas_logger import format as fmt
 
 from . import assets
 from .aggregate import align, band, mean_curve
-from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_members, group_runs
+from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_runs
 from .overfit import default_loss_tag, overfit_step
-from .reading import (PARALLEL_CALLS, SERIES_CACHE_BYTES, Listed, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats,
-                      joint_unit)
+from .reading import PARALLEL_CALLS, SERIES_CACHE_BYTES, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats
 from .responses import (JSON, ApiError, Body, csv_floats, encode, endpoint, image_type, json_floats, json_response,
                         step_json, steps_json)
+from .selection import Selection, Selections, Selector
 from .sharing import LISTING_CACHE_BYTES
 
 
 STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
 
-# Run names (over all groups) of the groups whose members are remembered for their next request
-# (Routes._group_listings): a list entry each, the names themselves are the run list's.
-MEMBERS_KEPT = 100_000
 
 # Most bytes of response bodies kept for repeated requests (Routes._memo): a few hundred views' worth.
 BODY_CACHE_BYTES = 64 * 2**20
@@ -46,42 +40,6 @@ BODY_CACHE_BYTES = 64 * 2**20
 def _where(request) -> tuple:
     """(request context, experiment id) for the data provider."""
     return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
-
-
-
-
-@dataclass(frozen=True)
-class Selector:
-    """The parsed ``run=`` or ``group=`` (with its ``group_regex``) of a request."""
-
-    run: str | None = None
-    group: str | None = None
-    pattern: Pattern | None = None  # only with ``group``
-
-
-@dataclass
-class Selection:
-    """What a request is about: one run, or the runs of one group."""
-
-    kind: str  # "run" or "group"
-    name: str
-    runs: list[str]
-    listings: dict[str, RunListing]
-    scalars: dict[str, dict[str, Listed]] | None = None  # the runs' scalar tags, listed for the overlays
-
-    @property
-    def step_unit(self) -> str:
-        """What the selection's steps count: its runs' unit, or their units joined when they differ."""
-        return joint_unit(self.listings[run].step_unit for run in self.runs)
-
-    @property
-    def listed(self) -> tuple:
-        """The runs and the listed version of each of their NAS tags (and scalar tags, when listed): changes
-        whenever anything a response about the selection is made from does."""
-        nas = tuple((run, self.listings[run].listed) for run in self.runs)
-        if self.scalars is None:
-            return nas
-        return nas, tuple((run, tag, *listed.version) for run, tags in self.scalars.items() for tag, listed in tags.items())
 
 
 @dataclass(frozen=True)
@@ -207,16 +165,12 @@ class Routes:
         self._bodies = SeriesCache(budgets.bodies)  # see _memo
         # The run list that every open tab polls: the last one made, reused while its key holds.
         self._runs_last: RunList | None = None
-        # {(experiment, group_regex, group): its members at its last request} (see _group_listings), least
-        # recently asked first, MEMBERS_KEPT names at most.
-        self._members_last: OrderedDict[tuple, list[str]] = OrderedDict()
-        self._members_count = 0
-        self._members_lock = threading.Lock()
+        self._selections = Selections(self._reader)
 
     @property
     def cached_bytes(self) -> dict[str, int]:
         """{cache: the bytes it holds, as accounted against its budget} of every cache of the plugin."""
-        return {**self._reader.cached_bytes, "bodies": self._bodies.kept_bytes, "group members": 8 * self._members_count}  # a list entry each
+        return {**self._reader.cached_bytes, "bodies": self._bodies.kept_bytes, "group members": self._selections.members_bytes}
 
     def apps(self) -> dict:
         return {
@@ -256,7 +210,7 @@ class Routes:
         """The JSON of ``impl(ctx, eid, selection, loss tags)`` for the requested run or group, kept (see :meth:`_memo`)."""
         ctx, eid = _where(request)
         selector, loss_tags = _selector(request), _loss_tags(request)
-        sel = self._select(ctx, eid, selector, scalars=True)
+        sel = self._selections.select(ctx, eid, selector, scalars=True)
         return self._kept_json(request, (route, eid, sel.kind, sel.name, loss_tags), sel.listed,
                                lambda: impl(ctx, eid, sel, loss_tags))
 
@@ -266,7 +220,7 @@ class Routes:
         if output != "csv":
             raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
         ctx, eid = _where(request)
-        sel = self._select(ctx, eid, _selector(request))
+        sel = self._selections.select(ctx, eid, _selector(request))
         text = self._memo(("export", eid, sel.kind, sel.name), sel.listed,
                           lambda: Body(self.export_impl(ctx, eid, sel).encode()))
         headers = [("Content-Disposition", f'attachment; filename="{_export_filename(sel)}"')]
@@ -277,7 +231,7 @@ class Routes:
         run, layer = _arg(request, "run", required=True), _arg(request, "layer", required=True)
         step, probe = _int_arg(request, "step"), _probe_arg(request)
         ctx, eid = _where(request)
-        listing = self._run(ctx, eid, run)
+        listing = self._selections.run(ctx, eid, run)
         return self._kept_json(request, ("heatmap", eid, run, layer, step, probe),
                                self._heatmap_version(ctx, eid, run, listing),
                                lambda: self.heatmap_impl(ctx, eid, run, listing, layer, step, probe))
@@ -287,7 +241,7 @@ class Routes:
         run = _arg(request, "run", required=True)
         step, probe = _int_arg(request, "step"), _probe_arg(request)
         ctx, eid = _where(request)
-        listing = self._run(ctx, eid, run)
+        listing = self._selections.run(ctx, eid, run)
         return self._kept_json(request, ("heatmaps", eid, run, step, probe), self._heatmap_version(ctx, eid, run, listing),
                                lambda: self.heatmaps_impl(ctx, eid, run, listing, step, probe))
 
@@ -295,7 +249,7 @@ class Routes:
     def steps_route(self, request):
         run, loss_tags = _arg(request, "run", required=True), _loss_tags(request)
         ctx, eid = _where(request)
-        sel = self._select(ctx, eid, Selector(run=run), scalars=True)
+        sel = self._selections.select(ctx, eid, Selector(run=run), scalars=True)
         return self._kept_json(request, ("steps", eid, run, loss_tags), sel.listed,
                                lambda: self.steps_impl(ctx, eid, sel, loss_tags))
 
@@ -352,7 +306,7 @@ class Routes:
     def run_impl(self, ctx, eid: str, run: str) -> dict:
         """One run's layers, scalar tags, default loss tag, logged step count, and the last logged step and its
         wall time (as in runs)."""
-        listing = self._run(ctx, eid, run)
+        listing = self._selections.run(ctx, eid, run)
         logged = self._reader.logged_steps(ctx, eid, {run: listing})[run]
         tags = list(self._reader.list_scalar_tags(ctx, eid, runs=[run]).get(run, {}))
         last = logged is not None and logged.steps.size > 0
@@ -459,7 +413,7 @@ class Routes:
     def probe_impl(self, ctx, eid: str, run: str, monitor: str | None, probe: int = 0) -> bytes:
         """The encoded image of probe sample ``probe`` of ``monitor`` (None: the run's unnamed one) in ``run``."""
         try:
-            images = self._reader.read_probe(ctx, eid, run, self._run(ctx, eid, run), monitor)
+            images = self._reader.read_probe(ctx, eid, run, self._selections.run(ctx, eid, run), monitor)
         except ProbeUnreadable as e:
             raise ApiError(404, str(e), "run") from None
         if images is None:
@@ -468,68 +422,6 @@ class Routes:
         return images[_pick_probe(len(images), probe, run)]
 
     # --- reads and computations shared by the implementations -----------------------------------
-
-    def _run(self, ctx, eid, run: str) -> RunListing:
-        listing = self._reader.list_nas(ctx, eid, runs=[run]).get(run)
-        if listing is None:
-            raise ApiError(404, f"no NAS data for run {run!r}", "run")
-        return listing
-
-    def _select(self, ctx, eid, selector: Selector, scalars: bool = False) -> Selection:
-        """The selected run or group with its runs' NAS listings, and their scalar tags if ``scalars``
-        (for the overlays)."""
-        if selector.run is not None:
-            tags = self._scalar_tags(ctx, eid, [selector.run], scalars)
-            sel = Selection("run", selector.run, [selector.run], {selector.run: self._run(ctx, eid, selector.run)})
-        else:
-            members, listings, tags = self._group_listings(ctx, eid, selector, scalars)
-            runs = [r for r in members if r in listings]
-            if not runs:
-                raise ApiError(404, f"no group {selector.group!r} among the runs with NAS data", "group")
-            sel = Selection("group", selector.group, runs, {r: listings[r] for r in runs})
-        if scalars:
-            sel.scalars = {run: found for run, found in tags().items() if run in sel.listings}
-        return sel
-
-    def _scalar_tags(self, ctx, eid, runs: list[str], scalars: bool, early: bool = False):
-        """A call that gives the runs' scalar tags (None without ``scalars``), listed now in a thread beside the
-        caller's NAS listing, unless ``early`` is off and they are kept (a thread would then cost more than it saves)."""
-        if not scalars:
-            return None
-        tags = functools.partial(self._reader.list_scalar_tags, ctx, eid, runs)
-        if early or self._reader.kept_scalar_tags(eid, runs) is None:
-            return PARALLEL_CALLS.submit(tags).result
-        # Kept: asked for again when used, as the NAS listing may have found new data and dropped it (.sharing).
-        return tags
-
-    def _group_listings(self, ctx, eid, selector: Selector, scalars: bool) -> tuple:
-        """(members, their NAS listings, a call that gives their scalar tags, see :meth:`_scalar_tags`) of the
-        selected group, whose members are found by grouping the run names (a cheap call).
-
-        When the run names are not kept, the listings of the members the group had at its last request are
-        made beside the run names' call, so that their delayed ACKs (see reading.PARALLEL_CALLS) are waited for at once, not
-        in a row, and used if the members are the same (runs seldom join or leave a group).
-        """
-        key = (eid, selector.pattern.pattern, selector.group)
-        guess = self._members_last.get(key)
-        early = None
-        if guess and self._reader.kept_run_names(eid) is None:
-            early = (PARALLEL_CALLS.submit(self._reader.list_nas, ctx, eid, runs=guess),
-                     self._scalar_tags(ctx, eid, guess, scalars, early=True))
-        members = group_members(self._reader.run_names(ctx, eid), selector.pattern, selector.group)
-        self._remember_members(key, members)
-        if early is not None and members == guess:
-            return members, early[0].result(), early[1]
-        tags = self._scalar_tags(ctx, eid, members, scalars)
-        return members, self._reader.list_nas(ctx, eid, runs=members), tags
-
-    def _remember_members(self, key: tuple, members: list[str]) -> None:
-        with self._members_lock:
-            old = self._members_last.pop(key, None)
-            self._members_count += len(members) - (len(old) if old is not None else 0)
-            self._members_last[key] = members
-            while self._members_count > MEMBERS_KEPT and len(self._members_last) > 1:
-                self._members_count -= len(self._members_last.popitem(last=False)[1])
 
     def _heatmap_version(self, ctx, eid, run: str, listing: RunListing) -> tuple:
         """What a heatmap response of the run is made from (see :meth:`_memo`): its NAS listing and, for
