@@ -217,6 +217,9 @@ class Reader:
         self._index_tags: set[str] = {fmt.TABLE_TAG}
         # {(experiment, run): (its index version, the version its stats agree to)} (see _checked_index_versions).
         self._checked: dict[tuple[str, str], tuple] = {}
+        # {experiment: (the index listing, its checked versions)} of the last call: the index listing is shared
+        # (the same object while unchanged), so a run list of 10,000 unchanged runs checks nothing.
+        self._checked_last: dict[str, tuple] = {}
 
     @property
     def cached_bytes(self) -> dict[str, int]:
@@ -350,6 +353,9 @@ class Reader:
         (the last step with NAS data, which every route of the run serves: an index record beyond the stats,
         or stats beyond a restart that the loader kept, do not count); runs whose stats are unreadable left
         out. A run's stats are listed again only when its index version changed."""
+        last = self._checked_last.get(eid)
+        if last is not None and last[0] is indexed:  # the shared index listing is unchanged: so is the answer
+            return last[1]
         changed = [run for run, version in indexed.items() if self._checked.get((eid, run), (None,))[0] != version]
         if changed:
             stats = self._stats_versions(ctx, eid, changed)
@@ -359,7 +365,9 @@ class Reader:
                 found = stats.get(run)
                 self._checked[(eid, run)] = (indexed[run], None if found is None else min(found, indexed[run]))
         checked = ((run, self._checked.get((eid, run), (None, None))[1]) for run in indexed)
-        return {run: version for run, version in checked if version is not None}
+        answer = {run: version for run, version in checked if version is not None}
+        self._checked_last = {eid: (indexed, answer)}
+        return answer
 
     def _listed(self, ctx, eid: str, plugin: str, run_tag_filter, kind: str, make, data: str = "Tensors"):
         """``make(rows)`` of a listing of ``data`` ("Tensors", "Scalars" or "BlobSequences"), rows [(run, [(tag,
