@@ -33,8 +33,9 @@ from .sharing import LISTING_CACHE_BYTES
 STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
 
 
-# Most bytes of response bodies kept for repeated requests (Routes._memo): a few hundred views' worth.
-BODY_CACHE_BYTES = 64 * 2**20
+# Most bytes of response bodies kept for repeated requests (Routes._memo), each counted with its gzipped copy
+# (as half its size): a few hundred views' worth, ~64 MiB of bodies.
+BODY_CACHE_BYTES = 96 * 2**20
 
 
 def _where(request) -> tuple:
