@@ -240,8 +240,9 @@ def parse_plugin_metadata(content: bytes) -> Metadata:
     try:
         data = json.loads(content.decode("utf-8"))
         version = int(data["version"])
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise FormatError(f"not NAS plugin metadata ({e!r}): {content[:80]!r}") from None
+    # RecursionError: nesting deeper than the JSON parser's stack; OverflowError: "version": 1e400.
+    except (UnicodeDecodeError, KeyError, TypeError, ValueError, RecursionError, OverflowError) as e:
+        raise FormatError(f"not NAS plugin metadata ({type(e).__name__}: {str(e)[:80]}): {content[:80]!r}") from None
     if version > FORMAT_VERSION:
         raise FormatError(
             f"NAS metadata format version {version} is newer than this reader's {FORMAT_VERSION}; "
@@ -254,14 +255,40 @@ def parse_plugin_metadata(content: bytes) -> Metadata:
         step_unit = data.get("step_unit", DEFAULT_STEP_UNIT)
         if not (isinstance(step_unit, str) and step_unit.strip()):
             raise FormatError(f"NAS metadata step_unit must be a non-empty string; got {step_unit!r:.80}")
+        monitor = data.get("monitor")
+        fields = data.get("fields", [])
+        layers = data["layers"] if record == TABLE else []
+        if not (monitor is None or isinstance(monitor, str)):
+            raise FormatError(f"NAS metadata monitor must be a string; got {monitor!r:.80}")
+        if not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)):
+            raise FormatError(f"NAS metadata fields must be a list of strings; got {fields!r:.80}")
+        if not isinstance(layers, list):
+            raise FormatError(f"NAS metadata layers must be a list; got {layers!r:.80}")
         return Metadata(
             record=record,
             version=version,
-            monitor=data.get("monitor"),
-            layer=LayerInfo(**data["layer"]) if record in _LAYER_RECORDS else None,
-            layers=tuple(LayerInfo(**l) for l in data["layers"]) if record == TABLE else (),
-            fields=tuple(data.get("fields", ())),
+            monitor=monitor,
+            layer=_layer_info(data["layer"]) if record in _LAYER_RECORDS else None,
+            layers=tuple(_layer_info(l) for l in layers),
+            fields=tuple(fields),
             step_unit=step_unit,
         )
     except (KeyError, TypeError) as e:
         raise FormatError(f"NAS metadata version {version} is missing or has a malformed field: {e!r}") from None
+
+
+# The type of each LayerInfo field in metadata JSON (ints: not bools, which JSON keeps apart).
+_LAYER_TYPES = {"name": str, "kind": str, "filters": int, "receptive_fields": int, "depth": int, "monitor": (str, type(None))}
+
+
+def _layer_info(data) -> LayerInfo:
+    """A LayerInfo of metadata JSON; FormatError naming the field of a wrong type."""
+    if not isinstance(data, dict):
+        raise FormatError(f"NAS metadata layer must be an object; got {data!r:.80}")
+    layer = LayerInfo(**data)  # TypeError for a missing or unknown field
+    for name, kind in _LAYER_TYPES.items():
+        value = getattr(layer, name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise FormatError(f"NAS metadata layer field {name!r} must be {getattr(kind, '__name__', 'a string')}; "
+                              f"got {value!r:.80}")
+    return layer

@@ -6,21 +6,23 @@ from collections.abc import Sequence
 
 import numpy as np
 
-Series = tuple[np.ndarray, np.ndarray]  # (steps: (n,) int64, values: (n,) float64)
+Curve = tuple[np.ndarray, np.ndarray]  # (steps: (n,) int64, values: (n,) float64)
 
 
-def dedupe_steps(steps: np.ndarray, values: np.ndarray) -> Series:
-    """Sort by step and keep the last value written for a repeated step (a restarted run)."""
+def dedupe_steps(steps: np.ndarray, values: np.ndarray) -> Curve:
+    """The points of a series in the order they were written, less those a later point's step is at or
+    before (steps (m,) increasing, values (m, ...)): TensorBoard's purge of out-of-order steps, which its
+    Rust data server does and its Python loader does not for files without restart events. A run restarted
+    at step 0 in the same directory shows the records of its latest start; a repeated step, its last value."""
     steps = np.asarray(steps, dtype=np.int64)
-    if steps.size and np.all(steps[1:] > steps[:-1]):
+    if steps.size < 2 or np.all(steps[1:] > steps[:-1]):
         return steps, values
-    reversed_steps = steps[::-1]
-    unique, first_in_reversed = np.unique(reversed_steps, return_index=True)
-    keep = steps.size - 1 - first_in_reversed
-    return unique, values[keep]
+    later_min = np.minimum.accumulate(steps[::-1])[::-1]  # the least step from each point on
+    keep = np.append(steps[:-1] < later_min[1:], True)
+    return steps[keep], values[keep]
 
 
-def align(series: Sequence[Series]) -> tuple[np.ndarray, np.ndarray]:
+def align(series: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray]:
     """(sorted union of steps (S,), values (len(series), S) with NaN where a series has no step).
 
     A series' values may also be (k, n): k value rows on its n steps (layers of one run that share their
@@ -44,7 +46,7 @@ def band(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.nanmin(matrix, axis=0), np.nanmedian(matrix, axis=0), np.nanmax(matrix, axis=0)
 
 
-def mean_curve(series: Sequence[Series]) -> Series:
+def mean_curve(series: Sequence[Curve]) -> Curve:
     """Step-wise mean over the series that have each step (NaN ignored)."""
     steps, matrix = align(series)
     with warnings.catch_warnings():

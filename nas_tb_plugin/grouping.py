@@ -56,11 +56,13 @@ def compile_group_regex(text: str | None) -> Pattern:
 
 
 # Group keys memoised per pattern text (the options are fixed): RE2's Python binding costs ~40 us per
-# search, 0.4 s for the run list of 10,000 runs, asked for on every refresh of every open tab.
-MAX_MEMO_RUNS = 200_000
+# search, 0.4 s for the run list of 10,000 runs, asked for on every refresh of every open tab. At most
+# MEMO_PATTERNS patterns of MAX_MEMO_RUNS runs each (~200 bytes a run: a few MiB, whatever the regexes asked).
+MEMO_PATTERNS = 16
+MAX_MEMO_RUNS = 20_000
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=MEMO_PATTERNS)
 def _memo(pattern_text: str) -> dict[str, "Group"]:
     return {}
 
@@ -85,11 +87,6 @@ def _group_key(run: str, pattern: Pattern) -> Group:
     else:
         name = run[: match.start()] + run[match.end() :]
     return Group(name, True) if name else Group(run, False)
-
-
-def group_of(run: str, pattern: Pattern) -> str:
-    """Group name of ``run`` under ``pattern``."""
-    return group_key(run, pattern).name
 
 
 def group_runs(runs: Iterable[str], pattern: Pattern) -> dict[Group, list[str]]:

@@ -3,13 +3,13 @@ and the plugin object that maps routes to the handlers in :mod:`.routes`."""
 from __future__ import annotations
 
 from tensorboard.plugins import base_plugin
-from tensorboard.plugins.core import core_plugin
 
 from nas_logger.format import INDEX_PLUGIN_NAME, PLUGIN_NAME
 
 from . import assets
-from .routes import Routes
+from .routes import CacheBudgets, Routes
 from .sharing import max_age_for
+from .tensorboard_private import parse_samples_per_plugin
 
 
 class NASPlugin(base_plugin.TBPlugin):
@@ -17,10 +17,15 @@ class NASPlugin(base_plugin.TBPlugin):
 
     plugin_name = PLUGIN_NAME
 
-    def __init__(self, context: base_plugin.TBContext, frontend_dir=None) -> None:
+    def __init__(self, context: base_plugin.TBContext, frontend_dir=None, budgets: CacheBudgets | None = None) -> None:
         # Listings are shared between requests for a fraction of TensorBoard's reload interval (see .sharing).
         self._routes = Routes(context.data_provider, frontend_dir or assets.frontend_dir(),
-                              max_age_for(getattr(context.flags, "reload_interval", None)))
+                              max_age_for(getattr(context.flags, "reload_interval", None)), budgets)
+
+    @property
+    def routes(self) -> Routes:
+        """The plugin's handlers (their caches' accounted bytes: ``routes.cached_bytes``)."""
+        return self._routes
 
     def get_plugin_apps(self):
         return self._routes.apps()
@@ -46,7 +51,7 @@ class NASLoader(base_plugin.TBLoader):
     def fix_flags(self, flags) -> None:
         samples = getattr(flags, "samples_per_plugin", None)
         if isinstance(samples, str):  # e.g. program.TensorBoard().configure(samples_per_plugin="x=1")
-            samples = core_plugin._parse_samples_per_plugin(samples)
+            samples = parse_samples_per_plugin(samples)
         samples = dict(samples or {})
         samples.setdefault(PLUGIN_NAME, 0)
         samples.setdefault(INDEX_PLUGIN_NAME, 1)

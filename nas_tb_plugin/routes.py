@@ -1,231 +1,46 @@
 """HTTP handlers of the ``nas`` plugin (all under ``/data/plugin/nas/``; see README "HTTP API").
 
-Every response goes through ``http_util.Respond``. Bad or unknown parameters give 400/404 with
-``{"error": message, "parameter": name}``; an unexpected failure is logged with its traceback and
-answered with a JSON 500 that holds no traceback. Non-finite numbers are sent as JSON ``null``; floats with 7 significant digits.
+Bad or unknown parameters give 400/404 with ``{"error": message, "parameter": name}``; an unexpected
+failure is logged with its traceback and answered with a JSON 500 that holds no traceback (the encoding
+of every response: :mod:`.responses`).
 """
 from __future__ import annotations
 
 import csv
-import functools
-import gzip
 import io
-import json
-import logging
-import math
 import re
-import secrets
 import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tensorboard import errors, plugin_util
+from tensorboard import plugin_util
 from tensorboard.backend import http_util
-from werkzeug import wrappers
 
 from nas_logger import format as fmt
 
 from . import assets
 from .aggregate import align, band, mean_curve
-from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_members, group_runs
+from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_runs
 from .overfit import default_loss_tag, overfit_step
-from .reading import BESIDE, Listed, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats, joint_unit
+from .reading import PARALLEL_CALLS, SERIES_CACHE_BYTES, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats
+from .responses import (JSON, ApiError, Body, csv_floats, encode, endpoint, image_type, json_floats, json_response,
+                        step_json, steps_json)
+from .selection import Selection, Selections, Selector
+from .sharing import LISTING_CACHE_BYTES
 
-logger = logging.getLogger(__name__)
 
-JSON = "application/json"
 STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
 
 
-# Groups whose members are remembered for their next request (Routes._group_listings).
-MEMBERS_KEPT = 1024
-
-# Most bytes of response bodies kept for repeated requests (Routes._memo): a few hundred views' worth.
-BODY_CACHE_BYTES = 64 * 2**20
-
-# Longest error message sent back: messages quote the offending value, which a client controls.
-MAX_ERROR_CHARS = 300
-
-
-class ApiError(Exception):
-    """A client error: HTTP ``status`` with ``{"error": message, "parameter": parameter}``."""
-
-    def __init__(self, status: int, message: str, parameter: str | None) -> None:
-        if len(message) > MAX_ERROR_CHARS:
-            message = f"{message[:MAX_ERROR_CHARS]}... ({len(message)} characters)"
-        super().__init__(message)
-        self.status, self.message, self.parameter = status, message, parameter
-
-
-def _endpoint(handler):
-    """Make ``handler(self, request) -> Response`` a WSGI app that answers errors as JSON."""
-
-    @functools.wraps(handler)
-    def app(self, environ, start_response):
-        request = wrappers.Request(environ)
-        try:
-            response = handler(self, request)
-        except ApiError as e:
-            response = _error(request, e.status, e.message, e.parameter)
-        except errors.PublicError as e:
-            response = _error(request, e.http_code, str(e), None)
-        except Exception as e:  # a bug or a failing data provider: log it, show no traceback
-            logger.exception("nas: %s failed", request.path)
-            response = _error(request, 500, f"internal error ({type(e).__name__}); see the TensorBoard log", None)
-        return response(environ, start_response)
-
-    return app
-
-
-def _error(request, status: int, message: str, parameter: str | None):
-    return _json(request, {"error": message, "parameter": parameter}, status)
-
-
-def _json(request, body: dict, status: int = 200):
-    """Respond with ``body`` as compact JSON. Serialised here rather than by Respond, whose
-    recursive NaN-cleansing costs more than the encoding itself; non-finite floats are already None."""
-    return http_util.Respond(request, _encode(body), JSON, code=status)
-
-
-class JSONText:
-    """A value whose JSON is made beforehand (see :func:`_json_floats`), spliced into the body by :func:`_encode`."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-# Stands for a JSONText in json.dumps' output until _encode splices the text in: random, so that no string of
-# a body (a run name) is taken for it.
-_SPLICE = "nas-json-" + secrets.token_hex(16)
-
-
-def _encode(body: dict) -> str:
-    """Compact JSON of ``body``, with the text of each :class:`JSONText` in it as it stands."""
-    texts: list[str] = []
-
-    def splice(value):
-        if not isinstance(value, JSONText):
-            raise TypeError(f"{type(value).__name__} is not JSON serializable")
-        texts.append(value.text)
-        return _SPLICE
-
-    out = json.dumps(body, separators=(",", ":"), allow_nan=False, default=splice)
-    if not texts:
-        return out
-    pieces = out.split(f'"{_SPLICE}"')  # in the order json.dumps asked for them
-    return "".join(piece + text for piece, text in zip(pieces, texts)) + pieces[-1]
-
-
-# Accept-Encoding values that http_util.Respond answers gzipped (its own pattern: gzip, x-gzip or *, not q=0).
-_ACCEPTS_GZIP = re.compile(r"(?:^|,|\s)(?:(?:x-)?gzip|\*)(?!;q=0)(?:\s|,|$)")
-
-
-class Body:
-    """A kept response body: its bytes, and the same gzipped once, on the first request that accepts gzip
-    (as browsers do): http_util.Respond would compress them again for every such request."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self._gzipped: bytes | None = None
-
-    def respond(self, request, content_type: str, headers=None):
-        if not _ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")):
-            return http_util.Respond(request, self.data, content_type, headers=headers)
-        if self._gzipped is None:  # two requests at once may both compress it: to the same bytes
-            # Level 2, not Respond's 3: half the time on a group's `lines` (~10 ms of ~20 for 500 KB of JSON),
-            # 4 % more bytes (benchmarks/plugin_latency.py).
-            self._gzipped = gzip.compress(self.data, compresslevel=2, mtime=0)
-        return http_util.Respond(request, self._gzipped, content_type, content_encoding="gzip", headers=headers)
-
-
-def _printed_floats(values: np.ndarray) -> str:
-    """``values`` (flattened) printed by C's ``%.7g`` at once and joined by commas (7 significant digits:
-    about float32's precision, in which every NAS value and scalar is stored, and half the text of float64's
-    shortest repr); NaN and infinities as ``null``. Twice as fast as json.dumps of the rounded floats: a
-    `heatmaps` body holds thousands, a group's `lines` 45,000."""
-    v = np.asarray(values, dtype=np.float64).ravel().tolist()
-    text = ("%.7g," * len(v) % tuple(v))[:-1]
-    if "n" in text:  # "nan", "inf": no other %g output holds an n
-        text = ",".join("%.7g" % x if math.isfinite(x) else "null" for x in v)
-    return text
-
-
-def _json_floats(values: np.ndarray) -> JSONText:
-    """The JSON array of ``values`` (flattened) as :func:`_printed_floats` prints them."""
-    return JSONText(f"[{_printed_floats(values)}]")
-
-
-def _csv_floats(arrays: list[np.ndarray]) -> list[list[str]]:
-    """The cells of each array (flattened) as :func:`_printed_floats` prints them, empty where not finite:
-    one pass over many small arrays (a response's layers), whose fixed cost exceeds that of their values."""
-    if not arrays:
-        return []
-    cells = ["" if c == "null" else c for c in _printed_floats(np.concatenate([np.ravel(a) for a in arrays])).split(",")]
-    bounds = np.cumsum([0] + [np.size(a) for a in arrays]).tolist()
-    return [cells[start:end] for start, end in zip(bounds, bounds[1:])]
+# Most bytes of response bodies kept for repeated requests (Routes._memo), each counted with its gzipped copy
+# (as half its size): a few hundred views' worth, ~64 MiB of bodies.
+BODY_CACHE_BYTES = 96 * 2**20
 
 
 def _where(request) -> tuple:
     """(request context, experiment id) for the data provider."""
     return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
-
-
-# The largest integer a JavaScript number holds exactly (Number.MAX_SAFE_INTEGER).
-MAX_SAFE_STEP = 2**53 - 1
-
-
-def _step(step: int | None) -> int | str | None:
-    """A step for JSON: an int, or its decimal string beyond +-(2**53 - 1), where a browser's JSON.parse
-    would round it (steps are int64 in event files)."""
-    if step is None:
-        return None
-    step = int(step)
-    return step if -MAX_SAFE_STEP <= step <= MAX_SAFE_STEP else str(step)
-
-
-def _steps(steps: np.ndarray) -> list[int | str]:
-    """Steps for JSON, see :func:`_step`."""
-    steps = np.asarray(steps, dtype=np.int64)
-    if steps.size == 0 or (steps.min() >= -MAX_SAFE_STEP and steps.max() <= MAX_SAFE_STEP):
-        return steps.tolist()
-    return [_step(s) for s in steps.tolist()]
-
-
-@dataclass(frozen=True)
-class Selector:
-    """The parsed ``run=`` or ``group=`` (with its ``group_regex``) of a request."""
-
-    run: str | None = None
-    group: str | None = None
-    pattern: Pattern | None = None  # only with ``group``
-
-
-@dataclass
-class Selection:
-    """What a request is about: one run, or the runs of one group."""
-
-    kind: str  # "run" or "group"
-    name: str
-    runs: list[str]
-    listings: dict[str, RunListing]
-    scalars: dict[str, dict[str, Listed]] | None = None  # the runs' scalar tags, listed for the overlays
-
-    @property
-    def step_unit(self) -> str:
-        """What the selection's steps count: its runs' unit, or their units joined when they differ."""
-        return joint_unit(self.listings[run].step_unit for run in self.runs)
-
-    @property
-    def version(self) -> tuple:
-        """The runs and the listed version of each of their NAS tags (and scalar tags, when listed): changes
-        whenever anything a response about the selection is made from does."""
-        nas = tuple((run, self.listings[run].listed) for run in self.runs)
-        if self.scalars is None:
-            return nas
-        return nas, tuple((run, tag, *listed.version) for run, tags in self.scalars.items() for tag, listed in tags.items())
 
 
 @dataclass(frozen=True)
@@ -253,7 +68,7 @@ class Loss:
     values: np.ndarray
 
     def json(self) -> dict:
-        return {"tag": self.tag, "steps": _steps(self.steps), "values": _json_floats(self.values)}
+        return {"tag": self.tag, "steps": steps_json(self.steps), "values": json_floats(self.values)}
 
 
 # --- parameters: parsed and validated in the routes, before any read --------------------------------
@@ -267,14 +82,21 @@ def _arg(request, name: str, required: bool = False) -> str | None:
     return value
 
 
+# Steps and indices are int64 in event files: a value beyond is no step of any run.
+INT64 = (-2**63, 2**63 - 1)
+
+
 def _int_arg(request, name: str) -> int | None:
     value = _arg(request, name)
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ApiError(400, f"parameter {name!r} must be an integer; got {value!r}", name) from None
+    if not INT64[0] <= number <= INT64[1]:
+        raise ApiError(400, f"parameter {name!r} must be an integer from -2**63 to 2**63 - 1; got {value!r}", name)
+    return number
 
 
 def _probe_arg(request) -> int:
@@ -318,6 +140,15 @@ def _loss_tags(request) -> tuple[str | None, str | None]:
     return _arg(request, "loss_tag"), _arg(request, "loss_tag2")
 
 
+@dataclass(frozen=True)
+class CacheBudgets:
+    """The most bytes each of the plugin's caches holds: data-provider listings, converted series, response bodies."""
+
+    listings: int = LISTING_CACHE_BYTES
+    series: int = SERIES_CACHE_BYTES
+    bodies: int = BODY_CACHE_BYTES
+
+
 class Routes:
     """The plugin's WSGI apps; ``frontend_dir`` holds ``index.js`` and the other static files.
 
@@ -327,14 +158,20 @@ class Routes:
     (:meth:`_memo`): a view that every open tab asks for again costs its listing calls only.
     """
 
-    def __init__(self, data_provider, frontend_dir: Path | None, listing_max_age: float = 0.0) -> None:
-        self._reader = Reader(data_provider, listing_max_age=listing_max_age)
+    def __init__(self, data_provider, frontend_dir: Path | None, listing_max_age: float = 0.0,
+                 budgets: CacheBudgets | None = None) -> None:
+        budgets = budgets or CacheBudgets()
+        self._reader = Reader(data_provider, budgets.series, listing_max_age, budgets.listings)
         self._frontend = frontend_dir
-        self._bodies = SeriesCache(BODY_CACHE_BYTES)  # see _memo
+        self._bodies = SeriesCache(budgets.bodies)  # see _memo
         # The run list that every open tab polls: the last one made, reused while its key holds.
         self._runs_last: RunList | None = None
-        # {(experiment, group_regex, group): its members at its last request} (see _group_listings).
-        self._members_last: dict[tuple, list[str]] = {}
+        self._selections = Selections(self._reader)
+
+    @property
+    def cached_bytes(self) -> dict[str, int]:
+        """{cache: the bytes it holds, as accounted against its budget} of every cache of the plugin."""
+        return {**self._reader.cached_bytes, "bodies": self._bodies.kept_bytes, "group members": self._selections.members_bytes}
 
     def apps(self) -> dict:
         return {
@@ -353,20 +190,20 @@ class Routes:
 
     # --- routes: parse, validate, respond -------------------------------------------------------
 
-    @_endpoint
+    @endpoint
     def runs_route(self, request):
         listed = self._run_list(*_where(request), _pattern(request))
         return listed.json.respond(request, JSON)
 
-    @_endpoint
+    @endpoint
     def run_route(self, request):
-        return _json(request, self.run_impl(*_where(request), _arg(request, "run", required=True)))
+        return json_response(request, self.run_impl(*_where(request), _arg(request, "run", required=True)))
 
-    @_endpoint
+    @endpoint
     def lines_route(self, request):
         return self._selection_json(request, "lines", self.lines_impl)
 
-    @_endpoint
+    @endpoint
     def stripes_route(self, request):
         return self._selection_json(request, "stripes", self.stripes_impl)
 
@@ -374,60 +211,60 @@ class Routes:
         """The JSON of ``impl(ctx, eid, selection, loss tags)`` for the requested run or group, kept (see :meth:`_memo`)."""
         ctx, eid = _where(request)
         selector, loss_tags = _selector(request), _loss_tags(request)
-        sel = self._select(ctx, eid, selector, scalars=True)
-        return self._kept_json(request, (route, eid, sel.kind, sel.name, loss_tags), sel.version,
+        sel = self._selections.select(ctx, eid, selector, scalars=True)
+        return self._kept_json(request, (route, eid, sel.kind, sel.name, loss_tags), sel.listed,
                                lambda: impl(ctx, eid, sel, loss_tags))
 
-    @_endpoint
+    @endpoint
     def export_route(self, request):
         output = _arg(request, "format") or "csv"
         if output != "csv":
             raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
         ctx, eid = _where(request)
-        sel = self._select(ctx, eid, _selector(request))
-        text = self._memo(("export", eid, sel.kind, sel.name), sel.version,
+        sel = self._selections.select(ctx, eid, _selector(request))
+        text = self._memo(("export", eid, sel.kind, sel.name), sel.listed,
                           lambda: Body(self.export_impl(ctx, eid, sel).encode()))
         headers = [("Content-Disposition", f'attachment; filename="{_export_filename(sel)}"')]
         return text.respond(request, "text/csv", headers=headers)
 
-    @_endpoint
+    @endpoint
     def heatmap_route(self, request):
         run, layer = _arg(request, "run", required=True), _arg(request, "layer", required=True)
         step, probe = _int_arg(request, "step"), _probe_arg(request)
         ctx, eid = _where(request)
-        listing = self._run(ctx, eid, run)
+        listing = self._selections.run(ctx, eid, run)
         return self._kept_json(request, ("heatmap", eid, run, layer, step, probe),
                                self._heatmap_version(ctx, eid, run, listing),
                                lambda: self.heatmap_impl(ctx, eid, run, listing, layer, step, probe))
 
-    @_endpoint
+    @endpoint
     def heatmaps_route(self, request):
         run = _arg(request, "run", required=True)
         step, probe = _int_arg(request, "step"), _probe_arg(request)
         ctx, eid = _where(request)
-        listing = self._run(ctx, eid, run)
+        listing = self._selections.run(ctx, eid, run)
         return self._kept_json(request, ("heatmaps", eid, run, step, probe), self._heatmap_version(ctx, eid, run, listing),
                                lambda: self.heatmaps_impl(ctx, eid, run, listing, step, probe))
 
-    @_endpoint
+    @endpoint
     def steps_route(self, request):
         run, loss_tags = _arg(request, "run", required=True), _loss_tags(request)
         ctx, eid = _where(request)
-        sel = self._select(ctx, eid, Selector(run=run), scalars=True)
-        return self._kept_json(request, ("steps", eid, run, loss_tags), sel.version,
+        sel = self._selections.select(ctx, eid, Selector(run=run), scalars=True)
+        return self._kept_json(request, ("steps", eid, run, loss_tags), sel.listed,
                                lambda: self.steps_impl(ctx, eid, sel, loss_tags))
 
-    @_endpoint
+    @endpoint
     def probe_route(self, request):
         run, monitor = _arg(request, "run", required=True), _arg(request, "monitor")
         image = self.probe_impl(*_where(request), run, monitor, _probe_arg(request))
-        return http_util.Respond(request, image, _image_type(image))
+        return http_util.Respond(request, image, image_type(image))
 
-    @_endpoint
+    @endpoint
     def index_js_route(self, request):
         return self._asset(request, "index.js")
 
-    @_endpoint
+    @endpoint
     def static_route(self, request):
         path = request.path
         if not path.startswith(STATIC_PREFIX):
@@ -443,16 +280,12 @@ class Routes:
 
     # --- implementations: (ctx, experiment id, parsed parameters) -> response body ---------------
 
-    def runs_impl(self, ctx, eid: str, pattern: Pattern) -> dict:
-        """Every run with NAS data (its group; its last logged step and when, which change together whenever
-        it logs a step: clients key their caches on them) and the groups. The run names and a listing of one
-        index record per run (see :meth:`Reader.run_versions`), no read; the rest of a run (layers, scalar
-        tags, step count) is :meth:`run_impl`'s, asked for lazily."""
-        return self._run_list(ctx, eid, pattern).body
-
     def _run_list(self, ctx, eid: str, pattern: Pattern) -> RunList:
-        """The run list of :meth:`runs_impl` and its JSON (see :class:`Body`): the last one while the experiment, the
-        regex and every run's version are unchanged (the versions are listed on every call)."""
+        """Every run with NAS data (its group; its last logged step and when, which change together whenever
+        it logs a step: clients key their caches on them) and the groups, and its JSON (see :class:`Body`): the
+        run names and a listing of one index record per run (see :meth:`Reader.run_versions`), no read; the
+        rest of a run (layers, scalar tags, step count) is :meth:`run_impl`'s, asked for lazily. The last one
+        made while the experiment, the regex and every run's version are unchanged (listed on every call)."""
         versions = self._reader.run_versions(ctx, eid)
         key = (eid, pattern.pattern, versions)
         last = self._runs_last
@@ -464,51 +297,55 @@ class Routes:
             for run in members:
                 step, wall_time = versions[run]
                 runs.append({"run": run, "group": group.name, "matched": group.matched,
-                             "max_step": _step(step), "wall_time": wall_time})
+                             "max_step": step_json(step), "wall_time": wall_time})
         runs.sort(key=lambda r: r["run"])
         body = {"runs": runs, "groups": [{"group": g.name, "runs": rs, "matched": g.matched} for g, rs in groups.items()],
                 "default_group_regex": DEFAULT_GROUP_REGEX}
-        listed = self._runs_last = RunList(key, body, Body(_encode(body).encode()))
+        listed = self._runs_last = RunList(key, body, Body(encode(body).encode()))
         return listed
 
     def run_impl(self, ctx, eid: str, run: str) -> dict:
-        """One run's layers, scalar tags, default loss tag, logged step count, and max_step and wall_time as in runs."""
-        listing = self._run(ctx, eid, run)
-        step, wall_time = listing.version()
+        """One run's layers, scalar tags, default loss tag, logged step count, and the last logged step and its
+        wall time (as in runs)."""
+        listing = self._selections.run(ctx, eid, run)
+        logged = self._reader.logged_steps(ctx, eid, {run: listing})[run]
         tags = list(self._reader.list_scalar_tags(ctx, eid, runs=[run]).get(run, {}))
+        last = logged is not None and logged.steps.size > 0
         return {
             "run": run,
             "layers": [asdict(l) for l in listing.layers()],
             "scalar_tags": tags,
             "loss_tag": default_loss_tag(tags),
-            "steps": self._reader.step_counts(ctx, eid, {run: listing})[run],
-            "max_step": _step(step),
-            "wall_time": wall_time,
+            "steps": logged.steps.size if last else 0,
+            "max_step": step_json(logged.steps[-1]) if last else None,
+            "wall_time": float(logged.wall_times[-1]) if last else None,
+            "alarm_status": self._reader.read_alarm_statuses(ctx, eid, {run: listing}),
         }
 
     def lines_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """Per layer its min/median/max over steps, and the overlays (losses, overfitting step, alarms)."""
-        overlay = BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
-        lines = self._layer_lines(ctx, eid, sel)
+        overlay = PARALLEL_CALLS.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
+        lines, times = self._layer_lines(ctx, eid, sel)
         layers = [
-            {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": _steps(l.stats.steps),
-             **{name: _json_floats(getattr(l.stats, name)) for name in ("median", "min", "max")}}
+            {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": steps_json(l.stats.steps),
+             **{name: json_floats(getattr(l.stats, name)) for name in ("median", "min", "max")}}
             for l in lines
         ]
-        return {"layers": layers, **overlay.result(), "runs": sel.runs,
+        return {"layers": layers, **overlay.result(), "runs": sel.runs, "times": times,
                 "step_unit": sel.step_unit}
 
     def stripes_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """The layers' medians on the union of their steps (layers x steps), and the overlays."""
-        overlay = BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
-        lines = self._layer_lines(ctx, eid, sel)
+        overlay = PARALLEL_CALLS.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
+        lines, times = self._layer_lines(ctx, eid, sel)
         steps, medians = align([(l.stats.steps, l.stats.median) for l in lines])
         return {
             "layers": [l.layer.name for l in lines],
             "depths": [l.layer.depth for l in lines],
-            "steps": _steps(steps),
-            "medians": [_json_floats(m) for m in medians],
+            "steps": steps_json(steps),
+            "medians": [json_floats(m) for m in medians],
             **overlay.result(),
+            "times": times,
             "step_unit": sel.step_unit,
         }
 
@@ -518,8 +355,8 @@ class Routes:
         out = io.StringIO()
         writer = csv.writer(out)  # RFC 4180: CRLF rows, so a CR or LF inside a name is quoted
         writer.writerow(["run_or_group", "layer", "depth", _csv_text(sel.step_unit), "min", "median", "max"])
-        lines = self._layer_lines(ctx, eid, sel)
-        values = iter(_csv_floats([a for l in lines for a in (l.stats.min, l.stats.median, l.stats.max)]))
+        lines, _ = self._layer_lines(ctx, eid, sel)
+        values = iter(csv_floats([a for l in lines for a in (l.stats.min, l.stats.median, l.stats.max)]))
         for line in lines:
             columns = [next(values), next(values), next(values)]
             for i, step in enumerate(line.stats.steps.tolist()):
@@ -537,8 +374,8 @@ class Routes:
         steps, maps = self._reader.read_heatmaps(ctx, eid, run, [series])[layer]
         index = _step_index(steps, step)
         grid = maps[index][_pick_probe(len(maps[index]), probe, run)]
-        return {"run": run, "layer": layer, "step": _step(steps[index]), "shape": list(grid.shape),
-                "values": _json_floats(grid), "steps": _steps(steps), "probes": len(maps[index]),
+        return {"run": run, "layer": layer, "step": step_json(steps[index]), "shape": list(grid.shape),
+                "values": json_floats(grid), "steps": steps_json(steps), "probes": len(maps[index]),
                 "probe": self._probe_url(ctx, eid, run, listing, probe), "step_unit": listing.step_unit}
 
     def heatmaps_impl(self, ctx, eid: str, run: str, listing: RunListing, step: int | None, probe: int = 0) -> dict:
@@ -557,9 +394,9 @@ class Routes:
         count = min((len(grids) for _, grids in shown), default=1)
         _pick_probe(count, probe, run)
         layers = [{"name": layer.name, "depth": layer.depth, "kind": layer.kind,
-                   "shape": list(grids[probe].shape), "values": _json_floats(grids[probe])}
+                   "shape": list(grids[probe].shape), "values": json_floats(grids[probe])}
                   for layer, grids in shown]
-        return {"run": run, "step": _step(chosen), "steps": _steps(all_steps), "layers": layers,
+        return {"run": run, "step": step_json(chosen), "steps": steps_json(all_steps), "layers": layers,
                 "probes": count, "probe": self._probe_url(ctx, eid, run, listing, probe), "step_unit": listing.step_unit}
 
     def steps_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
@@ -567,17 +404,17 @@ class Routes:
         of probe samples at its last step (the fewest of any layer) and the overlays (losses,
         overfitting step, alarms)."""
         (run,) = sel.runs
-        overlay = BESIDE.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the heatmaps'
+        overlay = PARALLEL_CALLS.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the heatmaps'
         data = self._reader.read_heatmaps(ctx, eid, run, list(sel.listings[run].heatmaps.values()))
         steps = np.unique(np.concatenate([s for s, _ in data.values()] or [np.zeros(0, np.int64)]))
         probes = min((len(maps[len(maps) - 1]) for _, maps in data.values() if len(maps)), default=1)
-        return {"run": run, "steps": _steps(steps), "probes": probes, **overlay.result(),
+        return {"run": run, "steps": steps_json(steps), "probes": probes, **overlay.result(),
                 "step_unit": sel.step_unit}
 
     def probe_impl(self, ctx, eid: str, run: str, monitor: str | None, probe: int = 0) -> bytes:
         """The encoded image of probe sample ``probe`` of ``monitor`` (None: the run's unnamed one) in ``run``."""
         try:
-            images = self._reader.read_probe(ctx, eid, run, self._run(ctx, eid, run), monitor)
+            images = self._reader.read_probe(ctx, eid, run, self._selections.run(ctx, eid, run), monitor)
         except ProbeUnreadable as e:
             raise ApiError(404, str(e), "run") from None
         if images is None:
@@ -587,62 +424,6 @@ class Routes:
 
     # --- reads and computations shared by the implementations -----------------------------------
 
-    def _run(self, ctx, eid, run: str) -> RunListing:
-        listing = self._reader.list_nas(ctx, eid, runs=[run]).get(run)
-        if listing is None:
-            raise ApiError(404, f"no NAS data for run {run!r}", "run")
-        return listing
-
-    def _select(self, ctx, eid, selector: Selector, scalars: bool = False) -> Selection:
-        """The selected run or group with its runs' NAS listings, and their scalar tags if ``scalars``
-        (for the overlays)."""
-        if selector.run is not None:
-            tags = self._scalar_tags(ctx, eid, [selector.run], scalars)
-            sel = Selection("run", selector.run, [selector.run], {selector.run: self._run(ctx, eid, selector.run)})
-        else:
-            members, listings, tags = self._group_listings(ctx, eid, selector, scalars)
-            runs = [r for r in members if r in listings]
-            if not runs:
-                raise ApiError(404, f"no group {selector.group!r} among the runs with NAS data", "group")
-            sel = Selection("group", selector.group, runs, {r: listings[r] for r in runs})
-        if scalars:
-            sel.scalars = {run: found for run, found in tags().items() if run in sel.listings}
-        return sel
-
-    def _scalar_tags(self, ctx, eid, runs: list[str], scalars: bool, early: bool = False):
-        """A call that gives the runs' scalar tags (None without ``scalars``), listed now in a thread beside the
-        caller's NAS listing, unless ``early`` is off and they are kept (a thread would then cost more than it saves)."""
-        if not scalars:
-            return None
-        tags = functools.partial(self._reader.list_scalar_tags, ctx, eid, runs)
-        if early or tags(kept_only=True) is None:
-            return BESIDE.submit(tags).result
-        # Kept: asked for again when used, as the NAS listing may have found new data and dropped it (.sharing).
-        return tags
-
-    def _group_listings(self, ctx, eid, selector: Selector, scalars: bool) -> tuple:
-        """(members, their NAS listings, a call that gives their scalar tags, see :meth:`_scalar_tags`) of the
-        selected group, whose members are found by grouping the run names (a cheap call).
-
-        When the run names are not kept, the listings of the members the group had at its last request are
-        made beside the run names' call, so that their delayed ACKs (see reading.BESIDE) are waited for at once, not
-        in a row, and used if the members are the same (runs seldom join or leave a group).
-        """
-        key = (eid, selector.pattern.pattern, selector.group)
-        guess = self._members_last.get(key)
-        early = None
-        if guess and self._reader.run_names(ctx, eid, kept_only=True) is None:
-            early = (BESIDE.submit(self._reader.list_nas, ctx, eid, runs=guess),
-                     self._scalar_tags(ctx, eid, guess, scalars, early=True))
-        members = group_members(self._reader.run_names(ctx, eid), selector.pattern, selector.group)
-        if len(self._members_last) >= MEMBERS_KEPT:  # a bound, not an LRU: every key is one regex and group
-            self._members_last.clear()
-        self._members_last[key] = members
-        if early is not None and members == guess:
-            return members, early[0].result(), early[1]
-        tags = self._scalar_tags(ctx, eid, members, scalars)
-        return members, self._reader.list_nas(ctx, eid, runs=members), tags
-
     def _heatmap_version(self, ctx, eid, run: str, listing: RunListing) -> tuple:
         """What a heatmap response of the run is made from (see :meth:`_memo`): its NAS listing and, for
         the probe image's URL, where its probe images are read from."""
@@ -650,7 +431,7 @@ class Routes:
 
     def _kept_json(self, request, key: tuple, version: tuple, make):
         """Respond with the JSON of the body ``make()`` returns, kept under ``key`` while ``version`` holds."""
-        return self._memo(key, version, lambda: Body(_encode(make()).encode())).respond(request, JSON)
+        return self._memo(key, version, lambda: Body(encode(make()).encode())).respond(request, JSON)
 
     def _memo(self, key: tuple, version: tuple, make) -> Body:
         """``make()``, a response body, kept under ``key`` while ``version`` holds: the listed versions of
@@ -660,13 +441,16 @@ class Routes:
         body = self._bodies.get(key, version)
         if body is SeriesCache.MISS:
             body = make()
-            self._bodies.put(key, version, body, len(body.data))  # its gzipped copy is smaller: not counted
+            # Its gzipped copy, made on the first request that accepts gzip, is counted as half its size.
+            self._bodies.put(key, version, body, len(body.data) * 3 // 2)
         return body
 
-    def _layer_lines(self, ctx, eid, sel: Selection) -> list[LayerLine]:
+    def _layer_lines(self, ctx, eid, sel: Selection) -> tuple[list[LayerLine], dict]:
         """Per layer (by depth): the run's min/median/max over receptive fields, or the group's
-        min/median/max across its runs of the per-run medians."""
+        min/median/max across its runs of the per-run medians; and the ``times`` of the response (see
+        :func:`_times`)."""
         stats = self._reader.read_run_stats(ctx, eid, sel.listings)
+        times = _times(stats.get(sel.runs[0], {}).values())
         layers: dict[str, fmt.LayerInfo] = {}
         for run in sel.runs:
             for layer in sel.listings[run].layers():
@@ -688,18 +472,21 @@ class Routes:
                                    for r, s in enumerate(runs)])
             for (at, _), *columns in zip(batch, *band(matrix)):
                 lines[at].stats = Stats(steps, *columns)
-        return lines
+        return lines, times
 
     def _losses(self, ctx, eid, sel: Selection, loss_tags: tuple[str | None, str | None]
-                ) -> tuple[Loss | None, Loss | None]:
-        """The overlays ``loss_tag`` (default: the tag named like a test loss) and ``loss_tag2``;
-        for a group the step-wise mean across its runs that have the tag."""
+                ) -> tuple[Loss | None, Loss | None, list[str]]:
+        """The overlays ``loss_tag`` (default: the tag named like a test loss) and ``loss_tag2``, for a group
+        the step-wise mean across its runs that have the tag; and the requested tags that none of the
+        selection's runs has (their overlay is None: a view of runs that log different losses still draws)."""
         tags = sel.scalars
         available = set().union(*tags.values()) if tags else set()
-        result = []
-        for param, tag, default in zip(("loss_tag", "loss_tag2"), loss_tags, (default_loss_tag(available), None)):
+        result, missing = [], []
+        for tag, default in zip(loss_tags, (default_loss_tag(available), None)):
             if tag is not None and tag not in available:
-                raise ApiError(404, f"no scalar tag {tag!r} in {sel.kind} {sel.name!r}", param)
+                missing.append(tag)
+                result.append(None)
+                continue
             tag = tag or default
             listed = {run: run_tags[tag] for run, run_tags in tags.items() if tag in run_tags}
             curves = self._reader.read_scalar(ctx, eid, listed) if tag else {}
@@ -709,17 +496,19 @@ class Routes:
                 result.append(Loss(tag, *curves[sel.name]))
             else:
                 result.append(Loss(tag, *mean_curve(list(curves.values()))))
-        return result[0], result[1]
+        return result[0], result[1], missing
 
     def _overlay(self, ctx, eid, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """What ``lines`` and ``stripes`` draw over the layers: the losses, the overfitting step, the alarms."""
-        loss, loss2 = self._losses(ctx, eid, sel, loss_tags)
+        loss, loss2, missing = self._losses(ctx, eid, sel, loss_tags)
         alarms = self._reader.read_alarms(ctx, eid, sel.listings)
         return {
+            "alarm_status": self._reader.read_alarm_statuses(ctx, eid, sel.listings),
             "loss": loss.json() if loss else None,
             "loss2": loss2.json() if loss2 else None,
-            "overfit_step": _step(overfit_step(loss.steps, loss.values)) if loss else None,
-            "alarms": [{"run": run, "step": _step(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
+            "missing_loss_tags": missing,
+            "overfit_step": step_json(overfit_step(loss.steps, loss.values)) if loss else None,
+            "alarms": [{"run": run, "step": step_json(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
         }
 
     def _probe_url(self, ctx, eid, run: str, listing: RunListing, probe: int = 0) -> str | None:
@@ -729,10 +518,23 @@ class Routes:
         if found is None:
             return None
         (monitor,) = found
+        # A file from before the probe record holds one image (its image summary); a probe record, those it
+        # holds, counted only for a later sample: the first one's URL costs no read (a record without PNG
+        # images answers the URL with a 404).
         if probe > 0 and probe >= self._reader.probe_count(ctx, eid, run, listing, monitor):
-            return None  # also for a file from before the probe record: its image summary is one image
+            return None
         # Probe 0 without its parameter: the URL that files from before k probes were linked with.
         return url_for("probe", run=run, monitor=monitor, probe=str(probe) if probe else None)
+
+
+def _times(stats) -> dict:
+    """``{"steps": [...], "wall_times": [seconds since the epoch]}`` of a run's logged steps: those of its
+    layer with the most steps (a stats table's rows share theirs), as its events say; empty without any."""
+    found = max(stats, key=lambda s: s.steps.size, default=None)
+    if found is None or found.wall_times is None:
+        return {"steps": [], "wall_times": []}
+    # Wall times keep their full precision: json_floats' 7 digits would round them to ~1000 s.
+    return {"steps": steps_json(found.steps), "wall_times": found.wall_times.tolist()}
 
 
 def _export_filename(sel: Selection) -> str:
@@ -765,13 +567,3 @@ def _step_index(steps: np.ndarray, step: int | None) -> int:
     if at == steps.size or steps[at] != step:
         raise ApiError(404, f"no heatmap at step {step}", "step")
     return at
-
-
-def _image_type(data: bytes) -> str:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    return "application/octet-stream"

@@ -44,17 +44,28 @@ class _Call:
         self.error: BaseException | None = None
 
 
-class SharedListings:
-    """Listing answers by key, shared as the module says; thread-safe. Holds the last raw answer of at most
-    ``capacity`` keys (to tell a changed answer) and what was made of it."""
+# Bytes of listings kept (raw answers and what was made of them, as estimated by the callers' ``weigh``).
+LISTING_CACHE_BYTES = 64 * 2**20
 
-    def __init__(self, max_age: float, capacity: int = 1024) -> None:
+
+class SharedListings:
+    """Listing answers by key, shared as the module says; thread-safe. Holds the last raw answer of keys
+    (to tell a changed answer) and what was made of it, at most ``budget`` bytes of them as weighed by
+    :meth:`get`'s ``weigh`` (the least recently used dropped first; the newest always kept)."""
+
+    def __init__(self, max_age: float, budget: int = LISTING_CACHE_BYTES) -> None:
         self._max_age = max_age
-        self._capacity = capacity
+        self._budget = budget
+        self._bytes = 0
         self._lock = threading.RLock()  # get() asks kept() under it
         self._epoch = 0  # raised whenever an answer changed: kept answers of older epochs are not reused
-        self._last: OrderedDict = OrderedDict()  # key -> (raw, made, epoch, time fetched)
+        self._last: OrderedDict = OrderedDict()  # key -> (raw, made, epoch, time fetched, bytes)
         self._flying: dict[Hashable, _Call] = {}
+
+    @property
+    def kept_bytes(self) -> int:
+        """The weighed bytes of the answers kept."""
+        return self._bytes
 
     def kept(self, key: Hashable, default=None):
         """What :meth:`get` would answer for ``key`` at once, without a call; ``default`` when it would call."""
@@ -64,10 +75,11 @@ class SharedListings:
                 return kept[1]
         return default
 
-    def get(self, key: Hashable, fetch: Callable[[], object], make: Callable[[object], object]):
+    def get(self, key: Hashable, fetch: Callable[[], object], make: Callable[[object], object],
+            weigh: Callable[[object], int] = lambda raw: 0):
         """``make(fetch())``, shared: fresh enough a kept one, else the one in flight, else a new call.
         ``make`` runs only when the raw answer differs from the last one under ``key`` (the result is
-        shared: not to be changed)."""
+        shared: not to be changed). ``weigh(raw)``: the bytes that the raw answer and what is made of it hold."""
         with self._lock:
             kept = self.kept(key, _NONE)
             if kept is not _NONE:
@@ -95,10 +107,12 @@ class SharedListings:
                 if changed:
                     self._epoch += 1
                 # Fetched before another answer changed: kept for telling a change, not for reuse.
-                self._last[key] = (raw, call.made, self._epoch if epoch == self._epoch - changed else -1, fetched)
-                self._last.move_to_end(key)
-                while len(self._last) > self._capacity:
-                    self._last.popitem(last=False)
+                size = weigh(raw)
+                old = self._last.pop(key, None)
+                self._bytes += size - (old[4] if old is not None else 0)
+                self._last[key] = (raw, call.made, self._epoch if epoch == self._epoch - changed else -1, fetched, size)
+                while self._bytes > self._budget and len(self._last) > 1:
+                    self._bytes -= self._last.popitem(last=False)[1][4]
             return call.made
         except BaseException as e:
             call.error = e

@@ -1,7 +1,40 @@
 """Read event files back through the plugin's reader (``nas_tb_plugin.reading``) over TensorBoard's own
 loader and data provider, as the plugin does."""
+from tensorboard.data import provider as tb_provider
+
 from nas_logger import format as fmt
-from nas_tb_plugin.reading import local_reader
+from nas_tb_plugin.reading import KEEP_ALL, local_reader
+
+
+def read_records(reader, ctx, eid: str, run: str) -> dict:
+    """{tag: (metadata, [(step, tensor as written)])} of every readable NAS tag of ``run``, uncached: the raw
+    records, to check what was written."""
+    dp, only = reader.data_provider, tb_provider.RunTagFilter(runs=[run])
+    tags = dp.list_tensors(ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, run_tag_filter=only).get(run, {})
+    data = dp.read_tensors(ctx, experiment_id=eid, plugin_name=fmt.PLUGIN_NAME, downsample=KEEP_ALL,
+                           run_tag_filter=only).get(run, {})
+    records = {}
+    for tag, ts in tags.items():
+        try:
+            meta = fmt.parse_plugin_metadata(ts.plugin_content)
+        except fmt.FormatError:
+            continue
+        records[tag] = (meta, [(p.step, p.numpy) for p in data.get(tag, ())])
+    return records
+
+
+def read_layer_records(reader, ctx, eid: str, run: str) -> dict:
+    """{(layer name, record): (layer, [(step, tensor)])} of ``run``'s stats and heatmaps as written, uncached: a
+    layer's stats from its per-layer series where it has one, else its row of its monitor's stats table (a
+    (fields,) tensor per step, NaN where the layer did not run)."""
+    found = {}
+    for meta, points in read_records(reader, ctx, eid, run).values():
+        if meta.record == fmt.TABLE:
+            for row, layer in enumerate(meta.layers):
+                found.setdefault((layer.name, fmt.STATS), (layer, [(step, table[row]) for step, table in points]))
+        elif meta.layer is not None:
+            found[(meta.layer.name, meta.record)] = (meta.layer, points)
+    return found
 
 
 def provider(logdir):
@@ -13,13 +46,13 @@ def read_nas(logdir, run="."):
     """{(layer name, record): (LayerInfo, [(step, numpy array)])} of one run's layers: heatmaps, and stats
     from their per-layer series or their rows of the stats table."""
     reader, ctx = local_reader(logdir)
-    return reader.read_layer_records(ctx, "", run)
+    return read_layer_records(reader, ctx, "", run)
 
 
 def read_table(logdir, run="."):
     """(row layers, [(step, (layers, fields) array)]) of one run's stats table."""
     reader, ctx = local_reader(logdir)
-    meta, points = reader.read_records(ctx, "", run)[fmt.TABLE_TAG]
+    meta, points = read_records(reader, ctx, "", run)[fmt.TABLE_TAG]
     return meta.layers, points
 
 

@@ -15,7 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 import nas_logger
 from nas_logger import format as fmt
 from devices import DEVICES
-from events import read_nas, read_scalars
+from events import read_nas, read_records, read_scalars
 from reference import nas_reference
 
 
@@ -787,7 +787,7 @@ def test_step_unit_is_in_every_record_and_a_bad_one_fails_at_watch(tmp_path, sma
             monitor.log(0)
     writer.close()
     reader, ctx = local_reader(tmp_path / "run")
-    metas = [meta for meta, _ in reader.read_records(ctx, "", ".").values()]
+    metas = [meta for meta, _ in read_records(reader, ctx, "", ".").values()]
     assert {m.record for m in metas} == {fmt.TABLE, fmt.HEATMAP, fmt.PROBE}
     assert {(m.monitor, m.step_unit) for m in metas} == {(None, "global step"), ("D", "batch")}
     assert reader.list_nas(ctx, "")["."].step_unit == "global step / batch"  # the unnamed monitor's first

@@ -388,8 +388,6 @@ def test_steps_beyond_2_to_the_53_are_sent_as_exact_strings(tmp_path):
     ("lines?group=nope", 404, "group"),
     ("lines?run=solo&group=vanilla", 400, "group"),
     ("lines?group=vanilla&group_regex=(", 400, "group_regex"),
-    ("lines?run=solo&loss_tag=nope", 404, "loss_tag"),
-    ("lines?run=solo&loss_tag2=test_loss", 404, "loss_tag2"),  # solo logs loss/val only
     ("stripes?group=", 400, "run"),
     ("heatmap?run=solo&layer=conv1&step=x", 400, "step"),
     ("heatmap?run=solo&layer=conv1&step=99", 404, "step"),
@@ -407,13 +405,26 @@ def test_steps_beyond_2_to_the_53_are_sent_as_exact_strings(tmp_path):
     ("heatmap?run=solo&layer=conv1&probe=1.5", 400, "probe"),
     ("steps", 400, "run"),
     ("steps?run=nope", 404, "run"),
-    ("steps?run=solo&loss_tag=nope", 404, "loss_tag"),
     ("export?run=solo&format=xlsx", 400, "format"),
     ("export?group=nope", 404, "group"),
+    (f"heatmaps?run=solo&step={2**63}", 400, "step"),  # beyond an event file's int64 steps
+    (f"heatmap?run=solo&layer=conv1&step={-2**63 - 1}", 400, "step"),
+    (f"heatmaps?run=solo&probe={10**30}", 400, "probe"),
+    ("heatmap?run=solo&layer=conv1&probe=-1", 400, "probe"),
 ])
 def test_bad_requests_answer_json_errors_naming_the_parameter(client, url, status, parameter):
     body = get_json(client, P + url, status)
     assert body["parameter"] == parameter and body["error"]
+
+
+@pytest.mark.parametrize("url, missing", [
+    ("lines?run=solo&loss_tag=nope", ["nope"]),
+    ("lines?run=solo&loss_tag2=test_loss", ["test_loss"]),  # solo logs loss/val only
+    ("steps?run=solo&loss_tag=nope&loss_tag2=nope2", ["nope", "nope2"]),
+])
+def test_a_loss_tag_the_selection_lacks_is_no_error(client, url, missing):
+    body = get_json(client, P + url)
+    assert body["missing_loss_tags"] == missing and body["loss2"] is None
 
 
 def random_requests(count: int, seed: int = 0):
@@ -687,26 +698,50 @@ def test_a_runs_version_changes_when_it_logs_a_step_and_only_then(tmp_path, smal
         assert set(versions()) == {"done", "live", "new"}
 
 
+def _comparable(run_tag_filter):
+    if run_tag_filter is None:
+        return None
+    return (None if run_tag_filter.runs is None else frozenset(run_tag_filter.runs),
+            None if run_tag_filter.tags is None else frozenset(run_tag_filter.tags))
+
+
 def spy_on_provider(monkeypatch) -> list:
     """[(method, plugin name, run-tag filter)] of the MultiplexerDataProvider calls made from now on."""
     calls = []
     for name in ("list_runs", "list_tensors", "read_tensors", "list_scalars", "read_scalars"):
         original = getattr(MultiplexerDataProvider, name)
         monkeypatch.setattr(MultiplexerDataProvider, name, lambda self, *a, _n=name, _o=original, **k:
-                            calls.append((_n, k.get("plugin_name"), k.get("run_tag_filter"))) or _o(self, *a, **k))
+                            calls.append((_n, k.get("plugin_name"), _comparable(k.get("run_tag_filter"))))
+                            or _o(self, *a, **k))
     return calls
 
 
 def test_runs_lists_one_tag_per_run_and_reads_nothing(tmp_path, monkeypatch):
     """The cost shape of the run list, which every open tab asks for on each refresh: the run names and one
-    listing of the index records (one small tag per run), no NAS listing and no read at all."""
+    listing of the index records (one small tag per run), no read at all; the stats tables (their listed last
+    step) only of the runs whose index changed since the last request."""
     runs = [f"g{k}/seed{k % 3}" for k in range(6)]
     write_synthetic_runs(tmp_path, runs, steps=3)
-    client, _ = app_for(tmp_path)
+    client, multiplexer = app_for(tmp_path)
     calls = spy_on_provider(monkeypatch)
     first = get_json(client, P + "runs")
     assert [(r["run"], r["max_step"]) for r in first["runs"]] == [(run, 2) for run in sorted(runs)]
+    tables = provider_filter(runs=runs, tags=[fmt.TABLE_TAG])
+    assert calls == [("list_tensors", fmt.INDEX_PLUGIN_NAME, None), ("list_runs", None, None),
+                     ("list_tensors", fmt.PLUGIN_NAME, tables)]
+    del calls[:]
+    assert get_json(client, P + "runs") == first
     assert calls == [("list_tensors", fmt.INDEX_PLUGIN_NAME, None), ("list_runs", None, None)]
+    write_synthetic_runs(tmp_path, runs[:1], steps=[3])
+    multiplexer.Reload()
+    del calls[:]
+    assert {r["run"]: r["max_step"] for r in get_json(client, P + "runs")["runs"]}[runs[0]] == 3
+    assert calls[2:] == [("list_tensors", fmt.PLUGIN_NAME, provider_filter(runs=runs[:1], tags=[fmt.TABLE_TAG]))]
+
+
+def provider_filter(runs, tags):
+    """A RunTagFilter as the spy records it, comparable (RunTagFilter has no equality of its own)."""
+    return (frozenset(runs), frozenset(tags))
 
 
 @pytest.mark.parametrize("url", ["runs", "lines?group=vanilla", "heatmaps?run=solo", "export?run=solo"])
@@ -736,10 +771,10 @@ def test_runs_written_before_the_index_record_are_listed_by_their_stats(tmp_path
     assert versions() == {"old/seed0": 2, "old/seed1": 2, "new/seed0": 1}
     calls = spy_on_provider(monkeypatch)
     assert versions() == {"old/seed0": 2, "old/seed1": 2, "new/seed0": 1}
-    listings = [(plugin, rtf and (rtf.runs, rtf.tags)) for name, plugin, rtf in calls if name == "list_tensors"]
+    listings = [(plugin, rtf) for name, plugin, rtf in calls if name == "list_tensors"]
     assert listings == [(fmt.INDEX_PLUGIN_NAME, None),
-                        ("nas", ({"old/seed0", "old/seed1", "scalars_only"}, {fmt.TABLE_TAG})),
-                        ("nas", ({"scalars_only"}, None))]
+                        ("nas", provider_filter({"old/seed0", "old/seed1", "scalars_only"}, {fmt.TABLE_TAG})),
+                        ("nas", (frozenset({"scalars_only"}), None))]
     assert not [c for c in calls if c[0].startswith("read")]
     write_synthetic_runs(tmp_path, ["old/seed1"], steps=range(3, 5), index=False, seed=1)
     multiplexer.Reload()
@@ -869,7 +904,7 @@ def test_overfitting_alarm_is_served_with_its_layers(tmp_path):
 
 
 def test_error_messages_do_not_echo_huge_values(tmp_path):
-    from nas_tb_plugin.routes import MAX_ERROR_CHARS
+    from nas_tb_plugin.responses import MAX_ERROR_CHARS
 
     build_logdir(tmp_path)
     client, _ = app_for(tmp_path)

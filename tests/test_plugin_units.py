@@ -10,7 +10,7 @@ from tensorboard.plugins import base_plugin
 
 from nas_tb_plugin import assets
 from nas_tb_plugin.aggregate import align, band, dedupe_steps, mean_curve
-from nas_tb_plugin.grouping import Group, compile_group_regex, group_key, group_of, group_members, group_runs
+from nas_tb_plugin.grouping import Group, compile_group_regex, group_key, group_members, group_runs
 from nas_tb_plugin.overfit import default_loss_tag
 from nas_tb_plugin.plugin import NASLoader, NASPlugin
 from plugin_fixtures import app_for, get_json
@@ -19,6 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 # --- grouping -----------------------------------------------------------------------------------
+
+def group_of(run: str, pattern) -> str:
+    """Group name of ``run`` under ``pattern``."""
+    return group_key(run, pattern).name
+
 
 @pytest.mark.parametrize("run, group", [
     ("vanilla/seed0", "vanilla"), ("vanilla/seed12", "vanilla"), ("x_rep2", "x"), ("x_run3", "x"),
@@ -112,6 +117,23 @@ def test_layers_aligned_and_banded_at_once_equal_each_layer_alone(runs, layers, 
 def test_dedupe_keeps_the_last_value_of_a_repeated_step():
     steps, values = dedupe_steps(np.array([0, 1, 2, 1, 2]), np.array([0.0, 1.0, 2.0, 10.0, 20.0]))
     assert steps.tolist() == [0, 1, 2] and values.tolist() == [0.0, 10.0, 20.0]
+
+
+@pytest.mark.parametrize("steps, kept", [
+    ([0, 1, 2, 3, 4, 5, 0, 1, 2], [6, 7, 8]),  # restarted at 0: only the latest start
+    ([0, 1, 2, 3, 4, 5, 3, 4], [0, 1, 2, 6, 7]),  # resumed from a checkpoint at step 3
+    ([5, 6, 2, 9, 7], [2, 4]),
+    ([3, 3, 3], [2]),
+    ([], []),
+])
+def test_dedupe_drops_every_point_a_later_step_is_at_or_before(steps, kept):
+    """TensorBoard's Rust data server's purge: a point at step s drops the earlier points at steps >= s."""
+    reference = []
+    for i, s in enumerate(steps):  # the purge, point by point
+        reference = [j for j in reference if steps[j] < s] + [i]
+    assert reference == kept
+    found, index = dedupe_steps(np.array(steps, dtype=np.int64), np.arange(len(steps)))
+    assert index.tolist() == kept and found.tolist() == [steps[i] for i in kept]
 
 
 # --- the loader and TensorBoard flags -----------------------------------------------------------
@@ -260,7 +282,7 @@ def _awkward_floats(seed: int) -> np.ndarray:
 def test_json_floats_keep_7_significant_digits_and_send_non_finite_as_null():
     """_json_floats (the JSON of the routes' float arrays, printed at once) holds each value to 7 significant
     digits (within half a unit of the 7th), in at most 7 digits, and null where it is NaN or infinite."""
-    from nas_tb_plugin.routes import _encode, _json_floats
+    from nas_tb_plugin.responses import encode as _encode, json_floats as _json_floats
 
     values = _awkward_floats(2)
     parsed = json.loads(_encode({"v": _json_floats(values)}))["v"]
@@ -275,7 +297,7 @@ def test_json_floats_keep_7_significant_digits_and_send_non_finite_as_null():
 
 def test_csv_floats_print_each_array_as_json_floats_does_and_leave_non_finite_cells_empty():
     """One printer for both: the export's cells are the JSON routes' numbers; empty cells for NaN and infinities."""
-    from nas_tb_plugin.routes import _csv_floats, _encode, _json_floats
+    from nas_tb_plugin.responses import csv_floats as _csv_floats, encode as _encode, json_floats as _json_floats
 
     rng = np.random.default_rng(1)
     arrays = [rng.random((3, 4), dtype=np.float32), np.zeros(0), _awkward_floats(3),
@@ -290,7 +312,7 @@ def test_csv_floats_print_each_array_as_json_floats_does_and_leave_non_finite_ce
 
 
 def test_encode_splices_made_json_in_place_and_leaves_names_alone():
-    from nas_tb_plugin.routes import _SPLICE, _encode, _json_floats
+    from nas_tb_plugin.responses import SPLICE as _SPLICE, encode as _encode, json_floats as _json_floats
 
     # Names like the stand-in (a run cannot know it: it is random) come back as they are.
     body = {"runs": ["nas-json-0", _SPLICE[:-1], f'"{_SPLICE[:-1]}"'], "a": _json_floats(np.array([1.5, 2.0])),

@@ -25,6 +25,7 @@ import nas_logger
 from nas_logger import format as fmt
 from nas_logger.summaries import nas_summary
 from nas_logger.writer import file_writer
+from nas_tb_plugin.routes import CacheBudgets
 from plugin_fixtures import LAYERS, app_for, get_json
 from reliability_support import complete_steps, peak_rss_mib, tensorboard_pid, write_synthetic_runs
 from test_plugin_server import tensorboard
@@ -291,3 +292,36 @@ def test_the_plugin_does_not_load_torch_into_tensorboard():
 def test_malformed_probes_are_a_value_error_at_watch(tmp_path, small_cnn, probe, message):
     with pytest.raises(ValueError, match=message):
         nas_logger.watch(small_cnn, tmp_path, probe=probe)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        return int(status.read().split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_distinct_group_regexes_keep_every_cache_within_its_byte_budget(tmp_path):
+    """300 runs x 30 layers; `lines` of a group of 10 runs under a distinct group_regex per request (a new
+    listing each, ~0.2 MiB): every cache holds at most its budget of accounted bytes, and once the budgets
+    are full, 200 more such requests grow the process by less than what one unbounded listing cache would
+    keep of them (~40 MiB). Small budgets, so that they fill within a few dozen requests."""
+    runs = [f"g_{i:03d}" for i in range(300)]
+    write_synthetic_runs(tmp_path, runs, layers=30, steps=2)
+    budgets = CacheBudgets(listings=4 * 2**20, series=4 * 2**20, bodies=2 * 2**20)
+    client, plugin = app_for(tmp_path, budgets=budgets, plugin=True)
+    rng = random.Random(6)
+
+    def request(count: int) -> None:
+        for _ in range(count):
+            members = rng.sample(range(len(runs)), 10)  # "g" for these, each other run a group of its own
+            regex = "_(?:" + "|".join(f"{k:03d}" for k in members) + ")$"
+            body = get_json(client, P + "lines?group=g&group_regex=" + urllib.parse.quote(regex))
+            assert body["runs"] == sorted(runs[k] for k in members) and len(body["layers"]) == 30
+
+    request(60)
+    full = rss_mib()
+    request(200)
+    grown = rss_mib() - full
+    kept = plugin.cached_bytes
+    assert kept["listings"] <= budgets.listings and kept["series"] <= budgets.series and kept["bodies"] <= budgets.bodies
+    assert grown < 20, f"RSS grew {grown:.0f} MiB over 200 requests with full caches ({kept})"
+    assert kept["listings"] > budgets.listings // 2  # the listings did fill their budget: the bound was reached
