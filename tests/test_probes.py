@@ -148,6 +148,7 @@ def test_files_from_before_k_probes_are_still_served(tmp_path):
     assert get_json(client, P + "heatmap?run=old&layer=conv1&probe=1", 400)["parameter"] == "probe"
     assert get_json(client, P + "steps?run=old") == {"run": "old", "steps": [0, 1], "probes": 1, "loss": None,
                                                     "loss2": None, "overfit_step": None, "alarms": [],
+                                                    "alarm_status": {}, "missing_loss_tags": [],
                                                     "step_unit": "epoch"}  # files without a unit count epochs
 
 
