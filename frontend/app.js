@@ -38,6 +38,12 @@ const PANEL_CHROME = 150;
 const ASPECT_MIN = 1.2;
 const ASPECT_MAX = 3;
 
+/** The NAS axis zoom of a URL's p.nas.yzoom (["lo", "hi"]): [lo, hi] with 0 <= lo < hi <= 1, else null. */
+function nasZoom(pair) {
+  const [lo, hi] = (pair || []).map(Number);
+  return pair && pair.length === 2 && lo >= 0 && hi <= 1 && lo < hi ? [lo, hi] : null;
+}
+
 /** Where a heatmap panel opens, from its `steps` response: { step, why }. */
 function openingStep(timeline) {
   const steps = timeline.steps || [];
@@ -201,7 +207,7 @@ export class NasApp {
       layers: this.overlayLayers, probe: this.probeIndex || null,
       heatruns: this.heatRuns.size ? Object.fromEntries(this.heatRuns) : null,
       losses: this.overlayLosses, height: this.panelHeight,
-      smooth: this.smoothing || null, xaxis: this.xAxis === "step" ? null : this.xAxis, yfit: this.fitY ? "1" : null, logloss: this.logLoss ? "1" : null,
+      smooth: this.smoothing || null, xaxis: this.xAxis === "step" ? null : this.xAxis, yfit: this.fitY ? "1" : null, yzoom: this.yZoom, logloss: this.logLoss ? "1" : null,
       enlarge: this.enlarged,
     };
   }
@@ -217,6 +223,7 @@ export class NasApp {
     this.regex = state.regex || "";
     this.smoothing = Number.isFinite(state.smooth) ? Math.max(0, Math.min(0.99, state.smooth)) : 0;
     this.fitY = state.yfit === "1";
+    this.yZoom = nasZoom(state.yzoom);
     this.xAxis = X_AXES.some(([id]) => id === state.xaxis) ? state.xaxis : "step";
     this.logLoss = state.logloss === "1";
     this.enlarged = state.enlarge || null;
@@ -411,7 +418,18 @@ export class NasApp {
 
   /** Options every chart of a view shares: the toolbar's controls and one crosshair. */
   chartOptions() {
-    return { smoothing: this.smoothing, fitY: this.fitY, logLoss: this.logLoss, cursor: makeCursor() };
+    return {
+      smoothing: this.smoothing, fitY: this.fitY, logLoss: this.logLoss, cursor: makeCursor(),
+      yZoom: this.yZoom, onYZoom: (range) => this.zoomY(range),
+    };
+  }
+
+  /** Zoom the NAS axis of the line plots and overlays to `range` ([lo, hi]), or back (null). */
+  zoomY(range) {
+    if (!range && !this.yZoom) return;
+    this.yZoom = range;
+    this.saveState();
+    this.renderView();
   }
 
   tagSelect(parent, label, cls, options, onChange) {

@@ -26,6 +26,7 @@ export const FIELDS = {
   smooth: "number", // loss smoothing weight in [0, 1), TensorBoard's slider; absent: 0
   xaxis: "string", // "relative" / "wall" x axis (timeaxis.js); absent: steps
   yfit: "string", // "1": the NAS axis fitted to the shown values; absent: 0..1
+  yzoom: "list", // [lo, hi] of the NAS axis dragged on a plot; absent: yfit's axis
   logloss: "string", // "1": the loss axis in log scale
   enlarge: "string", // the key of the one panel shown enlarged
   losses: "string", // the overlay's dashed losses: "on" / "off"; absent: on for up to OVERLAY_LOSSES entries
