@@ -121,7 +121,7 @@ export class NasApp {
       this.root.dataset.state = "error";
       return;
     }
-    const before = this.versions;
+    const oldVersions = this.versions;
     this.catalog = { runs: catalog.runs || [], groups: catalog.groups || [], defaultRegex: catalog.default_group_regex };
     this.versions = new Map(this.catalog.runs.map((r) => [r.run, `${r.max_step}@${r.wall_time}`]));
     if (this.catalog.runs.length === 0) {
@@ -135,15 +135,15 @@ export class NasApp {
     this.listOrder = displayOrder(entries); // panels follow the list's order
     const first = !this.panels;
     if (first) this.buildLayout();
-    const was = this.selected.map(key).join("\n");
+    const oldSelection = this.selected.map(key).join("\n");
     this.selected = this.selectionFrom(this.restored ? this.restored.runs : this.selected.map(key));
     this.restored = null;
     this.sidebar.setEntries(entries, new Set(this.selected.map(key)));
     this.sidebar.setRegex(this.regex, this.catalog.defaultRegex, regexError);
     this.root.dataset.state = "ready";
     this.root.dataset.runs = String(this.catalog.runs.length);
-    const changed = first || this.redraw || this.selected.map(key).join("\n") !== was ||
-      this.selected.some((e) => e.runs.some((r) => before.get(r) !== this.versions.get(r)));
+    const changed = first || this.redraw || this.selected.map(key).join("\n") !== oldSelection ||
+      this.selected.some((e) => e.runs.some((r) => oldVersions.get(r) !== this.versions.get(r)));
     this.redraw = false;
     if (changed) {
       this.loadTags();
@@ -189,7 +189,7 @@ export class NasApp {
     return {
       view: this.view, runs: this.selected.map(key), loss: this.lossTag, loss2: this.loss2Tag,
       ...this.heatmap.urlState(this.view === "heatmap"),
-      hidden: this.hidden.size ? [...this.hidden] : null, regex: this.regex, refresh: this.refreshS,
+      hidden: this.hidden.size ? [...this.hidden] : null, regex: this.regex, refresh: this.refreshSeconds,
       layers: this.overlayLayers,
       losses: this.overlayLosses, height: this.panelHeight,
       smooth: this.smoothing || null, xaxis: this.xAxis === "step" ? null : this.xAxis, yfit: this.fitY ? "1" : null, yzoom: this.yZoom, logloss: this.logLoss ? "1" : null,
@@ -214,7 +214,7 @@ export class NasApp {
     if (this.toolbar) this.toolbar.sync();
     this.panelHeight = Number.isFinite(state.height) && state.height > 0 ? Math.max(80, Math.min(2000, Math.round(state.height))) : null;
     this.overlayLosses = state.losses === "on" || state.losses === "off" ? state.losses : null;
-    this.refreshS = state.refresh;
+    this.refreshSeconds = state.refresh;
     this.refresher.setPeriod(state.refresh);
   }
 

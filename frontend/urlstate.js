@@ -9,7 +9,7 @@ const PREFIX = `p.${PLUGIN}.`;
 
 // One line per piece of state: its key in the URL and how it is written ("string", "number", "list": a JSON
 // array, or "map": a JSON object of strings). To add state (a view's own options, an axis unit), add it here and
-// to NasApp.urlState()/applyState().
+// to NasApp.urlState()/applyState() (the heatmap view's: HeatmapView.urlState()/applyState()).
 export const FIELDS = {
   view: "string",
   runs: "list", // selected entries' keys, "group:NAME" / "run:NAME"
