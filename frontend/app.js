@@ -1,22 +1,24 @@
 // The NAS tab: run/group list with colour chips, view switcher, small multiples with shared axes,
-// heatmap step slider with play, exports, empty and error states, and TensorBoard's light/dark theme.
-// Live: refreshes with TensorBoard (refresh.js), refetching only runs whose data version changed; its view
-// state lives in the top page's URL (urlstate.js); the run list is sidebar.js's.
+// exports, empty and error states, and TensorBoard's light/dark theme: the selection, the data fetching and
+// which view draws. Live: refreshes with TensorBoard (refresh.js), refetching only runs whose data version
+// changed; its view state lives in the top page's URL (urlstate.js). The run list is sidebar.js's, the
+// toolbar toolbar.js's, the heatmap view's state and step bar heatmapview.js's.
 import { fetchJSON, getJSON, url, clearCache } from "./api.js";
 import { runColor, themeColors } from "./colors.js";
-import { h, middleEllipsis } from "./dom.js";
-import { composeSvg, downloadPng, downloadSvg, fileName, stackSvg } from "./export.js";
-import { heatmapGrid, lossCurve } from "./heatmap.js";
+import { errorBox, h, middleEllipsis } from "./dom.js";
+import { composeSvg, downloadPng, downloadSvg, fileName } from "./export.js";
 import { extent, lossExtent, makeCursor, niceLossDomain, sharedDomains, stepExtent } from "./chart.js";
+import { HeatmapView } from "./heatmapview.js";
 import { linePlot } from "./lineplot.js";
 import { layerChooser, layerSeries, overlayLayers, overlayPanel } from "./overlay.js";
 import { Refresher } from "./refresh.js";
 import { firstSelection, inListOrder } from "./selection.js";
 import { Sidebar, displayOrder, key } from "./sidebar.js";
-import { domainsByUnit, nearestStep, stepUnit, unionSteps } from "./steps.js";
+import { domainsByUnit, stepUnit } from "./steps.js";
 import { stripePlot, stripeStepExtent } from "./stripeplot.js";
 import { adoptParentFonts, isDark, watchTheme } from "./theme.js";
-import { X_AXES, hasTimes, onXAxis } from "./timeaxis.js";
+import { X_AXES, onXAxis } from "./timeaxis.js";
+import { Toolbar } from "./toolbar.js";
 import { onStateChange, readState, writeState } from "./urlstate.js";
 
 const VIEWS = [["lines", "Line plot"], ["stripes", "Stripe plot"], ["heatmap", "Heatmap"], ["overlay", "Overlay"]];
@@ -28,7 +30,6 @@ const EMPTY_CODE = [
   "    train_one_epoch(model)",
   "    monitor.log(epoch, test_loss=test_loss)           # once per epoch",
 ];
-const PLAY_MS = 350;
 // Up to this many overlaid entries the overlay draws their losses unless the URL says otherwise.
 const OVERLAY_LOSSES = 3;
 const MIN_PANEL_W = 420;
@@ -38,12 +39,10 @@ const PANEL_CHROME = 150;
 const ASPECT_MIN = 1.2;
 const ASPECT_MAX = 3;
 
-/** Where a heatmap panel opens, from its `steps` response: { step, why }. */
-function openingStep(timeline) {
-  const steps = timeline.steps || [];
-  if (timeline.overfit_step !== null && timeline.overfit_step !== undefined) return { step: timeline.overfit_step, why: "lowest test loss of this run" };
-  if (steps.length) return { step: steps[steps.length - 1], why: "last logged step (no test-loss minimum to open at yet)" };
-  return { step: null, why: "" };
+/** The NAS axis zoom of a URL's p.nas.yzoom (["lo", "hi"]): [lo, hi] with 0 <= lo < hi <= 1, else null. */
+function nasZoom(pair) {
+  const [lo, hi] = (pair || []).map(Number);
+  return pair && pair.length === 2 && lo >= 0 && hi <= 1 && lo < hi ? [lo, hi] : null;
 }
 
 export class NasApp {
@@ -54,22 +53,15 @@ export class NasApp {
     this.hidden = new Set();
     this.lossTag = "";
     this.loss2Tag = "";
-    this.stepIndex = null;
-    this.stepChosen = false; // a step picked on the slider or in the URL: every heatmap panel shows it
-    this.steps = [];
-    this.heatPanels = [];
-    this.playTimer = null;
     this.dark = isDark();
     this.timings = [];
     this.token = 0;
     this.catalog = { runs: [], groups: [] };
     this.overlayLayers = null; // the overlay view's layers by name; null: every layer
-    this.probeIndex = 0; // which of the logged probe samples the heatmaps show
-    this.heatRuns = new Map(); // group key -> the run of the group that its heatmap panel shows
+    this.heatmap = new HeatmapView(this);
     this.versions = new Map(); // run -> data version (its last step and when it was logged, from the runs route)
     this.colors = new Map(); // entry key -> colour, kept while the list changes
     this.regex = "";
-    this.wantStep = null; // a heatmap step from the URL, applied once its steps are known
     this.restored = null; // the URL state to apply to the first list of runs
     this.redraw = false; // draw on the next list of runs even if no selected run changed
     this.refresher = new Refresher(() => this.refresh());
@@ -122,14 +114,14 @@ export class NasApp {
       }
     } catch (e) {
       if (this.panels) {
-        this.message.replaceChildren(this.errorBox("Could not refresh the list of NAS runs", e));
+        this.message.replaceChildren(errorBox("Could not refresh the list of NAS runs", e));
         return;
       }
-      this.root.replaceChildren(this.errorBox("Could not load the list of NAS runs", e));
+      this.root.replaceChildren(errorBox("Could not load the list of NAS runs", e));
       this.root.dataset.state = "error";
       return;
     }
-    const before = this.versions;
+    const oldVersions = this.versions;
     this.catalog = { runs: catalog.runs || [], groups: catalog.groups || [], defaultRegex: catalog.default_group_regex };
     this.versions = new Map(this.catalog.runs.map((r) => [r.run, `${r.max_step}@${r.wall_time}`]));
     if (this.catalog.runs.length === 0) {
@@ -143,15 +135,15 @@ export class NasApp {
     this.listOrder = displayOrder(entries); // panels follow the list's order
     const first = !this.panels;
     if (first) this.buildLayout();
-    const was = this.selected.map(key).join("\n");
+    const oldSelection = this.selected.map(key).join("\n");
     this.selected = this.selectionFrom(this.restored ? this.restored.runs : this.selected.map(key));
     this.restored = null;
     this.sidebar.setEntries(entries, new Set(this.selected.map(key)));
     this.sidebar.setRegex(this.regex, this.catalog.defaultRegex, regexError);
     this.root.dataset.state = "ready";
     this.root.dataset.runs = String(this.catalog.runs.length);
-    const changed = first || this.redraw || this.selected.map(key).join("\n") !== was ||
-      this.selected.some((e) => e.runs.some((r) => before.get(r) !== this.versions.get(r)));
+    const changed = first || this.redraw || this.selected.map(key).join("\n") !== oldSelection ||
+      this.selected.some((e) => e.runs.some((r) => oldVersions.get(r) !== this.versions.get(r)));
     this.redraw = false;
     if (changed) {
       this.loadTags();
@@ -196,12 +188,11 @@ export class NasApp {
   urlState() {
     return {
       view: this.view, runs: this.selected.map(key), loss: this.lossTag, loss2: this.loss2Tag,
-      step: this.view === "heatmap" && this.stepChosen && this.steps.length ? String(this.steps[this.stepIndex]) : null,
-      hidden: this.hidden.size ? [...this.hidden] : null, regex: this.regex, refresh: this.refreshS,
-      layers: this.overlayLayers, probe: this.probeIndex || null,
-      heatruns: this.heatRuns.size ? Object.fromEntries(this.heatRuns) : null,
+      ...this.heatmap.urlState(this.view === "heatmap"),
+      hidden: this.hidden.size ? [...this.hidden] : null, regex: this.regex, refresh: this.refreshSeconds,
+      layers: this.overlayLayers,
       losses: this.overlayLosses, height: this.panelHeight,
-      smooth: this.smoothing || null, xaxis: this.xAxis === "step" ? null : this.xAxis, yfit: this.fitY ? "1" : null, logloss: this.logLoss ? "1" : null,
+      smooth: this.smoothing || null, xaxis: this.xAxis === "step" ? null : this.xAxis, yfit: this.fitY ? "1" : null, yzoom: this.yZoom, logloss: this.logLoss ? "1" : null,
       enlarge: this.enlarged,
     };
   }
@@ -212,19 +203,18 @@ export class NasApp {
     this.loss2Tag = state.loss2 || "";
     this.hidden = new Set(state.hidden || []);
     this.overlayLayers = state.layers || null;
-    this.probeIndex = Number.isInteger(state.probe) && state.probe > 0 ? state.probe : 0; // a hand-edited -1 or 1.5: the first
-    this.heatRuns = new Map(Object.entries(state.heatruns || {}));
+    this.heatmap.applyState(state);
     this.regex = state.regex || "";
     this.smoothing = Number.isFinite(state.smooth) ? Math.max(0, Math.min(0.99, state.smooth)) : 0;
     this.fitY = state.yfit === "1";
+    this.yZoom = nasZoom(state.yzoom);
     this.xAxis = X_AXES.some(([id]) => id === state.xaxis) ? state.xaxis : "step";
     this.logLoss = state.logloss === "1";
     this.enlarged = state.enlarge || null;
-    if (this.controls) this.controls.sync();
+    if (this.toolbar) this.toolbar.sync();
     this.panelHeight = Number.isFinite(state.height) && state.height > 0 ? Math.max(80, Math.min(2000, Math.round(state.height))) : null;
     this.overlayLosses = state.losses === "on" || state.losses === "off" ? state.losses : null;
-    this.wantStep = state.step === undefined ? null : state.step;
-    this.refreshS = state.refresh;
+    this.refreshSeconds = state.refresh;
     this.refresher.setPeriod(state.refresh);
   }
 
@@ -236,15 +226,12 @@ export class NasApp {
   /** Show the view that a URL (Back/Forward, an edited link) describes. */
   async restore(state) {
     const regex = this.regex;
-    this.stopPlay();
+    this.heatmap.forgetStep();
     this.applyState(state);
     this.restored = state;
-    this.stepIndex = null;
-    this.stepChosen = false;
     if (!this.panels) return;
-    this.updateViewButtons();
-    this.lossSelect.value = this.lossTag;
-    this.loss2Select.value = this.loss2Tag;
+    this.showViewBars();
+    this.toolbar.syncLosses();
     if (regex !== this.regex) {
       this.redraw = true;
       this.panels.dataset.ready = "0";
@@ -262,15 +249,7 @@ export class NasApp {
   async loadTags() {
     const runs = [...new Set(this.selected.map((e) => e.runs[0]))];
     const details = await Promise.all(runs.map((r) => getJSON(url("run", { run: r }), this.versions.get(r)).catch(() => null)));
-    const tags = [...new Set(details.flatMap((d) => (d && d.scalar_tags) || []))].sort();
-    this.fillTags(this.lossSelect, "default", tags, this.lossTag);
-    this.fillTags(this.loss2Select, "none", tags, this.loss2Tag);
-  }
-
-  fillTags(select, none, tags, value) {
-    const all = value && !tags.includes(value) ? [...tags, value].sort() : tags;
-    select.replaceChildren(h("option", { value: "", text: none }), ...all.map((t) => h("option", { value: t, text: t })));
-    select.value = value;
+    this.toolbar.fillTags([...new Set(details.flatMap((d) => (d && d.scalar_tags) || []))].sort());
   }
 
   setRegex(text) {
@@ -280,13 +259,6 @@ export class NasApp {
     this.redraw = true; // the groups, so the selected entries, may be others
     this.panels.dataset.ready = "0";
     this.loadCatalog();
-  }
-
-  errorBox(title, error) {
-    const box = h("div", { class: "nas-error", role: "alert" });
-    h("b", { text: title }, box);
-    h("div", { class: "detail", text: error && error.message ? error.message : String(error) }, box);
-    return box;
   }
 
   emptyState() {
@@ -308,41 +280,27 @@ export class NasApp {
     const sidebar = this.sidebar.el;
 
     const main = h("main", { class: "nas-main" });
-    const bar = h("div", { class: "nas-toolbar" }, main);
-    const views = h("div", { class: "nas-views", role: "tablist" }, bar);
-    this.viewButtons = VIEWS.map(([id, label]) => {
-      const b = h("button", { class: "nas-view-btn", "data-view": id, role: "tab", text: label }, views);
-      b.addEventListener("click", () => this.setView(id));
-      return b;
+    this.toolbar = new Toolbar(main, {
+      views: VIEWS,
+      state: () => this,
+      on: {
+        view: (id) => this.setView(id),
+        change: (patch, save) => this.changeState(patch, save),
+        exportView: (format) => this.exportView(format),
+        reload: () => {
+          clearCache();
+          this.redraw = true;
+          this.panels.dataset.ready = "0";
+          this.refresher.now();
+        },
+      },
     });
-    this.lossSelect = this.tagSelect(bar, "Loss", "nas-loss", [["", "default"]], (v) => { this.lossTag = v; });
-    this.loss2Select = this.tagSelect(bar, "2nd loss", "nas-loss2", [["", "none"]], (v) => { this.loss2Tag = v; });
-    this.controls = this.chartControls(bar);
-    h("span", { class: "spacer" }, bar);
-    for (const [format, label] of [["png", "PNG"], ["svg", "SVG"]]) {
-      const b = h("button", { class: "nas-export", "data-format": format, text: label, title: `Download this view as ${label}` }, bar);
-      b.addEventListener("click", () => this.exportView(format));
-    }
-    const reload = h("button", { class: "nas-reload", text: "\u21bb", title: "Reload data from the log directory" }, bar);
-    reload.addEventListener("click", () => {
-      clearCache();
-      this.redraw = true;
-      this.panels.dataset.ready = "0";
-      this.refresher.now();
-    });
-
-    this.stepBar = h("div", { class: "nas-stepbar", hidden: true }, main);
-    this.playButton = h("button", { class: "nas-play", text: "\u25b6", title: "Play through the steps", "aria-label": "play" }, this.stepBar);
-    this.playButton.addEventListener("click", () => this.togglePlay());
-    this.slider = h("input", { class: "nas-step", type: "range", min: 0, max: 0, value: 0, "aria-label": "step" }, this.stepBar);
-    this.slider.addEventListener("input", () => this.setStep(+this.slider.value));
-    this.slider.addEventListener("change", () => this.saveState());
-    this.stepLabel = h("span", { class: "nas-step-label" }, this.stepBar);
+    main.appendChild(this.heatmap.stepBar);
 
     this.message = h("div", { class: "nas-message" }, main);
     this.panels = h("div", { class: "nas-panels" }, main);
     this.root.replaceChildren(sidebar, main);
-    this.updateViewButtons();
+    this.showViewBars();
     // Panels are sized to the window's width and height (layout): redraw when either changes, but not for
     // the observer's first report of the width the first view was laid out for.
     let lastWidth = this.panels.clientWidth;
@@ -360,49 +318,6 @@ export class NasApp {
     window.addEventListener("resize", resized);
   }
 
-  /** The toolbar's chart controls, TensorBoard's: loss smoothing, NAS axis fitted to the data, log loss
-   * axis. Returns { sync() } that shows the current state in them. */
-  chartControls(bar) {
-    const wrap = h("label", { class: "nas-field", title: "Smoothing of the loss curves: TensorBoard's debiased exponential moving average (the raw curve stays faint)" }, bar);
-    h("span", { text: "Smoothing" }, wrap);
-    const slider = h("input", { class: "nas-smoothing", type: "range", min: 0, max: 0.99, step: 0.01, "aria-label": "smoothing" }, wrap);
-    const value = h("span", { class: "nas-smoothing-value" }, wrap);
-    slider.addEventListener("input", () => { this.smoothing = +slider.value; value.textContent = slider.value; this.renderView(); });
-    slider.addEventListener("change", () => this.saveState(true));
-    const toggle = (cls, label, title, get, set) => {
-      const t = h("label", { class: `nas-toggle ${cls}`, title }, bar);
-      const box = h("input", { type: "checkbox" }, t);
-      h("span", { text: label }, t);
-      box.addEventListener("change", () => { set(box.checked); this.saveState(); this.renderView(); });
-      return () => { box.checked = get(); };
-    };
-    const axis = h("label", { class: "nas-field nas-xaxis-field" }, bar);
-    h("span", { text: "X axis" }, axis);
-    this.xSelect = h("select", { class: "nas-xaxis", "aria-label": "x axis" }, axis);
-    for (const [value, text] of X_AXES) h("option", { value, text }, this.xSelect);
-    this.xSelect.addEventListener("change", () => { this.xAxis = this.xSelect.value; this.saveState(); this.renderView(); });
-    const syncFit = toggle("nas-fit-y", "Fit NAS axis", "Fit the NAS axis to the values shown instead of 0..1", () => this.fitY, (v) => { this.fitY = v; });
-    const syncLog = toggle("nas-log-loss", "Log loss", "Show the loss axis in log scale", () => this.logLoss, (v) => { this.logLoss = v; });
-    const sync = () => {
-      slider.value = this.smoothing;
-      this.xSelect.value = this.xAxis;
-      value.textContent = String(this.smoothing);
-      syncFit();
-      syncLog();
-    };
-    sync();
-    return { sync };
-  }
-
-  /** The x axis menu: Relative and Wall need the wall times of the responses (`results`); without them
-   * it is disabled and says why. */
-  xAxisChoice(results) {
-    const timed = results.some((r) => hasTimes(r.data));
-    this.xSelect.disabled = !timed;
-    this.xSelect.parentElement.title = timed ? "Steps, hours since the first logged step, or clock time"
-      : "Relative and Wall need the wall times of the logged steps, which these runs' answers lack";
-  }
-
   /** The entries that get a panel: the enlarged one alone, else every selected one. */
   panelEntries() {
     const one = this.enlarged && this.selected.find((e) => key(e) === this.enlarged);
@@ -411,16 +326,26 @@ export class NasApp {
 
   /** Options every chart of a view shares: the toolbar's controls and one crosshair. */
   chartOptions() {
-    return { smoothing: this.smoothing, fitY: this.fitY, logLoss: this.logLoss, cursor: makeCursor() };
+    return {
+      smoothing: this.smoothing, fitY: this.fitY, logLoss: this.logLoss, cursor: makeCursor(),
+      yZoom: this.yZoom, onYZoom: (range) => this.zoomY(range),
+    };
   }
 
-  tagSelect(parent, label, cls, options, onChange) {
-    const wrap = h("label", { class: "nas-field" }, parent);
-    h("span", { text: label }, wrap);
-    const select = h("select", { class: cls }, wrap);
-    for (const [value, text] of options) h("option", { value, text }, select);
-    select.addEventListener("change", () => { onChange(select.value); this.saveState(); this.renderView(); });
-    return select;
+  /** Zoom the NAS axis of the line plots and overlays to `range` ([lo, hi]), or back (null). */
+  zoomY(range) {
+    if (!range && !this.yZoom) return;
+    this.yZoom = range;
+    this.saveState();
+    this.renderView();
+  }
+
+  /** A toolbar control's change: `patch` of the state (fields of this app), recorded in the URL as a new
+   * history entry (save true), in place ("replace") or not at all (false); a patch redraws the view. */
+  changeState(patch, save) {
+    Object.assign(this, patch);
+    if (save) this.saveState(save === "replace");
+    if (Object.keys(patch).length) this.renderView();
   }
 
   toggleEntry(entry, on) {
@@ -446,20 +371,17 @@ export class NasApp {
 
   setView(view) {
     if (this.view === view) return;
-    this.stopPlay();
+    this.heatmap.stopPlay();
     this.view = view;
-    this.updateViewButtons();
+    this.showViewBars();
     this.saveState();
     this.renderView();
   }
 
-  updateViewButtons() {
-    for (const b of this.viewButtons) {
-      const on = b.dataset.view === this.view;
-      b.classList.toggle("active", on);
-      b.setAttribute("aria-selected", String(on));
-    }
-    this.stepBar.hidden = this.view !== "heatmap";
+  /** The active view's button, and the bars of the views that have one. */
+  showViewBars() {
+    this.toolbar.sync();
+    this.heatmap.stepBar.hidden = this.view !== "heatmap";
     if (this.overlayBar) this.overlayBar.hidden = this.view !== "overlay";
   }
 
@@ -535,12 +457,12 @@ export class NasApp {
       return;
     }
     try {
-      if (view === "heatmap") await this.renderHeatmaps(token, t0);
+      if (view === "heatmap") await this.heatmap.render(token, t0);
       else if (view === "overlay") await this.renderOverlay(token, t0);
       else await this.renderSeries(view, token, t0);
     } catch (e) {
       if (token !== this.token) return;
-      this.message.replaceChildren(this.errorBox("Could not draw this view", e));
+      this.message.replaceChildren(errorBox("Could not draw this view", e));
     }
     if (token === this.token) {
       this.panels.dataset.view = view;
@@ -569,16 +491,16 @@ export class NasApp {
     }
   }
 
-  /** The `view` response of `e` as { e, data } or { e, error }. */
+  /** The `view` response of entry `e` as { entry, data } or { entry, error }. */
   fetchSeries(view, e) {
-    return this.fetchWithLosses(view, this.params(e), this.versionOf(e)).then((data) => ({ e, data }), (error) => ({ e, error }));
+    return this.fetchWithLosses(view, this.params(e), this.versionOf(e)).then((data) => ({ entry: e, data }), (error) => ({ entry: e, error }));
   }
 
   /** One note above the panels per loss tag that some entries lack: "TAG is not logged by: a, b". */
   noteMissingLosses(results) {
     const by = new Map();
     for (const r of results) {
-      for (const tag of (r.data && r.data.missing_loss_tags) || []) by.set(tag, [...(by.get(tag) || []), r.e.name]);
+      for (const tag of (r.data && r.data.missing_loss_tags) || []) by.set(tag, [...(by.get(tag) || []), r.entry.name]);
     }
     for (const [tag, names] of by) h("div", { class: "nas-note missing-loss-note", text: `${tag} is not logged by: ${names.join(", ")}` }, this.message);
   }
@@ -588,7 +510,7 @@ export class NasApp {
     if (token !== this.token) return;
     this.noteMissingLosses(results);
     const t1 = performance.now();
-    this.xAxisChoice(results);
+    this.toolbar.xAxisChoice(results);
     for (const r of results) if (r.data) r.data = onXAxis(r.data, this.xAxis);
     const ok = results.filter((r) => r.data);
     const xDomains = domainsByUnit(ok.map((r) => r.data), view === "lines" ? stepExtent : stripeStepExtent);
@@ -600,10 +522,10 @@ export class NasApp {
     const nodes = [];
     for (const r of results) {
       const what = view === "lines" ? "band = min..max across them" : "median across them";
-      const sub = r.e.type === "group" ? `group of ${r.e.runs.length} runs, ${what}` : "";
-      const { panel, body } = this.panelShell(r.e, sub);
+      const sub = r.entry.type === "group" ? `group of ${r.entry.runs.length} runs, ${what}` : "";
+      const { panel, body } = this.panelShell(r.entry, sub);
       if (r.error) {
-        body.appendChild(this.errorBox(`Could not load ${view} for ${r.e.type} "${r.e.name}"`, r.error));
+        body.appendChild(errorBox(`Could not load ${view} for ${r.entry.type} "${r.entry.name}"`, r.error));
       } else if (view === "lines") {
         this.alarmStatusLine(panel, r.data);
         body.appendChild(linePlot(r.data, {
@@ -641,15 +563,15 @@ export class NasApp {
   /** The overlay view: the `lines` responses of the selection (shared with the line plot's cache), one
    * panel per chosen layer with every entry in its chip colour. */
   async renderOverlay(token, t0) {
-    const results = (await Promise.all(this.selected.map((e) => this.fetchSeries("lines", e)))).map((r) => ({ ...r, entry: r.e }));
+    const results = await Promise.all(this.selected.map((e) => this.fetchSeries("lines", e)));
     if (token !== this.token) return;
     this.noteMissingLosses(results);
     const t1 = performance.now();
-    this.xAxisChoice(results);
+    this.toolbar.xAxisChoice(results);
     for (const r of results) if (r.data) r.data = onXAxis(r.data, this.xAxis);
     const ok = results.filter((r) => r.data);
     const failed = results.filter((r) => r.error);
-    if (failed.length) this.message.append(...failed.map((r) => this.errorBox(`Could not load lines for ${r.entry.type} "${r.entry.name}"`, r.error)));
+    if (failed.length) this.message.append(...failed.map((r) => errorBox(`Could not load lines for ${r.entry.type} "${r.entry.name}"`, r.error)));
     const layers = overlayLayers(ok.map((r) => r.data));
     const bar = layerChooser(layers, this.overlayLayers, (names) => { this.overlayLayers = names; this.saveState(); this.renderView(); });
     const losses = this.overlayLosses ? this.overlayLosses === "on" : ok.length <= OVERLAY_LOSSES;
@@ -679,170 +601,6 @@ export class NasApp {
     this.renderView();
   }
 
-  /** The run whose heatmaps the panel of `entry` shows: the run, or the one chosen among the group's. */
-  heatRun(entry) {
-    if (entry.type === "run") return entry.name;
-    const chosen = this.heatRuns.get(key(entry));
-    return entry.runs.includes(chosen) ? chosen : entry.runs[0];
-  }
-
-  /** Per panel one light `steps` request (steps, losses, overfit step) and one `heatmaps` request. */
-  async renderHeatmaps(token, t0) {
-    const entries = this.panelEntries();
-    const timelines = await Promise.all(entries.map((e) =>
-      this.fetchWithLosses("steps", { run: this.heatRun(e) }, this.versions.get(this.heatRun(e))).then((data) => ({ e, data }), (error) => ({ e, error }))));
-    if (token !== this.token) return;
-    this.noteMissingLosses(timelines);
-    const ok = timelines.filter((r) => r.data);
-    this.steps = unionSteps(ok.map((r) => r.data.steps));
-    const { lossDomain } = sharedDomains(ok.map((r) => r.data), this.logLoss);
-    const xDomains = domainsByUnit(ok.map((r) => r.data), stepExtent);
-    this.noteUnits(xDomains);
-    this.stepUnit = [...new Set(ok.map((r) => stepUnit(r.data)))].join(" / ") || stepUnit(null);
-    this.slider.setAttribute("aria-label", this.stepUnit);
-    if (this.wantStep !== null) {
-      const at = this.steps.findIndex((s) => String(s) === this.wantStep);
-      if (at >= 0) {
-        this.stepIndex = at;
-        this.stepChosen = true;
-      }
-      this.wantStep = null;
-    }
-    // Opened without a chosen step, each panel starts at its own run's test-loss minimum (else its last
-    // step) and says so; a step chosen on the slider or in the URL applies to every panel.
-    if (this.stepIndex !== null && this.stepIndex >= this.steps.length) this.stepChosen = false;
-    const own = !this.stepChosen;
-    const opening = new Map(ok.map((r) => [r.e, openingStep(r.data)]));
-    if (own) {
-      const first = ok.length ? opening.get(ok[0].e).step : null;
-      this.stepIndex = first !== null ? Math.max(0, this.steps.indexOf(nearestStep(this.steps, first))) : this.steps.length - 1;
-    }
-    this.slider.max = Math.max(0, this.steps.length - 1);
-    this.slider.value = this.stepIndex;
-    const step = this.steps[this.stepIndex];
-    const { width } = this.layout(entries.length);
-    const first = await Promise.all(timelines.map((r) => {
-      if (r.error) return r;
-      const open = own ? opening.get(r.e) : { step, why: "the step chosen on the slider" };
-      const p = { run: this.heatRun(r.e), runSteps: r.data.steps, probe: Math.max(0, Math.min(this.probeIndex, r.data.probes - 1)) };
-      return getJSON(this.heatUrl(p, open.step), this.versions.get(p.run)).then((heat) => ({ ...r, p, heat, open }), (error) => ({ ...r, error }));
-    }));
-    if (token !== this.token) return;
-    const t1 = performance.now();
-    this.probePicker(Math.max(1, ...ok.map((r) => r.data.probes)));
-    this.heatPanels = [];
-    const nodes = [];
-    for (const r of first) {
-      const { panel, body } = this.panelShell(r.e, r.e.type === "group" ? "showing run" : "");
-      if (r.e.type === "group") this.heatRunPicker(r.e, panel.querySelector("header .sub"));
-      if (r.error) {
-        body.appendChild(this.errorBox(`Could not load heatmaps for "${this.heatRun(r.e)}"`, r.error));
-      } else {
-        // The server links the probe image of the monitor that logged one (with its monitor= parameter).
-        const grid = heatmapGrid(r.heat, { probeUrl: r.heat.probe || null, dark: this.dark, width, run: this.heatRun(r.e) });
-        const why = h("div", { class: "nas-note nas-heat-why", text: `${stepUnit(r.heat)} ${r.heat.step}: ${r.open.why}` }, body);
-        const curve = lossCurve(r.data, { smoothing: this.smoothing, logLoss: this.logLoss, width: Math.min(width, 520), height: 120, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: this.dark, step: r.heat.step });
-        body.append(grid, curve);
-        grid.why = why;
-        this.heatPanels.push({ ...r.p, grid, curve, panel });
-        body.exportSvg = () => stackSvg([grid.exportSvg(), curve.cloneNode(true)], themeColors(this.dark).bg);
-      }
-      nodes.push(panel);
-    }
-    this.panels.replaceChildren(...nodes);
-    this.showStep(step);
-    this.record({ view: "heatmap", panels: entries.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
-    this.prefetch(this.stepIndex);
-  }
-
-  /** The step bar's choice of probe sample, 1..count (shown when there is a choice). */
-  probePicker(count) {
-    if (!this.probeSelect) {
-      const wrap = h("label", { class: "nas-field nas-probe-field", title: "Which probe image the heatmaps are of" }, this.stepBar);
-      h("span", { text: "Probe image" }, wrap);
-      this.probeSelect = h("select", { class: "nas-probe" }, wrap);
-      this.probeSelect.addEventListener("change", () => { this.probeIndex = +this.probeSelect.value; this.saveState(); this.renderView(); });
-    }
-    this.probeSelect.replaceChildren(...Array.from({ length: count }, (_, i) => h("option", { value: i, text: `#${i + 1}` })));
-    this.probeSelect.value = String(Math.min(this.probeIndex, count - 1));
-    this.probeSelect.parentElement.hidden = count < 2;
-  }
-
-  /** A group heatmap panel's choice among the group's runs, in place of its subtitle `sub`. */
-  heatRunPicker(entry, sub) {
-    const select = h("select", { class: "nas-heat-run", "aria-label": `run of ${entry.name} shown` });
-    for (const run of entry.runs) h("option", { value: run, text: run }, select);
-    select.value = this.heatRun(entry);
-    select.addEventListener("change", () => { this.heatRuns.set(key(entry), select.value); this.saveState(); this.renderView(); });
-    sub.after(select);
-  }
-
-  heatUrl(p, step) {
-    return url("heatmaps", { run: p.run, step: nearestStep(p.runSteps, step), probe: p.probe || null });
-  }
-
-  showStep(step) {
-    this.stepLabel.textContent = `${this.stepUnit} ${step}  (${this.stepIndex + 1}/${this.steps.length})`;
-    this.slider.value = this.stepIndex;
-    this.stepBar.dataset.step = step;
-  }
-
-  /** Move every heatmap panel to steps[index]; the frame is drawn once all of its data is here. */
-  async setStep(index) {
-    if (!this.steps.length) return;
-    this.stepChosen = true;
-    this.stepIndex = Math.max(0, Math.min(this.steps.length - 1, index));
-    const step = this.steps[this.stepIndex];
-    const token = this.token;
-    this.showStep(step);
-    const data = await Promise.all(this.heatPanels.map((p) => getJSON(this.heatUrl(p, step), this.versions.get(p.run)).catch((e) => e)));
-    if (token !== this.token || this.steps[this.stepIndex] !== step) return;
-    const t = performance.now();
-    this.heatPanels.forEach((p, i) => {
-      if (data[i] instanceof Error) {
-        this.message.replaceChildren(this.errorBox(`Could not load heatmaps for "${p.run}" at ${this.stepUnit} ${step}`, data[i]));
-        return;
-      }
-      p.grid.update(data[i]);
-      p.grid.why.textContent = `${stepUnit(data[i])} ${data[i].step}: the step chosen on the slider`;
-      p.curve.setStep(data[i].step);
-    });
-    this.record({ view: "heatmap-step", step, drawMs: performance.now() - t });
-    this.panels.dataset.step = step;
-    this.prefetch(this.stepIndex);
-  }
-
-  prefetch(index) {
-    for (let k = 1; k <= 2; k++) {
-      const step = this.steps[(index + k) % this.steps.length];
-      for (const p of this.heatPanels) getJSON(this.heatUrl(p, step), this.versions.get(p.run)).catch(() => {});
-    }
-  }
-
-  togglePlay() {
-    if (this.playTimer) this.stopPlay();
-    else {
-      this.playButton.textContent = "\u275a\u275a";
-      this.playButton.classList.add("playing");
-      let busy = false;
-      this.playTimer = setInterval(async () => {
-        if (busy) return;
-        busy = true;
-        await this.setStep((this.stepIndex + 1) % this.steps.length);
-        busy = false;
-      }, PLAY_MS);
-    }
-  }
-
-  stopPlay() {
-    clearInterval(this.playTimer);
-    this.playTimer = null;
-    if (this.playButton) {
-      this.playButton.textContent = "\u25b6";
-      this.playButton.classList.remove("playing");
-    }
-  }
-
   async exportView(format) {
     const theme = themeColors(this.dark);
     const panels = [];
@@ -852,10 +610,7 @@ export class NasApp {
       if (!maker) continue;
       const entry = this.entryByKey.get(panel.dataset.key);
       let title = entry ? entry.name : panel.dataset.title || panel.dataset.key;
-      if (this.view === "heatmap" && entry) {
-        const run = entry.type === "group" ? `run ${this.heatRun(entry)}, ` : "";
-        title += `  (${run}${this.stepUnit} ${this.steps[this.stepIndex]})`;
-      }
+      if (this.view === "heatmap" && entry) title += this.heatmap.exportTitle(entry);
       panels.push({ title, chip: entry && entry.color, svg: maker() });
     }
     if (!panels.length) return;
@@ -866,7 +621,7 @@ export class NasApp {
       if (format === "svg") downloadSvg(svg, name);
       else await downloadPng(svg, name);
     } catch (e) {
-      this.message.replaceChildren(this.errorBox("Export failed", e));
+      this.message.replaceChildren(errorBox("Export failed", e));
     }
   }
 }

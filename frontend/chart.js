@@ -62,9 +62,10 @@ export function lossScale(domain, r0, r1, log = false) {
   return log && domain[0] > 0 ? logScale(domain[0], domain[1], r0, r1) : linear(domain[0], domain[1], r0, r1);
 }
 
-/** The NAS axis' domain: 0..1, or fitted to the medians (and, when drawn, the bands) of `layers` when
- * `fit`, padded by 5 %. */
-export function nasDomain(layers, fit, bands = false) {
+/** The NAS axis' domain: `zoom` ([lo, hi] dragged on a plot) when set; else 0..1, or fitted to the medians
+ * (and, when drawn, the bands) of `layers` when `fit`, padded by 5 %. */
+export function nasDomain(layers, fit, bands = false, zoom = null) {
+  if (zoom) return zoom;
   if (!fit) return [0, 1];
   const range = extent(...layers.flatMap((l) => (bands ? [l.median, l.min, l.max] : [l.median])));
   if (!range) return [0, 1];
@@ -395,6 +396,48 @@ export function hoverNearest(frame, { x, yNas, theme }, series, describe, cursor
     if (cursor) cursor.move(null);
     else showCross(null);
   });
+}
+
+/** [lo, hi] rounded to 4 significant digits of its span, so that the URL holds short numbers. */
+function roundRange(lo, hi) {
+  const unit = 10 ** (Math.floor(Math.log10(hi - lo)) - 3);
+  return [Math.round(lo / unit) * unit, Math.round(hi / unit) * unit].map((v) => +v.toFixed(12));
+}
+
+/**
+ * Drag-to-zoom on the NAS axis of a chartFrame (after hoverNearest, whose hover area it listens on): a
+ * vertical drag over the plot shades the band and calls onZoom([lo, hi]) with its NAS values; a double-click
+ * calls onZoom(null) (back to the unzoomed axis). Drags under 4 px are clicks and zoom nothing.
+ */
+export function dragZoomY(frame, { yNas, theme }, onZoom) {
+  const { svg } = frame;
+  const area = svg.querySelector("rect.hover");
+  const [left, right] = [+area.getAttribute("x"), +area.getAttribute("x") + +area.getAttribute("width")];
+  const [bottom, top] = yNas.range;
+  const band = s("rect", { class: "zoom-band", x: left, width: right - left, y: top, height: 0, fill: theme.muted, "fill-opacity": 0.2, visibility: "hidden", "pointer-events": "none" }, svg);
+  const yOf = (ev) => Math.max(top, Math.min(bottom, ev.clientY - svg.getBoundingClientRect().top));
+  area.style.cursor = "ns-resize";
+  area.addEventListener("mousedown", (down) => {
+    if (down.button !== 0) return;
+    down.preventDefault(); // no text selection while dragging
+    const y0 = yOf(down);
+    const move = (ev) => {
+      const y1 = yOf(ev);
+      band.setAttribute("y", Math.min(y0, y1));
+      band.setAttribute("height", Math.abs(y1 - y0));
+      band.setAttribute("visibility", "visible");
+    };
+    const up = (ev) => {
+      window.removeEventListener("mousemove", move);
+      window.removeEventListener("mouseup", up);
+      band.setAttribute("visibility", "hidden");
+      const y1 = yOf(ev);
+      if (Math.abs(y1 - y0) >= 4) onZoom(roundRange(yNas.invert(Math.max(y0, y1)), yNas.invert(Math.min(y0, y1))));
+    };
+    window.addEventListener("mousemove", move);
+    window.addEventListener("mouseup", up);
+  });
+  area.addEventListener("dblclick", () => onZoom(null));
 }
 
 /** Tooltip row of the loss at `step` of a { steps, values } curve, or none. */

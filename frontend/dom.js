@@ -30,6 +30,14 @@ export function s(tag, attrs, parent) {
   return node;
 }
 
+/** An error box (role=alert): the bold `title`, then the error's message. */
+export function errorBox(title, error) {
+  const box = h("div", { class: "nas-error", role: "alert" });
+  h("b", { text: title }, box);
+  h("div", { class: "detail", text: error && error.message ? error.message : String(error) }, box);
+  return box;
+}
+
 /** Linear map from [d0, d1] to [r0, r1]; a zero-width domain maps to the middle of the range. */
 export function linear(d0, d1, r0, r1) {
   const span = d1 - d0;

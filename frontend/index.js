@@ -8,6 +8,7 @@ import "./static/colors.js";
 import "./static/dom.js";
 import "./static/export.js";
 import "./static/heatmap.js";
+import "./static/heatmapview.js";
 import "./static/lineplot.js";
 import "./static/overlay.js";
 import "./static/refresh.js";
@@ -18,6 +19,7 @@ import "./static/stripeplot.js";
 import "./static/tbhost.js";
 import "./static/theme.js";
 import "./static/timeaxis.js";
+import "./static/toolbar.js";
 import "./static/urlstate.js";
 import { mount } from "./static/app.js";
 

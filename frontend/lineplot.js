@@ -3,13 +3,14 @@
 // dotted purple line at each NAS overfitting alarm.
 import { depthColor, themeColors } from "./colors.js";
 import { bandPath, fmt, layerLabel, linear, linePath, s } from "./dom.js";
-import { chartFrame, drawLegend, drawLosses, drawNote, hoverNearest, layoutLegend, lossExtent, lossNote, lossRows, lossScale, markKeys, nasDomain, niceLossDomain, stepExtent } from "./chart.js";
+import { chartFrame, dragZoomY, drawLegend, drawLosses, drawNote, hoverNearest, layoutLegend, lossExtent, lossNote, lossRows, lossScale, markKeys, nasDomain, niceLossDomain, stepExtent } from "./chart.js";
 import { stepUnit } from "./steps.js";
 
 /**
  * Draw a `lines` response as an SVG line plot.
  * options: width, height (plot area + axes, legend extra), xDomain, lossDomain (shared axes of small
- * multiples), hidden (Set of layer names), onToggleLayer(name), dark, band (draw min..max).
+ * multiples), hidden (Set of layer names), onToggleLayer(name), dark, band (draw min..max), yZoom
+ * ([lo, hi] of the NAS axis) and onYZoom(range or null) for drag-to-zoom (chart.js dragZoomY).
  * Returns a <div class="nas-chart"> holding the <svg class="nas-lineplot"> and its tooltip.
  */
 export function linePlot(data, options = {}) {
@@ -32,7 +33,7 @@ export function linePlot(data, options = {}) {
   const yBottom = margin.top + plotHeight;
   const shownLayers = layers.filter((l) => !hidden.has(l.name));
   const band = options.band !== undefined ? options.band : (data.runs || []).length > 1;
-  const yNas = linear(...nasDomain(shownLayers, options.fitY, band), yBottom, margin.top);
+  const yNas = linear(...nasDomain(shownLayers, options.fitY, band, options.yZoom), yBottom, margin.top);
   const ld = options.lossDomain || niceLossDomain(lossExtent(data), options.logLoss);
   const yLoss = lossScale(ld, yBottom, margin.top, options.logLoss);
   const hasLoss = !!(data.loss || data.loss2);
@@ -76,5 +77,6 @@ export function linePlot(data, options = {}) {
   hoverNearest(frame, { x, yNas, theme }, hoverable, (l, st, v) => ({
     title: l.label, rows: [`${unit} ${st}`, `NAS ${fmt(v, 4)}`, ...lossRows(data.loss, st)],
   }), options.cursor);
+  if (options.onYZoom) dragZoomY(frame, { yNas, theme }, options.onYZoom);
   return frame.root;
 }

@@ -4,7 +4,7 @@
 import { themeColors } from "./colors.js";
 import { bandPath, fmt, h, layerLabel, linear, linePath, s } from "./dom.js";
 import { csvText, downloadText, fileName } from "./export.js";
-import { alarmOnsets, chartFrame, drawEntryAlarms, drawLegend, hoverNearest, layoutLegend, lossRows, lossScale, nasDomain, smoothEma } from "./chart.js";
+import { alarmOnsets, chartFrame, dragZoomY, drawEntryAlarms, drawLegend, hoverNearest, layoutLegend, lossRows, lossScale, nasDomain, smoothEma } from "./chart.js";
 
 /** The layers of `lines` responses, each once: those of the first response in its order (by depth),
  * then the layers only later responses have. [{ name, depth, kind }] */
@@ -29,7 +29,7 @@ export function layerSeries(layerName, results) {
  * One layer of several entries. series: [{ name, color, group, line (that layer in the entry's `lines`
  * response, or null: not logged there), loss, overfit, alarms, onsets }]; options: width, height, xDomain,
  * lossDomain, dark, xLabel (the entries' step unit), losses (false: leave out the dashed losses and their
- * axis, which with many entries crowd the panel).
+ * axis, which with many entries crowd the panel), yZoom and onYZoom (as linePlot's).
  * Returns a <div class="nas-chart"> with exportSvg().
  */
 export function overlayPlot(layer, series, options = {}) {
@@ -48,7 +48,7 @@ export function overlayPlot(layer, series, options = {}) {
   const xr = options.xDomain || [0, 1];
   const x = linear(xr[0], xr[1], margin.left, width - margin.right);
   const yBottom = margin.top + plotHeight;
-  const yNas = linear(...nasDomain(series.filter((e) => e.line).map((e) => (e.group ? e.line : { median: e.line.median })), options.fitY, true), yBottom, margin.top);
+  const yNas = linear(...nasDomain(series.filter((e) => e.line).map((e) => (e.group ? e.line : { median: e.line.median })), options.fitY, true, options.yZoom), yBottom, margin.top);
   const ld = options.lossDomain || [0, 1];
   const yLoss = lossScale(ld, yBottom, margin.top, options.logLoss);
   const hasLoss = showLosses && series.some((e) => e.loss);
@@ -98,6 +98,7 @@ export function overlayPlot(layer, series, options = {}) {
   hoverNearest(frame, { x, yNas, theme }, drawn, (e, step, v) => ({
     title: e.name, rows: [`${layer.name}, ${options.xLabel || "step"} ${step}`, `NAS ${fmt(v, 4)}`, ...(showLosses ? lossRows(e.loss, step) : [])],
   }), options.cursor);
+  if (options.onYZoom) dragZoomY(frame, { yNas, theme }, options.onYZoom);
   return frame.root;
 }
 

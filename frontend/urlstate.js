@@ -9,7 +9,7 @@ const PREFIX = `p.${PLUGIN}.`;
 
 // One line per piece of state: its key in the URL and how it is written ("string", "number", "list": a JSON
 // array, or "map": a JSON object of strings). To add state (a view's own options, an axis unit), add it here and
-// to NasApp.urlState()/applyState().
+// to NasApp.urlState()/applyState() (the heatmap view's: HeatmapView.urlState()/applyState()).
 export const FIELDS = {
   view: "string",
   runs: "list", // selected entries' keys, "group:NAME" / "run:NAME"
@@ -26,6 +26,7 @@ export const FIELDS = {
   smooth: "number", // loss smoothing weight in [0, 1), TensorBoard's slider; absent: 0
   xaxis: "string", // "relative" / "wall" x axis (timeaxis.js); absent: steps
   yfit: "string", // "1": the NAS axis fitted to the shown values; absent: 0..1
+  yzoom: "list", // [lo, hi] of the NAS axis dragged on a plot; absent: yfit's axis
   logloss: "string", // "1": the loss axis in log scale
   enlarge: "string", // the key of the one panel shown enlarged
   losses: "string", // the overlay's dashed losses: "on" / "off"; absent: on for up to OVERLAY_LOSSES entries

@@ -246,7 +246,7 @@ def test_heatmap_play_moves_through_steps_with_fast_frames(tab):
     assert len(frames) >= 2 and max(frames) < 100, frames
     # Back and forth over cached steps: still well under 100 ms per frame.
     for i in (1, 2, 1, 2):
-        tab.evaluate(f"window.nasApp.setStep({i})")
+        tab.evaluate(f"window.nasApp.heatmap.setStep({i})")
     tab.wait_for_selector(".nas-panels[data-step='2']")
     assert max(tab.evaluate("window.nasApp.timings.filter(t => t.view === 'heatmap-step').map(t => t.drawMs)")) < 100
 
@@ -448,7 +448,7 @@ def test_screenshots_of_the_three_views(tab, session):
     for view in ("lines", "stripes", "heatmap"):
         show(tab, view)
         if view == "heatmap":
-            tab.evaluate("window.nasApp.setStep(window.nasApp.steps.length - 1)")
+            tab.evaluate("window.nasApp.heatmap.setStep(window.nasApp.heatmap.steps.length - 1)")
             tab.wait_for_selector(f".nas-panels[data-step='{EPOCHS - 1}']")
             tab.wait_for_function("() => document.querySelector('.nas-panel img.probe').complete")
         save_screenshot(session["page"], tab, {"lines": "line_plot.png", "stripes": "stripe_plot.png", "heatmap": "heatmap.png"}[view])

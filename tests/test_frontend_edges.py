@@ -84,9 +84,9 @@ def test_heatmap_slider_asks_for_each_exact_step(tab, run):
     select(tab, f"run:{run}")
     show(tab, "heatmap")
     sent = [as_sent(s) for s in BIG_RUNS[run]]
-    assert tab.evaluate("window.nasApp.steps") == sent
+    assert tab.evaluate("window.nasApp.heatmap.steps") == sent
     for index, step in enumerate(BIG_RUNS[run]):
-        tab.evaluate(f"window.nasApp.setStep({index})")
+        tab.evaluate(f"window.nasApp.heatmap.setStep({index})")
         tab.wait_for_selector(f".nas-panels[data-step='{step}']", state="attached", timeout=10000)
         assert tab.get_attribute(".nas-panel .nas-heatmaps", "data-step") == str(step)
         assert str(step) in tab.inner_text(".nas-step-label")

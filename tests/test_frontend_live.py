@@ -245,14 +245,14 @@ def test_the_run_shown_in_a_groups_heatmap_travels_in_the_url(tab, context):
     picker = ".nas-panel[data-key='group:alpha'] .nas-heat-run"
     assert frame.eval_on_selector(picker, "s => s.value") == "alpha/seed0"  # the group's first run
     frame.select_option(picker, "alpha/seed1")
-    frame.wait_for_function("() => window.nasApp.heatPanels.map(p => p.run).join() === 'alpha/seed1'")
+    frame.wait_for_function("() => window.nasApp.heatmap.heatPanels.map(p => p.run).join() === 'alpha/seed1'")
     wait_ready(frame, "heatmap")
     assert "p.nas.heatruns" in page.url
     other, copy = open_tab(context, page.url)
     try:
         wait_ready(copy, "heatmap")
         assert copy.eval_on_selector(picker, "s => s.value") == "alpha/seed1"
-        assert copy.evaluate("window.nasApp.heatPanels.map(p => p.run)") == ["alpha/seed1"]
+        assert copy.evaluate("window.nasApp.heatmap.heatPanels.map(p => p.run)") == ["alpha/seed1"]
     finally:
         other.close()
 

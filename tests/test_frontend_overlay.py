@@ -223,7 +223,7 @@ def test_probe_picker_changes_the_probe_image_and_the_maps(tab, session):
     tab.select_option(".nas-probe", "2")
     tab.wait_for_function("() => document.querySelector('.nas-panel img.probe').getAttribute('src').includes('probe=2')")
     wait_ready(tab, "heatmap")
-    assert tab.evaluate("window.nasApp.probeIndex") == 2
+    assert tab.evaluate("window.nasApp.heatmap.probeIndex") == 2
     src = tab.get_attribute(".nas-panel img.probe", "src")
     assert src == fetch_json(tab, "heatmaps", run="vanilla/seed1", step=step, probe=2)["probe"]
     images = [session["page"].request.get(session["url"] + "/data/plugin/nas/" + u).body() for u in (before, src)]
@@ -233,7 +233,7 @@ def test_probe_picker_changes_the_probe_image_and_the_maps(tab, session):
     assert conv1["values"] != first["values"]
     assert_painted(canvas_pixels(tab, ".nas-panel canvas.heatmap-canvas[data-layer=conv1]", 64), conv1["values"])
     # The slider keeps the chosen probe.
-    tab.evaluate("window.nasApp.setStep(2)")
+    tab.evaluate("window.nasApp.heatmap.setStep(2)")
     tab.wait_for_selector(".nas-panels[data-step='2']")
     conv1 = next(l for l in fetch_json(tab, "heatmaps", run="vanilla/seed1", step=2, probe=2)["layers"] if l["name"] == "conv1")
     assert_painted(canvas_pixels(tab, ".nas-panel canvas.heatmap-canvas[data-layer=conv1]", 64), conv1["values"])

@@ -538,3 +538,70 @@ def test_the_relative_x_axis_places_steps_at_their_hours(context, server, view):
     finally:
         page.close()
     assert context.errors == []
+
+
+def nas_ticks(frame, panel: str) -> list[tuple[float, float, str]]:
+    """The drawn NAS axis ticks of `panel`: (value, y pixel of the value, label)."""
+    return frame.eval_on_selector_all(f"{panel} .nas-tick", "els => els.map(e => [+e.dataset.value, +e.getAttribute('y') - 3, e.textContent])")
+
+
+def value_at(ticks, y: float) -> float:
+    """The NAS value at pixel `y`, read off the first and last drawn tick."""
+    (v0, y0, _), (v1, y1, _) = ticks[0], ticks[-1]
+    return v0 + (y - y0) * (v1 - v0) / (y1 - y0)
+
+
+@pytest.mark.parametrize("view", ["lines", "overlay"])
+def test_dragging_over_a_plot_zooms_the_nas_axis_and_a_double_click_resets_it(context, server, view):
+    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.view={view}&p.nas.runs=" + '["run:rising"]')
+    panel = ".nas-panel"
+    try:
+        wait_ready(frame, view, timeout=WAIT_MS)
+        before = nas_ticks(frame, panel)
+        line = f"{panel} path.nas-line"
+        value_y = path_points(frame.get_attribute(line, "d"))[0][1]
+        value = value_at(before, value_y)  # a curve point's NAS value, read off the unzoomed axis
+        area = frame.query_selector(f"{panel} rect.hover").bounding_box()
+        svg_top = frame.query_selector(f"{panel} svg").bounding_box()["y"]
+        # Drag down over a band around the curve point: the NAS axis takes that band's values. The point sits
+        # at `at` of the band from its top, half the plot's height from where it sits on the unzoomed plot.
+        plot_top = area["y"] - svg_top
+        rel = (value_y - plot_top) / area["height"]
+        at = rel + 0.5 if rel < 0.5 else rel - 0.5
+        y_hi = max(plot_top + 1, value_y - at * 0.15 * area["height"])
+        y_lo = min(plot_top + area["height"] - 1, y_hi + 0.15 * area["height"])
+        hi, lo = value_at(before, y_hi), value_at(before, y_lo)
+        page.mouse.move(area["x"] + area["width"] / 2, svg_top + y_hi)
+        page.mouse.down()
+        page.mouse.move(area["x"] + area["width"] / 2, svg_top + (y_hi + y_lo) / 2, steps=3)
+        page.mouse.move(area["x"] + area["width"] / 2, svg_top + y_lo, steps=3)
+        page.mouse.up()
+        page.wait_for_function("location.hash.includes('p.nas.yzoom')", timeout=WAIT_MS)
+        wait_ready(frame, view, timeout=WAIT_MS)
+        zoomed = nas_ticks(frame, panel)
+        assert len(zoomed) >= 2 and [t[2] for t in zoomed] != [t[2] for t in before]
+        pixel = abs(value_at(before, 1) - value_at(before, 0))  # the mouse lands on whole pixels
+        assert all(lo - pixel <= v <= hi + pixel for v, _, _ in zoomed)
+        assert all(float(label) == pytest.approx(v) for v, _, label in zoomed)
+        (zv0, zy0, _), (zv1, zy1, _) = zoomed[0], zoomed[-1]
+        top, bottom = frame.eval_on_selector(f"{panel} rect.hover", "e => [+e.getAttribute('y'), +e.getAttribute('y') + +e.getAttribute('height')]")
+        # The zoomed axis spans the dragged [lo, hi] over the plot's height, and the curve point sits at its value on it.
+        assert value_at(zoomed, bottom) == pytest.approx(lo, abs=pixel) and value_at(zoomed, top) == pytest.approx(hi, abs=pixel)
+        moved_y = path_points(frame.get_attribute(line, "d"))[0][1]
+        assert abs(moved_y - value_y) > 0.2 * area["height"] and top <= moved_y <= bottom
+        assert moved_y == pytest.approx(zy0 + (value - zv0) * (zy1 - zy0) / (zv1 - zv0), abs=1.0)
+
+        page.reload()
+        frame = plugin_frame(page)
+        wait_ready(frame, view, timeout=WAIT_MS)
+        assert nas_ticks(frame, panel) == zoomed
+
+        area = frame.query_selector(f"{panel} rect.hover").bounding_box()
+        page.mouse.dblclick(area["x"] + area["width"] / 2, area["y"] + area["height"] / 2)
+        page.wait_for_function("!location.hash.includes('p.nas.yzoom')", timeout=WAIT_MS)
+        wait_ready(frame, view, timeout=WAIT_MS)
+        assert nas_ticks(frame, panel) == before
+        assert path_points(frame.get_attribute(line, "d"))[0][1] == pytest.approx(value_y, abs=0.01)
+    finally:
+        page.close()
+    assert context.errors == []
