@@ -81,10 +81,13 @@ export class HeatmapView {
     return entry.runs.includes(chosen) ? chosen : entry.runs[0];
   }
 
-  /** What an export's panel title adds for `entry`: its run (of a group) and the step shown. */
+  /** What an export's panel title adds for `entry`: its run (of a group) and the step its panel shows (each
+   * panel opens at its own run's test-loss minimum until a step is chosen). */
   exportTitle(entry) {
     const run = entry.type === "group" ? `run ${this.heatRun(entry)}, ` : "";
-    return `  (${run}${this.stepUnit} ${this.steps[this.stepIndex]})`;
+    const shown = this.heatPanels.find((p) => p.panel.dataset.key === key(entry));
+    const step = shown ? shown.grid.dataset.step : this.steps[this.stepIndex];
+    return `  (${run}${this.stepUnit} ${step})`;
   }
 
   /** Per panel one light `steps` request (steps, losses, overfit step) and one `heatmaps` request. */

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -401,12 +402,16 @@ def test_the_alarm_status_shows_under_the_title_and_its_onset_on_the_axis(contex
 # --- the heatmap view -----------------------------------------------------------------------------------------
 
 def test_each_heatmap_panel_opens_at_its_own_minimum_and_says_why(tab):
-    _, frame = tab
+    page, frame = tab
     select(frame, "run:lr0.1_a/seed0", f"run:{RISING}")
     show(frame, "heatmap")
     why = dict(frame.eval_on_selector_all(".nas-panel", "els => els.map(p => [p.dataset.key, p.querySelector('.nas-heat-why').textContent])"))
     assert why == {"run:lr0.1_a/seed0": "epoch 3: lowest test loss of this run",
                    f"run:{RISING}": "epoch 7: last logged step (no test-loss minimum to open at yet)"}
+    with page.expect_download() as info:  # the exported figure names the step each panel shows
+        frame.click(".nas-export[data-format=svg]")
+    svg = Path(info.value.path()).read_text()
+    assert re.search(r"lr0\.1_a/seed0\s+\(epoch 3\)", svg) and re.search(re.escape(RISING) + r"\s+\(epoch 7\)", svg), svg[:400]
     frame.click(".nas-panel[data-key='run:lr0.1_a/seed0'] .heatmap-tile[data-layer=layer1]")
     dialog = frame.wait_for_selector(".nas-zoom", timeout=WAIT_MS)
     assert dialog.query_selector(".nas-zoom-title").inner_text() == "lr0.1_a/seed0 \u00b7 layer1 (conv2d) \u00b7 epoch 3"

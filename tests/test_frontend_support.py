@@ -189,7 +189,7 @@ def tab(session):
 def browser_context(width: int, height: int):
     """A browser context of that viewport whose pages' uncaught errors (with their stacks) collect in .errors."""
     with browser() as b:
-        ctx = b.new_context(viewport={"width": width, "height": height})
+        ctx = b.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
         ctx.errors = []
         yield ctx
         ctx.close()
