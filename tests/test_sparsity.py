@@ -124,7 +124,7 @@ def test_autograd_keeps_a_copy_on_write_clone_of_the_input_and_per_field_scalars
 
 
 def test_gradient_is_exact_when_the_input_is_overwritten_in_place_after_the_forward():
-    """ReLU(inplace=True) after a layer overwrites the layer output that backward reads (issue 16)."""
+    """ReLU(inplace=True) after a layer overwrites the layer output that backward reads."""
     torch.manual_seed(7)
     x = (torch.randn(3, 9, 4, dtype=torch.float64) * 3).requires_grad_(True)
     weights = torch.rand(3, 4, dtype=torch.float64)
