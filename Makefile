@@ -7,6 +7,8 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 # Words of this project that codespell takes for misspellings (`runN`, a run-name suffix).
 SPELLING_IGNORED := runn
 DOCS := README.md CHANGELOG.md $(wildcard docs/*.md)
+# Named in a variable: a comma inside $(call ...)'s arguments would split them.
+TEST_EXTRAS := .[test,lightning,huggingface]
 # `$(call pip,ARGS)`: pip install whose output is shown only when it fails, so that make prints one line per stage.
 pip = $(PY) -m pip install --quiet $(1) >$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log >&2; exit 1; }
 
@@ -22,7 +24,7 @@ $(VENV)/.installed: setup.py
 
 $(VENV)/.installed-test: $(VENV)/.installed setup.py
 	@echo "install: the test, Lightning and Hugging Face extras into $(VENV)"
-	@$(call pip,-e '.[test,lightning,huggingface]')
+	@$(call pip,-e '$(TEST_EXTRAS)')
 	@touch $@
 
 install: $(VENV)/.installed
