@@ -471,24 +471,10 @@ export class NasApp {
     }
   }
 
-  /** The `route` response for `params` with the chosen loss tags. A loss tag that the selection lacks
-   * leaves that loss out (data.missing_loss_tags names it): the server says so in a 200 answer, or, from a
-   * server that answers 404 for it, the request is made again without that tag. */
-  async fetchWithLosses(route, params, version) {
-    const tags = { loss_tag: this.lossTag, loss_tag2: this.loss2Tag };
-    for (;;) {
-      try {
-        const data = await getJSON(url(route, { ...params, ...tags }), version);
-        const missing = [...(data.missing_loss_tags || [])];
-        for (const [param, tag] of [["loss_tag", this.lossTag], ["loss_tag2", this.loss2Tag]]) {
-          if (tag && !tags[param] && !missing.includes(tag)) missing.push(tag);
-        }
-        return missing.length ? { ...data, missing_loss_tags: missing } : data;
-      } catch (error) {
-        if (!(error.status === 404 && tags[error.parameter])) throw error;
-        tags[error.parameter] = "";
-      }
-    }
+  /** The `route` response for `params` with the chosen loss tags; a tag that the selection lacks comes back
+   * as a null loss, named in data.missing_loss_tags. */
+  fetchWithLosses(route, params, version) {
+    return getJSON(url(route, { ...params, loss_tag: this.lossTag, loss_tag2: this.loss2Tag }), version);
   }
 
   /** The `view` response of entry `e` as { entry, data } or { entry, error }. */
