@@ -3,6 +3,7 @@ or a folded group hides are off the screen, colours that can be told apart (CIED
 keys for every mark, plain messages, and controls whose effect shows in the drawn pixels."""
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from pathlib import Path
@@ -49,16 +50,32 @@ def server(logdir):
 
 @pytest.fixture(scope="module")
 def context(server):
+    """The browser context of this module's pages; .url: the TensorBoard they open."""
     with browser_context(1600, 1000) as ctx:
+        ctx.url = server.url
         yield ctx
 
 
+@contextlib.contextmanager
+def opened(context, query: str = "", view: str | None = None, series_handler=None, ignore=lambda error: False):
+    """A new page of `context` on the NAS tab at `#nas&<query>`, drawn (in `view` when given): (page, frame).
+    The page closes after the block, which fails if a page raised an uncaught error meanwhile (one that
+    ignore(error) is true of aside). series_handler: as open_tab's."""
+    page, frame = open_tab(context, f"{context.url}/#nas" + (f"&{query}" if query else ""), timeout=WAIT_MS, series_handler=series_handler)
+    try:
+        if view:
+            wait_ready(frame, view, timeout=WAIT_MS)
+        yield page, frame
+    finally:
+        page.close()
+    errors, context.errors[:] = [e for e in context.errors if not ignore(e)], []
+    assert errors == [], errors
+
+
 @pytest.fixture
-def tab(context, server):
-    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas")
-    yield page, frame
-    page.close()
-    assert context.errors == [], context.errors
+def tab(context):
+    with opened(context) as page_and_frame:
+        yield page_and_frame
 
 
 # --- colour distances (CIEDE2000, Sharma, Wu & Dalal 2005), computed here in float64 -----------------
@@ -261,18 +278,14 @@ def panel_keys(frame) -> list[str]:
     return frame.eval_on_selector_all(".nas-panel", "els => els.map(e => e.dataset.key)")
 
 
-def test_panels_follow_the_order_of_the_list(context, server):
-    url = f"{server.url}/#nas&p.nas.runs=" + '["run:solo3","run:solo1","group:lr0.1_a"]'
-    page, frame = open_tab(context, url, timeout=WAIT_MS)
-    try:
+def test_panels_follow_the_order_of_the_list(context):
+    with opened(context, "p.nas.runs=" + '["run:solo3","run:solo1","group:lr0.1_a"]') as (page, frame):
         assert panel_keys(frame) == ["group:lr0.1_a", "run:solo1", "run:solo3"]
         frame.click(".nas-entry[data-key='run:solo2'] input")
         frame.wait_for_function("document.querySelectorAll('.nas-panel').length === 4 && document.querySelector('.nas-panels').dataset.ready === '1'")
         assert panel_keys(frame) == ["group:lr0.1_a", "run:solo1", "run:solo2", "run:solo3"]
         rows = [k for k in shown_rows(frame) if k in panel_keys(frame)]
         assert rows == panel_keys(frame)
-    finally:
-        page.close()
 
 
 def test_panels_fill_the_window_and_plots_of_a_row_start_at_one_height(tab):
@@ -291,66 +304,46 @@ def test_panels_fill_the_window_and_plots_of_a_row_start_at_one_height(tab):
     assert boxes[0][3] >= 250
 
 
-def test_the_url_can_fix_the_plot_height(context, server):
-    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.height=180&p.nas.runs=" + '["run:solo0"]')
-    try:
+def test_the_url_can_fix_the_plot_height(context):
+    with opened(context, "p.nas.height=180&p.nas.runs=" + '["run:solo0"]') as (page, frame):
         frame.wait_for_function("(document.querySelector('.nas-panel rect.hover') || { getBoundingClientRect: () => ({}) }).getBoundingClientRect().height > 0", timeout=WAIT_MS)
         assert frame.eval_on_selector(".nas-panel rect.hover", "e => e.getBoundingClientRect().height") == pytest.approx(180, abs=1)
-    finally:
-        page.close()
 
 
 # --- URL values out of range ----------------------------------------------------------------------------------
 
-def test_a_refresh_period_beyond_settimeouts_range_does_not_refetch_at_once(context, server):
-    page = context.new_page()
-    requests = []
-    page.on("request", lambda r: requests.append(r.url) if "/data/plugin/nas/runs" in r.url else None)  # 2,147,484,000 ms: negative as a 32-bit delay
-    page.on("pageerror", lambda e: context.errors.append(str(e)))
-    try:
-        page.goto(f"{server.url}/#nas&p.nas.refresh=2147484")
-        frame = plugin_frame(page)
-        wait_ready(frame, timeout=WAIT_MS)
+def test_a_refresh_period_beyond_settimeouts_range_does_not_refetch_at_once(context):
+    with opened(context, "p.nas.refresh=2147484") as (page, _):  # 2,147,484,000 ms: negative as a 32-bit delay
+        requests = []
+        page.on("request", lambda r: requests.append(r.url) if "/data/plugin/nas/runs" in r.url else None)
         page.wait_for_timeout(3000)  # an overflowing timer refetches every few ms meanwhile
-        assert len(requests) <= 2, len(requests)
-    finally:
-        page.close()
-    assert context.errors == []
+        assert len(requests) <= 1, len(requests)
 
 
-def test_a_malformed_escape_typed_into_the_hash_leaves_the_tab_working(context, server):
-    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.runs=" + '["run:solo0"]')
-    try:
+def test_a_malformed_escape_typed_into_the_hash_leaves_the_tab_working(context):
+    def theirs(error):  # TensorBoard's own page also throws on such a hash; the tab's modules must not
+        return "/data/plugin/nas/" not in error and "static/" not in error
+
+    with opened(context, "p.nas.runs=" + '["run:solo0"]', ignore=theirs) as (page, frame):
         page.evaluate("""location.hash = '#nas&p.nas.view=stripes&p.nas.runs=%5B%22run%3Asolo1%22%5D&p.nas.loss=%E0%A4%A'""")
         frame.wait_for_function("document.querySelector('.nas-panels').dataset.view === 'stripes'", timeout=WAIT_MS)
         wait_ready(frame, "stripes", timeout=WAIT_MS)
         assert panel_keys(frame) == ["run:solo1"]
         assert frame.query_selector(".nas-error") is None
-    finally:
-        page.close()
-    # TensorBoard's own page also throws on such a hash; the tab's modules must not.
-    errors, context.errors[:] = list(context.errors), []
-    assert not [e for e in errors if "/data/plugin/nas/" in e or "static/" in e], errors
 
 
-def test_a_negative_probe_in_the_url_shows_the_first_probe(context, server):
-    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.view=heatmap&p.nas.probe=-1&p.nas.runs=" + '["run:solo0"]')
-    try:
-        wait_ready(frame, "heatmap", timeout=WAIT_MS)
+def test_a_negative_probe_in_the_url_shows_the_first_probe(context):
+    with opened(context, "p.nas.view=heatmap&p.nas.probe=-1&p.nas.runs=" + '["run:solo0"]', "heatmap") as (page, frame):
         assert frame.query_selector(".nas-panel .nas-error") is None
         assert frame.query_selector(".nas-panel canvas.heatmap-canvas").is_visible()
-    finally:
-        page.close()
 
 
 # --- losses that some runs lack, alarm status -------------------------------------------------------------------
 
 @pytest.mark.parametrize("view", ["lines", "stripes", "overlay", "heatmap"])
-def test_a_loss_that_some_runs_lack_is_left_out_with_one_note(context, server, view):
+def test_a_loss_that_some_runs_lack_is_left_out_with_one_note(context, view):
     runs = '["group:lr0.1_a","run:rising","run:solo0"]'
-    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.view={view}&p.nas.loss2=distorted_test_loss&p.nas.runs={runs}")
-    try:
-        wait_ready(frame, view, timeout=WAIT_MS)
+    with opened(context, f"p.nas.view={view}&p.nas.loss2=distorted_test_loss&p.nas.runs={runs}", view) as (page, frame):
         assert frame.query_selector(".nas-error") is None
         frame.wait_for_selector(".missing-loss-note", timeout=WAIT_MS)
         notes = frame.eval_on_selector_all(".missing-loss-note", "els => els.map(e => e.textContent)")
@@ -359,9 +352,6 @@ def test_a_loss_that_some_runs_lack_is_left_out_with_one_note(context, server, v
         if view in ("lines", "stripes"):
             assert frame.query_selector(".nas-panel[data-key='run:rising'] path.loss2-line") is not None
             assert frame.query_selector(".nas-panel[data-key='run:solo0'] path.loss-line") is not None
-    finally:
-        page.close()
-    assert context.errors == []
 
 
 STATUS = {"state": "fired", "message": "NAS alarm fired at epoch 6; the climb began at epoch 4", "epochs_needed": None,
@@ -384,19 +374,13 @@ def add_alarm_status(body, query):
 
 
 @pytest.mark.parametrize("view", ["lines", "stripes"])
-def test_the_alarm_status_shows_under_the_title_and_its_onset_on_the_axis(context, server, view):
-    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.view={view}&p.nas.runs=" + '["run:solo0","group:lr0.1_a"]',
-                           timeout=WAIT_MS, series_handler=answered_with(add_alarm_status))
-    try:
-        wait_ready(frame, view, timeout=WAIT_MS)
+def test_the_alarm_status_shows_under_the_title_and_its_onset_on_the_axis(context, view):
+    with opened(context, f"p.nas.view={view}&p.nas.runs=" + '["run:solo0","group:lr0.1_a"]', view, series_handler=answered_with(add_alarm_status)) as (page, frame):
         line = frame.query_selector(".nas-panel[data-key='run:solo0'] .nas-alarm-status")
         assert line.is_visible() and line.inner_text() == STATUS["message"]
         onset = frame.query_selector(".nas-panel[data-key='run:solo0'] .onset-marker")
         assert onset.get_attribute("data-step") == "4"
         assert frame.query_selector(".nas-panel[data-key='run:solo0'] .legend-key[data-mark=onset]").is_visible()
-    finally:
-        page.close()
-    assert context.errors == []
 
 
 # --- the heatmap view -----------------------------------------------------------------------------------------
@@ -432,10 +416,9 @@ def loss_axis(frame, panel: str):
     return frame.eval_on_selector_all(f"{panel} .loss-tick", "els => els.map(e => [+e.dataset.value, +e.getAttribute('y') - 3])")
 
 
-def test_smoothing_is_tensorboards_debiased_ema_with_the_raw_curve_faint(context, server):
+def test_smoothing_is_tensorboards_debiased_ema_with_the_raw_curve_faint(context):
     weight = 0.6
-    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.smooth={weight}&p.nas.runs=" + '["run:rising"]')
-    try:
+    with opened(context, f"p.nas.smooth={weight}&p.nas.runs=" + '["run:rising"]') as (page, frame):
         panel = ".nas-panel[data-key='run:rising']"
         (v0, y0), (v1, y1) = loss_axis(frame, panel)[0], loss_axis(frame, panel)[-1]
         last, smoothed = 0.0, []
@@ -449,33 +432,25 @@ def test_smoothing_is_tensorboards_debiased_ema_with_the_raw_curve_faint(context
         assert raw == pytest.approx([y0 + (v - v0) * (y1 - y0) / (v1 - v0) for v in RISING_LOSS], abs=0.11)
         assert float(frame.get_attribute(f"{panel} path.loss-line-raw", "stroke-opacity")) < 0.5
         assert frame.input_value(".nas-smoothing") == str(weight)
-    finally:
-        page.close()
 
 
-def test_the_log_loss_axis_spaces_ticks_by_their_logarithm(context, server):
-    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.logloss=1&p.nas.runs=" + '["run:rising"]')
-    try:
+def test_the_log_loss_axis_spaces_ticks_by_their_logarithm(context):
+    with opened(context, "p.nas.logloss=1&p.nas.runs=" + '["run:rising"]') as (page, frame):
         assert frame.is_checked(".nas-log-loss input")
         ticks = loss_axis(frame, ".nas-panel")
         assert len(ticks) >= 3
         (v0, y0), (v1, y1) = ticks[0], ticks[-1]
         for v, y in ticks:
             assert y == pytest.approx(y0 + (math.log10(v) - math.log10(v0)) * (y1 - y0) / (math.log10(v1) - math.log10(v0)), abs=0.6)
-    finally:
-        page.close()
 
 
-def test_fitting_the_nas_axis_spreads_the_lines_over_the_plot(context, server):
-    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.yfit=1&p.nas.runs=" + '["run:rising"]')
-    try:
+def test_fitting_the_nas_axis_spreads_the_lines_over_the_plot(context):
+    with opened(context, "p.nas.yfit=1&p.nas.runs=" + '["run:rising"]') as (page, frame):
         top, bottom = frame.eval_on_selector(".nas-panel rect.hover", "e => [+e.getAttribute('y'), +e.getAttribute('y') + +e.getAttribute('height')]")
         ys = [y for d in frame.eval_on_selector_all(".nas-panel path.nas-line", "els => els.map(e => e.getAttribute('d'))") for _, y in path_points(d)]
         span = bottom - top
         assert min(ys) <= top + 0.1 * span and max(ys) >= bottom - 0.1 * span
         assert frame.is_checked(".nas-fit-y input")
-    finally:
-        page.close()
 
 
 def test_the_tooltip_lists_every_layer_and_the_crosshair_crosses_every_panel(tab):
@@ -515,24 +490,15 @@ def drop_times(body, query):
     body.pop("times", None)  # as from a server or files that do not know the steps' wall times
 
 
-def test_without_wall_times_the_x_axis_menu_is_disabled_and_says_why(context, server):
-    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.view=lines&p.nas.runs=" + '["run:rising"]',
-                           timeout=WAIT_MS, series_handler=answered_with(drop_times))
-    try:
-        wait_ready(frame, "lines", timeout=WAIT_MS)
+def test_without_wall_times_the_x_axis_menu_is_disabled_and_says_why(context):
+    with opened(context, "p.nas.view=lines&p.nas.runs=" + '["run:rising"]', "lines", series_handler=answered_with(drop_times)) as (page, frame):
         assert frame.is_disabled(".nas-xaxis")
         assert "wall times" in frame.get_attribute(".nas-xaxis-field", "title")
-    finally:
-        page.close()
-    assert context.errors == []
 
 
 @pytest.mark.parametrize("view", ["lines", "stripes"])
-def test_the_relative_x_axis_places_steps_at_their_hours(context, server, view):
-    page, frame = open_tab(context, f"{server.url}/#nas&p.nas.view={view}&p.nas.xaxis=relative&p.nas.runs=" + '["run:rising"]',
-                           timeout=WAIT_MS, series_handler=answered_with(add_times))
-    try:
-        wait_ready(frame, view, timeout=WAIT_MS)
+def test_the_relative_x_axis_places_steps_at_their_hours(context, view):
+    with opened(context, f"p.nas.view={view}&p.nas.xaxis=relative&p.nas.runs=" + '["run:rising"]', view, series_handler=answered_with(add_times)) as (page, frame):
         assert frame.input_value(".nas-xaxis") == "relative" and not frame.is_disabled(".nas-xaxis")
         assert frame.text_content(".nas-panel .x-label") == "hours since the first step"
         ticks = frame.eval_on_selector_all(".nas-panel .x-tick", "els => els.map(e => [+e.dataset.value, +e.getAttribute('x'), e.textContent])")
@@ -540,9 +506,6 @@ def test_the_relative_x_axis_places_steps_at_their_hours(context, server, view):
         assert all(label.endswith("h") for *_, label in ticks)
         xs = [x for x, _ in path_points(frame.get_attribute(".nas-panel path.loss-line", "d"))]
         assert xs == pytest.approx([p0 + (0.5 * i - v0) * (p1 - p0) / (v1 - v0) for i in range(8)], abs=0.11)
-    finally:
-        page.close()
-    assert context.errors == []
 
 
 def nas_ticks(frame, panel: str) -> list[tuple[float, float, str]]:
@@ -557,11 +520,9 @@ def value_at(ticks, y: float) -> float:
 
 
 @pytest.mark.parametrize("view", ["lines", "overlay"])
-def test_dragging_over_a_plot_zooms_the_nas_axis_and_a_double_click_resets_it(context, server, view):
-    page, frame = open_tab(context, timeout=WAIT_MS, url=f"{server.url}/#nas&p.nas.view={view}&p.nas.runs=" + '["run:rising"]')
+def test_dragging_over_a_plot_zooms_the_nas_axis_and_a_double_click_resets_it(context, view):
     panel = ".nas-panel"
-    try:
-        wait_ready(frame, view, timeout=WAIT_MS)
+    with opened(context, f"p.nas.view={view}&p.nas.runs=" + '["run:rising"]', view) as (page, frame):
         before = nas_ticks(frame, panel)
         line = f"{panel} path.nas-line"
         value_y = path_points(frame.get_attribute(line, "d"))[0][1]
@@ -607,6 +568,3 @@ def test_dragging_over_a_plot_zooms_the_nas_axis_and_a_double_click_resets_it(co
         wait_ready(frame, view, timeout=WAIT_MS)
         assert nas_ticks(frame, panel) == before
         assert path_points(frame.get_attribute(line, "d"))[0][1] == pytest.approx(value_y, abs=0.01)
-    finally:
-        page.close()
-    assert context.errors == []
