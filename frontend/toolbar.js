@@ -53,11 +53,12 @@ export class Toolbar {
     // The slider redraws as it moves and records its last place in the URL in place (no history entry per move).
     slider.addEventListener("input", () => { value.textContent = slider.value; this.on.change({ smoothing: +slider.value }, false); });
     slider.addEventListener("change", () => this.on.change({}, "replace"));
-    const toggle = (cls, label, title, field) => {
+    // A toggle's change sets its field and the fields of `also`.
+    const toggle = (cls, label, title, field, also = {}) => {
       const t = h("label", { class: `nas-toggle ${cls}`, title }, bar);
       const box = h("input", { type: "checkbox" }, t);
       h("span", { text: label }, t);
-      box.addEventListener("change", () => this.on.change({ [field]: box.checked }, true));
+      box.addEventListener("change", () => this.on.change({ [field]: box.checked, ...also }, true));
       return () => { box.checked = this.state()[field]; };
     };
     const axis = h("label", { class: "nas-field nas-xaxis-field" }, bar);
@@ -65,7 +66,9 @@ export class Toolbar {
     this.xSelect = h("select", { class: "nas-xaxis", "aria-label": "x axis" }, axis);
     for (const [id, text] of X_AXES) h("option", { value: id, text }, this.xSelect);
     this.xSelect.addEventListener("change", () => this.on.change({ xAxis: this.xSelect.value }, true));
-    const syncFit = toggle("nas-fit-y", "Fit NAS axis", "Fit the NAS axis to the values shown instead of 0..1", "fitY");
+    // A zoom dragged on a plot sets the NAS axis by hand; ticking or unticking the box asks for the fitted
+    // or the whole axis, so it lets go of the zoom.
+    const syncFit = toggle("nas-fit-y", "Fit NAS axis", "Fit the NAS axis to the values shown instead of 0..1 (in place of a dragged zoom)", "fitY", { yZoom: null });
     const syncLog = toggle("nas-log-loss", "Log loss", "Show the loss axis in log scale", "logLoss");
     return () => {
       const state = this.state();

@@ -568,3 +568,35 @@ def test_dragging_over_a_plot_zooms_the_nas_axis_and_a_double_click_resets_it(co
         wait_ready(frame, view, timeout=WAIT_MS)
         assert nas_ticks(frame, panel) == before
         assert path_points(frame.get_attribute(line, "d"))[0][1] == pytest.approx(value_y, abs=0.01)
+
+
+def plot_edges(frame, panel: str) -> tuple[float, float]:
+    """The y pixels of the top and bottom of `panel`'s plot area."""
+    return frame.eval_on_selector(f"{panel} rect.hover", "e => [+e.getAttribute('y'), +e.getAttribute('y') + +e.getAttribute('height')]")
+
+
+def test_the_fit_box_fits_a_zoomed_nas_axis_to_the_lines_and_unticked_shows_0_to_1(context):
+    panel = ".nas-panel"
+    with opened(context, "p.nas.view=lines&p.nas.yzoom=[0.3,0.35]&p.nas.runs=" + '["run:rising"]', "lines") as (page, frame):
+        top, bottom = plot_edges(frame, panel)
+        zoomed = nas_ticks(frame, panel)
+        assert value_at(zoomed, top) == pytest.approx(0.35) and value_at(zoomed, bottom) == pytest.approx(0.3)
+        # The axis fitted to the drawn medians (one run: no band), 5 % of their span beyond each end, in float64.
+        data = frame.evaluate("fetch('lines?run=rising').then(r => r.json())")
+        medians = np.array([v for layer in data["layers"] for v in layer["median"] if v is not None], dtype=np.float64)
+        pad = 0.05 * (medians.max() - medians.min())
+        lo, hi = max(0.0, medians.min() - pad), min(1.0, medians.max() + pad)
+        assert hi - lo > 0.1  # far from the zoom's 0.3..0.35
+
+        frame.click(".nas-fit-y input")
+        wait_ready(frame, "lines", timeout=WAIT_MS)
+        fitted = nas_ticks(frame, panel)
+        pixel = (hi - lo) / (bottom - top)
+        assert [t[2] for t in fitted] != [t[2] for t in zoomed]
+        assert value_at(fitted, top) == pytest.approx(hi, abs=pixel) and value_at(fitted, bottom) == pytest.approx(lo, abs=pixel)
+        assert "p.nas.yfit=1" in page.url and "p.nas.yzoom" not in page.url
+
+        frame.click(".nas-fit-y input")
+        wait_ready(frame, "lines", timeout=WAIT_MS)
+        whole = nas_ticks(frame, panel)
+        assert value_at(whole, top) == pytest.approx(1.0) and value_at(whole, bottom) == pytest.approx(0.0)
