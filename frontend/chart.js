@@ -82,6 +82,20 @@ export function niceLossDomain(range, log = false) {
   return [Math.min(t[0], lo - pad), Math.max(t[t.length - 1], hi + pad)];
 }
 
+/**
+ * The layout of a plot with its legend below (line plot, overlay): { legendRows (of legendItems),
+ * height (plot area, margins and legend), x (xDomain over the plot area's width), yBottom }.
+ */
+export function plotLayout({ width, plotHeight, margin, legendItems, xDomain }) {
+  const legendRows = layoutLegend(legendItems, width - margin.left - margin.right);
+  return {
+    legendRows,
+    height: margin.top + plotHeight + margin.bottom + legendRows.length * 16 + 4,
+    x: linear(xDomain[0], xDomain[1], margin.left, width - margin.right),
+    yBottom: margin.top + plotHeight,
+  };
+}
+
 /** The step axis along y = `y`: its line, ticks that fit, and the unit's label below. */
 export function drawStepAxis(g, x, { y, theme, label, format = null }) {
   const [x0, x1] = x.range;
@@ -113,12 +127,14 @@ export function drawLossAxis(g, yLoss, { x, side, colour, label }) {
   }, g);
 }
 
-/** Axes shared by every plot of a view: x = steps (labelled with their unit, xLabel), left y = loss, right
- * y = NAS in [0, 1]. */
-export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true, grid = true, xLabel = "epoch", xFormat = null, lossColour = LOSS, lossLabel = "test loss" }) {
+/** Axes shared by every plot of a view: x = steps (labelled with their unit, xLabel), y = loss on the
+ * `lossSide` (none without yLoss), right y = NAS in [0, 1] (when `right`); `box`: a frame around the plot
+ * area in place of the loss axis' line. */
+export function drawAxes(svg, { x, yLoss, yNas, theme, lossSide = "left", right = true, grid = true, box = false, xLabel = "epoch", xFormat = null, lossColour = LOSS, lossLabel = "test loss" }) {
   const [x0, x1] = x.range;
   const [yb, yt] = yNas.range;
   const g = s("g", { class: "axes", "font-family": FONT, "font-size": 10 }, svg);
+  if (box) s("rect", { x: x0, y: yt, width: x1 - x0, height: yb - yt, fill: "none", stroke: theme.axis }, g);
   if (grid) {
     for (const v of yNas.ticks(4)) {
       s("line", { x1: x0, x2: x1, y1: yNas(v), y2: yNas(v), stroke: theme.grid, "stroke-width": 1 }, g);
@@ -135,9 +151,10 @@ export function drawAxes(svg, { x, yLoss, yNas, theme, left = true, right = true
       fill: theme.muted, text: "NAS (median)",
     }, g);
   }
-  if (left && yLoss) {
-    s("line", { x1: x0, x2: x0, y1: yb, y2: yt, stroke: theme.axis }, g);
-    drawLossAxis(g, yLoss, { x: x0, side: "left", colour: lossColour, label: lossLabel });
+  if (yLoss) {
+    const at = lossSide === "left" ? x0 : x1;
+    if (!box) s("line", { x1: at, x2: at, y1: yb, y2: yt, stroke: theme.axis }, g);
+    drawLossAxis(g, yLoss, { x: at, side: lossSide, colour: lossColour, label: lossLabel });
   }
   return g;
 }
@@ -310,24 +327,28 @@ export function drawLegend(svg, rows, { left, top, theme, colourOf, titleOf, off
 /**
  * A chart's frame: <div class="nas-chart"> holding <svg class=cls> (width x height) on the theme's
  * background with drawAxes(axes) under a <g> clipped to the plot area, whose top and bottom are
- * yNas's range and left and right x's. root.exportSvg() copies the SVG without its hover layer.
+ * yNas's range and left and right x's (`clipPad` px more above and below). root.exportSvg() copies the
+ * SVG without its hover layer. A plot area painted on a canvas under the SVG: `underlay()` returns its
+ * SVG stand-in for the export, and the SVG has no background of its own (the canvas shows through).
  */
-export function chartFrame(cls, width, height, axes) {
+export function chartFrame(cls, width, height, axes, { underlay = null, clipPad = 2 } = {}) {
   const root = h("div", { class: "nas-chart" });
   const svg = s("svg", {
     class: cls, xmlns: "http://www.w3.org/2000/svg", width, height, viewBox: `0 0 ${width} ${height}`, "font-family": FONT,
   }, root);
-  s("rect", { class: "bg", x: 0, y: 0, width, height, fill: axes.theme.bg }, svg);
+  const background = () => s("rect", { class: "bg", x: 0, y: 0, width, height, fill: axes.theme.bg });
+  if (!underlay) svg.appendChild(background());
   drawAxes(svg, axes);
   const [left, right] = axes.x.range;
   const [bottom, top] = axes.yNas.range;
   const clipId = uniqueId("clip");
   const clip = s("clipPath", { id: clipId }, s("defs", {}, svg));
-  s("rect", { x: left, y: top - 2, width: right - left, height: bottom - top + 4 }, clip);
+  s("rect", { x: left, y: top - clipPad, width: right - left, height: bottom - top + 2 * clipPad }, clip);
   const plot = s("g", { "clip-path": `url(#${clipId})` }, svg);
   root.exportSvg = () => {
     const copy = svg.cloneNode(true);
     copy.querySelectorAll(".hover").forEach((n) => n.remove());
+    if (underlay) copy.prepend(background(), underlay());
     return copy;
   };
   return { root, svg, plot };

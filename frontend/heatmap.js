@@ -139,6 +139,68 @@ export function lossCurve(lines, options = {}) {
   return svg;
 }
 
+/** A layer's tile in `grid`: its canvas sized to the tile by the map's shape, its label and shape below;
+ * a click calls onClick. Returns { canvas, fig, layer }. */
+function layerTile(grid, layer, tile, onClick) {
+  const fig = h("figure", { class: "heatmap-tile", "data-layer": layer.name, "data-kind": layer.kind || "" }, grid);
+  fig.addEventListener("click", onClick);
+  const canvas = h("canvas", { class: "heatmap-canvas", "data-layer": layer.name }, fig);
+  const [w, hgt] = tileSize(layer.shape, tile);
+  canvas.style.width = `${w}px`;
+  canvas.style.height = `${hgt}px`;
+  const cap = h("figcaption", {}, fig);
+  h("span", { class: "name", text: layerLabel(layer.name, layer.kind) }, cap);
+  h("span", { class: "shape", text: ` ${layer.shape[0]}\u00d7${layer.shape[1]}` }, cap);
+  fig.title = `${layer.name} (${layer.kind || "layer"}, depth ${layer.depth})`;
+  return { canvas, fig, layer };
+}
+
+/** The probe image's tile in `grid`, first. Returns its <img>. */
+function probeTile(grid, url, tile) {
+  const fig = h("figure", { class: "heatmap-tile probe-tile" }, grid);
+  const img = h("img", { class: "probe", src: url, alt: "probe image", width: tile, height: tile }, fig);
+  h("figcaption", { text: "probe" }, fig);
+  return img;
+}
+
+/** The images of a grid's tiles for its export: [{ name, href (PNG data URL), size }], the probe first
+ * (once it has loaded). */
+function tileImages(probe, tiles, tile) {
+  const cells = [];
+  if (probe && probe.complete && probe.naturalWidth > 0) {
+    const c = document.createElement("canvas");
+    c.width = probe.naturalWidth;
+    c.height = probe.naturalHeight;
+    c.getContext("2d").drawImage(probe, 0, 0);
+    cells.push({ name: "probe", href: c.toDataURL("image/png"), size: [tile, tile] });
+  }
+  for (const { canvas, layer } of tiles.values()) {
+    cells.push({ name: layer.name, href: canvas.toDataURL("image/png"), size: tileSize(layer.shape, tile) });
+  }
+  return cells;
+}
+
+/** An SVG of tile images (tileImages) in rows of `cols`, each named below, and the colour bar under them. */
+function gridSvg(cells, { tile, cols, dark }) {
+  const theme = themeColors(!!dark);
+  const rows = Math.ceil(cells.length / cols);
+  const width = cols * (tile + 16) + 8;
+  const height = rows * (tile + 24) + 40;
+  const svg = s("svg", { xmlns: "http://www.w3.org/2000/svg", width, height, "font-family": FONT, "font-size": 10 });
+  s("rect", { x: 0, y: 0, width, height, fill: theme.bg }, svg);
+  cells.forEach((c, i) => {
+    const cx = 8 + (i % cols) * (tile + 16);
+    const cy = 4 + Math.floor(i / cols) * (tile + 24);
+    s("image", { x: cx, y: cy + tile - c.size[1], width: c.size[0], height: c.size[1], href: c.href, preserveAspectRatio: "none", style: "image-rendering:pixelated" }, svg);
+    s("text", { x: cx, y: cy + tile + 14, fill: theme.fg, text: c.name }, svg);
+  });
+  const bar = colorBar(260, dark);
+  bar.setAttribute("x", 8);
+  bar.setAttribute("y", rows * (tile + 24) + 6);
+  svg.appendChild(bar);
+  return svg;
+}
+
 /**
  * The heatmap grid of one run: probe image, one tile per layer (in the server's order), colour bar.
  * data: a `heatmaps` response; options: probeUrl, dark, width (the tiles share it), run (named in the
@@ -146,24 +208,19 @@ export function lossCurve(lines, options = {}) {
  * with update(data) and zoom(layer name), which enlarges a layer (also on a click on its tile).
  */
 export function heatmapGrid(data, options = {}) {
-  const theme = themeColors(!!options.dark);
   const root = h("div", { class: "nas-heatmaps" });
   const grid = h("div", { class: "heatmap-grid" }, root);
   const layers = [...(data.layers || [])]; // the server's order: each monitor's layers by depth
   const tile = tileSide(layers.length + (options.probeUrl ? 1 : 0), options.width || 640);
   root.dataset.tile = tile;
   grid.style.setProperty("--tile", `${tile}px`);
-  let probe = null;
   let probeUrl = options.probeUrl || null;
-  if (probeUrl) {
-    const fig = h("figure", { class: "heatmap-tile probe-tile" }, grid);
-    probe = h("img", { class: "probe", src: probeUrl, alt: "probe image", width: tile, height: tile }, fig);
-    h("figcaption", { text: "probe" }, fig);
-  }
-  const tiles = new Map();
+  const probe = probeUrl ? probeTile(grid, probeUrl, tile) : null;
   let zoom = null;
   let step = data.step;
   let unit = stepUnit(data);
+  const tiles = new Map(layers.map((layer) => [layer.name, layerTile(grid, layer, tile, () => root.zoom(layer.name))]));
+  root.appendChild(colorBar(260, options.dark));
   root.zoom = (name) => {
     if (zoom) zoom.close();
     const t = tiles.get(name);
@@ -171,21 +228,6 @@ export function heatmapGrid(data, options = {}) {
     zoom = zoomDialog(name, options.run || "", options.dark, () => { zoom = null; });
     zoom.paint(t.layer, step, probeUrl, unit);
   };
-  for (const layer of layers) {
-    const fig = h("figure", { class: "heatmap-tile", "data-layer": layer.name, "data-kind": layer.kind || "" }, grid);
-    fig.addEventListener("click", () => root.zoom(layer.name));
-    const canvas = h("canvas", { class: "heatmap-canvas", "data-layer": layer.name }, fig);
-    const [w, hgt] = tileSize(layer.shape, tile);
-    canvas.style.width = `${w}px`;
-    canvas.style.height = `${hgt}px`;
-    const cap = h("figcaption", {}, fig);
-    h("span", { class: "name", text: layerLabel(layer.name, layer.kind) }, cap);
-    h("span", { class: "shape", text: ` ${layer.shape[0]}\u00d7${layer.shape[1]}` }, cap);
-    fig.title = `${layer.name} (${layer.kind || "layer"}, depth ${layer.depth})`;
-    tiles.set(layer.name, { canvas, fig, layer });
-  }
-  root.appendChild(colorBar(260, options.dark));
-
   root.update = (next) => {
     step = next.step;
     unit = stepUnit(next);
@@ -203,37 +245,7 @@ export function heatmapGrid(data, options = {}) {
     root.dataset.step = next.step;
   };
   root.update(data);
-
-  root.exportSvg = () => {
-    const cols = Math.max(1, Math.floor(((options.width || 640) - 8) / (tile + 16)));
-    const cells = [];
-    if (probe && probe.complete && probe.naturalWidth > 0) {
-      const c = document.createElement("canvas");
-      c.width = probe.naturalWidth;
-      c.height = probe.naturalHeight;
-      c.getContext("2d").drawImage(probe, 0, 0);
-      cells.push({ name: "probe", href: c.toDataURL("image/png"), size: [tile, tile] });
-    }
-    for (const { canvas, layer } of tiles.values()) {
-      const [w, hgt] = tileSize(layer.shape, tile);
-      cells.push({ name: layer.name, href: canvas.toDataURL("image/png"), size: [w, hgt] });
-    }
-    const rows = Math.ceil(cells.length / cols);
-    const width = cols * (tile + 16) + 8;
-    const height = rows * (tile + 24) + 40;
-    const svg = s("svg", { xmlns: "http://www.w3.org/2000/svg", width, height, "font-family": FONT, "font-size": 10 });
-    s("rect", { x: 0, y: 0, width, height, fill: theme.bg }, svg);
-    cells.forEach((c, i) => {
-      const cx = 8 + (i % cols) * (tile + 16);
-      const cy = 4 + Math.floor(i / cols) * (tile + 24);
-      s("image", { x: cx, y: cy + tile - c.size[1], width: c.size[0], height: c.size[1], href: c.href, preserveAspectRatio: "none", style: "image-rendering:pixelated" }, svg);
-      s("text", { x: cx, y: cy + tile + 14, fill: theme.fg, text: c.name }, svg);
-    });
-    const bar = colorBar(260, options.dark);
-    bar.setAttribute("x", 8);
-    bar.setAttribute("y", rows * (tile + 24) + 6);
-    svg.appendChild(bar);
-    return svg;
-  };
+  const cols = Math.max(1, Math.floor(((options.width || 640) - 8) / (tile + 16)));
+  root.exportSvg = () => gridSvg(tileImages(probe, tiles, tile), { tile, cols, dark: options.dark });
   return root;
 }

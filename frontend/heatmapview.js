@@ -100,11 +100,26 @@ export class HeatmapView {
     host.noteMissingLosses(timelines);
     const ok = timelines.filter((r) => r.data);
     this.steps = unionSteps(ok.map((r) => r.data.steps));
-    const { lossDomain } = sharedDomains(ok.map((r) => r.data), host.logLoss);
-    const xDomains = domainsByUnit(ok.map((r) => r.data), stepExtent);
-    host.noteUnits(xDomains);
+    const axes = { ...sharedDomains(ok.map((r) => r.data), host.logLoss), xDomains: domainsByUnit(ok.map((r) => r.data), stepExtent), width: host.layout(entries.length).width };
+    host.noteUnits(axes.xDomains);
     this.stepUnit = [...new Set(ok.map((r) => stepUnit(r.data)))].join(" / ") || stepUnit(null);
     this.slider.setAttribute("aria-label", this.stepUnit);
+    const opening = this.openingSteps(ok);
+    const first = await Promise.all(timelines.map((r) => (r.error ? r : this.firstHeatmaps(r, opening.get(r.entry)))));
+    if (token !== host.token) return;
+    const t1 = performance.now();
+    this.probePicker(Math.max(1, ...ok.map((r) => r.data.probes)));
+    this.heatPanels = [];
+    host.panels.replaceChildren(...first.map((r) => this.heatPanel(r, axes)));
+    this.showStep(this.steps[this.stepIndex]);
+    host.record({ view: "heatmap", panels: entries.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
+    this.prefetch(this.stepIndex);
+  }
+
+  /** Where each panel of the `steps` responses `ok` opens (entry -> { step, why }), with the slider set.
+   * Opened without a chosen step, each panel starts at its own run's test-loss minimum (else its last
+   * step) and says so; a step chosen on the slider or in the URL applies to every panel. */
+  openingSteps(ok) {
     if (this.wantStep !== null) {
       const at = this.steps.findIndex((s) => String(s) === this.wantStep);
       if (at >= 0) {
@@ -113,51 +128,46 @@ export class HeatmapView {
       }
       this.wantStep = null;
     }
-    // Opened without a chosen step, each panel starts at its own run's test-loss minimum (else its last
-    // step) and says so; a step chosen on the slider or in the URL applies to every panel.
     if (this.stepIndex !== null && this.stepIndex >= this.steps.length) this.stepChosen = false;
-    const own = !this.stepChosen;
-    const opening = new Map(ok.map((r) => [r.entry, openingStep(r.data)]));
-    if (own) {
-      const first = ok.length ? opening.get(ok[0].entry).step : null;
+    const own = new Map(ok.map((r) => [r.entry, openingStep(r.data)]));
+    if (!this.stepChosen) {
+      const first = ok.length ? own.get(ok[0].entry).step : null;
       this.stepIndex = first !== null ? Math.max(0, this.steps.indexOf(nearestStep(this.steps, first))) : this.steps.length - 1;
     }
     this.slider.max = Math.max(0, this.steps.length - 1);
     this.slider.value = this.stepIndex;
-    const step = this.steps[this.stepIndex];
-    const { width } = host.layout(entries.length);
-    const first = await Promise.all(timelines.map((r) => {
-      if (r.error) return r;
-      const open = own ? opening.get(r.entry) : { step, why: "the step chosen on the slider" };
-      const source = { run: this.heatRun(r.entry), runSteps: r.data.steps, probe: Math.max(0, Math.min(this.probeIndex, r.data.probes - 1)) };
-      return getJSON(heatUrl(source, open.step), host.versions.get(source.run)).then((heat) => ({ ...r, source, heat, open }), (error) => ({ ...r, error }));
-    }));
-    if (token !== host.token) return;
-    const t1 = performance.now();
-    this.probePicker(Math.max(1, ...ok.map((r) => r.data.probes)));
-    this.heatPanels = [];
-    const nodes = [];
-    for (const r of first) {
-      const { panel, body } = host.panelShell(r.entry, r.entry.type === "group" ? "showing run" : "");
-      if (r.entry.type === "group") this.heatRunPicker(r.entry, panel.querySelector("header .sub"));
-      if (r.error) {
-        body.appendChild(errorBox(`Could not load heatmaps for "${this.heatRun(r.entry)}"`, r.error));
-      } else {
-        // The server links the probe image of the monitor that logged one (with its monitor= parameter).
-        const grid = heatmapGrid(r.heat, { probeUrl: r.heat.probe || null, dark: host.dark, width, run: this.heatRun(r.entry) });
-        const why = h("div", { class: "nas-note nas-heat-why", text: `${stepUnit(r.heat)} ${r.heat.step}: ${r.open.why}` }, body);
-        const curve = lossCurve(r.data, { smoothing: host.smoothing, logLoss: host.logLoss, width: Math.min(width, 520), height: 120, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: host.dark, step: r.heat.step });
-        body.append(grid, curve);
-        grid.why = why;
-        this.heatPanels.push({ ...r.source, grid, curve, panel });
-        body.exportSvg = () => stackSvg([grid.exportSvg(), curve.cloneNode(true)], themeColors(host.dark).bg);
-      }
-      nodes.push(panel);
+    if (!this.stepChosen) return own;
+    const chosen = { step: this.steps[this.stepIndex], why: "the step chosen on the slider" };
+    return new Map(ok.map((r) => [r.entry, chosen]));
+  }
+
+  /** The `heatmaps` of timeline `r`'s run at its opening step `open`: r with { source, heat, open }, or
+   * with { error }. */
+  firstHeatmaps(r, open) {
+    const host = this.host;
+    const source = { run: this.heatRun(r.entry), runSteps: r.data.steps, probe: Math.max(0, Math.min(this.probeIndex, r.data.probes - 1)) };
+    return getJSON(heatUrl(source, open.step), host.versions.get(source.run)).then((heat) => ({ ...r, source, heat, open }), (error) => ({ ...r, error }));
+  }
+
+  /** The panel of one entry: its heatmap grid, why it shows its step, and its loss curve on the shared
+   * `axes` ({ lossDomain, xDomains (by step unit), width }); an error box when its data did not load. */
+  heatPanel(r, { lossDomain, xDomains, width }) {
+    const host = this.host;
+    const { panel, body } = host.panelShell(r.entry, r.entry.type === "group" ? "showing run" : "");
+    if (r.entry.type === "group") this.heatRunPicker(r.entry, panel.querySelector("header .sub"));
+    if (r.error) {
+      body.appendChild(errorBox(`Could not load heatmaps for "${this.heatRun(r.entry)}"`, r.error));
+      return panel;
     }
-    host.panels.replaceChildren(...nodes);
-    this.showStep(step);
-    host.record({ view: "heatmap", panels: entries.length, fetchMs: t1 - t0, drawMs: performance.now() - t1 });
-    this.prefetch(this.stepIndex);
+    // The server links the probe image of the monitor that logged one (with its monitor= parameter).
+    const grid = heatmapGrid(r.heat, { probeUrl: r.heat.probe || null, dark: host.dark, width, run: this.heatRun(r.entry) });
+    const why = h("div", { class: "nas-note nas-heat-why", text: `${stepUnit(r.heat)} ${r.heat.step}: ${r.open.why}` }, body);
+    const curve = lossCurve(r.data, { smoothing: host.smoothing, logLoss: host.logLoss, width: Math.min(width, 520), height: 120, xDomain: xDomains.get(stepUnit(r.data)), lossDomain, dark: host.dark, step: r.heat.step });
+    body.append(grid, curve);
+    grid.why = why;
+    this.heatPanels.push({ ...r.source, grid, curve, panel });
+    body.exportSvg = () => stackSvg([grid.exportSvg(), curve.cloneNode(true)], themeColors(host.dark).bg);
+    return panel;
   }
 
   /** The step bar's choice of probe sample, 1..count (shown when there is a choice). */

@@ -4,7 +4,7 @@
 import { themeColors } from "./colors.js";
 import { bandPath, fmt, h, layerLabel, linear, linePath, s } from "./dom.js";
 import { csvText, downloadText, fileName } from "./export.js";
-import { alarmOnsets, chartFrame, dragZoomY, drawEntryAlarms, drawLegend, hoverNearest, layoutLegend, lossRows, lossScale, nasDomain, smoothEma } from "./chart.js";
+import { alarmOnsets, chartFrame, dragZoomY, drawEntryAlarms, drawLegend, hoverNearest, lossRows, lossScale, nasDomain, plotLayout, smoothEma } from "./chart.js";
 
 /** The layers of `lines` responses, each once: those of the first response in its order (by depth),
  * then the layers only later responses have. [{ name, depth, kind }] */
@@ -25,55 +25,35 @@ export function layerSeries(layerName, results) {
   }));
 }
 
-/**
- * One layer of several entries. series: [{ name, color, group, line (that layer in the entry's `lines`
- * response, or null: not logged there), loss, overfit, alarms, onsets }]; options: width, height, xDomain,
- * lossDomain, dark, xLabel (the entries' step unit), losses (false: leave out the dashed losses and their
- * axis, which with many entries crowd the panel), yZoom and onYZoom (as linePlot's).
- * Returns a <div class="nas-chart"> with exportSvg().
- */
-export function overlayPlot(layer, series, options = {}) {
-  const theme = themeColors(!!options.dark);
-  const width = options.width || 640;
-  const plotHeight = options.height || 220;
-  const margin = { left: 48, right: 42, top: 8, bottom: 32 };
-  const showLosses = options.losses !== false;
+/** Legend keys of the marks an overlay draws for `series` (its entries' losses when `losses`). */
+function overlayKeys(series, losses) {
   const keys = [];
-  if (showLosses && series.some((e) => e.loss)) keys.push({ name: "test loss", mark: "dashed", title: "dashed, in each entry's colour: its test loss (left axis)" });
+  if (losses && series.some((e) => e.loss)) keys.push({ name: "test loss", mark: "dashed", title: "dashed, in each entry's colour: its test loss (left axis)" });
   if (series.some((e) => e.overfit !== null && e.overfit !== undefined)) keys.push({ name: "test-loss minimum", mark: "entryMin", title: "dotted, in each entry's colour: the step of its lowest test loss" });
   if (series.some((e) => e.alarms.length)) keys.push({ name: "NAS alarm", mark: "alarm", title: "dotted purple, triangle in the entry's colour: its NAS overfitting alarm" });
   if (series.some((e) => e.onsets.length)) keys.push({ name: "NAS alarm onset", mark: "onset", title: "triangle on the step axis: where the NAS climb began" });
-  const legendRows = layoutLegend([...series, ...keys], width - margin.left - margin.right);
-  const height = margin.top + plotHeight + margin.bottom + legendRows.length * 16 + 4;
-  const xr = options.xDomain || [0, 1];
-  const x = linear(xr[0], xr[1], margin.left, width - margin.right);
-  const yBottom = margin.top + plotHeight;
-  const yNas = linear(...nasDomain(series.filter((e) => e.line).map((e) => (e.group ? e.line : { median: e.line.median })), options.fitY, true, options.yZoom), yBottom, margin.top);
-  const ld = options.lossDomain || [0, 1];
-  const yLoss = lossScale(ld, yBottom, margin.top, options.logLoss);
-  const hasLoss = showLosses && series.some((e) => e.loss);
-  const frame = chartFrame("nas-overlay", width, height, {
-    x, yLoss: hasLoss ? yLoss : null, yNas, theme, lossColour: theme.muted, lossLabel: "test loss (dashed)",
-    xLabel: options.xLabel, xFormat: options.xFormat,
-  });
-  const { svg, plot } = frame;
-  frame.root.dataset.layer = layer.name;
+  return keys;
+}
 
+/** Each entry in its colour: its dashed test loss (when `losses`), dotted overfit line, median NAS line
+ * and, for a group, its min..max band. */
+function drawEntries(plot, series, { x, yNas, yLoss, losses, smoothing }) {
+  const [yBottom, top] = yNas.range;
   const bands = s("g", { class: "bands" }, plot);
-  const losses = s("g", { class: "losses" }, plot);
+  const lossLines = s("g", { class: "losses" }, plot);
   const lines = s("g", { class: "lines" }, plot);
   for (const e of series) {
-    if (showLosses && e.loss && e.loss.steps.length) {
+    if (losses && e.loss && e.loss.steps.length) {
       s("path", {
-        class: "loss-line", "data-entry": e.name, d: linePath(e.loss.steps, smoothEma(e.loss.values, options.smoothing || 0), x, yLoss),
+        class: "loss-line", "data-entry": e.name, d: linePath(e.loss.steps, smoothEma(e.loss.values, smoothing), x, yLoss),
         fill: "none", stroke: e.color, "stroke-width": 1.3, "stroke-dasharray": "5 3", "stroke-opacity": 0.85,
-      }, losses);
+      }, lossLines);
     }
     if (e.overfit !== null && e.overfit !== undefined) {
       s("line", {
         class: "overfit-line", "data-entry": e.name, "data-step": e.overfit, x1: x(e.overfit), x2: x(e.overfit),
-        y1: yBottom, y2: margin.top, stroke: e.color, "stroke-width": 1.2, "stroke-dasharray": "2 4",
-      }, losses);
+        y1: yBottom, y2: top, stroke: e.color, "stroke-width": 1.2, "stroke-dasharray": "2 4",
+      }, lossLines);
     }
     if (!e.line) continue;
     if (e.group && e.line.min && e.line.max) {
@@ -87,16 +67,42 @@ export function overlayPlot(layer, series, options = {}) {
       fill: "none", stroke: e.color, "stroke-width": 2, "stroke-linejoin": "round",
     }, lines);
   }
+}
 
-  drawEntryAlarms(plot, series, { x, yNas, unit: options.xLabel || "step" });
-  drawLegend(svg, legendRows, {
+/**
+ * One layer of several entries. series: [{ name, color, group, line (that layer in the entry's `lines`
+ * response, or null: not logged there), loss, overfit, alarms, onsets }]; options: width, height, xDomain,
+ * lossDomain, dark, xLabel (the entries' step unit), losses (false: leave out the dashed losses and their
+ * axis, which with many entries crowd the panel), yZoom and onYZoom (as linePlot's).
+ * Returns a <div class="nas-chart"> with exportSvg().
+ */
+export function overlayPlot(layer, series, options = {}) {
+  const theme = themeColors(!!options.dark);
+  const margin = { left: 48, right: 42, top: 8, bottom: 32 };
+  const losses = options.losses !== false;
+  const { legendRows, height, x, yBottom } = plotLayout({
+    width: options.width || 640, plotHeight: options.height || 220, margin,
+    legendItems: [...series, ...overlayKeys(series, losses)], xDomain: options.xDomain || [0, 1],
+  });
+  const drawn = series.filter((e) => e.line);
+  const yNas = linear(...nasDomain(drawn.map((e) => (e.group ? e.line : { median: e.line.median })), options.fitY, true, options.yZoom), yBottom, margin.top);
+  const yLoss = lossScale(options.lossDomain || [0, 1], yBottom, margin.top, options.logLoss);
+  const hasLoss = losses && series.some((e) => e.loss);
+  const frame = chartFrame("nas-overlay", options.width || 640, height, {
+    x, yLoss: hasLoss ? yLoss : null, yNas, theme, lossColour: theme.muted, lossLabel: "test loss (dashed)",
+    xLabel: options.xLabel, xFormat: options.xFormat,
+  });
+  frame.root.dataset.layer = layer.name;
+  drawEntries(frame.plot, series, { x, yNas, yLoss, losses, smoothing: options.smoothing || 0 });
+  drawEntryAlarms(frame.plot, series, { x, yNas, unit: options.xLabel || "step" });
+  drawLegend(frame.svg, legendRows, {
     left: margin.left, top: yBottom + 38, theme, attr: "data-entry", colourOf: (e) => e.color, off: (e) => !e.line,
     titleOf: (e) => (e.line ? `${e.name}: median NAS${e.group ? ", band min..max across its runs" : ""}; dashed: its test loss`
       : `${e.name} logged no layer ${layer.name}`),
   });
-  const drawn = series.filter((e) => e.line).map((e) => ({ ...e, colour: e.color, steps: e.line.steps, median: e.line.median }));
-  hoverNearest(frame, { x, yNas, theme }, drawn, (e, step, v) => ({
-    title: e.name, rows: [`${layer.name}, ${options.xLabel || "step"} ${step}`, `NAS ${fmt(v, 4)}`, ...(showLosses ? lossRows(e.loss, step) : [])],
+  const hoverable = drawn.map((e) => ({ ...e, colour: e.color, steps: e.line.steps, median: e.line.median }));
+  hoverNearest(frame, { x, yNas, theme }, hoverable, (e, step, v) => ({
+    title: e.name, rows: [`${layer.name}, ${options.xLabel || "step"} ${step}`, `NAS ${fmt(v, 4)}`, ...(losses ? lossRows(e.loss, step) : [])],
   }), options.cursor);
   if (options.onYZoom) dragZoomY(frame, { yNas, theme }, options.onYZoom);
   return frame.root;

@@ -600,3 +600,30 @@ def test_the_fit_box_fits_a_zoomed_nas_axis_to_the_lines_and_unticked_shows_0_to
         wait_ready(frame, "lines", timeout=WAIT_MS)
         whole = nas_ticks(frame, panel)
         assert value_at(whole, top) == pytest.approx(1.0) and value_at(whole, bottom) == pytest.approx(0.0)
+
+
+def bare_number_layers(kinds: bool):
+    """A `stripes` answer's layers renamed 0, 1, ... as an nn.Sequential's children are named, with their
+    kinds beside them (`kinds`) or without."""
+    def rename(body, query):
+        if "medians" not in body:
+            return
+        body["layers"] = [str(i) for i in range(len(body["layers"]))]
+        body.pop("kinds", None)
+        if kinds:
+            body["kinds"] = ["conv2d"] * len(body["layers"])
+    return rename
+
+
+@pytest.mark.parametrize("kinds", [True, False])
+def test_stripe_rows_name_a_bare_number_layer_with_its_kind_in_full_view(context, kinds):
+    with opened(context, "p.nas.view=stripes&p.nas.runs=" + '["run:rising"]', "stripes", series_handler=answered_with(bare_number_layers(kinds))) as (_, frame):
+        labels = frame.eval_on_selector_all(".nas-panel .stripe-label", """els => els.map(e => {
+            const box = e.getBoundingClientRect();
+            const svg = e.ownerSVGElement.getBoundingClientRect();
+            const cells = document.querySelector('.nas-panel .stripe-canvas').getBoundingClientRect();
+            const title = e.querySelector('title');
+            return [e.firstChild.nodeValue, title && title.textContent, box.left >= svg.left, box.right <= cells.left]; })""")
+        # Named in full, left of the cells and inside the plot (not cut off by the panel's left edge).
+        shown = [[f"{i} (conv2d)", f"{i} (conv2d)"] if kinds else [str(i), None] for i in range(LAYERS)]
+        assert labels == [[*names, True, True] for names in shown]
