@@ -97,7 +97,7 @@ export function plotLayout({ width, plotHeight, margin, legendItems, xDomain }) 
 }
 
 /** The step axis along y = `y`: its line, ticks that fit, and the unit's label below. */
-export function drawStepAxis(g, x, { y, theme, label, format = null }) {
+function drawStepAxis(g, x, { y, theme, label, format = null }) {
   const [x0, x1] = x.range;
   s("line", { x1: x0, x2: x1, y1: y, y2: y, stroke: theme.axis }, g);
   // Steps are integers; hours and clock times (timeaxis.js) take round fractional ticks.
@@ -113,7 +113,7 @@ export function drawStepAxis(g, x, { y, theme, label, format = null }) {
 
 /** A loss axis at x = `x` on the left or right of a plot: ticks in the loss colour (as many as fit) and
  * its rotated label. */
-export function drawLossAxis(g, yLoss, { x, side, colour, label }) {
+function drawLossAxis(g, yLoss, { x, side, colour, label }) {
   const [lo, hi] = yLoss.domain;
   const [yb, yt] = yLoss.range;
   const dir = side === "left" ? -1 : 1;

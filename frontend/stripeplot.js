@@ -31,7 +31,7 @@ export function stripeStepExtent(data) {
 
 /** The rows of a `stripes` response, first layer on top: [{ name, label }], a bare-number name labelled
  * with its kind (`0 (conv2d)`) where the response sends the kinds (`kinds`, beside `layers`). */
-export function stripeRows(data) {
+function stripeRows(data) {
   const kinds = data.kinds || [];
   return (data.layers || []).map((name, r) => ({ name, label: layerLabel(name, kinds[r]) }));
 }
