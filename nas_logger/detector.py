@@ -57,7 +57,8 @@ class OverfitDetector:
     confidence) wakes up (idles, or rises from chance ever faster), each new fastest rise restarts every
     feature layer's L and R: a late start of learning is not memorisation. :meth:`status` says whether the detector can judge the network: a
     feature layer whose NAS never rises ``judge_rise`` above its lowest (normalised layers) gives it nothing
-    to see. Epochs <= t only are used at epoch t. docs/early-warning.md has the method and its evaluation.
+    to see, and so does a layer that feeds a normalisation layer (``normalised``): it neither votes nor counts.
+    Epochs <= t only are used at epoch t. docs/early-warning.md has the method and its evaluation.
     """
 
     threshold: float = 0.35
@@ -69,6 +70,9 @@ class OverfitDetector:
     noise_z: float = 2.0
     judge_rise: float = 0.04
     judge_after: int = 8
+    # Feature layers that feed a normalisation layer, with its class name (``nas_logger.layers.normalised_layers``):
+    # their NAS is measured before the normalisation, where it does not show memorisation; they are not read.
+    normalised: Mapping[str, str] = field(default_factory=dict)
     alarm: Alarm | None = None
     _layers: dict[str, _Layer] = field(default_factory=dict, repr=False)
     _outputs: list[float] = field(default_factory=list, repr=False)  # the prediction layer's medians
@@ -77,6 +81,7 @@ class OverfitDetector:
     _streak: int = field(default=0, repr=False)
     _steps: list[int] = field(default_factory=list, repr=False)  # the steps fed so far
     _epochs: int = field(default=0, repr=False)
+    _unread: set[str] = field(default_factory=set, repr=False)  # feature layers seen that feed a normalisation layer
 
     def __post_init__(self) -> None:
         if (not self.threshold > 0 or self.window < 2 or not self.min_rate > 0
@@ -106,7 +111,9 @@ class OverfitDetector:
             # Paces forgotten, values kept: each layer's next window sets its slowest pace and learning rise anew.
             self._layers = {name: _Layer(layer.values, low=layer.low, moved=layer.moved)
                             for name, layer in self._layers.items()}
-        features = [n for n in (names[:-1] if len(names) > 1 else names) if math.isfinite(medians[n])]
+        features = [n for n in (names[:-1] if len(names) > 1 else names)
+                    if math.isfinite(medians[n]) and n not in self.normalised]
+        self._unread.update(n for n in names[:-1] if n in self.normalised)
         voters = tuple(name for name in features if self._votes(name, medians[name]))
         enough = bool(features) and len(voters) >= self.quorum * len(features)
         self._streak = self._streak + 1 if enough else 0
@@ -138,6 +145,11 @@ class OverfitDetector:
                     "message": f"NAS alarm fired at {unit} {self.alarm.step}"
                                + (f"; the climb began at {unit} {onset}" if onset is not None else "")}
         seen = self._epochs
+        if self._unread and not self._layers:
+            kinds = ", ".join(sorted({self.normalised[n] for n in self._unread}))
+            return {"state": "cannot_judge", "epochs_needed": None, "onset": None, "alarm": None,
+                    "message": f"NAS alarm: cannot judge this network: every feature layer feeds a normalisation "
+                               f"layer ({kinds}), before which NAS does not show memorisation"}
         moved = any(layer.moved for layer in self._layers.values())
         needed = max(self.epochs_to_judge - seen, 0 if moved else self.judge_after - seen)
         if needed > 0:

@@ -323,3 +323,37 @@ def test_a_network_that_learns_from_chance_after_a_slow_start_raises_no_alarm(se
     layers["prediction"] = 0.4 / (1 + np.exp(-(t - 7) / 1.5)) + rng.normal(0, 0.005, 30)
     assert layers["prediction"][0] < 0.05 < (layers["prediction"][4] - layers["prediction"][0]) / 4 * 10
     assert nas_alarm(list(t), layers) is None
+
+
+def test_layers_that_feed_a_normalisation_layer_neither_vote_nor_count_as_moving():
+    """A normalised network whose convolutions' NAS (read before the batch norm) drifts up while the test loss
+    rises: those layers are not read, so the status is "cannot judge" from the first epoch, naming why, and
+    their climb raises no alarm. With one readable layer left, the alarm judges from it alone."""
+    steps, layers = curves(12, epochs=30)
+    fed = {name: "BatchNorm2d" for name in LAYERS}
+    assert nas_alarm(steps, layers) is not None  # read as plain layers, the climb fires
+    assert nas_alarm(steps, layers, normalised=fed) is None
+    states = statuses(steps, layers, normalised=fed)
+    assert {s["state"] for s in states} == {"cannot_judge"}
+    assert states[-1]["message"] == ("NAS alarm: cannot judge this network: every feature layer feeds a "
+                                     "normalisation layer (BatchNorm2d), before which NAS does not show memorisation")
+    fed.pop("conv3")
+    alarm = nas_alarm(steps, layers, normalised=fed)
+    assert alarm is not None and alarm.layers == ("conv3",)
+    assert statuses(steps, layers, normalised=fed)[-1]["state"] == "fired"
+
+
+def test_the_monitor_finds_the_layers_that_feed_a_normalisation_layer(tmp_path):
+    import torch
+    from torch import nn
+
+    import nas_logger
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.GroupNorm(2, 4),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))
+    monitor = nas_logger.watch(model, tmp_path, probe=torch.randn(2, 1, 8, 8), detect=True)
+    assert monitor.detector.normalised == {"0": "BatchNorm2d", "3": "GroupNorm"}
+    monitor.log(0)
+    assert monitor.alarm_status["state"] == "cannot_judge"
+    assert "(BatchNorm2d, GroupNorm)" in monitor.alarm_status["message"]
+    monitor.close()
