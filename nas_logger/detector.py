@@ -16,6 +16,10 @@ LOSS_SMOOTHING_WINDOW = 3
 MIN_CLIMB_POINTS = 4
 # Prediction-layer median NAS of outputs at chance: near-uniform outputs have logits of one size, NAS near 0.
 CHANCE_NAS = 0.05
+# A climb whose last window is slower than its pace since the slowest window by this many standard errors of
+# the window's slope is slowing down: the way out of a dip (steep at first, then back to the layer's pace) or a
+# learning rise levelling off. Memorisation speeds up; a slowing climb does not vote.
+SLOWING_Z = 0.5
 # Epochs in the trailing mean whose rise above its lowest tells whether a layer's NAS moves at all.
 RISE_POINTS = 3
 
@@ -51,7 +55,8 @@ class OverfitDetector:
     Per feature layer (all but the last, the prediction layer): s(t), the slope of its median NAS over the
     last ``window`` epochs; L, its slowest slope so far (>= 0); R, its learning rise, the fastest slope up to
     the epoch of L (>= ``min_rate``). It votes while a climb c (s(t), or the slope since the middle of the
-    slowest window) beats L by ``threshold`` x R and by ``noise_z`` standard errors. The alarm fires when a
+    slowest window) beats L by ``threshold`` x R and by ``noise_z`` standard errors, unless it is slowing down
+    (s(t) below the slope since the slowest window by :data:`SLOWING_Z` standard errors: the way out of a dip). The alarm fires when a
     ``quorum`` share of the feature layers votes ``patience`` epochs in a row, after ``warmup`` epochs; it
     names the voters and the onset of their climb. While the prediction layer's NAS (the outputs'
     confidence) wakes up (idles, or rises from chance ever faster), each new fastest rise restarts every
@@ -192,6 +197,8 @@ class OverfitDetector:
         spans = [(slope, self.window)]
         if len(climbing) >= MIN_CLIMB_POINTS:
             spans.append((_slope(climbing), len(climbing)))
+            if len(climbing) > self.window and slope < spans[-1][0] - SLOWING_Z * _slope_error(layer.values, self.window):
+                return False  # slowing down: the climb out of a dip, or a learning rise levelling off
         return any(
             s - layer.slowest >= self.threshold * layer.rise
             and s - layer.slowest > self.noise_z * _slope_error(layer.values, n)

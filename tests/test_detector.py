@@ -357,3 +357,32 @@ def test_the_monitor_finds_the_layers_that_feed_a_normalisation_layer(tmp_path):
     assert monitor.alarm_status["state"] == "cannot_judge"
     assert "(BatchNorm2d, GroupNorm)" in monitor.alarm_status["message"]
     monitor.close()
+
+
+def learning_with_dips(seed: int, noise: float = 0.003, memorise_at: int | None = None):
+    """Healthy learning under momentum, augmentation and dropout: every feature layer's NAS rises while the
+    network learns, then keeps climbing at a steady 0.006 per epoch as it goes on learning, and dips by 0.05 for
+    two epochs, each layer at its own epoch (8, 11, 14, ...); the outputs grow more confident throughout. From
+    ``memorise_at`` on (None: never) the layers also climb by 0.025 of their headroom per epoch."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, 31)
+    layers = {}
+    for i, (name, (base, gain)) in enumerate(LAYERS.items()):
+        dip = (t >= 8 + 3 * i) & (t < 10 + 3 * i)
+        value = base + gain * (1 - np.exp(-t / 2.0)) + 0.006 * t - 0.05 * dip
+        if memorise_at is not None:
+            value = value + (1 - value) * np.clip(0.025 * (t - memorise_at), 0, 0.9)
+        layers[name] = value + rng.normal(0, noise, 30)
+    layers["prediction"] = 0.3 + 0.01 * t + rng.normal(0, 0.02, 30)
+    return list(t), layers
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_steady_learning_climb_after_dips_raises_no_alarm(seed):
+    """A dip sets a layer's slowest pace near zero, and the steady climb after it beats that pace for the rest of
+    the run; but that climb is slowing down against its pace since the dip (steep out of the dip, then back to
+    the layer's pace), and memorisation speeds up: no vote. The same run memorising from epoch 20 fires within
+    5 epochs."""
+    assert nas_alarm(*learning_with_dips(seed)) is None
+    alarm = nas_alarm(*learning_with_dips(seed, memorise_at=20))
+    assert alarm is not None and 20 < alarm.step <= 25
