@@ -27,7 +27,7 @@ RISE_POINTS = 3
 @dataclass(frozen=True)
 class Alarm:
     """The alarm: the step it fired at, the layers that voted, and ``onset``, the step where their accelerating
-    climb began (the median over the voting layers of the bend of their curve since their slowest window)."""
+    climb became significant (the median over the voting layers of the step their run of votes began at)."""
 
     step: int
     layers: tuple[str, ...]
@@ -46,6 +46,7 @@ class _Layer:
     since: int = 0  # index of the middle of the slowest window: where the climb is measured from
     low: float = math.inf  # lowest trailing 3-epoch mean so far
     moved: bool = False  # rose beyond ``judge_rise`` and its noise above ``low`` at some epoch
+    voting_since: int | None = None  # index of the step its current run of votes began at
 
 
 @dataclass
@@ -120,6 +121,10 @@ class OverfitDetector:
                     if math.isfinite(medians[n]) and n not in self.normalised]
         self._unread.update(n for n in names[:-1] if n in self.normalised)
         voters = tuple(name for name in features if self._votes(name, medians[name]))
+        for name in features:
+            layer = self._layers[name]
+            layer.voting_since = (len(self._steps) - 1 if layer.voting_since is None else layer.voting_since) \
+                if name in voters else None
         enough = bool(features) and len(voters) >= self.quorum * len(features)
         self._streak = self._streak + 1 if enough else 0
         if self.alarm is None and self._streak >= self.patience and self._epochs > self.warmup:
@@ -128,14 +133,9 @@ class OverfitDetector:
         return None
 
     def _onset(self, voters: Sequence[str]) -> int | None:
-        """The step where the voters' climb began: the lower median over them of :func:`_bend`, searched from
-        the start of each one's slowest window on."""
-        starts = []
-        for name in voters:
-            layer = self._layers[name]
-            first = max(layer.since - self.window // 2, 0)
-            starts.append(len(self._steps) - len(layer.values) + first + _bend(layer.values[first:]))
-        starts.sort()
+        """The step where the voters' climb became significant: the lower median over them of the first step of
+        their unbroken run of votes."""
+        starts = sorted(self._layers[name].voting_since for name in voters)
         return self._steps[starts[(len(starts) - 1) // 2]] if starts else None
 
     def status(self, unit: str = "step") -> dict:
@@ -214,22 +214,6 @@ class OverfitDetector:
         layer.low = min(layer.low, mean)
         noise = _value_noise(layer.values) * math.sqrt(2 / RISE_POINTS)
         layer.moved |= mean - layer.low >= max(self.judge_rise, self.noise_z * noise)
-
-
-def _bend(values: list[float]) -> int:
-    """Index where ``values`` bend upwards: the knot b of the least-squares fit a + c t + d max(t - b, 0) with the
-    smallest squared error (b from 1 to len - 2; 0 for fewer than four values)."""
-    n = len(values)
-    if n < 4:
-        return 0
-    t = np.arange(n, dtype=np.float64)
-    y = np.asarray(values, dtype=np.float64)
-    errors = []
-    for b in range(1, n - 1):
-        design = np.column_stack([np.ones(n), t, np.maximum(t - b, 0.0)])
-        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-        errors.append(float(np.sum((design @ coef - y) ** 2)))
-    return 1 + int(np.argmin(errors))
 
 
 def _value_noise(values: list[float]) -> float:

@@ -386,3 +386,17 @@ def test_a_steady_learning_climb_after_dips_raises_no_alarm(seed):
     assert nas_alarm(*learning_with_dips(seed)) is None
     alarm = nas_alarm(*learning_with_dips(seed, memorise_at=20))
     assert alarm is not None and 20 < alarm.step <= 25
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_onset_is_where_the_climb_became_significant_not_where_the_curve_bent(seed):
+    """A climb that speeds up from epoch 8 on (0.002 (t - 8)^2) stays within its noise for its first epochs,
+    while the network is still learning; the onset is where the voting layers' votes began, inside the alarm's
+    run of ``patience`` epochs, after the bend."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, 31)
+    layers = {f"l{i}": 0.3 + 0.002 * np.clip(t - 8, 0, None) ** 2 + rng.normal(0, 0.004, 30) for i in range(4)}
+    layers["prediction"] = np.full(30, 0.5)
+    alarm = nas_alarm(list(t), layers)
+    assert alarm is not None and 9 < alarm.onset <= alarm.step
+    assert alarm.onset >= alarm.step - OverfitDetector().patience
