@@ -16,6 +16,10 @@ LOSS_SMOOTHING_WINDOW = 3
 MIN_CLIMB_POINTS = 4
 # Prediction-layer median NAS of outputs at chance: near-uniform outputs have logits of one size, NAS near 0.
 CHANCE_NAS = 0.05
+# A climb whose last window is slower than its pace since the slowest window by this many standard errors of
+# the window's slope is slowing down: the way out of a dip (steep at first, then back to the layer's pace) or a
+# learning rise levelling off. Memorisation speeds up; a slowing climb does not vote.
+SLOWING_Z = 0.5
 # Epochs in the trailing mean whose rise above its lowest tells whether a layer's NAS moves at all.
 RISE_POINTS = 3
 
@@ -23,7 +27,7 @@ RISE_POINTS = 3
 @dataclass(frozen=True)
 class Alarm:
     """The alarm: the step it fired at, the layers that voted, and ``onset``, the step where their accelerating
-    climb began (the median over the voting layers of the bend of their curve since their slowest window)."""
+    climb became significant (the median over the voting layers of the step their run of votes began at)."""
 
     step: int
     layers: tuple[str, ...]
@@ -42,6 +46,7 @@ class _Layer:
     since: int = 0  # index of the middle of the slowest window: where the climb is measured from
     low: float = math.inf  # lowest trailing 3-epoch mean so far
     moved: bool = False  # rose beyond ``judge_rise`` and its noise above ``low`` at some epoch
+    voting_since: int | None = None  # index of the step its current run of votes began at
 
 
 @dataclass
@@ -51,13 +56,15 @@ class OverfitDetector:
     Per feature layer (all but the last, the prediction layer): s(t), the slope of its median NAS over the
     last ``window`` epochs; L, its slowest slope so far (>= 0); R, its learning rise, the fastest slope up to
     the epoch of L (>= ``min_rate``). It votes while a climb c (s(t), or the slope since the middle of the
-    slowest window) beats L by ``threshold`` x R and by ``noise_z`` standard errors. The alarm fires when a
+    slowest window) beats L by ``threshold`` x R and by ``noise_z`` standard errors, unless it is slowing down
+    (s(t) below the slope since the slowest window by :data:`SLOWING_Z` standard errors: the way out of a dip). The alarm fires when a
     ``quorum`` share of the feature layers votes ``patience`` epochs in a row, after ``warmup`` epochs; it
     names the voters and the onset of their climb. While the prediction layer's NAS (the outputs'
     confidence) wakes up (idles, or rises from chance ever faster), each new fastest rise restarts every
     feature layer's L and R: a late start of learning is not memorisation. :meth:`status` says whether the detector can judge the network: a
     feature layer whose NAS never rises ``judge_rise`` above its lowest (normalised layers) gives it nothing
-    to see. Epochs <= t only are used at epoch t. docs/early-warning.md has the method and its evaluation.
+    to see, and so does a layer that feeds a normalisation layer (``normalised``): it neither votes nor counts.
+    Epochs <= t only are used at epoch t. docs/early-warning.md has the method and its evaluation.
     """
 
     threshold: float = 0.35
@@ -69,6 +76,9 @@ class OverfitDetector:
     noise_z: float = 2.0
     judge_rise: float = 0.04
     judge_after: int = 8
+    # Feature layers that feed a normalisation layer, with its class name (``nas_logger.layers.normalised_layers``):
+    # their NAS is measured before the normalisation, where it does not show memorisation; they are not read.
+    normalised: Mapping[str, str] = field(default_factory=dict)
     alarm: Alarm | None = None
     _layers: dict[str, _Layer] = field(default_factory=dict, repr=False)
     _outputs: list[float] = field(default_factory=list, repr=False)  # the prediction layer's medians
@@ -77,6 +87,7 @@ class OverfitDetector:
     _streak: int = field(default=0, repr=False)
     _steps: list[int] = field(default_factory=list, repr=False)  # the steps fed so far
     _epochs: int = field(default=0, repr=False)
+    _unread: set[str] = field(default_factory=set, repr=False)  # feature layers seen that feed a normalisation layer
 
     def __post_init__(self) -> None:
         if (not self.threshold > 0 or self.window < 2 or not self.min_rate > 0
@@ -106,8 +117,14 @@ class OverfitDetector:
             # Paces forgotten, values kept: each layer's next window sets its slowest pace and learning rise anew.
             self._layers = {name: _Layer(layer.values, low=layer.low, moved=layer.moved)
                             for name, layer in self._layers.items()}
-        features = [n for n in (names[:-1] if len(names) > 1 else names) if math.isfinite(medians[n])]
+        features = [n for n in (names[:-1] if len(names) > 1 else names)
+                    if math.isfinite(medians[n]) and n not in self.normalised]
+        self._unread.update(n for n in names[:-1] if n in self.normalised)
         voters = tuple(name for name in features if self._votes(name, medians[name]))
+        for name in features:
+            layer = self._layers[name]
+            layer.voting_since = (len(self._steps) - 1 if layer.voting_since is None else layer.voting_since) \
+                if name in voters else None
         enough = bool(features) and len(voters) >= self.quorum * len(features)
         self._streak = self._streak + 1 if enough else 0
         if self.alarm is None and self._streak >= self.patience and self._epochs > self.warmup:
@@ -116,14 +133,9 @@ class OverfitDetector:
         return None
 
     def _onset(self, voters: Sequence[str]) -> int | None:
-        """The step where the voters' climb began: the lower median over them of :func:`_bend`, searched from
-        the start of each one's slowest window on."""
-        starts = []
-        for name in voters:
-            layer = self._layers[name]
-            first = max(layer.since - self.window // 2, 0)
-            starts.append(len(self._steps) - len(layer.values) + first + _bend(layer.values[first:]))
-        starts.sort()
+        """The step where the voters' climb became significant: the lower median over them of the first step of
+        their unbroken run of votes."""
+        starts = sorted(self._layers[name].voting_since for name in voters)
         return self._steps[starts[(len(starts) - 1) // 2]] if starts else None
 
     def status(self, unit: str = "step") -> dict:
@@ -138,6 +150,11 @@ class OverfitDetector:
                     "message": f"NAS alarm fired at {unit} {self.alarm.step}"
                                + (f"; the climb began at {unit} {onset}" if onset is not None else "")}
         seen = self._epochs
+        if self._unread and not self._layers:
+            kinds = ", ".join(sorted({self.normalised[n] for n in self._unread}))
+            return {"state": "cannot_judge", "epochs_needed": None, "onset": None, "alarm": None,
+                    "message": f"NAS alarm: cannot judge this network: every feature layer feeds a normalisation "
+                               f"layer ({kinds}), before which NAS does not show memorisation"}
         moved = any(layer.moved for layer in self._layers.values())
         needed = max(self.epochs_to_judge - seen, 0 if moved else self.judge_after - seen)
         if needed > 0:
@@ -180,6 +197,8 @@ class OverfitDetector:
         spans = [(slope, self.window)]
         if len(climbing) >= MIN_CLIMB_POINTS:
             spans.append((_slope(climbing), len(climbing)))
+            if len(climbing) > self.window and slope < spans[-1][0] - SLOWING_Z * _slope_error(layer.values, self.window):
+                return False  # slowing down: the climb out of a dip, or a learning rise levelling off
         return any(
             s - layer.slowest >= self.threshold * layer.rise
             and s - layer.slowest > self.noise_z * _slope_error(layer.values, n)
@@ -195,22 +214,6 @@ class OverfitDetector:
         layer.low = min(layer.low, mean)
         noise = _value_noise(layer.values) * math.sqrt(2 / RISE_POINTS)
         layer.moved |= mean - layer.low >= max(self.judge_rise, self.noise_z * noise)
-
-
-def _bend(values: list[float]) -> int:
-    """Index where ``values`` bend upwards: the knot b of the least-squares fit a + c t + d max(t - b, 0) with the
-    smallest squared error (b from 1 to len - 2; 0 for fewer than four values)."""
-    n = len(values)
-    if n < 4:
-        return 0
-    t = np.arange(n, dtype=np.float64)
-    y = np.asarray(values, dtype=np.float64)
-    errors = []
-    for b in range(1, n - 1):
-        design = np.column_stack([np.ones(n), t, np.maximum(t - b, 0.0)])
-        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-        errors.append(float(np.sum((design @ coef - y) ** 2)))
-    return 1 + int(np.argmin(errors))
 
 
 def _value_noise(values: list[float]) -> float:

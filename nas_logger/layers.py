@@ -143,3 +143,35 @@ def _refuse_never_called(model: nn.Module, item: str | nn.Module, never_called: 
     for name, module in model.named_modules():
         if name in never_called and (module is item if isinstance(item, nn.Module) else fnmatch.fnmatchcase(name, item)):
             raise ValueError(f"layer {name!r} is never called as a module: {never_called[name]}; its NAS cannot be measured")
+
+
+# Normalisation layers: a layer that feeds one has its NAS measured before it, where the method's reading of a
+# climb does not hold (the paper's NormNet keeps NAS flat, its ResNet50 with batch norm is chaotic).
+NORMALISATIONS: tuple[type[nn.Module], ...] = tuple(
+    cls for cls in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm,
+                    nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, getattr(nn, "RMSNorm", None))
+    if cls is not None
+)
+
+
+def normalised_layers(model: nn.Module, layers: Iterable[str]) -> dict[str, str]:
+    """The ``layers`` (qualified names) that feed a normalisation layer, with its class name.
+
+    A layer feeds the first leaf module registered after it that has parameters or is a normalisation
+    (activations, dropout, pooling and ``nn.Identity`` are passed over): ``conv -> BatchNorm2d`` and
+    ``conv -> ReLU -> BatchNorm2d`` count, ``conv -> ReLU -> conv`` does not. Registration order stands in for
+    the order of the forward, which is the same in nn.Sequential stacks, torchvision's ResNets and VGGs and
+    the usual ``self.conv1, self.bn1`` definitions; a normalisation applied functionally is not seen.
+    """
+    wanted = set(layers)
+    leaves = [(name or type(model).__name__, m) for name, m in model.named_modules() if not any(m.children())]
+    fed = {}
+    for i, (name, _) in enumerate(leaves):
+        if name not in wanted:
+            continue
+        following = (m for _, m in leaves[i + 1:] if isinstance(m, NORMALISATIONS)
+                     or next(m.parameters(recurse=False), None) is not None)
+        nxt = next(following, None)
+        if isinstance(nxt, NORMALISATIONS):
+            fed[name] = type(nxt).__name__
+    return fed

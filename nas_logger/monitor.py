@@ -17,7 +17,7 @@ from . import namespaces
 from .arguments import check_step, scalar_values
 from .detector import Alarm, OverfitDetector
 from .hooks import tap_for
-from .layers import is_sharded, layer_kind, select_layers, unwrap
+from .layers import is_sharded, layer_kind, normalised_layers, select_layers, unwrap
 from .options import PROBE_IMAGES, LayerChoice, WatchOptions
 from .probe import MAX_PROBE, Probe, capture_call, describe, first_images, prepare_probe
 from .sharded import every_rank, share_probe
@@ -94,6 +94,8 @@ class Monitor:
         self._joins = self._merge_ranks or (self._sharded and options.statistics == "probe")
         self._source = self._make_source(options)
         self.detector = OverfitDetector() if options.detect is True else (options.detect or None)
+        if self.detector is not None and not self.detector.normalised:
+            self.detector.normalised = normalised_layers(self.model, self._modules)
         self._start_output(log_dir)
         self._capture = None
         self.probe: Probe | None = None

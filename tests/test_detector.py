@@ -323,3 +323,80 @@ def test_a_network_that_learns_from_chance_after_a_slow_start_raises_no_alarm(se
     layers["prediction"] = 0.4 / (1 + np.exp(-(t - 7) / 1.5)) + rng.normal(0, 0.005, 30)
     assert layers["prediction"][0] < 0.05 < (layers["prediction"][4] - layers["prediction"][0]) / 4 * 10
     assert nas_alarm(list(t), layers) is None
+
+
+def test_layers_that_feed_a_normalisation_layer_neither_vote_nor_count_as_moving():
+    """A normalised network whose convolutions' NAS (read before the batch norm) drifts up while the test loss
+    rises: those layers are not read, so the status is "cannot judge" from the first epoch, naming why, and
+    their climb raises no alarm. With one readable layer left, the alarm judges from it alone."""
+    steps, layers = curves(12, epochs=30)
+    fed = {name: "BatchNorm2d" for name in LAYERS}
+    assert nas_alarm(steps, layers) is not None  # read as plain layers, the climb fires
+    assert nas_alarm(steps, layers, normalised=fed) is None
+    states = statuses(steps, layers, normalised=fed)
+    assert {s["state"] for s in states} == {"cannot_judge"}
+    assert states[-1]["message"] == ("NAS alarm: cannot judge this network: every feature layer feeds a "
+                                     "normalisation layer (BatchNorm2d), before which NAS does not show memorisation")
+    fed.pop("conv3")
+    alarm = nas_alarm(steps, layers, normalised=fed)
+    assert alarm is not None and alarm.layers == ("conv3",)
+    assert statuses(steps, layers, normalised=fed)[-1]["state"] == "fired"
+
+
+def test_the_monitor_finds_the_layers_that_feed_a_normalisation_layer(tmp_path):
+    import torch
+    from torch import nn
+
+    import nas_logger
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.GroupNorm(2, 4),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))
+    monitor = nas_logger.watch(model, tmp_path, probe=torch.randn(2, 1, 8, 8), detect=True)
+    assert monitor.detector.normalised == {"0": "BatchNorm2d", "3": "GroupNorm"}
+    monitor.log(0)
+    assert monitor.alarm_status["state"] == "cannot_judge"
+    assert "(BatchNorm2d, GroupNorm)" in monitor.alarm_status["message"]
+    monitor.close()
+
+
+def learning_with_dips(seed: int, noise: float = 0.003, memorise_at: int | None = None):
+    """Healthy learning under momentum, augmentation and dropout: every feature layer's NAS rises while the
+    network learns, then keeps climbing at a steady 0.006 per epoch as it goes on learning, and dips by 0.05 for
+    two epochs, each layer at its own epoch (8, 11, 14, ...); the outputs grow more confident throughout. From
+    ``memorise_at`` on (None: never) the layers also climb by 0.025 of their headroom per epoch."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, 31)
+    layers = {}
+    for i, (name, (base, gain)) in enumerate(LAYERS.items()):
+        dip = (t >= 8 + 3 * i) & (t < 10 + 3 * i)
+        value = base + gain * (1 - np.exp(-t / 2.0)) + 0.006 * t - 0.05 * dip
+        if memorise_at is not None:
+            value = value + (1 - value) * np.clip(0.025 * (t - memorise_at), 0, 0.9)
+        layers[name] = value + rng.normal(0, noise, 30)
+    layers["prediction"] = 0.3 + 0.01 * t + rng.normal(0, 0.02, 30)
+    return list(t), layers
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_steady_learning_climb_after_dips_raises_no_alarm(seed):
+    """A dip sets a layer's slowest pace near zero, and the steady climb after it beats that pace for the rest of
+    the run; but that climb is slowing down against its pace since the dip (steep out of the dip, then back to
+    the layer's pace), and memorisation speeds up: no vote. The same run memorising from epoch 20 fires within
+    5 epochs."""
+    assert nas_alarm(*learning_with_dips(seed)) is None
+    alarm = nas_alarm(*learning_with_dips(seed, memorise_at=20))
+    assert alarm is not None and 20 < alarm.step <= 25
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_onset_is_where_the_climb_became_significant_not_where_the_curve_bent(seed):
+    """A climb that speeds up from epoch 8 on (0.002 (t - 8)^2) stays within its noise for its first epochs,
+    while the network is still learning; the onset is where the voting layers' votes began, inside the alarm's
+    run of ``patience`` epochs, after the bend."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, 31)
+    layers = {f"l{i}": 0.3 + 0.002 * np.clip(t - 8, 0, None) ** 2 + rng.normal(0, 0.004, 30) for i in range(4)}
+    layers["prediction"] = np.full(30, 0.5)
+    alarm = nas_alarm(list(t), layers)
+    assert alarm is not None and 9 < alarm.onset <= alarm.step
+    assert alarm.onset >= alarm.step - OverfitDetector().patience

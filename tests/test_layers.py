@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from nas_logger.layers import filter_dim, layer_kind, select_layers, unwrap
+from nas_logger.layers import filter_dim, layer_kind, normalised_layers, select_layers, unwrap
 
 
 def test_kinds_and_filter_dims():
@@ -67,3 +67,24 @@ def test_asking_for_multihead_attention_out_proj_says_why_it_cannot_be_measured(
     with pytest.raises(ValueError, match=r"'attn.out_proj' is never called as a module: nn.MultiheadAttention applies "
                                          r"its weight with F.linear"):
         select_layers(model, [model.attn.out_proj if ask == "module" else ask])
+
+
+def test_layers_that_feed_a_normalisation_layer_are_found_in_architectures_outside_the_suites():
+    """torchvision's ResNet-18 (every convolution feeds a BatchNorm2d, the classifier none), a VGG with batch norm
+    after the ReLU, an MLP with LayerNorm and GroupNorm, and a plain CNN (activations, dropout and pooling passed
+    over: none)."""
+    torchvision = pytest.importorskip("torchvision")
+    resnet = torchvision.models.resnet18(num_classes=10)
+    layers = select_layers(resnet)
+    fed = normalised_layers(resnet, layers)
+    assert set(fed) == set(layers) - {"fc"} and set(fed.values()) == {"BatchNorm2d"}
+    assert "layer2.0.downsample.0" in fed
+    vgg = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3), nn.ReLU(),
+                        nn.BatchNorm2d(8, affine=False), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 4))
+    assert normalised_layers(vgg, select_layers(vgg)) == {"0": "BatchNorm2d", "3": "BatchNorm2d"}
+    mlp = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.GELU(), nn.Linear(8, 8), nn.GroupNorm(2, 8),
+                        nn.Linear(8, 3))
+    assert normalised_layers(mlp, select_layers(mlp)) == {"0": "LayerNorm", "3": "GroupNorm"}
+    plain = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Dropout(0.2), nn.MaxPool2d(2), nn.Identity(),
+                          nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8), nn.Flatten(), nn.Linear(8, 2))
+    assert normalised_layers(plain, ["0", "8"]) == {}  # "5" feeds one, but is not asked about

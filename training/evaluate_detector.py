@@ -35,6 +35,7 @@ stops trains to the end).
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import itertools
 import json
@@ -46,8 +47,9 @@ from pathlib import Path
 
 from nas_logger.detector import OverfitDetector, loss_minimum_step, smooth
 from nas_logger.integrations.rewind import DEFAULT_KEEP
+from nas_logger.layers import normalised_layers, select_layers
 
-from .models import MODELS
+from .models import MODELS, nas_layers
 from .report import Curves, read_run
 from .stopping import generalisation_loss_stop, progress_quotient_stop, up_stop
 
@@ -68,6 +70,26 @@ NORMALISED_MODELS = ("NormNet", "ResNet10-BN", "ResNet50")
 # Penalties that pull NAS down (weights shrunk, NAS regularised): NAS falls or stays low while they overfit.
 NAS_LOWERING_MODELS = ("L1Net", "L2Net", "NASReg")
 STATES = ("cannot_judge", "watching", "fired")
+RUN_WIDTH = 0.125  # the width every kept run was trained at
+
+
+@functools.cache
+def _model_layers(paper_name: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The NAS layers of the model a run of ``paper_name`` trained, rebuilt from ``training.models`` at
+    :data:`RUN_WIDTH` (the kept curves hold no structure), and those of them that feed a normalisation layer.
+    Empty for a name that is no model of ``training.models``."""
+    spec = next((s for s in MODELS.values() if s.paper_name == paper_name), None)
+    if spec is None:
+        return (), {}
+    model = spec.build(3, 32, 10, RUN_WIDTH)  # the layers and their order do not depend on the input size
+    layers = tuple(select_layers(model, nas_layers(model)))
+    return layers, normalised_layers(model, layers)
+
+
+def fed_normalisation(name: str, run: Curves) -> dict[str, str]:
+    """The layers of run ``name`` ("<paper name> seed<k>") that feed a normalisation layer, as the monitor
+    finds them on the live model: ``{layer: normalisation class}``."""
+    return {layer: cls for layer, cls in _model_layers(name.split(" ")[0])[1].items() if layer in run.nas}
 
 
 @dataclass
@@ -118,7 +140,7 @@ def judge(name: str, run: Curves, keep: int = DEFAULT_KEEP, **options: float) ->
     loss = [run.scalars["test_loss"][e] for e in epochs]
     train = [run.scalars.get("train_loss", {}).get(e, float("nan")) for e in epochs]
     smoothed = smooth(loss)
-    detector = OverfitDetector(**options)
+    detector = OverfitDetector(**{"normalised": fed_normalisation(name, run), **options})
     for e in epochs:
         detector.update(e, {layer: v[e] for layer, v in run.nas.items()})
     alarm = detector.alarm
