@@ -193,7 +193,7 @@ function alarmMarker(g, alarm, { x, yb, yt, unit, fill = ALARM }) {
 function onsetMarker(g, onset, { x, yb, unit }) {
   const xo = x(onset.step);
   const m = s("path", { class: "onset-marker", "data-step": onset.step, "data-run": onset.run, d: `M${xo - 5},${yb}L${xo + 5},${yb}L${xo},${yb - 8}Z`, fill: "none", stroke: ALARM, "stroke-width": 1.5 }, g);
-  s("title", { text: `NAS alarm onset: the climb began at ${unit} ${onset.step} (${onset.run})` }, m);
+  s("title", { text: `NAS alarm onset: the climb became significant at ${unit} ${onset.step} (${onset.run})` }, m);
 }
 
 /** Loss curves, the dashed overfit line, the NAS alarms (dotted purple, a triangle on top, the triggering
@@ -243,7 +243,7 @@ export function markKeys(data, { losses = true } = {}) {
     keys.push({ name: "test-loss minimum", mark: "overfit", title: "dashed: the step of the lowest (smoothed) test loss" });
   }
   if ((data.alarms || []).length) keys.push({ name: "NAS alarm", mark: "alarm", title: "dotted, triangle on top: the NAS overfitting alarm" });
-  if (alarmOnsets(data).length) keys.push({ name: "NAS alarm onset", mark: "onset", title: "triangle on the step axis: where the NAS climb began" });
+  if (alarmOnsets(data).length) keys.push({ name: "NAS alarm onset", mark: "onset", title: "triangle on the step axis: where the NAS climb became significant" });
   return keys;
 }
 

@@ -148,7 +148,7 @@ class OverfitDetector:
             onset = self.alarm.onset
             return {"state": "fired", "epochs_needed": None, "onset": onset, "alarm": self.alarm.step,
                     "message": f"NAS alarm fired at {unit} {self.alarm.step}"
-                               + (f"; the climb began at {unit} {onset}" if onset is not None else "")}
+                               + (f"; the climb became significant at {unit} {onset}" if onset is not None else "")}
         seen = self._epochs
         if self._unread and not self._layers:
             kinds = ", ".join(sorted({self.normalised[n] for n in self._unread}))

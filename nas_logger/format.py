@@ -39,7 +39,7 @@ INDEX_PLUGIN_NAME = "nas_index"
 ALARM_STATUS = "alarm_status"
 RECORD_KINDS = (STATS, HEATMAP, ALARM, TABLE, PROBE, INDEX, ALARM_STATUS)
 # "warming_up": too few epochs to judge yet (``epochs_needed`` more); "watching": it can judge this network
-# and has not fired; "fired": it fired at step ``alarm``, the climb began at step ``onset``; "cannot_judge":
+# and has not fired; "fired": it fired at step ``alarm``, the climb became significant at step ``onset``; "cannot_judge":
 # the feature layers' NAS does not move beyond its noise, so the alarm cannot see overfitting here.
 ALARM_STATES = ("warming_up", "watching", "fired", "cannot_judge")
 MAX_ALARM_MESSAGE_CHARS = 200

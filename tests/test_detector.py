@@ -265,12 +265,12 @@ def test_a_learning_rise_is_watched_and_a_second_climb_fires_with_its_onset(lear
     alarm = nas_alarm(steps, layers)
     assert final["state"] == "fired" and final["alarm"] == alarm.step and final["onset"] == alarm.onset
     assert 10 <= alarm.onset <= 16 < alarm.step  # the climb starts at 14; the alarm needs a few epochs of it
-    assert final["message"] == f"NAS alarm fired at step {alarm.step}; the climb began at step {alarm.onset}"
+    assert final["message"] == f"NAS alarm fired at step {alarm.step}; the climb became significant at step {alarm.onset}"
     detector = OverfitDetector()
     for t, step in enumerate(steps):
         detector.update(step, {name: values[t] for name, values in layers.items()})
     assert detector.status("epoch")["message"] == (f"NAS alarm fired at epoch {alarm.step}; "
-                                                   f"the climb began at epoch {alarm.onset}")
+                                                   f"the climb became significant at epoch {alarm.onset}")
 
 
 def test_the_onset_is_the_median_start_of_the_voting_layers_climbs():

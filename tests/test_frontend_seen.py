@@ -354,7 +354,7 @@ def test_a_loss_that_some_runs_lack_is_left_out_with_one_note(context, view):
             assert frame.query_selector(".nas-panel[data-key='run:solo0'] path.loss-line") is not None
 
 
-STATUS = {"state": "fired", "message": "NAS alarm fired at epoch 6; the climb began at epoch 4", "epochs_needed": None,
+STATUS = {"state": "fired", "message": "NAS alarm fired at epoch 6; the climb became significant at epoch 4", "epochs_needed": None,
           "onset": 4, "alarm": 6}
 
 

@@ -182,7 +182,7 @@ def test_lightning_stops_at_the_alarm_and_rewinds_to_the_onset(tmp_path, restore
     assert same_weights(final, recorder.weights[2] if restore else recorder.weights[4])
     status = read_alarm_status(tmp_path / "nas")
     assert status[-1] == (4, {"state": "fired", "alarm": 4, "onset": 2, "epochs_needed": None,
-                              "message": "NAS alarm fired at epoch 4; the climb began at epoch 2"})
+                              "message": "NAS alarm fired at epoch 4; the climb became significant at epoch 2"})
     if restore:
         assert nas.stop.rewind.steps == [2, 3, 4] and nas.stop.restored_step == 2
         weights = sum(t.numel() * t.element_size() for t in final.values())

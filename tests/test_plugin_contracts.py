@@ -28,7 +28,7 @@ def scalar(tag: str, value: float) -> summary_pb2.Summary:
 
 
 WARMING = dict(state="warming_up", message="NAS alarm: warming up, 3 more epochs before it can judge", epochs_needed=3)
-FIRED = dict(state="fired", message="NAS alarm fired at epoch 2; the climb began at epoch 1", onset=1, alarm=2)
+FIRED = dict(state="fired", message="NAS alarm fired at epoch 2; the climb became significant at epoch 1", onset=1, alarm=2)
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,7 @@ class Judged:
     smoothed: dict[int, float]
     has_eb: bool = True  # the run logged eb_criterion
     state: str = "watching"  # the alarm's status at the last epoch
-    onset: int | None = None  # where the climb began, by the alarm
+    onset: int | None = None  # where the climb became significant, by the alarm
 
     @property
     def alarm(self) -> int | None:

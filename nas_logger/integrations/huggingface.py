@@ -19,7 +19,7 @@ class NASTrainerCallback(TrainerCallback):
     ``state.global_step`` counts: optimiser steps, whatever the evaluation strategy).
 
     ``stop_on_alarm=True`` turns the NAS alarm on and sets ``control.should_training_stop`` when it fires;
-    ``restore="onset"`` then loads the weights of the evaluation where the climb began, kept on the CPU for the
+    ``restore="onset"`` then loads the weights of the evaluation where the climb became significant, kept on the CPU for the
     last ``keep`` evaluations (``keep`` copies of the state dict; see ``nas_logger.integrations.rewind``)."""
 
     def __init__(self, log_dir: str | os.PathLike | None = None, *, stop_on_alarm: bool = False,

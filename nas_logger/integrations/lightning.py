@@ -21,7 +21,7 @@ class NASCallback(pl.Callback):
     ``step_unit`` defaults to ``"epoch"`` (it logs at ``trainer.current_epoch``).
 
     ``stop_on_alarm=True`` turns the NAS alarm on and sets ``trainer.should_stop`` when it fires;
-    ``restore="onset"`` then loads the weights of the epoch where the climb began, kept on the CPU for the last
+    ``restore="onset"`` then loads the weights of the epoch where the climb became significant, kept on the CPU for the last
     ``keep`` validation epochs (``keep`` copies of the state dict; see ``nas_logger.integrations.rewind``).
     """
 

@@ -6,7 +6,7 @@
         monitor.log(epoch, test_loss=evaluate(model))
         rewind.save(epoch)
         if monitor.alarm is not None:
-            rewind.restore(monitor.alarm.onset)  # the weights of the epoch where the climb began
+            rewind.restore(monitor.alarm.onset)  # the weights of the epoch where the climb became significant
             break
 
 Memory: ``keep`` copies of the model's state dict (parameters and buffers) in CPU memory, e.g. 8 x 44 MB for a

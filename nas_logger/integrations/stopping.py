@@ -18,7 +18,7 @@ class AlarmStop:
 
     def __init__(self, stop_on_alarm: bool = False, restore: str | None = None, keep: int = DEFAULT_KEEP) -> None:
         if restore not in RESTORE_CHOICES:
-            raise ValueError(f"restore must be None or 'onset' (the weights where the NAS climb began); got {restore!r}")
+            raise ValueError(f"restore must be None or 'onset' (the weights where the NAS climb became significant); got {restore!r}")
         if restore is not None and not stop_on_alarm:
             raise ValueError("restore='onset' loads the onset's weights when training stops at the alarm: "
                              "it needs stop_on_alarm=True")
@@ -43,6 +43,6 @@ class AlarmStop:
             return False
         if self.rewind is not None and self.restored_step is None:
             self.restored_step = self.rewind.restore(alarm.onset)
-            logger.warning("NAS alarm at step %d: training stops; weights of step %s loaded (the climb began at %s)",
+            logger.warning("NAS alarm at step %d: training stops; weights of step %s loaded (the climb became significant at %s)",
                            alarm.step, self.restored_step, alarm.onset)
         return True
