@@ -138,7 +138,6 @@ def train_run(
     optimizer = make_optimizer(model, protocol)
     order = torch.Generator().manual_seed(seed)
     result = RunResult(name, seed, str(log_dir))
-    n = len(data.train)
 
     def log(epoch: int, train_loss: torch.Tensor, eb: list[float]) -> None:
         values = {"train_loss": train_loss}
@@ -163,24 +162,32 @@ def train_run(
         leave=bar_position is None,
     ) as bar:
         for epoch in bar:
-            model.train()
-            total = torch.zeros((), device=device)
-            eb = []
-            for i, batch in enumerate(torch.randperm(n, generator=order).to(device).split(protocol.batch_size)):
-                x, y = data.train.x[batch], data.train.y[batch]
-                if protocol.augment:
-                    x = crop_and_flip(x, order)
-                if i < protocol.eb_batches and len(batch) > 1:
-                    eb.append(eb_criterion(model, x, y))
-                cross_entropy = F.cross_entropy(model(x), y)
-                loss = cross_entropy + penalty() if penalty is not None else cross_entropy
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += cross_entropy.detach() * len(batch)
-            log(epoch, total / n, eb)
+            log(epoch, *train_epoch(model, data, protocol, optimizer, penalty, order))
     result.alarm_epoch = monitor.alarm.step if monitor.alarm is not None else None
     return result
+
+
+def train_epoch(model: torch.nn.Module, data: Data, protocol: Protocol, optimizer: torch.optim.Optimizer,
+                penalty, order: torch.Generator) -> tuple[torch.Tensor, list[float]]:
+    """One epoch over ``data.train`` in the order drawn from ``order``: the mean cross-entropy (a tensor on the
+    device, so the epoch needs no sync) and the EB criterion of its first ``protocol.eb_batches`` batches."""
+    model.train()
+    device, n = data.train.x.device, len(data.train)
+    total = torch.zeros((), device=device)
+    eb = []
+    for i, batch in enumerate(torch.randperm(n, generator=order).to(device).split(protocol.batch_size)):
+        x, y = data.train.x[batch], data.train.y[batch]
+        if protocol.augment:
+            x = crop_and_flip(x, order)
+        if i < protocol.eb_batches and len(batch) > 1:
+            eb.append(eb_criterion(model, x, y))
+        cross_entropy = F.cross_entropy(model(x), y)
+        loss = cross_entropy + penalty() if penalty is not None else cross_entropy
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += cross_entropy.detach() * len(batch)
+    return total / n, eb
 
 
 class LogDirConflict(ValueError):
