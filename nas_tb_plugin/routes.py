@@ -342,6 +342,7 @@ class Routes:
         return {
             "layers": [l.layer.name for l in lines],
             "depths": [l.layer.depth for l in lines],
+            "kinds": [l.layer.kind for l in lines],
             "steps": steps_json(steps),
             "medians": [json_floats(m) for m in medians],
             **overlay.result(),

@@ -246,6 +246,14 @@ def test_stripes_are_the_medians_layers_by_steps(client, logged):
         assert stripes["loss"] == lines["loss"]
 
 
+def test_stripes_carry_each_layers_kind_as_lines_do(client):
+    """The frontend names a layer by its kind in both views (`0 (conv2d)` for a bare-number layer name)."""
+    for selector in ("run=solo", "group=vanilla"):
+        stripes = get_json(client, P + "stripes?" + selector)
+        lines = get_json(client, P + "lines?" + selector)
+        assert stripes["kinds"] == [l["kind"] for l in lines["layers"]] == ["conv2d", "conv2d", "linear", "linear"]
+
+
 def test_export_csv_holds_the_line_data(client):
     response = client.get(P + "export?group=vanilla&format=csv")
     assert response.status_code == 200
