@@ -18,12 +18,14 @@ all, an index record's none). `--many-before-index` writes those runs as nas_log
 record (listed by their stats tables); `--skip-routes` runs only this part.
 
 `--compare-with CHECKOUT` adds another checkout's plugin (e.g. the main branch's) on the same data server,
-in the same alternating rounds, to both parts.
+in the same alternating rounds, to both parts; `--without KIND` (repeatable) adds this checkout's plugin
+whose cache keeps no entry of that kind (`nas_tb_plugin.cache.KINDS`: "listings", "series", "bodies", ...),
+to measure what each kind saves.
 
     python benchmarks/plugin_latency.py [--logdir DIR] [--repeats 9] [--only rust|python]
                                         [--many-runs 10000] [--many-logdir DIR] [--many-layers 2]
                                         [--many-before-index]
-                                        [--compare-with CHECKOUT] [--skip-routes]
+                                        [--compare-with CHECKOUT] [--without KIND ...] [--skip-routes]
 """
 from __future__ import annotations
 
@@ -53,8 +55,9 @@ from werkzeug import test as werkzeug_test
 from nas_logger import format as fmt
 from nas_logger.summaries import step_summary
 from nas_logger.writer import file_writer
+from nas_tb_plugin import cache
 from nas_tb_plugin.plugin import NASPlugin
-from nas_tb_plugin.routes import BODY_CACHE_BYTES
+from rounds import ratios, spread
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reliability_support import write_synthetic_runs  # noqa: E402
@@ -128,6 +131,46 @@ def rust_provider(logdir: Path, ready=loaded):
     return dp, ingester
 
 
+def without(kind: str):
+    """NASPlugin whose cache never keeps entries of ``kind`` (a :data:`nas_tb_plugin.cache.KINDS` name)."""
+    (dropped,) = [k for k in cache.KINDS if k.name == kind]
+
+    def drop_puts(plugin) -> None:
+        kept = plugin.routes.cache
+        put = kept.put
+        kept.put = lambda kind_, *args: None if kind_ == dropped else put(kind_, *args)
+
+    def make(context_):
+        plugin = NASPlugin(context_)
+        drop_puts(plugin)
+        plugin.made_anew = drop_puts  # see forget
+        return plugin
+    return make
+
+
+def plugin_classes(args) -> dict:
+    """{label: plugin class or factory} of the plugins timed side by side: this checkout's, ``--compare-with``'s,
+    and this checkout's without each ``--without`` kind."""
+    classes = {"": NASPlugin}
+    if args.compare_with is not None:
+        classes[str(args.compare_with)] = plugin_class_of(args.compare_with)
+    classes.update({f"without {kind}": without(kind) for kind in args.without})
+    return classes
+
+
+def forget_cold(plugin) -> None:
+    """Forget the listings, converted series and kept bodies, as after new data arrived for every run."""
+    routes = plugin._routes
+    package = sys.modules[type(plugin).__module__.rpartition(".")[0] + ".cache"] if hasattr(routes, "cache") else None
+    if package is not None:
+        routes.cache.drop(package.LISTING, package.SERIES, package.BODY)
+        return
+    reader = routes._reader  # a checkout with a cache per kind: made anew by the classes of its own checkout
+    reader._listings = type(reader._listings)(0.0)
+    reader._cache = type(reader._cache)(10**8)
+    routes._bodies = type(routes._bodies)(96 * 2**20)
+
+
 def client_for(logdir: Path, provider, plugin_class=NASPlugin):
     """fetch(url, cold=False) through TensorBoard's WSGI app with the NAS (``plugin_class``) and scalars plugins."""
     context_ = base_plugin.TBContext(logdir=str(logdir), data_provider=provider,
@@ -137,11 +180,8 @@ def client_for(logdir: Path, provider, plugin_class=NASPlugin):
     client = werkzeug_test.Client(app)
 
     def fetch(url: str, cold: bool = False) -> bytes:
-        if cold:  # forget listings, converted series and kept bodies, as after new data arrived for every run
-            routes, reader = plugin._routes, plugin._routes._reader  # made anew by the classes of plugin's checkout
-            reader._listings = type(reader._listings)(0.0)
-            reader._cache = type(reader._cache)(10**8)
-            routes._bodies = type(routes._bodies)(BODY_CACHE_BYTES)
+        if cold:
+            forget_cold(plugin)
         response = client.get(url, headers={"Accept-Encoding": "gzip"})
         assert response.status_code == 200, (url, response.status_code, response.get_data()[:300])
         return response.get_data()
@@ -171,8 +211,8 @@ def time_routes(fetchers: dict, routes: dict[str, str], repeats: int, cold: bool
                 start = time.perf_counter()
                 fetch(url)
                 times[0].append(time.perf_counter() - start)
-    return {checkout: {name: (statistics.median(warm), statistics.median(colds) if colds else None, *size)
-                       for name, (warm, colds, *size) in timed.items()} for checkout, timed in results.items()}
+    return {checkout: {name: (warm, colds, *size) for name, (warm, colds, *size) in timed.items()}
+            for checkout, timed in results.items()}
 
 
 def sizes(body: bytes) -> tuple[int, int]:
@@ -181,17 +221,26 @@ def sizes(body: bytes) -> tuple[int, int]:
 
 
 def report(title: str, results: dict) -> None:
-    """The routes' medians of each checkout, as ratios to the first checkout's baseline (warm)."""
-    base = next(iter(results.values()))[BASELINE][0]
+    """The routes' medians of each checkout, as ratios to the first checkout's baseline (warm), and each other
+    checkout's per-round ratios to the first one's time of the same route (median, lowest-highest)."""
+    base = statistics.median(next(iter(results.values()))[BASELINE][0])
+    first = next(iter(results.values()))
     print(f"\n{title}")
     print(f"{'route':46s} {'warm ms':>8s} {'x base':>9s} {'cold ms':>8s} {'x base':>9s} "
           f"{'gzip KiB':>9s} {'raw KiB':>8s}")
     for checkout, timed in results.items():
-        for name, (seconds, cold, zipped, raw) in timed.items():
+        for name, (warm, colds, zipped, raw) in timed.items():
+            seconds, cold = statistics.median(warm), statistics.median(colds) if colds else None
             cold_text = f"{cold * 1e3:8.1f} {cold / base:9.2f}" if cold is not None else f"{'-':>8s} {'-':>9s}"
             label = f"{checkout}: {name}" if checkout else name
             print(f"{label:46s} {seconds * 1e3:8.1f} {seconds / base:9.2f} {cold_text} "
                   f"{zipped / 1024:9.1f} {raw / 1024:8.1f}")
+    for checkout, timed in list(results.items())[1:]:
+        print(f"{checkout} / this checkout, per round:")
+        for name, (warm, colds, *_) in timed.items():
+            mine_warm, mine_cold = first[name][0], first[name][1]
+            cold_text = f", cold {spread(ratios({'c': colds, 'm': mine_cold}, 'm')['c'], digits=2)}" if colds else ""
+            print(f"  {name:44s} warm {spread(ratios({'c': warm, 'm': mine_warm}, 'm')['c'], digits=2)}{cold_text}")
 
 
 BASELINE = "scalars (baseline)"
@@ -226,19 +275,20 @@ def plugin_class_of(checkout: Path):
 
 
 def forget(plugin) -> None:
-    """What a restarted TensorBoard knows of its runs: nothing (a new reader, no run list kept)."""
+    """What a restarted TensorBoard knows of its runs: nothing (its routes made anew, in place, as the app holds
+    them)."""
     routes = plugin._routes
-    routes._reader = type(routes._reader)(routes._reader.data_provider)
-    for name in vars(routes):
-        if name.startswith("_runs"):  # the run lists kept, by whatever name a checkout gives them
-            setattr(routes, name, None)
-    sys.modules[type(plugin).__module__.rpartition(".")[0] + ".grouping"]._memo.cache_clear()
+    routes.__init__(routes._reader.data_provider, routes._frontend)
+    getattr(plugin, "made_anew", lambda plugin: None)(plugin)
+    grouping = sys.modules[type(plugin).__module__.rpartition(".")[0] + ".grouping"]
+    if hasattr(grouping, "_memo"):  # a checkout that memoises group keys per module
+        grouping._memo.cache_clear()
 
 
-def time_run_list(logdir: Path, count: int, repeats: int, layers: int = 2, before_index: bool = False,
-                  compare_with: Path | None = None) -> None:
-    """The NAS `runs` route against TensorBoard's `/data/runs` on ``count`` runs (Rust data server), and
-    that of the plugin of checkout ``compare_with``."""
+def time_run_list(logdir: Path, count: int, repeats: int, classes: dict, layers: int = 2,
+                  before_index: bool = False) -> None:
+    """The NAS `runs` route against TensorBoard's `/data/runs` on ``count`` runs (Rust data server), of the
+    plugins ``classes`` ({label: class}, see plugin_classes)."""
     runs = many_runs(count)
     if not (logdir / runs[-1]).exists():
         start = time.perf_counter()
@@ -249,9 +299,7 @@ def time_run_list(logdir: Path, count: int, repeats: int, layers: int = 2, befor
         logdir, ready=lambda dp, ctx: len(dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)) >= count)
     try:
         context_ = base_plugin.TBContext(logdir=str(logdir), data_provider=provider)
-        plugins = {"": NASPlugin(context_)}
-        if compare_with is not None:
-            plugins[str(compare_with)] = plugin_class_of(compare_with)(context_)
+        plugins = {label: make(context_) for label, make in classes.items()}
         clients = {name: werkzeug_test.Client(application.TensorBoardWSGI(
             [plugin, core_plugin.CorePlugin(context_)], data_provider=provider)) for name, plugin in plugins.items()}
 
@@ -289,11 +337,14 @@ def main() -> None:
                         help="write the many runs without index records, as nas_logger did before them")
     parser.add_argument("--compare-with", type=Path, metavar="CHECKOUT",
                         help="also time this checkout's plugin (e.g. a main worktree) in the same rounds")
+    parser.add_argument("--without", action="append", default=[], choices=[kind.name for kind in cache.KINDS],
+                        metavar="KIND", help="also time this checkout's plugin without this kind of cache entry "
+                        f"(repeatable; one of {', '.join(repr(kind.name) for kind in cache.KINDS)})")
     parser.add_argument("--skip-routes", action="store_true", help="only the run-list benchmark")
     args = parser.parse_args()
     if args.many_runs:
         time_run_list(args.many_logdir or Path(tempfile.mkdtemp(prefix="nas_bench_runs_")), args.many_runs,
-                      args.repeats, args.many_layers, args.many_before_index, args.compare_with)
+                      args.repeats, plugin_classes(args), args.many_layers, args.many_before_index)
     if args.skip_routes:
         return
     logdir = args.logdir or Path(tempfile.mkdtemp(prefix="nas_bench_"))
@@ -311,9 +362,7 @@ def main() -> None:
         provider, ingester = make(logdir)
         print(f"\n{name}: loaded in {time.perf_counter() - start:.1f} s")
         try:
-            fetchers = {"": client_for(logdir, provider)}
-            if args.compare_with:
-                fetchers[str(args.compare_with)] = client_for(logdir, provider, plugin_class_of(args.compare_with))
+            fetchers = {label: client_for(logdir, provider, make) for label, make in plugin_classes(args).items()}
             report(title, time_routes(fetchers, ROUTES, args.repeats, cold=True))
         finally:
             if ingester is not None:

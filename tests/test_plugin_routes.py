@@ -21,7 +21,7 @@ from events import provider, read_nas
 from nas_logger import format as fmt
 from nas_logger.summaries import index_summary, nas_summary
 from nas_logger.writer import file_writer
-from nas_tb_plugin.reading import Series, Table, index_tags
+from nas_tb_plugin.listing import Series, Table, index_tags
 from reliability_support import write_synthetic_runs
 from plugin_fixtures import (GROUPS, HTML_RUN, LAYERS, STEPS, app_for, build_logdir, get_json, write_run,
                              write_two_monitors)
