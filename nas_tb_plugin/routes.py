@@ -14,15 +14,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from tensorboard import plugin_util
 from tensorboard.backend import http_util
 
 from nas_logger import format as fmt
 
-from . import assets, lines
+from . import assets, lines, parameters
 from .aggregate import align
 from .cache import BODY, CACHE_BYTES, MISS, VersionedCache
-from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex
+from .grouping import DEFAULT_GROUP_REGEX, Pattern
 from .listing import PARALLEL_CALLS, RunListing
 from .overfit import default_loss_tag
 from .reading import ProbeUnreadable, Reader
@@ -31,80 +30,6 @@ from .responses import (JSON, ApiError, Body, csv_floats, encode, endpoint, imag
 from .selection import Selection, Selections, Selector
 
 STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
-
-
-def _where(request) -> tuple:
-    """(request context, experiment id) for the data provider."""
-    return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
-
-
-# --- parameters# --- parameters: parsed and validated in the routes, before any read --------------------------------
-
-def _arg(request, name: str, required: bool = False) -> str | None:
-    value = request.args.get(name)
-    if value is None or value == "":
-        if required:
-            raise ApiError(400, f"missing parameter {name!r}", name)
-        return None
-    return value
-
-
-# Steps and indices are int64 in event files: a value beyond is no step of any run.
-INT64 = (-2**63, 2**63 - 1)
-
-
-def _int_arg(request, name: str) -> int | None:
-    value = _arg(request, name)
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ApiError(400, f"parameter {name!r} must be an integer; got {value!r}", name) from None
-    if not INT64[0] <= number <= INT64[1]:
-        raise ApiError(400, f"parameter {name!r} must be an integer from -2**63 to 2**63 - 1; got {value!r}", name)
-    return number
-
-
-def _probe_arg(request) -> int:
-    """The ``probe`` parameter: index of a probe sample among those logged (default 0, the first)."""
-    probe = _int_arg(request, "probe")
-    if probe is None:
-        return 0
-    if probe < 0:
-        raise ApiError(400, f"parameter 'probe' must be an index >= 0 of a logged probe sample; got {probe}", "probe")
-    return probe
-
-
-def _pick_probe(count: int, probe: int, run: str) -> int:
-    """``probe`` if ``run`` logged that many probe samples; else 400 naming the valid range."""
-    if probe >= count:
-        raise ApiError(400, f"parameter 'probe' is {probe}, but run {run!r} logged {count} probe "
-                            f"sample{'s' if count != 1 else ''} (0..{count - 1})", "probe")
-    return probe
-
-
-def _pattern(request) -> Pattern:
-    try:
-        return compile_group_regex(_arg(request, "group_regex"))
-    except ValueError as e:
-        raise ApiError(400, str(e), "group_regex") from None
-
-
-def _selector(request) -> Selector:
-    run, group = _arg(request, "run"), _arg(request, "group")
-    if run is not None and group is not None:
-        raise ApiError(400, "give run= or group=, not both", "group")
-    if run is not None:
-        return Selector(run=run)
-    if group is None:
-        raise ApiError(400, "missing parameter 'run' (or 'group')", "run")
-    return Selector(group=group, pattern=_pattern(request))
-
-
-def _loss_tags(request) -> tuple[str | None, str | None]:
-    """The requested overlays ``loss_tag`` and ``loss_tag2`` (None: the default, and none)."""
-    return _arg(request, "loss_tag"), _arg(request, "loss_tag2")
 
 
 class Routes:
@@ -148,8 +73,8 @@ class Routes:
 
     @endpoint
     def runs_route(self, request):
-        ctx, eid = _where(request)
-        pattern = _pattern(request)
+        ctx, eid = parameters.where(request)
+        pattern = parameters.pattern(request)
         versions = self._reader.run_versions(ctx, eid)
         key = ("runs", eid, pattern.pattern)
         body = self._kept(key, versions) or self._keep(key, versions, self.runs_impl(eid, versions, pattern))
@@ -157,7 +82,7 @@ class Routes:
 
     @endpoint
     def run_route(self, request):
-        return json_response(request, self.run_impl(*_where(request), _arg(request, "run", required=True)))
+        return json_response(request, self.run_impl(*parameters.where(request), parameters.arg(request, "run", required=True)))
 
     @endpoint
     def lines_route(self, request):
@@ -174,18 +99,18 @@ class Routes:
     def _selected(self, request, route: str) -> tuple:
         """(ctx, eid, selection with scalar tags, loss tags, key of the body) of a ``route`` request of a run or
         group with overlays."""
-        ctx, eid = _where(request)
-        selector, loss_tags = _selector(request), _loss_tags(request)
+        ctx, eid = parameters.where(request)
+        selector, loss_tags = parameters.selector(request), parameters.loss_tags(request)
         sel = self._selections.select(ctx, eid, selector, scalars=True)
         return ctx, eid, sel, loss_tags, (route, eid, sel.kind, sel.name, loss_tags)
 
     @endpoint
     def export_route(self, request):
-        output = _arg(request, "format") or "csv"
+        output = parameters.arg(request, "format") or "csv"
         if output != "csv":
             raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
-        ctx, eid = _where(request)
-        sel = self._selections.select(ctx, eid, _selector(request))
+        ctx, eid = parameters.where(request)
+        sel = self._selections.select(ctx, eid, parameters.selector(request))
         key = ("export", eid, sel.kind, sel.name)
         text = self._kept(key, sel.listed) or self._keep(key, sel.listed, self.export_impl(ctx, eid, sel))
         headers = [("Content-Disposition", f'attachment; filename="{_export_filename(sel)}"')]
@@ -193,9 +118,9 @@ class Routes:
 
     @endpoint
     def heatmap_route(self, request):
-        run, layer = _arg(request, "run", required=True), _arg(request, "layer", required=True)
-        step, probe = _int_arg(request, "step"), _probe_arg(request)
-        ctx, eid = _where(request)
+        run, layer = parameters.arg(request, "run", required=True), parameters.arg(request, "layer", required=True)
+        step, probe = parameters.int_arg(request, "step"), parameters.probe_arg(request)
+        ctx, eid = parameters.where(request)
         listing = self._selections.run(ctx, eid, run)
         key, version = ("heatmap", eid, run, layer, step, probe), self._heatmap_version(ctx, eid, run, listing)
         body = self._kept(key, version) or self._keep(key, version, self.heatmap_impl(ctx, eid, run, listing, layer,
@@ -204,9 +129,9 @@ class Routes:
 
     @endpoint
     def heatmaps_route(self, request):
-        run = _arg(request, "run", required=True)
-        step, probe = _int_arg(request, "step"), _probe_arg(request)
-        ctx, eid = _where(request)
+        run = parameters.arg(request, "run", required=True)
+        step, probe = parameters.int_arg(request, "step"), parameters.probe_arg(request)
+        ctx, eid = parameters.where(request)
         listing = self._selections.run(ctx, eid, run)
         key, version = ("heatmaps", eid, run, step, probe), self._heatmap_version(ctx, eid, run, listing)
         body = self._kept(key, version) or self._keep(key, version, self.heatmaps_impl(ctx, eid, run, listing, step,
@@ -215,8 +140,8 @@ class Routes:
 
     @endpoint
     def steps_route(self, request):
-        run, loss_tags = _arg(request, "run", required=True), _loss_tags(request)
-        ctx, eid = _where(request)
+        run, loss_tags = parameters.arg(request, "run", required=True), parameters.loss_tags(request)
+        ctx, eid = parameters.where(request)
         sel = self._selections.select(ctx, eid, Selector(run=run), scalars=True)
         key = ("steps", eid, run, loss_tags)
         body = self._kept(key, sel.listed) or self._keep(key, sel.listed, self.steps_impl(ctx, eid, sel, loss_tags))
@@ -224,8 +149,8 @@ class Routes:
 
     @endpoint
     def probe_route(self, request):
-        run, monitor = _arg(request, "run", required=True), _arg(request, "monitor")
-        image = self.probe_impl(*_where(request), run, monitor, _probe_arg(request))
+        run, monitor = parameters.arg(request, "run", required=True), parameters.arg(request, "monitor")
+        image = self.probe_impl(*parameters.where(request), run, monitor, parameters.probe_arg(request))
         return http_util.Respond(request, image, image_type(image))
 
     @endpoint
@@ -352,7 +277,7 @@ class Routes:
             raise ApiError(404, f"no heatmap of layer {layer!r} in run {run!r}", "layer")
         steps, maps = self._reader.read_heatmaps(ctx, eid, run, [series])[layer]
         index = _step_index(steps, step)
-        grid = maps[index][_pick_probe(len(maps[index]), probe, run)]
+        grid = maps[index][parameters.pick_probe(len(maps[index]), probe, run)]
         return {"run": run, "layer": layer, "step": step_json(steps[index]), "shape": list(grid.shape),
                 "values": json_floats(grid), "steps": steps_json(steps), "probes": len(maps[index]),
                 "probe": self._probe_url(ctx, eid, run, listing, probe), "step_unit": listing.step_unit}
@@ -371,7 +296,7 @@ class Routes:
             if at < steps.size and steps[at] == chosen:
                 shown.append((s.layer, maps[at]))
         count = min((len(grids) for _, grids in shown), default=1)
-        _pick_probe(count, probe, run)
+        parameters.pick_probe(count, probe, run)
         layers = [{"name": layer.name, "depth": layer.depth, "kind": layer.kind,
                    "shape": list(grids[probe].shape), "values": json_floats(grids[probe])}
                   for layer, grids in shown]
@@ -399,7 +324,7 @@ class Routes:
         if images is None:
             what = f" of monitor {monitor!r}" if monitor is not None else ""
             raise ApiError(404, f"no probe image{what} in run {run!r}", "monitor" if monitor is not None else "run")
-        return images[_pick_probe(len(images), probe, run)]
+        return images[parameters.pick_probe(len(images), probe, run)]
 
     # --- shared by the implementations ---------------------------------------------------------
 
