@@ -227,15 +227,18 @@ def cpu_seconds() -> float:
 def time_routes(fetchers: dict, routes: dict[str, str], repeats: int, levels: tuple[str, ...]) -> dict:
     """{checkout: {name: {level: ([wall seconds], [CPU seconds]) per round, "sizes": (gzip bytes, raw bytes)}}}
     of each checkout's ``fetchers[checkout]`` (the first one's serves the baseline, warm only); requests
-    interleaved, route by route, checkout by checkout and level by level, so that drift hits every one alike.
+    interleaved, route by route, checkout by checkout (a different one first in each round) and level by
+    level, so that drift hits every one alike.
     Levels: "warm" (the same request again), "cold" and "view" (see client_for)."""
     results = {}
     for checkout, fetch in fetchers.items():
         named = routes if not results else {n: u for n, u in routes.items() if n != BASELINE}
         results[checkout] = {name: {"sizes": sizes(fetch(url))} for name, url in named.items()}
-    for _ in range(repeats):
+    for round_ in range(repeats):
+        turn = round_ % len(fetchers)  # each checkout first in its turn: no place in the round favours one
+        order = list(fetchers.items())[turn:] + list(fetchers.items())[:turn]
         for name, url in routes.items():
-            for checkout, fetch in fetchers.items():
+            for checkout, fetch in order:
                 timed = results[checkout].get(name)
                 for level in (levels if name != BASELINE else ("warm",)) if timed is not None else ():
                     cpu, start = cpu_seconds(), time.perf_counter()

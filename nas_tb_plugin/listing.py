@@ -103,7 +103,7 @@ class RunListing:
     statuses: dict[str | None, Listed] = field(default_factory=dict)  # alarm status records by monitor
     units: dict[str | None, str] = field(default_factory=dict)
     # (tag, max_step, max_wall_time) of every NAS tag listed for the run: changes whenever any of its NAS
-    # data does, so it keys what is made from the listing and the data it lists (see SeriesCache).
+    # data does, so it keys what is made from the listing and the data it lists (see .cache.SERIES).
     listed: tuple[tuple[str, int, float], ...] = ()
 
     def index(self) -> list[Listed]:
