@@ -31,11 +31,13 @@ LISTING = Kind("listings", "older than the listing max age (half TensorBoard's r
 SERIES = Kind("series", "the listed (max step, max wall time) of its tag changed")
 BODY = Kind("bodies", "the listed versions of everything the body is made from changed (a selection's NAS and "
                       "scalar tags, a heatmap's probe source, the run list's run versions)")
-GROUPS = Kind("groups", "the run names it groups changed (the regex is its key)")
+GROUPS = Kind("groups", "a grouping of run names under a regex: the names changed; a run's group key under a regex: "
+                        "never (the regex and the name fix it)")
 MEMBERS = Kind("group members", "never: a group's members at its last request, a guess that the request checks "
                                 "against the run names (a changed group is put again)")
 METADATA = Kind("parsed metadata", "never: the key is the metadata content, which fixes what it parses to")
-CHECKED = Kind("checked versions", "the run's index version changed (its stats are listed again)")
+CHECKED = Kind("checked versions", "per run: its index version changed (its stats are listed again); the answer "
+                                   "for every run: the index listing changed")
 KINDS = (LISTING, SERIES, BODY, GROUPS, MEMBERS, METADATA, CHECKED)
 
 MISS = object()  # what get() answers without a fresh entry (None is a payload: a series with nothing to show)

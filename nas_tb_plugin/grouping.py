@@ -66,11 +66,14 @@ def group_key(run: str, pattern: Pattern) -> Group:
     return Group(name, True) if name else Group(run, False)
 
 
-def group_runs(runs: Iterable[str], pattern: Pattern) -> dict[Group, list[str]]:
-    """{group: sorted run names}, by name, a matched group before the unmatched run of the same name."""
+def group_runs(runs: Iterable[str], pattern: Pattern, keys: dict[str, Group] | None = None) -> dict[Group, list[str]]:
+    """{group: sorted run names}, by name, a matched group before the unmatched run of the same name; ``keys``:
+    the runs' group keys under ``pattern`` where known ({run: group_key(run, pattern)})."""
+    keys = keys or {}
     groups: dict[Group, list[str]] = {}
     for run in sorted(runs):
-        groups.setdefault(group_key(run, pattern), []).append(run)
+        found = keys.get(run)
+        groups.setdefault(found if found is not None else group_key(run, pattern), []).append(run)
     return dict(sorted(groups.items(), key=lambda item: (item[0].name, not item[0].matched)))
 
 

@@ -28,6 +28,8 @@ class LayerLine:
 
 @dataclass
 class Loss:
+    """A loss overlay: a scalar tag's points (of one run, or the step-wise mean across a group's runs)."""
+
     tag: str
     steps: np.ndarray
     values: np.ndarray
@@ -39,7 +41,7 @@ class Loss:
 def layer_lines(reader: Reader, ctx, eid, sel: Selection) -> tuple[list[LayerLine], dict]:
     """Per layer (by depth): the run's min/median/max over receptive fields, or the group's
     min/median/max across its runs of the per-run medians; and the ``times`` of the response (see
-    :func:`_times`)."""
+    :func:`times_of`)."""
     stats = reader.read_run_stats(ctx, eid, sel.listings)
     times = times_of(stats.get(sel.runs[0], {}).values())
     layers: dict[str, fmt.LayerInfo] = {}
@@ -101,7 +103,8 @@ def overlay(reader: Reader, ctx, eid, sel: Selection, loss_tags: tuple[str | Non
         "loss2": loss2.json() if loss2 else None,
         "missing_loss_tags": missing,
         "overfit_step": step_json(overfit_step(loss.steps, loss.values)) if loss else None,
-        "alarms": [{"run": run, "step": step_json(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
+        "alarms": [{"run": run, "step": step_json(step), "layers": layers}
+                   for run in sel.runs for step, layers in alarms.get(run, ())],
     }
 
 

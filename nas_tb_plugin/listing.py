@@ -282,18 +282,21 @@ class Lister:
         (the last step with NAS data, which every route of the run serves: an index record beyond the stats,
         or stats beyond a restart that the loader kept, do not count); runs whose stats are unreadable left
         out. A run's stats are listed again only when its index version changed."""
-        answer = self._cache.get(CHECKED, (eid,), indexed)
+        answer = self._cache.get(CHECKED, ("answer", eid), indexed)
         if answer is not MISS:  # the index listing is unchanged: so is the answer
             return answer
-        checked = {run: self._cache.get(CHECKED, (eid, run), version) for run, version in indexed.items()}
-        changed = [run for run, version in checked.items() if version is MISS]
+        known = self._cache.get(CHECKED, ("runs", eid), None)  # {run: (index version, checked version)}
+        known = {} if known is MISS else known
+        changed = [run for run, version in indexed.items() if known.get(run, (None,))[0] != version]
         stats = self._stats_versions(ctx, eid, changed) if changed else {}
+        checked = dict(known)
         for run in changed:
             found = stats.get(run)
-            checked[run] = None if found is None else min(found, indexed[run])
-            self._cache.put(CHECKED, (eid, run), indexed[run], checked[run], _CHECKED_BYTES)
-        answer = {run: version for run, version in checked.items() if version is not None}
-        self._cache.put(CHECKED, (eid,), indexed, answer, _CHECKED_BYTES * len(indexed))
+            checked[run] = (indexed[run], None if found is None else min(found, indexed[run]))
+        checked = {run: checked[run] for run in indexed}  # runs no longer listed are forgotten
+        answer = {run: version for run, (_, version) in checked.items() if version is not None}
+        self._cache.put(CHECKED, ("runs", eid), None, checked, _CHECKED_BYTES * len(checked))
+        self._cache.put(CHECKED, ("answer", eid), indexed, answer, _CHECKED_BYTES * len(answer))
         return answer
 
     def _listed(self, ctx, eid: str, plugin: str, run_tag_filter, kind: str, make, data: str = "Tensors"):

@@ -55,6 +55,29 @@ def smoothed_argmin(steps, values):
 
 # --- runs ---------------------------------------------------------------------------------------
 
+def test_a_runs_group_key_is_found_once_per_regex_and_a_new_run_costs_its_own(tmp_path, monkeypatch):
+    """RE2 costs ~40 us a run: the run list and a group's selection share each run's group key under a regex,
+    and a run that appears costs the search of its own name, not that of every run."""
+    from nas_tb_plugin import selection
+
+    runs = [f"g/seed{i}" for i in range(4)]
+    write_synthetic_runs(tmp_path, runs, steps=2)
+    client, multiplexer = app_for(tmp_path)
+    searched = []
+    original = selection.group_key
+    monkeypatch.setattr(selection, "group_key", lambda run, pattern: searched.append(run) or original(run, pattern))
+    assert get_json(client, P + "lines?group=g")["runs"] == runs
+    assert [r["group"] for r in get_json(client, P + "runs")["runs"]] == ["g"] * 4
+    assert sorted(searched) == runs
+    searched.clear()
+    write_synthetic_runs(tmp_path, ["g/seed4"], steps=2)
+    multiplexer.AddRunsFromDirectory(str(tmp_path))
+    multiplexer.Reload()
+    assert get_json(client, P + "lines?group=g")["runs"] == runs + ["g/seed4"]
+    assert [r["group"] for r in get_json(client, P + "runs")["runs"]] == ["g"] * 5
+    assert searched == ["g/seed4"]
+
+
 def test_runs_lists_groups_and_run_lists_layers_by_depth_and_loss_tags(client, logged):
     body = get_json(client, P + "runs")
     assert set(body["runs"][0]) == {"run", "group", "matched", "max_step", "wall_time"}  # the detail is run's
