@@ -224,6 +224,9 @@ def cpu_seconds() -> float:
     return time.process_time() + children / 1e9
 
 
+LEVEL_ORDER = ("cold", "view", "warm")
+
+
 def time_routes(fetchers: dict, routes: dict[str, str], repeats: int, levels: tuple[str, ...]) -> dict:
     """{checkout: {name: {level: ([wall seconds], [CPU seconds]) per round, "sizes": (gzip bytes, raw bytes)}}}
     of each checkout's ``fetchers[checkout]`` (the first one's serves the baseline, warm only); requests
@@ -240,7 +243,10 @@ def time_routes(fetchers: dict, routes: dict[str, str], repeats: int, levels: tu
         for name, url in routes.items():
             for checkout, fetch in order:
                 timed = results[checkout].get(name)
-                for level in (levels if name != BASELINE else ("warm",)) if timed is not None else ():
+                # Cold first: warm is then the same request again, whatever the route before left forgotten.
+                for level in sorted(levels, key=LEVEL_ORDER.index) if name != BASELINE else ("warm",):
+                    if timed is None:
+                        break
                     cpu, start = cpu_seconds(), time.perf_counter()
                     fetch(url, level)
                     wall = time.perf_counter() - start
