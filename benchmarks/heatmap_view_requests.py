@@ -102,7 +102,7 @@ def time_panels(fetch, variants: dict[str, list[str]], repeats: int) -> dict[str
             for times, empty in ((cold[name], True), (warm[name], False)):
                 start = time.perf_counter()
                 for i, u in enumerate(urls):
-                    fetch(u, cold=empty and i == 0)
+                    fetch(u, "cold" if empty and i == 0 else "warm")
                 times.append(time.perf_counter() - start)
     return {name: (statistics.median(warm[name]), statistics.median(cold[name]), *sizes[name]) for name in variants}
 

@@ -6,24 +6,30 @@ Then, in this process, serves it through TensorBoard's WSGI app with the NAS and
 each data provider TensorBoard uses: the Rust data server's gRPC provider (the default path; the data
 server runs as a subprocess, as under `tensorboard`) and MultiplexerDataProvider (`--load_fast=false`).
 It prints the median latency of each NAS route as a ratio to `/data/plugin/scalars/scalars` serving
-the same number of points (15,000), warm (the plugin's caches filled: the same request again) and cold
-(its listings, series and response caches emptied before the request, as after new data arrived in every run),
-and the response sizes.
+the same number of points (15,000), warm (the plugin's cache filled: the same request again), cold
+(its listings, series and response bodies forgotten before the request, as after new data arrived in every
+run) and view (its bodies forgotten: another view of data already read), and the response sizes; between
+checkouts, also the ratios of the CPU time a request costs this process and the data server.
 
 Then the run list at many runs (`--many-runs`, default 10,000 tiny runs of 2 layers x 2 steps in 50
 groups): the NAS `runs` route against TensorBoard's own `/data/runs` on the Rust data server, warm (the
 same plugin asked again, as every open tab does on each refresh) and cold (a fresh plugin, as after a
-restart of TensorBoard). `--many-layers` gives those runs more layers (a stats table's metadata lists them
+restart of TensorBoard). Beside it, `lines` of one of those groups (a
+grouping of every run name, and the listings of its runs). `--many-layers` gives those runs more layers (a stats table's metadata lists them
 all, an index record's none). `--many-before-index` writes those runs as nas_logger did before the index
 record (listed by their stats tables); `--skip-routes` runs only this part.
 
 `--compare-with CHECKOUT` adds another checkout's plugin (e.g. the main branch's) on the same data server,
-in the same alternating rounds, to both parts.
+in the same alternating rounds, to both parts; `--without KIND` (repeatable) adds this checkout's plugin
+whose cache keeps no entry of that kind (`nas_tb_plugin.cache.KINDS`: "listings", "series", "bodies", ...),
+to measure what each kind saves; `--reload-interval S` tells the plugins TensorBoard's reload interval, so that
+they reuse listings between requests for a part of it, and adds one not told it.
 
     python benchmarks/plugin_latency.py [--logdir DIR] [--repeats 9] [--only rust|python]
                                         [--many-runs 10000] [--many-logdir DIR] [--many-layers 2]
                                         [--many-before-index]
-                                        [--compare-with CHECKOUT] [--skip-routes]
+                                        [--compare-with CHECKOUT] [--without KIND ...] [--reload-interval S]
+                                        [--skip-routes]
 """
 from __future__ import annotations
 
@@ -53,8 +59,9 @@ from werkzeug import test as werkzeug_test
 from nas_logger import format as fmt
 from nas_logger.summaries import step_summary
 from nas_logger.writer import file_writer
+from nas_tb_plugin import cache
 from nas_tb_plugin.plugin import NASPlugin
-from nas_tb_plugin.routes import BODY_CACHE_BYTES
+from rounds import ratios, spread
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reliability_support import write_synthetic_runs  # noqa: E402
@@ -128,20 +135,74 @@ def rust_provider(logdir: Path, ready=loaded):
     return dp, ingester
 
 
+def without(kind: str):
+    """NASPlugin whose cache never keeps entries of ``kind`` (a :data:`nas_tb_plugin.cache.KINDS` name)."""
+    (dropped,) = [k for k in cache.KINDS if k.name == kind]
+
+    def drop_puts(plugin) -> None:
+        kept = plugin.routes.cache
+        put = kept.put
+        kept.put = lambda kind_, *args: None if kind_ == dropped else put(kind_, *args)
+
+    def make(context_):
+        plugin = NASPlugin(context_)
+        drop_puts(plugin)
+        plugin.made_anew = drop_puts  # see forget
+        return plugin
+    return make
+
+
+def told_reload_interval(make, seconds: float):
+    """``make`` given a context whose flags say TensorBoard reloads every ``seconds`` (the plugin then reuses
+    listings for a part of it, see nas_tb_plugin/sharing.py)."""
+    def made(context_):
+        return make(base_plugin.TBContext(logdir=context_.logdir, data_provider=context_.data_provider,
+                                          sampling_hints=context_.sampling_hints,
+                                          flags=argparse.Namespace(reload_interval=seconds)))
+    return made
+
+
+def plugin_classes(args) -> dict:
+    """{label: plugin class or factory} of the plugins timed side by side: this checkout's, ``--compare-with``'s,
+    and this checkout's without each ``--without`` kind; with ``--reload-interval`` each told it, and this
+    checkout's not told it (listings then not reused between requests) beside them."""
+    classes = {"": NASPlugin}
+    if args.compare_with is not None:
+        classes[str(args.compare_with)] = plugin_class_of(args.compare_with)
+    classes.update({f"without {kind}": without(kind) for kind in args.without})
+    if args.reload_interval:
+        classes = {label: told_reload_interval(make, args.reload_interval) for label, make in classes.items()}
+        classes["reload interval not told"] = NASPlugin
+    return classes
+
+
+def forget_cold(plugin, view: bool = False) -> None:
+    """Forget the listings, converted series and kept bodies, as after new data arrived for every run; with
+    ``view`` only the bodies, as for another view of data already read."""
+    routes = plugin._routes
+    package = sys.modules[type(plugin).__module__.rpartition(".")[0] + ".cache"] if hasattr(routes, "cache") else None
+    if package is not None:
+        routes.cache.drop(*((package.BODY,) if view else (package.LISTING, package.SERIES, package.BODY)))
+        return
+    reader = routes._reader  # a checkout with a cache per kind: made anew by the classes of its own checkout
+    if not view:
+        reader._listings = type(reader._listings)(0.0)
+        reader._cache = type(reader._cache)(10**8)
+    routes._bodies = type(routes._bodies)(96 * 2**20)
+
+
 def client_for(logdir: Path, provider, plugin_class=NASPlugin):
-    """fetch(url, cold=False) through TensorBoard's WSGI app with the NAS (``plugin_class``) and scalars plugins."""
+    """fetch(url, level="warm") through TensorBoard's WSGI app with the NAS (``plugin_class``) and scalars
+    plugins; level "cold" or "view" forgets first what :func:`forget_cold` says."""
     context_ = base_plugin.TBContext(logdir=str(logdir), data_provider=provider,
                                      sampling_hints={"scalars": 10**6})
     plugin = plugin_class(context_)
     app = application.TensorBoardWSGI([plugin, scalars_plugin.ScalarsPlugin(context_)], data_provider=provider)
     client = werkzeug_test.Client(app)
 
-    def fetch(url: str, cold: bool = False) -> bytes:
-        if cold:  # forget listings, converted series and kept bodies, as after new data arrived for every run
-            routes, reader = plugin._routes, plugin._routes._reader  # made anew by the classes of plugin's checkout
-            reader._listings = type(reader._listings)(0.0)
-            reader._cache = type(reader._cache)(10**8)
-            routes._bodies = type(routes._bodies)(BODY_CACHE_BYTES)
+    def fetch(url: str, level: str = "warm") -> bytes:
+        if level != "warm":
+            forget_cold(plugin, view=level == "view")
         response = client.get(url, headers={"Accept-Encoding": "gzip"})
         assert response.status_code == 200, (url, response.status_code, response.get_data()[:300])
         return response.get_data()
@@ -149,30 +210,50 @@ def client_for(logdir: Path, provider, plugin_class=NASPlugin):
     return fetch
 
 
-def time_routes(fetchers: dict, routes: dict[str, str], repeats: int, cold: bool) -> dict[str, dict[str, tuple]]:
-    """{checkout: {name: (median seconds warm, median seconds cold or None, gzip bytes, raw bytes)}} of each
-    checkout's ``fetchers[checkout]`` (the first one's serves the baseline); requests interleaved, route by
-    route and checkout by checkout, so that drift hits every route alike. Cold: the plugin's listings,
-    series and bodies forgotten first, in every round."""
+def cpu_seconds() -> float:
+    """CPU time of this process (every thread) and of its children (the Rust data server, every thread, from
+    /proc's schedstat, in nanoseconds): what a request costs the machine, less the time other jobs hold it."""
+    children = 0
+    for task in Path("/proc/self/task").iterdir():
+        for child in (task / "children").read_text().split():
+            for stat in Path(f"/proc/{child}/task").glob("*/schedstat"):
+                try:
+                    children += int(stat.read_text().split()[0])
+                except (OSError, ValueError):  # a thread that ended meanwhile
+                    pass
+    return time.process_time() + children / 1e9
+
+
+LEVEL_ORDER = ("cold", "view", "warm")
+
+
+def time_routes(fetchers: dict, routes: dict[str, str], repeats: int, levels: tuple[str, ...]) -> dict:
+    """{checkout: {name: {level: ([wall seconds], [CPU seconds]) per round, "sizes": (gzip bytes, raw bytes)}}}
+    of each checkout's ``fetchers[checkout]`` (the first one's serves the baseline, warm only); requests
+    interleaved, route by route, checkout by checkout (a different one first in each round) and level by
+    level, so that drift hits every one alike.
+    Levels: "warm" (the same request again), "cold" and "view" (see client_for)."""
     results = {}
     for checkout, fetch in fetchers.items():
         named = routes if not results else {n: u for n, u in routes.items() if n != BASELINE}
-        results[checkout] = {name: [[], [], *sizes(fetch(url))] for name, url in named.items()}
-    for _ in range(repeats):
+        results[checkout] = {name: {"sizes": sizes(fetch(url))} for name, url in named.items()}
+    for round_ in range(repeats):
+        turn = round_ % len(fetchers)  # each checkout first in its turn: no place in the round favours one
+        order = list(fetchers.items())[turn:] + list(fetchers.items())[:turn]
         for name, url in routes.items():
-            for checkout, fetch in fetchers.items():
-                times = results[checkout].get(name)
-                if times is None:
-                    continue
-                if cold and name != BASELINE:
-                    start = time.perf_counter()
-                    fetch(url, cold=True)
-                    times[1].append(time.perf_counter() - start)
-                start = time.perf_counter()
-                fetch(url)
-                times[0].append(time.perf_counter() - start)
-    return {checkout: {name: (statistics.median(warm), statistics.median(colds) if colds else None, *size)
-                       for name, (warm, colds, *size) in timed.items()} for checkout, timed in results.items()}
+            for checkout, fetch in order:
+                timed = results[checkout].get(name)
+                # Cold first: warm is then the same request again, whatever the route before left forgotten.
+                for level in sorted(levels, key=LEVEL_ORDER.index) if name != BASELINE else ("warm",):
+                    if timed is None:
+                        break
+                    cpu, start = cpu_seconds(), time.perf_counter()
+                    fetch(url, level)
+                    wall = time.perf_counter() - start
+                    walls, cpus = timed.setdefault(level, ([], []))
+                    walls.append(wall)
+                    cpus.append(cpu_seconds() - cpu)
+    return results
 
 
 def sizes(body: bytes) -> tuple[int, int]:
@@ -180,18 +261,33 @@ def sizes(body: bytes) -> tuple[int, int]:
     return len(body), len(gzip.decompress(body)) if body[:2] == b"\x1f\x8b" else len(body)
 
 
-def report(title: str, results: dict) -> None:
-    """The routes' medians of each checkout, as ratios to the first checkout's baseline (warm)."""
-    base = next(iter(results.values()))[BASELINE][0]
+def report(title: str, results: dict, levels: tuple[str, ...]) -> None:
+    """The routes' median wall times of each checkout and level, as ratios to the first checkout's baseline
+    (warm), then each other checkout's per-round ratios to the first one's, wall and CPU (median,
+    lowest-highest)."""
+    first = next(iter(results.values()))
+    base = statistics.median(first[BASELINE]["warm"][0])
     print(f"\n{title}")
-    print(f"{'route':46s} {'warm ms':>8s} {'x base':>9s} {'cold ms':>8s} {'x base':>9s} "
-          f"{'gzip KiB':>9s} {'raw KiB':>8s}")
+    print(f"{'route':46s}" + "".join(f" {level + ' ms':>9s} {'x base':>7s}" for level in levels)
+          + f" {'gzip KiB':>9s} {'raw KiB':>8s}")
     for checkout, timed in results.items():
-        for name, (seconds, cold, zipped, raw) in timed.items():
-            cold_text = f"{cold * 1e3:8.1f} {cold / base:9.2f}" if cold is not None else f"{'-':>8s} {'-':>9s}"
+        for name, measured in timed.items():
             label = f"{checkout}: {name}" if checkout else name
-            print(f"{label:46s} {seconds * 1e3:8.1f} {seconds / base:9.2f} {cold_text} "
-                  f"{zipped / 1024:9.1f} {raw / 1024:8.1f}")
+            cells = ""
+            for level in levels:
+                walls = measured.get(level)
+                cells += (f" {statistics.median(walls[0]) * 1e3:9.1f} {statistics.median(walls[0]) / base:7.2f}"
+                          if walls else f" {'-':>9s} {'-':>7s}")
+            zipped, raw = measured["sizes"]
+            print(f"{label:46s}{cells} {zipped / 1024:9.1f} {raw / 1024:8.1f}")
+    for checkout, timed in list(results.items())[1:]:
+        print(f"{checkout} / this checkout, per round (wall; CPU of this process and the data server):")
+        for name, measured in timed.items():
+            for level in levels:
+                mine, theirs = first[name][level], measured[level]
+                wall = spread(ratios({"c": theirs[0], "m": mine[0]}, "m")["c"], digits=2)
+                cpu = spread(ratios({"c": theirs[1], "m": mine[1]}, "m")["c"], digits=2)
+                print(f"  {name:44s} {level:5s} wall {wall}; CPU {cpu}")
 
 
 BASELINE = "scalars (baseline)"
@@ -226,19 +322,20 @@ def plugin_class_of(checkout: Path):
 
 
 def forget(plugin) -> None:
-    """What a restarted TensorBoard knows of its runs: nothing (a new reader, no run list kept)."""
+    """What a restarted TensorBoard knows of its runs: nothing (its routes made anew, in place, as the app holds
+    them)."""
     routes = plugin._routes
-    routes._reader = type(routes._reader)(routes._reader.data_provider)
-    for name in vars(routes):
-        if name.startswith("_runs"):  # the run lists kept, by whatever name a checkout gives them
-            setattr(routes, name, None)
-    sys.modules[type(plugin).__module__.rpartition(".")[0] + ".grouping"]._memo.cache_clear()
+    routes.__init__(routes._reader.data_provider, routes._frontend)
+    getattr(plugin, "made_anew", lambda plugin: None)(plugin)
+    grouping = sys.modules[type(plugin).__module__.rpartition(".")[0] + ".grouping"]
+    if hasattr(grouping, "_memo"):  # a checkout that memoises group keys per module
+        grouping._memo.cache_clear()
 
 
-def time_run_list(logdir: Path, count: int, repeats: int, layers: int = 2, before_index: bool = False,
-                  compare_with: Path | None = None) -> None:
-    """The NAS `runs` route against TensorBoard's `/data/runs` on ``count`` runs (Rust data server), and
-    that of the plugin of checkout ``compare_with``."""
+def time_run_list(logdir: Path, count: int, repeats: int, classes: dict, layers: int = 2,
+                  before_index: bool = False) -> None:
+    """The NAS `runs` route against TensorBoard's `/data/runs` on ``count`` runs (Rust data server), of the
+    plugins ``classes`` ({label: class}, see plugin_classes)."""
     runs = many_runs(count)
     if not (logdir / runs[-1]).exists():
         start = time.perf_counter()
@@ -249,15 +346,13 @@ def time_run_list(logdir: Path, count: int, repeats: int, layers: int = 2, befor
         logdir, ready=lambda dp, ctx: len(dp.list_tensors(ctx, experiment_id="", plugin_name=fmt.PLUGIN_NAME)) >= count)
     try:
         context_ = base_plugin.TBContext(logdir=str(logdir), data_provider=provider)
-        plugins = {"": NASPlugin(context_)}
-        if compare_with is not None:
-            plugins[str(compare_with)] = plugin_class_of(compare_with)(context_)
+        plugins = {label: make(context_) for label, make in classes.items()}
         clients = {name: werkzeug_test.Client(application.TensorBoardWSGI(
             [plugin, core_plugin.CorePlugin(context_)], data_provider=provider)) for name, plugin in plugins.items()}
 
         def fetcher(checkout: str):
-            def fetch(url: str, cold: bool = False) -> bytes:
-                if cold:
+            def fetch(url: str, level: str = "warm") -> bytes:
+                if level == "cold":
                     forget(plugins[checkout])
                 response = clients[checkout].get(url, headers={"Accept-Encoding": "gzip"})
                 assert response.status_code == 200, (url, response.status_code, response.get_data()[:300])
@@ -265,14 +360,15 @@ def time_run_list(logdir: Path, count: int, repeats: int, layers: int = 2, befor
             return fetch
 
         fetchers = {checkout: fetcher(checkout) for checkout in plugins}
-        routes = {BASELINE: "/data/runs", f"runs ({count} runs)": "/data/plugin/nas/runs"}
+        routes = {BASELINE: "/data/runs", f"runs ({count} runs)": "/data/plugin/nas/runs",
+                  f"lines group ({count // MANY_GROUPS} of {count} runs)": "/data/plugin/nas/lines?group=group00"}
         for fetch in fetchers.values():
             listed = fetch(routes[f"runs ({count} runs)"])
             assert listed[:2] == b"\x1f\x8b" and gzip.decompress(listed).count(b'"max_step"') == count
-        results = time_routes(fetchers, routes, repeats, cold=True)
+        results = time_routes(fetchers, routes, repeats, ("warm", "cold"))
         written = "written before the index record" if before_index else "with index records"
         report(f"run list, {count} runs of {layers} layers in {MANY_GROUPS} groups, {written} (Rust data server); "
-               "baseline: TensorBoard's /data/runs", results)
+               "baseline: TensorBoard's /data/runs; cold: a fresh plugin", results, ("warm", "cold"))
     finally:
         ingester._stdin_handle.close()
 
@@ -289,11 +385,17 @@ def main() -> None:
                         help="write the many runs without index records, as nas_logger did before them")
     parser.add_argument("--compare-with", type=Path, metavar="CHECKOUT",
                         help="also time this checkout's plugin (e.g. a main worktree) in the same rounds")
+    parser.add_argument("--without", action="append", default=[], choices=[kind.name for kind in cache.KINDS],
+                        metavar="KIND", help="also time this checkout's plugin without this kind of cache entry "
+                        f"(repeatable; one of {', '.join(repr(kind.name) for kind in cache.KINDS)})")
+    parser.add_argument("--reload-interval", type=float, metavar="S",
+                        help="tell the plugins TensorBoard's --reload_interval (default: not told, as before a flag is "
+                        "known), and time one not told beside them")
     parser.add_argument("--skip-routes", action="store_true", help="only the run-list benchmark")
     args = parser.parse_args()
     if args.many_runs:
         time_run_list(args.many_logdir or Path(tempfile.mkdtemp(prefix="nas_bench_runs_")), args.many_runs,
-                      args.repeats, args.many_layers, args.many_before_index, args.compare_with)
+                      args.repeats, plugin_classes(args), args.many_layers, args.many_before_index)
     if args.skip_routes:
         return
     logdir = args.logdir or Path(tempfile.mkdtemp(prefix="nas_bench_"))
@@ -311,10 +413,9 @@ def main() -> None:
         provider, ingester = make(logdir)
         print(f"\n{name}: loaded in {time.perf_counter() - start:.1f} s")
         try:
-            fetchers = {"": client_for(logdir, provider)}
-            if args.compare_with:
-                fetchers[str(args.compare_with)] = client_for(logdir, provider, plugin_class_of(args.compare_with))
-            report(title, time_routes(fetchers, ROUTES, args.repeats, cold=True))
+            fetchers = {label: client_for(logdir, provider, make) for label, make in plugin_classes(args).items()}
+            levels = ("warm", "cold", "view")
+            report(title, time_routes(fetchers, ROUTES, args.repeats, levels), levels)
         finally:
             if ingester is not None:
                 ingester._stdin_handle.close()  # the data server runs with --die-after-stdin

@@ -146,12 +146,14 @@ def main() -> None:
     for name, load in loaders:
         provider, ingester = load()
         try:
-            results = time_routes({"this": client_for(logdir, provider)}, routes, args.repeats, cold=True)["this"]
+            timed = time_routes({"this": client_for(logdir, provider)}, routes, args.repeats, ("warm", "cold"))["this"]
         finally:
             if ingester is not None:
                 ingester._stdin_handle.close()  # the data server runs with --die-after-stdin
         print(f"\n{name} provider: {'route':26s} {'warm ms':>8s} {'cold ms':>8s}")
-        for route, (warm, cold, *_sizes) in results.items():
+        results = {route: [statistics.median(measured[level][0]) for level in ("warm", "cold")]
+                   for route, measured in timed.items()}
+        for route, (warm, cold) in results.items():
             print(f"{'':16s}{route:26s} {warm * 1e3:8.1f} {cold * 1e3:8.1f}")
         for depth in DEPTHS:
             once, both = results[f"lines once {depth} layers"], results[f"lines twice {depth} layers"]

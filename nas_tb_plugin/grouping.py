@@ -16,7 +16,6 @@ backreferences or lookarounds; such a pattern is refused with the engine's messa
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -55,30 +54,8 @@ def compile_group_regex(text: str | None) -> Pattern:
         ) from None
 
 
-# Group keys memoised per pattern text (the options are fixed): RE2's Python binding costs ~40 us per
-# search, 0.4 s for the run list of 10,000 runs, asked for on every refresh of every open tab. At most
-# MEMO_PATTERNS patterns of MAX_MEMO_RUNS runs each (~200 bytes a run: a few MiB, whatever the regexes asked).
-MEMO_PATTERNS = 16
-MAX_MEMO_RUNS = 20_000
-
-
-@functools.lru_cache(maxsize=MEMO_PATTERNS)
-def _memo(pattern_text: str) -> dict[str, "Group"]:
-    return {}
-
-
 def group_key(run: str, pattern: Pattern) -> Group:
     """Group of ``run`` under ``pattern`` (see the module docstring)."""
-    memo = _memo(pattern.pattern)
-    found = memo.get(run)
-    if found is None:
-        found = _group_key(run, pattern)
-        if len(memo) < MAX_MEMO_RUNS:
-            memo[run] = found
-    return found
-
-
-def _group_key(run: str, pattern: Pattern) -> Group:
     match = pattern.search(run)
     if match is None:
         return Group(run, False)
@@ -89,15 +66,18 @@ def _group_key(run: str, pattern: Pattern) -> Group:
     return Group(name, True) if name else Group(run, False)
 
 
-def group_runs(runs: Iterable[str], pattern: Pattern) -> dict[Group, list[str]]:
-    """{group: sorted run names}, by name, a matched group before the unmatched run of the same name."""
+def group_runs(runs: Iterable[str], pattern: Pattern, keys: dict[str, Group] | None = None) -> dict[Group, list[str]]:
+    """{group: sorted run names}, by name, a matched group before the unmatched run of the same name; ``keys``:
+    the runs' group keys under ``pattern`` where known ({run: group_key(run, pattern)})."""
+    keys = keys or {}
     groups: dict[Group, list[str]] = {}
     for run in sorted(runs):
-        groups.setdefault(group_key(run, pattern), []).append(run)
+        found = keys.get(run)
+        groups.setdefault(found if found is not None else group_key(run, pattern), []).append(run)
     return dict(sorted(groups.items(), key=lambda item: (item[0].name, not item[0].matched)))
 
 
-def group_members(runs: Iterable[str], pattern: Pattern, name: str) -> list[str]:
-    """The runs of group ``name``: those the pattern maps to ``name``, else the unmatched run ``name``."""
-    groups = group_runs(runs, pattern)
+def group_members(groups: dict[Group, list[str]], name: str) -> list[str]:
+    """The runs of group ``name`` in ``groups`` (see :func:`group_runs`): those the pattern maps to ``name``,
+    else the unmatched run ``name``."""
     return groups.get(Group(name, True)) or groups.get(Group(name, False), [])

@@ -7,7 +7,8 @@ from tensorboard.plugins import base_plugin
 from nas_logger.format import INDEX_PLUGIN_NAME, PLUGIN_NAME
 
 from . import assets
-from .routes import CacheBudgets, Routes
+from .cache import CACHE_BYTES
+from .routes import Routes
 from .sharing import max_age_for
 from .tensorboard_private import parse_samples_per_plugin
 
@@ -17,14 +18,14 @@ class NASPlugin(base_plugin.TBPlugin):
 
     plugin_name = PLUGIN_NAME
 
-    def __init__(self, context: base_plugin.TBContext, frontend_dir=None, budgets: CacheBudgets | None = None) -> None:
+    def __init__(self, context: base_plugin.TBContext, frontend_dir=None, cache_bytes: int = CACHE_BYTES) -> None:
         # Listings are shared between requests for a fraction of TensorBoard's reload interval (see .sharing).
         self._routes = Routes(context.data_provider, frontend_dir or assets.frontend_dir(),
-                              max_age_for(getattr(context.flags, "reload_interval", None)), budgets)
+                              max_age_for(getattr(context.flags, "reload_interval", None)), cache_bytes)
 
     @property
     def routes(self) -> Routes:
-        """The plugin's handlers (their caches' accounted bytes: ``routes.cached_bytes``)."""
+        """The plugin's handlers (what they keep between requests: ``routes.cache``)."""
         return self._routes
 
     def get_plugin_apps(self):

@@ -10,168 +10,49 @@ import csv
 import io
 import re
 import urllib.parse
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from tensorboard import plugin_util
 from tensorboard.backend import http_util
 
 from nas_logger import format as fmt
 
-from . import assets
-from .aggregate import align, band, mean_curve
-from .grouping import DEFAULT_GROUP_REGEX, Pattern, compile_group_regex, group_runs
-from .overfit import default_loss_tag, overfit_step
-from .reading import PARALLEL_CALLS, SERIES_CACHE_BYTES, ProbeUnreadable, Reader, RunListing, SeriesCache, Stats
+from . import assets, lines, parameters
+from .aggregate import align
+from .cache import BODY, CACHE_BYTES, MISS, VersionedCache
+from .grouping import DEFAULT_GROUP_REGEX, Pattern
+from .listing import PARALLEL_CALLS, RunListing
+from .overfit import default_loss_tag
+from .reading import ProbeUnreadable, Reader
 from .responses import (JSON, ApiError, Body, csv_floats, encode, endpoint, image_type, json_floats, json_response,
                         step_json, steps_json)
 from .selection import Selection, Selections, Selector
-from .sharing import LISTING_CACHE_BYTES
-
 
 STATIC_PREFIX = f"/data/plugin/{fmt.PLUGIN_NAME}/static/"
-
-
-# Most bytes of response bodies kept for repeated requests (Routes._memo), each counted with its gzipped copy
-# (as half its size): a few hundred views' worth, ~64 MiB of bodies.
-BODY_CACHE_BYTES = 96 * 2**20
-
-
-def _where(request) -> tuple:
-    """(request context, experiment id) for the data provider."""
-    return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
-
-
-@dataclass(frozen=True)
-class RunList:
-    """A ``runs`` body, what it was made of (experiment, regex text, {run: version}) and its JSON, encoded
-    once: the clients of every open tab poll it, and it changes only when a run logs a step."""
-
-    key: tuple
-    body: dict
-    json: Body
-
-
-@dataclass
-class LayerLine:
-    """A layer's min/median/max over steps: of one run, or across the runs of a group."""
-
-    layer: fmt.LayerInfo
-    stats: Stats
-
-
-@dataclass
-class Loss:
-    tag: str
-    steps: np.ndarray
-    values: np.ndarray
-
-    def json(self) -> dict:
-        return {"tag": self.tag, "steps": steps_json(self.steps), "values": json_floats(self.values)}
-
-
-# --- parameters: parsed and validated in the routes, before any read --------------------------------
-
-def _arg(request, name: str, required: bool = False) -> str | None:
-    value = request.args.get(name)
-    if value is None or value == "":
-        if required:
-            raise ApiError(400, f"missing parameter {name!r}", name)
-        return None
-    return value
-
-
-# Steps and indices are int64 in event files: a value beyond is no step of any run.
-INT64 = (-2**63, 2**63 - 1)
-
-
-def _int_arg(request, name: str) -> int | None:
-    value = _arg(request, name)
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ApiError(400, f"parameter {name!r} must be an integer; got {value!r}", name) from None
-    if not INT64[0] <= number <= INT64[1]:
-        raise ApiError(400, f"parameter {name!r} must be an integer from -2**63 to 2**63 - 1; got {value!r}", name)
-    return number
-
-
-def _probe_arg(request) -> int:
-    """The ``probe`` parameter: index of a probe sample among those logged (default 0, the first)."""
-    probe = _int_arg(request, "probe")
-    if probe is None:
-        return 0
-    if probe < 0:
-        raise ApiError(400, f"parameter 'probe' must be an index >= 0 of a logged probe sample; got {probe}", "probe")
-    return probe
-
-
-def _pick_probe(count: int, probe: int, run: str) -> int:
-    """``probe`` if ``run`` logged that many probe samples; else 400 naming the valid range."""
-    if probe >= count:
-        raise ApiError(400, f"parameter 'probe' is {probe}, but run {run!r} logged {count} probe "
-                            f"sample{'s' if count != 1 else ''} (0..{count - 1})", "probe")
-    return probe
-
-
-def _pattern(request) -> Pattern:
-    try:
-        return compile_group_regex(_arg(request, "group_regex"))
-    except ValueError as e:
-        raise ApiError(400, str(e), "group_regex") from None
-
-
-def _selector(request) -> Selector:
-    run, group = _arg(request, "run"), _arg(request, "group")
-    if run is not None and group is not None:
-        raise ApiError(400, "give run= or group=, not both", "group")
-    if run is not None:
-        return Selector(run=run)
-    if group is None:
-        raise ApiError(400, "missing parameter 'run' (or 'group')", "run")
-    return Selector(group=group, pattern=_pattern(request))
-
-
-def _loss_tags(request) -> tuple[str | None, str | None]:
-    """The requested overlays ``loss_tag`` and ``loss_tag2`` (None: the default, and none)."""
-    return _arg(request, "loss_tag"), _arg(request, "loss_tag2")
-
-
-@dataclass(frozen=True)
-class CacheBudgets:
-    """The most bytes each of the plugin's caches holds: data-provider listings, converted series, response bodies."""
-
-    listings: int = LISTING_CACHE_BYTES
-    series: int = SERIES_CACHE_BYTES
-    bodies: int = BODY_CACHE_BYTES
 
 
 class Routes:
     """The plugin's WSGI apps; ``frontend_dir`` holds ``index.js`` and the other static files.
 
-    Each ``*_route`` parses and validates its request, then calls ``*_impl(ctx, eid, ...)``, which reads
-    and computes the response body without seeing the request (TensorBoard's scalars plugin's split).
-    The data routes list what they show first and keep their encoded bodies by those listed versions
-    (:meth:`_memo`): a view that every open tab asks for again costs its listing calls only.
+    Each ``*_route`` parses and validates its request, selects what it shows (:mod:`.selection`, which lists
+    it), and answers the body kept under the listed versions of everything it is made from, else the one its
+    ``*_impl(ctx, eid, ...)`` makes without seeing the request (TensorBoard's scalars plugin's split): a view
+    that every open tab asks for again costs its listing calls only. Everything kept between requests is in
+    one :class:`.cache.VersionedCache` of ``cache_bytes``.
     """
 
     def __init__(self, data_provider, frontend_dir: Path | None, listing_max_age: float = 0.0,
-                 budgets: CacheBudgets | None = None) -> None:
-        budgets = budgets or CacheBudgets()
-        self._reader = Reader(data_provider, budgets.series, listing_max_age, budgets.listings)
+                 cache_bytes: int = CACHE_BYTES) -> None:
+        self._cache = VersionedCache(cache_bytes)
+        self._reader = Reader(data_provider, self._cache, listing_max_age)
+        self._selections = Selections(self._reader, self._cache)
         self._frontend = frontend_dir
-        self._bodies = SeriesCache(budgets.bodies)  # see _memo
-        # The run list that every open tab polls: the last one made, reused while its key holds.
-        self._runs_last: RunList | None = None
-        self._selections = Selections(self._reader)
 
     @property
-    def cached_bytes(self) -> dict[str, int]:
-        """{cache: the bytes it holds, as accounted against its budget} of every cache of the plugin."""
-        return {**self._reader.cached_bytes, "bodies": self._bodies.kept_bytes, "group members": self._selections.members_bytes}
+    def cache(self) -> VersionedCache:
+        """Everything the plugin keeps between requests (``cache.kept_bytes``: the bytes of each kind)."""
+        return self._cache
 
     def apps(self) -> dict:
         return {
@@ -188,76 +69,88 @@ class Routes:
             "/export": self.export_route,
         }
 
-    # --- routes: parse, validate, respond -------------------------------------------------------
+    # --- routes: parse, validate, select, respond with the kept body or a new one ----------------
 
     @endpoint
     def runs_route(self, request):
-        listed = self._run_list(*_where(request), _pattern(request))
-        return listed.json.respond(request, JSON)
+        ctx, eid = parameters.where(request)
+        pattern = parameters.pattern(request)
+        versions = self._reader.run_versions(ctx, eid)
+        key = ("runs", eid, pattern.pattern)
+        body = self._kept(key, versions) or self._keep(key, versions, self.runs_impl(eid, versions, pattern))
+        return body.respond(request, JSON)
 
     @endpoint
     def run_route(self, request):
-        return json_response(request, self.run_impl(*_where(request), _arg(request, "run", required=True)))
+        return json_response(request, self.run_impl(*parameters.where(request), parameters.arg(request, "run", required=True)))
 
     @endpoint
     def lines_route(self, request):
-        return self._selection_json(request, "lines", self.lines_impl)
+        ctx, eid, sel, loss_tags, key = self._selected(request, "lines")
+        body = self._kept(key, sel.listed) or self._keep(key, sel.listed, self.lines_impl(ctx, eid, sel, loss_tags))
+        return body.respond(request, JSON)
 
     @endpoint
     def stripes_route(self, request):
-        return self._selection_json(request, "stripes", self.stripes_impl)
+        ctx, eid, sel, loss_tags, key = self._selected(request, "stripes")
+        body = self._kept(key, sel.listed) or self._keep(key, sel.listed, self.stripes_impl(ctx, eid, sel, loss_tags))
+        return body.respond(request, JSON)
 
-    def _selection_json(self, request, route: str, impl):
-        """The JSON of ``impl(ctx, eid, selection, loss tags)`` for the requested run or group, kept (see :meth:`_memo`)."""
-        ctx, eid = _where(request)
-        selector, loss_tags = _selector(request), _loss_tags(request)
+    def _selected(self, request, route: str) -> tuple:
+        """(ctx, eid, selection with scalar tags, loss tags, key of the body) of a ``route`` request of a run or
+        group with overlays."""
+        ctx, eid = parameters.where(request)
+        selector, loss_tags = parameters.selector(request), parameters.loss_tags(request)
         sel = self._selections.select(ctx, eid, selector, scalars=True)
-        return self._kept_json(request, (route, eid, sel.kind, sel.name, loss_tags), sel.listed,
-                               lambda: impl(ctx, eid, sel, loss_tags))
+        return ctx, eid, sel, loss_tags, (route, eid, sel.kind, sel.name, loss_tags)
 
     @endpoint
     def export_route(self, request):
-        output = _arg(request, "format") or "csv"
+        output = parameters.arg(request, "format") or "csv"
         if output != "csv":
             raise ApiError(400, f"format must be 'csv'; got {output!r}", "format")
-        ctx, eid = _where(request)
-        sel = self._selections.select(ctx, eid, _selector(request))
-        text = self._memo(("export", eid, sel.kind, sel.name), sel.listed,
-                          lambda: Body(self.export_impl(ctx, eid, sel).encode()))
+        ctx, eid = parameters.where(request)
+        sel = self._selections.select(ctx, eid, parameters.selector(request))
+        key = ("export", eid, sel.kind, sel.name)
+        text = self._kept(key, sel.listed) or self._keep(key, sel.listed, self.export_impl(ctx, eid, sel))
         headers = [("Content-Disposition", f'attachment; filename="{_export_filename(sel)}"')]
         return text.respond(request, "text/csv", headers=headers)
 
     @endpoint
     def heatmap_route(self, request):
-        run, layer = _arg(request, "run", required=True), _arg(request, "layer", required=True)
-        step, probe = _int_arg(request, "step"), _probe_arg(request)
-        ctx, eid = _where(request)
+        run, layer = parameters.arg(request, "run", required=True), parameters.arg(request, "layer", required=True)
+        step, probe = parameters.int_arg(request, "step"), parameters.probe_arg(request)
+        ctx, eid = parameters.where(request)
         listing = self._selections.run(ctx, eid, run)
-        return self._kept_json(request, ("heatmap", eid, run, layer, step, probe),
-                               self._heatmap_version(ctx, eid, run, listing),
-                               lambda: self.heatmap_impl(ctx, eid, run, listing, layer, step, probe))
+        key, version = ("heatmap", eid, run, layer, step, probe), self._heatmap_version(ctx, eid, run, listing)
+        body = self._kept(key, version) or self._keep(key, version, self.heatmap_impl(ctx, eid, run, listing, layer,
+                                                                                     step, probe))
+        return body.respond(request, JSON)
 
     @endpoint
     def heatmaps_route(self, request):
-        run = _arg(request, "run", required=True)
-        step, probe = _int_arg(request, "step"), _probe_arg(request)
-        ctx, eid = _where(request)
+        run = parameters.arg(request, "run", required=True)
+        step, probe = parameters.int_arg(request, "step"), parameters.probe_arg(request)
+        ctx, eid = parameters.where(request)
         listing = self._selections.run(ctx, eid, run)
-        return self._kept_json(request, ("heatmaps", eid, run, step, probe), self._heatmap_version(ctx, eid, run, listing),
-                               lambda: self.heatmaps_impl(ctx, eid, run, listing, step, probe))
+        key, version = ("heatmaps", eid, run, step, probe), self._heatmap_version(ctx, eid, run, listing)
+        body = self._kept(key, version) or self._keep(key, version, self.heatmaps_impl(ctx, eid, run, listing, step,
+                                                                                      probe))
+        return body.respond(request, JSON)
 
     @endpoint
     def steps_route(self, request):
-        run, loss_tags = _arg(request, "run", required=True), _loss_tags(request)
-        ctx, eid = _where(request)
+        run, loss_tags = parameters.arg(request, "run", required=True), parameters.loss_tags(request)
+        ctx, eid = parameters.where(request)
         sel = self._selections.select(ctx, eid, Selector(run=run), scalars=True)
-        return self._kept_json(request, ("steps", eid, run, loss_tags), sel.listed,
-                               lambda: self.steps_impl(ctx, eid, sel, loss_tags))
+        key = ("steps", eid, run, loss_tags)
+        body = self._kept(key, sel.listed) or self._keep(key, sel.listed, self.steps_impl(ctx, eid, sel, loss_tags))
+        return body.respond(request, JSON)
 
     @endpoint
     def probe_route(self, request):
-        run, monitor = _arg(request, "run", required=True), _arg(request, "monitor")
-        image = self.probe_impl(*_where(request), run, monitor, _probe_arg(request))
+        run, monitor = parameters.arg(request, "run", required=True), parameters.arg(request, "monitor")
+        image = self.probe_impl(*parameters.where(request), run, monitor, parameters.probe_arg(request))
         return http_util.Respond(request, image, image_type(image))
 
     @endpoint
@@ -278,20 +171,32 @@ class Routes:
         path, content_type = found
         return http_util.Respond(request, path.read_bytes(), content_type)
 
+    def _heatmap_version(self, ctx, eid, run: str, listing: RunListing) -> tuple:
+        """What a heatmap response of the run is made from: its NAS listing and, for the probe image's URL,
+        where its probe images are read from."""
+        return listing.listed, self._reader.probe_version(ctx, eid, run, listing)
+
+    def _kept(self, key: tuple, version) -> Body | None:
+        """The body kept under ``key`` if made from ``version`` (the listed versions of everything it is made
+        from, listed for this request), else None."""
+        body = self._cache.get(BODY, key, version)
+        return None if body is MISS else body
+
+    def _keep(self, key: tuple, version, body: dict | str) -> Body:
+        """``body`` (JSON, or text) encoded and kept under ``key`` as made from ``version``."""
+        kept = Body((body if isinstance(body, str) else encode(body)).encode())
+        # Its gzipped copy, made on the first request that accepts gzip, is counted as half its size.
+        self._cache.put(BODY, key, version, kept, len(kept.data) * 3 // 2)
+        return kept
+
     # --- implementations: (ctx, experiment id, parsed parameters) -> response body ---------------
 
-    def _run_list(self, ctx, eid: str, pattern: Pattern) -> RunList:
+    def runs_impl(self, eid: str, versions: dict[str, tuple[int, float]], pattern: Pattern) -> dict:
         """Every run with NAS data (its group; its last logged step and when, which change together whenever
-        it logs a step: clients key their caches on them) and the groups, and its JSON (see :class:`Body`): the
-        run names and a listing of one index record per run (see :meth:`Reader.run_versions`), no read; the
-        rest of a run (layers, scalar tags, step count) is :meth:`run_impl`'s, asked for lazily. The last one
-        made while the experiment, the regex and every run's version are unchanged (listed on every call)."""
-        versions = self._reader.run_versions(ctx, eid)
-        key = (eid, pattern.pattern, versions)
-        last = self._runs_last
-        if last is not None and last.key == key:
-            return last
-        groups = group_runs(versions, pattern)
+        it logs a step: clients key their caches on them) and the groups, of the run versions that
+        :meth:`.listing.Lister.run_versions` lists without a read; the rest of a run (layers, scalar tags,
+        step count) is :meth:`run_impl`'s, asked for lazily."""
+        groups = self._selections.groups(eid, list(versions), pattern, "runs with NAS data")
         runs = []
         for group, members in groups.items():
             for run in members:
@@ -299,10 +204,8 @@ class Routes:
                 runs.append({"run": run, "group": group.name, "matched": group.matched,
                              "max_step": step_json(step), "wall_time": wall_time})
         runs.sort(key=lambda r: r["run"])
-        body = {"runs": runs, "groups": [{"group": g.name, "runs": rs, "matched": g.matched} for g, rs in groups.items()],
+        return {"runs": runs, "groups": [{"group": g.name, "runs": rs, "matched": g.matched} for g, rs in groups.items()],
                 "default_group_regex": DEFAULT_GROUP_REGEX}
-        listed = self._runs_last = RunList(key, body, Body(encode(body).encode()))
-        return listed
 
     def run_impl(self, ctx, eid: str, run: str) -> dict:
         """One run's layers, scalar tags, default loss tag, logged step count, and the last logged step and its
@@ -324,24 +227,25 @@ class Routes:
 
     def lines_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """Per layer its min/median/max over steps, and the overlays (losses, overfitting step, alarms)."""
-        overlay = PARALLEL_CALLS.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
-        lines, times = self._layer_lines(ctx, eid, sel)
+        overlay = PARALLEL_CALLS.submit(lines.overlay, self._reader, ctx, eid, sel, loss_tags)  # its reads beside the layers'
+        shown, times = lines.layer_lines(self._reader, ctx, eid, sel)
         layers = [
             {"name": l.layer.name, "depth": l.layer.depth, "kind": l.layer.kind, "steps": steps_json(l.stats.steps),
              **{name: json_floats(getattr(l.stats, name)) for name in ("median", "min", "max")}}
-            for l in lines
+            for l in shown
         ]
         return {"layers": layers, **overlay.result(), "runs": sel.runs, "times": times,
                 "step_unit": sel.step_unit}
 
     def stripes_impl(self, ctx, eid: str, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
         """The layers' medians on the union of their steps (layers x steps), and the overlays."""
-        overlay = PARALLEL_CALLS.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the layers'
-        lines, times = self._layer_lines(ctx, eid, sel)
-        steps, medians = align([(l.stats.steps, l.stats.median) for l in lines])
+        overlay = PARALLEL_CALLS.submit(lines.overlay, self._reader, ctx, eid, sel, loss_tags)  # its reads beside the layers'
+        shown, times = lines.layer_lines(self._reader, ctx, eid, sel)
+        steps, medians = align([(l.stats.steps, l.stats.median) for l in shown])
         return {
-            "layers": [l.layer.name for l in lines],
-            "depths": [l.layer.depth for l in lines],
+            "layers": [l.layer.name for l in shown],
+            "depths": [l.layer.depth for l in shown],
+            "kinds": [l.layer.kind for l in shown],
             "steps": steps_json(steps),
             "medians": [json_floats(m) for m in medians],
             **overlay.result(),
@@ -355,9 +259,9 @@ class Routes:
         out = io.StringIO()
         writer = csv.writer(out)  # RFC 4180: CRLF rows, so a CR or LF inside a name is quoted
         writer.writerow(["run_or_group", "layer", "depth", _csv_text(sel.step_unit), "min", "median", "max"])
-        lines, _ = self._layer_lines(ctx, eid, sel)
-        values = iter(csv_floats([a for l in lines for a in (l.stats.min, l.stats.median, l.stats.max)]))
-        for line in lines:
+        shown, _ = lines.layer_lines(self._reader, ctx, eid, sel)
+        values = iter(csv_floats([a for l in shown for a in (l.stats.min, l.stats.median, l.stats.max)]))
+        for line in shown:
             columns = [next(values), next(values), next(values)]
             for i, step in enumerate(line.stats.steps.tolist()):
                 writer.writerow([_csv_text(sel.name), _csv_text(line.layer.name), line.layer.depth, step,
@@ -373,7 +277,7 @@ class Routes:
             raise ApiError(404, f"no heatmap of layer {layer!r} in run {run!r}", "layer")
         steps, maps = self._reader.read_heatmaps(ctx, eid, run, [series])[layer]
         index = _step_index(steps, step)
-        grid = maps[index][_pick_probe(len(maps[index]), probe, run)]
+        grid = maps[index][parameters.pick_probe(len(maps[index]), probe, run)]
         return {"run": run, "layer": layer, "step": step_json(steps[index]), "shape": list(grid.shape),
                 "values": json_floats(grid), "steps": steps_json(steps), "probes": len(maps[index]),
                 "probe": self._probe_url(ctx, eid, run, listing, probe), "step_unit": listing.step_unit}
@@ -392,7 +296,7 @@ class Routes:
             if at < steps.size and steps[at] == chosen:
                 shown.append((s.layer, maps[at]))
         count = min((len(grids) for _, grids in shown), default=1)
-        _pick_probe(count, probe, run)
+        parameters.pick_probe(count, probe, run)
         layers = [{"name": layer.name, "depth": layer.depth, "kind": layer.kind,
                    "shape": list(grids[probe].shape), "values": json_floats(grids[probe])}
                   for layer, grids in shown]
@@ -404,7 +308,7 @@ class Routes:
         of probe samples at its last step (the fewest of any layer) and the overlays (losses,
         overfitting step, alarms)."""
         (run,) = sel.runs
-        overlay = PARALLEL_CALLS.submit(self._overlay, ctx, eid, sel, loss_tags)  # its reads beside the heatmaps'
+        overlay = PARALLEL_CALLS.submit(lines.overlay, self._reader, ctx, eid, sel, loss_tags)  # its reads beside the heatmaps'
         data = self._reader.read_heatmaps(ctx, eid, run, list(sel.listings[run].heatmaps.values()))
         steps = np.unique(np.concatenate([s for s, _ in data.values()] or [np.zeros(0, np.int64)]))
         probes = min((len(maps[len(maps) - 1]) for _, maps in data.values() if len(maps)), default=1)
@@ -420,96 +324,9 @@ class Routes:
         if images is None:
             what = f" of monitor {monitor!r}" if monitor is not None else ""
             raise ApiError(404, f"no probe image{what} in run {run!r}", "monitor" if monitor is not None else "run")
-        return images[_pick_probe(len(images), probe, run)]
+        return images[parameters.pick_probe(len(images), probe, run)]
 
-    # --- reads and computations shared by the implementations -----------------------------------
-
-    def _heatmap_version(self, ctx, eid, run: str, listing: RunListing) -> tuple:
-        """What a heatmap response of the run is made from (see :meth:`_memo`): its NAS listing and, for
-        the probe image's URL, where its probe images are read from."""
-        return listing.listed, self._reader.probe_version(ctx, eid, run, listing)
-
-    def _kept_json(self, request, key: tuple, version: tuple, make):
-        """Respond with the JSON of the body ``make()`` returns, kept under ``key`` while ``version`` holds."""
-        return self._memo(key, version, lambda: Body(encode(make()).encode())).respond(request, JSON)
-
-    def _memo(self, key: tuple, version: tuple, make) -> Body:
-        """``make()``, a response body, kept under ``key`` while ``version`` holds: the listed versions of
-        everything the body is made from, listed for this request, so that identical requests between
-        two of TensorBoard's reloads that changed none of that data are answered without reading or
-        encoding again."""
-        body = self._bodies.get(key, version)
-        if body is SeriesCache.MISS:
-            body = make()
-            # Its gzipped copy, made on the first request that accepts gzip, is counted as half its size.
-            self._bodies.put(key, version, body, len(body.data) * 3 // 2)
-        return body
-
-    def _layer_lines(self, ctx, eid, sel: Selection) -> tuple[list[LayerLine], dict]:
-        """Per layer (by depth): the run's min/median/max over receptive fields, or the group's
-        min/median/max across its runs of the per-run medians; and the ``times`` of the response (see
-        :func:`_times`)."""
-        stats = self._reader.read_run_stats(ctx, eid, sel.listings)
-        times = _times(stats.get(sel.runs[0], {}).values())
-        layers: dict[str, fmt.LayerInfo] = {}
-        for run in sel.runs:
-            for layer in sel.listings[run].layers():
-                layers.setdefault(layer.name, layer)
-        lines, batches = [], {}
-        for layer in sorted(layers.values(), key=fmt.layer_order):
-            per_run = [stats[r][layer.name] for r in sel.runs if layer.name in stats.get(r, {})]
-            if not per_run:
-                continue
-            if sel.kind == "run":
-                (s,) = per_run
-                lines.append(LayerLine(layer, s))
-            else:  # banded below; the layers whose runs share their step arrays (a table's rows do) at once
-                batches.setdefault(tuple(id(s.steps) for s in per_run), []).append((len(lines), per_run))
-                lines.append(LayerLine(layer, None))
-        for batch in batches.values():
-            runs = batch[0][1]
-            steps, matrix = align([(s.steps, np.stack([per_run[r].median for _, per_run in batch]))
-                                   for r, s in enumerate(runs)])
-            for (at, _), *columns in zip(batch, *band(matrix)):
-                lines[at].stats = Stats(steps, *columns)
-        return lines, times
-
-    def _losses(self, ctx, eid, sel: Selection, loss_tags: tuple[str | None, str | None]
-                ) -> tuple[Loss | None, Loss | None, list[str]]:
-        """The overlays ``loss_tag`` (default: the tag named like a test loss) and ``loss_tag2``, for a group
-        the step-wise mean across its runs that have the tag; and the requested tags that none of the
-        selection's runs has (their overlay is None: a view of runs that log different losses still draws)."""
-        tags = sel.scalars
-        available = set().union(*tags.values()) if tags else set()
-        result, missing = [], []
-        for tag, default in zip(loss_tags, (default_loss_tag(available), None)):
-            if tag is not None and tag not in available:
-                missing.append(tag)
-                result.append(None)
-                continue
-            tag = tag or default
-            listed = {run: run_tags[tag] for run, run_tags in tags.items() if tag in run_tags}
-            curves = self._reader.read_scalar(ctx, eid, listed) if tag else {}
-            if not curves:
-                result.append(None)
-            elif sel.kind == "run":
-                result.append(Loss(tag, *curves[sel.name]))
-            else:
-                result.append(Loss(tag, *mean_curve(list(curves.values()))))
-        return result[0], result[1], missing
-
-    def _overlay(self, ctx, eid, sel: Selection, loss_tags: tuple[str | None, str | None]) -> dict:
-        """What ``lines`` and ``stripes`` draw over the layers: the losses, the overfitting step, the alarms."""
-        loss, loss2, missing = self._losses(ctx, eid, sel, loss_tags)
-        alarms = self._reader.read_alarms(ctx, eid, sel.listings)
-        return {
-            "alarm_status": self._reader.read_alarm_statuses(ctx, eid, sel.listings),
-            "loss": loss.json() if loss else None,
-            "loss2": loss2.json() if loss2 else None,
-            "missing_loss_tags": missing,
-            "overfit_step": step_json(overfit_step(loss.steps, loss.values)) if loss else None,
-            "alarms": [{"run": run, "step": step_json(step), "layers": layers} for run in sel.runs for step, layers in alarms.get(run, ())],
-        }
+    # --- shared by the implementations ---------------------------------------------------------
 
     def _probe_url(self, ctx, eid, run: str, listing: RunListing, probe: int = 0) -> str | None:
         """URL of the run's image of probe sample ``probe`` (of its first monitor that logged one), or None
@@ -525,16 +342,6 @@ class Routes:
             return None
         # Probe 0 without its parameter: the URL that files from before k probes were linked with.
         return url_for("probe", run=run, monitor=monitor, probe=str(probe) if probe else None)
-
-
-def _times(stats) -> dict:
-    """``{"steps": [...], "wall_times": [seconds since the epoch]}`` of a run's logged steps: those of its
-    layer with the most steps (a stats table's rows share theirs), as its events say; empty without any."""
-    found = max(stats, key=lambda s: s.steps.size, default=None)
-    if found is None or found.wall_times is None:
-        return {"steps": [], "wall_times": []}
-    # Wall times keep their full precision: json_floats' 7 digits would round them to ~1000 s.
-    return {"steps": steps_json(found.steps), "wall_times": found.wall_times.tolist()}
 
 
 def _export_filename(sel: Selection) -> str:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import threading
 from time import monotonic
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import NamedTuple
+
+from .cache import LISTING, MISS, VersionedCache
 
 # Most reload-interval fraction and seconds an answer is reused for: a loaded step shows this much later at most.
 MAX_AGE_FRACTION = 0.5
@@ -44,35 +46,32 @@ class _Call:
         self.error: BaseException | None = None
 
 
-# Bytes of listings kept (raw answers and what was made of them, as estimated by the callers' ``weigh``).
-LISTING_CACHE_BYTES = 64 * 2**20
+class _Answer(NamedTuple):
+    """A kept answer: the raw one (to tell a changed answer), what was made of it, the epoch it may be reused
+    in (-1: none) and when it was fetched."""
+
+    raw: object
+    made: object
+    epoch: int
+    fetched: float
 
 
 class SharedListings:
-    """Listing answers by key, shared as the module says; thread-safe. Holds the last raw answer of keys
-    (to tell a changed answer) and what was made of it, at most ``budget`` bytes of them as weighed by
-    :meth:`get`'s ``weigh`` (the least recently used dropped first; the newest always kept)."""
+    """Listing answers by key, shared as the module says; thread-safe. Keeps the last raw answer of each key
+    (to tell a changed answer) and what was made of it in ``cache``, weighed by :meth:`get`'s ``weigh``."""
 
-    def __init__(self, max_age: float, budget: int = LISTING_CACHE_BYTES) -> None:
+    def __init__(self, cache: VersionedCache, max_age: float) -> None:
+        self._cache = cache
         self._max_age = max_age
-        self._budget = budget
-        self._bytes = 0
         self._lock = threading.RLock()  # get() asks kept() under it
         self._epoch = 0  # raised whenever an answer changed: kept answers of older epochs are not reused
-        self._last: OrderedDict = OrderedDict()  # key -> (raw, made, epoch, time fetched, bytes)
         self._flying: dict[Hashable, _Call] = {}
-
-    @property
-    def kept_bytes(self) -> int:
-        """The weighed bytes of the answers kept."""
-        return self._bytes
 
     def kept(self, key: Hashable, default=None):
         """What :meth:`get` would answer for ``key`` at once, without a call; ``default`` when it would call."""
-        with self._lock:
-            kept = self._last.get(key)
-            if kept is not None and kept[2] == self._epoch and monotonic() - kept[3] < self._max_age:
-                return kept[1]
+        kept = self._cache.get(LISTING, key, None)
+        if kept is not MISS and kept.epoch == self._epoch and monotonic() - kept.fetched < self._max_age:
+            return kept.made
         return default
 
     def get(self, key: Hashable, fetch: Callable[[], object], make: Callable[[object], object],
@@ -99,20 +98,15 @@ class SharedListings:
         try:
             fetched = monotonic()
             raw = fetch()
-            with self._lock:
-                last = self._last.get(key)
-            changed = last is None or last[0] != raw
-            call.made = make(raw) if changed else last[1]
+            last = self._cache.get(LISTING, key, None)
+            changed = last is MISS or last.raw != raw
+            call.made = make(raw) if changed else last.made
             with self._lock:
                 if changed:
                     self._epoch += 1
                 # Fetched before another answer changed: kept for telling a change, not for reuse.
-                size = weigh(raw)
-                old = self._last.pop(key, None)
-                self._bytes += size - (old[4] if old is not None else 0)
-                self._last[key] = (raw, call.made, self._epoch if epoch == self._epoch - changed else -1, fetched, size)
-                while self._bytes > self._budget and len(self._last) > 1:
-                    self._bytes -= self._last.popitem(last=False)[1][4]
+                reusable = self._epoch if epoch == self._epoch - changed else -1
+            self._cache.put(LISTING, key, None, _Answer(raw, call.made, reusable, fetched), weigh(raw))
             return call.made
         except BaseException as e:
             call.error = e

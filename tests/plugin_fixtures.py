@@ -115,12 +115,12 @@ def build_logdir(path: Path) -> LogDir:
     return log
 
 
-def app_for(logdir: Path, frontend_dir=None, reload_interval: float | None = None, budgets=None, plugin=False):
+def app_for(logdir: Path, frontend_dir=None, reload_interval: float | None = None, cache_bytes=None, plugin=False):
     """The werkzeug test client of a TensorBoard app with only the NAS plugin, loaded as TensorBoard's
     `--load_fast=false` path does (every `nas` record kept, as NASLoader.fix_flags asks). With
     ``reload_interval`` the plugin is told TensorBoard's `--reload_interval` (it shares listings for a part
-    of it); the test calls ``multiplexer.Reload()`` itself. ``budgets``: the plugin's cache budgets
-    (:class:`~nas_tb_plugin.routes.CacheBudgets`). Returns (client, multiplexer), or (client, the plugin's
+    of it); the test calls ``multiplexer.Reload()`` itself. ``cache_bytes``: the budget of the plugin's
+    cache (:class:`~nas_tb_plugin.cache.VersionedCache`). Returns (client, multiplexer), or (client, the plugin's
     routes) with ``plugin``."""
     multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"nas": 0, "nas_index": 1})
     multiplexer.AddRunsFromDirectory(str(logdir))
@@ -128,7 +128,7 @@ def app_for(logdir: Path, frontend_dir=None, reload_interval: float | None = Non
     provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
     flags = argparse.Namespace(reload_interval=reload_interval) if reload_interval is not None else None
     context = base_plugin.TBContext(logdir=str(logdir), data_provider=provider, flags=flags)
-    nas = NASPlugin(context, frontend_dir=frontend_dir, budgets=budgets)
+    nas = NASPlugin(context, frontend_dir=frontend_dir, **({} if cache_bytes is None else {"cache_bytes": cache_bytes}))
     app = application.TensorBoardWSGI([nas], data_provider=provider)
     return werkzeug_test.Client(app), (nas.routes if plugin else multiplexer)
 

@@ -21,7 +21,7 @@ from events import provider, read_nas
 from nas_logger import format as fmt
 from nas_logger.summaries import index_summary, nas_summary
 from nas_logger.writer import file_writer
-from nas_tb_plugin.reading import Series, Table, index_tags
+from nas_tb_plugin.listing import Series, Table, index_tags
 from reliability_support import write_synthetic_runs
 from plugin_fixtures import (GROUPS, HTML_RUN, LAYERS, STEPS, app_for, build_logdir, get_json, write_run,
                              write_two_monitors)
@@ -54,6 +54,29 @@ def smoothed_argmin(steps, values):
 
 
 # --- runs ---------------------------------------------------------------------------------------
+
+def test_a_runs_group_key_is_found_once_per_regex_and_a_new_run_costs_its_own(tmp_path, monkeypatch):
+    """RE2 costs ~40 us a run: the run list and a group's selection share each run's group key under a regex,
+    and a run that appears costs the search of its own name, not that of every run."""
+    from nas_tb_plugin import selection
+
+    runs = [f"g/seed{i}" for i in range(4)]
+    write_synthetic_runs(tmp_path, runs, steps=2)
+    client, multiplexer = app_for(tmp_path)
+    searched = []
+    original = selection.group_key
+    monkeypatch.setattr(selection, "group_key", lambda run, pattern: searched.append(run) or original(run, pattern))
+    assert get_json(client, P + "lines?group=g")["runs"] == runs
+    assert [r["group"] for r in get_json(client, P + "runs")["runs"]] == ["g"] * 4
+    assert sorted(searched) == runs
+    searched.clear()
+    write_synthetic_runs(tmp_path, ["g/seed4"], steps=2)
+    multiplexer.AddRunsFromDirectory(str(tmp_path))
+    multiplexer.Reload()
+    assert get_json(client, P + "lines?group=g")["runs"] == runs + ["g/seed4"]
+    assert [r["group"] for r in get_json(client, P + "runs")["runs"]] == ["g"] * 5
+    assert searched == ["g/seed4"]
+
 
 def test_runs_lists_groups_and_run_lists_layers_by_depth_and_loss_tags(client, logged):
     body = get_json(client, P + "runs")
@@ -244,6 +267,14 @@ def test_stripes_are_the_medians_layers_by_steps(client, logged):
         assert stripes["medians"] == [l["median"] for l in lines["layers"]]
         assert stripes["overfit_step"] == lines["overfit_step"] == 5
         assert stripes["loss"] == lines["loss"]
+
+
+def test_stripes_carry_each_layers_kind_as_lines_do(client):
+    """The frontend names a layer by its kind in both views (`0 (conv2d)` for a bare-number layer name)."""
+    for selector in ("run=solo", "group=vanilla"):
+        stripes = get_json(client, P + "stripes?" + selector)
+        lines = get_json(client, P + "lines?" + selector)
+        assert stripes["kinds"] == [l["kind"] for l in lines["layers"]] == ["conv2d", "conv2d", "linear", "linear"]
 
 
 def test_export_csv_holds_the_line_data(client):

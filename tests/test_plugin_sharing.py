@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from nas_tb_plugin import sharing
+from nas_tb_plugin.cache import VersionedCache
 from nas_tb_plugin.sharing import SharedListings, max_age_for
 
 
@@ -35,7 +36,7 @@ def test_max_age_is_a_fraction_of_the_reload_interval_and_none_without_reloads()
 
 
 def test_an_answer_is_reused_for_max_age_seconds_and_then_listed_again(clock):
-    source, listings = Source(a="a1"), SharedListings(max_age=0.5)
+    source, listings = Source(a="a1"), SharedListings(VersionedCache(), max_age=0.5)
     assert listings.kept("a") is None
     first = source.get(listings, "a")
     clock[0] += 0.49
@@ -48,7 +49,7 @@ def test_an_answer_is_reused_for_max_age_seconds_and_then_listed_again(clock):
 
 
 def test_without_max_age_every_request_lists_again(clock):
-    source, listings = Source(a="a1"), SharedListings(max_age=0.0)
+    source, listings = Source(a="a1"), SharedListings(VersionedCache(), max_age=0.0)
     source.get(listings, "a")
     source.get(listings, "a")
     assert source.calls == ["a", "a"] and source.made == ["a"]
@@ -57,7 +58,7 @@ def test_without_max_age_every_request_lists_again(clock):
 def test_a_changed_answer_drops_every_kept_one(clock):
     """Once one listing shows a reload's new data (a run's new step in `runs`), no other listing kept from
     before it is reused (that run's `lines` would show the old step under the new version)."""
-    source, listings = Source(runs="step 1", lines="step 1"), SharedListings(max_age=1.0)
+    source, listings = Source(runs="step 1", lines="step 1"), SharedListings(VersionedCache(), max_age=1.0)
     source.get(listings, "lines")
     source.get(listings, "runs")  # a first answer counts as a change: "lines" is listed again, later
     clock[0] += 0.3
@@ -101,7 +102,7 @@ def test_identical_calls_in_flight_are_made_once(monkeypatch):
         release.wait(30)
         return "answer"
 
-    listings, results = SharedListings(max_age=0.0), []
+    listings, results = SharedListings(VersionedCache(), max_age=0.0), []
     threads = [threading.Thread(target=lambda: results.append(listings.get("k", fetch, lambda raw: [raw])))
                for _ in range(8)]
     threads[0].start()
@@ -119,7 +120,7 @@ def test_identical_calls_in_flight_are_made_once(monkeypatch):
 
 
 def test_a_failed_call_fails_every_waiting_request_and_keeps_nothing(clock):
-    listings = SharedListings(max_age=1.0)
+    listings = SharedListings(VersionedCache(), max_age=1.0)
     with pytest.raises(KeyError):
         listings.get("k", lambda: {}["missing"], list)
     assert listings.get("k", lambda: "ok", lambda raw: raw) == "ok"
@@ -127,7 +128,7 @@ def test_a_failed_call_fails_every_waiting_request_and_keeps_nothing(clock):
 
 def test_an_answer_listed_while_another_changed_is_not_reused(clock):
     """A call in flight across a reload may hold the data from before it: kept to tell a change, not reused."""
-    listings = SharedListings(max_age=1.0)
+    listings = SharedListings(VersionedCache(), max_age=1.0)
     listings.get("other", lambda: "v1", lambda raw: raw)
     answers = iter(["slow v1", "slow v2"])
 

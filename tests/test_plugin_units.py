@@ -56,9 +56,9 @@ def test_an_unmatched_run_named_like_a_group_stays_apart():
         Group("vanilla", True): ["vanilla/seed0", "vanilla/seed1"], Group("vanilla", False): ["vanilla"]}
     assert list(group_runs(runs, pattern)) == [Group("abc", True), Group("abc", False), Group("vanilla", True),
                                                Group("vanilla", False)]
-    assert group_members(runs, pattern, "vanilla") == ["vanilla/seed0", "vanilla/seed1"]
-    assert group_members(["vanilla"], pattern, "vanilla") == ["vanilla"]
-    assert group_members(runs, pattern, "nope") == []
+    assert group_members(group_runs(runs, pattern), "vanilla") == ["vanilla/seed0", "vanilla/seed1"]
+    assert group_members(group_runs(["vanilla"], pattern), "vanilla") == ["vanilla"]
+    assert group_members(group_runs(runs, pattern), "nope") == []
 
 
 # --- overfitting and the test-loss tag ----------------------------------------------------------

@@ -25,7 +25,6 @@ import nas_logger
 from nas_logger import format as fmt
 from nas_logger.summaries import nas_summary
 from nas_logger.writer import file_writer
-from nas_tb_plugin.routes import CacheBudgets
 from plugin_fixtures import LAYERS, app_for, get_json
 from reliability_support import complete_steps, peak_rss_mib, tensorboard_pid, write_synthetic_runs
 from test_plugin_server import tensorboard
@@ -302,13 +301,14 @@ def rss_mib() -> float:
 
 def test_distinct_group_regexes_keep_every_cache_within_its_byte_budget(tmp_path):
     """300 runs x 30 layers; `lines` of a group of 10 runs under a distinct group_regex per request (a new
-    listing each, ~0.2 MiB): every cache holds at most its budget of accounted bytes, and once the budgets
-    are full, 200 more such requests grow the process by less than what one unbounded listing cache would
-    keep of them (~40 MiB). Small budgets, so that they fill within a few dozen requests."""
+    listing, grouping and body each, ~0.2 MiB): the plugin's one cache holds at most its budget of accounted
+    bytes, every kind of entry in it, and once it is full, 200 more such requests grow the process by less
+    than what an unbounded cache would keep of them (~40 MiB). A small budget, so that it fills within a few
+    dozen requests."""
     runs = [f"g_{i:03d}" for i in range(300)]
     write_synthetic_runs(tmp_path, runs, layers=30, steps=2)
-    budgets = CacheBudgets(listings=4 * 2**20, series=4 * 2**20, bodies=2 * 2**20)
-    client, plugin = app_for(tmp_path, budgets=budgets, plugin=True)
+    budget = 8 * 2**20
+    client, routes = app_for(tmp_path, cache_bytes=budget, plugin=True)
     rng = random.Random(6)
 
     def request(count: int) -> None:
@@ -322,7 +322,8 @@ def test_distinct_group_regexes_keep_every_cache_within_its_byte_budget(tmp_path
     full = rss_mib()
     request(200)
     grown = rss_mib() - full
-    kept = plugin.cached_bytes
-    assert kept["listings"] <= budgets.listings and kept["series"] <= budgets.series and kept["bodies"] <= budgets.bodies
-    assert grown < 20, f"RSS grew {grown:.0f} MiB over 200 requests with full caches ({kept})"
-    assert kept["listings"] > budgets.listings // 2  # the listings did fill their budget: the bound was reached
+    kept = routes.cache.kept_bytes
+    assert sum(kept.values()) == routes.cache.total_bytes <= budget, kept
+    assert grown < 20, f"RSS grew {grown:.0f} MiB over 200 requests with a full cache ({kept})"
+    assert routes.cache.total_bytes > budget // 2, kept  # the cache did fill: the bound was reached
+    assert all(kept[kind] > 0 for kind in ("listings", "series", "bodies", "groups", "group members")), kept
