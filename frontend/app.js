@@ -491,13 +491,21 @@ export class NasApp {
     for (const [tag, names] of by) h("div", { class: "nas-note missing-loss-note", text: `${tag} is not logged by: ${names.join(", ")}` }, this.message);
   }
 
-  async renderSeries(view, token, t0) {
-    const results = await Promise.all(this.panelEntries().map((e) => this.fetchSeries(view, e)));
-    if (token !== this.token) return;
+  /** The `view` responses of `entries` on the chosen x axis, with the note on missing losses; null when a
+   * newer render has begun meanwhile. */
+  async seriesOnXAxis(view, entries, token) {
+    const results = await Promise.all(entries.map((e) => this.fetchSeries(view, e)));
+    if (token !== this.token) return null;
     this.noteMissingLosses(results);
-    const t1 = performance.now();
     this.toolbar.xAxisChoice(results);
     for (const r of results) if (r.data) r.data = onXAxis(r.data, this.xAxis);
+    return results;
+  }
+
+  async renderSeries(view, token, t0) {
+    const results = await this.seriesOnXAxis(view, this.panelEntries(), token);
+    if (!results) return;
+    const t1 = performance.now();
     const ok = results.filter((r) => r.data);
     const xDomains = domainsByUnit(ok.map((r) => r.data), view === "lines" ? stepExtent : stripeStepExtent);
     this.noteUnits(xDomains);
@@ -549,12 +557,9 @@ export class NasApp {
   /** The overlay view: the `lines` responses of the selection (shared with the line plot's cache), one
    * panel per chosen layer with every entry in its chip colour. */
   async renderOverlay(token, t0) {
-    const results = await Promise.all(this.selected.map((e) => this.fetchSeries("lines", e)));
-    if (token !== this.token) return;
-    this.noteMissingLosses(results);
+    const results = await this.seriesOnXAxis("lines", this.selected, token);
+    if (!results) return;
     const t1 = performance.now();
-    this.toolbar.xAxisChoice(results);
-    for (const r of results) if (r.data) r.data = onXAxis(r.data, this.xAxis);
     const ok = results.filter((r) => r.data);
     const failed = results.filter((r) => r.error);
     if (failed.length) this.message.append(...failed.map((r) => errorBox(`Could not load lines for ${r.entry.type} "${r.entry.name}"`, r.error)));

@@ -220,7 +220,7 @@ class Reader(Lister):
             except errors.PublicError as e:  # the Rust data server's blob keys of odd run names
                 unreadable = ProbeUnreadable(
                     f"TensorBoard's data server cannot read the probe image of run {run!r} ({e}); "
-                    "TensorBoard with --load_fast=false can, and nas_logger now also writes it as a NAS record")
+                    "TensorBoard with --load_fast=false can, and nas_logger also writes it as a NAS record")
                 self._warn_once(("probe", run), "nas: %s", unreadable)
                 return unreadable
 
