@@ -1,7 +1,10 @@
 """The README's screenshots of the whole TensorBoard page on the NAS tab: the demo-like log directory of
 benchmarks/first_plot.py in light and dark mode at 1600x1000 and 1280x720, and a 60-run log directory.
 
-    python docs/screenshots/shoot.py [--logdir DIR] [--many DIR]   (directories reused if they hold runs)
+    PYTHONPATH=. python docs/screenshots/shoot.py [--logdir DIR] [--many DIR]   (directories reused if they hold runs)
+
+from the repository root (`training/` is not installed with the package). The README's screenshots use the
+log directory of `make demo`: `--logdir runs/demo`.
 """
 from __future__ import annotations
 
