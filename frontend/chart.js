@@ -189,11 +189,12 @@ function alarmMarker(g, alarm, { x, yb, yt, unit, fill = ALARM }) {
   return marker;
 }
 
-/** The alarm's onset on the x axis: an upward purple triangle at the axis line. */
-function onsetMarker(g, onset, { x, yb, unit }) {
+/** The alarm's onset on the x axis: an upward hollow triangle at the axis line, outlined in `stroke`. */
+function onsetMarker(g, onset, { x, yb, unit, stroke = ALARM }) {
   const xo = x(onset.step);
-  const m = s("path", { class: "onset-marker", "data-step": onset.step, "data-run": onset.run, d: `M${xo - 5},${yb}L${xo + 5},${yb}L${xo},${yb - 8}Z`, fill: "none", stroke: ALARM, "stroke-width": 1.5 }, g);
+  const m = s("path", { class: "onset-marker", "data-step": onset.step, "data-run": onset.run, d: `M${xo - 5},${yb}L${xo + 5},${yb}L${xo},${yb - 8}Z`, fill: "none", stroke, "stroke-width": 1.5 }, g);
   s("title", { text: `NAS alarm onset: the climb became significant at ${unit} ${onset.step} (${onset.run})` }, m);
+  return m;
 }
 
 /** Loss curves, the dashed overfit line, the NAS alarms (dotted purple, a triangle on top, the triggering
@@ -223,13 +224,13 @@ export function drawLosses(svg, data, { x, yLoss, theme, halo = false, smoothing
   return g;
 }
 
-/** The alarms of several entries in one plot (the overlay): each marker's triangle in its entry's colour. */
+/** The alarms of several entries in one plot (the overlay): each alarm's and onset's triangle in its entry's colour. */
 export function drawEntryAlarms(svg, entries, { x, yNas, unit }) {
   const g = s("g", { class: "alarms" }, svg);
   const [yb, yt] = yNas.range;
   for (const e of entries) {
     for (const alarm of e.alarms || []) alarmMarker(g, alarm, { x, yb, yt, unit, fill: e.color }).setAttribute("data-entry", e.name);
-    for (const onset of e.onsets || []) onsetMarker(g, onset, { x, yb, unit });
+    for (const onset of e.onsets || []) onsetMarker(g, onset, { x, yb, unit, stroke: e.color }).setAttribute("data-entry", e.name);
   }
   return g;
 }

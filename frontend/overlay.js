@@ -31,7 +31,7 @@ function overlayKeys(series, losses) {
   if (losses && series.some((e) => e.loss)) keys.push({ name: "test loss", mark: "dashed", title: "dashed, in each entry's colour: its test loss (left axis)" });
   if (series.some((e) => e.overfit !== null && e.overfit !== undefined)) keys.push({ name: "test-loss minimum", mark: "entryMin", title: "dotted, in each entry's colour: the step of its lowest test loss" });
   if (series.some((e) => e.alarms.length)) keys.push({ name: "NAS alarm", mark: "alarm", title: "dotted purple, triangle in the entry's colour: its NAS overfitting alarm" });
-  if (series.some((e) => e.onsets.length)) keys.push({ name: "NAS alarm onset", mark: "onset", title: "triangle on the step axis: where the NAS climb became significant" });
+  if (series.some((e) => e.onsets.length)) keys.push({ name: "NAS alarm onset", mark: "onset", title: "hollow triangle on the step axis, in the entry's colour: where its NAS climb became significant" });
   return keys;
 }
 

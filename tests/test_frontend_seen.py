@@ -383,6 +383,19 @@ def test_the_alarm_status_shows_under_the_title_and_its_onset_on_the_axis(contex
         assert frame.query_selector(".nas-panel[data-key='run:solo0'] .legend-key[data-mark=onset]").is_visible()
 
 
+def test_in_the_overlay_each_onset_triangle_has_its_entrys_colour(context):
+    with opened(context, "p.nas.view=overlay&p.nas.runs=" + '["run:solo0","group:lr0.1_a"]', "overlay",
+                series_handler=answered_with(add_alarm_status)) as (page, frame):
+        chips = chip_colours(frame)
+        onsets = frame.eval_on_selector_all(
+            ".nas-overlay-panel:first-of-type .onset-marker",
+            "els => els.map(e => [e.dataset.entry, getComputedStyle(e).stroke, e.getBoundingClientRect().width])")
+        assert {entry for entry, _, _ in onsets} == {"solo0", "lr0.1_a"}
+        for entry, stroke, width in onsets:
+            key = "run:solo0" if entry == "solo0" else "group:lr0.1_a"
+            assert stroke == chips[key] and width > 5, (entry, stroke, chips)
+
+
 # --- the heatmap view -----------------------------------------------------------------------------------------
 
 def test_each_heatmap_panel_opens_at_its_own_minimum_and_says_why(tab):
