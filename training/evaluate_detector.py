@@ -74,22 +74,21 @@ RUN_WIDTH = 0.125  # the width every kept run was trained at
 
 
 @functools.cache
-def _model_layers(paper_name: str) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The NAS layers of the model a run of ``paper_name`` trained, rebuilt from ``training.models`` at
-    :data:`RUN_WIDTH` (the kept curves hold no structure), and those of them that feed a normalisation layer.
-    Empty for a name that is no model of ``training.models``."""
+def _normalised_layers_of(paper_name: str) -> dict[str, str]:
+    """The NAS layers that feed a normalisation layer in the model a run of ``paper_name`` trained, rebuilt
+    from ``training.models`` at :data:`RUN_WIDTH` (the kept curves hold no structure). Empty for a name that
+    is no model of ``training.models``."""
     spec = next((s for s in MODELS.values() if s.paper_name == paper_name), None)
     if spec is None:
-        return (), {}
+        return {}
     model = spec.build(3, 32, 10, RUN_WIDTH)  # the layers and their order do not depend on the input size
-    layers = tuple(select_layers(model, nas_layers(model)))
-    return layers, normalised_layers(model, layers)
+    return normalised_layers(model, select_layers(model, nas_layers(model)))
 
 
 def fed_normalisation(name: str, run: Curves) -> dict[str, str]:
     """The layers of run ``name`` ("<paper name> seed<k>") that feed a normalisation layer, as the monitor
     finds them on the live model: ``{layer: normalisation class}``."""
-    return {layer: cls for layer, cls in _model_layers(name.split(" ")[0])[1].items() if layer in run.nas}
+    return {layer: cls for layer, cls in _normalised_layers_of(name.split(" ")[0]).items() if layer in run.nas}
 
 
 @dataclass
